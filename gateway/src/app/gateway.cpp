@@ -1,0 +1,247 @@
+#include "app/gateway.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "core/pipeline.hpp"
+#include "core/seq_store.hpp"
+#include "inputs/modbus/bus_source.hpp"
+#include "outputs/mqtt/output.hpp"
+#include "platform/logging.hpp"
+#include "spool/memory_spool.hpp"
+
+namespace citygate::app {
+
+namespace pb = citygate::v1;
+
+std::string randomHex(std::size_t bytes) {
+  std::random_device rd;
+  static const char* kHex = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    const auto b = static_cast<unsigned>(rd() & 0xFF);
+    s.push_back(kHex[b >> 4]);
+    s.push_back(kHex[b & 0xF]);
+  }
+  return s;
+}
+
+std::uint64_t currentRssBytes() {
+  std::ifstream in("/proc/self/statm");
+  std::uint64_t size = 0;
+  std::uint64_t resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+namespace {
+
+Status makeDirs(const std::string& path, mode_t mode) {
+  if (path.empty()) return Ok{};
+  std::string cur;
+  for (std::size_t i = 0; i <= path.size(); ++i) {
+    if (i == path.size() || (path[i] == '/' && i > 0)) {
+      cur = path.substr(0, i);
+      if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) {
+        return Error{"cannot create " + cur + ": " + std::strerror(errno)};
+      }
+    }
+  }
+  return Ok{};
+}
+
+std::string readSecretLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
+}  // namespace
+
+Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::unique_ptr<ValidatedConfig> config,
+                 std::string version)
+    : ioc_(ioc),
+      logging_(logging),
+      config_(std::move(config)),
+      version_(std::move(version)),
+      bootId_(randomHex(16)),
+      startedAt_(WallClock::now()),
+      startedSteady_(SteadyClock::now()),
+      log_(logging.get("main")),
+      healthTimer_(ioc) {}
+
+Gateway::~Gateway() = default;
+
+Status Gateway::start() {
+  const pb::GatewayConfig& c = config_->loaded.config;
+  if (auto st = makeDirs(c.state_dir(), 0750); !st) return st;
+
+  spool_ = std::make_unique<spool::MemorySpool>(c.spool().max_bytes(), c.spool().when_full());
+  const bool durableSpool = false;
+  seq_ = std::make_unique<core::SeqStore>(c.state_dir().empty() ? std::string() : c.state_dir() + "/seq", !durableSpool);
+  if (auto st = seq_->open(spool_->recoveredNextSeq()); !st) return st;
+  log_->info("gateway '{}' boot {} starting at seq {}", c.gateway_id(), bootId_, seq_->peek());
+
+  const auto& m = c.mqtt();
+  mqtt::ClientOptions co;
+  co.uri = m.uri();
+  co.clientId = m.client_id();
+  co.keepalive = std::chrono::seconds(m.keepalive_s());
+  co.connectTimeout = std::chrono::seconds(m.connect_timeout_s());
+  co.username = m.username();
+  if (!m.password_file().empty()) co.password = readSecretLine(m.password_file());
+  co.tls = m.uri().rfind("ssl://", 0) == 0 || m.uri().rfind("mqtts://", 0) == 0;
+  co.caFile = m.tls().ca_file();
+  co.certFile = m.tls().cert_file();
+  co.keyFile = m.tls().key_file();
+  co.insecureSkipVerify = m.tls().insecure_skip_verify();
+  mqtt::OutputOptions oo;
+  oo.gatewayId = c.gateway_id();
+  oo.bootId = bootId_;
+  oo.version = version_;
+  oo.topicPrefix = m.topic_prefix();
+  oo.startedAt = startedAt_;
+  oo.reconnectMin = std::chrono::milliseconds(m.reconnect_min_ms());
+  oo.reconnectMax = std::chrono::milliseconds(m.reconnect_max_ms());
+  oo.healthQos = static_cast<int>(m.health_qos());
+  co.willTopic = mqtt::topicFor(oo.topicPrefix, oo.gatewayId, "status");
+  co.willPayload = mqtt::statusPayload(oo, pb::OFFLINE);
+  auto mqttLog = logging_.get("mqtt");
+  if (co.insecureSkipVerify) mqttLog->warn("tls.insecure_skip_verify is set: the broker's certificate is NOT checked");
+  mqtt_ = std::make_shared<mqtt::MqttOutput>(ioc_.get_executor(), mqtt::makePahoClient(ioc_.get_executor(), co), oo,
+                                             mqttLog);
+
+  core::PipelineOptions po;
+  po.gatewayId = c.gateway_id();
+  po.bootId = bootId_;
+  po.maxBatchReadings = m.max_batch_readings();
+  po.maxBatchDelay = std::chrono::milliseconds(m.max_batch_delay_ms());
+  po.maxInflightBatches = m.max_inflight_batches();
+  pipeline_ = std::make_shared<core::Pipeline>(ioc_.get_executor(), po, *spool_, *mqtt_, *seq_, logging_.get("spool"));
+  pipeline_->start();
+  mqtt_->start();
+
+  auto modbusLog = logging_.get("modbus");
+  std::weak_ptr<core::Pipeline> weakPipeline = pipeline_;
+  for (const auto& bus : config_->buses) {
+    auto source = std::make_shared<modbus::BusSource>(
+        ioc_.get_executor(), bus, modbus::makeTransport(bus.config),
+        [weakPipeline](const core::SensorSpec& spec, core::SensorMemory& mem, core::RawSample&& s) {
+          if (auto p = weakPipeline.lock()) p->submit(spec, mem, std::move(s));
+        },
+        [weakPipeline] {
+          auto p = weakPipeline.lock();
+          return p && p->accepting();
+        },
+        modbusLog);
+    source->start();
+    buses_.push_back(std::move(source));
+  }
+  scheduleHealth();
+  return Ok{};
+}
+
+void Gateway::stop(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  healthTimer_.cancel();
+  for (auto& b : buses_) b->stop();
+  if (pipeline_) pipeline_->stop();
+  auto self = shared_from_this();
+  auto finish = [self, done = std::move(done)]() {
+    if (self->seq_) {
+      if (auto st = self->seq_->close(); !st) self->log_->error("{}", st.error());
+    }
+    if (self->spool_) self->spool_->close();
+    self->log_->info("stopped at seq {}", self->seq_ ? self->seq_->peek() : 0);
+    done();
+  };
+  if (mqtt_) {
+    mqtt_->stop(std::chrono::milliseconds(2000), std::move(finish));
+  } else {
+    finish();
+  }
+}
+
+void Gateway::scheduleHealth() {
+  healthTimer_.expires_after(std::chrono::seconds(config_->loaded.config.health_interval_s()));
+  healthTimer_.async_wait(std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
+}
+
+void Gateway::onHealthTimer(const boost::system::error_code& ec) {
+  if (ec || stopping_) return;
+  mqtt_->publishHealth(health());
+  scheduleHealth();
+}
+
+pb::GatewayHealth Gateway::health() const {
+  pb::GatewayHealth h;
+  h.set_gateway_id(config_->loaded.config.gateway_id());
+  h.set_boot_id(bootId_);
+  toTimestamp(WallClock::now(), h.mutable_at());
+  for (const auto& b : buses_) b->fillHealth(*h.mutable_devices());
+  if (spool_) {
+    const auto s = spool_->stats();
+    auto* sp = h.mutable_spool();
+    sp->set_bytes(s.bytes);
+    sp->set_readings(s.readings);
+    sp->set_oldest_seq(s.oldestSeq);
+    sp->set_dropped(s.dropped);
+    sp->set_replayed(s.replayed);
+    sp->set_bytes_written(s.bytesWritten);
+    sp->set_max_bytes(s.maxBytes);
+    sp->set_blocked(s.blocked || (pipeline_ && !pipeline_->accepting()));
+    sp->set_corrupt_records(s.corruptRecords);
+    if (seq_) sp->set_next_seq(seq_->peek());
+  }
+  if (mqtt_) {
+    const auto& s = mqtt_->stats();
+    auto* mq = h.mutable_mqtt();
+    mq->set_reconnects(s.reconnects);
+    mq->set_published(s.published);
+    mq->set_acked(s.acked);
+    mq->set_connected(s.connected);
+    mq->set_last_error(s.lastError);
+    mq->set_batches_published(s.batchesPublished);
+    mq->set_batches_acked(s.batchesAcked);
+    if (s.connected) toTimestamp(s.connectedSince, mq->mutable_connected_since());
+  }
+  auto* p = h.mutable_process();
+  p->set_rss_bytes(currentRssBytes());
+  p->set_uptime_s(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - startedSteady_).count()));
+  rusage ru{};
+  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+    p->set_cpu_user_us(static_cast<std::uint64_t>(ru.ru_utime.tv_sec) * 1000000 + static_cast<std::uint64_t>(ru.ru_utime.tv_usec));
+    p->set_cpu_system_us(static_cast<std::uint64_t>(ru.ru_stime.tv_sec) * 1000000 + static_cast<std::uint64_t>(ru.ru_stime.tv_usec));
+  }
+  if (pipeline_) {
+    const auto ps = pipeline_->stats();
+    auto& ctr = *h.mutable_counters();
+    ctr["readings"] = ps.readings;
+    ctr["batches_sent"] = ps.batchesSent;
+    ctr["batches_delivered"] = ps.batchesDelivered;
+    ctr["delivery_retries"] = ps.retries;
+    ctr["lost_blocked"] = ps.lostBlocked;
+    ctr["spool_errors"] = ps.spoolErrors;
+  }
+  for (const auto& b : buses_) {
+    auto& ctr = *h.mutable_counters();
+    const auto& bc = b->counters();
+    ctr["modbus_polls_skipped"] += bc.skipped;
+    ctr["modbus_polls_blocked"] += bc.blocked;
+    ctr["modbus_read_splits"] += bc.splits;
+  }
+  return h;
+}
+
+}  // namespace citygate::app

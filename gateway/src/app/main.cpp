@@ -1,0 +1,166 @@
+// citygated: the street-side sensor gateway daemon.
+//
+//   citygated --config FILE [--log-level LEVEL]   run in the foreground (as systemd runs it)
+//   citygated --check-config FILE                 validate and exit
+//
+// Exit codes: 0 clean stop, 1 start-up failure, 2 usage, 78 (EX_CONFIG) configuration errors.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "app/gateway.hpp"
+#include "app/validate.hpp"
+#include "platform/logging.hpp"
+#include "platform/systemd.hpp"
+
+#ifndef CITYGATE_VERSION
+#define CITYGATE_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr int kExitConfig = 78;
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: citygated --config FILE [--log-level LEVEL]\n"
+               "       citygated --check-config FILE\n"
+               "       citygated --version\n\n"
+               "Runs the citygate sensor gateway in the foreground: polls the Modbus buses and the LoRa\n"
+               "packet forwarder of FILE, and forwards normalised readings to the MQTT broker.\n\n"
+               "  --config FILE        the gateway configuration (protobuf text format)\n"
+               "  --check-config FILE  validate FILE and its profiles, print every problem as\n"
+               "                       FILE:LINE:COL: message, and exit (0 = valid)\n"
+               "  --log-level LEVEL    trace, debug, info (default), warn, error\n"
+               "  --version            print the version\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string configPath;
+  std::string checkPath;
+  std::string logLevel;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "citygated: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      out = argv[++i];
+    };
+    if (a == "--config" || a == "-c") {
+      value(configPath);
+    } else if (a.rfind("--config=", 0) == 0) {
+      configPath = a.substr(9);
+    } else if (a == "--check-config") {
+      value(checkPath);
+    } else if (a == "--log-level") {
+      value(logLevel);
+    } else if (a == "--version") {
+      std::printf("citygated %s\n", CITYGATE_VERSION);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "citygated: unknown argument '%s'\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+
+  if (!checkPath.empty()) {
+    citygate::config::Diagnostics diags;
+    auto cfg = citygate::app::validateFile(checkPath, diags);
+    std::fputs(diags.str().c_str(), stderr);
+    if (!cfg) {
+      std::fprintf(stderr, "%s: %zu error(s)\n", checkPath.c_str(), diags.size());
+      return kExitConfig;
+    }
+    std::printf("%s: OK (%d bus(es), %zu profile(s))\n", checkPath.c_str(), cfg->loaded.config.modbus_bus_size(),
+                cfg->loaded.profiles.names().size());
+    return 0;
+  }
+  if (configPath.empty()) {
+    usage(stderr);
+    return 2;
+  }
+  if (!logLevel.empty() && !citygate::platform::Logging::parseLevel(logLevel)) {
+    std::fprintf(stderr, "citygated: unknown log level '%s'\n", logLevel.c_str());
+    return 2;
+  }
+
+  citygate::config::Diagnostics diags;
+  auto cfg = citygate::app::validateFile(configPath, diags);
+  if (!cfg) {
+    std::fputs(diags.str().c_str(), stderr);
+    std::fprintf(stderr, "citygated: %s has %zu error(s); not starting\n", configPath.c_str(), diags.size());
+    return kExitConfig;
+  }
+  std::fputs(diags.str().c_str(), stderr);  // warnings
+
+  citygate::platform::Logging logging(std::getenv("JOURNAL_STREAM") != nullptr);
+  if (!logLevel.empty()) {
+    logging.setLevel(logLevel);
+  } else if (!cfg->loaded.config.log_level().empty()) {
+    logging.setLevel(cfg->loaded.config.log_level());
+  }
+  auto log = logging.get("main");
+
+  boost::asio::io_context ioc(1);
+  auto gateway = std::make_shared<citygate::app::Gateway>(ioc, logging, std::move(cfg), CITYGATE_VERSION);
+  if (auto st = gateway->start(); !st) {
+    log->critical("cannot start: {}", st.error());
+    return 1;
+  }
+
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM, SIGHUP);
+  bool stopping = false;
+  std::function<void(const boost::system::error_code&, int)> onSignal;
+  onSignal = [&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      log->info("SIGHUP: reloading {}", configPath);
+      signals.async_wait(onSignal);
+      return;
+    }
+    if (stopping) return;
+    stopping = true;
+    log->info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    citygate::platform::notifyStopping();
+    gateway->stop([&] {
+      signals.cancel();
+      ioc.stop();
+    });
+  };
+  signals.async_wait(onSignal);
+
+  boost::asio::steady_timer watchdog(ioc);
+  std::function<void(const boost::system::error_code&)> onWatchdog;
+  const auto wd = citygate::platform::watchdogInterval();
+  if (wd) {
+    onWatchdog = [&](const boost::system::error_code& ec) {
+      if (ec) return;
+      citygate::platform::notifyWatchdog();
+      watchdog.expires_after(*wd);
+      watchdog.async_wait(onWatchdog);
+    };
+    watchdog.expires_after(*wd);
+    watchdog.async_wait(onWatchdog);
+  }
+  citygate::platform::notifyReady("running");
+  log->info("citygated {} ready", CITYGATE_VERSION);
+
+  ioc.run();
+  watchdog.cancel();
+  return 0;
+}

@@ -1,0 +1,243 @@
+#include "config/loader.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace citygate::config {
+
+bool isValidId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void applyDefaults(pb::GatewayConfig& c) {
+  auto* m = c.mutable_mqtt();
+  if (m->client_id().empty()) m->set_client_id(c.gateway_id());
+  if (m->topic_prefix().empty()) m->set_topic_prefix(kDefaultTopicPrefix);
+  if (m->max_batch_readings() == 0) m->set_max_batch_readings(200);
+  if (m->max_batch_delay_ms() == 0) m->set_max_batch_delay_ms(500);
+  if (m->keepalive_s() == 0) m->set_keepalive_s(30);
+  if (m->reconnect_min_ms() == 0) m->set_reconnect_min_ms(1000);
+  if (m->reconnect_max_ms() == 0) m->set_reconnect_max_ms(300000);
+  if (m->max_inflight_batches() == 0) m->set_max_inflight_batches(8);
+  if (m->connect_timeout_s() == 0) m->set_connect_timeout_s(10);
+  if (c.control().socket().empty()) c.mutable_control()->set_socket(kDefaultControlSocket);
+  if (c.health_interval_s() == 0) c.set_health_interval_s(60);
+  auto* s = c.mutable_spool();
+  if (s->max_bytes() == 0) s->set_max_bytes(256ULL << 20);
+  if (s->when_full() == pb::SpoolConfig::WHEN_FULL_UNSPECIFIED) s->set_when_full(pb::SpoolConfig::DROP_OLDEST);
+  if (s->segment_bytes() == 0) s->set_segment_bytes(4U << 20);
+  if (s->durability_ms() == 0) s->set_durability_ms(100);
+  if (c.state_dir().empty()) c.set_state_dir(s->dir());
+  for (auto& bus : *c.mutable_modbus_bus()) {
+    if (bus.response_timeout_ms() == 0) bus.set_response_timeout_ms(500);
+    if (bus.backoff_min_ms() == 0) bus.set_backoff_min_ms(5000);
+    if (bus.backoff_max_ms() == 0) bus.set_backoff_max_ms(300000);
+    if (bus.failures_to_down() == 0) bus.set_failures_to_down(3);
+    if (bus.has_tcp() && bus.tcp().port() == 0) bus.mutable_tcp()->set_port(502);
+    if (bus.has_rtu_over_tcp() && bus.rtu_over_tcp().port() == 0) bus.mutable_rtu_over_tcp()->set_port(502);
+    if (bus.has_rtu()) {
+      auto* r = bus.mutable_rtu();
+      if (r->baud() == 0) r->set_baud(19200);
+      if (r->parity() == pb::SerialRtu::PARITY_UNSPECIFIED) r->set_parity(pb::SerialRtu::EVEN);
+      if (r->data_bits() == 0) r->set_data_bits(8);
+      if (r->stop_bits() == 0) r->set_stop_bits(1);
+    }
+    for (auto& d : *bus.mutable_device()) {
+      if (d.poll_interval_ms() == 0) d.set_poll_interval_ms(60000);
+      if (d.response_timeout_ms() == 0) d.set_response_timeout_ms(bus.response_timeout_ms());
+    }
+  }
+  if (c.has_lora()) {
+    auto* l = c.mutable_lora();
+    auto* pf = l->mutable_packet_forwarder();
+    if (pf->bind().empty()) pf->set_bind("127.0.0.1");
+    if (pf->port() == 0) pf->set_port(1700);
+    if (l->dedup_window_ms() == 0) l->set_dedup_window_ms(200);
+    if (l->max_fcnt_gap() == 0) l->set_max_fcnt_gap(16384);
+  }
+}
+
+void checkReadableFile(const std::string& path, const Location& at, std::string_view what, Diagnostics& diags) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    at.error(diags, std::string(what) + " '" + path + "': " + std::strerror(errno));
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    at.error(diags, std::string(what) + " '" + path + "' is not a regular file");
+    return;
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    at.error(diags, std::string(what) + " '" + path + "' is not readable: " + std::strerror(errno));
+  }
+}
+
+void checkSecretFile(const std::string& path, const Location& at, std::string_view what, Diagnostics& diags) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    at.error(diags, std::string(what) + " '" + path + "': " + std::strerror(errno));
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    at.error(diags, std::string(what) + " '" + path + "' is not a regular file");
+    return;
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    at.error(diags, std::string(what) + " '" + path + "' has mode " + mode +
+                        ": a file holding a secret must be 0600 or stricter (chmod 600 '" + path + "')");
+    return;
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    at.error(diags, std::string(what) + " '" + path + "' is not readable: " + std::strerror(errno));
+  }
+}
+
+namespace {
+
+void checkMqtt(const pb::GatewayConfig& c, const Location& root, Diagnostics& d) {
+  const Location at = root.child("mqtt");
+  const auto& m = c.mqtt();
+  if (!c.has_mqtt() || m.uri().empty()) {
+    (c.has_mqtt() ? at : root).error(d, "mqtt.uri is required (tcp://host:port or ssl://host:port)");
+    return;
+  }
+  const std::string& uri = m.uri();
+  const bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
+  const bool plain = uri.rfind("tcp://", 0) == 0 || uri.rfind("mqtt://", 0) == 0;
+  if (!tls && !plain) {
+    at.field("uri").error(d, "mqtt.uri '" + uri + "' must start with tcp:// or ssl://");
+  } else {
+    const auto hostStart = uri.find("://") + 3;
+    if (hostStart >= uri.size()) at.field("uri").error(d, "mqtt.uri '" + uri + "' has no host");
+  }
+  if (m.has_tls()) {
+    const Location t = at.child("tls");
+    if (!tls) at.field("tls").error(d, "tls settings need an ssl:// uri");
+    if (!m.tls().ca_file().empty()) checkReadableFile(m.tls().ca_file(), t.field("ca_file"), "ca_file", d);
+    if (m.tls().cert_file().empty() != m.tls().key_file().empty()) {
+      t.error(d, "cert_file and key_file go together (mutual TLS)");
+    }
+    if (!m.tls().cert_file().empty()) checkReadableFile(m.tls().cert_file(), t.field("cert_file"), "cert_file", d);
+    if (!m.tls().key_file().empty()) checkSecretFile(m.tls().key_file(), t.field("key_file"), "key_file", d);
+  }
+  if (!m.password_file().empty()) {
+    checkSecretFile(m.password_file(), at.field("password_file"), "password_file", d);
+    if (m.username().empty()) at.field("password_file").error(d, "password_file needs a username");
+  }
+  if (m.max_batch_readings() > 10000) at.field("max_batch_readings").error(d, "max_batch_readings must be 1..10000");
+  if (m.max_batch_delay_ms() > 60000) at.field("max_batch_delay_ms").error(d, "max_batch_delay_ms must be 0..60000");
+  if (m.reconnect_min_ms() > m.reconnect_max_ms()) {
+    at.field("reconnect_min_ms").error(d, "reconnect_min_ms is larger than reconnect_max_ms");
+  }
+  if (m.health_qos() > 1) at.field("health_qos").error(d, "health_qos must be 0 or 1");
+  if (m.max_inflight_batches() > 64) at.field("max_inflight_batches").error(d, "max_inflight_batches must be 1..64");
+  if (m.client_id().size() > 128) at.field("client_id").error(d, "client_id is longer than 128 characters");
+  for (char ch : m.topic_prefix()) {
+    if (ch == '+' || ch == '#' || ch == '\0') {
+      at.field("topic_prefix").error(d, "topic_prefix must not contain MQTT wildcards");
+      break;
+    }
+  }
+}
+
+void checkSpool(const pb::GatewayConfig& c, const Location& root, Diagnostics& d) {
+  const Location at = root.child("spool");
+  const auto& s = c.spool();
+  if (!s.memory() && s.dir().empty()) {
+    (c.has_spool() ? at : root).error(d, "spool.dir is required (or spool { memory: true })");
+  }
+  if (s.max_bytes() < (64U << 10)) at.field("max_bytes").error(d, "spool.max_bytes must be at least 65536");
+  if (s.segment_bytes() < 4096) at.field("segment_bytes").error(d, "spool.segment_bytes must be at least 4096");
+  if (s.durability_ms() > 10000) at.field("durability_ms").error(d, "spool.durability_ms must be 1..10000");
+}
+
+}  // namespace
+
+bool loadConfigText(const std::string& path, const std::string& text, LoadedConfig& out, Diagnostics& diags) {
+  const std::size_t before = diags.size();
+  out.path = path;
+  out.text = text;
+  if (!parseText(path, text, out.config, diags, out.parsed)) return false;
+  out.syntaxOk = true;
+  pb::GatewayConfig& c = out.config;
+  const Location& root = out.parsed.root;
+  applyDefaults(c);
+
+  if (!isValidId(c.gateway_id())) {
+    root.field("gateway_id").error(diags, c.gateway_id().empty()
+                                              ? "gateway_id is required"
+                                              : "gateway_id '" + c.gateway_id() + "' must be 1-64 of [A-Za-z0-9._-]");
+  }
+  if (c.has_location()) {
+    const auto& l = c.location();
+    if (l.lat() < -90 || l.lat() > 90 || l.lon() < -180 || l.lon() > 180) {
+      root.field("location").error(diags, "location lat must be -90..90 and lon -180..180");
+    }
+  }
+  checkMqtt(c, root, diags);
+  checkSpool(c, root, diags);
+  if (c.health_interval_s() > 86400) root.field("health_interval_s").error(diags, "health_interval_s must be 1..86400");
+  if (c.control().socket().size() >= 108) {
+    root.child("control").field("socket").error(diags, "control.socket path is too long for a Unix socket");
+  }
+  if (!c.log_level().empty()) {
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (!levels.contains(c.log_level())) root.field("log_level").error(diags, "unknown log_level '" + c.log_level() + "'");
+  }
+
+  // Ids are unique across the whole gateway: they are the readings' sensor_id.
+  std::map<std::string, Location> ids;
+  auto claim = [&](const std::string& id, const Location& at, std::string_view what) {
+    if (!isValidId(id)) {
+      at.error(diags, std::string(what) + " id '" + id + "' must be 1-64 of [A-Za-z0-9._-]");
+      return;
+    }
+    auto [it, fresh] = ids.emplace(id, at);
+    if (!fresh) {
+      at.error(diags, "duplicate device id '" + id + "' (first defined at line " + std::to_string(it->second.line()) + ")");
+    }
+  };
+  std::map<std::string, int> busNames;
+  for (int b = 0; b < c.modbus_bus_size(); ++b) {
+    const Location bl = root.child("modbus_bus", b);
+    const auto& bus = c.modbus_bus(b);
+    if (!isValidId(bus.name())) {
+      bl.field("name").error(diags, "modbus_bus name '" + bus.name() + "' must be 1-64 of [A-Za-z0-9._-]");
+    } else if (!busNames.emplace(bus.name(), b).second) {
+      bl.field("name").error(diags, "duplicate modbus_bus name '" + bus.name() + "'");
+    }
+    for (int i = 0; i < bus.device_size(); ++i) {
+      claim(bus.device(i).id(), bl.child("device", i).field("id"), "device");
+    }
+  }
+  if (c.has_lora()) {
+    const Location ll = root.child("lora");
+    for (int i = 0; i < c.lora().device_size(); ++i) {
+      claim(c.lora().device(i).id(), ll.child("device", i).field("id"), "lora device");
+    }
+  }
+
+  out.profiles.load(c.profile_dir(), diags);
+  return diags.size() == before;
+}
+
+bool loadConfigFile(const std::string& path, LoadedConfig& out, Diagnostics& diags) {
+  std::string text;
+  if (!readFile(path, text, diags)) return false;
+  return loadConfigText(path, text, out, diags);
+}
+
+}  // namespace citygate::config

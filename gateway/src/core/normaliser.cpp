@@ -1,0 +1,219 @@
+#include "core/normaliser.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace citygate::core {
+namespace {
+
+pb::Quality worse(pb::Quality a, pb::Quality b) { return std::max(a, b); }  // GOOD < UNCERTAIN < BAD
+
+struct Value {
+  double v;
+  pb::Quality quality;
+};
+
+Value canonicalValue(const PointSpec& p, const RawValue& raw) {
+  if (raw.state == RawValue::State::Bad || !std::isfinite(raw.value)) return {raw.value, pb::BAD};
+  double v = (raw.value * p.scale + p.offset) * p.conversion.factor + p.conversion.offset;
+  pb::Quality q = pb::GOOD;
+  if (p.hasRange && (v < p.min || v > p.max)) q = pb::UNCERTAIN;
+  return {v, q};
+}
+
+void setMeasurement(pb::Measurement* m, const PointSpec& p, Value v) {
+  m->set_value(v.v);
+  m->set_unit_code(p.unitCode);
+  m->set_quality(v.quality);
+}
+
+pb::ParkingStatus toStatus(const PointSpec& p, const RawValue& raw, double canonical) {
+  if (raw.state == RawValue::State::Bad) return pb::UNKNOWN;
+  // BOOL points: 1 = occupied (invert for "1 = free"). Register points: 0 free, 1 occupied,
+  // 2 closed, anything else unknown.
+  const auto code = static_cast<long long>(std::llround(canonical));
+  if (p.invert) {
+    if (code == 0) return pb::OCCUPIED;
+    if (code == 1) return pb::FREE;
+  } else {
+    if (code == 0) return pb::FREE;
+    if (code == 1) return pb::OCCUPIED;
+  }
+  if (code == 2) return pb::CLOSED;
+  return pb::UNKNOWN;
+}
+
+}  // namespace
+
+void Normaliser::normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
+                           std::vector<pb::Reading>& out) {
+  if (memory.lastStatus.size() != spec.groups.size()) {
+    memory.lastStatus.assign(spec.groups.size(), pb::PARKING_STATUS_UNSPECIFIED);
+    memory.statusChangedAt.assign(spec.groups.size(), WallTime{});
+  }
+  for (std::size_t g = 0; g < spec.groups.size(); ++g) {
+    const ReadingGroup& group = spec.groups[g];
+    bool any = false;
+    for (auto idx : group.points) {
+      if (idx < sample.values.size() && sample.values[idx].state != RawValue::State::Skip) any = true;
+    }
+    if (!any) continue;
+
+    pb::Reading& r = out.emplace_back();
+    r.set_sensor_id(spec.id);
+    toTimestamp(sample.observedAt, r.mutable_observed_at());
+    *r.mutable_source() = spec.source;
+    if (sample.lora) {
+      auto* l = r.mutable_source()->mutable_lorawan();
+      l->set_f_cnt(sample.lora->fCnt);
+      l->set_f_port(sample.lora->fPort);
+      l->set_rssi(sample.lora->rssi);
+      l->set_snr(sample.lora->snr);
+      l->set_frequency(sample.lora->frequency);
+      l->set_data_rate(sample.lora->dataRate);
+      l->set_gateway_eui(sample.lora->gatewayEui);
+      l->set_receptions(sample.lora->receptions);
+    } else if (r.source().has_modbus() && !group.points.empty() && group.points[0] < spec.points.size()) {
+      r.mutable_source()->mutable_modbus()->set_address(spec.points[group.points[0]].address);
+    }
+    pb::Quality quality = pb::GOOD;
+
+    switch (spec.kind) {
+      case pb::AIR_QUALITY: {
+        auto* o = r.mutable_air_quality_observed();
+        o->set_id(group.entityId);
+        toTimestamp(sample.observedAt, o->mutable_date_observed());
+        if (spec.location) *o->mutable_location() = *spec.location;
+        for (auto idx : group.points) {
+          const PointSpec& p = spec.points[idx];
+          const RawValue& raw = sample.values[idx];
+          if (raw.state == RawValue::State::Skip) continue;
+          const Value v = canonicalValue(p, raw);
+          if (auto* m = mutableMeasurement(*o, p.field.index)) setMeasurement(m, p, v);
+          quality = worse(quality, v.quality);
+        }
+        break;
+      }
+      case pb::TRAFFIC: {
+        auto* o = r.mutable_traffic_flow_observed();
+        o->set_id(group.entityId);
+        o->set_lane_id(group.lane);
+        o->set_lane_direction(group.laneDirection);
+        toTimestamp(sample.periodStart, o->mutable_date_observed_from());
+        toTimestamp(sample.observedAt, o->mutable_date_observed_to());
+        if (spec.location) *o->mutable_location() = *spec.location;
+        for (auto idx : group.points) {
+          const PointSpec& p = spec.points[idx];
+          const RawValue& raw = sample.values[idx];
+          if (raw.state == RawValue::State::Skip) continue;
+          const Value v = canonicalValue(p, raw);
+          if (fieldInfo(p.field).type == FieldType::Flag) {
+            o->set_congested(v.quality != pb::BAD && v.v != 0.0);
+          } else if (auto* m = mutableMeasurement(*o, p.field.index)) {
+            setMeasurement(m, p, v);
+          }
+          quality = worse(quality, v.quality);
+        }
+        break;
+      }
+      case pb::PARKING: {
+        auto* o = r.mutable_parking_spot();
+        o->set_id(group.entityId);
+        o->set_bay(group.bay);
+        o->set_ref_parking_site(spec.refParkingSite);
+        if (!spec.category.empty()) o->add_category(spec.category);
+        if (spec.location) *o->mutable_location() = *spec.location;
+        for (auto idx : group.points) {
+          const PointSpec& p = spec.points[idx];
+          const RawValue& raw = sample.values[idx];
+          if (raw.state == RawValue::State::Skip) continue;
+          const Value v = canonicalValue(p, raw);
+          if (fieldInfo(p.field).type == FieldType::ParkingStatus) {
+            const pb::ParkingStatus status = toStatus(p, raw, v.v);
+            o->set_status(status);
+            if (status != memory.lastStatus[g]) {
+              memory.lastStatus[g] = status;
+              memory.statusChangedAt[g] = sample.observedAt;
+            }
+            toTimestamp(memory.statusChangedAt[g], o->mutable_status_changed_at());
+            quality = worse(quality, status == pb::UNKNOWN ? pb::BAD : v.quality);
+          } else if (auto* m = mutableMeasurement(*o, p.field.index)) {
+            setMeasurement(m, p, v);
+            quality = worse(quality, v.quality);
+          }
+        }
+        break;
+      }
+      default: {
+        auto* o = r.mutable_generic();
+        for (auto idx : group.points) {
+          const PointSpec& p = spec.points[idx];
+          const RawValue& raw = sample.values[idx];
+          if (raw.state == RawValue::State::Skip) continue;
+          const Value v = canonicalValue(p, raw);
+          setMeasurement(&(*o->mutable_values())[p.name], p, v);
+          quality = worse(quality, v.quality);
+        }
+        for (const auto& [idx, text] : sample.texts) {
+          if (idx < spec.points.size()) (*o->mutable_text_values())[spec.points[idx].name] = text;
+        }
+        break;
+      }
+    }
+    r.set_quality(quality);
+  }
+}
+
+void buildGroups(SensorSpec& spec) {
+  spec.groups.clear();
+  auto entity = [&](std::string_view type, std::string_view suffix) {
+    std::string id = "urn:ngsi-ld:";
+    id.append(type).append(":").append(spec.id);
+    if (!suffix.empty()) id.append(":").append(suffix);
+    return id;
+  };
+  switch (spec.kind) {
+    case pb::TRAFFIC: {
+      for (std::uint16_t i = 0; i < spec.points.size(); ++i) {
+        const PointSpec& p = spec.points[i];
+        auto it = std::find_if(spec.groups.begin(), spec.groups.end(),
+                               [&](const ReadingGroup& gr) { return gr.lane == p.lane; });
+        if (it == spec.groups.end()) {
+          ReadingGroup gr;
+          gr.lane = p.lane;
+          gr.entityId = entity("TrafficFlowObserved", "lane" + std::to_string(p.lane));
+          spec.groups.push_back(std::move(gr));
+          it = spec.groups.end() - 1;
+        }
+        if (p.laneDirection != pb::LANE_DIRECTION_UNSPECIFIED) it->laneDirection = p.laneDirection;
+        it->points.push_back(i);
+      }
+      break;
+    }
+    case pb::PARKING: {
+      for (std::uint16_t i = 0; i < spec.points.size(); ++i) {
+        const PointSpec& p = spec.points[i];
+        auto it = std::find_if(spec.groups.begin(), spec.groups.end(),
+                               [&](const ReadingGroup& gr) { return gr.bay == p.bay; });
+        if (it == spec.groups.end()) {
+          ReadingGroup gr;
+          gr.bay = p.bay;
+          gr.entityId = entity("ParkingSpot", p.bay);
+          spec.groups.push_back(std::move(gr));
+          it = spec.groups.end() - 1;
+        }
+        it->points.push_back(i);
+      }
+      break;
+    }
+    default: {
+      ReadingGroup gr;
+      gr.entityId = entity(spec.kind == pb::AIR_QUALITY ? "AirQualityObserved" : "Device", "");
+      for (std::uint16_t i = 0; i < spec.points.size(); ++i) gr.points.push_back(i);
+      spec.groups.push_back(std::move(gr));
+      break;
+    }
+  }
+}
+
+}  // namespace citygate::core

@@ -1,0 +1,28 @@
+// Normaliser: RawSample + SensorSpec -> Readings. Pure apart from a small per-sensor memory (the
+// last parking status of each bay, to stamp status_changed_at). Runs on the executor.
+//
+// value = (raw * scale + offset) * conversion.factor + conversion.offset. A value outside the
+// point's plausible range is kept and marked UNCERTAIN; a point the source could not read is BAD.
+// The reading's quality is the worst of its points. Groups whose points were all skipped (report
+// by exception) produce no reading.
+#pragma once
+
+#include <vector>
+
+#include "core/sensor.hpp"
+
+namespace citygate::core {
+
+struct SensorMemory {
+  std::vector<pb::ParkingStatus> lastStatus;   // per group
+  std::vector<WallTime> statusChangedAt;       // per group
+};
+
+class Normaliser {
+ public:
+  // Appends the readings of `sample` to `out` (seq left 0: the pipeline numbers them).
+  static void normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
+                        std::vector<pb::Reading>& out);
+};
+
+}  // namespace citygate::core

@@ -1,0 +1,185 @@
+#include "core/pipeline.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+namespace citygate::core {
+
+Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool,
+                   Sink& sink, SeqStore& seq, std::shared_ptr<spdlog::logger> log)
+    : executor_(std::move(executor)),
+      options_(std::move(options)),
+      spool_(spool),
+      sink_(sink),
+      seq_(seq),
+      log_(std::move(log)),
+      batchTimer_(executor_) {
+  pb::ReadingBatch header;
+  header.set_gateway_id(options_.gatewayId);
+  header.set_boot_id(options_.bootId);
+  batchHeader_ = header.SerializeAsString();
+}
+
+void Pipeline::start() {
+  auto self = weak_from_this();
+  sink_.setReadyCallback([self](bool ready) {
+    if (auto p = self.lock()) p->onSinkReady(ready);
+  });
+  spool_.setReadableCallback([self] {
+    if (auto p = self.lock()) p->pump();
+  });
+  if (spool_.unread() > 0) unreadSince_ = SteadyTime{};  // a backlog from the last run: send at once
+  pump();
+}
+
+void Pipeline::stop() {
+  stopped_ = true;
+  batchTimer_.cancel();
+}
+
+void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample) {
+  scratchReadings_.clear();
+  Normaliser::normalise(spec, sample, memory, scratchReadings_);
+  for (pb::Reading& r : scratchReadings_) {
+    r.set_seq(seq_.next());
+    scratchBytes_.clear();
+    r.AppendToString(&scratchBytes_);
+    ++stats_.readings;
+    if (tap_) tap_(r);
+    store(r.seq(), scratchBytes_);
+  }
+  pump();
+}
+
+void Pipeline::store(std::uint64_t seq, std::string_view bytes) {
+  if (!blocked_.empty()) {
+    if (blocked_.size() >= options_.maxBlockedReadings) {
+      ++stats_.lostBlocked;
+      return;
+    }
+    blocked_.emplace_back(seq, std::string(bytes));
+    return;
+  }
+  const bool wasEmpty = spool_.unread() == 0;
+  switch (spool_.append(seq, bytes)) {
+    case spool::AppendResult::Ok:
+    case spool::AppendResult::OkDroppedOldest:
+      if (wasEmpty && !unreadSince_) unreadSince_ = SteadyClock::now();
+      break;
+    case spool::AppendResult::Error:
+      ++stats_.spoolErrors;
+      [[fallthrough]];
+    case spool::AppendResult::Full:
+      blocked_.emplace_back(seq, std::string(bytes));
+      break;
+  }
+}
+
+void Pipeline::drainBlocked() {
+  while (!blocked_.empty()) {
+    const auto& [seq, bytes] = blocked_.front();
+    const auto r = spool_.append(seq, bytes);
+    if (r == spool::AppendResult::Full || r == spool::AppendResult::Error) break;
+    if (!unreadSince_) unreadSince_ = SteadyClock::now();
+    blocked_.pop_front();
+  }
+}
+
+void Pipeline::pump() {
+  if (stopped_) return;
+  if (!blocked_.empty()) drainBlocked();
+  while (sink_.ready() && inflight_.size() < options_.maxInflightBatches) {
+    const std::uint64_t unread = spool_.unread();
+    if (unread == 0) {
+      unreadSince_.reset();
+      return;
+    }
+    if (unread < options_.maxBatchReadings) {
+      const auto now = SteadyClock::now();
+      if (!unreadSince_) unreadSince_ = now;
+      const auto due = *unreadSince_ + options_.maxBatchDelay;
+      if (now < due) {
+        armBatchTimer(due - now);
+        return;
+      }
+    }
+    std::string payload;
+    payload.reserve(batchHeader_.size() + options_.maxBatchBytes / 4);
+    payload = batchHeader_;
+    const spool::ReadResult r = spool_.readBatch(options_.maxBatchReadings, options_.maxBatchBytes, payload);
+    if (r.count == 0) return;
+    unreadSince_.reset();
+    if (spool_.unread() > 0) unreadSince_ = SteadyTime{};  // the rest is older than this batch's delay
+    inflight_.push_back(InFlight{r.lastSeq, r.count, false});
+    ++stats_.batchesSent;
+    stats_.readingsSent += r.count;
+    auto self = weak_from_this();
+    const std::uint64_t epoch = epoch_;
+    const std::uint64_t lastSeq = r.lastSeq;
+    sink_.asyncDeliver(std::move(payload), r.count, [self, epoch, lastSeq](Outcome o) {
+      if (auto p = self.lock()) p->onOutcome(epoch, lastSeq, o);
+    });
+  }
+}
+
+void Pipeline::onOutcome(std::uint64_t epoch, std::uint64_t lastSeq, Outcome outcome) {
+  if (epoch != epoch_ || stopped_) return;  // a batch of a lost link: the spool already rewound
+  if (outcome != Outcome::Delivered) {
+    ++stats_.retries;
+    log_->warn("batch up to seq {} not delivered ({}); resending from seq {}", lastSeq,
+               outcome == Outcome::Retry ? "retry" : "rejected", spool_.stats().oldestSeq);
+    linkLost();
+    armBatchTimer(options_.retryDelay);
+    return;
+  }
+  for (auto& f : inflight_) {
+    if (f.lastSeq == lastSeq) f.delivered = true;
+  }
+  std::uint64_t ackUpTo = 0;
+  while (!inflight_.empty() && inflight_.front().delivered) {
+    ackUpTo = inflight_.front().lastSeq;
+    ++stats_.batchesDelivered;
+    stats_.readingsDelivered += inflight_.front().count;
+    inflight_.pop_front();
+  }
+  if (ackUpTo > 0) spool_.acknowledge(ackUpTo);
+  pump();
+}
+
+void Pipeline::linkLost() {
+  ++epoch_;
+  inflight_.clear();
+  spool_.rewind();
+  if (spool_.unread() > 0) unreadSince_ = SteadyTime{};
+}
+
+void Pipeline::onSinkReady(bool ready) {
+  if (!ready) {
+    if (!inflight_.empty()) log_->info("link lost with {} batch(es) in flight; they will be resent", inflight_.size());
+    linkLost();
+    return;
+  }
+  pump();
+}
+
+void Pipeline::armBatchTimer(std::chrono::steady_clock::duration wait) {
+  if (timerArmed_) return;
+  timerArmed_ = true;
+  batchTimer_.expires_after(wait);
+  batchTimer_.async_wait(std::bind_front(&Pipeline::onBatchTimer, shared_from_this()));
+}
+
+void Pipeline::onBatchTimer(const boost::system::error_code& ec) {
+  timerArmed_ = false;
+  if (ec || stopped_) return;
+  pump();
+}
+
+PipelineStats Pipeline::stats() const {
+  PipelineStats s = stats_;
+  s.blockedNow = blocked_.size();
+  return s;
+}
+
+}  // namespace citygate::core

@@ -1,0 +1,116 @@
+// Pipeline: sources -> normaliser -> spool -> sink, on the executor.
+//
+// submit() normalises a raw sample, numbers each reading with the gateway-wide seq and appends it
+// to the spool. pump() moves batches from the spool to the sink: a full batch at once, a partial
+// one when its oldest reading has waited max_batch_delay. A batch is acknowledged in the spool
+// only when the sink reports Delivered, in seq order; when the sink loses its link, every batch in
+// flight is forgotten and the spool rewinds, so the next connection resends them (at least once).
+//
+// Back-pressure: with BLOCK_SOURCES and a full spool, readings wait in a bounded queue and
+// accepting() turns false, which the sources check before they poll.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/normaliser.hpp"
+#include "core/sensor.hpp"
+#include "core/seq_store.hpp"
+#include "core/sink.hpp"
+#include "spool/spool.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace citygate::core {
+
+struct PipelineOptions {
+  std::string gatewayId;
+  std::string bootId;
+  std::uint32_t maxBatchReadings = 200;
+  std::chrono::milliseconds maxBatchDelay{500};
+  std::uint32_t maxInflightBatches = 8;
+  std::size_t maxBatchBytes = 256 * 1024;
+  std::size_t maxBlockedReadings = 10000;
+  std::chrono::milliseconds retryDelay{1000};
+};
+
+struct PipelineStats {
+  std::uint64_t readings = 0;         // numbered and handed to the spool
+  std::uint64_t batchesSent = 0;
+  std::uint64_t batchesDelivered = 0;
+  std::uint64_t readingsSent = 0;     // counting resends
+  std::uint64_t readingsDelivered = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t lostBlocked = 0;      // BLOCK_SOURCES overflow (sources ignored the pause)
+  std::uint64_t spoolErrors = 0;
+  std::uint64_t blockedNow = 0;
+};
+
+class Pipeline : public std::enable_shared_from_this<Pipeline> {
+ public:
+  using Tap = std::function<void(const pb::Reading&)>;
+
+  Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool, Sink& sink,
+           SeqStore& seq, std::shared_ptr<spdlog::logger> log);
+
+  void start();
+  void stop();
+
+  void submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample);
+  bool accepting() const { return blocked_.empty(); }
+
+  // Called with every reading after it is numbered (control socket `tail`).
+  void setTap(Tap tap) { tap_ = std::move(tap); }
+
+  // Re-examine the spool and the sink (e.g. when the spool has new durable records).
+  void pump();
+
+  PipelineStats stats() const;
+  const PipelineOptions& options() const { return options_; }
+
+ private:
+  struct InFlight {
+    std::uint64_t lastSeq;
+    std::uint32_t count;
+    bool delivered;
+  };
+
+  void store(std::uint64_t seq, std::string_view bytes);
+  void drainBlocked();
+  void onSinkReady(bool ready);
+  void onOutcome(std::uint64_t epoch, std::uint64_t lastSeq, Outcome outcome);
+  void linkLost();
+  void armBatchTimer(std::chrono::steady_clock::duration wait);
+  void onBatchTimer(const boost::system::error_code& ec);
+
+  boost::asio::any_io_executor executor_;
+  PipelineOptions options_;
+  spool::Spool& spool_;
+  Sink& sink_;
+  SeqStore& seq_;
+  std::shared_ptr<spdlog::logger> log_;
+  boost::asio::steady_timer batchTimer_;
+  bool timerArmed_ = false;
+  bool stopped_ = false;
+
+  std::string batchHeader_;
+  std::vector<pb::Reading> scratchReadings_;
+  std::string scratchBytes_;
+  std::deque<std::pair<std::uint64_t, std::string>> blocked_;
+  std::deque<InFlight> inflight_;
+  std::uint64_t epoch_ = 0;
+  std::optional<SteadyTime> unreadSince_;
+  Tap tap_;
+  PipelineStats stats_;
+};
+
+}  // namespace citygate::core

@@ -1,0 +1,91 @@
+// What the pipeline knows about one configured sensor, compiled from the config and its profile
+// or codec before any I/O, and the raw samples its source produces.
+//
+// A source (Modbus bus, LoRa packet forwarder) produces RawSamples on the executor: one value per
+// PointSpec of the sensor, in the source's unit, before scale/offset. The Normaliser turns a
+// RawSample into Readings.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/fields.hpp"
+#include "core/time.hpp"
+
+namespace citygate::core {
+
+struct PointSpec {
+  std::string name;  // field name, or the generic key
+  FieldRef field;
+  double scale = 1.0;
+  double offset = 0.0;
+  Conversion conversion;
+  std::string unitCode;  // canonical UN/CEFACT code written into Measurement.unit_code
+  bool hasRange = false;
+  double min = 0.0;
+  double max = 0.0;
+  std::uint32_t lane = 0;
+  pb::LaneDirection laneDirection = pb::LANE_DIRECTION_UNSPECIFIED;
+  std::string bay;
+  bool invert = false;
+  // report by exception (0 = off)
+  double deadbandAbsolute = 0.0;
+  double deadbandPercent = 0.0;
+  std::uint32_t maxSilentS = 0;
+  std::uint32_t address = 0;  // Modbus PDU address, for the reading's source
+};
+
+// One output group: the points that make one Reading (a traffic lane, a parking bay, or all the
+// points of an air-quality or generic sensor).
+struct ReadingGroup {
+  std::string entityId;                 // FIWARE id
+  std::string bay;
+  std::uint32_t lane = 0;
+  pb::LaneDirection laneDirection = pb::LANE_DIRECTION_UNSPECIFIED;
+  std::vector<std::uint16_t> points;    // indices into SensorSpec::points
+};
+
+struct SensorSpec {
+  std::string id;
+  pb::ObservationKind kind = pb::OBSERVATION_KIND_UNSPECIFIED;
+  std::vector<PointSpec> points;
+  std::vector<ReadingGroup> groups;
+  std::optional<pb::GeoPoint> location;
+  std::string refParkingSite;
+  std::string category;                 // parking: onStreet / offStreet
+  pb::Source source;                    // static part (Modbus bus/unit); LoRa fills the rest per frame
+};
+
+// Builds SensorSpec::groups from its kind and points (lanes for traffic, bays for parking).
+void buildGroups(SensorSpec& spec);
+
+struct RawValue {
+  enum class State : std::uint8_t { Ok, Bad, Skip };  // Skip: unchanged inside its deadband
+  double value = 0.0;
+  State state = State::Bad;
+};
+
+struct LoraMeta {
+  std::uint32_t fCnt = 0;
+  std::uint32_t fPort = 0;
+  double rssi = 0;
+  double snr = 0;
+  double frequency = 0;
+  std::string dataRate;
+  std::string gatewayEui;
+  std::uint32_t receptions = 1;
+};
+
+struct RawSample {
+  WallTime observedAt;
+  WallTime periodStart;       // traffic: start of the counting period
+  std::vector<RawValue> values;  // aligned with SensorSpec::points
+  std::vector<std::pair<std::uint16_t, std::string>> texts;  // STRING points: (point index, text)
+  std::optional<LoraMeta> lora;
+};
+
+}  // namespace citygate::core

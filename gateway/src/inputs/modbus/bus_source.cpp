@@ -1,0 +1,306 @@
+#include "inputs/modbus/bus_source.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "inputs/modbus/decode.hpp"
+
+namespace citygate::modbus {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}
+
+BusSource::BusSource(boost::asio::any_io_executor executor, BusSpec spec, std::unique_ptr<Transport> transport,
+                     Submit submit, Accepting accepting, std::shared_ptr<spdlog::logger> log)
+    : executor_(executor),
+      spec_(std::move(spec)),
+      submit_(std::move(submit)),
+      accepting_(std::move(accepting)),
+      log_(std::move(log)),
+      rng_(std::random_device{}()) {
+  // One queued job per device plus room for the technician's ad-hoc reads.
+  worker_ = std::make_unique<BusWorker>(executor, std::move(transport),
+                                        std::chrono::milliseconds(spec_.config.inter_frame_gap_ms()),
+                                        spec_.devices.size() + 8);
+  devices_.reserve(spec_.devices.size());
+  for (auto& ds : spec_.devices) {
+    Device d;
+    d.spec = ds;
+    d.isolated.assign(ds.reads.size(), false);
+    d.lastSent.assign(ds.reads.size(), 0.0);
+    d.lastSentAt.assign(ds.reads.size(), WallTime{});
+    d.timer = std::make_unique<boost::asio::steady_timer>(executor_);
+    d.health.set_sensor_id(ds.sensor->id);
+    d.health.set_bus(spec_.name);
+    d.health.set_state(citygate::v1::OK);
+    replan(d);
+    devices_.push_back(std::move(d));
+  }
+}
+
+void BusSource::replan(Device& d) {
+  std::vector<PlanPoint> pts;
+  pts.reserve(d.spec.reads.size());
+  for (std::size_t i = 0; i < d.spec.reads.size(); ++i) {
+    const PointRead& r = d.spec.reads[i];
+    pts.push_back(PlanPoint{r.table, r.address, r.count, d.isolated[i]});
+  }
+  d.plan = planReads(pts, d.spec.limits);
+}
+
+void BusSource::start() {
+  epoch_ = Clock::now();
+  const std::size_t n = devices_.size();
+  log_->info("bus '{}' ({}): {} device(s)", spec_.name, worker_->describe(), n);
+  for (std::size_t i = 0; i < n; ++i) {
+    Device& d = devices_[i];
+    // Staggered phases: device i of n starts i/n of its interval into the cycle.
+    const auto phase = d.spec.interval * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
+    d.nextTick = epoch_ + std::chrono::duration_cast<Clock::duration>(phase);
+    schedule(i);
+  }
+}
+
+void BusSource::stop() {
+  stopped_ = true;
+  for (auto& d : devices_) d.timer->cancel();
+  worker_->stop();
+}
+
+void BusSource::schedule(std::size_t index) {
+  Device& d = devices_[index];
+  d.timer->expires_at(d.nextTick);
+  d.timer->async_wait(std::bind_front(&BusSource::onTick, shared_from_this(), index));
+}
+
+void BusSource::onTick(std::size_t index, const boost::system::error_code& ec) {
+  if (ec || stopped_) return;
+  Device& d = devices_[index];
+  const auto now = Clock::now();
+  d.nextTick += d.spec.interval;
+  if (d.nextTick <= now) {
+    // The executor fell behind (suspend, overload): skip the missed ticks, keep the phase.
+    const auto behind = now - d.nextTick;
+    const auto missed = behind / d.spec.interval + 1;
+    d.nextTick += d.spec.interval * missed;
+  }
+  ++counters_.polls;
+  if (d.busy) {
+    ++counters_.skipped;
+    d.health.set_polls_skipped(d.health.polls_skipped() + 1);
+  } else if (accepting_ && !accepting_()) {
+    ++counters_.blocked;
+  } else if (d.state == citygate::v1::DOWN) {
+    if (now >= d.nextAttempt) poll(index, true);
+  } else {
+    poll(index, false);
+  }
+  schedule(index);
+}
+
+void BusSource::poll(std::size_t index, bool probe) {
+  Device& d = devices_[index];
+  if (d.plan.empty()) return;
+  Job job;
+  job.unit = d.spec.unitId;
+  job.timeout = d.spec.timeout;
+  if (probe) {
+    job.requests.push_back(d.plan.front());
+    job.retries = 0;
+  } else {
+    job.requests = d.plan;
+    job.retries = spec_.config.retries();
+  }
+  job.done = [self = shared_from_this(), index, probe](JobResult&& r) { self->onResult(index, probe, std::move(r)); };
+  if (!worker_->submit(std::move(job))) {
+    ++counters_.skipped;
+    d.health.set_polls_skipped(d.health.polls_skipped() + 1);
+    return;
+  }
+  d.busy = true;
+}
+
+void BusSource::recordFailure(Device& d, const std::string& error) {
+  d.health.set_polls_failed(d.health.polls_failed() + 1);
+  d.health.set_last_error(error);
+  ++d.consecutiveFailures;
+  const auto before = d.state;
+  if (d.consecutiveFailures >= spec_.config.failures_to_down()) {
+    // Circuit open: exponential backoff with jitter in [window/2, window].
+    const double base = spec_.config.backoff_min_ms() * std::pow(2.0, std::min<std::uint32_t>(d.downCount, 20));
+    const double window = std::min<double>(base, spec_.config.backoff_max_ms());
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(window * jitter(rng_)));
+    d.nextAttempt = Clock::now() + wait;
+    d.nextAttemptWall = WallClock::now() + wait;
+    ++d.downCount;
+    d.state = citygate::v1::DOWN;
+    toTimestamp(d.nextAttemptWall, d.health.mutable_next_attempt_at());
+    log_->warn("[{}] unit {} on bus '{}': {}; DOWN, next try in {} ms", d.spec.sensor->id, d.spec.unitId, spec_.name,
+               error, wait.count());
+  } else {
+    d.state = citygate::v1::DEGRADED;
+    if (before == citygate::v1::OK || error != d.lastLoggedError) {
+      log_->warn("[{}] unit {} on bus '{}': {}; DEGRADED", d.spec.sensor->id, d.spec.unitId, spec_.name, error);
+    }
+  }
+  d.lastLoggedError = error;
+  d.health.set_state(d.state);
+}
+
+void BusSource::onResult(std::size_t index, bool probe, JobResult&& r) {
+  Device& d = devices_[index];
+  d.busy = false;
+  if (stopped_) return;
+  const WallTime now = WallClock::now();
+  d.health.set_requests(d.health.requests() + r.requestsSent);
+
+  std::size_t okRequests = 0;
+  const ReadError* failure = nullptr;
+  bool split = false;
+  const std::vector<ReadRequest>& plan = probe ? std::vector<ReadRequest>{d.plan.front()} : d.plan;
+  for (std::size_t k = 0; k < r.errors.size(); ++k) {
+    const ReadError& e = r.errors[k];
+    if (e.ok()) {
+      ++okRequests;
+      continue;
+    }
+    if (k >= r.attempted) continue;
+    if (e.kind == ErrorKind::Timeout) d.health.set_timeouts(d.health.timeouts() + 1);
+    if (e.kind == ErrorKind::Exception) {
+      d.health.set_exceptions(d.health.exceptions() + 1);
+      if (e.exception == 2 && k < plan.size() && plan[k].points.size() > 1) {
+        // Refused a merged read: read these points on their own from now on.
+        for (auto p : plan[k].points) d.isolated[p] = true;
+        split = true;
+        continue;
+      }
+    }
+    if (failure == nullptr) failure = &e;
+  }
+  if (split) {
+    ++counters_.splits;
+    const std::size_t before = d.plan.size();
+    replan(d);
+    log_->info("[{}] refused a merged read (exception 02): split, {} -> {} request(s) per poll", d.spec.sensor->id,
+               before, d.plan.size());
+    poll(index, false);
+    return;
+  }
+
+  if (okRequests == 0 && failure != nullptr) {
+    std::string what = std::string(errorKindName(failure->kind));
+    if (!failure->message.empty() && failure->message != what) what += ": " + failure->message;
+    recordFailure(d, what);
+    return;
+  }
+  if (probe) {
+    log_->info("[{}] unit {} answers again; OK", d.spec.sensor->id, d.spec.unitId);
+    d.state = citygate::v1::OK;
+    d.consecutiveFailures = 0;
+    d.downCount = 0;
+    d.health.set_state(d.state);
+    d.health.clear_next_attempt_at();
+    poll(index, false);
+    return;
+  }
+  if (failure != nullptr) {
+    // Partly read: the points of the failed requests are BAD in this reading.
+    d.health.set_last_error(std::string(errorKindName(failure->kind)) + ": " + failure->message);
+  }
+  if (d.state != citygate::v1::OK && failure == nullptr) {
+    log_->info("[{}] unit {} OK again", d.spec.sensor->id, d.spec.unitId);
+  }
+  d.state = failure == nullptr ? citygate::v1::OK : citygate::v1::DEGRADED;
+  d.consecutiveFailures = 0;
+  d.downCount = 0;
+  d.lastLoggedError.clear();
+  d.health.set_state(d.state);
+  d.health.set_polls_ok(d.health.polls_ok() + 1);
+  toTimestamp(now, d.health.mutable_last_ok_at());
+  const auto perRequest = r.requestsSent > 0 ? r.rtt / r.requestsSent : r.rtt;
+  d.health.set_rtt_us(static_cast<std::uint32_t>(perRequest.count()));
+  decode(d, r, now);
+}
+
+void BusSource::decode(Device& d, const JobResult& r, WallTime now) {
+  const core::SensorSpec& sensor = *d.spec.sensor;
+  core::RawSample sample;
+  sample.observedAt = now;
+  sample.periodStart = d.lastObservedAt == WallTime{} ? now - d.spec.interval : d.lastObservedAt;
+  d.lastObservedAt = now;
+  sample.values.resize(sensor.points.size());
+  bool anySent = false;
+  for (std::size_t k = 0; k < d.plan.size() && k < r.errors.size(); ++k) {
+    const ReadRequest& req = d.plan[k];
+    const bool ok = r.errors[k].ok();
+    for (auto idx : req.points) {
+      core::RawValue& v = sample.values[idx];
+      const PointRead& pr = d.spec.reads[idx];
+      if (!ok) {
+        v.state = core::RawValue::State::Bad;
+        continue;
+      }
+      const std::uint16_t* regs = r.data.data() + r.offsets[k] + (pr.address - req.address);
+      v.state = core::RawValue::State::Ok;
+      if (isBitTable(pr.table)) {
+        v.value = regs[0] != 0 ? 1.0 : 0.0;
+      } else if (pr.bitInRegister) {
+        v.value = registerBit(regs[0], pr.bit) ? 1.0 : 0.0;
+      } else if (pr.type == pb::STRING) {
+        sample.texts.emplace_back(idx, decodeString(pr.order, std::span<const std::uint16_t>(regs, pr.count)));
+        v.state = core::RawValue::State::Skip;
+        anySent = true;
+        continue;
+      } else if (auto num = decodeNumber(pr.type, pr.order, std::span<const std::uint16_t>(regs, pr.count))) {
+        v.value = *num;
+      } else {
+        v.state = core::RawValue::State::Bad;
+      }
+      // Report by exception: unchanged inside the deadband and not silent for too long -> skip.
+      const core::PointSpec& ps = sensor.points[idx];
+      if (v.state == core::RawValue::State::Ok && (ps.deadbandAbsolute > 0 || ps.deadbandPercent > 0)) {
+        const double canon = (v.value * ps.scale + ps.offset) * ps.conversion.factor + ps.conversion.offset;
+        const double last = d.lastSent[idx];
+        const double delta = std::fabs(canon - last);
+        const bool silentTooLong = now - d.lastSentAt[idx] >= std::chrono::seconds(ps.maxSilentS);
+        const bool changed = (ps.deadbandAbsolute > 0 && delta >= ps.deadbandAbsolute) ||
+                             (ps.deadbandPercent > 0 && delta >= std::fabs(last) * ps.deadbandPercent / 100.0);
+        if (d.lastSentAt[idx] != WallTime{} && !changed && !silentTooLong) {
+          v.state = core::RawValue::State::Skip;
+          continue;
+        }
+        d.lastSent[idx] = canon;
+        d.lastSentAt[idx] = now;
+      }
+      anySent = true;
+    }
+  }
+  for (const auto& v : sample.values) {
+    if (v.state == core::RawValue::State::Bad) anySent = true;
+  }
+  if (!anySent) return;
+  const auto before = d.health.readings();
+  d.health.set_readings(before + 1);
+  submit_(sensor, d.memory, std::move(sample));
+}
+
+void BusSource::fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const {
+  for (const auto& d : devices_) *out.Add() = d.health;
+}
+
+bool BusSource::adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
+                          std::chrono::milliseconds timeout, std::function<void(JobResult&&)> done) {
+  Job job;
+  job.unit = unit;
+  job.timeout = timeout;
+  job.retries = 0;
+  job.requests.push_back(ReadRequest{table, address, count, {}});
+  job.done = std::move(done);
+  return worker_->submit(std::move(job));
+}
+
+}  // namespace citygate::modbus

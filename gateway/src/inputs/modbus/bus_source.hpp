@@ -1,0 +1,111 @@
+// BusSource: one Modbus bus on the executor. It schedules every device's polls (own interval,
+// staggered phases so the bus load stays flat), hands them to the bus worker, decodes the answers
+// into RawSamples and submits them to the pipeline.
+//
+// Per device: a poll whose previous one is still queued or running is skipped and counted; a
+// failing device goes DEGRADED, and after `failures_to_down` failed polls DOWN: its circuit opens
+// and it is tried once per backoff window (doubling up to backoff_max_ms, with jitter) with a
+// single request and no retries, so a dead device costs at most one timeout per window. A merged
+// read refused with exception 02 is split, the split remembered, and the device polled again.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "citygate/v1/status.pb.h"
+#include "core/normaliser.hpp"
+#include "inputs/modbus/spec.hpp"
+#include "inputs/modbus/worker.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace citygate::core {
+class Pipeline;
+}
+
+namespace citygate::modbus {
+
+struct BusCounters {
+  std::uint64_t polls = 0;
+  std::uint64_t skipped = 0;
+  std::uint64_t blocked = 0;  // not polled: the pipeline asked sources to pause (BLOCK_SOURCES)
+  std::uint64_t splits = 0;
+};
+
+class BusSource : public std::enable_shared_from_this<BusSource> {
+ public:
+  // `submit` receives every sample; `accepting` says whether the pipeline takes more.
+  using Submit = std::function<void(const core::SensorSpec&, core::SensorMemory&, core::RawSample&&)>;
+  using Accepting = std::function<bool()>;
+
+  BusSource(boost::asio::any_io_executor executor, BusSpec spec, std::unique_ptr<Transport> transport, Submit submit,
+            Accepting accepting, std::shared_ptr<spdlog::logger> log);
+
+  void start();
+  void stop();
+
+  const BusSpec& spec() const { return spec_; }
+  void fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const;
+  const BusCounters& counters() const { return counters_; }
+
+  // Ad-hoc read for the control socket (`modbus read`, `probe`, `scan`): queued behind the polls.
+  bool adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
+                 std::chrono::milliseconds timeout, std::function<void(JobResult&&)> done);
+
+  // The last reading of each device, for `devices`.
+  std::size_t deviceCount() const { return devices_.size(); }
+
+ private:
+  struct Device {
+    DeviceSpec spec;
+    std::vector<ReadRequest> plan;
+    std::vector<bool> isolated;  // per point, learned from exception 02
+    std::unique_ptr<boost::asio::steady_timer> timer;
+    std::chrono::steady_clock::time_point nextTick;
+    bool busy = false;
+    core::SensorMemory memory;
+    // circuit breaker
+    citygate::v1::DeviceState state = citygate::v1::OK;
+    std::uint32_t consecutiveFailures = 0;
+    std::uint32_t downCount = 0;
+    std::chrono::steady_clock::time_point nextAttempt{};
+    WallTime nextAttemptWall{};
+    // report by exception
+    std::vector<double> lastSent;
+    std::vector<WallTime> lastSentAt;
+    WallTime lastObservedAt{};
+    // health
+    citygate::v1::DeviceHealth health;
+    std::string lastLoggedError;
+  };
+
+  void replan(Device& d);
+  void schedule(std::size_t index);
+  void onTick(std::size_t index, const boost::system::error_code& ec);
+  void poll(std::size_t index, bool probe);
+  void onResult(std::size_t index, bool probe, JobResult&& result);
+  void decode(Device& d, const JobResult& result, WallTime now);
+  void recordFailure(Device& d, const std::string& error);
+
+  boost::asio::any_io_executor executor_;
+  BusSpec spec_;
+  std::unique_ptr<BusWorker> worker_;
+  Submit submit_;
+  Accepting accepting_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::vector<Device> devices_;
+  BusCounters counters_;
+  std::minstd_rand rng_;
+  bool stopped_ = false;
+  std::chrono::steady_clock::time_point epoch_;
+};
+
+}  // namespace citygate::modbus

@@ -1,0 +1,102 @@
+#include "inputs/modbus/decode.hpp"
+
+#include <bit>
+#include <cstring>
+
+namespace citygate::modbus {
+
+std::uint32_t registerCount(pb::DataType type, std::uint32_t stringRegisters) {
+  switch (type) {
+    case pb::BOOL:
+    case pb::INT16:
+    case pb::UINT16: return 1;
+    case pb::INT32:
+    case pb::UINT32:
+    case pb::FLOAT32: return 2;
+    case pb::INT64:
+    case pb::UINT64:
+    case pb::FLOAT64: return 4;
+    case pb::STRING: return stringRegisters;
+    default: return 0;
+  }
+}
+
+namespace {
+
+std::uint16_t swapBytes(std::uint16_t r) { return static_cast<std::uint16_t>((r << 8) | (r >> 8)); }
+
+bool wordsReversed(pb::WordOrder o) { return o == pb::CDAB || o == pb::DCBA; }
+bool bytesSwapped(pb::WordOrder o) { return o == pb::BADC || o == pb::DCBA; }
+
+}  // namespace
+
+std::uint64_t assemble(std::span<const std::uint16_t> regs, pb::WordOrder order) {
+  const std::size_t n = regs.size();
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t r = regs[wordsReversed(order) ? n - 1 - i : i];
+    if (bytesSwapped(order)) r = swapBytes(r);
+    v = (v << 16) | r;
+  }
+  return v;
+}
+
+std::optional<double> decodeNumber(pb::DataType type, pb::WordOrder order, std::span<const std::uint16_t> regs) {
+  const std::uint32_t n = registerCount(type);
+  if (n == 0 || type == pb::STRING || type == pb::BOOL || regs.size() < n) return std::nullopt;
+  const std::uint64_t raw = assemble(regs.first(n), order);
+  switch (type) {
+    case pb::INT16: return static_cast<double>(static_cast<std::int16_t>(raw));
+    case pb::UINT16: return static_cast<double>(static_cast<std::uint16_t>(raw));
+    case pb::INT32: return static_cast<double>(static_cast<std::int32_t>(static_cast<std::uint32_t>(raw)));
+    case pb::UINT32: return static_cast<double>(static_cast<std::uint32_t>(raw));
+    case pb::INT64: return static_cast<double>(static_cast<std::int64_t>(raw));
+    case pb::UINT64: return static_cast<double>(raw);
+    case pb::FLOAT32: return static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(raw)));
+    case pb::FLOAT64: return std::bit_cast<double>(raw);
+    default: return std::nullopt;
+  }
+}
+
+std::string decodeString(pb::WordOrder order, std::span<const std::uint16_t> regs) {
+  std::string s;
+  s.reserve(regs.size() * 2);
+  for (std::uint16_t r : regs) {
+    if (bytesSwapped(order)) r = swapBytes(r);
+    for (char c : {static_cast<char>(r >> 8), static_cast<char>(r & 0xFF)}) {
+      if (c == '\0') goto done;
+      s.push_back(c);
+    }
+  }
+done:
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+void encode32(std::uint32_t v, pb::WordOrder order, std::uint16_t out[2]) {
+  std::uint16_t w[2] = {static_cast<std::uint16_t>(v >> 16), static_cast<std::uint16_t>(v)};
+  for (int i = 0; i < 2; ++i) {
+    std::uint16_t r = w[wordsReversed(order) ? 1 - i : i];
+    out[i] = bytesSwapped(order) ? swapBytes(r) : r;
+  }
+}
+
+void encode64(std::uint64_t v, pb::WordOrder order, std::uint16_t out[4]) {
+  std::uint16_t w[4];
+  for (int i = 0; i < 4; ++i) w[i] = static_cast<std::uint16_t>(v >> (48 - 16 * i));
+  for (int i = 0; i < 4; ++i) {
+    std::uint16_t r = w[wordsReversed(order) ? 3 - i : i];
+    out[i] = bytesSwapped(order) ? swapBytes(r) : r;
+  }
+}
+
+const char* orderName(pb::WordOrder order) {
+  switch (order) {
+    case pb::CDAB: return "CDAB";
+    case pb::BADC: return "BADC";
+    case pb::DCBA: return "DCBA";
+    default: return "ABCD";
+  }
+}
+
+}  // namespace citygate::modbus

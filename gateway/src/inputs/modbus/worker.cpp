@@ -1,0 +1,109 @@
+#include "inputs/modbus/worker.hpp"
+
+#include <pthread.h>
+
+#include <boost/asio/post.hpp>
+
+namespace citygate::modbus {
+
+BusWorker::BusWorker(boost::asio::any_io_executor executor, std::unique_ptr<Transport> transport,
+                     std::chrono::milliseconds interFrameGap, std::size_t queueCapacity)
+    : executor_(std::move(executor)),
+      transport_(std::move(transport)),
+      gap_(interFrameGap),
+      capacity_(queueCapacity),
+      description_(transport_->describe()) {
+  thread_ = std::thread(&BusWorker::run, this);
+  pthread_setname_np(thread_.native_handle(), "cg-modbus");
+}
+
+BusWorker::~BusWorker() { stop(); }
+
+bool BusWorker::submit(Job job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || queue_.size() >= capacity_) return false;
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+std::size_t BusWorker::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+void BusWorker::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    queue_.clear();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void BusWorker::run() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) break;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    JobResult result = execute(job);
+    boost::asio::post(executor_, [done = std::move(job.done), r = std::move(result)]() mutable { done(std::move(r)); });
+  }
+  transport_->close();
+}
+
+JobResult BusWorker::execute(Job& job) {
+  JobResult r;
+  const auto start = std::chrono::steady_clock::now();
+  std::size_t total = 0;
+  for (const auto& req : job.requests) {
+    r.offsets.push_back(static_cast<std::uint32_t>(total));
+    total += req.count;
+  }
+  r.data.assign(total, 0);
+  r.errors.assign(job.requests.size(), ReadError{ErrorKind::Timeout, 0, "not tried"});
+  bool abort = false;
+  for (std::size_t i = 0; i < job.requests.size() && !abort; ++i) {
+    const ReadRequest& req = job.requests[i];
+    ++r.attempted;
+    for (std::uint32_t attempt = 0; attempt <= job.retries; ++attempt) {
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_) {
+          abort = true;
+          break;
+        }
+      }
+      // The silent interval between transactions (t3.5 is kept by libmodbus; the configured gap
+      // gives slow devices extra time).
+      if (gap_.count() > 0) {
+        const auto next = lastTransaction_ + gap_;
+        const auto now = std::chrono::steady_clock::now();
+        if (now < next) std::this_thread::sleep_for(next - now);
+      }
+      ++r.requestsSent;
+      ReadError e = transport_->read(job.unit, req.table, req.address, req.count, job.timeout,
+                                     std::span<std::uint16_t>(r.data.data() + r.offsets[i], req.count));
+      lastTransaction_ = std::chrono::steady_clock::now();
+      r.errors[i] = e;
+      if (e.ok() || e.kind == ErrorKind::Exception) break;
+      if (e.kind == ErrorKind::BadFrame) transport_->flush();
+      if (e.kind == ErrorKind::Connection && attempt == job.retries) abort = true;
+      if (e.kind == ErrorKind::Timeout && attempt == job.retries) abort = true;
+    }
+  }
+  r.finishedAt = std::chrono::steady_clock::now();
+  r.rtt = std::chrono::duration_cast<std::chrono::microseconds>(r.finishedAt - start);
+  return r;
+}
+
+}  // namespace citygate::modbus

@@ -1,0 +1,44 @@
+// MemorySpool: the Spool contract in RAM, bounded by max_bytes (records plus a fixed per-record
+// overhead, so the accounting matches the file spool's). Used for diskless setups and as the
+// reference implementation the contract suite checks the file spool against.
+#pragma once
+
+#include <deque>
+#include <string>
+
+#include "spool/spool.hpp"
+
+namespace citygate::spool {
+
+class MemorySpool final : public Spool {
+ public:
+  static constexpr std::uint64_t kRecordOverhead = 16;  // seq + length + crc, as on disk
+
+  MemorySpool(std::uint64_t maxBytes, pb::SpoolConfig::WhenFull whenFull);
+
+  AppendResult append(std::uint64_t seq, std::string_view record) override;
+  ReadResult readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) override;
+  void acknowledge(std::uint64_t lastSeq) override;
+  void rewind() override;
+  std::uint64_t unread() const override { return records_.size() - cursor_; }
+  SpoolStats stats() const override;
+  std::uint64_t recoveredNextSeq() const override { return 0; }
+  void setReadableCallback(std::function<void()> cb) override { readable_ = std::move(cb); }
+  void close() override {}
+
+ private:
+  struct Record {
+    std::uint64_t seq;
+    std::string bytes;
+  };
+  std::deque<Record> records_;
+  std::size_t cursor_ = 0;          // index of the first unread record
+  std::size_t maxHandedOut_ = 0;    // records handed out at least once (for `replayed`)
+  std::uint64_t bytes_ = 0;
+  std::uint64_t maxBytes_;
+  pb::SpoolConfig::WhenFull whenFull_;
+  SpoolStats counters_;
+  std::function<void()> readable_;
+};
+
+}  // namespace citygate::spool

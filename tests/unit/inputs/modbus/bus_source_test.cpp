@@ -1,0 +1,183 @@
+// BusSource on a real io_context with a fake Transport at the seam.
+#include <doctest/doctest.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <mutex>
+#include <thread>
+
+#include "inputs/modbus/bus_source.hpp"
+
+using namespace citygate;
+using namespace citygate::modbus;
+namespace pb = citygate::v1;
+
+namespace {
+
+struct FakeState {
+  std::mutex mutex;
+  std::map<int, int> requestsPerUnit;
+  std::set<int> deadUnits;
+  std::set<int> refuseMergedUnits;  // exception 02 for reads of more than one register
+  int maxCount = 0;
+};
+
+class FakeTransport final : public Transport {
+ public:
+  explicit FakeTransport(std::shared_ptr<FakeState> s) : s_(std::move(s)) {}
+  ReadError connect() override { return {}; }
+  void close() override {}
+  bool isOpen() const override { return true; }
+  ReadError read(std::uint8_t unit, pb::RegisterTable, std::uint16_t address, std::uint16_t count,
+                 std::chrono::milliseconds timeout, std::span<std::uint16_t> out) override {
+    {
+      std::lock_guard lock(s_->mutex);
+      ++s_->requestsPerUnit[unit];
+      s_->maxCount = std::max<int>(s_->maxCount, count);
+      if (s_->deadUnits.contains(unit)) {
+        // a dead device costs its timeout
+      } else if (s_->refuseMergedUnits.contains(unit) && count > 1) {
+        return ReadError{ErrorKind::Exception, 2, "02 illegal data address"};
+      } else {
+        for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<std::uint16_t>(address + i + unit * 100);
+        return {};
+      }
+    }
+    std::this_thread::sleep_for(timeout);
+    return ReadError{ErrorKind::Timeout, 0, "timeout"};
+  }
+  void flush() override {}
+  std::string describe() const override { return "fake"; }
+
+ private:
+  std::shared_ptr<FakeState> s_;
+};
+
+DeviceSpec device(const std::string& id, int unit, std::chrono::milliseconds interval, int points) {
+  auto sensor = std::make_shared<core::SensorSpec>();
+  sensor->id = id;
+  sensor->kind = pb::GENERIC;
+  DeviceSpec d;
+  d.unitId = static_cast<std::uint8_t>(unit);
+  d.interval = interval;
+  d.timeout = std::chrono::milliseconds(50);
+  for (int i = 0; i < points; ++i) {
+    core::PointSpec p;
+    p.name = "p" + std::to_string(i);
+    p.field = core::FieldRef{pb::GENERIC, -1};
+    p.address = static_cast<std::uint32_t>(i * 2);
+    sensor->points.push_back(p);
+    PointRead r;
+    r.table = pb::HOLDING_REGISTER;
+    r.address = static_cast<std::uint32_t>(i * 2);
+    r.type = pb::UINT16;
+    d.reads.push_back(r);
+  }
+  core::buildGroups(*sensor);
+  d.sensor = sensor;
+  d.limits.maxGap = 4;
+  return d;
+}
+
+std::shared_ptr<spdlog::logger> quietLog() {
+  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+struct Run {
+  boost::asio::io_context ioc;
+  std::shared_ptr<FakeState> state = std::make_shared<FakeState>();
+  std::map<std::string, int> samples;
+  std::map<std::string, std::vector<double>> lastValues;
+  std::shared_ptr<BusSource> source;
+
+  void make(BusSpec spec) {
+    source = std::make_shared<BusSource>(
+        ioc.get_executor(), std::move(spec), std::make_unique<FakeTransport>(state),
+        [this](const core::SensorSpec& s, core::SensorMemory&, core::RawSample&& raw) {
+          ++samples[s.id];
+          auto& v = lastValues[s.id];
+          v.clear();
+          for (auto& x : raw.values) v.push_back(x.value);
+        },
+        [] { return true; }, quietLog());
+  }
+  void runFor(std::chrono::milliseconds d) {
+    source->start();
+    ioc.run_for(d);
+    source->stop();
+  }
+};
+
+BusSpec bus() {
+  BusSpec b;
+  b.name = "test";
+  b.config.set_retries(0);
+  b.config.set_failures_to_down(2);
+  b.config.set_backoff_min_ms(400);
+  b.config.set_backoff_max_ms(400);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("a healthy device is polled at its interval and its values decoded") {
+  Run r;
+  BusSpec b = bus();
+  b.devices.push_back(device("a", 1, std::chrono::milliseconds(50), 3));
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(530));
+  CHECK(r.samples["a"] >= 9);
+  CHECK(r.samples["a"] <= 12);
+  CHECK(r.lastValues["a"] == std::vector<double>{100, 102, 104});
+  CHECK(r.state->requestsPerUnit[1] == r.samples["a"]);  // the three points merge into one read
+}
+
+TEST_CASE("a dead device goes DOWN and costs one timeout per backoff window") {
+  Run r;
+  r.state->deadUnits.insert(9);
+  BusSpec b = bus();
+  b.devices.push_back(device("dead", 9, std::chrono::milliseconds(50), 2));
+  b.devices.push_back(device("ok1", 1, std::chrono::milliseconds(50), 2));
+  b.devices.push_back(device("ok2", 2, std::chrono::milliseconds(50), 2));
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(2000));
+  // 2 failures to go DOWN, then one probe per window of 200..400 ms: at most 2 + 2000/200.
+  CHECK(r.state->requestsPerUnit[9] <= 12);
+  CHECK(r.state->requestsPerUnit[9] >= 3);
+  // The healthy ones keep their polls (40 ticks each; allow the ones the dead timeouts skip).
+  CHECK(r.samples["ok1"] >= 34);
+  CHECK(r.samples["ok2"] >= 34);
+  google::protobuf::RepeatedPtrField<pb::DeviceHealth> health;
+  r.source->fillHealth(health);
+  CHECK(health[0].state() == pb::DOWN);
+  CHECK(health[0].timeouts() >= 3);
+  CHECK(health[1].state() == pb::OK);
+}
+
+TEST_CASE("exception 02 on a merged read splits it, remembers the split, and carries on") {
+  Run r;
+  r.state->refuseMergedUnits.insert(4);
+  BusSpec b = bus();
+  b.devices.push_back(device("picky", 4, std::chrono::milliseconds(100), 3));
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(450));
+  CHECK(r.samples["picky"] >= 3);
+  CHECK(r.lastValues["picky"] == std::vector<double>{400, 402, 404});
+  CHECK(r.source->counters().splits == 1);
+}
+
+TEST_CASE("a tick that finds the previous poll still running is skipped and counted") {
+  Run r;
+  r.state->deadUnits.insert(3);
+  BusSpec b = bus();
+  b.config.set_failures_to_down(1000);  // keep polling it
+  auto d = device("slow", 3, std::chrono::milliseconds(20), 1);
+  d.timeout = std::chrono::milliseconds(70);
+  b.devices.push_back(d);
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(500));
+  CHECK(r.source->counters().skipped >= 10);
+  CHECK(r.state->requestsPerUnit[3] <= 8);
+}
