@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "spool/memory_spool.hpp"
-#include "spool_contract.hpp"
+#include "spool/spool_contract.hpp"
 
 namespace {
 struct MemoryFactory {

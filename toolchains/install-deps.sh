@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what citygate needs from Debian 12's archive (and the npm registry for the LoRa test
+# encoder). Idempotent, and fast when everything is already there: it only calls apt-get when a
+# package is missing.
+#
+#   toolchains/install-deps.sh build     compilers and -dev packages
+#   toolchains/install-deps.sh test      build + the test peers (mosquitto, pymodbus, socat, ...)
+#   toolchains/install-deps.sh demo      same as test
+#   toolchains/install-deps.sh fuzz      test + clang's libFuzzer runtime
+#
+# Runs as root, or through sudo when it is available.
+set -euo pipefail
+
+what=${1:-test}
+here=$(cd "$(dirname "$0")" && pwd)
+
+build_pkgs=(g++ cmake ninja-build pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libboost-dev
+  libprotobuf-dev protobuf-compiler libmodbus-dev libspdlog-dev doctest-dev libsystemd-dev)
+test_pkgs=(mosquitto mosquitto-clients python3-pymodbus python3-serial python3-serial-asyncio python3-paho-mqtt
+  python3-protobuf socat mbpoll openssl tmux nodejs npm procps valgrind)
+fuzz_pkgs=(clang libclang-rt-14-dev)
+
+pkgs=("${build_pkgs[@]}")
+case "$what" in
+  build) ;;
+  test|demo) pkgs+=("${test_pkgs[@]}") ;;
+  fuzz) pkgs+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|demo|fuzz]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then sudo_cmd=(sudo); else
+    echo "install-deps: missing ${missing[*]}; run as root or install sudo" >&2; exit 1
+  fi
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# mosquitto's package starts a broker on :1883 where systemd runs; the tests start their own on
+# free ports, so the packaged one is not needed (and not touched).
+
+if [ "$what" != build ]; then
+  # The independent LoRaWAN encoder for the LoRa tests and the demo's concentrator.
+  if [ ! -f "$here/../tests/peers/node_modules/lora-packet/package.json" ]; then
+    echo "install-deps: npm install (tests/peers)"
+    (cd "$here/../tests/peers" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+fi
