@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "outputs/mqtt/client.hpp"
+#include "outputs/mqtt/tls_probe.hpp"
 
 namespace citygate::mqtt {
 namespace {
@@ -14,7 +15,6 @@ struct Shared {
   boost::asio::any_io_executor executor;
   std::mutex mutex;
   std::function<void(const std::string&)> lost;
-  std::string lastTlsError;
   bool closing = false;
 };
 
@@ -22,25 +22,25 @@ class Listener final : public ::mqtt::iaction_listener {
  public:
   Listener(std::shared_ptr<Shared> shared, MqttClient::Done done) : shared_(std::move(shared)), done_(std::move(done)) {}
 
+  // For connects: explains a TLS failure (runs on Paho's thread, bounded).
+  std::function<std::string()> probe_;
+
   void on_success(const ::mqtt::token&) override { finish(true, {}); }
   void fail(std::string why) { finish(false, std::move(why)); }
 
   void on_failure(const ::mqtt::token& tok) override {
     std::string why = "error " + std::to_string(tok.get_return_code());
     if (tok.get_return_code() == MQTTASYNC_FAILURE) why = "connection failed";
-    if (tok.get_return_code() == -1 || tok.get_return_code() == MQTTASYNC_DISCONNECTED) why = "not connected";
+    if (tok.get_return_code() == MQTTASYNC_DISCONNECTED) why = "not connected";
     const int rc = tok.get_return_code();
     if (rc >= 1 && rc <= 5) {
       static const char* kConnack[] = {"", "unacceptable protocol version", "identifier rejected",
                                        "server unavailable", "bad user name or password", "not authorized"};
       why = std::string("refused by broker: ") + kConnack[rc];
     }
-    {
-      std::lock_guard lock(shared_->mutex);
-      if (!shared_->lastTlsError.empty()) {
-        why += " (TLS: " + shared_->lastTlsError + ")";
-        shared_->lastTlsError.clear();
-      }
+    if (probe_ && rc == MQTTASYNC_FAILURE) {
+      const std::string tls = probe_();
+      if (!tls.empty()) why += " (TLS: " + tls + ")";
     }
     finish(false, why);
   }
@@ -61,6 +61,23 @@ class Listener final : public ::mqtt::iaction_listener {
   std::shared_ptr<Shared> shared_;
   MqttClient::Done done_;
 };
+
+std::string probeTlsFor(const ClientOptions& o) {
+  // uri is ssl://host:port (or mqtts://)
+  std::string rest = o.uri.substr(o.uri.find("://") + 3);
+  std::string host = rest;
+  std::string port = "8883";
+  if (!rest.empty() && rest.front() == '[') {
+    const auto close = rest.find(']');
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+  } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  return probeTls(host, port, o.insecureSkipVerify ? std::string() : o.caFile, o.certFile, o.keyFile,
+                  std::chrono::milliseconds(2000));
+}
 
 class PahoClient final : public MqttClient {
  public:
@@ -107,21 +124,19 @@ class PahoClient final : public MqttClient {
       opts.set_password(options_.password);
     }
     if (options_.tls) {
-      auto shared = shared_;
       ::mqtt::ssl_options ssl;
       if (!options_.caFile.empty()) ssl.set_trust_store(options_.caFile);
       if (!options_.certFile.empty()) ssl.set_key_store(options_.certFile);
       if (!options_.keyFile.empty()) ssl.set_private_key(options_.keyFile);
       ssl.set_enable_server_cert_auth(!options_.insecureSkipVerify);
       ssl.set_verify(!options_.insecureSkipVerify);
-      ssl.set_error_handler([shared](const std::string& msg) {
-        std::lock_guard lock(shared->mutex);
-        shared->lastTlsError = msg;
-      });
+      // No Paho error handler: Paho C keeps a pointer into a temporary ssl_options for it and
+      // crashes when OpenSSL reports an error. The reason comes from probeTls() instead.
       opts.set_ssl(std::move(ssl));
     }
     auto listener = std::make_shared<Listener>(shared_, std::move(done));
     listener->self_ = listener;
+    if (options_.tls) listener->probe_ = [o = options_]() { return probeTlsFor(o); };
     try {
       client_->connect(opts, nullptr, *listener);
     } catch (const ::mqtt::exception& e) {
