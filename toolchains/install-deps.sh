@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build_pkgs=(g++ cmake ninja-build pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libboost-dev
   libprotobuf-dev protobuf-compiler libmodbus-dev libspdlog-dev doctest-dev libsystemd-dev)
 test_pkgs=(mosquitto mosquitto-clients python3-pymodbus python3-serial python3-serial-asyncio python3-paho-mqtt
-  python3-protobuf socat mbpoll openssl tmux nodejs npm procps valgrind)
+  python3-protobuf socat mbpoll openssl tmux procps valgrind)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
@@ -27,6 +27,12 @@ case "$what" in
   fuzz) pkgs+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   *) echo "usage: $0 [build|test|demo|fuzz]" >&2; exit 2 ;;
 esac
+# Node.js for the LoRa encoder: Debian's packages unless a Node.js is already installed (a
+# Node.js from elsewhere conflicts with Debian's npm package).
+if [ "$what" != build ]; then
+  command -v node >/dev/null || pkgs+=(nodejs)
+  command -v npm >/dev/null || pkgs+=(npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

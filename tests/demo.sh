@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The citygate demo: builds everything, starts a local mosquitto, simulated street sensors
+# (a Vaisala AQT530 air-quality station, a four-lane traffic counter and an eight-bay parking
+# controller on a Modbus TCP simulator; LoRa parking sensors through a simulated concentrator),
+# the gateway, and a platform-side subscriber that prints every decoded reading.
+#
+#   tests/demo.sh                  run until Ctrl-C
+#   tests/demo.sh --duration 30    run for 30 s, then stop everything
+#
+# Everything runs on 127.0.0.1 on free ports, in a temporary directory, and stops at the end.
+set -euo pipefail
+
+duration=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "demo: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+toolchains/install-deps.sh demo
+echo "demo: building (cmake --preset default)"
+cmake --preset default >/dev/null
+cmake --build --preset default >/dev/null
+build=$repo/build/default
+
+work=$(mktemp -d /tmp/citygate-demo-XXXXXX)
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+  echo "demo: stopped"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mqtt_port=$(port)
+modbus_port=$(port)
+lora_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+cat > "$work/mosquitto.conf" <<CONF
+user root
+listener $mqtt_port 127.0.0.1
+allow_anonymous true
+log_type error
+CONF
+mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+pids+=($!)
+
+# The simulated devices, with values that drift like the real ones (see modbus_sim.py).
+/usr/bin/python3 - "$work/sim.json" "$modbus_port" <<'PY'
+import json, sys
+path, port = sys.argv[1], int(sys.argv[2])
+air = [  # Vaisala AQT530: ppb gases, 0.1 µg/m³ particles, 0.1 °C, 0.1 %RH, 0.1 hPa
+    {"table": "hr", "address": a, "type": "INT16", "min": lo, "max": hi, "period_s": p}
+    for a, lo, hi, p in [(0, 12, 35, 90), (1, 1, 4, 200), (2, 150, 400, 150), (4, 0, 2, 300), (5, 18, 40, 120),
+                         (6, 4, 20, 80), (8, 60, 180, 100), (9, 120, 300, 110), (10, 150, 230, 600),
+                         (11, 450, 800, 500), (12, 9600, 9700, 900)]]
+traffic = []
+for lane in range(4):
+    b = lane * 10
+    traffic += [
+        {"table": "ir", "address": b, "type": "UINT32", "min": 20 + 5 * lane, "max": 90 + 10 * lane, "period_s": 60, "phase": lane / 4},
+        {"table": "ir", "address": b + 2, "type": "UINT16", "min": 40, "max": 320, "period_s": 70},
+        {"table": "ir", "address": b + 3, "type": "UINT16", "min": 280, "max": 520, "period_s": 45},
+        {"table": "ir", "address": b + 4, "type": "UINT16", "min": 420, "max": 610, "period_s": 30},
+        {"table": "ir", "address": b + 5, "type": "UINT16", "min": 15, "max": 60, "period_s": 50},
+    ]
+parking = [{"table": "di", "address": i, "type": "BOOL", "min": 0, "max": 1, "period_s": 20 + 7 * i, "phase": i / 8}
+           for i in range(8)]
+json.dump({"tcp": {"host": "127.0.0.1", "port": port},
+           "units": {"1": {"animate": air}, "3": {"animate": traffic}, "5": {"animate": parking}}},
+          open(path, "w"))
+PY
+/usr/bin/python3 tests/peers/modbus_sim.py "$work/sim.json" >"$work/modbus.log" 2>&1 &
+pids+=($!)
+
+lora_block=""
+if [ -f tests/peers/concentrator.js ] && [ -f tests/peers/demo-lora.json ]; then
+  lora_block=$(sed "s/LORA_PORT/$lora_port/" tests/peers/demo-lora.textproto 2>/dev/null || true)
+fi
+
+mkdir -p "$work/spool"
+cat > "$work/citygate.textproto" <<CONF
+gateway_id: "luz-demo-01"
+location { lat: 47.0502 lon: 8.3093 }
+mqtt { uri: "tcp://127.0.0.1:$mqtt_port" max_batch_readings: 200 max_batch_delay_ms: 500 }
+control { socket: "$work/control.sock" }
+health_interval_s: 30
+spool { dir: "$work/spool" max_bytes: 16777216 }
+modbus_bus {
+  name: "demo-cabinet"
+  tcp { host: "127.0.0.1" port: $modbus_port }
+  device { id: "air-pilatusplatz" unit_id: 1 profile: "vaisala-aqt530" poll_interval_ms: 5000 }
+  device { id: "traffic-pilatusstrasse" unit_id: 3 profile: "citygate-traffic-counter-4lane" poll_interval_ms: 10000 }
+  device { id: "parking-zone-a" unit_id: 5 profile: "parking-guidance-8bay" poll_interval_ms: 10000 ref_parking_site: "pilatusplatz" }
+}
+$lora_block
+CONF
+
+for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$mqtt_port) 2>/dev/null && break; sleep 0.1; done
+/usr/bin/python3 tests/peers/platform.py --port "$mqtt_port" --gateway luz-demo-01 --build "$build" &
+pids+=($!)
+
+echo "demo: mosquitto on 127.0.0.1:$mqtt_port, Modbus simulator on :$modbus_port; gateway log in $work/citygated.log"
+"$build/bin/citygated" --config "$work/citygate.textproto" 2>"$work/citygated.log" &
+gw=$!
+pids+=($gw)
+
+if [ -n "$lora_block" ]; then
+  node tests/peers/concentrator.js --port "$lora_port" --devices tests/peers/demo-lora.json --interval 3 >"$work/concentrator.log" 2>&1 &
+  pids+=($!)
+fi
+
+if [ "$duration" -gt 0 ]; then
+  end=$((SECONDS + duration))
+  while [ $SECONDS -lt $end ] && kill -0 $gw 2>/dev/null; do sleep 0.2; done
+else
+  wait $gw || true
+fi
+if ! kill -0 $gw 2>/dev/null; then
+  echo "demo: the gateway stopped; its log:" >&2
+  tail -20 "$work/citygated.log" >&2
+fi

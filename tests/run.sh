@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole citygate suite: installs what it needs (Debian packages, the npm LoRa encoder),
+# builds, and runs the unit tests and the integration tests against real peers (mosquitto,
+# pymodbus over TCP and socat pseudo-terminals, lora-packet frames, the real daemon and CLI).
+#
+#   tests/run.sh                 default preset (optimised, warnings are errors)
+#   tests/run.sh --asan          the same suite under AddressSanitizer + UBSan
+#   tests/run.sh --unit          unit tests only
+#   tests/run.sh -R REGEX        only the CTest tests matching REGEX
+set -euo pipefail
+
+preset=default
+labels=""
+regex=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --asan) preset=asan; shift ;;
+    --unit) labels=unit; shift ;;
+    --integration) labels=integration; shift ;;
+    -R) regex=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "run: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+toolchains/install-deps.sh test
+start=$SECONDS
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset"
+echo "run: built in $((SECONDS - start)) s"
+
+args=(--preset "$preset" --output-on-failure --timeout 900)
+[ -n "$regex" ] && args+=(-R "$regex")
+status=0
+if [ -z "$labels" ] || [ "$labels" = unit ]; then
+  ctest "${args[@]}" -L unit -j2 || status=1
+fi
+if [ -z "$labels" ] || [ "$labels" = integration ]; then
+  # One at a time: they measure timing (poll rates, backoff windows) on a 2-core machine.
+  ctest "${args[@]}" -L integration -j1 || status=1
+fi
+echo "run: $([ $status = 0 ] && echo PASSED || echo FAILED) in $((SECONDS - start)) s"
+exit $status
