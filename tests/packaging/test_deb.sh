@@ -75,16 +75,20 @@ declare -A builddir=([amd64]=amd64 [arm64]=aarch64 [armhf]=armhf)
 
 elf_machine() { /usr/bin/python3 -c 'import sys; h=open(sys.argv[1],"rb").read(20); print(int.from_bytes(h[18:20],"little"))' "$1"; }
 
-# The package of the arch's library directory that provides SONAME (arm64: multiarch dpkg
-# database; armhf: the sysroot's; amd64: this machine's).
+# The package that provides SONAME for ARCH. amd64 and arm64: this machine's dpkg database
+# (multiarch). armhf: the sysroot has no dpkg database (mmdebstrap --variant=extract), so the
+# soname must exist in the sysroot and its package is looked up in the host's database: Debian
+# names a library's package the same on every architecture (libmodbus.so.5 -> libmodbus5).
 lib_owner() {  # lib_owner ARCH SONAME
-  local arch=$1 so=$2
+  local arch=$1 so=$2 triplet
   case "$arch" in
-    amd64) dpkg -S "*/x86_64-linux-gnu/$so" 2>/dev/null | head -n 1 | cut -d: -f1 ;;
-    arm64) dpkg -S "*/aarch64-linux-gnu/$so" 2>/dev/null | head -n 1 | cut -d: -f1 ;;
-    armhf) grep -l "/arm-linux-gnueabihf/$so\$" "$root"/build/sysroot-armhf/var/lib/dpkg/info/*.list 2>/dev/null \
-             | head -n 1 | xargs -r basename | sed 's/:armhf\.list$//; s/\.list$//' ;;
+    amd64) triplet=x86_64-linux-gnu ;;
+    arm64) triplet=aarch64-linux-gnu ;;
+    armhf)
+      if ! ls "$root"/build/sysroot-armhf/{usr/,}lib/arm-linux-gnueabihf/"$so" >/dev/null 2>&1; then return; fi
+      triplet=x86_64-linux-gnu ;;
   esac
+  dpkg -S "*/$triplet/$so" 2>/dev/null | head -n 1 | cut -d: -f1
 }
 
 check_depends_cover_needed() {  # ARCH DEB EXTRACTED_BINARY
