@@ -1,0 +1,414 @@
+#include "inputs/lora/frame_processor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "inputs/lora/phy_payload.hpp"
+
+namespace citygate::lora {
+
+namespace pb = citygate::v1;
+
+std::uint64_t frameHash(std::span<const std::uint8_t> phy) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (auto b : phy) {
+    h ^= b;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+namespace {
+
+Reason fromPhyError(PhyError e) {
+  switch (e) {
+    case PhyError::TooShort: return Reason::TruncatedFrame;
+    case PhyError::BadMajor: return Reason::BadMajor;
+    case PhyError::NotDataUp: return Reason::NotDataUplink;
+    case PhyError::FOptsWithPort0: return Reason::FOptsWithPort0;
+    case PhyError::None: break;
+  }
+  return Reason::TruncatedFrame;
+}
+
+}  // namespace
+
+FrameProcessor::FrameProcessor(std::vector<DeviceSpec> devices, ProcessorOptions options,
+                               std::unique_ptr<Crypto> crypto, Submit submit, std::shared_ptr<spdlog::logger> log)
+    : options_(options), crypto_(std::move(crypto)), submit_(std::move(submit)), log_(std::move(log)) {
+  sessions_.reserve(devices.size());
+  for (auto& d : devices) {
+    Session s;
+    s.spec = std::move(d);
+    s.keyCheck = crypto_->keyCheckValue(s.spec.nwkSKey).value_or(0);
+    s.lastError = "no frame received yet";
+    sessions_.push_back(std::move(s));
+  }
+  for (std::size_t i = 0; i < sessions_.size(); ++i) byAddr_.emplace_back(sessions_[i].spec.devAddr, i);
+  std::sort(byAddr_.begin(), byAddr_.end());
+  pendingIndex_.reserve(std::min<std::size_t>(options_.maxPending, 1024));
+}
+
+FrameProcessor::~FrameProcessor() = default;
+
+void FrameProcessor::reject(Reason r, Session* s) {
+  ++counters_.rejected[static_cast<std::size_t>(r)];
+  if (s != nullptr) ++s->rejected[static_cast<std::size_t>(r)];
+}
+
+FrameProcessor::Pending* FrameProcessor::findPending(std::uint64_t hash, std::span<const std::uint8_t> phy) {
+  const auto it = pendingIndex_.find(hash);
+  if (it == pendingIndex_.end() || it->second < pendingBase_) return nullptr;
+  Pending& p = pending_[static_cast<std::size_t>(it->second - pendingBase_)];
+  if (p.len != phy.size() || std::memcmp(p.phy.data(), phy.data(), phy.size()) != 0) return nullptr;
+  return &p;
+}
+
+FrameProcessor::Verdict FrameProcessor::verify(Session& s, const DataFrame& f, std::uint64_t hash,
+                                               std::uint32_t& fcntOut) {
+  auto micOk = [&](std::uint32_t fcnt) -> std::optional<bool> {
+    const auto mic = crypto_->dataMic(s.spec.nwkSKey, Dir::Up, f.devAddr, fcnt, f.micInput);
+    if (!mic) return std::nullopt;
+    return *mic == f.mic;
+  };
+  if (!s.seen) {
+    // No counter known yet (a new device, or state lost): the 16 bits are the counter.
+    const auto ok = micOk(f.fcnt16);
+    if (!ok) return Verdict::CryptoError;
+    fcntOut = f.fcnt16;
+    return *ok ? Verdict::Accept : Verdict::MicFailed;
+  }
+  const std::uint32_t next = s.lastFcnt + 1;
+  const std::uint32_t full = fullFcnt(next, f.fcnt16);
+  fcntOut = full;
+  const auto ok = micOk(full);
+  if (!ok) return Verdict::CryptoError;
+  if (*ok) {
+    if (full == s.lastFcnt) return hash == s.lastFrameHash ? Verdict::Retransmission : Verdict::Replay;
+    if (full - next > options_.maxFcntGap) return Verdict::Gap;
+    if (s.lastFcnt == 0xFFFFFFFFU) return Verdict::Replay;  // the counter space is exhausted
+    return Verdict::Accept;
+  }
+  // An older frame: the most recent counter at or below the last accepted with these 16 bits.
+  std::uint32_t old = (s.lastFcnt & 0xFFFF0000U) | f.fcnt16;
+  bool haveOld = true;
+  if (old > s.lastFcnt) {
+    if (s.lastFcnt >= 0x10000U) {
+      old -= 0x10000U;
+    } else {
+      haveOld = false;
+    }
+  }
+  if (haveOld && old != full) {
+    const auto okOld = micOk(old);
+    if (!okOld) return Verdict::CryptoError;
+    if (*okOld) {
+      fcntOut = old;
+      // relax_fcnt: a counter that went back to a small value is a device restart.
+      if (s.spec.relaxFcnt && old == f.fcnt16) return Verdict::AcceptReset;
+      return Verdict::Replay;
+    }
+  }
+  const bool triedRaw = f.fcnt16 == full || (haveOld && old == f.fcnt16);
+  if (s.spec.relaxFcnt && !triedRaw) {
+    // relax_fcnt: an ABP device that restarted its counter (a deliberate replay hole).
+    const auto okReset = micOk(f.fcnt16);
+    if (!okReset) return Verdict::CryptoError;
+    if (*okReset) {
+      fcntOut = f.fcnt16;
+      return Verdict::AcceptReset;
+    }
+  }
+  return Verdict::MicFailed;
+}
+
+std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t gatewayEui, SteadyTime now,
+                                             WallTime wallNow) {
+  const auto phy = rx.phy();
+  DataFrame f;
+  if (const PhyError e = parseDataFrame(phy, f); e != PhyError::None) {
+    const Reason r = fromPhyError(e);
+    reject(r, nullptr);
+    return r;
+  }
+  const auto range = std::equal_range(byAddr_.begin(), byAddr_.end(), std::make_pair(f.devAddr, std::size_t{0}),
+                                      [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (range.first == range.second) {
+    reject(Reason::UnknownDevAddr, nullptr);
+    return Reason::UnknownDevAddr;
+  }
+
+  const std::uint64_t hash = frameHash(phy);
+  if (Pending* p = findPending(hash, phy)) {
+    // Another reception of a frame already accepted: keep the best signal, count it.
+    ++counters_.duplicates;
+    auto& meta = *p->sample.lora;
+    ++meta.receptions;
+    if (!p->flushed && (rx.rssi > meta.rssi || (rx.rssi == meta.rssi && rx.lsnr > meta.snr))) {
+      meta.rssi = rx.rssi;
+      meta.snr = rx.lsnr;
+      meta.frequency = rx.freq;
+      meta.dataRate = rx.lora ? std::string(rx.datr) : "FSK" + std::to_string(rx.fskRate);
+      meta.gatewayEui = formatEui(gatewayEui);
+    }
+    return std::nullopt;
+  }
+
+  // Every session with this DevAddr: the one whose MIC verifies is the sender.
+  Session* blamed = nullptr;
+  Reason blame = Reason::MicFailed;
+  Session* accepted = nullptr;
+  std::uint32_t fcnt = 0;
+  bool reset = false;
+  const auto candidates = static_cast<std::size_t>(range.second - range.first);
+  for (auto it = range.first; it != range.second && accepted == nullptr; ++it) {
+    Session& s = sessions_[it->second];
+    std::uint32_t fc = 0;
+    switch (verify(s, f, hash, fc)) {
+      case Verdict::Accept:
+        accepted = &s;
+        fcnt = fc;
+        break;
+      case Verdict::AcceptReset:
+        accepted = &s;
+        fcnt = fc;
+        reset = true;
+        break;
+      case Verdict::Replay:
+        blamed = &s;
+        blame = Reason::Replay;
+        break;
+      case Verdict::Retransmission:
+        blamed = &s;
+        blame = Reason::Retransmission;
+        break;
+      case Verdict::Gap:
+        blamed = &s;
+        blame = Reason::FcntGap;
+        break;
+      case Verdict::CryptoError:
+        reject(Reason::CryptoError, &s);
+        return Reason::CryptoError;
+      case Verdict::MicFailed: break;
+    }
+  }
+  if (accepted == nullptr) {
+    if (blamed == nullptr && candidates == 1) blamed = &sessions_[range.first->second];
+    reject(blame, blamed);
+    return blame;
+  }
+
+  Session& s = *accepted;
+  if (reset) {
+    ++counters_.fcntResets;
+    log_->warn("[{}] frame counter restarted at {} (relax_fcnt)", s.spec.sensor->id, fcnt);
+  }
+  s.seen = true;
+  s.lastFcnt = fcnt;
+  s.lastFrameHash = hash;
+  s.lastRssi = rx.rssi;
+  s.lastSnr = rx.lsnr;
+  s.lastOkAt = wallNow;
+  ++s.accepted;
+  ++counters_.framesAccepted;
+  dirty_ = true;
+  if (!s.persistedSeen || fcnt - s.persistedFcnt > options_.resumeMargin || fcnt < s.persistedFcnt) urgent_ = true;
+
+  // The dedup entry exists for every authentic frame, with or without a reading, so that late
+  // copies are merged rather than rejected as retransmissions.
+  makeRoom();
+  Pending& p = pending_.emplace_back();
+  const std::uint64_t seq = pendingBase_ + pending_.size() - 1;
+  pendingIndex_[hash] = seq;
+  p.hash = hash;
+  p.len = static_cast<std::uint8_t>(phy.size());
+  std::memcpy(p.phy.data(), phy.data(), phy.size());
+  const auto ttl = std::max<SteadyClock::duration>(2 * options_.dedupWindow, std::chrono::milliseconds(200));
+  p.flushAt = now + options_.dedupWindow;
+  p.expiresAt = now + ttl;
+  p.session = static_cast<std::size_t>(accepted - sessions_.data());
+  auto& meta = p.sample.lora.emplace();
+  meta.fCnt = fcnt;
+  meta.fPort = f.hasPort ? f.fport : 0;
+  meta.rssi = rx.rssi;
+  meta.snr = rx.lsnr;
+  meta.frequency = rx.freq;
+  meta.dataRate = rx.lora ? std::string(rx.datr) : "FSK" + std::to_string(rx.fskRate);
+  meta.gatewayEui = formatEui(gatewayEui);
+  meta.receptions = 1;
+  p.sample.observedAt = wallNow;
+  p.sample.periodStart = wallNow;
+
+  if (!f.hasPort || f.fport == 0) return std::nullopt;  // MAC commands only: nothing to publish
+  const std::span<std::uint8_t> plain(scratch_.data(), f.frmPayload.size());
+  if (!crypto_->cryptPayload(s.spec.appSKey, Dir::Up, f.devAddr, fcnt, f.frmPayload, plain)) {
+    reject(Reason::CryptoError, &s);
+    return Reason::CryptoError;
+  }
+  const core::SensorSpec& sensor = *s.spec.sensor;
+  p.sample.values.assign(sensor.points.size(), core::RawValue{0.0, core::RawValue::State::Skip});
+  const DecodeResult d = s.spec.codec->decode(f.fport, plain, p.sample.values);
+  std::fill(scratch_.begin(), scratch_.begin() + static_cast<std::ptrdiff_t>(plain.size()), 0);
+  switch (d.status) {
+    case DecodeStatus::Reading: {
+      const bool any = std::any_of(p.sample.values.begin(), p.sample.values.end(),
+                                   [](const core::RawValue& v) { return v.state != core::RawValue::State::Skip; });
+      p.hasReading = any;
+      if (d.period.count() > 0) p.sample.periodStart = wallNow - d.period;
+      s.lastError = {};
+      return std::nullopt;
+    }
+    case DecodeStatus::NoReading:
+      p.sample.values.clear();
+      s.lastError = {};
+      return std::nullopt;
+    case DecodeStatus::UnknownPort:
+      p.sample.values.clear();
+      s.lastError = "unknown port";
+      reject(Reason::UnknownPort, &s);
+      return Reason::UnknownPort;
+    case DecodeStatus::Malformed: break;
+  }
+  p.sample.values.clear();
+  s.lastError = d.detail;
+  reject(Reason::CodecError, &s);
+  log_->debug("[{}] FCnt {} FPort {}: {}", sensor.id, fcnt, f.fport, d.detail);
+  return Reason::CodecError;
+}
+
+void FrameProcessor::publish(Pending& p) {
+  p.flushed = true;
+  if (!p.hasReading) return;
+  Session& s = sessions_[p.session];
+  ++s.readings;
+  ++counters_.readings;
+  core::RawSample sample = std::move(p.sample);
+  p.sample = core::RawSample{};
+  p.sample.lora = sample.lora;  // later copies still count receptions
+  submit_(*s.spec.sensor, s.memory, std::move(sample));
+}
+
+void FrameProcessor::makeRoom() {
+  while (pending_.size() >= options_.maxPending && !pending_.empty()) {
+    Pending& front = pending_.front();
+    if (!front.flushed) {
+      ++counters_.evicted;
+      publish(front);
+      ++flushCursor_;
+    }
+    const auto it = pendingIndex_.find(front.hash);
+    if (it != pendingIndex_.end() && it->second == pendingBase_) pendingIndex_.erase(it);
+    pending_.pop_front();
+    ++pendingBase_;
+    flushCursor_ = std::max(flushCursor_, pendingBase_);
+  }
+}
+
+void FrameProcessor::flushDue(SteadyTime now) {
+  while (flushCursor_ < pendingBase_ + pending_.size()) {
+    Pending& p = pending_[static_cast<std::size_t>(flushCursor_ - pendingBase_)];
+    if (p.flushAt > now) break;
+    if (!p.flushed) publish(p);
+    ++flushCursor_;
+  }
+  while (!pending_.empty() && pending_.front().flushed && pending_.front().expiresAt <= now) {
+    const auto it = pendingIndex_.find(pending_.front().hash);
+    if (it != pendingIndex_.end() && it->second == pendingBase_) pendingIndex_.erase(it);
+    pending_.pop_front();
+    ++pendingBase_;
+  }
+}
+
+void FrameProcessor::flushAll() {
+  for (auto& p : pending_) {
+    if (!p.flushed) publish(p);
+  }
+  flushCursor_ = pendingBase_ + pending_.size();
+}
+
+std::optional<SteadyTime> FrameProcessor::nextDeadline() const {
+  std::optional<SteadyTime> t;
+  if (flushCursor_ < pendingBase_ + pending_.size()) {
+    t = pending_[static_cast<std::size_t>(flushCursor_ - pendingBase_)].flushAt;
+  }
+  if (!pending_.empty() && pending_.front().flushed) {
+    const SteadyTime e = pending_.front().expiresAt;
+    if (!t || e < *t) t = e;
+  }
+  return t;
+}
+
+void FrameProcessor::restore(const FcntState& state) {
+  const bool clean = state.clean;
+  for (const auto& r : state.records) {
+    for (auto& s : sessions_) {
+      if (s.spec.sensor->id != r.id) continue;
+      if (s.spec.devAddr != r.devAddr || s.keyCheck != r.keyCheck) {
+        log_->info("[{}] DevAddr or keys changed since the counter was stored: the counter starts afresh", r.id);
+        break;
+      }
+      const std::uint64_t resumed =
+          clean ? r.lastFcnt : std::min<std::uint64_t>(std::uint64_t{r.lastFcnt} + options_.resumeMargin, 0xFFFFFFFFULL);
+      s.seen = true;
+      s.lastFcnt = static_cast<std::uint32_t>(resumed);
+      // What the file says now is what a crash would find: the margin is counted from it.
+      s.persistedSeen = true;
+      s.persistedFcnt = r.lastFcnt;
+      break;
+    }
+  }
+  dirty_ = true;  // rewrite at once as "clean 0": from now on a crash must add the margin
+  urgent_ = true;
+}
+
+FcntState FrameProcessor::snapshot(bool clean) const {
+  FcntState st;
+  st.clean = clean;
+  for (const auto& s : sessions_) {
+    if (!s.seen) continue;
+    st.records.push_back(FcntRecord{s.spec.sensor->id, s.spec.devAddr, s.keyCheck, s.lastFcnt});
+  }
+  return st;
+}
+
+void FrameProcessor::markPersisted() {
+  for (auto& s : sessions_) {
+    if (!s.seen) continue;
+    s.persistedSeen = true;
+    s.persistedFcnt = s.lastFcnt;
+  }
+  dirty_ = false;
+  urgent_ = false;
+}
+
+void FrameProcessor::fillHealth(google::protobuf::RepeatedPtrField<pb::DeviceHealth>& out) const {
+  for (const auto& s : sessions_) {
+    pb::DeviceHealth& h = *out.Add();
+    h.set_sensor_id(s.spec.sensor->id);
+    h.set_bus("lora");
+    if (s.accepted == 0) {
+      h.set_state(pb::DOWN);
+    } else {
+      h.set_state(s.lastError.empty() ? pb::OK : pb::DEGRADED);
+      toTimestamp(s.lastOkAt, h.mutable_last_ok_at());
+    }
+    h.set_last_error(std::string(s.lastError));
+    h.set_readings(s.readings);
+    h.set_last_f_cnt(s.lastFcnt);
+    h.set_last_rssi(s.lastRssi);
+    h.set_last_snr(s.lastSnr);
+    h.set_frames_accepted(s.accepted);
+    std::uint64_t rejected = 0;
+    for (std::size_t i = 0; i < kReasonCount; ++i) {
+      if (s.rejected[i] == 0) continue;
+      (*h.mutable_frames_rejected())[std::string(kReasonNames[i])] = s.rejected[i];
+      rejected += s.rejected[i];
+    }
+    h.set_polls_ok(s.accepted);
+    h.set_polls_failed(rejected);
+  }
+}
+
+}  // namespace citygate::lora

@@ -1,0 +1,155 @@
+// FrameProcessor: LoRaWAN 1.0.x uplinks -> readings, for the devices of the config. Runs on the
+// executor; time comes in as arguments, so tests drive it without sleeping.
+//
+// For each received PHYPayload (an rxpk that passed the UDP checks):
+//   1. parse MHDR/FHDR/FOpts (phy_payload.hpp);
+//   2. find the sessions with its DevAddr (several devices may share one: the MIC decides);
+//   3. the same bytes already seen within the dedup TTL: one more reception of that frame (best
+//      RSSI/SNR kept, receptions counted), never a second reading;
+//   4. reconstruct the 32-bit FCnt, verify the MIC (AES-CMAC via OpenSSL); a counter at or below
+//      the last accepted one is a replay (or the retransmission of the last frame), a jump beyond
+//      max_fcnt_gap is rejected, a MIC that verifies with no counter is mic_failed;
+//   5. decrypt FRMPayload and decode it with the device's codec into a RawSample that waits for
+//      the dedup window to close, then goes to `submit` with its LoRa metadata.
+// Every rejection is counted by Reason, globally and (when the device is known) per device.
+//
+// Memory is bounded: the dedup cache holds at most `maxPending` frames (the oldest is published
+// early when it is full, never dropped), sessions are fixed by the config, counters are arrays.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "citygate/v1/status.pb.h"
+#include "core/normaliser.hpp"
+#include "inputs/lora/crypto.hpp"
+#include "inputs/lora/fcnt.hpp"
+#include "inputs/lora/reasons.hpp"
+#include "inputs/lora/semtech_udp.hpp"
+#include "inputs/lora/spec.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace citygate::lora {
+
+struct ProcessorOptions {
+  std::chrono::milliseconds dedupWindow{200};
+  std::uint32_t maxFcntGap = 16384;
+  std::uint32_t resumeMargin = 16;
+  std::size_t maxPending = 2048;
+};
+
+struct ProcessorCounters {
+  ReasonCounters rejected{};
+  std::uint64_t framesAccepted = 0;  // authentic frames (MIC and counter OK), duplicates not counted
+  std::uint64_t duplicates = 0;      // extra receptions merged into a frame
+  std::uint64_t readings = 0;        // samples submitted
+  std::uint64_t evicted = 0;         // dedup entries published early because the cache was full
+  std::uint64_t fcntResets = 0;      // relax_fcnt devices that restarted their counter
+};
+
+class FrameProcessor {
+ public:
+  using Submit = std::function<void(const core::SensorSpec&, core::SensorMemory&, core::RawSample&&)>;
+
+  FrameProcessor(std::vector<DeviceSpec> devices, ProcessorOptions options, std::unique_ptr<Crypto> crypto,
+                 Submit submit, std::shared_ptr<spdlog::logger> log);
+  ~FrameProcessor();
+
+  // One received packet. nullopt: accepted, or merged as a duplicate; otherwise why it was not.
+  std::optional<Reason> onRxpk(const RxPacket& rx, std::uint64_t gatewayEui, SteadyTime now, WallTime wallNow);
+
+  // Counts a rejection found before a frame reached the processor (datagram, rxpk).
+  void count(Reason r) { ++counters_.rejected[static_cast<std::size_t>(r)]; }
+
+  // Publishes the frames whose dedup window has closed, and forgets expired entries.
+  void flushDue(SteadyTime now);
+  // Publishes every pending frame at once (stop).
+  void flushAll();
+  // When flushDue() next has something to do.
+  std::optional<SteadyTime> nextDeadline() const;
+
+  // ---- frame-counter persistence ----
+  // Applies a loaded state file: matching devices (id, DevAddr, key check) resume at their stored
+  // counter, plus the margin unless the file was written by a clean stop.
+  void restore(const FcntState& state);
+  // The state to write now; `clean` only at a clean stop.
+  FcntState snapshot(bool clean) const;
+  // After a successful write of snapshot(): the counters in it are durable.
+  void markPersisted();
+  bool dirty() const { return dirty_; }
+  // A counter has run `resumeMargin` ahead of the file: write before anything else.
+  bool urgentPersist() const { return urgent_; }
+
+  const ProcessorCounters& counters() const { return counters_; }
+  void fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const;
+  std::size_t pendingFrames() const { return pending_.size(); }
+  std::size_t deviceCount() const { return sessions_.size(); }
+
+ private:
+  struct Session {
+    DeviceSpec spec;
+    std::uint32_t keyCheck = 0;
+    bool seen = false;
+    std::uint32_t lastFcnt = 0;
+    bool persistedSeen = false;
+    std::uint32_t persistedFcnt = 0;
+    std::uint64_t lastFrameHash = 0;
+    core::SensorMemory memory;
+    ReasonCounters rejected{};
+    std::uint64_t accepted = 0;
+    std::uint64_t readings = 0;
+    double lastRssi = 0.0;
+    double lastSnr = 0.0;
+    WallTime lastOkAt{};
+    std::string_view lastError;
+  };
+
+  struct Pending {
+    std::uint64_t hash = 0;
+    std::uint8_t len = 0;
+    std::array<std::uint8_t, kMaxPhyPayload> phy{};
+    SteadyTime flushAt{};
+    SteadyTime expiresAt{};
+    std::size_t session = 0;
+    bool flushed = false;
+    bool hasReading = false;
+    core::RawSample sample;  // lora meta filled as receptions arrive
+  };
+
+  enum class Verdict : std::uint8_t { Accept, AcceptReset, Replay, Retransmission, Gap, MicFailed, CryptoError };
+  Verdict verify(Session& s, const DataFrame& f, std::uint64_t hash, std::uint32_t& fcntOut);
+  void reject(Reason r, Session* s);
+  void publish(Pending& p);
+  Pending* findPending(std::uint64_t hash, std::span<const std::uint8_t> phy);
+  void makeRoom();
+
+  ProcessorOptions options_;
+  std::unique_ptr<Crypto> crypto_;
+  Submit submit_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::vector<Session> sessions_;
+  std::vector<std::pair<std::uint32_t, std::size_t>> byAddr_;  // sorted (DevAddr, session)
+  std::deque<Pending> pending_;                                 // arrival order
+  std::uint64_t pendingBase_ = 0;                               // sequence number of pending_.front()
+  std::uint64_t flushCursor_ = 0;                               // first sequence not yet published
+  std::unordered_map<std::uint64_t, std::uint64_t> pendingIndex_;  // hash -> sequence
+  ProcessorCounters counters_;
+  bool dirty_ = false;
+  bool urgent_ = false;
+  std::array<std::uint8_t, kMaxPhyPayload> scratch_{};
+};
+
+// 64-bit FNV-1a of a frame's bytes (the dedup key; equality is confirmed on the bytes).
+std::uint64_t frameHash(std::span<const std::uint8_t> phy);
+
+}  // namespace citygate::lora

@@ -1,0 +1,311 @@
+#include "inputs/lora/source.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/seq_store.hpp"
+
+namespace citygate::lora {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+namespace pb = citygate::v1;
+
+namespace {
+constexpr auto kSummaryEvery = std::chrono::seconds(60);
+constexpr auto kPersistRetry = std::chrono::seconds(1);
+}  // namespace
+
+// Hands the rxpk of one PUSH_DATA to the processor, counting per concentrator.
+class LoraSource::Visitor final : public PushVisitor {
+ public:
+  Visitor(FrameProcessor& p, std::uint64_t eui, pb::ConcentratorHealth* c, SteadyTime now, WallTime wall)
+      : p_(p), eui_(eui), c_(c), now_(now), wall_(wall) {}
+  void onRxpk(const RxPacket& rx) override {
+    if (c_ != nullptr) c_->set_rxpk(c_->rxpk() + 1);
+    (void)p_.onRxpk(rx, eui_, now_, wall_);
+  }
+  void onRxpkRejected(Reason why) override { p_.count(why); }
+
+ private:
+  FrameProcessor& p_;
+  std::uint64_t eui_;
+  pb::ConcentratorHealth* c_;
+  SteadyTime now_;
+  WallTime wall_;
+};
+
+LoraSource::LoraSource(asio::any_io_executor executor, LoraSpec spec, Submit submit,
+                       std::shared_ptr<spdlog::logger> log)
+    : executor_(executor),
+      spec_(std::move(spec)),
+      submit_(std::move(submit)),
+      log_(std::move(log)),
+      socket_(executor),
+      flushTimer_(executor),
+      persistTimer_(executor),
+      doc_(std::make_unique<json::Document>()) {}
+
+LoraSource::~LoraSource() = default;
+
+Status LoraSource::start() {
+  std::string why;
+  auto crypto = Crypto::create(&why);
+  if (!crypto) return Error{"lora: " + why};
+  ProcessorOptions po;
+  po.dedupWindow = spec_.dedupWindow;
+  po.maxFcntGap = spec_.maxFcntGap;
+  po.resumeMargin = spec_.resumeMargin;
+  const std::size_t devices = spec_.devices.size();
+  processor_ = std::make_unique<FrameProcessor>(std::move(spec_.devices), po, std::move(crypto), submit_, log_);
+  spec_.devices.clear();
+
+  if (!spec_.statePath.empty()) {
+    std::ifstream in(spec_.statePath);
+    if (in) {
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::string error;
+      if (auto st = decodeFcntState(ss.str(), &error)) {
+        processor_->restore(*st);
+        log_->info("frame counters of {} device(s) restored from {} ({})", st->records.size(), spec_.statePath,
+                   st->clean ? "clean stop" : "unclean stop: +" + std::to_string(spec_.resumeMargin));
+      } else {
+        // Unreadable counters: set the file aside for inspection and start afresh; every device's
+        // first frame sets its counter again (logged, and flagged in health).
+        counters_.stateCorrupt = true;
+        const std::string aside = spec_.statePath + ".corrupt";
+        std::rename(spec_.statePath.c_str(), aside.c_str());
+        log_->error("{}: {}; moved to {}; frame counters start afresh", spec_.statePath, error, aside);
+      }
+    } else if (errno != ENOENT) {
+      return Error{"lora: cannot read " + spec_.statePath + ": " + std::strerror(errno)};
+    }
+    if (!persist(false)) return Error{"lora: cannot write " + spec_.statePath + ": " + lastPersistError_};
+  }
+
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(spec_.bind, ec);
+  if (ec) return Error{"lora: bad bind address '" + spec_.bind + "': " + ec.message()};
+  const udp::endpoint ep(address, spec_.port);
+  socket_.open(ep.protocol(), ec);
+  if (!ec) socket_.non_blocking(true, ec);
+  if (!ec) socket_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) socket_.bind(ep, ec);
+  if (ec) {
+    socket_.close(ec);
+    return Error{"lora: cannot listen on " + spec_.bind + ":" + std::to_string(spec_.port) + " (udp): " +
+                 ec.message()};
+  }
+  // Room for bursts (a flood must not push valid frames out of the kernel's queue); best effort.
+  boost::system::error_code ignored;
+  socket_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ignored);
+  log_->info("packet forwarder on {}:{} (udp): {} device(s), dedup {} ms", spec_.bind, localPort(), devices,
+             spec_.dedupWindow.count());
+  lastSummary_ = SteadyClock::now();
+  receive();
+  schedulePersist();
+  return Ok{};
+}
+
+void LoraSource::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  boost::system::error_code ec;
+  socket_.close(ec);
+  flushTimer_.cancel();
+  persistTimer_.cancel();
+  if (processor_) {
+    processor_->flushAll();
+    if (!spec_.statePath.empty() && persist(true)) {
+      log_->info("frame counters written to {}", spec_.statePath);
+    }
+  }
+}
+
+std::uint16_t LoraSource::localPort() const {
+  boost::system::error_code ec;
+  const auto ep = socket_.local_endpoint(ec);
+  return ec ? spec_.port : ep.port();
+}
+
+void LoraSource::receive() {
+  socket_.async_receive_from(asio::buffer(buffer_), sender_,
+                             std::bind_front(&LoraSource::onReceive, shared_from_this()));
+}
+
+void LoraSource::onReceive(const boost::system::error_code& ec, std::size_t n) {
+  if (stopped_ || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    // ICMP errors surface here on Linux (connection_refused after an ACK to a closed port).
+    ++counters_.receiveErrors;
+    log_->debug("receive: {}", ec.message());
+  } else {
+    handleDatagram(n);
+    // Drain what is already queued, up to a burst, without another trip through the reactor.
+    for (std::size_t i = 1; i < kBurst; ++i) {
+      boost::system::error_code e;
+      const std::size_t m = socket_.receive_from(asio::buffer(buffer_), sender_, 0, e);
+      if (e) break;
+      handleDatagram(m);
+    }
+  }
+  if (processor_->urgentPersist() && SteadyClock::now() - lastPersistFailure_ >= kPersistRetry) persist(false);
+  armFlushTimer();
+  receive();
+}
+
+LoraSource::Concentrator* LoraSource::concentrator(std::uint64_t eui) {
+  for (auto& c : concentrators_) {
+    if (c.eui == eui) return &c;
+  }
+  if (concentrators_.size() >= kMaxConcentrators) {
+    ++counters_.untracked;
+    return nullptr;
+  }
+  Concentrator& c = concentrators_.emplace_back();
+  c.eui = eui;
+  c.health.set_gateway_eui(formatEui(eui));
+  log_->info("concentrator {} at {}", c.health.gateway_eui(), sender_.address().to_string());
+  return &c;
+}
+
+void LoraSource::handleDatagram(std::size_t n) {
+  ++counters_.datagrams;
+  const std::span<const std::uint8_t> d(buffer_.data(), n);
+  UdpPacket pkt;
+  if (auto why = parseDatagram(d, pkt)) {
+    processor_->count(*why);
+    return;
+  }
+  const WallTime wall = WallClock::now();
+  const SteadyTime now = SteadyClock::now();
+  if (pkt.type == PacketType::PushData || pkt.type == PacketType::PullData) {
+    // Acknowledge at once, before any processing (the forwarder measures ackr from this).
+    const auto ack = makeAck(pkt);
+    boost::system::error_code ec;
+    socket_.send_to(asio::buffer(ack), sender_, 0, ec);
+    if (ec) ++counters_.acksDropped;
+  }
+  Concentrator* c = concentrator(pkt.gatewayEui);
+  pb::ConcentratorHealth* h = c != nullptr ? &c->health : nullptr;
+  if (h != nullptr) {
+    toTimestamp(wall, h->mutable_last_seen());
+    h->set_protocol_version(pkt.version);
+  }
+  switch (pkt.type) {
+    case PacketType::PullData:
+      if (h != nullptr) h->set_pull_data(h->pull_data() + 1);
+      return;
+    case PacketType::TxAck:
+      if (h != nullptr) h->set_tx_ack(h->tx_ack() + 1);
+      return;
+    default: break;
+  }
+  if (h != nullptr) h->set_push_data(h->push_data() + 1);
+  Visitor visitor(*processor_, pkt.gatewayEui, h, now, wall);
+  StatReport stat;
+  if (auto why = parsePushData(pkt.body, *doc_, visitor, stat)) processor_->count(*why);
+  if (stat.present && h != nullptr) {
+    toTimestamp(wall, h->mutable_last_stat_at());
+    h->set_rxnb(stat.rxnb);
+    h->set_rxok(stat.rxok);
+    h->set_rxfw(stat.rxfw);
+    h->set_ackr(stat.ackr);
+    h->set_dwnb(stat.dwnb);
+    h->set_txnb(stat.txnb);
+    if (stat.hasTemp) h->set_temperature(stat.temp);
+  }
+}
+
+void LoraSource::armFlushTimer() {
+  const auto next = processor_->nextDeadline();
+  if (!next) return;
+  if (flushArmedFor_ && *flushArmedFor_ <= *next) return;
+  flushArmedFor_ = *next;
+  flushTimer_.expires_at(*next);
+  flushTimer_.async_wait(std::bind_front(&LoraSource::onFlushTimer, shared_from_this()));
+}
+
+void LoraSource::onFlushTimer(const boost::system::error_code& ec) {
+  if (ec || stopped_) return;  // cancelled: a sooner deadline was armed, or stopping
+  flushArmedFor_.reset();
+  processor_->flushDue(SteadyClock::now());
+  armFlushTimer();
+}
+
+void LoraSource::schedulePersist() {
+  persistTimer_.expires_after(spec_.persistInterval);
+  persistTimer_.async_wait(std::bind_front(&LoraSource::onPersistTimer, shared_from_this()));
+}
+
+void LoraSource::onPersistTimer(const boost::system::error_code& ec) {
+  if (ec || stopped_) return;
+  if (processor_->dirty() && !spec_.statePath.empty()) persist(false);
+  if (SteadyClock::now() - lastSummary_ >= kSummaryEvery) logSummary();
+  schedulePersist();
+}
+
+bool LoraSource::persist(bool clean) {
+  const std::string text = encodeFcntState(processor_->snapshot(clean));
+  if (auto st = core::writeFileAtomic(spec_.statePath, text, 0600); !st) {
+    ++counters_.stateWriteErrors;
+    lastPersistFailure_ = SteadyClock::now();
+    if (st.error() != lastPersistError_) log_->error("frame counters not saved: {}", st.error());
+    lastPersistError_ = st.error();
+    return false;
+  }
+  if (!lastPersistError_.empty()) log_->info("frame counters saved again to {}", spec_.statePath);
+  lastPersistError_.clear();
+  ++counters_.stateWrites;
+  processor_->markPersisted();
+  return true;
+}
+
+void LoraSource::logSummary() {
+  lastSummary_ = SteadyClock::now();
+  const auto& now = processor_->counters().rejected;
+  std::string text;
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < kReasonCount; ++i) {
+    const std::uint64_t d = now[i] - summarised_[i];
+    if (d == 0) continue;
+    total += d;
+    text += (text.empty() ? "" : ", ") + std::string(kReasonNames[i]) + " " + std::to_string(d);
+  }
+  summarised_ = now;
+  if (total > 0) log_->warn("{} datagram(s)/frame(s) rejected in the last minute: {}", total, text);
+}
+
+void LoraSource::fillHealth(pb::GatewayHealth& health) const {
+  auto* l = health.mutable_lora();
+  for (const auto& c : concentrators_) *l->add_concentrators() = c.health;
+  l->set_datagrams(counters_.datagrams);
+  l->set_acks_dropped(counters_.acksDropped);
+  l->set_concentrators_untracked(counters_.untracked);
+  l->set_state_writes(counters_.stateWrites);
+  l->set_state_write_errors(counters_.stateWriteErrors);
+  l->set_state_corrupt(counters_.stateCorrupt);
+  if (!processor_) return;
+  const auto& pc = processor_->counters();
+  for (std::size_t i = 0; i < kReasonCount; ++i) {
+    if (pc.rejected[i] != 0) (*l->mutable_rejected())[std::string(kReasonNames[i])] = pc.rejected[i];
+  }
+  l->set_frames_accepted(pc.framesAccepted);
+  l->set_duplicates(pc.duplicates);
+  l->set_readings(pc.readings);
+  l->set_fcnt_resets(pc.fcntResets);
+  l->set_dedup_evicted(pc.evicted);
+  l->set_pending_frames(processor_->pendingFrames());
+  processor_->fillHealth(*health.mutable_devices());
+}
+
+}  // namespace citygate::lora

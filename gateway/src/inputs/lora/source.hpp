@@ -1,0 +1,103 @@
+// LoraSource: the Semtech UDP packet-forwarder server, on the executor (boost::asio UDP, never
+// blocking: the socket is non-blocking and every wait is asynchronous).
+//
+// PUSH_DATA is acknowledged (PUSH_ACK) the moment its header is valid, before its JSON is even
+// parsed; PULL_DATA gets PULL_ACK. The rxpk go to the FrameProcessor; stat reports and traffic
+// counters are kept per concentrator (at most kMaxConcentrators gateway EUIs). A burst is drained
+// up to kBurst datagrams per wake-up, then the executor serves others.
+//
+// Frame counters: loaded from state_dir/lora-fcnt.state at start (and written straight back as
+// "unclean"), written every persist interval when they changed, at once when one runs
+// `resume margin` ahead of the file, and with "clean 1" at stop. A corrupt state file is set aside
+// (renamed *.corrupt), logged, and visible in health; start() fails only when the state cannot
+// be written at all or the port cannot be bound.
+#pragma once
+
+#include <array>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "citygate/v1/status.pb.h"
+#include "core/result.hpp"
+#include "inputs/lora/frame_processor.hpp"
+#include "inputs/lora/spec.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace citygate::lora {
+
+struct SourceCounters {
+  std::uint64_t datagrams = 0;
+  std::uint64_t acksDropped = 0;
+  std::uint64_t untracked = 0;
+  std::uint64_t stateWrites = 0;
+  std::uint64_t stateWriteErrors = 0;
+  std::uint64_t receiveErrors = 0;
+  bool stateCorrupt = false;
+};
+
+class LoraSource : public std::enable_shared_from_this<LoraSource> {
+ public:
+  using Submit = FrameProcessor::Submit;
+  static constexpr std::size_t kMaxConcentrators = 64;
+  static constexpr std::size_t kBurst = 64;
+
+  LoraSource(boost::asio::any_io_executor executor, LoraSpec spec, Submit submit, std::shared_ptr<spdlog::logger> log);
+  ~LoraSource();
+
+  Status start();
+  // Closes the socket, publishes the frames still in their dedup window, writes the counters.
+  void stop();
+
+  // The bound port (the configured one, or the kernel's choice for port 0).
+  std::uint16_t localPort() const;
+  void fillHealth(citygate::v1::GatewayHealth& health) const;
+  const SourceCounters& counters() const { return counters_; }
+  const FrameProcessor* processor() const { return processor_.get(); }
+
+ private:
+  struct Concentrator {
+    std::uint64_t eui = 0;
+    citygate::v1::ConcentratorHealth health;
+  };
+  class Visitor;
+
+  void receive();
+  void onReceive(const boost::system::error_code& ec, std::size_t n);
+  void handleDatagram(std::size_t n);
+  Concentrator* concentrator(std::uint64_t eui);
+  void armFlushTimer();
+  void onFlushTimer(const boost::system::error_code& ec);
+  void schedulePersist();
+  void onPersistTimer(const boost::system::error_code& ec);
+  bool persist(bool clean);
+  void logSummary();
+
+  boost::asio::any_io_executor executor_;
+  LoraSpec spec_;
+  Submit submit_;
+  std::shared_ptr<spdlog::logger> log_;
+  boost::asio::ip::udp::socket socket_;
+  boost::asio::ip::udp::endpoint sender_;
+  boost::asio::steady_timer flushTimer_;
+  boost::asio::steady_timer persistTimer_;
+  std::optional<SteadyTime> flushArmedFor_;
+  std::unique_ptr<FrameProcessor> processor_;
+  std::unique_ptr<json::Document> doc_;
+  std::array<std::uint8_t, 65536> buffer_{};
+  std::vector<Concentrator> concentrators_;
+  SourceCounters counters_;
+  bool stopped_ = false;
+  SteadyTime lastPersistFailure_{};
+  std::string lastPersistError_;
+  SteadyTime lastSummary_{};
+  ReasonCounters summarised_{};
+};
+
+}  // namespace citygate::lora

@@ -1,0 +1,196 @@
+#include "inputs/lora/spec.hpp"
+
+#include <arpa/inet.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+
+#include "inputs/lora/codecs/registry.hpp"
+
+namespace citygate::lora {
+
+using config::Diagnostics;
+using config::Location;
+namespace pb = citygate::v1;
+
+std::optional<std::uint32_t> parseDevAddr(std::string_view hex) {
+  if (hex.size() != 8) return std::nullopt;
+  std::uint32_t v = 0;
+  for (char c : hex) {
+    int d = -1;
+    if (c >= '0' && c <= '9') d = c - '0';
+    if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    if (d < 0) return std::nullopt;
+    v = (v << 4) | static_cast<std::uint32_t>(d);
+  }
+  return v;
+}
+
+namespace {
+
+bool isHex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+  }
+  return true;
+}
+
+std::string upper(std::string s) {
+  for (auto& c : s) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return s;
+}
+
+// One session key: inline hex, or a 0600 file holding the hex. The key text is never echoed.
+std::optional<Key> loadKey(const std::string& inlineHex, const std::string& file, std::string_view name,
+                           const Location& dl, Diagnostics& diags) {
+  const std::string fileField = std::string(name) + "_file";
+  if (!inlineHex.empty() && !file.empty()) {
+    dl.field(fileField).error(diags, std::string(name) + " and " + fileField + " are exclusive: give one");
+    return std::nullopt;
+  }
+  if (inlineHex.empty() && file.empty()) {
+    dl.error(diags, "lora device needs " + std::string(name) + " (32 hex digits) or " + fileField);
+    return std::nullopt;
+  }
+  if (!inlineHex.empty()) {
+    auto k = Key::fromHex(inlineHex);
+    if (!k) {
+      dl.field(name).error(diags, std::string(name) + " must be 32 hex digits (a 128-bit AES key); got " +
+                                      std::to_string(inlineHex.size()) + " character(s)" +
+                                      (isHex(inlineHex) ? "" : " including non-hex ones"));
+    }
+    return k;
+  }
+  const std::size_t before = diags.size();
+  config::checkSecretFile(file, dl.field(fileField), fileField, diags);
+  if (diags.size() != before) return std::nullopt;
+  std::ifstream in(file);
+  std::string text;
+  std::getline(in, text);
+  while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) text.pop_back();
+  auto k = Key::fromHex(text);
+  std::fill(text.begin(), text.end(), '\0');
+  if (!k) {
+    dl.field(fileField).error(diags, fileField + " '" + file + "' must hold 32 hex digits on its first line");
+  }
+  return k;
+}
+
+bool validBind(const std::string& s) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+std::optional<LoraSpec> compile(const config::LoadedConfig& cfg, Diagnostics& diags) {
+  const pb::GatewayConfig& c = cfg.config;
+  if (!c.has_lora()) return std::nullopt;
+  const pb::LoraConfig& l = c.lora();
+  const Location root = cfg.parsed.root;
+  const Location ll = root.child("lora");
+  LoraSpec spec;
+
+  const Location pf = ll.child("packet_forwarder");
+  spec.bind = l.packet_forwarder().bind().empty() ? "127.0.0.1" : l.packet_forwarder().bind();
+  if (!validBind(spec.bind)) {
+    pf.field("bind").error(diags, "packet_forwarder.bind '" + spec.bind + "' is not an IPv4 or IPv6 address");
+  }
+  const std::uint32_t port = l.packet_forwarder().port() == 0 ? 1700 : l.packet_forwarder().port();
+  if (port > 65535) pf.field("port").error(diags, "packet_forwarder.port must be 1..65535");
+  spec.port = static_cast<std::uint16_t>(port);
+  const std::uint32_t dedup = l.dedup_window_ms() == 0 ? 200 : l.dedup_window_ms();
+  if (dedup > 10000) ll.field("dedup_window_ms").error(diags, "dedup_window_ms must be 1..10000");
+  spec.dedupWindow = std::chrono::milliseconds(dedup);
+  spec.maxFcntGap = l.max_fcnt_gap() == 0 ? 16384 : l.max_fcnt_gap();
+  if (spec.maxFcntGap > 65535) ll.field("max_fcnt_gap").error(diags, "max_fcnt_gap must be 1..65535");
+  const std::uint32_t persistMs = l.fcnt_persist_interval_ms() == 0 ? 5000 : l.fcnt_persist_interval_ms();
+  if (persistMs < 100 || persistMs > 3600000) {
+    ll.field("fcnt_persist_interval_ms").error(diags, "fcnt_persist_interval_ms must be 100..3600000");
+  }
+  spec.persistInterval = std::chrono::milliseconds(persistMs);
+  spec.resumeMargin = l.fcnt_resume_margin() == 0 ? 16 : l.fcnt_resume_margin();
+  if (spec.resumeMargin > 16384) ll.field("fcnt_resume_margin").error(diags, "fcnt_resume_margin must be 1..16384");
+  if (c.state_dir().empty()) {
+    ll.error(diags, "lora needs state_dir (or spool.dir) to persist the devices' frame counters across restarts");
+  } else {
+    spec.statePath = c.state_dir() + "/lora-fcnt.state";
+  }
+
+  struct Seen {
+    std::string id;
+    int line;
+  };
+  std::map<std::pair<std::uint32_t, std::string>, Seen> sessions;  // (DevAddr, NwkSKey check) -> first device
+  for (int i = 0; i < l.device_size(); ++i) {
+    const pb::LoraDevice& dev = l.device(i);
+    const Location dl = ll.child("device", i);
+    const std::size_t before = diags.size();
+    DeviceSpec ds;
+    const auto addr = parseDevAddr(dev.dev_addr());
+    if (!addr) {
+      dl.field(dev.dev_addr().empty() ? "id" : "dev_addr")
+          .error(diags, dev.dev_addr().empty() ? "lora device '" + dev.id() + "' needs a dev_addr (8 hex digits)"
+                                               : "dev_addr '" + dev.dev_addr() + "' must be 8 hex digits");
+    } else {
+      ds.devAddr = *addr;
+      ds.devAddrHex = upper(dev.dev_addr());
+    }
+    if (!dev.dev_eui().empty()) {
+      if (dev.dev_eui().size() != 16 || !isHex(dev.dev_eui())) {
+        dl.field("dev_eui").error(diags, "dev_eui '" + dev.dev_eui() + "' must be 16 hex digits");
+      }
+      ds.devEui = upper(dev.dev_eui());
+    }
+    auto nwk = loadKey(dev.nwk_s_key(), dev.nwk_s_key_file(), "nwk_s_key", dl, diags);
+    auto app = loadKey(dev.app_s_key(), dev.app_s_key_file(), "app_s_key", dl, diags);
+    if (dev.has_location()) {
+      const auto& g = dev.location();
+      if (g.lat() < -90 || g.lat() > 90 || g.lon() < -180 || g.lon() > 180) {
+        dl.field("location").error(diags, "location lat must be -90..90 and lon -180..180");
+      }
+    }
+    auto built = buildCodec(dev, dl, diags);
+    if (addr && nwk) {
+      // Two sessions with the same DevAddr and NwkSKey cannot be told apart by their MIC.
+      const std::string keyId(reinterpret_cast<const char*>(nwk->data()), 16);
+      auto [it, fresh] = sessions.emplace(std::make_pair(*addr, keyId), Seen{dev.id(), dl.line()});
+      if (!fresh) {
+        dl.field("nwk_s_key" + std::string(dev.nwk_s_key().empty() ? "_file" : ""))
+            .error(diags, "lora device '" + dev.id() + "' has the same dev_addr and nwk_s_key as device '" +
+                              it->second.id + "' (line " + std::to_string(it->second.line) +
+                              "): their frames could not be told apart");
+      }
+    }
+    if (diags.size() != before || !built || !nwk || !app || !addr) continue;
+
+    ds.nwkSKey = *nwk;
+    ds.appSKey = *app;
+    ds.relaxFcnt = dev.relax_fcnt();
+    ds.codec = built->codec;
+    auto sensor = std::make_shared<core::SensorSpec>();
+    sensor->id = dev.id();
+    sensor->kind = built->kind;
+    sensor->points = std::move(built->points);
+    if (dev.has_location()) {
+      sensor->location = dev.location();
+    } else if (c.has_location()) {
+      sensor->location = c.location();
+    }
+    sensor->refParkingSite = dev.ref_parking_site();
+    sensor->category = built->category;
+    auto* src = sensor->source.mutable_lorawan();
+    src->set_dev_addr(ds.devAddrHex);
+    src->set_dev_eui(ds.devEui);
+    core::buildGroups(*sensor);
+    ds.sensor = std::move(sensor);
+    spec.devices.push_back(std::move(ds));
+  }
+  return spec;
+}
+
+}  // namespace citygate::lora

@@ -1,0 +1,52 @@
+// Compiled LoRa configuration: the packet-forwarder endpoint, the dedup and frame-counter
+// settings, and every device with its session keys, codec and SensorSpec. compile() is also the
+// LoRa validator (like modbus::compileBuses): bad hex, wrong key lengths, unknown codecs,
+// unreadable or group/world-readable key files, LPP channel-map problems and devices that share
+// both DevAddr and keys are FILE:LINE:COL diagnostics. Key material never appears in a
+// diagnostic. Reads key files, nothing else; no sockets.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/loader.hpp"
+#include "core/sensor.hpp"
+#include "inputs/lora/codecs/codec.hpp"
+#include "inputs/lora/crypto.hpp"
+
+namespace citygate::lora {
+
+struct DeviceSpec {
+  std::shared_ptr<const core::SensorSpec> sensor;
+  std::shared_ptr<const Codec> codec;
+  std::uint32_t devAddr = 0;
+  std::string devAddrHex;  // upper case, as printed
+  std::string devEui;      // upper case, or empty
+  Key nwkSKey;
+  Key appSKey;
+  bool relaxFcnt = false;
+};
+
+struct LoraSpec {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 1700;
+  std::chrono::milliseconds dedupWindow{200};
+  std::uint32_t maxFcntGap = 16384;
+  std::string statePath;  // state_dir/lora-fcnt; empty: counters are not persisted
+  std::chrono::milliseconds persistInterval{5000};
+  std::uint32_t resumeMargin = 16;
+  std::vector<DeviceSpec> devices;
+};
+
+// nullopt when the config has no lora block. With errors (in `diags`), the devices that
+// compiled are returned; the caller decides from `diags`.
+std::optional<LoraSpec> compile(const config::LoadedConfig& cfg, config::Diagnostics& diags);
+
+// "26011F42" -> 0x26011F42; nullopt unless exactly 8 hex digits.
+std::optional<std::uint32_t> parseDevAddr(std::string_view hex);
+
+}  // namespace citygate::lora

@@ -1,0 +1,337 @@
+#!/usr/bin/env node
+// A simulated LoRa concentrator: a Semtech UDP packet forwarder (protocol v1/v2) whose LoRaWAN
+// 1.0.x uplinks are built and encrypted by npm lora-packet, an encoder independent of citygate.
+//
+//   node concentrator.js [send] --port 1700 --devices devices.json [--count N] [--interval MS]
+//   node concentrator.js frames --devices devices.json [--count N]      (JSON lines, no network)
+//   node concentrator.js pull --port 1700 [--count N]                   (PULL_DATA keep-alives)
+//   node concentrator.js stat --port 1700                               (a PUSH_DATA with stat only)
+//   node concentrator.js flood --port 1700 --devices devices.json --rate 5000 --duration 3
+//
+// Devices: a JSON file holding an array of
+//   {"id": "parking-bay-0042", "dev_addr": "26011F42",
+//    "nwk_s_key": "<32 hex>", "app_s_key": "<32 hex>",
+//    "fport": 1, "payloads": ["80", "00"],          hex; frame k carries payloads[k % n]
+//    "fcnt": 0,                                      first frame counter (full 32 bits)
+//    "confirmed": false, "rssi": -57, "lsnr": 9.5, "freq": 868.1, "datr": "SF7BW125"}
+// or --device DEVADDR:NWKSKEY:APPSKEY:FPORT:HEX[,HEX...][:FCNT] (repeatable).
+//
+// Options:
+//   --host H          server address (127.0.0.1)        --port P       server port (1700)
+//   --count N         frames per device (1)             --interval MS  between rounds (1000)
+//   --fcnt N          first frame counter for every device (overrides the device's "fcnt")
+//   --copies N        every frame is heard by N gateways (EUI+i, RSSI -3 dB each): dedup tests
+//   --eui HEX         gateway EUI (AA555A0000000000)   --version 1|2  protocol version (2)
+//   --stat            add a stat object to each PUSH_DATA
+//   --ack-timeout MS  wait for each PUSH_ACK / PULL_ACK (1000)
+//   --rate N          flood: datagrams per second       --duration S   flood: seconds (3)
+//   --mix LIST        flood: kinds of junk, comma separated, from: junk, bad_json, bad_base64,
+//                     bad_mic, unknown_dev_addr, truncated, crc_failed, replay, oversize
+//                     (default: all); the devices' valid frames are sent every --interval ms
+//
+// The last line on stdout is a JSON summary: sent and acknowledged datagrams, per kind for a
+// flood, and the frames sent (dev_addr, fcnt). Exit status 0, or 1 when an ACK was missing
+// (send / pull) or the arguments are wrong.
+'use strict';
+
+const dgram = require('dgram');
+const fs = require('fs');
+const path = require('path');
+const lora = require(path.join(__dirname, 'node_modules', 'lora-packet'));
+
+function usage(msg) {
+  if (msg) process.stderr.write(`concentrator: ${msg}\n`);
+  process.stderr.write('usage: node concentrator.js [send|frames|pull|stat|flood] [--port P] [--devices FILE] ...\n' +
+                       '       (see the header of this file for every option)\n');
+  process.exit(msg ? 2 : 0);
+}
+
+function parseArgs(argv) {
+  const o = {
+    command: 'send', host: '127.0.0.1', port: 1700, devices: [], count: 1, interval: 1000, fcnt: null, copies: 1,
+    eui: 'AA555A0000000000', version: 2, stat: false, ackTimeout: 1000, rate: 0, duration: 3, mix: null,
+  };
+  let i = 0;
+  if (argv.length > 0 && !argv[0].startsWith('--')) o.command = argv[i++];
+  if (!['send', 'frames', 'pull', 'stat', 'flood'].includes(o.command)) usage(`unknown command '${o.command}'`);
+  const num = (v, name) => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n)) usage(`${name} needs a number`);
+    return n;
+  };
+  for (; i < argv.length; ++i) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    switch (a) {
+      case '--host': o.host = v; ++i; break;
+      case '--port': o.port = num(v, a); ++i; break;
+      case '--devices': o.devices.push(...JSON.parse(fs.readFileSync(v, 'utf8'))); ++i; break;
+      case '--device': o.devices.push(parseDeviceArg(v)); ++i; break;
+      case '--count': o.count = num(v, a); ++i; break;
+      case '--interval': o.interval = num(v, a); ++i; break;
+      case '--fcnt': o.fcnt = num(v, a); ++i; break;
+      case '--copies': o.copies = num(v, a); ++i; break;
+      case '--eui': o.eui = v; ++i; break;
+      case '--version': o.version = num(v, a); ++i; break;
+      case '--stat': o.stat = true; break;
+      case '--ack-timeout': o.ackTimeout = num(v, a); ++i; break;
+      case '--rate': o.rate = num(v, a); ++i; break;
+      case '--duration': o.duration = num(v, a); ++i; break;
+      case '--mix': o.mix = v.split(',').filter((s) => s); ++i; break;
+      case '--help': case '-h': usage(); break;
+      default: usage(`unknown option '${a}'`);
+    }
+  }
+  if (!/^[0-9a-fA-F]{16}$/.test(o.eui)) usage('--eui needs 16 hex digits');
+  if (o.version !== 1 && o.version !== 2) usage('--version must be 1 or 2');
+  return o;
+}
+
+function parseDeviceArg(s) {
+  const p = (s || '').split(':');
+  if (p.length < 5) usage('--device needs DEVADDR:NWKSKEY:APPSKEY:FPORT:HEX[,HEX...][:FCNT]');
+  return { id: p[0], dev_addr: p[0], nwk_s_key: p[1], app_s_key: p[2], fport: Number(p[3]),
+           payloads: p[4].split(','), fcnt: p.length > 5 ? Number(p[5]) : 0 };
+}
+
+// One LoRaWAN 1.0.x data uplink, encrypted and signed by lora-packet. The full 32-bit counter
+// enters the MIC and the keystream; lora-packet takes its upper 16 bits as FCntMSBytes,
+// little-endian (see toolchain.md).
+function buildFrame(dev, fcnt, payloadHex) {
+  const ms = Buffer.alloc(2);
+  ms.writeUInt16LE(Math.floor(fcnt / 65536) & 0xffff, 0);
+  const packet = lora.fromFields({
+    MType: dev.confirmed ? 'Confirmed Data Up' : 'Unconfirmed Data Up',
+    DevAddr: Buffer.from(dev.dev_addr, 'hex'),
+    FCtrl: { ADR: false, ACK: false, ADRACKReq: false, FPending: false },
+    FCnt: fcnt % 65536,
+    FPort: dev.fport === undefined ? 1 : dev.fport,
+    payload: Buffer.from(payloadHex, 'hex'),
+  }, Buffer.from(dev.app_s_key, 'hex'), Buffer.from(dev.nwk_s_key, 'hex'), undefined, ms);
+  return packet.getPHYPayload();
+}
+
+function rxpk(phy, dev, copy) {
+  return {
+    tmst: (Date.now() * 1000) >>> 0, chan: 2, rfch: 0, freq: dev.freq || 868.1, stat: 1, modu: 'LORA',
+    datr: dev.datr || 'SF7BW125', codr: '4/5', rssi: (dev.rssi === undefined ? -57 : dev.rssi) - 3 * copy,
+    lsnr: (dev.lsnr === undefined ? 9.5 : dev.lsnr) - copy, size: phy.length, data: phy.toString('base64'),
+  };
+}
+
+function euiPlus(eui, k) {
+  return (BigInt('0x' + eui) + BigInt(k)).toString(16).padStart(16, '0');
+}
+
+let tokenCounter = Math.floor(Math.random() * 65536);
+function header(version, type, eui) {
+  const h = Buffer.alloc(12);
+  h[0] = version;
+  tokenCounter = (tokenCounter + 1) & 0xffff;
+  h.writeUInt16BE(tokenCounter, 1);
+  h[3] = type;
+  Buffer.from(eui, 'hex').copy(h, 4);
+  return h;
+}
+
+function statObject() {
+  const t = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' GMT');
+  return { time: t, lati: 47.0488, long: 8.305, alti: 436, rxnb: 2, rxok: 2, rxfw: 2, ackr: 100.0, dwnb: 0, txnb: 0 };
+}
+
+function pushData(o, eui, body) {
+  return Buffer.concat([header(o.version, 0x00, eui), Buffer.from(JSON.stringify(body))]);
+}
+
+// Sends datagrams and matches the ACKs by token.
+class Link {
+  constructor(o) {
+    this.o = o;
+    this.sock = dgram.createSocket('udp4');
+    this.waiting = new Map();  // token -> resolve
+    this.acks = 0;
+    this.sent = 0;
+    this.sock.on('message', (msg) => {
+      if (msg.length < 4 || (msg[3] !== 0x01 && msg[3] !== 0x04)) return;
+      ++this.acks;
+      const key = msg.readUInt16BE(1);
+      const w = this.waiting.get(key);
+      if (w) {
+        this.waiting.delete(key);
+        w(true);
+      }
+    });
+  }
+  send(buf) {
+    ++this.sent;
+    return new Promise((resolve) => this.sock.send(buf, this.o.port, this.o.host, () => resolve()));
+  }
+  async sendAndWait(buf) {
+    const key = buf.readUInt16BE(1);
+    const acked = new Promise((resolve) => {
+      this.waiting.set(key, resolve);
+      setTimeout(() => { if (this.waiting.delete(key)) resolve(false); }, this.o.ackTimeout);
+    });
+    await this.send(buf);
+    return acked;
+  }
+  close() { this.sock.close(); }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function startFcnt(o, dev) { return o.fcnt !== null ? o.fcnt : (dev.fcnt || 0); }
+function payloadAt(dev, k) { const p = dev.payloads || ['']; return p[k % p.length]; }
+
+function cmdFrames(o) {
+  for (let k = 0; k < o.count; ++k) {
+    for (const dev of o.devices) {
+      const fcnt = startFcnt(o, dev) + k;
+      const payload = payloadAt(dev, k);
+      const phy = buildFrame(dev, fcnt, payload);
+      process.stdout.write(JSON.stringify({ id: dev.id || dev.dev_addr, dev_addr: dev.dev_addr, fcnt, fport: dev.fport,
+                                            payload, phy: phy.toString('hex'), b64: phy.toString('base64') }) + '\n');
+    }
+  }
+  return 0;
+}
+
+async function cmdSend(o) {
+  const link = new Link(o);
+  const frames = [];
+  let missing = 0;
+  for (let k = 0; k < o.count; ++k) {
+    if (k > 0) await sleep(o.interval);
+    for (const dev of o.devices) {
+      const fcnt = startFcnt(o, dev) + k;
+      const phy = buildFrame(dev, fcnt, payloadAt(dev, k));
+      for (let c = 0; c < o.copies; ++c) {
+        const body = { rxpk: [rxpk(phy, dev, c)] };
+        if (o.stat) body.stat = statObject();
+        if (!(await link.sendAndWait(pushData(o, euiPlus(o.eui, c), body)))) ++missing;
+      }
+      frames.push({ dev_addr: dev.dev_addr, fcnt });
+    }
+  }
+  link.close();
+  console.log(JSON.stringify({ command: 'send', sent: link.sent, acked: link.acks, missing_acks: missing, frames }));
+  return missing === 0 ? 0 : 1;
+}
+
+async function cmdPull(o) {
+  const link = new Link(o);
+  let missing = 0;
+  for (let k = 0; k < o.count; ++k) {
+    if (k > 0) await sleep(o.interval);
+    if (!(await link.sendAndWait(header(o.version, 0x02, o.eui)))) ++missing;
+  }
+  link.close();
+  console.log(JSON.stringify({ command: 'pull', sent: link.sent, acked: link.acks, missing_acks: missing }));
+  return missing === 0 ? 0 : 1;
+}
+
+async function cmdStat(o) {
+  const link = new Link(o);
+  const ok = await link.sendAndWait(pushData(o, o.eui, { stat: statObject() }));
+  link.close();
+  console.log(JSON.stringify({ command: 'stat', sent: 1, acked: ok ? 1 : 0, missing_acks: ok ? 0 : 1 }));
+  return ok ? 0 : 1;
+}
+
+// A pool of bad datagrams of one kind (built once; the flood cycles through them).
+function junkPool(kind, o, dev) {
+  const eui = o.eui;
+  const base = dev ? buildFrame(dev, 1000000, payloadAt(dev, 0)) : Buffer.from('40F17DBE4900020001954378762B11FF0D', 'hex');
+  const pool = [];
+  for (let i = 0; i < 16; ++i) {
+    const phy = Buffer.from(base);
+    let body = null;
+    switch (kind) {
+      case 'junk': pool.push(Buffer.from(Array.from({ length: 8 + i * 7 }, () => Math.floor(Math.random() * 256)))); continue;
+      case 'bad_json': pool.push(Buffer.concat([header(o.version, 0, eui), Buffer.from('{"rxpk":[{"stat":1,' + 'x'.repeat(i))])); continue;
+      case 'bad_base64': body = { rxpk: [{ ...rxpk(phy, dev || {}, 0), data: 'QPF9vkkAAgAB-UN4disR/w0=' }] }; break;
+      case 'bad_mic': phy[phy.length - 1 - (i % 4)] ^= 0x5a; body = { rxpk: [rxpk(phy, dev || {}, 0)] }; break;
+      case 'unknown_dev_addr': phy[1] ^= 0xff; phy[2] = i; body = { rxpk: [rxpk(phy, dev || {}, 0)] }; break;
+      case 'truncated': body = { rxpk: [rxpk(phy.subarray(0, 5 + (i % 6)), dev || {}, 0)] }; break;
+      case 'crc_failed': body = { rxpk: [{ ...rxpk(phy, dev || {}, 0), stat: -1 }] }; break;
+      case 'oversize': body = { rxpk: [{ ...rxpk(Buffer.alloc(300 + i, 0x40), dev || {}, 0) }] }; break;
+      case 'replay': {
+        // A frame the device really sent (counter 0): once the device is past it, a replay.
+        const old = dev ? buildFrame(dev, startFcnt(o, dev) + (i % 2), payloadAt(dev, 0)) : base;
+        body = { rxpk: [rxpk(old, dev || {}, 0)] };
+        break;
+      }
+      default: usage(`unknown flood kind '${kind}'`);
+    }
+    pool.push(pushData(o, eui, body));
+  }
+  return pool;
+}
+
+async function cmdFlood(o) {
+  if (!(o.rate > 0)) usage('flood needs --rate');
+  const kinds = o.mix || ['junk', 'bad_json', 'bad_base64', 'bad_mic', 'unknown_dev_addr', 'truncated', 'crc_failed',
+                          'replay', 'oversize'];
+  const dev0 = o.devices[0];
+  const pools = kinds.map((k) => junkPool(k, o, dev0));
+  const link = new Link(o);
+  const sentByKind = Object.fromEntries(kinds.map((k) => [k, 0]));
+  sentByKind.valid = 0;
+  const frames = [];
+  const next = new Map(o.devices.map((d) => [d, startFcnt(o, d) + (kinds.includes('replay') ? 2 : 0)]));
+  const start = Date.now();
+  const end = start + o.duration * 1000;
+  let due = 0;        // datagrams owed by the rate so far
+  let nextValid = start;
+  let k = 0;
+  while (Date.now() < end) {
+    const now = Date.now();
+    if (now >= nextValid) {
+      for (const dev of o.devices) {
+        const fcnt = next.get(dev);
+        next.set(dev, fcnt + 1);
+        const phy = buildFrame(dev, fcnt, payloadAt(dev, fcnt));
+        const body = { rxpk: [rxpk(phy, dev, 0)] };
+        link.send(pushData(o, o.eui, body));
+        ++sentByKind.valid;
+        frames.push({ dev_addr: dev.dev_addr, fcnt });
+      }
+      nextValid += o.interval;
+    }
+    due = Math.floor(((now - start) / 1000) * o.rate);
+    const sends = [];
+    while (k < due) {
+      const which = k % kinds.length;
+      const pool = pools[which];
+      sends.push(link.send(pool[Math.floor(k / kinds.length) % pool.length]));
+      ++sentByKind[kinds[which]];
+      ++k;
+    }
+    await Promise.all(sends);
+    await sleep(2);
+  }
+  await sleep(o.ackTimeout);
+  link.close();
+  const seconds = (Date.now() - o.ackTimeout - start) / 1000;
+  console.log(JSON.stringify({ command: 'flood', seconds, sent: link.sent, rate: Math.round(link.sent / seconds),
+                               acked: link.acks, sent_by_kind: sentByKind, frames }));
+  return 0;
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  if (o.command !== 'pull' && o.command !== 'stat' && o.devices.length === 0) usage('no devices (--devices FILE or --device ...)');
+  switch (o.command) {
+    case 'frames': return cmdFrames(o);
+    case 'send': return cmdSend(o);
+    case 'pull': return cmdPull(o);
+    case 'stat': return cmdStat(o);
+    case 'flood': return cmdFlood(o);
+  }
+  return 2;
+}
+
+main().then((code) => process.exit(code), (err) => {
+  process.stderr.write(`concentrator: ${err && err.stack ? err.stack : err}\n`);
+  process.exit(1);
+});
