@@ -12,6 +12,7 @@
 
 #include "core/pipeline.hpp"
 #include "core/seq_store.hpp"
+#include "inputs/lora/source.hpp"
 #include "inputs/modbus/bus_source.hpp"
 #include "outputs/mqtt/output.hpp"
 #include "platform/logging.hpp"
@@ -146,6 +147,17 @@ Status Gateway::start() {
     source->start();
     buses_.push_back(std::move(source));
   }
+  // ---- LoRa: the packet forwarder's UDP server (inputs/lora) ----
+  if (config_->lora) {
+    lora_ = std::make_shared<lora::LoraSource>(
+        ioc_.get_executor(), *config_->lora,
+        [weakPipeline](const core::SensorSpec& spec, core::SensorMemory& mem, core::RawSample&& s) {
+          if (auto p = weakPipeline.lock()) p->submit(spec, mem, std::move(s));
+        },
+        logging_.get("lora"));
+    if (auto st = lora_->start(); !st) return st;
+  }
+  // ---- end LoRa ----
   scheduleHealth();
   return Ok{};
 }
@@ -155,6 +167,7 @@ void Gateway::stop(std::function<void()> done) {
   stopping_ = true;
   healthTimer_.cancel();
   for (auto& b : buses_) b->stop();
+  if (lora_) lora_->stop();  // publishes frames still in their dedup window, saves the counters
   if (pipeline_) pipeline_->stop();
   auto self = shared_from_this();
   auto finish = [self, done = std::move(done)]() {
@@ -189,6 +202,7 @@ pb::GatewayHealth Gateway::health() const {
   h.set_boot_id(bootId_);
   toTimestamp(WallClock::now(), h.mutable_at());
   for (const auto& b : buses_) b->fillHealth(*h.mutable_devices());
+  if (lora_) lora_->fillHealth(h);  // GatewayHealth.lora and the LoRa devices
   if (spool_) {
     const auto s = spool_->stats();
     auto* sp = h.mutable_spool();

@@ -32,6 +32,9 @@ class MqttOutput;
 namespace citygate::modbus {
 class BusSource;
 }
+namespace citygate::lora {
+class LoraSource;
+}
 namespace citygate::platform {
 class Logging;
 }
@@ -68,6 +71,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   std::shared_ptr<mqtt::MqttOutput> mqtt_;
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<modbus::BusSource>> buses_;
+  std::shared_ptr<lora::LoraSource> lora_;  // when the config has a lora block
   boost::asio::steady_timer healthTimer_;
   bool stopping_ = false;
 };

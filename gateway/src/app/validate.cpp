@@ -10,6 +10,7 @@ std::unique_ptr<ValidatedConfig> validateText(const std::string& path, const std
   if (!v->loaded.syntaxOk) return nullptr;
   // Keep checking after gateway-wide errors so the technician sees every problem at once.
   v->buses = modbus::compileBuses(v->loaded, diags);
+  v->lora = lora::compile(v->loaded, diags);
   if (diags.size() != before) return nullptr;
   return v;
 }

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/loader.hpp"
+#include "inputs/lora/spec.hpp"
 #include "inputs/modbus/spec.hpp"
 
 namespace citygate::app {
@@ -15,6 +17,7 @@ namespace citygate::app {
 struct ValidatedConfig {
   config::LoadedConfig loaded;
   std::vector<modbus::BusSpec> buses;
+  std::optional<lora::LoraSpec> lora;  // when the config has a lora block
 };
 
 // nullptr when the configuration has errors (all of them are in `diags`).
