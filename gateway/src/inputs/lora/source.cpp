@@ -98,7 +98,6 @@ Status LoraSource::start() {
   const udp::endpoint ep(address, spec_.port);
   socket_.open(ep.protocol(), ec);
   if (!ec) socket_.non_blocking(true, ec);
-  if (!ec) socket_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) socket_.bind(ep, ec);
   if (ec) {
     socket_.close(ec);

@@ -1,0 +1,386 @@
+// FrameProcessor: acceptance, dedup, replay, rollover, shared DevAddr, persistence. Time is passed
+// in, so windows close without sleeping.
+#include <doctest/doctest.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "inputs/lora/codecs/parking.hpp"
+#include "inputs/lora/frame_processor.hpp"
+#include "lora_test_util.hpp"
+
+using namespace citygate;
+using namespace citygate::lora;
+using lora_test::buildUplink;
+using lora_test::hex;
+using lora_test::key;
+using lora_test::Uplink;
+namespace pb = citygate::v1;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kNwkHex = "44024241ed4ce9a68c6a8bc055233fd3";
+const char* kAppHex = "ec925802ae430ca77fd3dd73cb2cc588";
+constexpr std::uint32_t kAddr = 0x26011F42;
+
+DeviceSpec parkingDevice(const std::string& id, std::uint32_t addr, const char* nwk, const char* app, bool relax = false) {
+  auto sensor = std::make_shared<core::SensorSpec>();
+  sensor->id = id;
+  sensor->kind = pb::PARKING;
+  core::PointSpec status;
+  status.name = "status";
+  status.field = *core::findField(pb::PARKING, "status");
+  core::PointSpec temp;
+  temp.name = "temperature";
+  temp.field = *core::findField(pb::PARKING, "temperature");
+  temp.unitCode = "CEL";
+  core::PointSpec batt;
+  batt.name = "battery_voltage";
+  batt.field = *core::findField(pb::PARKING, "battery_voltage");
+  batt.unitCode = "VLT";
+  sensor->points = {status, temp, batt};
+  sensor->source.mutable_lorawan()->set_dev_addr("X");
+  core::buildGroups(*sensor);
+  DeviceSpec d;
+  d.sensor = sensor;
+  d.codec = std::make_shared<NwaveNps405Codec>();
+  d.devAddr = addr;
+  d.nwkSKey = key(nwk);
+  d.appSKey = key(app);
+  d.relaxFcnt = relax;
+  return d;
+}
+
+struct Submitted {
+  std::string id;
+  core::RawSample sample;
+};
+
+struct Rig {
+  explicit Rig(std::vector<DeviceSpec> devices, ProcessorOptions o = {}) {
+    auto log = std::make_shared<spdlog::logger>("lora", std::make_shared<spdlog::sinks::null_sink_mt>());
+    proc = std::make_unique<FrameProcessor>(
+        std::move(devices), o, Crypto::create(nullptr),
+        [this](const core::SensorSpec& s, core::SensorMemory&, core::RawSample&& r) {
+          out.push_back(Submitted{s.id, std::move(r)});
+        },
+        log);
+    crypto = Crypto::create(nullptr);
+  }
+  std::optional<Reason> rx(const std::vector<std::uint8_t>& phy, double rssi = -60, double snr = 7,
+                           std::uint64_t eui = 0xAA555A0000000000ULL) {
+    RxPacket p;
+    p.freq = 868.1;
+    p.stat = 1;
+    p.datr = "SF7BW125";
+    p.rssi = rssi;
+    p.lsnr = snr;
+    std::copy(phy.begin(), phy.end(), p.data.begin());
+    p.size = phy.size();
+    return proc->onRxpk(p, eui, now, WallClock::now());
+  }
+  std::vector<std::uint8_t> frame(std::uint32_t fcnt, std::string_view payload = "95", std::uint8_t port = 1,
+                                  const char* nwk = kNwkHex, const char* app = kAppHex, std::uint32_t addr = kAddr) {
+    Uplink u;
+    u.devAddr = addr;
+    u.fcnt = fcnt;
+    u.fport = port;
+    u.payload = hex(payload);
+    return buildUplink(*crypto, u, key(nwk), key(app));
+  }
+  void advance(std::chrono::milliseconds d) {
+    now += d;
+    proc->flushDue(now);
+  }
+  std::uint64_t rejected(Reason r) const { return proc->counters().rejected[static_cast<std::size_t>(r)]; }
+  std::map<std::string, std::uint64_t> deviceRejected(std::size_t i) const {
+    google::protobuf::RepeatedPtrField<pb::DeviceHealth> h;
+    proc->fillHealth(h);
+    return {h[static_cast<int>(i)].frames_rejected().begin(), h[static_cast<int>(i)].frames_rejected().end()};
+  }
+  pb::DeviceHealth health(std::size_t i) const {
+    google::protobuf::RepeatedPtrField<pb::DeviceHealth> h;
+    proc->fillHealth(h);
+    return h[static_cast<int>(i)];
+  }
+
+  std::unique_ptr<FrameProcessor> proc;
+  std::unique_ptr<Crypto> crypto;
+  std::vector<Submitted> out;
+  SteadyTime now = SteadyClock::now();
+};
+
+}  // namespace
+
+TEST_CASE("an authentic frame becomes one sample after the dedup window, with its LoRa metadata") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  CHECK_FALSE(r.rx(r.frame(0, "95"), -71, 6.5));
+  CHECK(r.out.empty());  // waits for other receptions
+  r.advance(199ms);
+  CHECK(r.out.empty());
+  r.advance(1ms);
+  REQUIRE(r.out.size() == 1);
+  const auto& s = r.out[0].sample;
+  CHECK(r.out[0].id == "bay");
+  REQUIRE(s.lora);
+  CHECK(s.lora->fCnt == 0);
+  CHECK(s.lora->fPort == 1);
+  CHECK(s.lora->rssi == -71);
+  CHECK(s.lora->snr == 6.5);
+  CHECK(s.lora->frequency == doctest::Approx(868.1));
+  CHECK(s.lora->dataRate == "SF7BW125");
+  CHECK(s.lora->gatewayEui == "AA555A0000000000");
+  CHECK(s.lora->receptions == 1);
+  REQUIRE(s.values.size() == 3);
+  CHECK(s.values[kParkingStatus].state == core::RawValue::State::Ok);
+  CHECK(s.values[kParkingStatus].value == 1);
+  CHECK(s.values[kParkingTemperature].state == core::RawValue::State::Skip);
+  CHECK(r.proc->counters().framesAccepted == 1);
+  CHECK(r.health(0).state() == pb::OK);
+  CHECK(r.health(0).frames_accepted() == 1);
+}
+
+TEST_CASE("the same frame heard several times within the window is one reading with the best signal") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  const auto f = r.frame(5);
+  CHECK_FALSE(r.rx(f, -90, 1, 1));
+  r.advance(50ms);
+  CHECK_FALSE(r.rx(f, -60, 8, 2));
+  r.advance(50ms);
+  CHECK_FALSE(r.rx(f, -75, 9, 3));
+  r.advance(150ms);
+  REQUIRE(r.out.size() == 1);
+  CHECK(r.out[0].sample.lora->receptions == 3);
+  CHECK(r.out[0].sample.lora->rssi == -60);
+  CHECK(r.out[0].sample.lora->snr == 8);
+  CHECK(r.out[0].sample.lora->gatewayEui == "0000000000000002");
+  CHECK(r.proc->counters().duplicates == 2);
+  CHECK(r.proc->counters().framesAccepted == 1);
+  // A late copy inside the TTL is still a duplicate; after it, the same bytes are a retransmission.
+  r.advance(100ms);
+  CHECK_FALSE(r.rx(f));
+  CHECK(r.proc->counters().duplicates == 3);
+  r.advance(500ms);
+  CHECK(r.rx(f) == Reason::Retransmission);
+  r.advance(500ms);
+  CHECK(r.out.size() == 1);
+  CHECK(r.deviceRejected(0).at("retransmission") == 1);
+}
+
+TEST_CASE("replayed and older counters are rejected, never a second reading") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  const auto f10 = r.frame(10, "95");
+  const auto f11 = r.frame(11, "15");
+  CHECK_FALSE(r.rx(f10));
+  CHECK_FALSE(r.rx(f11));
+  r.advance(1s);
+  CHECK(r.out.size() == 2);
+  CHECK(r.rx(f10) == Reason::Replay);               // older
+  CHECK(r.rx(r.frame(11, "80")) == Reason::Replay);  // same counter, other content
+  CHECK(r.rx(f11) == Reason::Retransmission);        // the last frame again
+  CHECK(r.rx(r.frame(3)) == Reason::Replay);
+  r.advance(1s);
+  CHECK(r.out.size() == 2);
+  CHECK(r.rejected(Reason::Replay) == 3);
+  const auto dev = r.deviceRejected(0);
+  CHECK(dev.at("replay") == 3);
+  CHECK(dev.at("retransmission") == 1);
+  CHECK_FALSE(r.rx(r.frame(12)));  // the device itself goes on
+}
+
+TEST_CASE("tampered MIC, wrong key, unknown DevAddr, truncated frames, join requests") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  auto f = r.frame(1);
+  f.back() ^= 0x01;
+  CHECK(r.rx(f) == Reason::MicFailed);
+  f = r.frame(1);
+  f[10] ^= 0x80;  // a ciphertext bit: the MIC covers it
+  CHECK(r.rx(f) == Reason::MicFailed);
+  CHECK(r.rx(r.frame(1, "95", 1, "2b7e151628aed2a6abf7158809cf4f3c")) == Reason::MicFailed);  // wrong NwkSKey
+  CHECK(r.rx(r.frame(1, "95", 1, kNwkHex, kAppHex, 0x26011F99)) == Reason::UnknownDevAddr);
+  CHECK(r.rx(hex("40421F0126000100")) == Reason::TruncatedFrame);
+  CHECK(r.rx(hex("0039363463336913AA05693574323831330489C65B1304")) == Reason::NotDataUplink);
+  CHECK(r.rx({}) == Reason::TruncatedFrame);
+  r.advance(1s);
+  CHECK(r.out.empty());
+  CHECK(r.rejected(Reason::MicFailed) == 3);
+  CHECK(r.deviceRejected(0).at("mic_failed") == 3);
+  CHECK(r.health(0).state() == pb::DOWN);  // nothing authentic yet
+  // A wrong AppSKey passes the MIC (the network key is right) and decodes to garbage, which the
+  // codec takes or refuses: it is authentic traffic, counted as accepted.
+  CHECK_FALSE(r.rx(r.frame(2, "95", 1, kNwkHex, "000102030405060708090a0b0c0d0e0f")));
+}
+
+TEST_CASE("a counter crossing 65535 -> 65536 keeps being accepted (frames from lora-packet)") {
+  Rig r({parkingDevice("parking-bay-0042", kAddr, kNwkHex, kAppHex)});
+  int accepted = 0;
+  for (const auto& pf : lora_test::peerFrames()) {
+    if (pf.id != "parking-bay-0042" || pf.fcnt < 65534) continue;
+    INFO("fcnt ", pf.fcnt);
+    CHECK_FALSE(r.rx(pf.phy));
+    r.advance(300ms);
+    REQUIRE(!r.out.empty());
+    CHECK(r.out.back().sample.lora->fCnt == pf.fcnt);
+    ++accepted;
+  }
+  CHECK(accepted == 4);  // 65534, 65535, 65536, 65537
+  CHECK(r.health(0).last_f_cnt() == 65537);
+  // The frame with counter 65535 replayed after the rollover: rejected.
+  for (const auto& pf : lora_test::peerFrames()) {
+    if (pf.id == "parking-bay-0042" && pf.fcnt == 65535) CHECK(r.rx(pf.phy) == Reason::Replay);
+  }
+}
+
+TEST_CASE("a first frame above 65535 after lost frames, and gaps beyond max_fcnt_gap") {
+  ProcessorOptions o;
+  o.maxFcntGap = 100;
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+  CHECK_FALSE(r.rx(r.frame(65500)));
+  CHECK_FALSE(r.rx(r.frame(65560)));  // lost frames, crosses the boundary: gap 59
+  CHECK(r.rx(r.frame(65700)) == Reason::FcntGap);
+  CHECK_FALSE(r.rx(r.frame(65661)));  // gap 100: still fine
+  r.advance(1s);
+  CHECK(r.out.size() == 3);
+  CHECK(r.deviceRejected(0).at("fcnt_gap") == 1);
+}
+
+TEST_CASE("several devices sharing a DevAddr are told apart by their MIC") {
+  const char* nwkB = "2b7e151628aed2a6abf7158809cf4f3c";
+  const char* appB = "000102030405060708090a0b0c0d0e0f";
+  Rig r({parkingDevice("a", kAddr, kNwkHex, kAppHex), parkingDevice("b", kAddr, nwkB, appB)});
+  CHECK_FALSE(r.rx(r.frame(7, "95")));
+  CHECK_FALSE(r.rx(r.frame(3, "15", 1, nwkB, appB)));
+  r.advance(1s);
+  REQUIRE(r.out.size() == 2);
+  CHECK(r.out[0].id == "a");
+  CHECK(r.out[0].sample.values[kParkingStatus].value == 1);
+  CHECK(r.out[1].id == "b");
+  CHECK(r.out[1].sample.values[kParkingStatus].value == 0);
+  // A replay of b's frame is blamed on b; a MIC that fits neither is counted globally only.
+  CHECK(r.rx(r.frame(3, "15", 1, nwkB, appB)) == Reason::Retransmission);
+  CHECK(r.deviceRejected(1).at("retransmission") == 1);
+  CHECK(r.deviceRejected(0).empty());
+  CHECK(r.rx(r.frame(9, "15", 1, "e1e2e3e4e5e6e7e8e9eaebecedeeeff0")) == Reason::MicFailed);
+  CHECK(r.deviceRejected(0).empty());
+  CHECK(r.deviceRejected(1).size() == 1);
+}
+
+TEST_CASE("FPort 0, no port, unknown ports and malformed payloads advance the counter without a reading") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  CHECK_FALSE(r.rx(r.frame(1, "0203", 0)));  // MAC commands, encrypted with the NwkSKey
+  CHECK(r.rx(r.frame(2, "95", 7)) == Reason::UnknownPort);
+  CHECK(r.rx(r.frame(3, "00", 2)) == Reason::CodecError);  // a heartbeat needs 3 bytes
+  r.advance(1s);
+  CHECK(r.out.empty());
+  CHECK(r.proc->counters().framesAccepted == 3);
+  CHECK(r.health(0).state() == pb::DEGRADED);
+  CHECK(r.health(0).last_error() == "heartbeat needs 3 bytes");
+  CHECK(r.rx(r.frame(3, "00", 2)) == Reason::Retransmission);
+  CHECK_FALSE(r.rx(r.frame(4, "80D3D8", 2)));
+  r.advance(1s);
+  CHECK(r.out.size() == 1);
+  CHECK(r.health(0).state() == pb::OK);
+}
+
+TEST_CASE("restart: a clean stop resumes exactly, an unclean one with the margin; replays stay out") {
+  ProcessorOptions o;
+  o.resumeMargin = 16;
+  FcntState saved;
+  std::vector<std::uint8_t> f20;
+  std::vector<std::uint8_t> f21;
+  {
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    f20 = r.frame(20);
+    f21 = r.frame(21);
+    CHECK(r.proc->urgentPersist() == false);
+    CHECK_FALSE(r.rx(f20));
+    CHECK(r.proc->urgentPersist());  // a first counter: write before anything else
+    r.proc->markPersisted();
+    CHECK_FALSE(r.proc->urgentPersist());
+    CHECK_FALSE(r.rx(f21));
+    CHECK(r.proc->dirty());
+    CHECK_FALSE(r.proc->urgentPersist());  // 1 ahead of the file, within the margin
+    saved = r.proc->snapshot(true);
+  }
+  REQUIRE(saved.records.size() == 1);
+  CHECK(saved.records[0].lastFcnt == 21);
+  {
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    r.proc->restore(saved);
+    CHECK(r.proc->urgentPersist());  // rewritten at once as unclean
+    CHECK(r.rx(f21) == Reason::Replay);
+    CHECK(r.rx(f20) == Reason::Replay);
+    CHECK_FALSE(r.rx(r.frame(22)));
+  }
+  saved.clean = false;
+  {
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    r.proc->restore(saved);
+    CHECK(r.health(0).last_f_cnt() == 21 + 16);
+    CHECK(r.rx(r.frame(30)) == Reason::Replay);  // may have been accepted after the last write
+    CHECK_FALSE(r.rx(r.frame(38)));
+  }
+  {
+    // Re-keyed device: the stored counter does not apply.
+    Rig r({parkingDevice("bay", kAddr, "2b7e151628aed2a6abf7158809cf4f3c", kAppHex)}, o);
+    r.proc->restore(saved);
+    CHECK_FALSE(r.rx(r.frame(0, "95", 1, "2b7e151628aed2a6abf7158809cf4f3c")));
+  }
+}
+
+TEST_CASE("the margin invariant: a counter never runs more than the margin ahead of the file") {
+  ProcessorOptions o;
+  o.resumeMargin = 4;
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+  CHECK_FALSE(r.rx(r.frame(0)));
+  r.proc->markPersisted();
+  for (std::uint32_t f = 1; f <= 4; ++f) {
+    CHECK_FALSE(r.rx(r.frame(f)));
+    CHECK_FALSE(r.proc->urgentPersist());
+  }
+  CHECK_FALSE(r.rx(r.frame(5)));
+  CHECK(r.proc->urgentPersist());
+  r.proc->markPersisted();
+  CHECK_FALSE(r.rx(r.frame(100)));  // a jump: urgent at once
+  CHECK(r.proc->urgentPersist());
+}
+
+TEST_CASE("relax_fcnt accepts a device that restarted at 0 (and is counted)") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex, true)});
+  CHECK_FALSE(r.rx(r.frame(500)));
+  CHECK_FALSE(r.rx(r.frame(0)));
+  CHECK(r.proc->counters().fcntResets == 1);
+  CHECK_FALSE(r.rx(r.frame(1)));
+  r.advance(1s);
+  CHECK(r.out.size() == 3);
+  Rig strict({parkingDevice("bay", kAddr, kNwkHex, kAppHex, false)});
+  CHECK_FALSE(strict.rx(strict.frame(500)));
+  CHECK(strict.rx(strict.frame(0)) == Reason::Replay);
+}
+
+TEST_CASE("the dedup cache is bounded: when full, the oldest frame is published early, never lost") {
+  ProcessorOptions o;
+  o.maxPending = 8;
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+  for (std::uint32_t f = 0; f < 20; ++f) CHECK_FALSE(r.rx(r.frame(f)));
+  CHECK(r.proc->pendingFrames() <= 8);
+  CHECK(r.out.size() == 12);
+  CHECK(r.proc->counters().evicted == 12);
+  r.advance(1s);
+  CHECK(r.out.size() == 20);
+  for (std::size_t i = 0; i < r.out.size(); ++i) CHECK(r.out[i].sample.lora->fCnt == i);
+  r.advance(1s);
+  CHECK(r.proc->pendingFrames() == 0);
+  CHECK_FALSE(r.proc->nextDeadline());
+}
+
+TEST_CASE("flushAll publishes frames still inside their window (stop)") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  CHECK_FALSE(r.rx(r.frame(1)));
+  CHECK_FALSE(r.rx(r.frame(2)));
+  REQUIRE(r.proc->nextDeadline());
+  r.proc->flushAll();
+  CHECK(r.out.size() == 2);
+}

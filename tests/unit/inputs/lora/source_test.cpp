@@ -1,0 +1,299 @@
+// LoraSource on a real io_context with real UDP datagrams on loopback: ACKs, stat, readings after
+// the dedup window, the state file across a restart, junk floods, a taken port.
+#include <doctest/doctest.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "inputs/lora/base64.hpp"
+#include "inputs/lora/codecs/parking.hpp"
+#include "inputs/lora/source.hpp"
+#include "lora_test_util.hpp"
+
+using namespace citygate;
+using namespace citygate::lora;
+using lora_test::hex;
+using lora_test::key;
+namespace asio = boost::asio;
+using asio::ip::udp;
+namespace pb = citygate::v1;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kNwkHex = "44024241ed4ce9a68c6a8bc055233fd3";
+const char* kAppHex = "ec925802ae430ca77fd3dd73cb2cc588";
+constexpr std::uint32_t kAddr = 0x26011F42;
+
+LoraSpec spec(const std::string& stateDir) {
+  LoraSpec s;
+  s.bind = "127.0.0.1";
+  s.port = 0;
+  s.dedupWindow = 50ms;
+  s.statePath = stateDir.empty() ? "" : stateDir + "/lora-fcnt.state";
+  auto sensor = std::make_shared<core::SensorSpec>();
+  sensor->id = "bay";
+  sensor->kind = pb::PARKING;
+  for (const char* f : {"status", "temperature", "battery_voltage"}) {
+    core::PointSpec p;
+    p.name = f;
+    p.field = *core::findField(pb::PARKING, f);
+    sensor->points.push_back(p);
+  }
+  core::buildGroups(*sensor);
+  DeviceSpec d;
+  d.sensor = sensor;
+  d.codec = std::make_shared<NwaveNps405Codec>();
+  d.devAddr = kAddr;
+  d.nwkSKey = key(kNwkHex);
+  d.appSKey = key(kAppHex);
+  s.devices.push_back(d);
+  return s;
+}
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/citygate-lora-src-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string path;
+};
+
+// The gateway side on its own io_context; the test plays the concentrator with a plain socket.
+struct Rig {
+  explicit Rig(const std::string& stateDir) : client(ioc) {
+    auto log = std::make_shared<spdlog::logger>("lora", std::make_shared<spdlog::sinks::null_sink_mt>());
+    source = std::make_shared<LoraSource>(
+        ioc.get_executor(), spec(stateDir),
+        [this](const core::SensorSpec&, core::SensorMemory&, core::RawSample&& s) { samples.push_back(std::move(s)); },
+        log);
+    started = source->start();
+    client.open(udp::v4());
+    client.non_blocking(true);
+    server = udp::endpoint(asio::ip::make_address("127.0.0.1"), source->localPort());
+  }
+  ~Rig() { source->stop(); }
+
+  void send(const std::vector<std::uint8_t>& d) { client.send_to(asio::buffer(d), server); }
+
+  // Runs the executor until `done` or the deadline; true when done.
+  bool runUntil(const std::function<bool()>& done, std::chrono::milliseconds deadline = 3000ms) {
+    const auto end = std::chrono::steady_clock::now() + deadline;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      ioc.run_for(5ms);
+      ioc.restart();
+    }
+    return true;
+  }
+
+  std::vector<std::vector<std::uint8_t>> replies() {
+    std::vector<std::vector<std::uint8_t>> out;
+    for (;;) {
+      std::array<std::uint8_t, 64> buf{};
+      udp::endpoint from;
+      boost::system::error_code ec;
+      const auto n = client.receive_from(asio::buffer(buf), from, 0, ec);
+      if (ec) break;
+      out.emplace_back(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    return out;
+  }
+
+  pb::GatewayHealth health() const {
+    pb::GatewayHealth h;
+    source->fillHealth(h);
+    return h;
+  }
+  std::uint64_t rejected(const std::string& reason) const {
+    const auto h = health();
+    const auto it = h.lora().rejected().find(reason);
+    return it == h.lora().rejected().end() ? 0 : it->second;
+  }
+
+  asio::io_context ioc;
+  std::shared_ptr<LoraSource> source;
+  Status started = Ok{};
+  udp::socket client;
+  udp::endpoint server;
+  std::vector<core::RawSample> samples;
+};
+
+std::vector<std::uint8_t> pushData(std::uint16_t token, const std::vector<std::uint8_t>& phy, int stat = 1,
+                                   const std::string& extra = "") {
+  std::vector<std::uint8_t> d{2, static_cast<std::uint8_t>(token >> 8), static_cast<std::uint8_t>(token), 0,
+                              0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0};
+  const std::string json = R"({"rxpk":[{"tmst":1,"chan":0,"rfch":0,"freq":868.3,"stat":)" + std::to_string(stat) +
+                           R"(,"modu":"LORA","datr":"SF9BW125","codr":"4/5","rssi":-80,"lsnr":4.5,"size":)" +
+                           std::to_string(phy.size()) + R"(,"data":")" + encodeBase64(phy) + "\"}]" + extra + "}";
+  d.insert(d.end(), json.begin(), json.end());
+  return d;
+}
+
+std::vector<std::uint8_t> frame(std::uint32_t fcnt, std::string_view payload = "95") {
+  auto c = Crypto::create(nullptr);
+  lora_test::Uplink u;
+  u.devAddr = kAddr;
+  u.fcnt = fcnt;
+  u.payload = hex(payload);
+  return lora_test::buildUplink(*c, u, key(kNwkHex), key(kAppHex));
+}
+
+std::string slurp(const std::string& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("PUSH_DATA is acknowledged with its token, PULL_DATA too; the frame becomes a sample") {
+  TempDir t;
+  Rig r(t.path);
+  REQUIRE_MESSAGE(r.started.ok(), r.started.error());
+  r.send(pushData(0x1234, frame(1)));
+  std::vector<std::vector<std::uint8_t>> acks;
+  REQUIRE(r.runUntil([&] {
+    for (auto& a : r.replies()) acks.push_back(a);
+    return !acks.empty() && !r.samples.empty();
+  }));
+  CHECK(acks[0] == std::vector<std::uint8_t>{2, 0x12, 0x34, 1});
+  REQUIRE(r.samples.size() == 1);
+  CHECK(r.samples[0].lora->fCnt == 1);
+  CHECK(r.samples[0].lora->dataRate == "SF9BW125");
+  CHECK(r.samples[0].lora->gatewayEui == "AA555A0000000000");
+
+  r.send({1, 0xBE, 0xEF, 2, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0});
+  acks.clear();
+  REQUIRE(r.runUntil([&] {
+    for (auto& a : r.replies()) acks.push_back(a);
+    return !acks.empty();
+  }));
+  CHECK(acks[0] == std::vector<std::uint8_t>{1, 0xBE, 0xEF, 4});
+  const auto h = r.health();
+  REQUIRE(h.lora().concentrators_size() == 1);
+  CHECK(h.lora().concentrators(0).gateway_eui() == "AA555A0000000000");
+  CHECK(h.lora().concentrators(0).push_data() == 1);
+  CHECK(h.lora().concentrators(0).pull_data() == 1);
+  CHECK(h.lora().concentrators(0).protocol_version() == 1);
+  CHECK(h.lora().frames_accepted() == 1);
+  CHECK(h.lora().readings() == 1);
+  REQUIRE(h.devices_size() == 1);
+  CHECK(h.devices(0).last_f_cnt() == 1);
+  CHECK(h.devices(0).last_rssi() == -80);
+}
+
+TEST_CASE("stat reports are kept per concentrator") {
+  TempDir t;
+  Rig r(t.path);
+  REQUIRE(r.started.ok());
+  std::vector<std::uint8_t> d{2, 0, 7, 0, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 9};
+  const std::string json =
+      R"({"stat":{"time":"2014-01-12 08:59:28 GMT","lati":46.24,"long":3.2523,"alti":145,"rxnb":12,"rxok":10,"rxfw":9,"ackr":50.0,"dwnb":1,"txnb":1,"temp":31.5}})";
+  d.insert(d.end(), json.begin(), json.end());
+  r.send(d);
+  REQUIRE(r.runUntil([&] { return r.health().lora().concentrators_size() == 1; }));
+  const auto c = r.health().lora().concentrators(0);
+  CHECK(c.gateway_eui() == "AA555A0000000009");
+  CHECK(c.rxnb() == 12);
+  CHECK(c.rxok() == 10);
+  CHECK(c.rxfw() == 9);
+  CHECK(c.ackr() == 50.0);
+  CHECK(c.temperature() == 31.5);
+  CHECK(c.has_last_stat_at());
+}
+
+TEST_CASE("junk of every kind is ACKed where due, rejected by reason, and valid frames still arrive") {
+  TempDir t;
+  Rig r(t.path);
+  REQUIRE(r.started.ok());
+  auto tampered = frame(2);
+  tampered.back() ^= 1;
+  std::vector<std::uint8_t> badB64{2, 0, 1, 0, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0};
+  const std::string j = R"({"rxpk":[{"stat":1,"modu":"LORA","datr":"SF7BW125","freq":868.1,"rssi":-1,"lsnr":1,"size":3,"data":"QP-x"}]})";
+  badB64.insert(badB64.end(), j.begin(), j.end());
+  std::vector<std::uint8_t> badJson{2, 0, 1, 0, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0, '{', '"', 'r'};
+  const int rounds = 200;
+  for (int i = 0; i < rounds; ++i) {
+    r.send({0xFF, 1, 2});
+    r.send(badJson);
+    r.send(badB64);
+    r.send(pushData(static_cast<std::uint16_t>(i), tampered));
+    r.send(pushData(static_cast<std::uint16_t>(i), frame(5), -1));
+    r.send(pushData(static_cast<std::uint16_t>(i), hex("40421F01260001")));
+    if (i % 50 == 0) r.send(pushData(static_cast<std::uint16_t>(i), frame(10 + static_cast<std::uint32_t>(i))));
+    if (i % 20 == 0) r.runUntil([] { return true; }, 1ms);
+  }
+  REQUIRE(r.runUntil([&] { return r.health().lora().datagrams() == rounds * 6 + 4 && r.samples.size() == 4; }));
+  CHECK(r.rejected("datagram_too_short") == rounds);
+  CHECK(r.rejected("bad_json") == rounds);
+  CHECK(r.rejected("bad_base64") == rounds);
+  CHECK(r.rejected("mic_failed") == rounds);
+  CHECK(r.rejected("crc_failed") == rounds);
+  CHECK(r.rejected("truncated_frame") == rounds);
+  CHECK(r.health().devices(0).frames_rejected().at("mic_failed") == rounds);
+  for (std::size_t i = 0; i < 4; ++i) CHECK(r.samples[i].lora->fCnt == 10 + 50 * i);
+}
+
+TEST_CASE("the state file: written at stop (clean), read at start, and replays stay rejected") {
+  TempDir t;
+  const auto f7 = frame(7);
+  {
+    Rig r(t.path);
+    REQUIRE(r.started.ok());
+    CHECK(slurp(t.path + "/lora-fcnt.state").find("clean 0") != std::string::npos);
+    r.send(pushData(1, f7));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
+    // The first counter of a device is written before its reading goes out.
+    CHECK(slurp(t.path + "/lora-fcnt.state").find(" 7\n") != std::string::npos);
+  }
+  const std::string stopped = slurp(t.path + "/lora-fcnt.state");
+  CHECK(stopped.find("clean 1\ndevice bay 26011F42 ") != std::string::npos);
+  CHECK(stopped.find(" 7\ncrc32 ") != std::string::npos);
+  CHECK(std::filesystem::status(t.path + "/lora-fcnt.state").permissions() ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+  {
+    Rig r(t.path);
+    REQUIRE(r.started.ok());
+    r.send(pushData(2, f7));
+    r.send(pushData(3, frame(8)));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 1 && r.rejected("replay") == 1; }));
+    CHECK(r.samples[0].lora->fCnt == 8);
+  }
+}
+
+TEST_CASE("a corrupt state file is set aside, flagged, and the source still starts") {
+  TempDir t;
+  { std::ofstream(t.path + "/lora-fcnt.state") << "citygate-lora-fcnt 1\nclean 1\ndevice bay 26011F42 0"; }
+  Rig r(t.path);
+  REQUIRE(r.started.ok());
+  CHECK(r.health().lora().state_corrupt());
+  CHECK(std::filesystem::exists(t.path + "/lora-fcnt.state.corrupt"));
+}
+
+TEST_CASE("start fails with a clear reason when the port is taken or the state cannot be written") {
+  TempDir t;
+  Rig first(t.path);
+  REQUIRE(first.started.ok());
+  asio::io_context ioc;
+  auto s = spec(t.path + "/other");
+  std::filesystem::create_directory(t.path + "/other");
+  s.port = first.source->localPort();
+  auto log = std::make_shared<spdlog::logger>("lora", std::make_shared<spdlog::sinks::null_sink_mt>());
+  auto second = std::make_shared<LoraSource>(ioc.get_executor(), s, nullptr, log);
+  const auto st = second->start();
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().find("cannot listen on 127.0.0.1:") != std::string::npos);
+  auto third = std::make_shared<LoraSource>(ioc.get_executor(), spec("/nonexistent/dir"), nullptr, log);
+  const auto st3 = third->start();
+  REQUIRE_FALSE(st3.ok());
+  CHECK(st3.error().find("cannot write /nonexistent/dir/lora-fcnt.state") != std::string::npos);
+}
