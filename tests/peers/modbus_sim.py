@@ -24,6 +24,9 @@ SPEC (JSON):
         "dead": false,                  # in the unit map, but never answers (requests still counted)
         "delay_ms": 0,                  # answers slowly
         "max_read": 0,                  # > 0: reads longer than this get exception 02
+        "faults": {"every": 5, "kind": "crc"},  # every 5th answer damaged: crc | garbage |
+                                        #   stale_tid (TCP: a stale answer first) | foreign (RTU:
+                                        #   another unit's frame first)
         "size": 1000                    # registers and bits per table
       }
     }
@@ -43,6 +46,7 @@ import time
 from pymodbus.datastore import ModbusServerContext, ModbusSlaveContext, ModbusSparseDataBlock
 from pymodbus.exceptions import NoSuchSlaveException
 from pymodbus.framer.rtu_framer import ModbusRtuFramer
+from pymodbus.framer.socket_framer import ModbusSocketFramer
 from pymodbus.server.async_io import StartAsyncSerialServer, StartAsyncTcpServer
 
 logging.basicConfig(level=logging.CRITICAL)
@@ -91,7 +95,11 @@ class Stats:
         with self.lock:
             if not self.dirty:
                 return
-            data = json.dumps(self.counts)
+            out = dict(self.counts)
+            faults = getattr(self, "faults", None)
+            if faults is not None:
+                out["damaged"] = {str(k): v for k, v in faults.damaged.items()}
+            data = json.dumps(out)
             self.dirty = False
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
@@ -134,6 +142,44 @@ class Unit(ModbusSlaveContext):
         if self.delay:
             time.sleep(self.delay)
         return super().getValues(fc_as_hex, address, count)
+
+
+class Faults:
+    """Damages every Nth answer of the units that ask for it (pymodbus response_manipulator)."""
+
+    def __init__(self, spec, rtu):
+        self.rtu = rtu
+        self.units = {int(u): v["faults"] for u, v in spec["units"].items() if v.get("faults")}
+        self.seen = {}
+        self.damaged = {}
+
+    def __call__(self, response):
+        f = self.units.get(response.unit_id)
+        if not f:
+            return response, False
+        n = self.seen[response.unit_id] = self.seen.get(response.unit_id, 0) + 1
+        if n % int(f.get("every", 5)) != 0:
+            return response, False
+        self.damaged[response.unit_id] = self.damaged.get(response.unit_id, 0) + 1
+        framer = ModbusRtuFramer(None) if self.rtu else ModbusSocketFramer(None)
+        good = framer.buildPacket(response)
+        kind = f.get("kind", "crc")
+        if kind == "crc":
+            bad = good[:-1] + bytes([good[-1] ^ 0xFF]) if self.rtu else good[:-1] + bytes([good[-1] ^ 0xFF])
+            return bad, True
+        if kind == "garbage":
+            return bytes((b * 37 + 11) & 0xFF for b in good), True
+        if kind == "stale_tid" and not self.rtu:
+            old_tid = (response.transaction_id - 1) & 0xFFFF
+            stale = old_tid.to_bytes(2, "big") + good[2:]
+            return stale + good, True
+        if kind == "foreign" and self.rtu:
+            other = response.unit_id % 247 + 1
+            foreign = bytes([other]) + good[1:-2]
+            from pymodbus.utilities import computeCRC
+            foreign += computeCRC(foreign).to_bytes(2, "big")
+            return foreign + good, True
+        return response, False
 
 
 class Context(ModbusServerContext):
@@ -195,7 +241,9 @@ async def main(spec):
             await asyncio.sleep(0.05)
 
     asyncio.get_running_loop().create_task(flusher())
-    kwargs = dict(context=context, ignore_missing_slaves=True, defer_start=True)
+    faults = Faults(spec, rtu="tcp" not in spec)
+    stats.faults = faults
+    kwargs = dict(context=context, ignore_missing_slaves=True, defer_start=True, response_manipulator=faults)
     if "tcp" in spec:
         server = await StartAsyncTcpServer(address=(spec["tcp"]["host"], int(spec["tcp"]["port"])), **kwargs)
     elif "rtu_over_tcp" in spec:

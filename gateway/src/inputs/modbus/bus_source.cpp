@@ -88,6 +88,7 @@ void BusSource::onTick(std::size_t index, const boost::system::error_code& ec) {
     d.nextTick += d.spec.interval * missed;
   }
   ++counters_.polls;
+  d.health.set_polls_scheduled(d.health.polls_scheduled() + 1);
   if (d.busy) {
     ++counters_.skipped;
     d.health.set_polls_skipped(d.health.polls_skipped() + 1);
@@ -157,11 +158,13 @@ void BusSource::onResult(std::size_t index, bool probe, JobResult&& r) {
   if (stopped_) return;
   const WallTime now = WallClock::now();
   d.health.set_requests(d.health.requests() + r.requestsSent);
+  d.health.set_timeouts(d.health.timeouts() + r.timeouts);
+  d.health.set_bad_frames(d.health.bad_frames() + r.badFrames);
 
   std::size_t okRequests = 0;
   const ReadError* failure = nullptr;
   bool split = false;
-  const std::vector<ReadRequest>& plan = probe ? std::vector<ReadRequest>{d.plan.front()} : d.plan;
+  const std::vector<ReadRequest>& plan = d.plan;  // a probe's single request is plan[0]
   for (std::size_t k = 0; k < r.errors.size(); ++k) {
     const ReadError& e = r.errors[k];
     if (e.ok()) {
@@ -169,7 +172,6 @@ void BusSource::onResult(std::size_t index, bool probe, JobResult&& r) {
       continue;
     }
     if (k >= r.attempted) continue;
-    if (e.kind == ErrorKind::Timeout) d.health.set_timeouts(d.health.timeouts() + 1);
     if (e.kind == ErrorKind::Exception) {
       d.health.set_exceptions(d.health.exceptions() + 1);
       if (e.exception == 2 && k < plan.size() && plan[k].points.size() > 1) {

@@ -95,6 +95,8 @@ JobResult BusWorker::execute(Job& job) {
                                      std::span<std::uint16_t>(r.data.data() + r.offsets[i], req.count));
       lastTransaction_ = std::chrono::steady_clock::now();
       r.errors[i] = e;
+      if (e.kind == ErrorKind::Timeout) ++r.timeouts;
+      if (e.kind == ErrorKind::BadFrame) ++r.badFrames;
       if (e.ok() || e.kind == ErrorKind::Exception) break;
       if (e.kind == ErrorKind::BadFrame) transport_->flush();
       if (e.kind == ErrorKind::Connection && attempt == job.retries) abort = true;

@@ -30,6 +30,8 @@ struct JobResult {
   std::vector<ReadError> errors;            // per request; requests after an abort are Timeout "not tried"
   std::uint32_t requestsSent = 0;
   std::uint32_t attempted = 0;              // requests tried (the rest were skipped after an abort)
+  std::uint32_t timeouts = 0;               // every attempt, retries included
+  std::uint32_t badFrames = 0;
   std::chrono::microseconds rtt{0};         // whole job
   std::chrono::steady_clock::time_point finishedAt;
 };
