@@ -44,7 +44,13 @@ set(CMAKE_OBJCOPY /usr/bin/arm-linux-gnueabihf-objcopy CACHE FILEPATH "")
 
 # GCC's notes about the ARM32 parameter-passing ABI change (GCC 7.1) flood the build.
 # CitygateCompiler.cmake adds this too; here it also reaches try_compile checks.
-set(CMAKE_CXX_FLAGS_INIT "-Wno-psabi")
+# _FILE_OFFSET_BITS=64: 64-bit off_t/ino_t and readdir64. Without it, readdir() fails with
+# EOVERFLOW on directories whose entries carry 64-bit offsets (ext4 hash cookies, large inode
+# numbers on XFS/NFS): seen as profile_dir coming back empty under qemu-arm on a 64-bit host.
+# None of the libraries' interfaces that citygate uses carry off_t, so mixing is safe (Debian's
+# armhf moves to 64-bit off_t and time_t wholesale in trixie).
+set(CMAKE_C_FLAGS_INIT "-D_FILE_OFFSET_BITS=64")
+set(CMAKE_CXX_FLAGS_INIT "-Wno-psabi -D_FILE_OFFSET_BITS=64")
 
 # The host pkg-config, pointed into the sysroot only.
 set(PKG_CONFIG_EXECUTABLE /usr/bin/pkg-config CACHE FILEPATH "")

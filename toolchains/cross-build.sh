@@ -6,6 +6,7 @@
 #   toolchains/cross-build.sh aarch64|armhf [--test] [--smoke] [--package]
 #
 #   (no option)  cmake --preset ARCH && cmake --build --preset ARCH       -> build/ARCH
+#                (with --package alone, this development build is skipped)
 #   --test       + ctest --preset ARCH (the unit tests, run through qemu-user)
 #   --smoke      + tests/integration/test_cross_smoke.py (aarch64 only: the aarch64 citygated under
 #                  qemu against a real mosquitto and pymodbus; needs toolchains/install-deps.sh test)
@@ -43,10 +44,13 @@ step "dependencies (toolchains/install-cross-deps.sh $arch)"
 "$here/install-cross-deps.sh" "$arch"
 done_step
 
-step "configure + build (preset $arch -> build/$arch)"
-cmake --preset "$arch" >/dev/null
-cmake --build --preset "$arch"
-done_step
+# The development build (tests included): unless only --package was asked for.
+if [ $test -eq 1 ] || [ $smoke -eq 1 ] || [ $package -eq 0 ]; then
+  step "configure + build (preset $arch -> build/$arch)"
+  cmake --preset "$arch" >/dev/null
+  cmake --build --preset "$arch"
+  done_step
+fi
 
 status=0
 if [ $test -eq 1 ]; then
