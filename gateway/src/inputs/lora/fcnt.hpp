@@ -12,7 +12,8 @@
 // the file reveals nothing about the key. After an unclean stop (clean 0) the counters resume
 // `margin` above the stored values: the writer guarantees that no device ever runs more than
 // `margin` above the file, so a frame accepted after the last write can never be replayed.
-// Pure functions; the I/O is done by the LoRa source. See fcnt_state.md beside this file.
+// Pure functions; the I/O is done by the LoRa source. The file and its guarantees are described in
+// README.md beside this file.
 #pragma once
 
 #include <cstdint>
