@@ -11,8 +11,9 @@ the daemon runs --settle seconds more, then VmRSS is sampled --samples times (1 
 VmHWM read at the end, from /proc/PID/status.
 
 An aarch64 or armhf binary runs under qemu-user (aarch64 without -L; armhf with -L on the
-sysroot): the figures are then those of the qemu process, i.e. the daemon's pages plus the
-emulator and its translation cache. --baseline also measures the same binary serving no device,
+sysroot): VmRSS/VmHWM are then those of the qemu process, i.e. the daemon's pages plus the
+emulator and its translation cache; for aarch64, guest_rss_kb also sums the resident pages of the
+guest's own mappings only (see guest_rss_kb). --baseline also measures the same binary serving no device,
 so that the difference says what the devices cost.
 
 Environment: CITYGATE_BUILD_DIR selects the generated Python modules (any build dir has them).
@@ -56,6 +57,24 @@ class EmulatedGateway(Gateway):
         self.process = Process(self.env, self.name, self.emulator +
                                [self.binary, "--config", self.config_path, "--log-level", self.log_level]).start()
         return self
+
+
+GUEST_LIMIT = 1 << 40  # qemu-aarch64 (guest_base 0) maps the guest below 1 TiB (0x55'xxxx'xxxx)
+
+
+def guest_rss_kb(pid):
+    """Under qemu-aarch64: the resident pages of the guest's own mappings (the daemon, its
+    libraries, heap, thread stacks), leaving out qemu's binary, heap and translation cache, which
+    live far above 1 TiB. An estimate of what the daemon would use on an aarch64 board."""
+    total = 0
+    start = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(" ", 1)[0]
+        if "-" in head and not line.endswith(":") and all(c in "0123456789abcdef-" for c in head):
+            start = int(head.split("-")[0], 16)
+        elif line.startswith("Rss:") and start is not None and start < GUEST_LIMIT:
+            total += int(line.split()[1])
+    return total
 
 
 def status_kb(pid, key):
@@ -104,9 +123,11 @@ def run(binary, devices, buses, settle, samples, poll_ms):
         pid = gw.process.proc.pid
         deadline = time.monotonic() + settle
         wait_for(lambda: time.monotonic() >= deadline or not gw.process.running(), settle + 5, what="settling")
-        rss = []
+        rss, guest = [], []
         for _ in range(samples):
             rss.append(status_kb(pid, "VmRSS"))
+            if emulator and "aarch64" in emulator[0]:
+                guest.append(guest_rss_kb(pid))
             next_at = time.monotonic() + 1.0
             wait_for(lambda: time.monotonic() >= next_at, 2, what="the next sample")
         hwm = status_kb(pid, "VmHWM")
@@ -115,6 +136,7 @@ def run(binary, devices, buses, settle, samples, poll_ms):
         return {"binary": str(binary), "emulator": " ".join(emulator) or "native", "devices": devices,
                 "buses": buses if devices else 0, "first_reading_from_all_s": round(up, 1),
                 "rss_kb_median": sorted(rss)[len(rss) // 2], "rss_kb_max": max(rss), "hwm_kb": hwm,
+                "guest_rss_kb_median": sorted(guest)[len(guest) // 2] if guest else "n/a",
                 "readings": readings, "exit": rc}
 
 
