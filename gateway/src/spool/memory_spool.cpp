@@ -28,6 +28,8 @@ AppendResult MemorySpool::append(std::uint64_t seq, std::string_view record) {
       return AppendResult::Full;
     }
     bytes_ -= records_.front().bytes.size() + kRecordOverhead;
+    // Handed out and maybe still acknowledged: then it did arrive and is taken off the count.
+    if (cursor_ > 0) droppedInFlight_.push_back(records_.front().seq);
     records_.pop_front();
     if (cursor_ > 0) --cursor_;
     if (maxHandedOut_ > 0) --maxHandedOut_;
@@ -60,6 +62,10 @@ ReadResult MemorySpool::readBatch(std::size_t maxRecords, std::size_t maxBytes, 
 }
 
 void MemorySpool::acknowledge(std::uint64_t lastSeq) {
+  while (!droppedInFlight_.empty() && droppedInFlight_.front() <= lastSeq) {
+    --counters_.dropped;
+    droppedInFlight_.pop_front();
+  }
   while (!records_.empty() && records_.front().seq <= lastSeq) {
     bytes_ -= records_.front().bytes.size() + kRecordOverhead;
     records_.pop_front();
@@ -69,7 +75,10 @@ void MemorySpool::acknowledge(std::uint64_t lastSeq) {
   if (counters_.blocked && bytes_ < maxBytes_) counters_.blocked = false;
 }
 
-void MemorySpool::rewind() { cursor_ = 0; }
+void MemorySpool::rewind() {
+  cursor_ = 0;
+  droppedInFlight_.clear();  // what was in flight is forgotten: dropped stays dropped
+}
 
 SpoolStats MemorySpool::stats() const {
   SpoolStats s = counters_;

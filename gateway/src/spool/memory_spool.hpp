@@ -32,6 +32,7 @@ class MemorySpool final : public Spool {
     std::string bytes;
   };
   std::deque<Record> records_;
+  std::deque<std::uint64_t> droppedInFlight_;  // seqs dropped after they were handed out
   std::size_t cursor_ = 0;          // index of the first unread record
   std::size_t maxHandedOut_ = 0;    // records handed out at least once (for `replayed`)
   std::uint64_t bytes_ = 0;

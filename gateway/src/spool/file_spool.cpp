@@ -1,0 +1,814 @@
+#include "spool/file_spool.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "core/time.hpp"
+#include "spool/sync_worker.hpp"
+
+namespace citygate::spool {
+
+namespace {
+
+constexpr std::size_t kReadChunk = 256 * 1024;  // readBatch's read-ahead
+constexpr std::size_t kStatChunk = 4096;        // locating a single record
+constexpr std::size_t kMaxLedger = 4096;        // unacknowledged readBatch() calls remembered
+const char kSegPrefix[] = "seg-";
+const char kSegSuffix[] = ".cgs";
+constexpr std::size_t kSegDigits = 20;
+
+std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+std::string segmentPath(const std::string& dir, std::uint64_t name) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%020" PRIu64 "%s", kSegPrefix, name, kSegSuffix);
+  return dir + "/" + buf;
+}
+
+// "seg-<20 digits>.cgs" -> the number.
+bool parseSegmentName(const char* entry, std::uint64_t& out) {
+  const std::size_t n = std::strlen(entry);
+  const std::size_t pre = sizeof kSegPrefix - 1;
+  const std::size_t suf = sizeof kSegSuffix - 1;
+  if (n != pre + kSegDigits + suf) return false;
+  if (std::memcmp(entry, kSegPrefix, pre) != 0 || std::memcmp(entry + pre + kSegDigits, kSegSuffix, suf) != 0) {
+    return false;
+  }
+  std::uint64_t v = 0;
+  for (std::size_t i = pre; i < pre + kSegDigits; ++i) {
+    if (entry[i] < '0' || entry[i] > '9') return false;
+    const auto d = static_cast<std::uint64_t>(entry[i] - '0');
+    if (v > (~0ULL - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  out = v;
+  return true;
+}
+
+Status makeDirs(const std::string& path) {
+  std::string cur;
+  for (std::size_t i = 0; i <= path.size(); ++i) {
+    if (i == path.size() || (path[i] == '/' && i > 0)) {
+      cur = path.substr(0, i);
+      if (::mkdir(cur.c_str(), 0750) != 0 && errno != EEXIST) return Error{errnoText("cannot create " + cur)};
+    }
+  }
+  return Ok{};
+}
+
+bool preadAll(int fd, char* p, std::size_t n, std::uint64_t off) {
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    off += static_cast<std::uint64_t>(r);
+  }
+  return true;
+}
+
+bool pwriteAll(int fd, const char* p, std::size_t n, std::uint64_t off) {
+  while (n > 0) {
+    const ssize_t r = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (r == 0) errno = EIO;
+      return false;
+    }
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    off += static_cast<std::uint64_t>(r);
+  }
+  return true;
+}
+
+}  // namespace
+
+FileSpool::FileSpool(boost::asio::any_io_executor executor, FileSpoolOptions options,
+                     std::shared_ptr<spdlog::logger> log)
+    : executor_(std::move(executor)),
+      options_(std::move(options)),
+      log_(std::move(log)),
+      alive_(std::make_shared<int>(0)) {
+  std::uint64_t seg = std::clamp<std::uint64_t>(options_.segmentBytes, 4096, kMaxSegmentBytes);
+  seg = std::min(seg, std::max<std::uint64_t>(4096, options_.maxBytes / 4));
+  segmentBytes_ = seg;
+}
+
+Result<std::unique_ptr<FileSpool>> FileSpool::open(boost::asio::any_io_executor executor, FileSpoolOptions options,
+                                                   std::shared_ptr<spdlog::logger> log) {
+  if (options.dir.empty()) return Error{"spool: no directory"};
+  if (!log) log = spdlog::default_logger();
+  std::unique_ptr<FileSpool> s(new FileSpool(std::move(executor), std::move(options), std::move(log)));
+  if (auto st = s->recover(); !st) {
+    s->closed_ = true;
+    return Error{st.error()};
+  }
+  return s;
+}
+
+FileSpool::~FileSpool() {
+  close();
+  alive_.reset();
+}
+
+Status FileSpool::openAckFile(std::uint64_t& generation) {
+  const std::string path = options_.dir + "/spool.ack";
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno != ENOENT) return Error{errnoText("cannot open " + path)};
+  std::string bytes;
+  if (fd >= 0) {
+    ackFd_ = std::make_shared<FileHandle>(fd);
+    bytes.assign(ack::kFileSize, '\0');
+    std::size_t got = 0;
+    while (got < bytes.size()) {
+      const ssize_t r = ::pread(fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return Error{errnoText("cannot read " + path)};
+      if (r == 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    bytes.resize(got);
+  }
+  ack::Slot best;
+  bool any = false;
+  bool damaged = false;
+  for (std::size_t off : {std::size_t{0}, ack::kSlotStride}) {
+    if (off >= bytes.size()) continue;
+    ack::Slot slot;
+    const auto st = ack::decodeSlot(std::string_view(bytes).substr(off, ack::kSlotSize), slot);
+    if (st == ack::SlotStatus::FutureVersion) {
+      return Error{path + ": ack file format version " + std::to_string(slot.version) +
+                   " is newer than this citygated supports (" + std::to_string(ack::kVersion) +
+                   "); refusing to start and leaving the spool untouched (upgrade citygated, or move the spool "
+                   "directory away to start empty)"};
+    }
+    if (st == ack::SlotStatus::Damaged) damaged = true;
+    if (st == ack::SlotStatus::Ok && (!any || slot.generation > best.generation)) {
+      best = slot;
+      any = true;
+    }
+  }
+  if (damaged && !any) {
+    log_->warn("{}: both slots damaged; every record on disk will be sent again (duplicates, no loss)", path);
+  } else if (damaged) {
+    log_->info("{}: one slot torn (an interrupted write); using the other", path);
+  }
+  settledSeq_ = any ? best.settledSeq : 0;
+  ackedSeq_ = settledSeq_;
+  generation = any ? best.generation : 0;
+  return Ok{};
+}
+
+// Creates the ack file, or completes a short one, so it always has its full size on disk.
+Status FileSpool::prepareAckFile() {
+  const std::string path = options_.dir + "/spool.ack";
+  if (!ackFd_) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) return Error{errnoText("cannot create " + path)};
+    ackFd_ = std::make_shared<FileHandle>(fd);
+  }
+  struct stat st {};
+  if (::fstat(ackFd_->fd(), &st) != 0) return Error{errnoText("cannot stat " + path)};
+  if (static_cast<std::uint64_t>(st.st_size) != ack::kFileSize) {
+    if (::ftruncate(ackFd_->fd(), static_cast<off_t>(ack::kFileSize)) != 0 || ::fsync(ackFd_->fd()) != 0) {
+      return Error{errnoText("cannot prepare " + path)};
+    }
+    return Ok{};
+  }
+  return Ok{};
+}
+
+Status FileSpool::recover() {
+  const std::string& dir = options_.dir;
+  if (auto st = makeDirs(dir); !st) return st;
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Error{errnoText("cannot open " + dir)};
+  dirFd_ = std::make_shared<FileHandle>(dfd);
+  const std::string lockPath = dir + "/spool.lock";
+  const int lfd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lfd < 0) return Error{errnoText("cannot open " + lockPath)};
+  lockFd_ = std::make_shared<FileHandle>(lfd);
+  if (::flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+    return Error{dir + " is in use by another process (" + lockPath + " is locked)"};
+  }
+  std::vector<std::uint64_t> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return Error{errnoText("cannot list " + dir)};
+  while (const dirent* e = ::readdir(d)) {
+    std::uint64_t n = 0;
+    if (parseSegmentName(e->d_name, n)) names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+
+  // Refuse before touching anything: one segment of a newer format stops the start.
+  std::string file;
+  for (const std::uint64_t name : names) {
+    const std::string path = segmentPath(dir, name);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Error{errnoText("cannot open " + path)};
+    FileHandle h(fd);
+    char head[segment::kHeaderSize];
+    const ssize_t n = ::pread(fd, head, sizeof head, 0);
+    segment::Header hdr;
+    if (n > 0 && segment::decodeHeader(std::string_view(head, static_cast<std::size_t>(n)), hdr) ==
+                     segment::HeaderStatus::FutureVersion) {
+      return Error{path + ": segment format version " + std::to_string(hdr.version) +
+                   " is newer than this citygated supports (" + std::to_string(segment::kVersion) +
+                   "); refusing to start and leaving the file untouched (upgrade citygated, or move the file out "
+                   "of the spool directory to discard its readings)"};
+    }
+  }
+
+  std::uint64_t generation = 0;
+  if (auto st = openAckFile(generation); !st) return st;
+  if (auto st = prepareAckFile(); !st) return st;
+
+  bool dirChanged = true;  // the ack file may have been created
+  std::uint64_t maxSeq = 0;       // highest seq seen in an intact frame
+  std::uint64_t headerNext = 0;   // first seq of the newest segment when it holds no record
+  std::uint64_t cutBytes = 0;
+  std::uint64_t corruptAtStart = 0;
+  bool ackPlaced = false;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const bool newest = i + 1 == names.size();
+    const std::uint64_t name = names[i];
+    const std::string path = segmentPath(dir, name);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return Error{errnoText("cannot open " + path)};
+    auto handle = std::make_shared<FileHandle>(fd);
+    struct stat stt {};
+    if (::fstat(fd, &stt) != 0) return Error{errnoText("cannot stat " + path)};
+    const auto size = static_cast<std::uint64_t>(stt.st_size);
+    auto quarantine = [&](const char* why) -> Status {
+      const std::string to = path + ".corrupt";
+      log_->error("{}: {}; renamed to {} and skipped", path, why, to);
+      if (::rename(path.c_str(), to.c_str()) != 0) return Error{errnoText("cannot rename " + path)};
+      ++corrupt_;
+      dirChanged = true;
+      return Ok{};
+    };
+    if (size > kMaxSegmentBytes + segment::kMaxPayload + segment::kFrameOverhead) {
+      if (auto st = quarantine("larger than any segment citygated writes"); !st) return st;
+      continue;
+    }
+    file.resize(size);
+    if (size > 0 && !preadAll(fd, file.data(), size, 0)) return Error{errnoText("cannot read " + path)};
+    const segment::ScanResult r = segment::scan(file, settledSeq_);
+    switch (r.header) {
+      case segment::HeaderStatus::FutureVersion:
+        return Error{path + ": newer format version"};  // checked above; unreachable
+      case segment::HeaderStatus::Short:
+        // Too short to hold a record: a creation torn by a crash. Nothing to lose.
+        log_->warn("{}: {} bytes, shorter than a segment header; removed", path, size);
+        if (::unlink(path.c_str()) != 0) return Error{errnoText("cannot delete " + path)};
+        dirChanged = true;
+        continue;
+      case segment::HeaderStatus::BadMagic:
+        if (auto st = quarantine("not a spool segment (bad magic)"); !st) return st;
+        continue;
+      case segment::HeaderStatus::BadCrc:
+        if (r.hdr.version != segment::kVersion) {
+          if (auto st = quarantine("damaged header of an unknown version"); !st) return st;
+          continue;
+        }
+        log_->error("{}: damaged segment header; its records are checked one by one", path);
+        ++corrupt_;
+        break;
+      case segment::HeaderStatus::Ok:
+        break;
+    }
+    if (r.corruptFrames > 0) {
+      log_->error("{}: {} damaged record(s) skipped", path, r.corruptFrames);
+      corrupt_ += r.corruptFrames;
+    }
+    if (r.tailBytes > 0) {
+      log_->warn("{}: cut a torn tail of {} byte(s) after offset {}", path, r.tailBytes, r.validEnd);
+      if (::ftruncate(fd, static_cast<off_t>(r.validEnd)) != 0) return Error{errnoText("cannot truncate " + path)};
+      cutBytes += r.tailBytes;
+    }
+    if (r.records > 0) maxSeq = std::max(maxSeq, r.lastSeq);
+    const bool reusable = newest && r.header == segment::HeaderStatus::Ok;
+    if (reusable && r.records == 0) headerNext = r.hdr.firstSeq;
+    if (!reusable && (r.records == 0 || r.lastSeq <= settledSeq_)) {
+      // Empty, or every record in it acknowledged (or dropped) before the restart.
+      if (::unlink(path.c_str()) != 0) return Error{errnoText("cannot delete " + path)};
+      dirChanged = true;
+      continue;
+    }
+    // Whatever the last run wrote may still sit in the page cache only: make it durable before
+    // any of it is handed out.
+    if (::fdatasync(fd) != 0) return Error{errnoText("cannot sync " + path)};
+    Segment s;
+    s.name = name;
+    s.path = path;
+    s.size = r.validEnd;
+    s.firstOrd = endOrd_;
+    s.count = r.records;
+    s.firstSeq = r.firstSeq;
+    s.lastSeq = r.lastSeq;
+    s.spans = r.spans;
+    s.fd = handle;
+    if (!ackPlaced) {
+      ack_ = Pos{name, r.ackEnd, s.firstOrd + r.acked, r.acked > 0 ? settledSeq_ : (s.firstSeq > 0 ? s.firstSeq - 1 : 0)};
+      ackPlaced = true;
+    }
+    endOrd_ += s.count;
+    bytes_ += s.size;
+    segs_.push_back(std::move(s));
+    activeOpen_ = reusable;
+  }
+  // Only the active segment keeps its descriptor; the others are reopened when read.
+  for (std::size_t i = 0; i + 1 < segs_.size(); ++i) segs_[i].fd.reset();
+  if (!segs_.empty() && !activeOpen_) segs_.back().fd.reset();
+  if (dirChanged && ::fsync(dirFd_->fd()) != 0) return Error{errnoText("cannot sync " + dir)};
+  corruptAtStart = corrupt_;
+
+  bytes_ += ack::kFileSize;
+  read_ = ack_;
+  durableOrd_ = endOrd_;
+  maxHandedOrd_ = endOrd_;  // everything recovered counts as replayed when it is sent
+  recoveredNextSeq_ = 0;
+  if (maxSeq > 0) recoveredNextSeq_ = maxSeq + 1;
+  if (headerNext > recoveredNextSeq_) recoveredNextSeq_ = headerNext;
+  if (settledSeq_ > 0 && settledSeq_ + 1 > recoveredNextSeq_) recoveredNextSeq_ = settledSeq_ + 1;
+  updateOldest();
+  const SpoolStats st = stats();
+  log_->info("spool {}: {} segment(s), {} reading(s) to send from seq {}, next seq {}, {} byte(s){}{}", dir,
+             segs_.size(), st.readings, st.oldestSeq, recoveredNextSeq_, st.bytes,
+             cutBytes > 0 ? fmt::format(", cut {} torn byte(s)", cutBytes) : std::string(),
+             corruptAtStart > 0 ? fmt::format(", {} damaged record(s) skipped", corruptAtStart) : std::string());
+  startWorker(generation);
+  return Ok{};
+}
+
+void FileSpool::startWorker(std::uint64_t ackGeneration) {
+  std::weak_ptr<int> alive = alive_;
+  auto executor = executor_;
+  worker_ = std::make_unique<SyncWorker>(
+      options_.dir, dirFd_, ackFd_, ackGeneration, options_.durability, options_.ackInterval,
+      [alive, executor, this](const SyncWorker::Result& r) {
+        boost::asio::post(executor, [alive, this, token = r.token, error = r.error] {
+          if (alive.lock()) onSynced(token, error);
+        });
+      });
+}
+
+void FileSpool::onSynced(std::uint64_t token, const std::string& error) {
+  if (!error.empty()) setError(error);
+  if (token > durableOrd_ && token <= endOrd_) {
+    durableOrd_ = token;
+    if (readable_ && unread() > 0) readable_();
+  }
+}
+
+void FileSpool::setError(std::string what) {
+  if (what != lastError_) log_->error("{}", what);
+  lastError_ = std::move(what);
+}
+
+std::size_t FileSpool::indexOf(const Segment& s) const {
+  auto it = std::lower_bound(segs_.begin(), segs_.end(), s.name, [](const Segment& a, std::uint64_t n) { return a.name < n; });
+  return static_cast<std::size_t>(it - segs_.begin());
+}
+
+FileSpool::Segment* FileSpool::find(std::uint64_t name) {
+  auto it = std::lower_bound(segs_.begin(), segs_.end(), name, [](const Segment& s, std::uint64_t n) { return s.name < n; });
+  return it != segs_.end() && it->name == name ? &*it : nullptr;
+}
+
+const FileSpool::Segment* FileSpool::find(std::uint64_t name) const {
+  auto it = std::lower_bound(segs_.begin(), segs_.end(), name, [](const Segment& s, std::uint64_t n) { return s.name < n; });
+  return it != segs_.end() && it->name == name ? &*it : nullptr;
+}
+
+void FileSpool::resolve(Pos& p) const {
+  if (find(p.seg)) return;
+  // Its segment is gone (dropped or deleted): continue at the first segment after it.
+  for (const Segment& s : segs_) {
+    if (s.firstOrd >= p.ord) {
+      p = startOf(s);
+      return;
+    }
+  }
+}
+
+bool FileSpool::openForRead(Segment& s) {
+  if (s.fd) return true;
+  const int fd = ::open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    setError(errnoText("cannot open " + s.path));
+    return false;
+  }
+  s.fd = std::make_shared<FileHandle>(fd);
+  return true;
+}
+
+bool FileSpool::fill(Segment& s, std::uint64_t off, std::size_t want, ReadBuffer& rb, std::size_t chunk) {
+  if (rb.seg == s.name && off >= rb.off && off + want <= rb.off + rb.data.size()) return true;
+  if (!openForRead(s)) return false;
+  const std::uint64_t avail = s.size > off ? s.size - off : 0;
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(std::max(want, chunk), avail));
+  rb.seg = kNoSegment;
+  rb.data.resize(n);
+  if (!preadAll(s.fd->fd(), rb.data.data(), n, off)) {
+    setError(errnoText("cannot read " + s.path));
+    return false;
+  }
+  rb.seg = s.name;
+  rb.off = off;
+  return n >= want;
+}
+
+FileSpool::Step FileSpool::readFrame(Segment& s, std::uint64_t& off, std::uint64_t afterSeq, segment::Frame& f,
+                                     ReadBuffer& rb, std::size_t chunk) {
+  if (off >= s.size) return Step::End;
+  const std::size_t head = static_cast<std::size_t>(std::min<std::uint64_t>(segment::kFrameOverhead, s.size - off));
+  if (!fill(s, off, head, rb, chunk)) return Step::End;
+  std::string_view view = std::string_view(rb.data).substr(static_cast<std::size_t>(off - rb.off));
+  segment::FrameStatus st = segment::decodeFrame(view, f);
+  if (st == segment::FrameStatus::Truncated && view.size() >= segment::kFrameOverhead) {
+    std::uint32_t len = 0;
+    for (int i = 3; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(view[static_cast<std::size_t>(i)]);
+    const std::uint64_t need = segment::kFrameOverhead + len;
+    if (len <= segment::kMaxPayload && off + need <= s.size) {
+      if (!fill(s, off, static_cast<std::size_t>(need), rb, chunk)) return Step::End;
+      view = std::string_view(rb.data).substr(static_cast<std::size_t>(off - rb.off));
+      st = segment::decodeFrame(view, f);
+    }
+  }
+  if (st == segment::FrameStatus::Ok && f.seq > afterSeq) return Step::Record;
+  // Damaged. Recovery found most damage already and noted where the frames resume.
+  auto it = std::lower_bound(s.spans.begin(), s.spans.end(), off,
+                             [](const segment::CorruptSpan& c, std::uint64_t o) { return c.offset < o; });
+  if (it != s.spans.end() && it->offset == off) {
+    off = it->resume;
+    return Step::Skipped;
+  }
+  // New damage (the medium changed under us): resynchronise over the rest of the segment.
+  std::string rest(static_cast<std::size_t>(s.size - off), '\0');
+  if (!openForRead(s) || !preadAll(s.fd->fd(), rest.data(), rest.size(), off)) {
+    setError(errnoText("cannot read " + s.path));
+    off = s.size;
+    return Step::End;
+  }
+  ++corrupt_;
+  const std::size_t next = segment::resync(rest, 0, afterSeq);
+  if (next == std::string_view::npos) {
+    setError(s.path + ": damaged record at offset " + std::to_string(off) + "; the rest of the segment is unreadable");
+    off = s.size;
+    return Step::End;
+  }
+  setError(s.path + ": damaged record at offset " + std::to_string(off) + " skipped");
+  if (s.spans.size() < segment::kMaxSpans) s.spans.insert(it, segment::CorruptSpan{off, off + next});
+  off += next;
+  return Step::Skipped;
+}
+
+std::uint64_t FileSpool::chargedBytes() const {
+  std::uint64_t acked = 0;
+  if (!segs_.empty() && ack_.seg == segs_.front().name && ack_.off > segment::kHeaderSize) {
+    acked = ack_.off - segment::kHeaderSize;
+  }
+  return bytes_ - acked;
+}
+
+AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
+  if (closed_) {
+    setError("append after close");
+    return AppendResult::Error;
+  }
+  const std::uint64_t frame = segment::frameSize(record.size());
+  if (record.size() > segment::kMaxPayload ||
+      frame + segment::kHeaderSize + ack::kFileSize > options_.maxBytes) {
+    setError("a record of " + std::to_string(record.size()) + " bytes can never fit in the spool");
+    return AppendResult::Error;
+  }
+  auto needRotate = [&] {
+    return !activeOpen_ || (segs_.back().count > 0 && segs_.back().size + frame > segmentBytes_);
+  };
+  AppendResult result = AppendResult::Ok;
+  while (chargedBytes() + frame + (needRotate() ? segment::kHeaderSize : 0) > options_.maxBytes) {
+    if (options_.whenFull == pb::SpoolConfig::BLOCK_SOURCES) {
+      blocked_ = true;
+      return AppendResult::Full;
+    }
+    if (!dropOldest()) break;
+    result = AppendResult::OkDroppedOldest;
+  }
+  blocked_ = false;
+  if (needRotate() && !rotate(seq)) return AppendResult::Error;
+  Segment& s = segs_.back();
+  scratch_.clear();
+  segment::encodeFrame(scratch_, seq, record);
+  if (!pwriteAll(s.fd->fd(), scratch_.data(), scratch_.size(), s.size)) {
+    std::string why = errnoText("cannot write " + s.path);
+    // Leave no partial frame behind; if even that fails, never append to this file again.
+    if (::ftruncate(s.fd->fd(), static_cast<off_t>(s.size)) != 0) activeOpen_ = false;
+    if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
+    if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
+    setError(std::move(why));
+    return AppendResult::Error;
+  }
+  const bool wasEmpty = endOrd_ == ack_.ord;
+  s.size += frame;
+  ++s.count;
+  if (s.firstSeq == 0) s.firstSeq = seq;
+  s.lastSeq = seq;
+  bytes_ += frame;
+  bytesWritten_ += frame;
+  ++endOrd_;
+  if (wasEmpty) oldestSeq_ = seq;
+  worker_->submitWrite(s.fd, endOrd_);
+  return result;
+}
+
+bool FileSpool::rotate(std::uint64_t seq) {
+  activeOpen_ = false;  // the old newest segment (if any) is sealed; it was submitted for sync
+  const std::string path = segmentPath(options_.dir, seq);
+  if (!segs_.empty() && segs_.back().name >= seq) {
+    setError("seq " + std::to_string(seq) + " does not sort after the newest segment; not stored");
+    return false;
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    setError(errnoText("cannot create " + path));
+    return false;
+  }
+  auto handle = std::make_shared<FileHandle>(fd);
+  segment::Header h;
+  h.firstSeq = seq;
+  h.createdUnixMs = toMillis(WallClock::now());
+  const std::string hdr = segment::encodeHeader(h);
+  if (!pwriteAll(fd, hdr.data(), hdr.size(), 0)) {
+    setError(errnoText("cannot write " + path));
+    ::unlink(path.c_str());
+    return false;
+  }
+  Segment s;
+  s.name = seq;
+  s.path = path;
+  s.size = hdr.size();
+  s.firstOrd = endOrd_;
+  s.fd = handle;
+  segs_.push_back(std::move(s));
+  activeOpen_ = true;
+  bytes_ += hdr.size();
+  bytesWritten_ += hdr.size();
+  worker_->submitWrite(handle, endOrd_);
+  worker_->submitCreated();
+  if (!find(ack_.seg)) resolve(ack_);
+  if (!find(read_.seg)) resolve(read_);
+  // The segment that was the newest may go now if it is fully acknowledged (the new one carries
+  // the seq forward and is submitted for sync ahead of the deletion).
+  while (segs_.size() > 1 && ack_.ord >= segs_.front().endOrd()) deleteSegmentFront();
+  return true;
+}
+
+void FileSpool::deleteSegmentFront() {
+  Segment& s = segs_.front();
+  bytes_ -= s.size;
+  worker_->submitUnlink(s.path);
+  if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
+  if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
+  const bool wasActive = segs_.size() == 1 && activeOpen_;
+  const Pos end = endOf(s, 0);
+  const std::uint64_t name = s.name;
+  segs_.pop_front();
+  if (wasActive) activeOpen_ = false;
+  for (Pos* p : {&ack_, &read_}) {
+    if (p->seg != name) continue;
+    if (segs_.empty()) {
+      *p = Pos{kNoSegment, 0, std::max(p->ord, end.ord), end.prevSeq};
+    } else {
+      *p = startOf(segs_.front());
+    }
+  }
+}
+
+bool FileSpool::dropOldest() {
+  if (segs_.empty()) return false;
+  const Segment& s = segs_.front();
+  const std::uint64_t lo = std::max(ack_.ord, s.firstOrd);
+  const std::uint64_t hi = s.endOrd();
+  if (hi > lo) {
+    dropped_ += hi - lo;
+    // Records of it already handed out may still be acknowledged: then they did arrive.
+    const std::uint64_t handedHi = std::min(read_.ord, hi);
+    if (handedHi > lo) droppedInFlight_.push_back(Range{lo, handedHi});
+    log_->warn("spool full: dropped {} reading(s), seq {}..{}", hi - lo, s.firstSeq, s.lastSeq);
+  }
+  if (s.lastSeq > settledSeq_) {
+    settledSeq_ = s.lastSeq;
+    worker_->submitSettled(settledSeq_);
+  }
+  deleteSegmentFront();
+  // Positions that pointed into the dropped segment moved to the next one in deleteSegmentFront;
+  // those behind it move too.
+  for (Pos* p : {&ack_, &read_}) {
+    if (p->ord < hi) {
+      if (segs_.empty()) {
+        *p = Pos{kNoSegment, 0, hi, 0};
+      } else {
+        *p = startOf(segs_.front());
+      }
+    }
+  }
+  updateOldest();
+  return true;
+}
+
+ReadResult FileSpool::readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) {
+  ReadResult r;
+  std::size_t taken = 0;
+  while (r.count < maxRecords && read_.ord < durableOrd_) {
+    resolve(read_);
+    Segment* s = find(read_.seg);
+    if (!s) break;
+    if (read_.ord >= s->endOrd()) {
+      const auto idx = indexOf(*s);
+      if (idx + 1 >= segs_.size()) break;
+      read_ = startOf(segs_[idx + 1]);
+      continue;
+    }
+    segment::Frame f;
+    std::uint64_t off = read_.off;
+    const Step step = readFrame(*s, off, read_.prevSeq, f, readBuf_, kReadChunk);
+    if (step == Step::Skipped) {
+      read_.off = off;
+      continue;
+    }
+    if (step == Step::End) {  // records lost to damage found only now
+      read_ = endOf(*s, read_.prevSeq);
+      continue;
+    }
+    if (r.count > 0 && taken + f.payload.size() > maxBytes) break;
+    appendBatchRecord(out, f.payload);
+    taken += f.payload.size();
+    if (r.count == 0) r.firstSeq = f.seq;
+    r.lastSeq = f.seq;
+    ++r.count;
+    if (read_.ord < maxHandedOrd_) ++replayed_;
+    read_ = Pos{s->name, off + f.size, read_.ord + 1, f.seq};
+  }
+  maxHandedOrd_ = std::max(maxHandedOrd_, read_.ord);
+  if (r.count > 0) {
+    ledger_.push_back(Handed{r.lastSeq, read_});
+    if (ledger_.size() > kMaxLedger) ledger_.pop_front();
+  }
+  return r;
+}
+
+FileSpool::Pos FileSpool::locate(std::uint64_t seq, Pos p) {
+  resolve(p);
+  Segment* s = find(p.seg);
+  while (s) {
+    if (s->count == 0 || s->lastSeq <= seq) {
+      p = endOf(*s, p.prevSeq);
+    } else {
+      while (p.ord < s->endOrd()) {
+        segment::Frame f;
+        std::uint64_t off = p.off;
+        const Step step = readFrame(*s, off, p.prevSeq, f, statBuf_, kStatChunk);
+        if (step == Step::Skipped) {
+          p.off = off;
+          continue;
+        }
+        if (step == Step::End) {
+          p = endOf(*s, p.prevSeq);
+          break;
+        }
+        if (f.seq > seq) return p;
+        p = Pos{s->name, off + f.size, p.ord + 1, f.seq};
+      }
+    }
+    const auto idx = indexOf(*s);
+    if (idx + 1 >= segs_.size()) break;
+    s = &segs_[idx + 1];
+    p = startOf(*s);
+  }
+  return p;
+}
+
+void FileSpool::acknowledge(std::uint64_t lastSeq) {
+  if (lastSeq <= ackedSeq_) return;
+  Pos target = ack_;
+  bool exact = false;
+  while (!ledger_.empty() && ledger_.front().lastSeq <= lastSeq) {
+    if (ledger_.front().end.ord > target.ord) target = ledger_.front().end;
+    exact = ledger_.front().lastSeq == lastSeq;
+    ledger_.pop_front();
+  }
+  if (!exact) target = locate(lastSeq, target);
+  applyAck(target, lastSeq);
+}
+
+void FileSpool::applyAck(const Pos& target, std::uint64_t seq) {
+  ackedSeq_ = seq;
+  // Dropped records that were in flight and are now acknowledged did reach the broker.
+  while (!droppedInFlight_.empty() && droppedInFlight_.front().lo < target.ord) {
+    Range& rg = droppedInFlight_.front();
+    const std::uint64_t upto = std::min(rg.hi, target.ord);
+    dropped_ -= upto - rg.lo;
+    rg.lo = upto;
+    if (rg.lo < rg.hi) break;
+    droppedInFlight_.pop_front();
+  }
+  if (target.ord > ack_.ord) {
+    Pos t = target;
+    if (!find(t.seg)) resolve(t);
+    if (find(t.seg) || segs_.empty()) ack_ = t;
+  }
+  if (read_.ord < ack_.ord) read_ = ack_;
+  while (segs_.size() > 1 && ack_.ord >= segs_.front().endOrd()) deleteSegmentFront();
+  if (seq > settledSeq_) {
+    settledSeq_ = seq;
+    worker_->submitSettled(settledSeq_);
+  }
+  updateOldest();
+}
+
+void FileSpool::updateOldest() {
+  if (endOrd_ <= ack_.ord) {
+    oldestSeq_ = 0;
+    return;
+  }
+  Pos p = ack_;
+  resolve(p);
+  Segment* s = find(p.seg);
+  while (s) {
+    while (p.ord < s->endOrd()) {
+      segment::Frame f;
+      std::uint64_t off = p.off;
+      const Step step = readFrame(*s, off, p.prevSeq, f, statBuf_, kStatChunk);
+      if (step == Step::Skipped) {
+        p.off = off;
+        continue;
+      }
+      if (step == Step::End) break;
+      oldestSeq_ = f.seq;
+      return;
+    }
+    const auto idx = indexOf(*s);
+    if (idx + 1 >= segs_.size()) break;
+    s = &segs_[idx + 1];
+    p = startOf(*s);
+  }
+  oldestSeq_ = 0;
+}
+
+void FileSpool::rewind() {
+  read_ = ack_;
+  ledger_.clear();
+  droppedInFlight_.clear();  // what was in flight is forgotten: dropped stays dropped
+}
+
+std::uint64_t FileSpool::unread() const { return durableOrd_ > read_.ord ? durableOrd_ - read_.ord : 0; }
+
+SpoolStats FileSpool::stats() const {
+  SpoolStats s;
+  s.bytes = bytes_;
+  s.readings = endOrd_ > ack_.ord ? endOrd_ - ack_.ord : 0;
+  s.unread = unread();
+  s.oldestSeq = s.readings > 0 ? oldestSeq_ : 0;
+  s.dropped = dropped_;
+  s.replayed = replayed_;
+  s.bytesWritten = bytesWritten_ + (worker_ ? worker_->ackBytesWritten() : 0);
+  s.corruptRecords = corrupt_;
+  s.maxBytes = options_.maxBytes;
+  s.blocked = blocked_;
+  s.lastError = lastError_;
+  return s;
+}
+
+void FileSpool::syncNow() {
+  if (worker_) worker_->flush();
+}
+
+void FileSpool::close() {
+  if (closed_) return;
+  closed_ = true;
+  if (worker_) worker_->stop(false);
+  durableOrd_ = endOrd_;
+}
+
+void FileSpool::abandon() {
+  if (closed_) return;
+  closed_ = true;
+  if (worker_) worker_->stop(true);
+}
+
+}  // namespace citygate::spool

@@ -1,0 +1,214 @@
+#!/usr/bin/python3
+"""Writes the spool golden files: one directory per recovery case, each a spool directory as a
+crash, a power cut or a damaged medium leaves it, plus expected.txt (what recovery must make of
+it). The encoder below is written from gateway/src/spool/FORMAT.md, independently of the C++
+code, so the golden files also check that the code matches the document.
+
+    /usr/bin/python3 tests/data/spool/make_golden.py      # rewrites tests/data/spool/*/
+    cp tests/data/spool/*/seg-*.cgs tests/data/fuzz/spool_segment/   (fuzz seeds; see README)
+
+expected.txt keys (tests/unit/spool/recovery_golden_test.cpp reads them):
+  seqs      the seqs readBatch() hands out after recovery, in order
+  next_seq  recoveredNextSeq()
+  corrupt   stats().corruptRecords
+  size      FILE BYTES: the file's size after recovery ("gone": deleted; "kept": unchanged)
+  error     open() must fail with a message containing this text, and change no file
+"""
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CREATED_MS = 1795000000000  # fixed, so the files are reproducible
+
+
+def reading(seq):
+    """A minimal citygate.v1.Reading: seq (field 1) and sensor_id (field 2)."""
+    def varint(v):
+        out = bytearray()
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+        return bytes(out)
+    sensor = f"golden-sensor-{seq:04d}".encode()
+    return b"\x08" + varint(seq) + b"\x12" + varint(len(sensor)) + sensor
+
+
+def header(first_seq, version=1, magic=b"CGSP"):
+    body = magic + struct.pack("<HHQqI", version, 32, first_seq, CREATED_MS, 0)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def frame(seq, payload=None):
+    payload = reading(seq) if payload is None else payload
+    head = struct.pack("<IQ", len(payload), seq)
+    return head + struct.pack("<I", zlib.crc32(head + payload)) + payload
+
+
+def segment(first_seq, seqs):
+    return header(first_seq) + b"".join(frame(s) for s in seqs)
+
+
+def ack_file(slots):
+    """slots: {offset: (generation, settled_seq, version)}; 544 bytes, unwritten slots zero."""
+    out = bytearray(544)
+    for off, (gen, settled, version) in slots.items():
+        body = b"CGAK" + struct.pack("<HHQQI", version, 32, gen, settled, 0)
+        out[off:off + 32] = body + struct.pack("<I", zlib.crc32(body))
+    return bytes(out)
+
+
+def name(first_seq):
+    return f"seg-{first_seq:020d}.cgs"
+
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+@case
+def intact():
+    """Two segments and an ack file: the acknowledged prefix is skipped."""
+    files = {name(1): segment(1, range(1, 6)), name(6): segment(6, range(6, 9)),
+             "spool.ack": ack_file({512: (1, 2, 1)})}
+    return files, {"seqs": range(3, 9), "next_seq": 9, "corrupt": 0,
+                   "size": {name(1): "kept", name(6): "kept"}}
+
+
+@case
+def truncated_tail():
+    """The newest segment ends in the middle of a frame (the process died inside write())."""
+    full = segment(1, range(1, 5))
+    torn = frame(5)[:11]
+    return {name(1): full + torn}, {"seqs": range(1, 5), "next_seq": 5, "corrupt": 0,
+                                    "size": {name(1): len(full)}}
+
+
+@case
+def zero_tail():
+    """A power cut after the file grew but before its last page was written: zeroes."""
+    full = segment(1, range(1, 4))
+    return {name(1): full + bytes(4096)}, {"seqs": range(1, 4), "next_seq": 4, "corrupt": 0,
+                                           "size": {name(1): len(full)}}
+
+
+@case
+def bad_crc():
+    """One payload byte flipped in record 3 of 5: skipped and counted, the rest delivered."""
+    frames = [bytearray(frame(s)) for s in range(1, 6)]
+    frames[2][20] ^= 0x01
+    return {name(1): header(1) + b"".join(frames)}, {"seqs": [1, 2, 4, 5], "next_seq": 6, "corrupt": 1,
+                                                     "size": {name(1): "kept"}}
+
+
+@case
+def bad_length():
+    """The length field of record 3 is garbage: resynchronise at record 4."""
+    frames = [bytearray(frame(s)) for s in range(1, 6)]
+    frames[2][0:4] = struct.pack("<I", 0x00FFFFF0)
+    return {name(1): header(1) + b"".join(frames)}, {"seqs": [1, 2, 4, 5], "next_seq": 6, "corrupt": 1,
+                                                     "size": {name(1): "kept"}}
+
+
+@case
+def bad_crc_last():
+    """The last record is damaged and nothing intact follows: a torn tail, cut (never sent, so
+    its seq may be reused: see FORMAT.md)."""
+    frames = [bytearray(frame(s)) for s in range(1, 6)]
+    frames[4][-1] ^= 0x80
+    body = header(1) + b"".join(bytes(f) for f in frames[:4])
+    return {name(1): body + bytes(frames[4])}, {"seqs": range(1, 5), "next_seq": 5, "corrupt": 0,
+                                                "size": {name(1): len(body)}}
+
+
+@case
+def bad_header_crc():
+    """A damaged header: the records, checked one by one, are still delivered."""
+    h = bytearray(header(1))
+    h[17] ^= 0x10
+    return {name(1): bytes(h) + b"".join(frame(s) for s in range(1, 4)), name(4): segment(4, [4])}, {
+        "seqs": range(1, 5), "next_seq": 5, "corrupt": 1, "size": {name(1): "kept", name(4): "kept"}}
+
+
+@case
+def bad_magic():
+    """Not a segment at all: renamed to *.corrupt, counted, the other segment delivered."""
+    return {name(1): b"JUNK" * 40, name(11): segment(11, range(11, 14))}, {
+        "seqs": range(11, 14), "next_seq": 14, "corrupt": 1,
+        "size": {name(1): "gone", name(1) + ".corrupt": 160, name(11): "kept"}}
+
+
+@case
+def torn_header():
+    """The newest segment was being created when the power went: shorter than a header."""
+    return {name(1): segment(1, range(1, 4)), name(4): header(4)[:10]}, {
+        "seqs": range(1, 4), "next_seq": 4, "corrupt": 0, "size": {name(1): "kept", name(4): "gone"}}
+
+
+@case
+def empty_newest():
+    """Everything acknowledged; the newest segment holds only its header: its first seq tells
+    the next seq."""
+    return {name(1): segment(1, range(1, 4)), name(4): header(4), "spool.ack": ack_file({0: (2, 3, 1)})}, {
+        "seqs": [], "next_seq": 4, "corrupt": 0, "size": {name(1): "gone", name(4): "kept"}}
+
+
+@case
+def torn_ack_slot():
+    """The newer ack slot was torn by the power cut: the older one counts (duplicates, no gap)."""
+    ack = bytearray(ack_file({0: (4, 7, 1), 512: (3, 2, 1)}))
+    ack[20] ^= 0xFF
+    return {name(1): segment(1, range(1, 9)), "spool.ack": bytes(ack)}, {
+        "seqs": range(3, 9), "next_seq": 9, "corrupt": 0, "size": {name(1): "kept"}}
+
+
+@case
+def future_version():
+    """A segment written by a newer citygated: refuse to start, touch nothing."""
+    return {name(1): segment(1, range(1, 4)), name(4): header(4, version=2) + frame(4)}, {
+        "error": "format version 2 is newer"}
+
+
+@case
+def future_ack_version():
+    """An ack file written by a newer citygated: refuse to start, touch nothing."""
+    return {name(1): segment(1, range(1, 4)), "spool.ack": ack_file({0: (1, 1, 2)})}, {
+        "error": "ack file format version 2 is newer"}
+
+
+def write_expected(path, exp):
+    lines = []
+    if "error" in exp:
+        lines.append(f"error: {exp['error']}")
+    else:
+        lines.append("seqs: " + " ".join(str(s) for s in exp["seqs"]))
+        lines.append(f"next_seq: {exp['next_seq']}")
+        lines.append(f"corrupt: {exp['corrupt']}")
+        for f, size in exp["size"].items():
+            lines.append(f"size: {f} {size}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main():
+    for case_name, fn in CASES.items():
+        d = HERE / case_name
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir()
+        files, expected = fn()
+        for f, data in files.items():
+            (d / f).write_bytes(data)
+        doc = (fn.__doc__ or "").strip().replace("\n    ", "\n")
+        write_expected(d / "expected.txt", expected)
+        (d / "README").write_text(doc + "\n")
+        print(f"{case_name}: {', '.join(sorted(files))}")
+
+
+if __name__ == "__main__":
+    main()
