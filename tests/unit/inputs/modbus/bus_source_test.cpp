@@ -22,6 +22,8 @@ struct FakeState {
   std::set<int> deadUnits;
   std::set<int> refuseMergedUnits;  // exception 02 for reads of more than one register
   int maxCount = 0;
+  int drift = 0;   // added to every value on each read (report-by-exception tests)
+  int reads = 0;
 };
 
 class FakeTransport final : public Transport {
@@ -41,7 +43,10 @@ class FakeTransport final : public Transport {
       } else if (s_->refuseMergedUnits.contains(unit) && count > 1) {
         return ReadError{ErrorKind::Exception, 2, "02 illegal data address"};
       } else {
-        for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<std::uint16_t>(address + i + unit * 100);
+        ++s_->reads;
+        for (std::size_t i = 0; i < count; ++i) {
+          out[i] = static_cast<std::uint16_t>(address + i + unit * 100 + s_->drift * s_->reads);
+        }
         return {};
       }
     }
@@ -180,4 +185,36 @@ TEST_CASE("a tick that finds the previous poll still running is skipped and coun
   r.runFor(std::chrono::milliseconds(500));
   CHECK(r.source->counters().skipped >= 10);
   CHECK(r.state->requestsPerUnit[3] <= 8);
+}
+
+TEST_CASE("report by exception: unchanged values inside the deadband are not sent until max_silent") {
+  Run r;
+  BusSpec b = bus();
+  auto d = device("rbe", 1, std::chrono::milliseconds(50), 1);
+  auto sensor = std::make_shared<core::SensorSpec>(*d.sensor);
+  sensor->points[0].deadbandAbsolute = 5;
+  sensor->points[0].maxSilentS = 1;
+  d.sensor = sensor;
+  b.devices.push_back(d);
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(1300));
+  // the first poll, then silence, then one more when max_silent (1 s) has passed
+  CHECK(r.samples["rbe"] == 2);
+  CHECK(r.state->requestsPerUnit[1] >= 20);
+}
+
+TEST_CASE("report by exception: a change beyond the deadband is sent at once") {
+  Run r;
+  r.state->drift = 10;
+  BusSpec b = bus();
+  auto d = device("rbe", 1, std::chrono::milliseconds(50), 1);
+  auto sensor = std::make_shared<core::SensorSpec>(*d.sensor);
+  sensor->points[0].deadbandAbsolute = 5;
+  sensor->points[0].maxSilentS = 60;
+  d.sensor = sensor;
+  b.devices.push_back(d);
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(530));
+  CHECK(r.samples["rbe"] == r.state->requestsPerUnit[1]);
+  CHECK(r.samples["rbe"] >= 9);
 }
