@@ -34,6 +34,18 @@ done
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 cd "$root"
+case "$arch" in
+  aarch64) toolchain=toolchains/aarch64-linux-gnu.cmake ;;
+  armhf) toolchain=toolchains/arm-linux-gnueabihf.cmake ;;
+esac
+
+# A toolchain file's *_FLAGS_INIT only reach a fresh cache: reconfigure from scratch when the
+# toolchain file is newer than the build dir's cache.
+configure() {  # configure PRESET BUILD_DIR
+  local fresh=()
+  if [ -f "$2/CMakeCache.txt" ] && [ "$toolchain" -nt "$2/CMakeCache.txt" ]; then fresh=(--fresh); fi
+  cmake --preset "$1" "${fresh[@]}" >/dev/null
+}
 
 step_start=0
 step() { step_start=$(date +%s); echo "cross-build[$arch]: $*"; }
@@ -47,7 +59,7 @@ done_step
 # The development build (tests included): unless only --package was asked for.
 if [ $test -eq 1 ] || [ $smoke -eq 1 ] || [ $package -eq 0 ]; then
   step "configure + build (preset $arch -> build/$arch)"
-  cmake --preset "$arch" >/dev/null
+  configure "$arch" "build/$arch"
   cmake --build --preset "$arch"
   done_step
 fi
@@ -72,7 +84,7 @@ fi
 
 if [ $package -eq 1 ]; then
   step "release build + packages (preset $arch-release -> build/release/$arch)"
-  cmake --preset "$arch-release" >/dev/null
+  configure "$arch-release" "build/release/$arch"
   cmake --build --preset "$arch-release"
   cpack --preset "$arch-release"
   ls -l "build/release/$arch/packages/"*.deb
