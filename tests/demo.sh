@@ -67,10 +67,10 @@ for lane in range(4):
     b = lane * 10
     traffic += [
         {"table": "ir", "address": b, "type": "UINT32", "min": 20 + 5 * lane, "max": 90 + 10 * lane, "period_s": 60, "phase": lane / 4},
-        {"table": "ir", "address": b + 2, "type": "UINT16", "min": 40, "max": 320, "period_s": 70},
-        {"table": "ir", "address": b + 3, "type": "UINT16", "min": 280, "max": 520, "period_s": 45},
-        {"table": "ir", "address": b + 4, "type": "UINT16", "min": 420, "max": 610, "period_s": 30},
-        {"table": "ir", "address": b + 5, "type": "UINT16", "min": 15, "max": 60, "period_s": 50},
+        {"table": "ir", "address": b + 2, "type": "UINT16", "min": 40, "max": 320, "period_s": 70, "phase": lane / 3},
+        {"table": "ir", "address": b + 3, "type": "UINT16", "min": 280, "max": 520, "period_s": 45, "phase": lane / 5},
+        {"table": "ir", "address": b + 4, "type": "UINT16", "min": 420, "max": 610, "period_s": 30, "phase": lane / 7},
+        {"table": "ir", "address": b + 5, "type": "UINT16", "min": 15, "max": 60, "period_s": 50, "phase": lane / 4},
     ]
 parking = [{"table": "di", "address": i, "type": "BOOL", "min": 0, "max": 1, "period_s": 20 + 7 * i, "phase": i / 8}
            for i in range(8)]
@@ -105,7 +105,7 @@ $lora_block
 CONF
 
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$mqtt_port) 2>/dev/null && break; sleep 0.1; done
-/usr/bin/python3 tests/peers/platform.py --port "$mqtt_port" --gateway luz-demo-01 --build "$build" &
+/usr/bin/python3 tests/peers/subscriber.py --port "$mqtt_port" --gateway luz-demo-01 --build "$build" &
 pids+=($!)
 
 echo "demo: mosquitto on 127.0.0.1:$mqtt_port, Modbus simulator on :$modbus_port; gateway log in $work/citygated.log"

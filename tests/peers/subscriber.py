@@ -2,7 +2,7 @@
 """The platform side, as a person reads it: subscribes to <prefix>/<gateway>/# and prints every
 reading as one line (sensor, kind, values with units, quality, seq), plus the gateway's status.
 
-    platform.py --port 1883 --gateway luz-demo-01 [--build build/default] [--count N] [--timeout S]
+    subscriber.py --port 1883 --gateway luz-demo-01 [--build build/default] [--count N] [--timeout S]
 """
 import argparse
 import os
