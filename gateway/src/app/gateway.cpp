@@ -16,6 +16,7 @@
 #include "inputs/modbus/bus_source.hpp"
 #include "outputs/mqtt/output.hpp"
 #include "platform/logging.hpp"
+#include "spool/file_spool.hpp"
 #include "spool/memory_spool.hpp"
 
 namespace citygate::app {
@@ -66,6 +67,22 @@ std::string readSecretLine(const std::string& path) {
   return line;
 }
 
+// ---- spool health (issue 5): the health report and the birth message ----
+void fillSpoolHealth(const spool::Spool& spool, const core::Pipeline* pipeline, const core::SeqStore* seq,
+                     pb::SpoolHealth& sp) {
+  const auto s = spool.stats();
+  sp.set_bytes(s.bytes);
+  sp.set_readings(s.readings);
+  sp.set_oldest_seq(s.oldestSeq);
+  sp.set_dropped(s.dropped);
+  sp.set_replayed(s.replayed);
+  sp.set_bytes_written(s.bytesWritten);
+  sp.set_max_bytes(s.maxBytes);
+  sp.set_blocked(s.blocked || (pipeline && !pipeline->accepting()));
+  sp.set_corrupt_records(s.corruptRecords);
+  if (seq) sp.set_next_seq(seq->peek());
+}
+
 }  // namespace
 
 Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::unique_ptr<ValidatedConfig> config,
@@ -86,8 +103,23 @@ Status Gateway::start() {
   const pb::GatewayConfig& c = config_->loaded.config;
   if (auto st = makeDirs(c.state_dir(), 0750); !st) return st;
 
-  spool_ = std::make_unique<spool::MemorySpool>(c.spool().max_bytes(), c.spool().when_full());
-  const bool durableSpool = false;
+  // ---- spool (issue 5): the file spool, or the memory spool with `spool { memory: true }` ----
+  const auto& sc = c.spool();
+  const bool durableSpool = !sc.memory();
+  if (durableSpool) {
+    spool::FileSpoolOptions so;
+    so.dir = sc.dir();
+    so.maxBytes = sc.max_bytes();
+    so.whenFull = sc.when_full();
+    so.segmentBytes = sc.segment_bytes();
+    so.durability = std::chrono::milliseconds(sc.durability_ms());
+    auto opened = spool::FileSpool::open(ioc_.get_executor(), so, logging_.get("spool"));
+    if (!opened) return Error{"spool: " + opened.error()};
+    spool_ = std::move(opened).value();
+  } else {
+    spool_ = std::make_unique<spool::MemorySpool>(sc.max_bytes(), sc.when_full());
+  }
+  // ---- end spool ----
   seq_ = std::make_unique<core::SeqStore>(c.state_dir().empty() ? std::string() : c.state_dir() + "/seq", !durableSpool);
   if (auto st = seq_->open(spool_->recoveredNextSeq()); !st) return st;
   log_->info("gateway '{}' boot {} starting at seq {}", c.gateway_id(), bootId_, seq_->peek());
@@ -114,6 +146,12 @@ Status Gateway::start() {
   oo.reconnectMin = std::chrono::milliseconds(m.reconnect_min_ms());
   oo.reconnectMax = std::chrono::milliseconds(m.reconnect_max_ms());
   oo.healthQos = static_cast<int>(m.health_qos());
+  // The birth carries the spool's state (issue 5); the will does not.
+  oo.birthSpool = [weakSelf = weak_from_this()](pb::SpoolHealth& sp) {
+    if (auto self = weakSelf.lock(); self && self->spool_) {
+      fillSpoolHealth(*self->spool_, self->pipeline_.get(), self->seq_.get(), sp);
+    }
+  };
   co.willTopic = mqtt::topicFor(oo.topicPrefix, oo.gatewayId, "status");
   co.willPayload = mqtt::statusPayload(oo, pb::OFFLINE);
   auto mqttLog = logging_.get("mqtt");
@@ -204,18 +242,8 @@ pb::GatewayHealth Gateway::health() const {
   for (const auto& b : buses_) b->fillHealth(*h.mutable_devices());
   if (lora_) lora_->fillHealth(h);  // GatewayHealth.lora and the LoRa devices
   if (spool_) {
-    const auto s = spool_->stats();
-    auto* sp = h.mutable_spool();
-    sp->set_bytes(s.bytes);
-    sp->set_readings(s.readings);
-    sp->set_oldest_seq(s.oldestSeq);
-    sp->set_dropped(s.dropped);
-    sp->set_replayed(s.replayed);
-    sp->set_bytes_written(s.bytesWritten);
-    sp->set_max_bytes(s.maxBytes);
-    sp->set_blocked(s.blocked || (pipeline_ && !pipeline_->accepting()));
-    sp->set_corrupt_records(s.corruptRecords);
-    if (seq_) sp->set_next_seq(seq_->peek());
+    fillSpoolHealth(*spool_, pipeline_.get(), seq_.get(), *h.mutable_spool());
+    (*h.mutable_counters())["spool_bytes_written_per_day"] = spool_->stats().bytesWrittenPerDay;
   }
   if (mqtt_) {
     const auto& s = mqtt_->stats();

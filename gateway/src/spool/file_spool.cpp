@@ -101,7 +101,8 @@ FileSpool::FileSpool(boost::asio::any_io_executor executor, FileSpoolOptions opt
     : executor_(std::move(executor)),
       options_(std::move(options)),
       log_(std::move(log)),
-      alive_(std::make_shared<int>(0)) {
+      alive_(std::make_shared<int>(0)),
+      opened_(std::chrono::steady_clock::now()) {
   std::uint64_t seg = std::clamp<std::uint64_t>(options_.segmentBytes, 4096, kMaxSegmentBytes);
   seg = std::min(seg, std::max<std::uint64_t>(4096, options_.maxBytes / 4));
   segmentBytes_ = seg;
@@ -533,7 +534,15 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
   ++endOrd_;
   if (wasEmpty) oldestSeq_ = seq;
   worker_->submitWrite(s.fd, endOrd_);
+  sampleWear();
   return result;
+}
+
+void FileSpool::sampleWear() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!wear_.empty() && now - wear_.back().first < std::chrono::hours(1)) return;
+  wear_.emplace_back(now, bytesWritten_);
+  while (wear_.size() > 26) wear_.pop_front();
 }
 
 bool FileSpool::rotate(std::uint64_t seq) {
@@ -787,6 +796,23 @@ SpoolStats FileSpool::stats() const {
   s.dropped = dropped_;
   s.replayed = replayed_;
   s.bytesWritten = bytesWritten_ + (worker_ ? worker_->ackBytesWritten() : 0);
+  {
+    // Bytes written in the last 24 h: from the hourly samples once there is a day of them,
+    // extrapolated from the time since start before that.
+    const auto now = std::chrono::steady_clock::now();
+    const auto day = std::chrono::hours(24);
+    if (!wear_.empty() && now - wear_.front().first >= day) {
+      std::uint64_t base = wear_.front().second;
+      for (const auto& [t, b] : wear_) {
+        if (now - t >= day) base = b;
+      }
+      s.bytesWrittenPerDay = s.bytesWritten - base;
+    } else {
+      const double secs = std::chrono::duration<double>(now - opened_).count();
+      s.bytesWrittenPerDay = secs < 60 ? s.bytesWritten
+                                       : static_cast<std::uint64_t>(static_cast<double>(s.bytesWritten) * 86400.0 / secs);
+    }
+  }
   s.corruptRecords = corrupt_;
   s.maxBytes = options_.maxBytes;
   s.blocked = blocked_;

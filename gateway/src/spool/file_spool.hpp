@@ -153,6 +153,7 @@ class FileSpool final : public Spool {
   void deleteSegmentFront();
   void applyAck(const Pos& target, std::uint64_t seq);
   void setError(std::string what);
+  void sampleWear();
 
   boost::asio::any_io_executor executor_;
   FileSpoolOptions options_;
@@ -163,6 +164,7 @@ class FileSpool final : public Spool {
   std::shared_ptr<FileHandle> lockFd_;
   std::unique_ptr<SyncWorker> worker_;
   std::shared_ptr<int> alive_;  // posted completions check it (the spool may be gone)
+  std::chrono::steady_clock::time_point opened_;
 
   std::deque<Segment> segs_;
   bool activeOpen_ = false;  // segs_.back() takes appends
@@ -185,6 +187,8 @@ class FileSpool final : public Spool {
   std::uint64_t dropped_ = 0;
   std::uint64_t replayed_ = 0;
   std::uint64_t bytesWritten_ = 0;
+  // (time, bytesWritten) once an hour, for the per-day figure.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> wear_;
   std::uint64_t corrupt_ = 0;
   bool blocked_ = false;
   bool closed_ = false;

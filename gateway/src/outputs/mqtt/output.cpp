@@ -23,6 +23,7 @@ std::string statusPayload(const OutputOptions& o, pb::GatewayState state) {
   s.set_boot_id(o.bootId);
   s.set_version(o.version);
   toTimestamp(o.startedAt, s.mutable_started_at());
+  if (state == pb::ONLINE && o.birthSpool) o.birthSpool(*s.mutable_spool());
   return s.SerializeAsString();
 }
 

@@ -12,6 +12,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -37,6 +38,8 @@ struct OutputOptions {
   std::chrono::milliseconds reconnectMax{300000};
   std::chrono::milliseconds stableAfter{30000};  // connected this long -> backoff resets
   int healthQos = 1;
+  // Fills GatewayStatus.spool in the ONLINE birth (the will carries none).
+  std::function<void(citygate::v1::SpoolHealth&)> birthSpool;
 };
 
 struct OutputStats {
