@@ -59,7 +59,9 @@ void pureReader(std::string_view bytes, std::uint64_t ackedSeq) {
 
 void daemonRecovery(std::string_view bytes) {
   static const std::string dir = [] {
-    std::string t = "/tmp/citygate-fuzz-spool-XXXXXX";
+    // tmpfs when there is one: fsync is free there, and the fuzzer runs ~50x faster.
+    std::string t = std::filesystem::is_directory("/dev/shm") ? "/dev/shm/citygate-fuzz-spool-XXXXXX"
+                                                               : "/tmp/citygate-fuzz-spool-XXXXXX";
     check(::mkdtemp(t.data()) != nullptr);
     return t;
   }();
