@@ -1,0 +1,435 @@
+#!/usr/bin/python3
+"""citygate's load harness: the same workload for citygated and, in the same run, for a peer
+(Node-RED with node-red-contrib-modbus), against one fast Modbus TCP simulator and one mosquitto.
+
+    tests/bench/load/run.py                         the three sizes, citygate vs Node-RED
+    tests/bench/load/run.py --sizes 2000 --peer none --duration 60
+    tests/bench/load/run.py --soak 1800 --restart-every 300 --sizes 2000   the soak test
+
+For each size (points per second = devices x points / interval) it prints: points/s delivered,
+CPU µs per point (user+sys from /proc), peak and steady RSS, end-to-end latency p50/p99 (a
+register's value is the simulator's clock when it was read; latency = arrival at the subscriber
+minus that value), Modbus requests per point, and seq continuity. Figures only: nothing here
+asserts on time.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+BUILD = Path(os.environ.get("CITYGATE_BUILD_DIR", REPO / "build" / "default")).resolve()
+sys.path.insert(0, str(BUILD / "python"))
+from citygate.v1 import reading_pb2  # noqa: E402
+import paho.mqtt.client as paho  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# points/s -> (devices, points per device, interval ms)
+SIZES = {100: (10, 10, 1000), 2000: (40, 50, 1000), 10000: (100, 100, 1000)}
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def proc_cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (after the comm field)
+        except (FileNotFoundError, IndexError):
+            pass
+    return total / TICKS
+
+
+def proc_rss(pids):
+    rss = hwm = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) * 1024
+                elif line.startswith("VmHWM:"):
+                    hwm += int(line.split()[1]) * 1024
+        except FileNotFoundError:
+            pass
+    return rss, hwm
+
+
+def children(pid):
+    """pid and its descendants (Node-RED runs as node + maybe helpers)."""
+    out = [pid]
+    try:
+        for line in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split():
+            out += children(int(line))
+    except Exception:
+        pass
+    return out
+
+
+class Subscriber:
+    """Counts points, seq continuity and latency for citygate (protobuf) and the peer (JSON)."""
+
+    def __init__(self, port, topic):
+        self.lock = threading.Lock()
+        self.points = 0
+        self.readings = 0
+        self.latencies = []
+        self.seqs = set()
+        self.max_seq = 0
+        self.measuring = False
+        self.client = paho.Client(client_id=f"bench-{os.getpid()}-{topic.replace('/', '-')}", clean_session=True)
+        self.client.on_message = self.on_message
+        self.client.on_connect = lambda c, u, f, rc: c.subscribe(topic, qos=1)
+        self.client.connect("127.0.0.1", port, 30)
+        self.client.loop_start()
+
+    def on_message(self, client, userdata, msg):
+        now = int(time.time() * 1000) & 0xFFFFFFFF
+        lat = []
+        points = 0
+        readings = 0
+        seqs = []
+        if msg.topic.endswith("/readings"):
+            b = reading_pb2.ReadingBatch()
+            b.ParseFromString(msg.payload)
+            for r in b.readings:
+                readings += 1
+                seqs.append(r.seq)
+                for m in r.generic.values.values():
+                    points += 1
+                    lat.append(((now - int(m.value)) & 0xFFFFFFFF))
+        elif msg.topic.startswith("peer/"):
+            regs = json.loads(msg.payload)
+            readings += 1
+            for i in range(0, len(regs) - 1, 2):
+                points += 1
+                lat.append((now - ((regs[i] << 16) | regs[i + 1])) & 0xFFFFFFFF)
+        else:
+            return
+        with self.lock:
+            for s in seqs:
+                self.seqs.add(s)
+                self.max_seq = max(self.max_seq, s)
+            if self.measuring:
+                self.points += points
+                self.readings += readings
+                self.latencies.extend(l for l in lat if l < 600000)
+
+    def start_window(self):
+        with self.lock:
+            self.points = self.readings = 0
+            self.latencies = []
+            self.measuring = True
+
+    def stop_window(self):
+        with self.lock:
+            self.measuring = False
+            return self.points, self.readings, list(self.latencies)
+
+    def gaps(self):
+        with self.lock:
+            if not self.seqs:
+                return 0
+            lo, hi = min(self.seqs), max(self.seqs)
+            return (hi - lo + 1) - len(self.seqs)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+class World:
+    def __init__(self, tmp):
+        self.tmp = Path(tmp)
+        self.procs = []
+
+    def start(self, name, argv, **kw):
+        log = open(self.tmp / f"{name}.log", "ab")
+        p = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def broker(self):
+        port = free_port()
+        d = self.tmp / f"mosquitto-{port}"
+        d.mkdir()
+        (d / "m.conf").write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
+                                  "max_queued_messages 1000000\nmax_inflight_messages 100\n")
+        p = self.start("mosquitto", ["mosquitto", "-c", d / "m.conf"])
+        wait_port(port)
+        return port, p, d / "m.conf"
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms):
+    prof = tmp / "profiles"
+    prof.mkdir(exist_ok=True)
+    pts = "\n".join(f'point {{ field: "p{i}" table: HOLDING_REGISTER address: {2 * i} type: UINT32 }}' for i in range(points))
+    (prof / "bench.textproto").write_text(f'name: "bench-{points}"\nkind: GENERIC\nmax_gap_registers: 0\n{pts}\n')
+    buses = []
+    per_bus = 25
+    for b in range(0, devices, per_bus):
+        devs = "\n".join(f'  device {{ id: "d{u}" unit_id: {u} profile: "bench-{points}" poll_interval_ms: {interval_ms} }}'
+                         for u in range(b + 1, min(devices, b + per_bus) + 1))
+        buses.append(f'modbus_bus {{ name: "bus{b // per_bus}" tcp {{ host: "127.0.0.1" port: {sim_port} }}\n{devs}\n}}')
+    return f"""
+gateway_id: "{gw}"
+profile_dir: "{prof}"
+mqtt {{ uri: "tcp://127.0.0.1:{broker_port}" max_batch_readings: 200 max_batch_delay_ms: 50 reconnect_min_ms: 200 reconnect_max_ms: 2000 }}
+control {{ socket: "{tmp}/control.sock" }}
+health_interval_s: 10
+spool {{ dir: "{tmp}/spool" max_bytes: 268435456 durability_ms: 20 }}
+{chr(10).join(buses)}
+"""
+
+
+def node_red_flow(broker_port, sim_port, devices, points, interval_ms):
+    """One modbus-read per device (and per 125-register chunk), JSON to peer/<device>."""
+    nodes = [{"id": "tab", "type": "tab", "label": "bench"},
+             {"id": "broker", "type": "mqtt-broker", "broker": "127.0.0.1", "port": str(broker_port),
+              "clientid": "node-red-bench", "protocolVersion": "4", "keepalive": "60", "cleansession": True}]
+    per_bus = 25
+    for b in range(0, devices, per_bus):
+        nodes.append({"id": f"client{b}", "type": "modbus-client", "name": f"sim{b}", "clienttype": "tcp",
+                      "tcpHost": "127.0.0.1", "tcpPort": str(sim_port), "tcpType": "DEFAULT", "unit_id": "1",
+                      "commandDelay": "1", "clientTimeout": "1000", "reconnectOnTimeout": True,
+                      "reconnectTimeout": "2000", "parallelUnitIdsAllowed": True,
+                      "showErrors": False, "showWarnings": False})
+        for u in range(b + 1, min(devices, b + per_bus) + 1):
+            regs = 2 * points
+            for c, start in enumerate(range(0, regs, 124)):
+                n = min(124, regs - start)
+                rid, mid = f"read{u}_{c}", f"mqtt{u}_{c}"
+                nodes.append({"id": rid, "type": "modbus-read", "z": "tab", "name": f"d{u}", "topic": f"d{u}",
+                              "showStatusActivities": False, "logIOActivities": False, "showErrors": False,
+                              "showWarnings": False, "unitid": str(u), "dataType": "HoldingRegister",
+                              "adr": str(start), "quantity": str(n), "rate": str(interval_ms / 1000),
+                              "rateUnit": "s", "delayOnStart": False, "startDelayTime": "", "server": f"client{b}",
+                              "useIOFile": False, "ioFile": "", "useIOForPayload": False, "emptyMsgOnFail": False,
+                              "wires": [[mid], []]})
+                nodes.append({"id": mid, "type": "mqtt out", "z": "tab", "name": "", "topic": f"peer/d{u}",
+                              "qos": "1", "retain": "false", "broker": "broker", "wires": []})
+    return nodes
+
+
+def measure(name, pids, sub, duration, sim_stats, points_expected):
+    cpu0 = proc_cpu_seconds(pids)
+    req0 = sim_stats()
+    sub.start_window()
+    t0 = time.monotonic()
+    peak_rss = 0
+    samples = []
+    while time.monotonic() - t0 < duration:
+        time.sleep(1)
+        rss, hwm = proc_rss(pids)
+        samples.append(rss)
+        peak_rss = max(peak_rss, hwm, rss)
+    elapsed = time.monotonic() - t0
+    points, readings, lat = sub.stop_window()
+    cpu = proc_cpu_seconds(pids) - cpu0
+    req = sim_stats() - req0
+    return {
+        "name": name,
+        "points_per_s": points / elapsed,
+        "expected_per_s": points_expected,
+        "cpu_us_per_point": 1e6 * cpu / points if points else float("nan"),
+        "cpu_percent": 100 * cpu / elapsed,
+        "rss_steady_mb": statistics.median(samples[len(samples) // 2:]) / 2**20 if samples else float("nan"),
+        "rss_peak_mb": peak_rss / 2**20,
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "requests_per_point": req / points if points else float("nan"),
+    }
+
+
+def run_size(size, args, node_red_dir):
+    devices, points, interval = SIZES[size]
+    tmp = Path(tempfile.mkdtemp(prefix=f"cg-bench-{size}-"))
+    world = World(tmp)
+    results = []
+    try:
+        broker_port, broker, broker_conf = world.broker()
+        sim_port = free_port()
+        stats_file = tmp / "sim-stats.json"
+        world.start("sim", [BUILD / "bin" / "bench_modbus_sim", "--port", sim_port, "--stats", stats_file])
+        wait_port(sim_port)
+
+        def sim_requests():
+            try:
+                return json.loads(stats_file.read_text())["requests"]
+            except Exception:
+                return 0
+
+        expected = devices * points * 1000 / interval
+        # citygate
+        sub = Subscriber(broker_port, "citygate/v1/bench-gw/readings")
+        cfg = tmp / "citygate.textproto"
+        cfg.write_text(citygate_config(tmp, "bench-gw", broker_port, sim_port, devices, points, interval))
+        gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
+        time.sleep(args.warmup)  # warm-up before the measurement window (a duration, not an event)
+        results.append(measure("citygate", [gw.pid], sub, args.duration, sim_requests, expected))
+        results[-1]["seq_gaps"] = sub.gaps()
+        gw.terminate()
+        gw.wait(20)
+        sub.close()
+        # the peer on the identical workload
+        if node_red_dir:
+            flow = tmp / "flows.json"
+            flow.write_text(json.dumps(node_red_flow(broker_port, sim_port, devices, points, interval)))
+            user = tmp / "node-red"
+            user.mkdir()
+            (user / "settings.js").write_text("module.exports = { uiPort: %d, uiHost: '127.0.0.1', logging: "
+                                              "{ console: { level: 'warn' } }, flowFile: '%s', editorTheme: "
+                                              "{ tours: false } };\n" % (free_port(), flow))
+            sub = Subscriber(broker_port, "peer/#")
+            nr = world.start("node-red", ["node", node_red_dir / "node_modules" / "node-red" / "red.js",
+                                          "--userDir", user, "--settings", user / "settings.js"],
+                             cwd=node_red_dir)
+            time.sleep(args.warmup + 5)  # Node-RED needs longer to load its nodes
+            results.append(measure("node-red", children(nr.pid), sub, args.duration, sim_requests, expected))
+            results[-1]["seq_gaps"] = None
+            nr.terminate()
+            sub.close()
+    finally:
+        world.close()
+        if not os.environ.get("CITYGATE_KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return size, (devices, points, interval), results
+
+
+def soak(args):
+    """--soak: citygate alone at one size, the broker restarted every --restart-every seconds;
+    prints RSS at every restart and checks seq continuity at the end."""
+    size = args.sizes[0]
+    devices, points, interval = SIZES[size]
+    tmp = Path(tempfile.mkdtemp(prefix="cg-soak-"))
+    world = World(tmp)
+    try:
+        broker_port, broker, conf = world.broker()
+        sim_port = free_port()
+        world.start("sim", [BUILD / "bin" / "bench_modbus_sim", "--port", sim_port])
+        wait_port(sim_port)
+        sub = Subscriber(broker_port, "citygate/v1/soak-gw/readings")
+        sub.client.reinitialise(client_id=f"soak-{os.getpid()}", clean_session=False)
+        sub.client.on_message = sub.on_message
+        sub.client.on_connect = lambda c, u, f, rc: c.subscribe("citygate/v1/soak-gw/readings", qos=1)
+        sub.client.connect("127.0.0.1", broker_port, 30)
+        sub.client.loop_start()
+        cfg = tmp / "citygate.textproto"
+        cfg.write_text(citygate_config(tmp, "soak-gw", broker_port, sim_port, devices, points, interval))
+        gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
+        time.sleep(args.warmup)
+        rss0 = proc_rss([gw.pid])[0]
+        print(f"soak: {size} points/s for {args.soak} s, broker restarted every {args.restart_every} s")
+        print(f"  t=0 s RSS {rss0 / 2**20:.2f} MB")
+        start = time.monotonic()
+        rss_samples = []
+        next_restart = args.restart_every
+        while time.monotonic() - start < args.soak:
+            time.sleep(1)
+            t = time.monotonic() - start
+            rss_samples.append((t, proc_rss([gw.pid])[0]))
+            if t >= next_restart:
+                broker.terminate()
+                broker.wait()
+                time.sleep(2)  # the outage
+                broker = world.start("mosquitto", ["mosquitto", "-c", conf])
+                wait_port(broker_port)
+                print(f"  t={t:.0f} s broker restarted; RSS {rss_samples[-1][1] / 2**20:.2f} MB")
+                next_restart += args.restart_every
+        time.sleep(10)  # let the last batches arrive
+        last_quarter = [r for t, r in rss_samples if t > args.soak * 0.75]
+        first_quarter = [r for t, r in rss_samples if args.soak * 0.05 < t < args.soak * 0.25]
+        growth = (statistics.median(last_quarter) / statistics.median(first_quarter) - 1) * 100
+        print(f"  RSS median first quarter {statistics.median(first_quarter) / 2**20:.2f} MB, last quarter "
+              f"{statistics.median(last_quarter) / 2**20:.2f} MB: growth {growth:+.2f} %")
+        print(f"  seq: {len(sub.seqs)} distinct readings, {sub.gaps()} missing between first and last")
+    finally:
+        world.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100,2000,10000")
+    ap.add_argument("--duration", type=float, default=30, help="measurement window per run, s")
+    ap.add_argument("--warmup", type=float, default=8, help="s before the window opens")
+    ap.add_argument("--peer", default="node-red", choices=["node-red", "none"])
+    ap.add_argument("--soak", type=float, default=0, help="soak test duration, s")
+    ap.add_argument("--restart-every", type=float, default=300)
+    args = ap.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    if args.soak:
+        return soak(args)
+    node_red_dir = None
+    if args.peer == "node-red":
+        node_red_dir = HERE / "node-red"
+        if not (node_red_dir / "node_modules" / "node-red").exists():
+            print("bench: installing Node-RED and node-red-contrib-modbus (npm)", flush=True)
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=node_red_dir, check=True)
+    rows = []
+    for size in args.sizes:
+        print(f"bench: {size} points/s ...", flush=True)
+        rows.append(run_size(size, args, node_red_dir))
+    print()
+    print(f"{'size':>6} {'system':<9} {'pts/s':>8} {'CPU µs/pt':>10} {'CPU %':>6} {'RSS MB':>7} {'peak MB':>8} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'req/pt':>7} {'gaps':>5}")
+    for size, (d, p, i), results in rows:
+        for r in results:
+            gaps = "-" if r["seq_gaps"] is None else str(r["seq_gaps"])
+            print(f"{size:>6} {r['name']:<9} {r['points_per_s']:>8.0f} {r['cpu_us_per_point']:>10.2f} "
+                  f"{r['cpu_percent']:>6.1f} {r['rss_steady_mb']:>7.1f} {r['rss_peak_mb']:>8.1f} {r['p50_ms']:>7.0f} "
+                  f"{r['p99_ms']:>7.0f} {r['requests_per_point']:>7.3f} {gaps:>5}")
+        if len(results) == 2:
+            a, b = results
+            print(f"{size:>6} {'ratio':<9} {'':>8} {a['cpu_us_per_point'] / b['cpu_us_per_point']:>10.3f} {'':>6} "
+                  f"{a['rss_steady_mb'] / b['rss_steady_mb']:>7.3f} {a['rss_peak_mb'] / b['rss_peak_mb']:>8.3f} "
+                  f"{a['p50_ms'] / max(b['p50_ms'], 1e-9):>7.3f} {a['p99_ms'] / max(b['p99_ms'], 1e-9):>7.3f}")
+    print("\n(size = points/s offered: devices x points / interval; ratio = citygate / Node-RED)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
