@@ -63,18 +63,23 @@ GUEST_LIMIT = 1 << 40  # qemu-aarch64 (guest_base 0) maps the guest below 1 TiB 
 
 
 def guest_rss_kb(pid):
-    """Under qemu-aarch64: the resident pages of the guest's own mappings (the daemon, its
+    """Under qemu-aarch64: (resident, anonymous) kB of the guest's own mappings (the daemon, its
     libraries, heap, thread stacks), leaving out qemu's binary, heap and translation cache, which
-    live far above 1 TiB. An estimate of what the daemon would use on an aarch64 board."""
-    total = 0
+    live far above 1 TiB. An estimate of what the daemon would use on an aarch64 board; the
+    anonymous part (heap, stacks, written data) is the daemon's private memory, the rest are
+    shared-library pages."""
+    rss = anon = 0
     start = None
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
         head = line.split(" ", 1)[0]
         if "-" in head and not line.endswith(":") and all(c in "0123456789abcdef-" for c in head):
             start = int(head.split("-")[0], 16)
-        elif line.startswith("Rss:") and start is not None and start < GUEST_LIMIT:
-            total += int(line.split()[1])
-    return total
+        elif start is not None and start < GUEST_LIMIT:
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Anonymous:"):
+                anon += int(line.split()[1])
+    return rss, anon
 
 
 def status_kb(pid, key):
@@ -123,11 +128,13 @@ def run(binary, devices, buses, settle, samples, poll_ms):
         pid = gw.process.proc.pid
         deadline = time.monotonic() + settle
         wait_for(lambda: time.monotonic() >= deadline or not gw.process.running(), settle + 5, what="settling")
-        rss, guest = [], []
+        rss, guest, guest_anon = [], [], []
         for _ in range(samples):
             rss.append(status_kb(pid, "VmRSS"))
             if emulator and "aarch64" in emulator[0]:
-                guest.append(guest_rss_kb(pid))
+                g_rss, g_anon = guest_rss_kb(pid)
+                guest.append(g_rss)
+                guest_anon.append(g_anon)
             next_at = time.monotonic() + 1.0
             wait_for(lambda: time.monotonic() >= next_at, 2, what="the next sample")
         hwm = status_kb(pid, "VmHWM")
@@ -137,6 +144,7 @@ def run(binary, devices, buses, settle, samples, poll_ms):
                 "buses": buses if devices else 0, "first_reading_from_all_s": round(up, 1),
                 "rss_kb_median": sorted(rss)[len(rss) // 2], "rss_kb_max": max(rss), "hwm_kb": hwm,
                 "guest_rss_kb_median": sorted(guest)[len(guest) // 2] if guest else "n/a",
+                "guest_anon_kb_median": sorted(guest_anon)[len(guest_anon) // 2] if guest_anon else "n/a",
                 "readings": readings, "exit": rc}
 
 
