@@ -737,6 +737,7 @@ void FileSpool::applyAck(const Pos& target, std::uint64_t seq) {
     droppedInFlight_.pop_front();
   }
   if (target.ord > ack_.ord) {
+    ackedSinceWrite_ += target.ord - ack_.ord;
     Pos t = target;
     if (!find(t.seg)) resolve(t);
     if (find(t.seg) || segs_.empty()) ack_ = t;
@@ -745,7 +746,10 @@ void FileSpool::applyAck(const Pos& target, std::uint64_t seq) {
   while (segs_.size() > 1 && ack_.ord >= segs_.front().endOrd()) deleteSegmentFront();
   if (seq > settledSeq_) {
     settledSeq_ = seq;
-    worker_->submitSettled(settledSeq_);
+    // Bound the duplicates a crash causes: by time (ackInterval) and, during a fast replay, by count.
+    const bool soon = ackedSinceWrite_ >= options_.ackEveryRecords;
+    if (soon) ackedSinceWrite_ = 0;
+    worker_->submitSettled(settledSeq_, soon);
   }
   updateOldest();
 }

@@ -50,7 +50,8 @@ struct FileSpoolOptions {
   pb::SpoolConfig::WhenFull whenFull = pb::SpoolConfig::DROP_OLDEST;
   std::uint64_t segmentBytes = 4ULL << 20;  // clamped to [4096, 64 MiB] and to maxBytes / 4
   std::chrono::milliseconds durability{100};
-  std::chrono::milliseconds ackInterval{1000};  // at most one ack-file write per interval
+  std::chrono::milliseconds ackInterval{1000};  // at most one ack-file write per interval...
+  std::uint64_t ackEveryRecords = 4096;         // ...unless this many were acknowledged since
 };
 
 class FileSpool final : public Spool {
@@ -174,6 +175,7 @@ class FileSpool final : public Spool {
   Pos read_;
   std::uint64_t ackedSeq_ = 0;    // highest seq acknowledged
   std::uint64_t settledSeq_ = 0;  // every seq <= this is acknowledged or dropped (the ack file)
+  std::uint64_t ackedSinceWrite_ = 0;  // records acknowledged since the last ack-file request
   std::uint64_t endOrd_ = 0;
   std::uint64_t durableOrd_ = 0;
   std::uint64_t maxHandedOrd_ = 0;

@@ -104,9 +104,13 @@ void SyncWorker::submitUnlink(std::string path) {
   }
 }
 
-void SyncWorker::submitSettled(std::uint64_t seq) {
+void SyncWorker::submitSettled(std::uint64_t seq, bool soon) {
   std::lock_guard lock(mu_);
   settled_ = seq;
+  if (soon && !settledSoon_) {
+    settledSoon_ = true;
+    if (!since_) since_ = std::chrono::steady_clock::now();  // due with the next group commit
+  }
   cv_.notify_one();
 }
 
@@ -148,7 +152,7 @@ void SyncWorker::run() {
       cv_.wait_until(lock, due);
       continue;
     }
-    const bool writeAck = settled_ && (flush_ || stop_ || now >= lastAck_ + ackInterval_);
+    const bool writeAck = settled_ && (flush_ || stop_ || settledSoon_ || now >= lastAck_ + ackInterval_);
     auto dirty = std::move(dirty_);
     dirty_.clear();
     auto unlinks = std::move(unlinks_);
@@ -160,6 +164,7 @@ void SyncWorker::run() {
     if (writeAck) {
       settled = settled_;
       settled_.reset();
+      settledSoon_ = false;
       lastAck_ = now;
     }
     since_.reset();

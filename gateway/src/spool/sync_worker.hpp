@@ -55,7 +55,9 @@ class SyncWorker {
   void submitWrite(const std::shared_ptr<FileHandle>& fd, std::uint64_t token);
   void submitCreated();                      // a file was created in the directory
   void submitUnlink(std::string path);       // delete after everything submitted before is durable
-  void submitSettled(std::uint64_t seq);     // the ack slot's new value (written throttled)
+  // The ack slot's new value: written at most once per ackInterval, or at the next commit when
+  // `soon` (many records were acknowledged since the last write).
+  void submitSettled(std::uint64_t seq, bool soon = false);
   void flush();                              // commit now, ack slot included
 
   // Final commit (flush) and join; with `crash`, exit at once without syncing anything (tests).
@@ -83,6 +85,7 @@ class SyncWorker {
   std::vector<std::string> unlinks_;
   std::optional<std::chrono::steady_clock::time_point> since_;  // oldest unsynced submission
   std::optional<std::uint64_t> settled_;                        // not yet written
+  bool settledSoon_ = false;
   std::chrono::steady_clock::time_point lastAck_{};
   bool flush_ = false;
   bool stop_ = false;

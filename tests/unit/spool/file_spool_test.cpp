@@ -317,3 +317,26 @@ TEST_CASE("file spool: bytes_written counts every byte put on the disk") {
   CHECK(s->stats().bytesWritten == expected + ack::kSlotSize);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("file spool: during a fast replay the ack file follows every ackEveryRecords records") {
+  const std::string dir = tempDir();
+  auto o = options(dir);
+  o.ackInterval = std::chrono::hours(1);  // time alone would never write it here
+  o.ackEveryRecords = 100;
+  auto s = openOk(o);
+  for (std::uint64_t i = 1; i <= 1000; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  settle(*s);
+  std::vector<ReadResult> batches;
+  CHECK(drain(*s, 50, &batches) == range(1, 1000));
+  for (std::size_t b = 0; b < 10; ++b) s->acknowledge(batches[b].lastSeq);  // up to 500
+  runUntil([&] { return settledOnDisk(dir) >= 400; });
+  s->abandon();
+  s.reset();
+  s = openOk(o);
+  const auto seqs = drain(*s);
+  REQUIRE(!seqs.empty());
+  CHECK(seqs.front() >= 401);  // at most ackEveryRecords duplicates
+  CHECK(seqs == range(seqs.front(), 1000));
+  s->close();
+  std::filesystem::remove_all(dir);
+}
