@@ -18,7 +18,7 @@
 //
 // Options:
 //   --host H          server address (127.0.0.1)        --port P       server port (1700)
-//   --count N         frames per device (1)             --interval MS  between rounds (1000)
+//   --count N         frames per device (1; 0 = until SIGTERM)  --interval MS  between rounds (1000)
 //   --fcnt N          first frame counter for every device (overrides the device's "fcnt")
 //   --copies N        every frame is heard by N gateways (EUI+i, RSSI -3 dB each): dedup tests
 //   --eui HEX         gateway EUI (AA555A0000000000)   --version 1|2  protocol version (2)
@@ -200,7 +200,12 @@ async function cmdSend(o) {
   const link = new Link(o);
   const frames = [];
   let missing = 0;
-  for (let k = 0; k < o.count; ++k) {
+  let stop = false;
+  // --count 0: until SIGTERM / SIGINT (the demo), then the summary as usual.
+  const onSignal = () => { stop = true; };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  for (let k = 0; (o.count === 0 || k < o.count) && !stop; ++k) {
     if (k > 0) await sleep(o.interval);
     for (const dev of o.devices) {
       const fcnt = startFcnt(o, dev) + k;
@@ -210,7 +215,7 @@ async function cmdSend(o) {
         if (o.stat) body.stat = statObject();
         if (!(await link.sendAndWait(pushData(o, euiPlus(o.eui, c), body)))) ++missing;
       }
-      frames.push({ dev_addr: dev.dev_addr, fcnt });
+      if (o.count !== 0) frames.push({ dev_addr: dev.dev_addr, fcnt });
     }
   }
   link.close();
