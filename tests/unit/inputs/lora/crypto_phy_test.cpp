@@ -63,7 +63,7 @@ TEST_CASE("L2: 44-byte payload over three AES blocks") {
   CHECK(decrypt(*c, f, kApp, 4) == "The quick brown fox jumps over the lazy dog.");
 }
 
-TEST_CASE("L3: empty FRMPayload; a changed MIC byte must fail") {
+TEST_CASE("L3: empty FRMPayload, a changed MIC byte must fail") {
   auto c = crypto();
   DataFrame f;
   auto phy = hex("40F17DBE49000300012A3518AF");
@@ -78,7 +78,7 @@ TEST_CASE("L3: empty FRMPayload; a changed MIC byte must fail") {
   CHECK(*c->dataMic(kNwk, Dir::Up, f.devAddr, 3, f.micInput) != f.mic);
 }
 
-TEST_CASE("L4: downlink ACK uses Dir=1 in B0; the gateway does not take downlinks") {
+TEST_CASE("L4: downlink ACK uses Dir=1 in B0, the gateway does not take downlinks") {
   auto c = crypto();
   const auto phy = hex("60f17dbe4920020001f9d65d27");
   DataFrame f;
@@ -91,7 +91,7 @@ TEST_CASE("L4: downlink ACK uses Dir=1 in B0; the gateway does not take downlink
   CHECK(*c->dataMic(kNwk, Dir::Up, f.devAddr, 2, f.micInput) != 0xf9d65d27U);
 }
 
-TEST_CASE("L5: a wrong AppSKey scrambles; a flipped ciphertext bit flips a plaintext bit") {
+TEST_CASE("L5: a wrong AppSKey scrambles, a flipped ciphertext bit flips a plaintext bit") {
   auto c = crypto();
   DataFrame f;
   auto phy = hex("40F17DBE4900020001954378762B11FF0D");
@@ -104,7 +104,7 @@ TEST_CASE("L5: a wrong AppSKey scrambles; a flipped ciphertext bit flips a plain
   CHECK(*c->dataMic(kNwk, Dir::Up, f.devAddr, 2, f.micInput) != f.mic);  // and the MIC no longer holds
 }
 
-TEST_CASE("L6: join-request MIC; join requests are not data uplinks") {
+TEST_CASE("L6: join-request MIC, join requests are not data uplinks") {
   auto c = crypto();
   const auto phy = hex("0039363463336913AA05693574323831330489C65B1304");
   const auto appKey = key("98929b92c49edba9676d646d3b612456");

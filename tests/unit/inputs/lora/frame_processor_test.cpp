@@ -284,7 +284,7 @@ TEST_CASE("FPort 0, no port, unknown ports and malformed payloads advance the co
   CHECK(r.health(0).state() == pb::OK);
 }
 
-TEST_CASE("restart: a clean stop resumes exactly, an unclean one with the margin; replays stay out") {
+TEST_CASE("restart: a clean stop resumes exactly, an unclean one with the margin, replays stay out") {
   ProcessorOptions o;
   o.resumeMargin = 16;
   FcntState saved;

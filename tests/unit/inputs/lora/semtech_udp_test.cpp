@@ -84,7 +84,7 @@ TEST_CASE("D: the derived PUSH_DATA carrying vector L1, and its PUSH_ACK 02 12 3
   CHECK(rx.chan == 2);
 }
 
-TEST_CASE("protocol version 1 is accepted and echoed; others are not") {
+TEST_CASE("protocol version 1 is accepted and echoed, others are not") {
   UdpPacket p;
   REQUIRE_FALSE(parseDatagram(hex("01abcd02aa555a0000000000"), p));
   CHECK(makeAck(p) == std::array<std::uint8_t, 4>{1, 0xab, 0xcd, 4});

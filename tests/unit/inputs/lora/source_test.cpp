@@ -155,7 +155,7 @@ std::string slurp(const std::string& p) {
 
 }  // namespace
 
-TEST_CASE("PUSH_DATA is acknowledged with its token, PULL_DATA too; the frame becomes a sample") {
+TEST_CASE("PUSH_DATA is acknowledged with its token, PULL_DATA too, the frame becomes a sample") {
   TempDir t;
   Rig r(t.path);
   REQUIRE_MESSAGE(r.started.ok(), r.started.error());

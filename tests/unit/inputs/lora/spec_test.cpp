@@ -78,7 +78,7 @@ TEST_CASE("compile: no lora block, no LoRa spec") {
   CHECK_FALSE(lora::compile(cfg, d));
 }
 
-TEST_CASE("key files: 0600 accepted; group/world-readable, missing or malformed refused, never echoed") {
+TEST_CASE("key files: 0600 accepted, group/world-readable, missing or malformed refused, never echoed") {
   TempDir t;
   const std::string good = t.file("nwk.key", std::string(kNwk) + "\n", 0600);
   const std::string app = t.file("app.key", std::string(kApp), 0400);
