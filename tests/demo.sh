@@ -33,7 +33,7 @@ cleanup() {
   trap - EXIT INT TERM
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  if [ -n "${CITYGATE_KEEP_TMP:-}" ]; then echo "demo: kept $work"; else rm -rf "$work"; fi
   echo "demo: stopped"
 }
 trap cleanup EXIT
@@ -81,10 +81,30 @@ PY
 /usr/bin/python3 tests/peers/modbus_sim.py "$work/sim.json" >"$work/modbus.log" 2>&1 &
 pids+=($!)
 
-lora_block=""
-if [ -f tests/peers/concentrator.js ] && [ -f tests/peers/demo-lora.json ]; then
-  lora_block=$(sed "s/LORA_PORT/$lora_port/" tests/peers/demo-lora.textproto 2>/dev/null || true)
-fi
+# LoRa parking bays: Nwave NPS405 and Bosch TPS110 sensors, their frames built and encrypted by
+# lora-packet (an encoder independent of citygate) and sent by a simulated concentrator.
+/usr/bin/python3 - "$work/lora.json" "$work/lora.textproto" "$lora_port" <<'PY'
+import json, sys
+devices_path, block_path, port = sys.argv[1], sys.argv[2], sys.argv[3]
+bays = [  # id, dev_addr, codec, payloads cycled frame by frame (status frames: occupied / free)
+    ("bay-0041", "26011F41", "nwave-nps405", 1, ["8A", "05", "8C"]),
+    ("bay-0042", "26011F42", "nwave-nps405", 1, ["07", "91"]),
+    ("bay-0043", "26011F43", "bosch-tps110", 1, ["01", "00", "01"]),
+    ("bay-0044", "26011F44", "bosch-tps110", 2, ["01 12", "00 13"]),
+]
+devices, block = [], [f'lora {{\n  packet_forwarder {{ bind: "127.0.0.1" port: {port} }}']
+for i, (dev, addr, codec, fport, payloads) in enumerate(bays):
+    nwk = f"{0x44024241ed4ce9a68c6a8bc055233f00 + i:032x}"
+    app = f"{0xec925802ae430ca77fd3dd73cb2cc500 + i:032x}"
+    devices.append({"id": dev, "dev_addr": addr, "nwk_s_key": nwk, "app_s_key": app, "fport": fport,
+                    "payloads": [p.replace(" ", "") for p in payloads], "rssi": -60 - 7 * i, "lsnr": 9.5 - i})
+    block.append(f'  device {{ id: "{dev}" dev_addr: "{addr}" nwk_s_key: "{nwk}" app_s_key: "{app}" '
+                 f'codec: "{codec}" ref_parking_site: "pilatusplatz" }}')
+block.append("}")
+json.dump(devices, open(devices_path, "w"))
+open(block_path, "w").write("\n".join(block) + "\n")
+PY
+lora_block=$(cat "$work/lora.textproto")
 
 mkdir -p "$work/spool"
 cat > "$work/citygate.textproto" <<CONF
@@ -108,15 +128,15 @@ for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$mqtt_port) 2>/dev/null && br
 /usr/bin/python3 tests/peers/subscriber.py --port "$mqtt_port" --gateway luz-demo-01 --build "$build" &
 pids+=($!)
 
-echo "demo: mosquitto on 127.0.0.1:$mqtt_port, Modbus simulator on :$modbus_port; gateway log in $work/citygated.log"
+echo "demo: mosquitto on 127.0.0.1:$mqtt_port, Modbus simulator on :$modbus_port, LoRa packet forwarder on udp :$lora_port"
+echo "demo: gateway log in $work/citygated.log"
 "$build/bin/citygated" --config "$work/citygate.textproto" 2>"$work/citygated.log" &
 gw=$!
 pids+=($gw)
 
-if [ -n "$lora_block" ]; then
-  node tests/peers/concentrator.js --port "$lora_port" --devices tests/peers/demo-lora.json --interval 3 >"$work/concentrator.log" 2>&1 &
-  pids+=($!)
-fi
+node tests/peers/concentrator.js send --port "$lora_port" --devices "$work/lora.json" --count 0 --interval 4000 \
+  >"$work/concentrator.log" 2>&1 &
+pids+=($!)
 
 if [ "$duration" -gt 0 ]; then
   end=$((SECONDS + duration))
