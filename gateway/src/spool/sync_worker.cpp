@@ -107,10 +107,7 @@ void SyncWorker::submitUnlink(std::string path) {
 void SyncWorker::submitSettled(std::uint64_t seq, bool soon) {
   std::lock_guard lock(mu_);
   settled_ = seq;
-  if (soon && !settledSoon_) {
-    settledSoon_ = true;
-    if (!since_) since_ = std::chrono::steady_clock::now();  // due with the next group commit
-  }
+  if (soon) settledSoon_ = true;  // due at once (with whatever data is dirty by then)
   cv_.notify_one();
 }
 
@@ -147,7 +144,7 @@ void SyncWorker::run() {
     auto due = std::chrono::steady_clock::time_point::max();
     if (since_) due = *since_ + window_;
     if (settled_) due = std::min(due, lastAck_ + ackInterval_);
-    if (flush_ || stop_) due = now;
+    if (flush_ || stop_ || settledSoon_) due = now;
     if (now < due) {
       cv_.wait_until(lock, due);
       continue;

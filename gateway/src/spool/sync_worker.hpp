@@ -55,8 +55,8 @@ class SyncWorker {
   void submitWrite(const std::shared_ptr<FileHandle>& fd, std::uint64_t token);
   void submitCreated();                      // a file was created in the directory
   void submitUnlink(std::string path);       // delete after everything submitted before is durable
-  // The ack slot's new value: written at most once per ackInterval, or at the next commit when
-  // `soon` (many records were acknowledged since the last write).
+  // The ack slot's new value: written at most once per ackInterval, or at once when `soon` (many
+  // records were acknowledged since the last write).
   void submitSettled(std::uint64_t seq, bool soon = false);
   void flush();                              // commit now, ack slot included
 
