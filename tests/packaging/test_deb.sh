@@ -72,6 +72,7 @@ profiles=$(cd gateway/profiles && ls *.textproto)
 # --- 1. every package that was built ------------------------------------------------------------
 declare -A machine=([amd64]=62 [arm64]=183 [armhf]=40)  # ELF e_machine
 declare -A builddir=([amd64]=amd64 [arm64]=aarch64 [armhf]=armhf)
+declare -A objcopy=([amd64]=objcopy [arm64]=aarch64-linux-gnu-objcopy [armhf]=arm-linux-gnueabihf-objcopy)
 
 elf_machine() { /usr/bin/python3 -c 'import sys; h=open(sys.argv[1],"rb").read(20); print(int.from_bytes(h[18:20],"little"))' "$1"; }
 
@@ -85,7 +86,8 @@ lib_owner() {  # lib_owner ARCH SONAME
     amd64) triplet=x86_64-linux-gnu ;;
     arm64) triplet=aarch64-linux-gnu ;;
     armhf)
-      if ! ls "$root"/build/sysroot-armhf/{usr/,}lib/arm-linux-gnueabihf/"$so" >/dev/null 2>&1; then return; fi
+      if [ ! -e "$root/build/sysroot-armhf/usr/lib/arm-linux-gnueabihf/$so" ] &&
+         [ ! -e "$root/build/sysroot-armhf/lib/arm-linux-gnueabihf/$so" ]; then return; fi
       triplet=x86_64-linux-gnu ;;
   esac
   dpkg -S "*/$triplet/$so" 2>/dev/null | head -n 1 | cut -d: -f1
@@ -97,20 +99,27 @@ check_depends_cover_needed() {  # ARCH DEB EXTRACTED_BINARY
   for so in $(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
     owner=$(lib_owner "$arch" "$so")
     if [ -z "$owner" ]; then echo "no package of $arch provides $so"; missing=1; continue; fi
-    if ! echo ", $depends," | grep -q ", *$owner[ ,(]"; then
-      echo "$so is in $owner, which Depends ($depends) does not name"; missing=1
+    # The package itself, or a name it Provides (libspdlog1.10 provides libspdlog1.10-fmt9,
+    # the name its shlibs file asks for).
+    local names ok=0 n
+    names="$owner $(dpkg-query -W -f='${Provides}' "$owner" 2>/dev/null | head -n 1 | sed 's/([^)]*)//g; s/,/ /g')"
+    for n in $names; do
+      if echo ", $depends," | grep -q ", *$n[ ,(]"; then ok=1; fi
+    done
+    if [ $ok -eq 0 ]; then
+      echo "$so is in $owner (provides: ${names#"$owner"}), which Depends ($depends) does not name"; missing=1
     fi
   done
   return $missing
 }
 
-check_debuglink() {  # STRIPPED DEBUG: the .gnu_debuglink names DEBUG and carries its CRC32
-  /usr/bin/python3 - "$1" "$2" <<'EOF'
+check_debuglink() {  # OBJCOPY STRIPPED DEBUG: the .gnu_debuglink names DEBUG and carries its CRC32
+  /usr/bin/python3 - "$1" "$2" "$3" <<'EOF'
 import os, subprocess, sys, tempfile, zlib
-stripped, debug = sys.argv[1:]
+objcopy, stripped, debug = sys.argv[1:]
 with tempfile.TemporaryDirectory() as d:
     sec = os.path.join(d, "link")
-    subprocess.run(["objcopy", "--dump-section", f".gnu_debuglink={sec}", stripped, os.path.join(d, "copy")],
+    subprocess.run([objcopy, "--dump-section", f".gnu_debuglink={sec}", stripped, os.path.join(d, "copy")],
                    check=True)
     raw = open(sec, "rb").read()
 name = raw[:raw.index(b"\0")].decode()
@@ -152,7 +161,7 @@ for arch in amd64 arm64 armhf; do
     check_depends_cover_needed "$arch" "$deb" "$x/usr/sbin/citygated"
   if [ -f "$dbg" ]; then
     check "$arch: the dbgsym's citygated.debug matches the program's debuglink (name and CRC)" \
-      check_debuglink "$x/usr/sbin/citygated" "$xd/usr/lib/debug/usr/sbin/citygated.debug"
+      check_debuglink "${objcopy[$arch]}" "$x/usr/sbin/citygated" "$xd/usr/lib/debug/usr/sbin/citygated.debug"
   else
     check "$arch: a citygate-dbgsym package was built" test -f "$dbg"
   fi
