@@ -1,10 +1,16 @@
 #include "app/gateway.hpp"
 
 #include <spdlog/spdlog.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -95,9 +101,12 @@ Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::
       startedAt_(WallClock::now()),
       startedSteady_(SteadyClock::now()),
       log_(logging.get("main")),
-      healthTimer_(ioc) {}
+      healthTimer_(ioc),
+      configLoadedAt_(startedAt_) {}
 
-Gateway::~Gateway() = default;
+Gateway::~Gateway() {
+  if (applyThread_.joinable()) applyThread_.join();
+}
 
 Status Gateway::start() {
   const pb::GatewayConfig& c = config_->loaded.config;
@@ -169,30 +178,14 @@ Status Gateway::start() {
   pipeline_->start();
   mqtt_->start();
 
-  auto modbusLog = logging_.get("modbus");
-  std::weak_ptr<core::Pipeline> weakPipeline = pipeline_;
   for (const auto& bus : config_->buses) {
-    auto source = std::make_shared<modbus::BusSource>(
-        ioc_.get_executor(), bus, modbus::makeTransport(bus.config),
-        [weakPipeline](const core::SensorSpec& spec, core::SensorMemory& mem, core::RawSample&& s) {
-          if (auto p = weakPipeline.lock()) p->submit(spec, mem, std::move(s));
-        },
-        [weakPipeline] {
-          auto p = weakPipeline.lock();
-          return p && p->accepting();
-        },
-        modbusLog);
+    auto source = makeBus(bus);
     source->start();
     buses_.push_back(std::move(source));
   }
   // ---- LoRa: the packet forwarder's UDP server (inputs/lora) ----
   if (config_->lora) {
-    lora_ = std::make_shared<lora::LoraSource>(
-        ioc_.get_executor(), *config_->lora,
-        [weakPipeline](const core::SensorSpec& spec, core::SensorMemory& mem, core::RawSample&& s) {
-          if (auto p = weakPipeline.lock()) p->submit(spec, mem, std::move(s));
-        },
-        logging_.get("lora"));
+    lora_ = makeLora(*config_->lora);
     if (auto st = lora_->start(); !st) return st;
   }
   // ---- end LoRa ----
@@ -200,10 +193,36 @@ Status Gateway::start() {
   return Ok{};
 }
 
+// The sources, built the same way at start and by applyConfig().
+std::shared_ptr<modbus::BusSource> Gateway::makeBus(const modbus::BusSpec& spec) {
+  std::weak_ptr<core::Pipeline> weakPipeline = pipeline_;
+  return std::make_shared<modbus::BusSource>(
+      ioc_.get_executor(), spec, modbus::makeTransport(spec.config),
+      [weakPipeline](const core::SensorSpec& sensor, core::SensorMemory& mem, core::RawSample&& s) {
+        if (auto p = weakPipeline.lock()) p->submit(sensor, mem, std::move(s));
+      },
+      [weakPipeline] {
+        auto p = weakPipeline.lock();
+        return p && p->accepting();
+      },
+      logging_.get("modbus"));
+}
+
+std::shared_ptr<lora::LoraSource> Gateway::makeLora(const lora::LoraSpec& spec) {
+  std::weak_ptr<core::Pipeline> weakPipeline = pipeline_;
+  return std::make_shared<lora::LoraSource>(
+      ioc_.get_executor(), spec,
+      [weakPipeline](const core::SensorSpec& sensor, core::SensorMemory& mem, core::RawSample&& s) {
+        if (auto p = weakPipeline.lock()) p->submit(sensor, mem, std::move(s));
+      },
+      logging_.get("lora"));
+}
+
 void Gateway::stop(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
   healthTimer_.cancel();
+  if (applyThread_.joinable()) applyThread_.join();  // a config check in progress (bounded)
   for (auto& b : buses_) b->stop();
   if (lora_) lora_->stop();  // publishes frames still in their dedup window, saves the counters
   if (pipeline_) pipeline_->stop();
@@ -283,7 +302,243 @@ pb::GatewayHealth Gateway::health() const {
     ctr["modbus_polls_blocked"] += bc.blocked;
     ctr["modbus_read_splits"] += bc.splits;
   }
+  (*h.mutable_counters())["config_generation"] = generation_;
+  if (healthExtension_) healthExtension_(h);
   return h;
+}
+
+// ---- run-time configuration changes and the control socket (issue 6) ----
+
+void Gateway::setReadingTap(std::function<void(const pb::Reading&)> tap) {
+  if (pipeline_) pipeline_->setTap(std::move(tap));
+}
+
+void Gateway::setHealthExtension(std::function<void(pb::GatewayHealth&)> extension) {
+  healthExtension_ = std::move(extension);
+}
+
+std::shared_ptr<modbus::BusSource> Gateway::bus(const std::string& name) const {
+  for (const auto& b : buses_) {
+    if (b->spec().name == name) return b;
+  }
+  return nullptr;
+}
+
+std::uint64_t Gateway::nextSeq() const { return seq_ ? seq_->peek() : 0; }
+
+// What the helper thread hands back to the executor.
+struct Gateway::ApplyCheck {
+  std::unique_ptr<ValidatedConfig> next;
+  ApplyOutcome outcome;
+  bool passed = false;
+};
+
+namespace {
+
+std::string joined(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
+// A serial port the new configuration needs: opened without touching its settings (the running
+// bus may share it) and without waiting for a carrier.
+std::string checkSerialPort(const std::string& device) {
+  const int fd = ::open(device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return "cannot open " + device + ": " + std::strerror(errno);
+  const bool tty = ::isatty(fd) == 1;
+  ::close(fd);
+  if (!tty) return device + " is not a serial port";
+  return {};
+}
+
+// A UDP port the new LoRa source will bind: bound and released at once.
+std::string checkUdpPort(const std::string& host, std::uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return {};  // IPv6 and names: the bind itself decides
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  std::string why;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) != 0) {
+    why = host + ":" + std::to_string(port) + " (udp) is not available: " + std::strerror(errno);
+  }
+  ::close(fd);
+  return why;
+}
+
+// Off the executor: validation (reads the file, profiles, key files), the plan against the running
+// configuration (read-only; no other change can run meanwhile) and the I/O checks.
+void checkChange(const ValidatedConfig& running, const std::string& path, const std::optional<std::string>& text,
+                 std::unique_ptr<ValidatedConfig>& next, Gateway::ApplyOutcome& out) {
+  using Kind = Gateway::ApplyOutcome::Kind;
+  config::Diagnostics diags;
+  next = text ? validateText(path, *text, diags) : validateFile(path, diags);
+  for (const auto& d : diags.items()) out.diagnostics.push_back(d.str());
+  if (!next) {
+    out.kind = Kind::Invalid;
+    out.message = path + ": " + std::to_string(diags.size()) + " error(s); the running configuration is kept";
+    return;
+  }
+  out.text = next->loaded.text;
+  out.plan = planChange(running, *next);
+  if (!out.plan.refused.empty()) {
+    out.kind = Kind::Refused;
+    out.message = joined(out.plan.refused, "; ");
+    return;
+  }
+  for (const auto& bus : next->buses) {
+    if (bus.kind != modbus::BusSpec::Kind::Rtu || !out.plan.touches(bus.name)) continue;
+    if (auto why = checkSerialPort(bus.config.rtu().device()); !why.empty()) {
+      out.kind = Kind::Failed;
+      out.message = "bus '" + bus.name + "': " + why + "; nothing was changed";
+      return;
+    }
+  }
+  if (next->lora && out.plan.touches(kLoraSourceName)) {
+    const bool samePort = running.lora && running.lora->bind == next->lora->bind && running.lora->port == next->lora->port;
+    if (!samePort) {
+      if (auto why = checkUdpPort(next->lora->bind, next->lora->port); !why.empty()) {
+        out.kind = Kind::Failed;
+        out.message = "lora: " + why + "; nothing was changed";
+        return;
+      }
+    }
+  }
+  out.kind = Kind::Planned;
+}
+
+}  // namespace
+
+void Gateway::applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) {
+  using Kind = ApplyOutcome::Kind;
+  ApplyOutcome refusal;
+  if (stopping_) {
+    refusal.kind = Kind::Unavailable;
+    refusal.message = "citygated is stopping";
+  } else if (applying_) {
+    refusal.kind = Kind::Busy;
+    refusal.message = "another configuration change is in progress; try again";
+  }
+  if (stopping_ || applying_) {
+    boost::asio::post(ioc_, [done = std::move(done), o = std::move(refusal)]() mutable { done(std::move(o)); });
+    return;
+  }
+  applying_ = true;
+  if (applyThread_.joinable()) applyThread_.join();  // the previous check; it has posted its result
+  auto check = std::make_shared<ApplyCheck>();
+  const ValidatedConfig* running = config_.get();
+  applyThread_ = std::thread([weak = weak_from_this(), &ioc = ioc_, running, path = std::move(path),
+                              text = std::move(text), dryRun, done = std::move(done), check]() mutable {
+    checkChange(*running, path, text, check->next, check->outcome);
+    check->passed = check->outcome.kind == ApplyOutcome::Kind::Planned;
+    boost::asio::post(ioc, [weak, dryRun, done = std::move(done), check]() {
+      if (auto self = weak.lock()) self->onApplyChecked(dryRun, done, check);
+    });
+  });
+}
+
+void Gateway::onApplyChecked(bool dryRun, const ApplyDone& done, const std::shared_ptr<ApplyCheck>& check) {
+  ApplyOutcome out = std::move(check->outcome);
+  if (stopping_) {
+    out.kind = ApplyOutcome::Kind::Unavailable;
+    out.message = "citygated is stopping";
+  } else if (check->passed && !dryRun) {
+    auto diagnostics = std::move(out.diagnostics);
+    auto text = std::move(out.text);
+    out = swapIn(std::move(check->next), std::move(out.plan));
+    out.diagnostics = std::move(diagnostics);
+    out.text = std::move(text);
+  }
+  out.generation = generation_;
+  out.nextSeq = nextSeq();
+  applying_ = false;
+  done(std::move(out));
+}
+
+Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan) {
+  ApplyOutcome out;
+  out.plan = std::move(plan);
+  const ConfigPlan& p = out.plan;
+  auto listed = [](const std::vector<std::string>& v, const std::string& name) {
+    return std::find(v.begin(), v.end(), name) != v.end();
+  };
+
+  // LoRa first: binding its port is the one step that can still fail, and nothing else has
+  // changed yet when it does.
+  const bool loraTouched = p.touches(kLoraSourceName) || listed(p.removed, kLoraSourceName);
+  if (loraTouched) {
+    if (lora_) lora_->stop();  // publishes frames in their dedup window, writes the frame counters
+    lora_.reset();
+    if (next->lora) {
+      auto fresh = makeLora(*next->lora);
+      if (auto st = fresh->start(); !st) {
+        std::string restored = "rolled back to the running configuration";
+        if (config_->lora) {
+          auto back = makeLora(*config_->lora);
+          if (auto again = back->start(); again) {
+            lora_ = std::move(back);
+          } else {
+            restored = "the previous LoRa source could not be restarted either: " + again.error();
+            log_->critical("config apply: {}", restored);
+          }
+        }
+        out.kind = ApplyOutcome::Kind::Failed;
+        out.message = st.error() + "; " + restored;
+        log_->error("config apply failed: {}", out.message);
+        return out;
+      }
+      lora_ = std::move(fresh);
+    }
+  }
+
+  // Buses: stop the removed and changed ones first (a changed bus may keep its serial port),
+  // then start the new ones; unchanged buses are not touched.
+  std::vector<std::shared_ptr<modbus::BusSource>> kept;
+  for (auto& b : buses_) {
+    const std::string& name = b->spec().name;
+    if (listed(p.removed, name) || listed(p.changed, name)) {
+      b->stop();
+    } else {
+      kept.push_back(std::move(b));
+    }
+  }
+  std::vector<std::shared_ptr<modbus::BusSource>> buses;
+  for (const auto& spec : next->buses) {
+    auto it = std::find_if(kept.begin(), kept.end(), [&](const auto& b) { return b && b->spec().name == spec.name; });
+    if (it != kept.end()) {
+      buses.push_back(std::move(*it));
+    } else {
+      auto source = makeBus(spec);
+      source->start();
+      buses.push_back(std::move(source));
+    }
+  }
+  buses_ = std::move(buses);
+
+  applyLiveSettings(*next, p);
+  config_ = std::move(next);
+  ++generation_;
+  configLoadedAt_ = WallClock::now();
+  out.kind = ApplyOutcome::Kind::Applied;
+  out.message = "configuration " + std::to_string(generation_) + " running";
+  log_->info("configuration {} applied from {}: added [{}] removed [{}] changed [{}] unchanged [{}] live [{}]",
+             generation_, config_->loaded.path, joined(p.added, ", "), joined(p.removed, ", "),
+             joined(p.changed, ", "), joined(p.unchanged, ", "), joined(p.live, ", "));
+  return out;
+}
+
+void Gateway::applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& plan) {
+  const auto& c = next.loaded.config;
+  for (const auto& what : plan.live) {
+    if (what == "log_level") {
+      logging_.setLevel(c.log_level().empty() ? "info" : c.log_level());
+    } else if (what == "health_interval_s") {
+      healthTimer_.expires_after(std::chrono::seconds(c.health_interval_s()));
+      healthTimer_.async_wait(std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
+    }
+  }
 }
 
 }  // namespace citygate::app

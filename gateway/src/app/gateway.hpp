@@ -5,9 +5,12 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/validate.hpp"
@@ -31,10 +34,12 @@ class MqttOutput;
 }
 namespace citygate::modbus {
 class BusSource;
-}
+struct BusSpec;
+}  // namespace citygate::modbus
 namespace citygate::lora {
 class LoraSource;
-}
+struct LoraSpec;
+}  // namespace citygate::lora
 namespace citygate::platform {
 class Logging;
 }
@@ -54,7 +59,53 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   const ValidatedConfig& config() const { return *config_; }
   const std::string& bootId() const { return bootId_; }
 
+  // ---- run-time configuration changes and the control socket (issue 6) ----
+  struct ApplyOutcome {
+    enum class Kind : std::uint8_t { Applied, Planned, Invalid, Refused, Failed, Busy, Unavailable };
+    Kind kind = Kind::Failed;
+    std::string message;
+    std::vector<std::string> diagnostics;  // FILE:LINE:COL: message (errors, or warnings)
+    ConfigPlan plan;
+    std::string text;                      // the proposed configuration's text
+    std::uint64_t generation = 0;          // of the configuration running afterwards
+    std::uint64_t nextSeq = 0;
+  };
+  using ApplyDone = std::function<void(ApplyOutcome)>;
+
+  // Replaces the running configuration by `text` (or, without text, the file at `path`), or only
+  // plans it (`dryRun`, for `config diff`). Validation, the plan and the checks that need I/O (new
+  // serial ports open, a new LoRa port is free) run on a helper thread; the swap runs on the
+  // executor: unchanged buses keep running untouched, changed and added buses start, removed ones
+  // stop; the LoRa source is replaced when it changed, and put back when the new one cannot start
+  // (Failed, rolled back). Spool, seq numbering, pipeline and the MQTT session are never touched;
+  // settings that would need them to restart are Refused. One change at a time (Busy). `done` is
+  // called on the executor.
+  void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done);
+
+  // Every reading as the pipeline numbers it (one tap: the control socket's).
+  void setReadingTap(std::function<void(const citygate::v1::Reading&)> tap);
+  // Adds entries to every health report (the control socket's counters).
+  void setHealthExtension(std::function<void(citygate::v1::GatewayHealth&)> extension);
+
+  const std::vector<std::shared_ptr<modbus::BusSource>>& buses() const { return buses_; }
+  std::shared_ptr<modbus::BusSource> bus(const std::string& name) const;
+  const lora::LoraSource* loraSource() const { return lora_.get(); }
+  platform::Logging& logging() { return logging_; }
+  const std::string& version() const { return version_; }
+  WallTime startedAt() const { return startedAt_; }
+  WallTime configLoadedAt() const { return configLoadedAt_; }
+  std::uint64_t configGeneration() const { return generation_; }
+  std::uint64_t nextSeq() const;
+  bool stopping() const { return stopping_; }
+
  private:
+  struct ApplyCheck;
+
+  std::shared_ptr<modbus::BusSource> makeBus(const modbus::BusSpec& spec);
+  std::shared_ptr<lora::LoraSource> makeLora(const lora::LoraSpec& spec);
+  void onApplyChecked(bool dryRun, const ApplyDone& done, const std::shared_ptr<ApplyCheck>& check);
+  ApplyOutcome swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan);
+  void applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& plan);
   void scheduleHealth();
   void onHealthTimer(const boost::system::error_code& ec);
 
@@ -74,6 +125,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   std::shared_ptr<lora::LoraSource> lora_;  // when the config has a lora block
   boost::asio::steady_timer healthTimer_;
   bool stopping_ = false;
+  // issue 6: run-time configuration changes, control socket hooks
+  WallTime configLoadedAt_;
+  std::uint64_t generation_ = 1;
+  bool applying_ = false;
+  std::thread applyThread_;
+  std::function<void(citygate::v1::GatewayHealth&)> healthExtension_;
 };
 
 std::string randomHex(std::size_t bytes);

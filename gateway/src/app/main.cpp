@@ -4,6 +4,10 @@
 //   citygated --check-config FILE                 validate and exit
 //
 // Exit codes: 0 clean stop, 1 start-up failure, 2 usage, 78 (EX_CONFIG) configuration errors.
+//
+// SIGHUP re-reads the config file and applies it like `citygatectl config apply` (unchanged
+// sources keep running; a file with errors, or one that does not start, leaves the running
+// configuration in place). SIGTERM / SIGINT stop cleanly.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -17,6 +21,8 @@
 
 #include "app/gateway.hpp"
 #include "app/validate.hpp"
+#include "control/handlers.hpp"
+#include "control/server.hpp"
 #include "platform/logging.hpp"
 #include "platform/systemd.hpp"
 
@@ -123,13 +129,40 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // ---- control socket (citygatectl) ----
+  citygate::control::ServerOptions controlOptions;
+  controlOptions.path = gateway->config().loaded.config.control().socket();
+  auto handlers = std::make_shared<citygate::control::Handlers>(ioc.get_executor(), gateway, logging.get("control"));
+  handlers->install();
+  auto control = std::make_shared<citygate::control::ControlServer>(ioc.get_executor(), controlOptions, handlers,
+                                                                    logging.get("control"));
+  if (auto st = control->start(); !st) {
+    // The data path matters more than the technician's tool: keep running, say so loudly.
+    log->error("{}; citygatectl cannot reach this daemon", st.error());
+  } else {
+    gateway->setHealthExtension([weak = std::weak_ptr(control)](citygate::v1::GatewayHealth& h) {
+      if (auto c = weak.lock()) c->fillCounters(*h.mutable_counters());
+    });
+  }
+
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM, SIGHUP);
   bool stopping = false;
   std::function<void(const boost::system::error_code&, int)> onSignal;
   onSignal = [&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      log->info("SIGHUP: reloading {}", configPath);
+      log->info("SIGHUP: applying {}", configPath);
+      citygate::platform::notifyStatus("applying " + configPath);
+      gateway->applyConfig(configPath, std::nullopt, false, [log](citygate::app::Gateway::ApplyOutcome o) {
+        using Kind = citygate::app::Gateway::ApplyOutcome::Kind;
+        if (o.kind == Kind::Applied) {
+          log->info("SIGHUP: {}", o.message);
+        } else {
+          for (const auto& d : o.diagnostics) log->error("{}", d);
+          log->error("SIGHUP: not applied: {}", o.message);
+        }
+        citygate::platform::notifyStatus(o.kind == Kind::Applied ? "running" : "running (last reload failed)");
+      });
       signals.async_wait(onSignal);
       return;
     }
@@ -137,6 +170,7 @@ int main(int argc, char** argv) {
     stopping = true;
     log->info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     citygate::platform::notifyStopping();
+    control->stop();
     gateway->stop([&] {
       signals.cancel();
       ioc.stop();

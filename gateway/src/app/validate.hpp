@@ -25,4 +25,26 @@ std::unique_ptr<ValidatedConfig> validateFile(const std::string& path, config::D
 std::unique_ptr<ValidatedConfig> validateText(const std::string& path, const std::string& text,
                                               config::Diagnostics& diags);
 
+// ---- configuration changes at run time (config apply, SIGHUP) ----
+// What replacing `running` by `next` takes, per Modbus bus (by name) and for the LoRa source
+// ("lora"). A bus is unchanged when its settings, its devices and the profiles they use (and the
+// gateway location they inherit) are the same; the LoRa source likewise, session keys from key
+// files included. Settings the running daemon cannot change without a restart (gateway_id, mqtt,
+// spool, state_dir, control.socket) go to `refused`. Pure: no I/O.
+struct ConfigPlan {
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  std::vector<std::string> changed;
+  std::vector<std::string> unchanged;
+  std::vector<std::string> live;     // log_level, health_interval_s, location, profile_dir
+  std::vector<std::string> refused;  // "mqtt.uri: needs a restart" ...
+
+  bool touches(const std::string& source) const;  // added or changed
+  bool empty() const { return added.empty() && removed.empty() && changed.empty() && live.empty(); }
+};
+
+inline constexpr const char* kLoraSourceName = "lora";
+
+ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& next);
+
 }  // namespace citygate::app

@@ -1,0 +1,93 @@
+// citygatectl internals shared by the command files: parsed arguments, the output context, and
+// the request/response round trip with its error reporting.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli/client.hpp"
+#include "cli/format.hpp"
+
+namespace citygate::cli {
+
+inline constexpr const char* kDefaultSocket = "/run/citygate/control.sock";
+
+struct Args {
+  std::vector<std::string> positional;        // command words and operands
+  std::map<std::string, std::string> values;  // --name VALUE
+  std::set<std::string> flags;                // --name
+  bool help = false;
+
+  bool has(const std::string& name) const { return values.contains(name) || flags.contains(name); }
+  std::string value(const std::string& name, const std::string& fallback = {}) const {
+    auto it = values.find(name);
+    return it == values.end() ? fallback : it->second;
+  }
+};
+
+struct Ctx {
+  std::string socket = kDefaultSocket;
+  bool json = false;
+  Style out;  // stdout
+  Style err;  // stderr
+  bool stdoutTty = false;
+  bool stderrTty = false;
+};
+
+// "citygatectl: message" on stderr, returns `code`.
+int fail(const Ctx& ctx, int code, const std::string& message);
+// Usage error for `command` (with a pointer to its --help), returns 2.
+int usageError(const Ctx& ctx, const std::string& command, const std::string& message);
+
+// Connects, sends `request`, reads the first response. On a daemon error reply, prints it (and
+// its diagnostics; with --json the whole response on stdout) and returns its exit code; on a
+// transport error prints it and returns its code. 0 with `response` filled otherwise.
+int roundTrip(const Ctx& ctx, Client& client, const pb::ControlRequest& request, pb::ControlResponse& response,
+              std::chrono::milliseconds timeout);
+// Prints a daemon's error reply; returns its exit code.
+int reportError(const Ctx& ctx, const pb::ControlResponse& response);
+
+// Parsers for operands; nullopt when malformed.
+std::optional<std::uint32_t> parseUint(const std::string& s, std::uint32_t max);
+std::optional<pb::RegisterTable> parseTable(const std::string& s);
+std::string tableName(pb::RegisterTable t);
+
+// Commands (each returns the exit code).
+int cmdStatus(const Ctx& ctx, const Args& a);
+int cmdDevices(const Ctx& ctx, const Args& a);
+int cmdDevice(const Ctx& ctx, const Args& a);
+int cmdTail(const Ctx& ctx, const Args& a);
+int cmdConfigValidate(const Ctx& ctx, const Args& a);
+int cmdConfigShow(const Ctx& ctx, const Args& a);
+int cmdConfigDiff(const Ctx& ctx, const Args& a);
+int cmdConfigApply(const Ctx& ctx, const Args& a);
+int cmdModbusRead(const Ctx& ctx, const Args& a);
+int cmdModbusProbe(const Ctx& ctx, const Args& a);
+int cmdModbusScan(const Ctx& ctx, const Args& a);
+int cmdLoraDevices(const Ctx& ctx, const Args& a);
+int cmdSpool(const Ctx& ctx, const Args& a);
+int cmdLogLevel(const Ctx& ctx, const Args& a);
+
+// Help.
+struct CommandInfo {
+  const char* name;     // "modbus probe"
+  const char* usage;    // operands and options
+  const char* summary;  // one line
+  const char* details;  // paragraphs
+  std::vector<std::string> options;  // accepted --options (besides the global ones)
+  int (*run)(const Ctx&, const Args&);
+  std::size_t minOperands = 0;  // after the command's own words
+  std::size_t maxOperands = 0;
+};
+const std::vector<CommandInfo>& commands();
+const CommandInfo* findCommand(const std::string& name);
+std::string generalHelp();
+std::string commandHelp(const CommandInfo& c);
+
+}  // namespace citygate::cli

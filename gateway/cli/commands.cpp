@@ -1,0 +1,513 @@
+// citygatectl: the daemon's commands (status, devices, tail, config, lora, spool, log-level).
+#include <google/protobuf/util/time_util.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "app/validate.hpp"
+#include "cli/cli.hpp"
+
+namespace citygate::cli {
+
+namespace {
+
+using Clock = std::chrono::system_clock;
+constexpr std::chrono::seconds kReplyTimeout{15};
+constexpr std::chrono::seconds kApplyTimeout{120};
+
+void printJson(const google::protobuf::Message& m) { std::printf("%s\n", toJson(m, true).c_str()); }
+
+std::string where(const pb::DeviceInfo& d) {
+  if (d.kind() == "modbus") return d.bus() + " #" + std::to_string(d.unit_id());
+  return d.dev_addr();
+}
+
+std::string paintedState(const Style& s, const pb::DeviceHealth& h) {
+  return s.paint(stateName(h.state()), stateColour(h.state()));
+}
+
+std::uint64_t rejectedTotal(const pb::DeviceHealth& h) {
+  std::uint64_t n = 0;
+  for (const auto& [k, v] : h.frames_rejected()) n += v;
+  return n;
+}
+
+std::string truncated(const std::string& s, std::size_t width) {
+  if (displayWidth(s) <= width) return s;
+  std::string out;
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < s.size() && w + 1 < width; ++i) {
+    out.push_back(s[i]);
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) ++w;
+  }
+  while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) out.pop_back();
+  if (!out.empty() && (static_cast<unsigned char>(out.back()) & 0x80) != 0) out.pop_back();
+  return out + "…";
+}
+
+bool readFileText(const std::string& path, std::string& out, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+std::string interval(std::uint32_t ms) {
+  if (ms == 0) return "-";
+  if (ms < 1000 || ms % 1000 != 0) return std::to_string(ms) + " ms";
+  return duration(std::chrono::seconds(ms / 1000));
+}
+
+std::string joined(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out.empty() ? "-" : out;
+}
+
+// "bus a, bus b, lora"
+std::string sources(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + (i == "lora" ? std::string("LoRa") : "bus " + i);
+  return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
+// ---- status -------------------------------------------------------------------------------------
+
+int cmdStatus(const Ctx& ctx, const Args&) {
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_status();
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  const auto& s = resp.status();
+  if (ctx.json) {
+    printJson(s);
+    return 0;
+  }
+  const auto now = Clock::now();
+  const auto& h = s.health();
+  const Style& o = ctx.out;
+  auto label = [&](const char* l) { return o.paint(l, Colour::Bold); };
+  std::string out;
+  out += label("Gateway ") + "  " + s.gateway().gateway_id() + "   citygated " + s.gateway().version() + ", up " +
+         duration(std::chrono::seconds(h.process().uptime_s())) + " (boot " + s.gateway().boot_id().substr(0, 8) + ")\n";
+  out += label("Config  ") + "  " + s.config_path() + " · generation " + std::to_string(s.config_generation()) +
+         " · loaded " + relativeTime(s.config_loaded_at(), now) + "\n";
+  const auto& m = h.mqtt();
+  std::string link = m.connected() ? o.paint("connected", Colour::Green) + " to " + s.mqtt_uri() + " since " +
+                                         relativeTime(m.connected_since(), now)
+                                   : o.paint("disconnected", Colour::Red) + " from " + s.mqtt_uri() +
+                                         (m.last_error().empty() ? "" : " (" + m.last_error() + ")");
+  out += label("MQTT    ") + "  " + link + " · " + std::to_string(m.published()) + " published, " +
+         std::to_string(m.acked()) + " acked, " + std::to_string(m.reconnects()) + " reconnects\n";
+  const auto& sp = h.spool();
+  out += label("Spool   ") + "  " + bytes(sp.bytes()) + " of " + bytes(sp.max_bytes()) + " · " +
+         std::to_string(sp.readings()) + " readings waiting · next seq " + std::to_string(sp.next_seq()) + " · " +
+         (sp.dropped() ? o.paint(std::to_string(sp.dropped()) + " dropped", Colour::Red) : std::string("0 dropped")) +
+         (sp.blocked() ? " · " + o.paint("sources blocked", Colour::Yellow) : "") + "\n";
+  out += label("Process ") + "  RSS " + bytes(h.process().rss_bytes()) + " · CPU " +
+         micros(h.process().cpu_user_us() + h.process().cpu_system_us()) + "\n";
+  if (h.has_lora()) {
+    std::uint64_t rejected = 0;
+    for (const auto& [k, v] : h.lora().rejected()) rejected += v;
+    out += label("LoRa    ") + "  " + std::to_string(h.lora().concentrators_size()) + " concentrator(s) · " +
+           std::to_string(h.lora().frames_accepted()) + " frames accepted · " + std::to_string(rejected) +
+           " rejected\n";
+  }
+  out += "\n";
+  Table t({"DEVICE", "KIND", "WHERE", "STATE", "LAST OK", "OK", "FAILED", "TIMEOUTS", "RTT", "LAST ERROR"});
+  for (const auto& d : s.devices()) {
+    const auto& dh = d.health();
+    const bool lora = d.kind() == "lorawan";
+    t.add({d.id(), d.kind(), where(d), paintedState(o, dh), relativeTime(dh.last_ok_at(), now),
+           std::to_string(lora ? dh.frames_accepted() : dh.polls_ok()),
+           std::to_string(lora ? rejectedTotal(dh) : dh.polls_failed()), lora ? "-" : std::to_string(dh.timeouts()),
+           lora || dh.rtt_us() == 0 ? "-" : micros(dh.rtt_us()), dh.last_error().empty() ? "-" : dh.last_error()});
+  }
+  if (t.empty()) {
+    out += "no devices configured\n";
+  } else {
+    out += t.render(o);
+  }
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+// ---- devices ----------------------------------------------------------------------------------------
+
+int cmdDevices(const Ctx& ctx, const Args&) {
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_devices();
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (ctx.json) {
+    printJson(resp.devices());
+    return 0;
+  }
+  const auto now = Clock::now();
+  Table t({"DEVICE", "KIND", "PROFILE", "WHERE", "EVERY", "STATE", "LAST READING", "LATEST VALUES"});
+  for (const auto& d : resp.devices().devices()) {
+    const std::string values = d.has_last_reading() ? observationSummary(d.last_reading()) : "-";
+    t.add({d.id(), d.kind(), d.profile(), where(d),
+           interval(d.poll_interval_ms()),
+           paintedState(ctx.out, d.health()),
+           d.has_last_reading() ? relativeTime(d.last_reading().observed_at(), now) : "none yet",
+           ctx.stdoutTty ? truncated(values, 60) : values});
+  }
+  std::fputs(t.empty() ? "no devices configured\n" : t.render(ctx.out).c_str(), stdout);
+  return 0;
+}
+
+int cmdDevice(const Ctx& ctx, const Args& a) {
+  if (a.positional.size() != 2) return usageError(ctx, "device", "device wants one ID");
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_devices()->set_device_id(a.positional[1]);
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (resp.devices().devices_size() != 1) return fail(ctx, kExitNotFound, "no device '" + a.positional[1] + "'");
+  const auto& d = resp.devices().devices(0);
+  if (ctx.json) {
+    printJson(d);
+    return 0;
+  }
+  const auto now = Clock::now();
+  const auto& h = d.health();
+  const Style& o = ctx.out;
+  auto label = [&](const char* l) { return o.paint(l, Colour::Bold); };
+  std::string out;
+  out += label("Device     ") + "  " + d.id() + " (" + d.kind() + ", " + (d.kind() == "modbus" ? "profile " : "codec ") +
+         d.profile() + ")\n";
+  if (d.kind() == "modbus") {
+    out += label("Where      ") + "  bus " + d.bus() + " (" + d.transport() + "), unit " + std::to_string(d.unit_id()) +
+           ", every " + interval(d.poll_interval_ms()) + "\n";
+    out += label("State      ") + "  " + paintedState(o, h) + " · last good read " + relativeTime(h.last_ok_at(), now) +
+           " · RTT " + (h.rtt_us() ? micros(h.rtt_us()) : "-") + "\n";
+    out += label("Polls      ") + "  " + std::to_string(h.polls_ok()) + " ok, " + std::to_string(h.polls_failed()) +
+           " failed, " + std::to_string(h.polls_skipped()) + " skipped · " + std::to_string(h.requests()) +
+           " requests, " + std::to_string(h.timeouts()) + " timeouts, " + std::to_string(h.exceptions()) +
+           " exceptions, " + std::to_string(h.bad_frames()) + " bad frames\n";
+    if (h.state() == pb::DOWN && h.has_next_attempt_at()) {
+      out += label("Next try   ") + "  " + relativeTime(h.next_attempt_at(), now) + "\n";
+    }
+  } else {
+    out += label("Where      ") + "  DevAddr " + d.dev_addr() + " via " + d.transport() + "\n";
+    out += label("State      ") + "  " + paintedState(o, h) + " · last frame " + relativeTime(h.last_ok_at(), now) +
+           " · FCnt " + std::to_string(h.last_f_cnt()) + " · RSSI " + number(h.last_rssi()) + " dBm · SNR " +
+           number(h.last_snr()) + " dB\n";
+    std::string reasons;
+    for (const auto& [k, v] : h.frames_rejected()) reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
+    out += label("Frames     ") + "  " + std::to_string(h.frames_accepted()) + " accepted, " +
+           std::to_string(rejectedTotal(h)) + " rejected" + (reasons.empty() ? "" : " (" + reasons + ")") + "\n";
+  }
+  out += label("Last error ") + "  " + (h.last_error().empty() ? "-" : h.last_error()) + "\n";
+  if (d.latest_size() == 0) {
+    out += label("Latest     ") + "  no reading since citygated started (or since the last configuration change)\n";
+  } else {
+    const auto& r = d.latest(d.latest_size() - 1);
+    out += label("Latest     ") + "  observed " + relativeTime(r.observed_at(), now) + " (" + clockTime(r.observed_at()) +
+           "), seq " + std::to_string(d.latest(0).seq()) +
+           (d.latest_size() > 1 ? ".." + std::to_string(r.seq()) : "") + "\n\n";
+    Table t({"FIELD", "VALUE", "UNIT", "QUALITY"});
+    for (const auto& reading : d.latest()) {
+      for (auto& row : observationRows(reading)) {
+        const auto q = row[3];
+        row[3] = o.paint(q, q == "GOOD" ? Colour::Green : q == "BAD" ? Colour::Red : Colour::Yellow);
+        t.add(std::move(row));
+      }
+    }
+    out += t.render(o);
+  }
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+// ---- tail -------------------------------------------------------------------------------------------
+
+int cmdTail(const Ctx& ctx, const Args& a) {
+  std::optional<std::uint32_t> limit;
+  if (a.has("count")) {
+    limit = parseUint(a.value("count"), 1000000000);
+    if (!limit || *limit == 0) return usageError(ctx, "tail", "--count wants a positive number");
+  }
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_tail()->set_device_id(a.value("device"));
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (ctx.stderrTty && !ctx.json) {
+    const std::string what = a.has("device") ? "device " + a.value("device") : "all devices";
+    std::fprintf(stderr, "%s\n",
+                 ctx.err.paint("waiting for readings from " + what + " (Ctrl-C to stop)", Colour::Dim).c_str());
+  }
+  std::uint32_t seen = 0;
+  for (;;) {
+    ClientError err;
+    if (!client.receive(resp, std::chrono::milliseconds(0), err)) {
+      if (err.exitCode == kExitInterrupted) return 0;  // Ctrl-C: the end the technician asked for
+      return fail(ctx, err.exitCode, err.message);
+    }
+    if (resp.has_error() && resp.error().code() != pb::ControlError::CODE_UNSPECIFIED) return reportError(ctx, resp);
+    if (!resp.has_tail() || !resp.tail().has_reading()) continue;
+    const auto& r = resp.tail().reading();
+    if (ctx.json) {
+      std::printf("%s\n", toJson(r, false).c_str());
+    } else {
+      const Colour qc = r.quality() == pb::GOOD ? Colour::Green : r.quality() == pb::BAD ? Colour::Red : Colour::Yellow;
+      std::printf("%s  %s  %s  %s  %s\n", clockTime(r.observed_at()).c_str(),
+                  ctx.out.paint("#" + std::to_string(r.seq()), Colour::Dim).c_str(),
+                  ctx.out.paint(r.sensor_id(), Colour::Cyan).c_str(), ctx.out.paint(qualityName(r.quality()), qc).c_str(),
+                  observationSummary(r).c_str());
+    }
+    std::fflush(stdout);
+    if (limit && ++seen >= *limit) return 0;
+  }
+}
+
+// ---- config ----------------------------------------------------------------------------------------
+
+int cmdConfigValidate(const Ctx& ctx, const Args& a) {
+  if (a.positional.size() != 3) return usageError(ctx, "config validate", "config validate wants one FILE");
+  const std::string& path = a.positional[2];
+  config::Diagnostics diags;
+  auto cfg = app::validateFile(path, diags);
+  std::size_t devices = 0;
+  if (cfg) {
+    for (const auto& b : cfg->buses) devices += b.devices.size();
+  }
+  const std::size_t lora = cfg && cfg->lora ? cfg->lora->devices.size() : 0;
+  if (ctx.json) {
+    std::string out = "{\"file\":" + jsonString(path) + ",\"valid\":" + (cfg ? "true" : "false") + ",\"diagnostics\":[";
+    for (std::size_t i = 0; i < diags.items().size(); ++i) out += (i ? "," : "") + jsonString(diags.items()[i].str());
+    out += "],\"buses\":" + std::to_string(cfg ? cfg->buses.size() : 0) +
+           ",\"modbus_devices\":" + std::to_string(devices) + ",\"lora_devices\":" + std::to_string(lora) + "}";
+    std::printf("%s\n", out.c_str());
+  } else {
+    for (const auto& d : diags.items()) std::fprintf(stderr, "%s\n", d.str().c_str());
+  }
+  if (!cfg) {
+    if (!ctx.json) std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), diags.size());
+    return kExitConfig;
+  }
+  if (!ctx.json) {
+    std::printf("%s: %s (%zu bus(es), %zu Modbus device(s), %s)\n", path.c_str(), ctx.out.paint("OK", Colour::Green).c_str(),
+                cfg->buses.size(), devices,
+                cfg->lora ? ("LoRa: " + std::to_string(lora) + " device(s)").c_str() : "no LoRa");
+  }
+  return 0;
+}
+
+int cmdConfigShow(const Ctx& ctx, const Args& a) {
+  if (a.positional.size() != 2) return usageError(ctx, "config show", "config show takes no operands");
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_config_show();
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (ctx.json) {
+    printJson(resp.config_show());
+    return 0;
+  }
+  const auto& s = resp.config_show();
+  if (ctx.stdoutTty) {
+    std::printf("%s\n", ctx.out.paint("# " + s.path() + " · generation " + std::to_string(s.generation()) + " · loaded " +
+                                          relativeTime(s.loaded_at(), Clock::now()) + " · secrets redacted",
+                                      Colour::Dim)
+                            .c_str());
+  }
+  std::fputs(s.text().c_str(), stdout);
+  if (!s.text().empty() && s.text().back() != '\n') std::fputs("\n", stdout);
+  return 0;
+}
+
+int cmdConfigDiff(const Ctx& ctx, const Args& a) {
+  if (a.positional.size() != 3) return usageError(ctx, "config diff", "config diff wants one FILE");
+  const std::string& path = a.positional[2];
+  std::string text;
+  std::string error;
+  if (!readFileText(path, text, error)) return fail(ctx, kExitNotFound, error);
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_config_diff()->set_path(path);
+  req.mutable_config_diff()->set_text(text);
+  pb::ControlResponse resp;
+  const int rc = roundTrip(ctx, client, req, resp, kApplyTimeout);
+  // RESTART_REQUIRED / APPLY_FAILED still carry the diff and the plan.
+  if (!resp.has_config_diff()) return rc;
+  const auto& d = resp.config_diff();
+  if (ctx.json) {
+    if (rc == 0) printJson(d);
+    return rc;
+  }
+  if (d.diff().empty()) {
+    std::printf("no differences: %s is the running configuration\n", path.c_str());
+  } else {
+    std::istringstream in(d.diff());
+    std::string line;
+    while (std::getline(in, line)) {
+      Colour c = Colour::None;
+      if (line.rfind("+++", 0) == 0 || line.rfind("---", 0) == 0) {
+        c = Colour::Bold;
+      } else if (!line.empty() && line[0] == '+') {
+        c = Colour::Green;
+      } else if (!line.empty() && line[0] == '-') {
+        c = Colour::Red;
+      } else if (line.rfind("@@", 0) == 0) {
+        c = Colour::Cyan;
+      }
+      std::printf("%s\n", ctx.out.paint(line, c).c_str());
+    }
+  }
+  const auto& p = d.plan();
+  std::printf("\n%s\n", ctx.out.paint("config apply would:", Colour::Bold).c_str());
+  std::printf("  start    %s\n  restart  %s\n  stop     %s\n  keep     %s\n  change   %s\n", sources(p.added()).c_str(),
+              sources(p.changed()).c_str(), sources(p.removed()).c_str(), sources(p.unchanged()).c_str(),
+              joined(p.live()).c_str());
+  for (const auto& r : p.refused()) std::printf("  %s %s\n", ctx.out.paint("refuse", Colour::Red).c_str(), r.c_str());
+  return rc;
+}
+
+int cmdConfigApply(const Ctx& ctx, const Args& a) {
+  if (a.positional.size() != 3) return usageError(ctx, "config apply", "config apply wants one FILE");
+  const std::string& path = a.positional[2];
+  std::string text;
+  std::string error;
+  if (!readFileText(path, text, error)) return fail(ctx, kExitNotFound, error);
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_config_apply()->set_path(path);
+  req.mutable_config_apply()->set_text(text);
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kApplyTimeout); rc != 0) return rc;
+  const auto& r = resp.config_apply();
+  if (ctx.json) {
+    printJson(r);
+    return 0;
+  }
+  std::printf("%s configuration %llu from %s\n", ctx.out.paint("applied", Colour::Green).c_str(),
+              static_cast<unsigned long long>(r.generation()), path.c_str());
+  std::printf("  started    %s\n  restarted  %s\n  stopped    %s\n  untouched  %s\n  changed    %s\n",
+              sources(r.added()).c_str(), sources(r.changed()).c_str(), sources(r.removed()).c_str(),
+              sources(r.unchanged()).c_str(), joined(r.live()).c_str());
+  std::printf("readings continue at seq %llu; spool and MQTT session kept\n",
+              static_cast<unsigned long long>(r.next_seq()));
+  return 0;
+}
+
+// ---- lora, spool, log level ----------------------------------------------------------------------
+
+int cmdLoraDevices(const Ctx& ctx, const Args&) {
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_lora_devices();
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  const auto& l = resp.lora_devices();
+  if (ctx.json) {
+    printJson(l);
+    return 0;
+  }
+  if (l.bind().empty()) {
+    std::printf("LoRa is not configured (no lora { } block in the running configuration)\n");
+    return 0;
+  }
+  const auto now = Clock::now();
+  std::string out = ctx.out.paint("Packet forwarder", Colour::Bold) + "  " + l.bind() + "/udp · " +
+                    std::to_string(l.lora().datagrams()) + " datagrams · " + std::to_string(l.lora().frames_accepted()) +
+                    " frames accepted · " + std::to_string(l.lora().duplicates()) + " duplicates\n";
+  for (const auto& c : l.lora().concentrators()) {
+    out += ctx.out.paint("Concentrator    ", Colour::Bold) + "  " + c.gateway_eui() + " · last seen " +
+           relativeTime(c.last_seen(), now) + " · " + std::to_string(c.rxpk()) + " packets\n";
+  }
+  std::string reasons;
+  for (const auto& [k, v] : l.lora().rejected()) reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
+  if (!reasons.empty()) out += ctx.out.paint("Rejected        ", Colour::Bold) + "  " + reasons + "\n";
+  out += "\n";
+  Table t({"DEVICE", "DEVADDR", "CODEC", "STATE", "LAST FRAME", "FCNT", "RSSI", "SNR", "ACCEPTED", "REJECTED"});
+  for (const auto& d : l.devices()) {
+    const auto& h = d.health();
+    std::string rej = std::to_string(rejectedTotal(h));
+    std::string why;
+    for (const auto& [k, v] : h.frames_rejected()) why += (why.empty() ? "" : ", ") + k + " " + std::to_string(v);
+    if (!why.empty()) rej += " (" + why + ")";
+    const bool heard = h.frames_accepted() > 0;
+    t.add({d.id(), d.dev_addr(), d.profile(), paintedState(ctx.out, h), relativeTime(h.last_ok_at(), now),
+           heard ? std::to_string(h.last_f_cnt()) : "-", heard ? number(h.last_rssi()) + " dBm" : "-",
+           heard ? number(h.last_snr()) + " dB" : "-", std::to_string(h.frames_accepted()), rej});
+  }
+  out += t.empty() ? "no LoRa devices configured\n" : t.render(ctx.out);
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+int cmdSpool(const Ctx& ctx, const Args&) {
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  req.mutable_spool();
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  const auto& s = resp.spool();
+  if (ctx.json) {
+    printJson(s);
+    return 0;
+  }
+  const auto& sp = s.spool();
+  auto row = [&](const char* l, const std::string& v) {
+    std::printf("%s  %s\n", ctx.out.paint(l, Colour::Bold).c_str(), v.c_str());
+  };
+  row("Spool        ", s.memory() ? "in memory (spool.memory)" : s.dir());
+  const double pct = sp.max_bytes() ? 100.0 * static_cast<double>(sp.bytes()) / static_cast<double>(sp.max_bytes()) : 0;
+  row("Depth        ", bytes(sp.bytes()) + " of " + bytes(sp.max_bytes()) + " (" + number(pct) + " %)");
+  row("Readings     ", std::to_string(sp.readings()) + " waiting for the broker");
+  row("Oldest seq   ", sp.readings() ? std::to_string(sp.oldest_seq()) : "-");
+  row("Next seq     ", std::to_string(sp.next_seq()));
+  row("Dropped      ", sp.dropped() ? ctx.out.paint(std::to_string(sp.dropped()) + " (spool was full)", Colour::Red) : "0");
+  row("Replayed     ", std::to_string(sp.replayed()));
+  row("Written      ", bytes(sp.bytes_written()) + " since start");
+  row("Blocked      ", sp.blocked() ? ctx.out.paint("yes: sources paused (BLOCK_SOURCES)", Colour::Yellow) : "no");
+  if (sp.corrupt_records()) row("Corrupt      ", std::to_string(sp.corrupt_records()) + " records skipped at recovery");
+  return 0;
+}
+
+int cmdLogLevel(const Ctx& ctx, const Args& a) {
+  if (a.positional.size() > 2) return usageError(ctx, "log-level", "log-level wants at most one LEVEL");
+  Client client(ctx.socket);
+  pb::ControlRequest req;
+  auto* l = req.mutable_log_level();
+  if (a.positional.size() == 2) l->set_level(a.positional[1]);
+  l->set_logger(a.value("logger"));
+  if (!l->level().empty()) {
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "warning", "error", "critical", "off"};
+    if (!levels.contains(l->level())) {
+      return usageError(ctx, "log-level", "unknown level '" + l->level() + "' (trace, debug, info, warn, error, critical, off)");
+    }
+  }
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (ctx.json) {
+    printJson(resp.log_level());
+    return 0;
+  }
+  if (l->level().empty()) {
+    std::printf("log level: %s (loggers: %s)\n", resp.log_level().level().c_str(), joined(resp.log_level().loggers()).c_str());
+  } else {
+    std::printf("log level set to %s%s\n", resp.log_level().level().c_str(),
+                l->logger().empty() ? " (all loggers)" : (" for " + l->logger()).c_str());
+  }
+  return 0;
+}
+
+}  // namespace citygate::cli

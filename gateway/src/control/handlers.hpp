@@ -1,0 +1,90 @@
+// The control socket's commands (contract section 4), served from the running Gateway on the
+// executor. Nothing here blocks: Modbus reads go to the bus worker through BusSource::adhocRead
+// (queued behind the polls, so the bus is not disturbed), configuration checks run on the
+// Gateway's helper thread.
+//
+// The handlers tap the pipeline: every numbered reading updates the "latest values" kept per
+// configured device (`devices`, bounded by the configuration) and goes to the `tail` streams.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/server.hpp"
+
+namespace spdlog {
+class logger;
+}
+namespace citygate::app {
+class Gateway;
+}
+namespace citygate::modbus {
+class BusSource;
+struct JobResult;
+}  // namespace citygate::modbus
+
+namespace citygate::control {
+
+class Handlers : public RequestHandler, public std::enable_shared_from_this<Handlers> {
+ public:
+  static constexpr std::size_t kMaxLatestPerDevice = 64;  // readings of one observation (lanes, bays)
+
+  Handlers(boost::asio::any_io_executor executor, std::shared_ptr<app::Gateway> gateway,
+           std::shared_ptr<spdlog::logger> log);
+
+  // Installs the pipeline tap. Call once, after Gateway::start().
+  void install();
+  void handle(const citygate::v1::ControlRequest& request, Reply reply) override;
+
+  std::size_t tailers() const { return tailers_.size(); }
+
+ private:
+  struct Tailer {
+    Reply reply;
+    std::string device;
+  };
+  struct Latest {
+    std::vector<citygate::v1::Reading> readings;
+  };
+  struct AdhocRead;
+  struct Scan;
+
+  void status(Reply reply);
+  void devices(const std::string& id, Reply reply);
+  void tail(const std::string& id, Reply reply);
+  void configShow(Reply reply);
+  void configChange(const citygate::v1::ControlRequest& request, Reply reply);
+  void modbusRead(const citygate::v1::ModbusReadRequest& request, Reply reply);
+  void modbusScan(const citygate::v1::ModbusScanRequest& request, Reply reply);
+  void loraDevices(Reply reply);
+  void spool(Reply reply);
+  void logLevel(const citygate::v1::LogLevelRequest& request, Reply reply);
+
+  void onReading(const citygate::v1::Reading& reading);
+  void onReadDone(const std::shared_ptr<AdhocRead>& read, modbus::JobResult&& result);
+  void onReadTimeout(const std::shared_ptr<AdhocRead>& read, const boost::system::error_code& ec);
+  void scanNext(const std::shared_ptr<Scan>& scan);
+  void onScanRetry(const std::shared_ptr<Scan>& scan, const boost::system::error_code& ec);
+  void onScanDone(const std::shared_ptr<Scan>& scan, std::uint64_t step, modbus::JobResult&& result);
+  void onScanTimeout(const std::shared_ptr<Scan>& scan, std::uint64_t step, const boost::system::error_code& ec);
+  void scanStep(const std::shared_ptr<Scan>& scan, bool answered, std::string detail, std::uint32_t rttUs);
+
+  // DeviceInfo for every configured device (`withLatest`: and its latest readings).
+  std::vector<citygate::v1::DeviceInfo> deviceInfos(bool withLatest, const citygate::v1::GatewayHealth& health);
+  std::shared_ptr<modbus::BusSource> findBus(const std::string& name, Reply& reply);
+  bool knownDevice(const std::string& id) const;
+  void pruneLatest();
+
+  boost::asio::any_io_executor executor_;
+  std::shared_ptr<app::Gateway> gateway_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::vector<Tailer> tailers_;
+  std::map<std::string, Latest> latest_;
+  std::uint64_t latestGeneration_ = 0;
+};
+
+}  // namespace citygate::control

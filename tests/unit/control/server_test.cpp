@@ -1,0 +1,408 @@
+// ControlServer on a real io_context (run on its own thread) with a fake handler at the
+// RequestHandler seam, and real clients on the Unix socket: modes, round trips, malformed and
+// oversize frames, the client limit, the in-flight limit, a stuck `tail` reader, stale sockets.
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "control/server.hpp"
+
+using namespace citygate;
+using namespace citygate::control;
+namespace pb = citygate::v1;
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Answers status at once; `tail` subscribes and the test pushes events; `spool` never answers
+// (a request that stays in progress).
+class FakeHandler : public RequestHandler {
+ public:
+  void handle(const pb::ControlRequest& request, Reply reply) override {
+    ++handled;
+    if (request.has_tail()) {
+      pb::ControlResponse r;
+      r.mutable_tail();
+      reply.send(r, true, true);
+      tails.push_back(reply);
+      return;
+    }
+    if (request.has_spool()) {
+      parked.push_back(reply);
+      return;
+    }
+    pb::ControlResponse r;
+    r.mutable_status()->set_config_path("fake:" + std::to_string(request.id()));
+    reply.send(r);
+  }
+  // Sends `n` events of `size` bytes to every tail; returns how many sends were refused.
+  int burst(int n, std::size_t size) {
+    int refused = 0;
+    for (int i = 0; i < n; ++i) {
+      pb::ControlResponse e;
+      e.mutable_tail()->mutable_reading()->set_sensor_id(std::string(size, 'x'));
+      for (auto& t : tails) refused += t.send(e, true, true) ? 0 : 1;
+    }
+    return refused;
+  }
+
+  int handled = 0;
+  std::vector<Reply> tails;
+  std::vector<Reply> parked;
+};
+
+struct World {
+  asio::io_context ioc;
+  std::shared_ptr<FakeHandler> handler = std::make_shared<FakeHandler>();
+  std::shared_ptr<ControlServer> server;
+  std::filesystem::path dir;
+  std::string path;
+  std::thread thread;
+
+  explicit World(ServerOptions o = {}) {
+    char tmpl[] = "/tmp/cg-control-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    path = (dir / "run" / "sub" / "control.sock").string();
+    o.path = path;
+    o.group = "";  // tests run without a citygate group
+    server = std::make_shared<ControlServer>(ioc.get_executor(), o, handler,
+                                             std::make_shared<spdlog::logger>("control", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  }
+  // The listening socket's pending accept keeps run() going until the server stops.
+  void run() { thread = std::thread([this] { ioc.run(); }); }
+  // Runs `f` on the executor and waits for it.
+  template <typename F>
+  auto onLoop(F f) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto fut = task.get_future();
+    if (!thread.joinable()) {
+      task();
+      return fut.get();
+    }
+    asio::post(ioc, [&task] { task(); });
+    return fut.get();
+  }
+  ServerCounters counters() {
+    return onLoop([this] { return server->counters(); });
+  }
+  ~World() {
+    onLoop([this] { server->stop(); });
+    ioc.stop();
+    if (thread.joinable()) thread.join();
+    std::filesystem::remove_all(dir);
+  }
+};
+
+int connectTo(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void sendAll(int fd, const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    const auto n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    REQUIRE(n > 0);
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+// Reads one response; false on EOF or after `timeout`.
+bool readResponse(int fd, pb::ControlResponse& out, std::chrono::milliseconds timeout = 5s) {
+  FrameDecoder d(kMaxResponseBytes);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (d.state() != FrameDecoder::State::Ready) {
+    pollfd p{fd, POLLIN, 0};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    std::uint8_t b;  // byte by byte: never reads past this frame
+    if (::recv(fd, &b, 1, 0) != 1) return false;
+    d.feed({&b, 1});
+  }
+  return out.ParseFromArray(d.frame().data(), static_cast<int>(d.frame().size()));
+}
+
+bool closedByPeer(int fd, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+  }
+  return false;
+}
+
+std::string request(std::uint64_t id) {
+  pb::ControlRequest r;
+  r.set_id(id);
+  r.mutable_status();
+  return frameMessage(r, kMaxRequestBytes);
+}
+
+template <typename P>
+bool eventually(P p, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return p();
+}
+
+}  // namespace
+
+TEST_CASE("the socket is created 0660 in a 0750 directory, and removed at stop") {
+  World w;
+  REQUIRE(w.server->start().ok());
+  struct stat st {};
+  REQUIRE(::stat(w.path.c_str(), &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  CHECK((st.st_mode & 0777) == 0660);
+  REQUIRE(::stat((w.dir / "run" / "sub").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0750);
+  w.server->stop();
+  CHECK_FALSE(std::filesystem::exists(w.path));
+}
+
+TEST_CASE("requests are answered with their id; several on one connection") {
+  World w;
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int fd = connectTo(w.path);
+  REQUIRE(fd >= 0);
+  sendAll(fd, request(41) + request(42));
+  pb::ControlResponse r;
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.id() == 41);
+  CHECK(r.status().config_path() == "fake:41");
+  CHECK_FALSE(r.more());
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.id() == 42);
+  ::close(fd);
+  CHECK(eventually([&] { return w.onLoop([&] { return w.server->clients(); }) == 0; }));
+  CHECK(w.counters().requests == 2);
+}
+
+TEST_CASE("a malformed request gets BAD_REQUEST and the connection stays usable") {
+  World w;
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int fd = connectTo(w.path);
+  std::string junk = std::string("\x00\x00\x00\x05", 4) + "\xff\xff\xff\xff\xff";
+  std::string noCommand = frameMessage(pb::ControlRequest(), kMaxRequestBytes);
+  sendAll(fd, junk + noCommand + request(7));
+  pb::ControlResponse r;
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
+  CHECK(r.error().message().find("no command") != std::string::npos);
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.id() == 7);
+  CHECK_FALSE(r.has_error());
+  CHECK(w.counters().badRequests == 2);
+  CHECK(w.handler->handled == 1);
+  ::close(fd);
+}
+
+TEST_CASE("an oversize frame is answered, counted, and the connection closed") {
+  World w;
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int fd = connectTo(w.path);
+  sendAll(fd, std::string("\x7f\xff\xff\xff", 4) + "whatever follows");
+  pb::ControlResponse r;
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
+  CHECK(r.error().message().find("larger than") != std::string::npos);
+  CHECK(closedByPeer(fd));
+  CHECK(w.counters().badFrames == 1);
+  ::close(fd);
+  // the server still serves
+  const int again = connectTo(w.path);
+  sendAll(again, request(1));
+  REQUIRE(readResponse(again, r));
+  CHECK(r.id() == 1);
+  ::close(again);
+}
+
+TEST_CASE("clients beyond the limit are told BUSY and closed") {
+  ServerOptions o;
+  o.maxClients = 3;
+  World w(o);
+  REQUIRE(w.server->start().ok());
+  w.run();
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(connectTo(w.path));
+    sendAll(held.back(), request(i));
+    pb::ControlResponse r;
+    REQUIRE(readResponse(held.back(), r));  // accepted and served
+  }
+  const int extra = connectTo(w.path);
+  REQUIRE(extra >= 0);
+  pb::ControlResponse r;
+  REQUIRE(readResponse(extra, r));
+  CHECK(r.error().code() == pb::ControlError::BUSY);
+  CHECK(closedByPeer(extra));
+  CHECK(w.counters().rejected == 1);
+  ::close(extra);
+  for (int fd : held) ::close(fd);
+  CHECK(eventually([&] { return w.onLoop([&] { return w.server->clients(); }) == 0; }));
+}
+
+TEST_CASE("requests beyond the in-flight limit of a connection are BUSY") {
+  ServerOptions o;
+  o.maxInflightPerClient = 2;
+  World w(o);
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int fd = connectTo(w.path);
+  pb::ControlRequest parked;
+  parked.mutable_spool();
+  for (int i = 0; i < 3; ++i) {
+    parked.set_id(100 + i);
+    sendAll(fd, frameMessage(parked, kMaxRequestBytes));
+  }
+  pb::ControlResponse r;
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.id() == 102);
+  CHECK(r.error().code() == pb::ControlError::BUSY);
+  CHECK(w.counters().busy == 1);
+  // finishing one frees a slot
+  w.onLoop([&] { return w.handler->parked[0].send(pb::ControlResponse()); });
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.id() == 100);
+  sendAll(fd, request(5));
+  REQUIRE(readResponse(fd, r));
+  CHECK(r.id() == 5);
+  CHECK_FALSE(r.has_error());
+  ::close(fd);
+}
+
+TEST_CASE("a tail client that stops reading is dropped; one that reads keeps its stream") {
+  ServerOptions o;
+  o.maxStreamQueueBytes = 64 * 1024;
+  World w(o);
+  REQUIRE(w.server->start().ok());
+  w.run();
+  pb::ControlRequest t;
+  t.set_id(9);
+  t.mutable_tail();
+  pb::ControlResponse r;
+  const int stuck = connectTo(w.path);
+  sendAll(stuck, frameMessage(t, kMaxRequestBytes));
+  REQUIRE(readResponse(stuck, r));  // the subscription
+  CHECK(r.more());
+  CHECK(r.has_tail());
+  const int reader = connectTo(w.path);
+  sendAll(reader, frameMessage(t, kMaxRequestBytes));
+  REQUIRE(readResponse(reader, r));
+  std::atomic<std::size_t> received{0};
+  std::thread drain([&] {
+    char buf[65536];
+    for (;;) {
+      const auto n = ::recv(reader, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      received += static_cast<std::size_t>(n);
+    }
+  });
+  // Events of 1 kB, 10 per executor turn: the reader keeps up, the stuck client's kernel buffer
+  // fills, then its queue passes the limit.
+  int refused = 0;
+  int rounds = 0;
+  for (; rounds < 2000 && refused == 0; ++rounds) refused = w.onLoop([&] { return w.handler->burst(10, 1000); });
+  CHECK(refused >= 1);  // the stuck one
+  CHECK(w.counters().slowDropped == 1);
+  CHECK(closedByPeer(stuck, 10s));
+  CHECK(w.onLoop([&] { return w.handler->tails[1].alive(); }));
+  CHECK_FALSE(w.onLoop([&] { return w.handler->tails[0].alive(); }));
+  // everything sent to the reader arrives
+  const std::size_t expected = static_cast<std::size_t>(rounds) * 10U;
+  CHECK(eventually([&] { return received.load() >= expected * 1000U; }, 10s));
+  ::shutdown(reader, SHUT_RDWR);
+  drain.join();
+  ::close(reader);
+  ::close(stuck);
+  const int other = connectTo(w.path);
+  sendAll(other, request(3));
+  REQUIRE(readResponse(other, r));
+  CHECK(r.id() == 3);
+  ::close(other);
+}
+
+TEST_CASE("replies to a closed client go nowhere and do not crash") {
+  World w;
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int fd = connectTo(w.path);
+  pb::ControlRequest parked;
+  parked.set_id(1);
+  parked.mutable_spool();
+  sendAll(fd, frameMessage(parked, kMaxRequestBytes));
+  REQUIRE(eventually([&] { return w.onLoop([&] { return w.handler->parked.size(); }) == 1; }));
+  ::close(fd);
+  REQUIRE(eventually([&] { return w.onLoop([&] { return w.server->clients(); }) == 0; }));
+  CHECK_FALSE(w.onLoop([&] { return w.handler->parked[0].alive(); }));
+  CHECK_FALSE(w.onLoop([&] { return w.handler->parked[0].send(pb::ControlResponse()); }));
+}
+
+TEST_CASE("a stale socket file is replaced; a live one is not taken over") {
+  World first;
+  REQUIRE(first.server->start().ok());
+  // A second server on the same path while the first listens: refused.
+  auto second = std::make_shared<ControlServer>(first.ioc.get_executor(), ServerOptions{first.path, ""},
+                                                first.handler,
+                                                std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  auto st = second->start();
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().find("another process listens") != std::string::npos);
+
+  // A socket file nobody listens on (a crashed daemon's) is replaced.
+  const std::string stale = (first.dir / "stale.sock").string();
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, stale.c_str(), sizeof(sa.sun_path) - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    ::close(fd);  // the file stays, nobody listens
+  }
+  auto third = std::make_shared<ControlServer>(first.ioc.get_executor(), ServerOptions{stale, ""}, first.handler,
+                                               std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  CHECK(third->start().ok());
+  third->stop();
+
+  // A regular file in the way is not deleted.
+  const std::string file = (first.dir / "file.sock").string();
+  { std::ofstream(file) << "data"; }
+  auto fourth = std::make_shared<ControlServer>(first.ioc.get_executor(), ServerOptions{file, ""}, first.handler,
+                                                std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  CHECK_FALSE(fourth->start().ok());
+  CHECK(std::filesystem::exists(file));
+}
