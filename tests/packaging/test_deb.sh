@@ -102,7 +102,7 @@ check_depends_cover_needed() {  # ARCH DEB EXTRACTED_BINARY
     # The package itself, or a name it Provides (libspdlog1.10 provides libspdlog1.10-fmt9,
     # the name its shlibs file asks for).
     local names ok=0 n
-    names="$owner $(dpkg-query -W -f='${Provides}' "$owner" 2>/dev/null | head -n 1 | sed 's/([^)]*)//g; s/,/ /g')"
+    names="$owner $(dpkg-query -W -f='${Provides}\n' "$owner" 2>/dev/null | head -n 1 | sed 's/([^)]*)//g; s/,/ /g')"
     for n in $names; do
       if echo ", $depends," | grep -q ", *$n[ ,(]"; then ok=1; fi
     done
