@@ -39,7 +39,7 @@ class Terminal(IntegrationTest):
                   f"env -i PATH={BIN}:/usr/bin:/bin TERM=xterm-256color HOME={env.dir} PS1='$ ' "
                   "bash --norc --noprofile")
         self.addCleanup(lambda: self.tmux("kill-server", check=False))
-        wait_for(lambda: "$" in self.screen(), 10, "the shell prompt")
+        wait_for(lambda: "$" in self.screen(), 10, what="the shell prompt")
 
     def tmux(self, *args, check=True):
         out = subprocess.run([TMUX, "-L", self.tmux_socket, *args], capture_output=True, text=True, timeout=10)
@@ -55,10 +55,10 @@ class Terminal(IntegrationTest):
 
     def clear(self):
         self.type("clear")
-        wait_for(lambda: self.screen().strip() == "$", 10, "a clear screen")
+        wait_for(lambda: self.screen().strip() == "$", 10, what="a clear screen")
 
     def wait_screen(self, pattern, timeout=20, escapes=False):
-        return wait_for(lambda: re.search(pattern, self.screen(escapes), re.M), timeout, f"/{pattern}/ on the screen")
+        return wait_for(lambda: re.search(pattern, self.screen(escapes), re.M), timeout, what=f"/{pattern}/ on the screen")
 
     def test_status_as_a_person_sees_it(self):
         self.clear()
@@ -90,7 +90,7 @@ class Terminal(IntegrationTest):
         self.type(f"citygatectl --socket {self.socket} tail --device air")
         self.wait_screen(r"^waiting for readings from device air \(Ctrl-C to stop\)$")
         pattern = r"^\d\d:\d\d:\d\d\.\d{3}  #(\d+)  air  GOOD  no2 38\.24 µg/m³  no 6\.23696 µg/m³  o3 59\.85 µg/m³"
-        wait_for(lambda: len(re.findall(pattern, self.screen(), re.M)) >= 3, 20, "three live readings")
+        wait_for(lambda: len(re.findall(pattern, self.screen(), re.M)) >= 3, 20, what="three live readings")
         seqs = [int(s) for s in re.findall(pattern, self.screen(), re.M)]
         self.assertEqual(seqs, sorted(seqs))
         self.assertNotIn("air2", self.screen())  # the filter holds

@@ -228,14 +228,23 @@ void Handlers::spool(Reply reply) {
 void Handlers::logLevel(const pb::LogLevelRequest& request, Reply reply) {
   auto& logging = gateway_->logging();
   if (!request.level().empty()) {
-    if (!logging.setLevel(request.level(), request.logger())) {
+    // Logged while the more verbose of the two levels is in force.
+    const auto before = log_->level();
+    const auto after = platform::Logging::parseLevel(request.level()).value_or(before);
+    auto announce = [&] {
+      log_->info("log level {}{} (set by uid {} pid {})", request.level(),
+                 request.logger().empty() ? "" : " for " + request.logger(), reply.peer().uid, reply.peer().pid);
+    };
+    const bool knownLogger = request.logger().empty() ||
+                             std::find(std::begin(kLoggers), std::end(kLoggers), request.logger()) != std::end(kLoggers);
+    if (knownLogger && after > before) announce();
+    if (!knownLogger || !logging.setLevel(request.level(), request.logger())) {
       std::string known;
       for (const char* l : kLoggers) known += (known.empty() ? "" : ", ") + std::string(l);
       reply.error(pb::ControlError::NOT_FOUND, "no logger '" + request.logger() + "' (known: " + known + ")");
       return;
     }
-    log_->info("log level {}{} (set by uid {} pid {})", request.level(),
-               request.logger().empty() ? "" : " for " + request.logger(), reply.peer().uid, reply.peer().pid);
+    if (after <= before) announce();
   }
   pb::ControlResponse r;
   r.mutable_log_level()->set_level(request.logger().empty() || request.level().empty() ? logging.level()
