@@ -146,6 +146,12 @@ for arch in amd64 arm64 armhf; do
   for p in $profiles; do want+=" ./usr/share/citygate/profiles/$p"; done
   check "$arch: dpkg -c lists the daemon, config, unit, tmpfiles and $(echo "$profiles" | wc -w) profiles" \
     bash -c 'for f in $1; do grep -q " $f\$" <<<"$2" || { echo "missing $f"; exit 1; }; done' _ "$want" "$listing"
+  if [ -f gateway/cli/main.cpp ]; then  # the technician's CLI is part of the tree: it must ship
+    check "$arch: dpkg -c lists /usr/bin/citygatectl (stripped, mode 0755) and its bash completion" \
+      bash -c 'grep -q "^-rwxr-xr-x root/root .* ./usr/bin/citygatectl\$" <<<"$1" &&
+               grep -q " ./usr/share/bash-completion/completions/citygatectl\$" <<<"$1" &&
+               ! readelf -S "$2" | grep -qE "\.symtab|\.debug_info"' _ "$listing" "$x/usr/bin/citygatectl"
+  fi
   check "$arch: /usr/sbin/citygated is mode 0755 root:root" \
     grep -q '^-rwxr-xr-x root/root .* ./usr/sbin/citygated$' <<<"$listing"
   check "$arch: Architecture field is $arch" test "$(dpkg-deb -f "$deb" Architecture)" = "$arch"
@@ -211,7 +217,7 @@ check "dpkg --purge citygate-dbgsym citygate" dpkg --purge citygate-dbgsym cityg
 check "no citygate user or group left" bash -c '! getent passwd citygate && ! getent group citygate'
 check "no file or directory of the package left" \
   bash -c 'for p in /usr/sbin/citygated /etc/citygate /var/lib/citygate /run/citygate /usr/share/citygate \
-             /usr/lib/systemd/system/citygated.service /usr/lib/tmpfiles.d/citygate.conf /usr/lib/debug/usr/sbin/citygated.debug \
+             /usr/lib/systemd/system/citygated.service /usr/lib/tmpfiles.d/citygate.conf /usr/lib/debug/usr/sbin/citygated.debug /usr/bin/citygatectl \
              /etc/systemd/system/multi-user.target.wants/citygated.service /var/lib/systemd/deb-systemd-helper-enabled/citygated.service.dsh-also; do
              if [ -e "$p" ] || [ -L "$p" ]; then echo "left: $p"; exit 1; fi; done'
 check "dpkg no longer knows citygate" bash -c '! dpkg-query -W citygate 2>/dev/null | grep -q .'
