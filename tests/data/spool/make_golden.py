@@ -160,6 +160,13 @@ def empty_newest():
 
 
 @case
+def empty_newest_alone():
+    """Only an empty newest segment survives (older ones deleted, no ack file): its header's first
+    seq is all that says where numbering goes on."""
+    return {name(40): header(40)}, {"seqs": [], "next_seq": 40, "corrupt": 0, "size": {name(40): "kept"}}
+
+
+@case
 def torn_ack_slot():
     """The newer ack slot was torn by the power cut: the older one counts (duplicates, no gap)."""
     ack = bytearray(ack_file({0: (4, 7, 1), 512: (3, 2, 1)}))
