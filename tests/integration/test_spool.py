@@ -245,6 +245,54 @@ class Spool(IntegrationTest):
         print(f"\n  BLOCK_SOURCES: cap {cap}, peak on disk {peak}, polls paused "
               f"{h.counters['modbus_polls_blocked']}, seqs 1..{target} complete, {dups} duplicate(s)")
 
+    # 5. Damaged, truncated and future spool files (the golden files) never crash the daemon.
+    def test_golden_spools_start_or_refuse_cleanly(self):
+        env = self.env
+        self.broker = env.broker()
+        self.sim = env.modbus({"1": {"values": LANES}})
+        sub = self.sub = env.subscriber(self.broker, self.GW)
+        cases = sorted(p for p in (REPO / "tests" / "data" / "spool").iterdir() if (p / "expected.txt").exists())
+        self.assertGreaterEqual(len(cases), 12)
+        for case in cases:
+            with self.subTest(case=case.name):
+                expected = {}
+                for line in (case / "expected.txt").read_text().splitlines():
+                    key, _, value = line.partition(":")
+                    expected.setdefault(key, []).append(value.strip())
+                spool_dir = env.path(f"spool-{case.name}")
+                os.makedirs(spool_dir)
+                for f in case.iterdir():
+                    if f.name not in ("expected.txt", "README"):
+                        Path(spool_dir, f.name).write_bytes(f.read_bytes())
+                before = {f.name: f.read_bytes() for f in Path(spool_dir).iterdir()}
+                cfg = gateway_config(self.GW, self.broker.uri, env, traffic_bus(self.sim.port, devices=1, poll_ms=200),
+                                     spool_extra="").replace(f'dir: "{env.path("spool")}"', f'dir: "{spool_dir}"')
+                gw = env.gateway(cfg, name=f"citygated-{case.name}", log_level="info")
+                if "error" in expected:
+                    code = gw.process.wait(20)
+                    self.assertEqual(code, 1, gw.log())
+                    self.assertIn(expected["error"][0], gw.log())
+                    self.assertIn("refusing to start", gw.log())
+                    after = {f.name: f.read_bytes() for f in Path(spool_dir).iterdir() if f.name != "spool.lock"}
+                    self.assertEqual(after, before, "a refused spool must be left untouched")
+                    continue
+                gw.wait_log("ready")
+                boot = re.search(r"boot ([0-9a-f]+) starting at seq (\d+)", gw.log())
+                self.assertEqual(int(boot.group(2)), int(expected["next_seq"][0]))
+                want = [int(x) for x in expected["seqs"][0].split()]
+
+                def of_boot():
+                    with sub.cond:
+                        return [r.seq for b in sub.batches if b.boot_id == boot.group(1) for r in b.readings]
+                # The recovered readings first, in order, then live ones numbered from next_seq.
+                sub.wait_for(lambda: len([q for q in of_boot() if q >= int(boot.group(2))]) >= 4, 20, "live readings")
+                got = of_boot()
+                self.assertEqual(got[:len(want)], want)
+                self.assertEqual(got[len(want)], int(boot.group(2)))
+                h = sub.wait_for(lambda: [x for x in sub.health if x.boot_id == boot.group(1)], 20, "health")[-1]
+                self.assertEqual(h.spool.corrupt_records, int(expected["corrupt"][0]))
+                self.assertEqual(gw.stop(), 0)
+
 
 if __name__ == "__main__":
     import unittest
