@@ -387,6 +387,9 @@ class Apply(CliWorld):
         out = self.ctl("config", "apply", bad, check=78)
         self.assertRegex(out.stderr, rf"(?m)^{re.escape(bad)}:\d+:\d+: ")
         self.assertIn("the running configuration is kept", out.stderr)
+        js = json.loads(self.ctl("config", "apply", bad, json_out=True, check=78).stdout)
+        self.assertEqual(js["error"]["code"], "INVALID_CONFIG")
+        self.assertTrue(all(re.match(rf"{re.escape(bad)}:\d+:\d+: ", d) for d in js["error"]["diagnostics"]))
         # 2. a serial port that cannot be opened: refused before anything stops
         serial = self.write_config(self.env.path("serial.textproto"), extra_buses=(
             'modbus_bus { name: "gone" rtu { device: "/dev/ttyCITYGATE-NONE" baud: 9600 }\n'
@@ -453,9 +456,14 @@ class Apply(CliWorld):
         self.seqs_contiguous_after()
         self.assertEqual(self.ctl_json("config", "show")["generation"], "3")
 
-        # removing a bus stops its devices
+        # removing a bus stops its devices (--json for scripts)
         self.write_config(tcp_devices=[("air", 1)])
-        self.assertIn("stopped    bus c", self.ctl("config", "apply", self.cfg_path, check=0).stdout)
+        js = json.loads(self.ctl("config", "apply", self.cfg_path, json_out=True, check=0).stdout)
+        self.assertEqual(js["removed"], ["c"])
+        self.assertEqual(js["changed"], ["b"])
+        self.assertEqual(js["unchanged"], ["r", "lora"])
+        self.assertEqual(js["generation"], "4")
+        self.assertGreater(int(js["next_seq"]), max(self.sub.seqs()))
         self.assertNotIn("five", {d["id"] for d in self.status()["devices"]})
         self.seqs_contiguous_after()
 

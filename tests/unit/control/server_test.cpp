@@ -2,6 +2,7 @@
 // RequestHandler seam, and real clients on the Unix socket: modes, round trips, malformed and
 // oversize frames, the client limit, the in-flight limit, a stuck `tail` reader, stale sockets.
 #include <doctest/doctest.h>
+#include <grp.h>
 #include <poll.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -187,6 +188,22 @@ TEST_CASE("the socket is created 0660 in a 0750 directory, and removed at stop")
   CHECK((st.st_mode & 0777) == 0750);
   w.server->stop();
   CHECK_FALSE(std::filesystem::exists(w.path));
+}
+
+TEST_CASE("the socket goes to the configured group when it exists") {
+  const group* g = ::getgrnam("daemon");  // present on Debian; the test needs some group that is not ours
+  if (g == nullptr || ::getegid() == g->gr_gid || ::geteuid() != 0) return;  // nothing to show as non-root
+  World w;
+  w.server = std::make_shared<ControlServer>(
+      w.ioc.get_executor(), ServerOptions{w.path, "daemon"}, w.handler,
+      std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  REQUIRE(w.server->start().ok());
+  struct stat st {};
+  REQUIRE(::stat(w.path.c_str(), &st) == 0);
+  CHECK(st.st_gid == g->gr_gid);
+  REQUIRE(::stat((w.dir / "run" / "sub").c_str(), &st) == 0);
+  CHECK(st.st_gid == g->gr_gid);
+  CHECK((st.st_mode & 0777) == 0750);
 }
 
 TEST_CASE("requests are answered with their id; several on one connection") {
