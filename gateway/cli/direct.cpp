@@ -1,6 +1,5 @@
 #include "cli/direct.hpp"
 
-#include "app/validate.hpp"
 #include "config/loader.hpp"
 
 namespace citygate::cli {
@@ -29,16 +28,20 @@ bool hostPort(const std::string& s, pb::TcpEndpoint& out) {
 std::optional<pb::ModbusBus> directBus(const Ctx& ctx, const Args& a, const std::string& name, int& exitCode) {
   const bool flags = a.has("tcp") || a.has("rtu") || a.has("rtu-over-tcp");
   if (a.has("config") && !flags) {
+    // Only the bus settings are needed: a file that parses will do, even when other parts do not
+    // validate for this user (LoRa key files are readable by the daemon's user only).
     config::Diagnostics diags;
-    auto cfg = app::validateFile(a.value("config"), diags);
-    if (!cfg) {
+    config::LoadedConfig loaded;
+    config::loadConfigFile(a.value("config"), loaded, diags);
+    if (!loaded.syntaxOk) {
       std::fputs(diags.str().c_str(), stderr);
-      exitCode = fail(ctx, kExitConfig, a.value("config") + " has errors; cannot take the bus settings from it");
+      exitCode = fail(ctx, kExitConfig, a.value("config") + " does not parse; cannot take the bus settings from it");
       return std::nullopt;
     }
-    for (const auto& bus : cfg->buses) {
-      if (bus.name == name) {
-        pb::ModbusBus b = bus.config;
+    for (const auto& bus : loaded.config.modbus_bus()) {
+      if (bus.name() == name) {
+        pb::ModbusBus b = bus;  // defaults applied
+        b.clear_device();
         if (a.has("timeout")) {
           if (auto t = parseUint(a.value("timeout"), 60000)) b.set_response_timeout_ms(*t);
         }
@@ -46,7 +49,7 @@ std::optional<pb::ModbusBus> directBus(const Ctx& ctx, const Args& a, const std:
       }
     }
     std::string known;
-    for (const auto& bus : cfg->buses) known += (known.empty() ? "" : ", ") + bus.name;
+    for (const auto& bus : loaded.config.modbus_bus()) known += (known.empty() ? "" : ", ") + bus.name();
     exitCode = fail(ctx, kExitNotFound, "no bus '" + name + "' in " + a.value("config") +
                                             (known.empty() ? "" : " (buses: " + known + ")"));
     return std::nullopt;

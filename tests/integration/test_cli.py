@@ -539,6 +539,16 @@ class Modbus(CliWorld):
         self.assertIn("3 of 6 unit id(s) answered on bus x: 1, 2, 5", out)
         self.assertIn("no bus 'zz'", self.ctl("modbus", "read", "zz", 1, "holding", 0, 1, "--config", self.cfg_path,
                                               check=5).stderr)
+        # a file that parses is enough for the bus settings (other parts may not validate for this
+        # user, e.g. LoRa key files readable by the daemon only)
+        broken = self.env.path("broken.textproto")
+        Path(broken).write_text(self.config_text(rtu_devices=[("air-rtu", 7)]).replace('profile: "vaisala-aqt530" '
+                                                                                       'poll_interval_ms: 400',
+                                                                                       'profile: "nope"'))
+        self.ctl("config", "validate", broken, check=78)
+        js = json.loads(self.ctl("modbus", "read", "b", 1, "holding", 20, 2, "--config", broken, json_out=True,
+                                 check=0).stdout)
+        self.assertEqual(js["registers"], [0x2000, 0x47F1])
 
     def test_scan_streams_progress(self):
         out = self.ctl("modbus", "scan", "b", 1, 8, "--timeout", 100, check=0).stdout
