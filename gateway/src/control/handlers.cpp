@@ -125,7 +125,7 @@ void Handlers::handle(const pb::ControlRequest& request, Reply reply) {
 // ---- status, devices, lora devices, spool ---------------------------------------------------------
 
 std::vector<pb::DeviceInfo> Handlers::deviceInfos(bool withLatest, const pb::GatewayHealth& health) {
-  pruneLatest();
+  refreshKnown();
   std::vector<pb::DeviceInfo> out;
   const auto& cfg = gateway_->config();
   auto fill = [&](pb::DeviceInfo& d) {
@@ -255,27 +255,25 @@ void Handlers::logLevel(const pb::LogLevelRequest& request, Reply reply) {
 
 // ---- tail and the latest values -------------------------------------------------------------------
 
-bool Handlers::knownDevice(const std::string& id) const {
-  const auto& c = gateway_->config().loaded.config;
-  for (const auto& bus : c.modbus_bus()) {
-    for (const auto& d : bus.device()) {
-      if (d.id() == id) return true;
-    }
-  }
-  if (c.has_lora()) {
-    for (const auto& d : c.lora().device()) {
-      if (d.id() == id) return true;
-    }
-  }
-  return false;
+bool Handlers::knownDevice(const std::string& id) {
+  refreshKnown();
+  return known_.contains(id);
 }
 
-void Handlers::pruneLatest() {
-  // After a configuration change, forget devices that are gone (the map stays bounded by the
-  // configuration).
-  if (latestGeneration_ == gateway_->configGeneration()) return;
-  latestGeneration_ = gateway_->configGeneration();
-  std::erase_if(latest_, [&](const auto& kv) { return !knownDevice(kv.first); });
+void Handlers::refreshKnown() {
+  // Rebuilt once per configuration; the latest values of devices that are gone are forgotten, so
+  // the map stays bounded by the configuration.
+  if (knownGeneration_ == gateway_->configGeneration()) return;
+  knownGeneration_ = gateway_->configGeneration();
+  known_.clear();
+  const auto& c = gateway_->config().loaded.config;
+  for (const auto& bus : c.modbus_bus()) {
+    for (const auto& d : bus.device()) known_.insert(d.id());
+  }
+  if (c.has_lora()) {
+    for (const auto& d : c.lora().device()) known_.insert(d.id());
+  }
+  std::erase_if(latest_, [&](const auto& kv) { return !known_.contains(kv.first); });
 }
 
 void Handlers::tail(const std::string& id, Reply reply) {
@@ -291,7 +289,7 @@ void Handlers::tail(const std::string& id, Reply reply) {
 }
 
 void Handlers::onReading(const pb::Reading& reading) {
-  if (knownDevice(reading.sensor_id()) || latest_.contains(reading.sensor_id())) {
+  if (knownDevice(reading.sensor_id())) {
     auto& l = latest_[reading.sensor_id()].readings;
     if (!l.empty() && !sameTime(l.back().observed_at(), reading.observed_at())) l.clear();
     if (l.size() >= kMaxLatestPerDevice) l.erase(l.begin());

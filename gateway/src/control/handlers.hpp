@@ -10,6 +10,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,15 +77,16 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   // DeviceInfo for every configured device (`withLatest`: and its latest readings).
   std::vector<citygate::v1::DeviceInfo> deviceInfos(bool withLatest, const citygate::v1::GatewayHealth& health);
   std::shared_ptr<modbus::BusSource> findBus(const std::string& name, Reply& reply);
-  bool knownDevice(const std::string& id) const;
-  void pruneLatest();
+  bool knownDevice(const std::string& id);
+  void refreshKnown();
 
   boost::asio::any_io_executor executor_;
   std::shared_ptr<app::Gateway> gateway_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<Tailer> tailers_;
   std::map<std::string, Latest> latest_;
-  std::uint64_t latestGeneration_ = 0;
+  std::set<std::string> known_;  // device ids of the running configuration
+  std::uint64_t knownGeneration_ = 0;
 };
 
 }  // namespace citygate::control
