@@ -272,7 +272,7 @@ int cmdTail(const Ctx& ctx, const Args& a) {
                   ctx.out.paint(r.sensor_id(), Colour::Cyan).c_str(), ctx.out.paint(qualityName(r.quality()), qc).c_str(),
                   observationSummary(r).c_str());
     }
-    std::fflush(stdout);
+    if (std::fflush(stdout) != 0) return 0;  // the reader went away (`tail | head`): done
     if (limit && ++seen >= *limit) return 0;
   }
 }

@@ -267,6 +267,11 @@ class Commands(CliWorld):
         # the daemon forgets the tail client
         wait_for(lambda: self.status()["health"]["counters"]["control_clients"] == "1", 10, what="the client to be gone")
 
+        # `tail | head` ends when head has what it wants
+        piped = subprocess.run(f"{CTL} --socket {self.socket} tail --device air | head -n 2", shell=True,
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(len(piped.stdout.splitlines()), 2)
+
         bad = self.ctl("tail", "--device", "nope", check=5)
         self.assertIn("no device 'nope'", bad.stderr)
 
