@@ -90,7 +90,7 @@ class Faults(IntegrationTest):
         reads = self.sim.stats()["1"]["reads"]
         merged_after = [r for r in reads[3:] if r[2] > 1]
         self.assertLessEqual(len(merged_after), 1)
-        self.assertEqual(self.gw.log().count("split"), 1)
+        self.assertEqual(self.gw.log().count("refused a merged read"), 1)
 
     def test_illegal_function_and_server_failure_are_bad_quality_not_a_dead_bus(self):
         # unit 2 does not exist behind this TCP gateway -> exception 0B? pymodbus answers nothing

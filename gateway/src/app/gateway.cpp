@@ -242,6 +242,10 @@ void Gateway::stop(std::function<void()> done) {
   }
 }
 
+void Gateway::release() {
+  if (mqtt_) mqtt_->release();
+}
+
 void Gateway::scheduleHealth() {
   healthTimer_.expires_after(std::chrono::seconds(config_->loaded.config.health_interval_s()));
   healthTimer_.async_wait(std::bind_front(&Gateway::onHealthTimer, shared_from_this()));

@@ -54,6 +54,8 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
 
   Status start();
   void stop(std::function<void()> done);
+  // After the executor has stopped: ends the threads that post into it (Paho's callbacks).
+  void release();
 
   citygate::v1::GatewayHealth health() const;
   const ValidatedConfig& config() const { return *config_; }

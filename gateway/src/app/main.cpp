@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
   }
 
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM, SIGHUP);
+  boost::asio::steady_timer stopDeadline(ioc);
   bool stopping = false;
   std::function<void(const boost::system::error_code&, int)> onSignal;
   onSignal = [&](const boost::system::error_code& ec, int sig) {
@@ -175,6 +176,14 @@ int main(int argc, char** argv) {
       signals.cancel();
       ioc.stop();
     });
+    // A broker that stopped answering must not hold the shutdown: the spool is already closed
+    // or will be recovered at the next start.
+    stopDeadline.expires_after(std::chrono::seconds(5));
+    stopDeadline.async_wait([&](const boost::system::error_code& timerEc) {
+      if (timerEc) return;
+      log->warn("shutdown did not complete in 5 s; stopping anyway");
+      ioc.stop();
+    });
   };
   signals.async_wait(onSignal);
 
@@ -196,5 +205,6 @@ int main(int argc, char** argv) {
 
   ioc.run();
   watchdog.cancel();
+  gateway->release();  // before the io_context goes: nothing may post into it any more
   return 0;
 }

@@ -47,8 +47,14 @@ void MqttOutput::start() {
   connect();
 }
 
+void MqttOutput::release() {
+  stopping_ = true;
+  reconnectTimer_.cancel();
+  client_.reset();
+}
+
 void MqttOutput::connect() {
-  if (stopping_ || connecting_ || connected_) return;
+  if (stopping_ || connecting_ || connected_ || !client_) return;
   connecting_ = true;
   client_->connect([self = shared_from_this()](bool ok, const std::string& err) { self->onConnect(ok, err); });
 }
@@ -123,7 +129,7 @@ void MqttOutput::asyncDeliver(std::string payload, std::uint32_t count, std::fun
 }
 
 void MqttOutput::publishHealth(const pb::GatewayHealth& health) {
-  if (!connected_ || stopping_) return;
+  if (!connected_ || stopping_ || !client_) return;
   ++stats_.healthPublished;
   client_->publish(healthTopic_, health.SerializeAsString(), options_.healthQos, false,
                    [](bool, const std::string&) {});
@@ -131,7 +137,7 @@ void MqttOutput::publishHealth(const pb::GatewayHealth& health) {
 
 void MqttOutput::stop(std::chrono::milliseconds timeout, std::function<void()> done) {
   reconnectTimer_.cancel();
-  if (!connected_ || stopping_) {
+  if (!connected_ || stopping_ || !client_) {
     stopping_ = true;
     boost::asio::post(executor_, std::move(done));
     return;

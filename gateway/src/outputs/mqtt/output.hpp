@@ -72,6 +72,10 @@ class MqttOutput final : public core::Sink, public std::enable_shared_from_this<
   void setReadyCallback(std::function<void(bool)> cb) override { readyCb_ = std::move(cb); }
 
   void publishHealth(const citygate::v1::GatewayHealth& health);
+
+  // Destroys the Paho client, waiting for its threads' callbacks to end. Called once the executor
+  // has stopped, before it is destroyed: Paho must not post into a dead io_context.
+  void release();
   const OutputStats& stats() const { return stats_; }
   const OutputOptions& options() const { return options_; }
 
