@@ -416,8 +416,9 @@ class Apply(CliWorld):
 
         s = self.status()
         self.assertEqual(s["config_generation"], "1")
-        after = next(d for d in s["devices"] if d["id"] == "air")["health"]
-        self.assertGreater(int(after["polls_ok"]), int(before["polls_ok"]))  # the same bus, still counting
+        # the same bus, still counting: its next poll after the refused applies succeeds
+        wait_for(lambda: int(self.device_status("air")["health"]["polls_ok"]) > int(before["polls_ok"]),
+                 10, what="the air station's next successful poll")
         # LoRa still on its old port
         self.lora(["parking-bay-0042"])
         self.wait_readings("parking-bay-0042")

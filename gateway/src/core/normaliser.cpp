@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <google/protobuf/arena.h>
+
 namespace citygate::core {
 namespace {
 
@@ -47,6 +49,19 @@ pb::ParkingStatus toStatus(const PointSpec& p, const RawValue& raw, double canon
 
 void Normaliser::normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
                            std::vector<pb::Reading>& out) {
+  build(spec, sample, memory, [&out]() -> pb::Reading& { return out.emplace_back(); });
+}
+
+void Normaliser::normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
+                           google::protobuf::Arena& arena, std::vector<pb::Reading*>& out) {
+  build(spec, sample, memory, [&]() -> pb::Reading& {
+    out.push_back(google::protobuf::Arena::CreateMessage<pb::Reading>(&arena));
+    return *out.back();
+  });
+}
+
+void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
+                       const std::function<pb::Reading&()>& next) {
   if (memory.lastStatus.size() != spec.groups.size()) {
     memory.lastStatus.assign(spec.groups.size(), pb::PARKING_STATUS_UNSPECIFIED);
     memory.statusChangedAt.assign(spec.groups.size(), WallTime{});
@@ -59,7 +74,7 @@ void Normaliser::normalise(const SensorSpec& spec, const RawSample& sample, Sens
     }
     if (!any) continue;
 
-    pb::Reading& r = out.emplace_back();
+    pb::Reading& r = next();
     r.set_sensor_id(spec.id);
     toTimestamp(sample.observedAt, r.mutable_observed_at());
     *r.mutable_source() = spec.source;

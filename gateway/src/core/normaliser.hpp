@@ -7,9 +7,14 @@
 // by exception) produce no reading.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "core/sensor.hpp"
+
+namespace google::protobuf {
+class Arena;
+}
 
 namespace citygate::core {
 
@@ -23,6 +28,15 @@ class Normaliser {
   // Appends the readings of `sample` to `out` (seq left 0: the pipeline numbers them).
   static void normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
                         std::vector<pb::Reading>& out);
+
+  // The hot path's form: readings are created on `arena` (the pipeline resets it after each
+  // sample, so building a reading costs no malloc/free).
+  static void normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
+                        google::protobuf::Arena& arena, std::vector<pb::Reading*>& out);
+
+ private:
+  static void build(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
+                    const std::function<pb::Reading&()>& next);
 };
 
 }  // namespace citygate::core

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <google/protobuf/arena.h>
+
 #include <boost/asio/post.hpp>
 
 namespace citygate::core {
@@ -15,6 +17,14 @@ Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions option
       seq_(seq),
       log_(std::move(log)),
       batchTimer_(executor_) {
+  constexpr std::size_t kArenaBlock = 64 * 1024;  // a 100-point generic reading needs ~20 KiB
+  arenaBlock_ = std::make_unique<char[]>(kArenaBlock);
+  google::protobuf::ArenaOptions arenaOptions;
+  arenaOptions.initial_block = arenaBlock_.get();
+  arenaOptions.initial_block_size = kArenaBlock;
+  arenaOptions.start_block_size = 16 * 1024;
+  arenaOptions.max_block_size = 256 * 1024;
+  arena_ = std::make_unique<google::protobuf::Arena>(arenaOptions);
   pb::ReadingBatch header;
   header.set_gateway_id(options_.gatewayId);
   header.set_boot_id(options_.bootId);
@@ -40,8 +50,9 @@ void Pipeline::stop() {
 
 void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample) {
   scratchReadings_.clear();
-  Normaliser::normalise(spec, sample, memory, scratchReadings_);
-  for (pb::Reading& r : scratchReadings_) {
+  Normaliser::normalise(spec, sample, memory, *arena_, scratchReadings_);
+  for (pb::Reading* reading : scratchReadings_) {
+    pb::Reading& r = *reading;
     r.set_seq(seq_.next());
     scratchBytes_.clear();
     r.AppendToString(&scratchBytes_);
@@ -49,7 +60,14 @@ void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& 
     if (tap_) tap_(r);
     store(r.seq(), scratchBytes_);
   }
+  scratchReadings_.clear();
+  arena_->Reset();
   pump();
+}
+
+Pipeline::~Pipeline() {
+  scratchReadings_.clear();
+  arena_.reset();  // before its initial block
 }
 
 void Pipeline::store(std::uint64_t seq, std::string_view bytes) {

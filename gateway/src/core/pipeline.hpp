@@ -29,6 +29,9 @@
 namespace spdlog {
 class logger;
 }
+namespace google::protobuf {
+class Arena;
+}
 
 namespace citygate::core {
 
@@ -61,6 +64,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
 
   Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool, Sink& sink,
            SeqStore& seq, std::shared_ptr<spdlog::logger> log);
+  ~Pipeline();
 
   void start();
   void stop();
@@ -103,7 +107,10 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   bool stopped_ = false;
 
   std::string batchHeader_;
-  std::vector<pb::Reading> scratchReadings_;
+  // Readings live on an arena for the length of one submit(): no malloc/free per point.
+  std::unique_ptr<char[]> arenaBlock_;  // the arena's first block, reused by every submit()
+  std::unique_ptr<google::protobuf::Arena> arena_;
+  std::vector<pb::Reading*> scratchReadings_;
   std::string scratchBytes_;
   std::deque<std::pair<std::uint64_t, std::string>> blocked_;
   std::deque<InFlight> inflight_;
