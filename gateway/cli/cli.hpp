@@ -76,10 +76,10 @@ int cmdLogLevel(const Ctx& ctx, const Args& a);
 
 // Help.
 struct CommandInfo {
-  const char* name;     // "modbus probe"
-  const char* usage;    // operands and options
-  const char* summary;  // one line
-  const char* details;  // paragraphs
+  const char* name;                  // "modbus probe"
+  const char* usage;                 // operands and options
+  const char* summary;               // one line
+  const char* details;               // paragraphs
   std::vector<std::string> options;  // accepted --options (besides the global ones)
   int (*run)(const Ctx&, const Args&);
   std::size_t minOperands = 0;  // after the command's own words

@@ -17,7 +17,9 @@ namespace {
 
 volatile std::sig_atomic_t gInterrupted = 0;
 
-extern "C" void onInterrupt(int /*sig*/) { gInterrupted = 1; }
+extern "C" void onInterrupt(int /*sig*/) {
+  gInterrupted = 1;
+}
 
 int openAndConnect(const std::string& path, int& error) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -54,7 +56,9 @@ void installInterruptHandlers() {
   ::signal(SIGPIPE, SIG_IGN);
 }
 
-bool interrupted() { return gInterrupted != 0; }
+bool interrupted() {
+  return gInterrupted != 0;
+}
 
 Client::~Client() {
   if (fd_ >= 0) ::close(fd_);
@@ -88,7 +92,9 @@ bool Client::connect(ClientError& err) {
     case ENOTDIR:
       err = {kExitNoDaemon, where + "a part of the path is not a directory (check --socket)"};
       break;
-    default: err = {kExitNoDaemon, where + std::strerror(error)}; break;
+    default:
+      err = {kExitNoDaemon, where + std::strerror(error)};
+      break;
   }
   return false;
 }
@@ -118,7 +124,8 @@ bool Client::receive(pb::ControlResponse& response, std::chrono::milliseconds ti
   for (;;) {
     // Bytes already read first.
     while (!pending_.empty()) {
-      const auto used = decoder_.feed(std::span(reinterpret_cast<const std::uint8_t*>(pending_.data()), pending_.size()));
+      const auto used =
+          decoder_.feed(std::span(reinterpret_cast<const std::uint8_t*>(pending_.data()), pending_.size()));
       pending_.erase(0, used);
       if (decoder_.state() != control::FrameDecoder::State::NeedMore) break;
     }
@@ -143,7 +150,8 @@ bool Client::receive(pb::ControlResponse& response, std::chrono::milliseconds ti
     }
     int wait = 250;  // slices: a signal that lands just before poll() is seen at the next check
     if (timeout.count() > 0) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         err = {kExitFailed, "citygated did not answer within " + std::to_string(timeout.count() / 1000) +
                                 " s (is it overloaded? journalctl -u citygated)"};
@@ -182,12 +190,18 @@ bool Client::receive(pb::ControlResponse& response, std::chrono::milliseconds ti
 
 int exitCodeFor(const pb::ControlError& e) {
   switch (e.code()) {
-    case pb::ControlError::BAD_REQUEST: return kExitUsage;
-    case pb::ControlError::NOT_FOUND: return kExitNotFound;
-    case pb::ControlError::INVALID_CONFIG: return kExitConfig;
-    case pb::ControlError::BUSY: return kExitTempFail;
-    case pb::ControlError::UNAVAILABLE: return kExitNoDaemon;
-    default: return kExitFailed;
+    case pb::ControlError::BAD_REQUEST:
+      return kExitUsage;
+    case pb::ControlError::NOT_FOUND:
+      return kExitNotFound;
+    case pb::ControlError::INVALID_CONFIG:
+      return kExitConfig;
+    case pb::ControlError::BUSY:
+      return kExitTempFail;
+    case pb::ControlError::UNAVAILABLE:
+      return kExitNoDaemon;
+    default:
+      return kExitFailed;
   }
 }
 

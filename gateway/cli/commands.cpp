@@ -20,7 +20,9 @@ using Clock = std::chrono::system_clock;
 constexpr std::chrono::seconds kReplyTimeout{15};
 constexpr std::chrono::seconds kApplyTimeout{120};
 
-void printJson(const google::protobuf::Message& m) { std::printf("%s\n", toJson(m, true).c_str()); }
+void printJson(const google::protobuf::Message& m) {
+  std::printf("%s\n", toJson(m, true).c_str());
+}
 
 std::string where(const pb::DeviceInfo& d) {
   if (d.kind() == "modbus") return d.bus() + " #" + std::to_string(d.unit_id());
@@ -102,7 +104,8 @@ int cmdStatus(const Ctx& ctx, const Args&) {
   auto label = [&](const char* l) { return o.paint(l, Colour::Bold); };
   std::string out;
   out += label("Gateway ") + "  " + s.gateway().gateway_id() + "   citygated " + s.gateway().version() + ", up " +
-         duration(std::chrono::seconds(h.process().uptime_s())) + " (boot " + s.gateway().boot_id().substr(0, 8) + ")\n";
+         duration(std::chrono::seconds(h.process().uptime_s())) + " (boot " + s.gateway().boot_id().substr(0, 8) +
+         ")\n";
   out += label("Config  ") + "  " + s.config_path() + " · generation " + std::to_string(s.config_generation()) +
          " · loaded " + relativeTime(s.config_loaded_at(), now) + "\n";
   const auto& m = h.mqtt();
@@ -161,9 +164,7 @@ int cmdDevices(const Ctx& ctx, const Args&) {
   Table t({"DEVICE", "KIND", "PROFILE", "WHERE", "EVERY", "STATE", "LAST READING", "LATEST VALUES"});
   for (const auto& d : resp.devices().devices()) {
     const std::string values = d.has_last_reading() ? observationSummary(d.last_reading()) : "-";
-    t.add({d.id(), d.kind(), d.profile(), where(d),
-           interval(d.poll_interval_ms()),
-           paintedState(ctx.out, d.health()),
+    t.add({d.id(), d.kind(), d.profile(), where(d), interval(d.poll_interval_ms()), paintedState(ctx.out, d.health()),
            d.has_last_reading() ? relativeTime(d.last_reading().observed_at(), now) : "none yet",
            ctx.stdoutTty ? truncated(values, 60) : values});
   }
@@ -189,8 +190,8 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
   const Style& o = ctx.out;
   auto label = [&](const char* l) { return o.paint(l, Colour::Bold); };
   std::string out;
-  out += label("Device     ") + "  " + d.id() + " (" + d.kind() + ", " + (d.kind() == "modbus" ? "profile " : "codec ") +
-         d.profile() + ")\n";
+  out += label("Device     ") + "  " + d.id() + " (" + d.kind() + ", " +
+         (d.kind() == "modbus" ? "profile " : "codec ") + d.profile() + ")\n";
   if (d.kind() == "modbus") {
     out += label("Where      ") + "  bus " + d.bus() + " (" + d.transport() + "), unit " + std::to_string(d.unit_id()) +
            ", every " + interval(d.poll_interval_ms()) + "\n";
@@ -209,7 +210,8 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
            " · FCnt " + std::to_string(h.last_f_cnt()) + " · RSSI " + number(h.last_rssi()) + " dBm · SNR " +
            number(h.last_snr()) + " dB\n";
     std::string reasons;
-    for (const auto& [k, v] : h.frames_rejected()) reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
+    for (const auto& [k, v] : h.frames_rejected())
+      reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
     out += label("Frames     ") + "  " + std::to_string(h.frames_accepted()) + " accepted, " +
            std::to_string(rejectedTotal(h)) + " rejected" + (reasons.empty() ? "" : " (" + reasons + ")") + "\n";
   }
@@ -218,8 +220,8 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
     out += label("Latest     ") + "  no reading since citygated started (or since the last configuration change)\n";
   } else {
     const auto& r = d.latest(d.latest_size() - 1);
-    out += label("Latest     ") + "  observed " + relativeTime(r.observed_at(), now) + " (" + clockTime(r.observed_at()) +
-           "), seq " + std::to_string(d.latest(0).seq()) +
+    out += label("Latest     ") + "  observed " + relativeTime(r.observed_at(), now) + " (" +
+           clockTime(r.observed_at()) + "), seq " + std::to_string(d.latest(0).seq()) +
            (d.latest_size() > 1 ? ".." + std::to_string(r.seq()) : "") + "\n\n";
     Table t({"FIELD", "VALUE", "UNIT", "QUALITY"});
     for (const auto& reading : d.latest()) {
@@ -269,8 +271,8 @@ int cmdTail(const Ctx& ctx, const Args& a) {
       const Colour qc = r.quality() == pb::GOOD ? Colour::Green : r.quality() == pb::BAD ? Colour::Red : Colour::Yellow;
       std::printf("%s  %s  %s  %s  %s\n", clockTime(r.observed_at()).c_str(),
                   ctx.out.paint("#" + std::to_string(r.seq()), Colour::Dim).c_str(),
-                  ctx.out.paint(r.sensor_id(), Colour::Cyan).c_str(), ctx.out.paint(qualityName(r.quality()), qc).c_str(),
-                  observationSummary(r).c_str());
+                  ctx.out.paint(r.sensor_id(), Colour::Cyan).c_str(),
+                  ctx.out.paint(qualityName(r.quality()), qc).c_str(), observationSummary(r).c_str());
     }
     if (std::fflush(stdout) != 0) return 0;  // the reader went away (`tail | head`): done
     if (limit && ++seen >= *limit) return 0;
@@ -303,8 +305,8 @@ int cmdConfigValidate(const Ctx& ctx, const Args& a) {
     return kExitConfig;
   }
   if (!ctx.json) {
-    std::printf("%s: %s (%zu bus(es), %zu Modbus device(s), %s)\n", path.c_str(), ctx.out.paint("OK", Colour::Green).c_str(),
-                cfg->buses.size(), devices,
+    std::printf("%s: %s (%zu bus(es), %zu Modbus device(s), %s)\n", path.c_str(),
+                ctx.out.paint("OK", Colour::Green).c_str(), cfg->buses.size(), devices,
                 cfg->lora ? ("LoRa: " + std::to_string(lora) + " device(s)").c_str() : "no LoRa");
   }
   return 0;
@@ -323,9 +325,10 @@ int cmdConfigShow(const Ctx& ctx, const Args& a) {
   }
   const auto& s = resp.config_show();
   if (ctx.stdoutTty) {
-    std::printf("%s\n", ctx.out.paint("# " + s.path() + " · generation " + std::to_string(s.generation()) + " · loaded " +
-                                          relativeTime(s.loaded_at(), Clock::now()) + " · secrets redacted",
-                                      Colour::Dim)
+    std::printf("%s\n", ctx.out
+                            .paint("# " + s.path() + " · generation " + std::to_string(s.generation()) + " · loaded " +
+                                       relativeTime(s.loaded_at(), Clock::now()) + " · secrets redacted",
+                                   Colour::Dim)
                             .c_str());
   }
   std::fputs(s.text().c_str(), stdout);
@@ -426,8 +429,9 @@ int cmdLoraDevices(const Ctx& ctx, const Args&) {
   }
   const auto now = Clock::now();
   std::string out = ctx.out.paint("Packet forwarder", Colour::Bold) + "  " + l.bind() + "/udp · " +
-                    std::to_string(l.lora().datagrams()) + " datagrams · " + std::to_string(l.lora().frames_accepted()) +
-                    " frames accepted · " + std::to_string(l.lora().duplicates()) + " duplicates\n";
+                    std::to_string(l.lora().datagrams()) + " datagrams · " +
+                    std::to_string(l.lora().frames_accepted()) + " frames accepted · " +
+                    std::to_string(l.lora().duplicates()) + " duplicates\n";
   for (const auto& c : l.lora().concentrators()) {
     out += ctx.out.paint("Concentrator    ", Colour::Bold) + "  " + c.gateway_eui() + " · last seen " +
            relativeTime(c.last_seen(), now) + " · " + std::to_string(c.rxpk()) + " packets\n";
@@ -474,7 +478,8 @@ int cmdSpool(const Ctx& ctx, const Args&) {
   row("Readings     ", std::to_string(sp.readings()) + " waiting for the broker");
   row("Oldest seq   ", sp.readings() ? std::to_string(sp.oldest_seq()) : "-");
   row("Next seq     ", std::to_string(sp.next_seq()));
-  row("Dropped      ", sp.dropped() ? ctx.out.paint(std::to_string(sp.dropped()) + " (spool was full)", Colour::Red) : "0");
+  row("Dropped      ",
+      sp.dropped() ? ctx.out.paint(std::to_string(sp.dropped()) + " (spool was full)", Colour::Red) : "0");
   row("Replayed     ", std::to_string(sp.replayed()));
   row("Written      ", bytes(sp.bytes_written()) + " since start");
   row("Blocked      ", sp.blocked() ? ctx.out.paint("yes: sources paused (BLOCK_SOURCES)", Colour::Yellow) : "no");
@@ -492,7 +497,8 @@ int cmdLogLevel(const Ctx& ctx, const Args& a) {
   if (!l->level().empty()) {
     static const std::set<std::string> levels{"trace", "debug", "info", "warn", "warning", "error", "critical", "off"};
     if (!levels.contains(l->level())) {
-      return usageError(ctx, "log-level", "unknown level '" + l->level() + "' (trace, debug, info, warn, error, critical, off)");
+      return usageError(ctx, "log-level",
+                        "unknown level '" + l->level() + "' (trace, debug, info, warn, error, critical, off)");
     }
   }
   pb::ControlResponse resp;
@@ -502,7 +508,8 @@ int cmdLogLevel(const Ctx& ctx, const Args& a) {
     return 0;
   }
   if (l->level().empty()) {
-    std::printf("log level: %s (loggers: %s)\n", resp.log_level().level().c_str(), joined(resp.log_level().loggers()).c_str());
+    std::printf("log level: %s (loggers: %s)\n", resp.log_level().level().c_str(),
+                joined(resp.log_level().loggers()).c_str());
   } else {
     std::printf("log level set to %s%s\n", resp.log_level().level().c_str(),
                 l->logger().empty() ? " (all loggers)" : (" for " + l->logger()).c_str());

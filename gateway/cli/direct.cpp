@@ -50,13 +50,14 @@ std::optional<pb::ModbusBus> directBus(const Ctx& ctx, const Args& a, const std:
     }
     std::string known;
     for (const auto& bus : loaded.config.modbus_bus()) known += (known.empty() ? "" : ", ") + bus.name();
-    exitCode = fail(ctx, kExitNotFound, "no bus '" + name + "' in " + a.value("config") +
-                                            (known.empty() ? "" : " (buses: " + known + ")"));
+    exitCode = fail(ctx, kExitNotFound,
+                    "no bus '" + name + "' in " + a.value("config") + (known.empty() ? "" : " (buses: " + known + ")"));
     return std::nullopt;
   }
   if (!flags) {
-    exitCode = fail(ctx, kExitUsage, "direct access needs the bus settings: --config FILE, or --tcp HOST:PORT, "
-                                     "--rtu-over-tcp HOST:PORT or --rtu DEVICE [--baud N --parity N|E|O]");
+    exitCode = fail(ctx, kExitUsage,
+                    "direct access needs the bus settings: --config FILE, or --tcp HOST:PORT, "
+                    "--rtu-over-tcp HOST:PORT or --rtu DEVICE [--baud N --parity N|E|O]");
     return std::nullopt;
   }
   pb::GatewayConfig gc;
@@ -66,8 +67,8 @@ std::optional<pb::ModbusBus> directBus(const Ctx& ctx, const Args& a, const std:
     const bool rot = a.has("rtu-over-tcp");
     const std::string spec = a.value(rot ? "rtu-over-tcp" : "tcp");
     if (!hostPort(spec, rot ? *bus->mutable_rtu_over_tcp() : *bus->mutable_tcp())) {
-      exitCode = usageError(ctx, "modbus", "--" + std::string(rot ? "rtu-over-tcp" : "tcp") + " wants HOST:PORT, not '" +
-                                               spec + "'");
+      exitCode = usageError(ctx, "modbus",
+                            "--" + std::string(rot ? "rtu-over-tcp" : "tcp") + " wants HOST:PORT, not '" + spec + "'");
       return std::nullopt;
     }
   } else {
@@ -106,7 +107,9 @@ std::optional<pb::ModbusBus> directBus(const Ctx& ctx, const Args& a, const std:
 
 DirectBus::DirectBus(const pb::ModbusBus& bus) : transport_(modbus::makeTransport(bus)) {}
 
-modbus::ReadError DirectBus::open() { return transport_->connect(); }
+modbus::ReadError DirectBus::open() {
+  return transport_->connect();
+}
 
 DirectResult DirectBus::read(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
                              std::chrono::milliseconds timeout) {

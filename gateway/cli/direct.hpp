@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/cli.hpp"
 #include "citygate/v1/config.pb.h"
+#include "cli/cli.hpp"
 #include "inputs/modbus/transport.hpp"
 
 namespace citygate::cli {

@@ -30,13 +30,26 @@ std::string Style::paint(std::string_view text, Colour c) const {
   if (!colour || c == Colour::None || text.empty()) return std::string(text);
   const char* code = "";
   switch (c) {
-    case Colour::Green: code = "\033[32m"; break;
-    case Colour::Yellow: code = "\033[33m"; break;
-    case Colour::Red: code = "\033[31m"; break;
-    case Colour::Bold: code = "\033[1m"; break;
-    case Colour::Dim: code = "\033[2m"; break;
-    case Colour::Cyan: code = "\033[36m"; break;
-    case Colour::None: break;
+    case Colour::Green:
+      code = "\033[32m";
+      break;
+    case Colour::Yellow:
+      code = "\033[33m";
+      break;
+    case Colour::Red:
+      code = "\033[31m";
+      break;
+    case Colour::Bold:
+      code = "\033[1m";
+      break;
+    case Colour::Dim:
+      code = "\033[2m";
+      break;
+    case Colour::Cyan:
+      code = "\033[36m";
+      break;
+    case Colour::None:
+      break;
   }
   return std::string(code) + std::string(text) + "\033[0m";
 }
@@ -61,7 +74,8 @@ std::size_t displayWidth(std::string_view s) {
 std::string Table::render(const Style& style) const {
   std::vector<std::size_t> widths(header_.size(), 0);
   auto measure = [&](const std::vector<std::string>& row) {
-    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], displayWidth(row[i]));
+    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i)
+      widths[i] = std::max(widths[i], displayWidth(row[i]));
   };
   measure(header_);
   for (const auto& r : rows_) measure(r);
@@ -96,8 +110,8 @@ std::string duration(std::chrono::seconds d) {
 
 std::string relativeTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
   if (t.seconds() == 0 && t.nanos() == 0) return "never";
-  const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t.seconds()) +
-                                                        std::chrono::nanoseconds(t.nanos()));
+  const auto at =
+      std::chrono::system_clock::time_point(std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos()));
   const auto diff = std::chrono::duration_cast<std::chrono::seconds>(now - at);
   if (diff.count() < 0) return "in " + duration(-diff);
   return duration(diff) + " ago";
@@ -157,28 +171,40 @@ std::string unitSymbol(std::string_view code) {
 
 std::string qualityName(pb::Quality q) {
   switch (q) {
-    case pb::GOOD: return "GOOD";
-    case pb::UNCERTAIN: return "UNCERTAIN";
-    case pb::BAD: return "BAD";
-    default: return "-";
+    case pb::GOOD:
+      return "GOOD";
+    case pb::UNCERTAIN:
+      return "UNCERTAIN";
+    case pb::BAD:
+      return "BAD";
+    default:
+      return "-";
   }
 }
 
 std::string stateName(pb::DeviceState s) {
   switch (s) {
-    case pb::OK: return "OK";
-    case pb::DEGRADED: return "DEGRADED";
-    case pb::DOWN: return "DOWN";
-    default: return "-";
+    case pb::OK:
+      return "OK";
+    case pb::DEGRADED:
+      return "DEGRADED";
+    case pb::DOWN:
+      return "DOWN";
+    default:
+      return "-";
   }
 }
 
 Colour stateColour(pb::DeviceState s) {
   switch (s) {
-    case pb::OK: return Colour::Green;
-    case pb::DEGRADED: return Colour::Yellow;
-    case pb::DOWN: return Colour::Red;
-    default: return Colour::None;
+    case pb::OK:
+      return Colour::Green;
+    case pb::DEGRADED:
+      return Colour::Yellow;
+    case pb::DOWN:
+      return Colour::Red;
+    default:
+      return Colour::None;
   }
 }
 
@@ -206,7 +232,9 @@ std::vector<Value> values(const pb::Reading& r, std::string& prefix) {
   prefix.clear();
   const Message* obs = nullptr;
   switch (r.observation_case()) {
-    case pb::Reading::kAirQualityObserved: obs = &r.air_quality_observed(); break;
+    case pb::Reading::kAirQualityObserved:
+      obs = &r.air_quality_observed();
+      break;
     case pb::Reading::kTrafficFlowObserved: {
       const auto& t = r.traffic_flow_observed();
       prefix = "lane " + std::to_string(t.lane_id()) + " ";
@@ -229,7 +257,8 @@ std::vector<Value> values(const pb::Reading& r, std::string& prefix) {
       for (const auto& [k, v] : texts) out.push_back(Value{k, "\"" + v + "\"", "", ""});
       return out;
     }
-    case pb::Reading::OBSERVATION_NOT_SET: return out;
+    case pb::Reading::OBSERVATION_NOT_SET:
+      return out;
   }
   const auto* d = obs->GetDescriptor();
   const auto* refl = obs->GetReflection();
@@ -245,7 +274,8 @@ std::vector<Value> values(const pb::Reading& r, std::string& prefix) {
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_ENUM: {
         std::string v = refl->GetEnum(*obs, f)->name();
-        std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        std::transform(v.begin(), v.end(), v.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         out.push_back(Value{name, v, "", ""});
         break;
       }
@@ -258,7 +288,8 @@ std::vector<Value> values(const pb::Reading& r, std::string& prefix) {
       case FieldDescriptor::CPPTYPE_UINT32:
         out.push_back(Value{name, std::to_string(refl->GetUInt32(*obs, f)), "", ""});
         break;
-      default: break;  // timestamps and locations: not values
+      default:
+        break;  // timestamps and locations: not values
     }
   }
   return out;
@@ -305,11 +336,21 @@ std::string jsonString(std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];

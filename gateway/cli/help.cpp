@@ -9,8 +9,8 @@ namespace citygate::cli {
 
 namespace {
 
-const std::vector<std::string> kBusOptions{"config", "tcp", "rtu", "rtu-over-tcp", "baud", "parity", "data-bits",
-                                           "stop-bits", "timeout", "direct"};
+const std::vector<std::string> kBusOptions{"config", "tcp",       "rtu",       "rtu-over-tcp", "baud",
+                                           "parity", "data-bits", "stop-bits", "timeout",      "direct"};
 
 std::vector<std::string> with(std::vector<std::string> v, std::initializer_list<const char*> more) {
   for (const char* m : more) v.emplace_back(m);
@@ -33,40 +33,76 @@ constexpr const char* kBusHelp =
 
 const std::vector<CommandInfo>& commands() {
   static const std::vector<CommandInfo> kCommands = {
-      {"status", "",
+      {"status",
+       "",
        "gateway, MQTT link, spool, and every device: state, last good read, errors, round-trip time",
        "One screen for a first look: the gateway and its uptime, the configuration in force, the MQTT\n"
        "link, the spool, and per device its state (OK, DEGRADED, DOWN), when it last delivered, its\n"
        "error counts and round-trip time.\n",
-       {}, cmdStatus, 0, 0},
-      {"devices", "", "configured devices and their latest values",
+       {},
+       cmdStatus,
+       0,
+       0},
+      {"devices",
+       "",
+       "configured devices and their latest values",
        "Every configured device (Modbus and LoRaWAN) with its profile or codec, where it is (bus and\n"
        "unit, or DevAddr), its poll interval, state and latest values.\n",
-       {}, cmdDevices, 0, 0},
-      {"device", "ID", "one device in detail: health, counters and every latest value",
+       {},
+       cmdDevices,
+       0,
+       0},
+      {"device",
+       "ID",
+       "one device in detail: health, counters and every latest value",
        "Health counters, the last error, and every value of the newest observation (all lanes or\n"
        "bays of a multi-part device) with units and quality.\n",
-       {}, cmdDevice, 1, 1},
-      {"tail", "[--device ID] [--count N]", "live readings as the gateway publishes them, decoded",
+       {},
+       cmdDevice,
+       1,
+       1},
+      {"tail",
+       "[--device ID] [--count N]",
+       "live readings as the gateway publishes them, decoded",
        "Prints every reading as the gateway numbers it (seq, device, quality, values with units) until\n"
        "Ctrl-C, or until N readings with --count. With --json: one JSON object a line.\n"
        "  --device ID   only this device's readings\n"
        "  --count N     stop after N readings\n",
-       {"device", "count"}, cmdTail, 0, 0},
-      {"config validate", "FILE", "check a configuration file offline (the same diagnostics as start-up)",
+       {"device", "count"},
+       cmdTail,
+       0,
+       0},
+      {"config validate",
+       "FILE",
+       "check a configuration file offline (the same diagnostics as start-up)",
        "Validates FILE and its profiles exactly as citygated does at start-up, without a daemon, and\n"
        "prints every problem as FILE:LINE:COL: message. Exit 0 when valid, 78 when not.\n",
-       {}, cmdConfigValidate, 1, 1},
-      {"config show", "", "the configuration citygated runs (secrets redacted)",
+       {},
+       cmdConfigValidate,
+       1,
+       1},
+      {"config show",
+       "",
+       "the configuration citygated runs (secrets redacted)",
        "Prints the running configuration's text as it was loaded or applied; session keys and\n"
        "passwords are shown as <redacted>.\n",
-       {}, cmdConfigShow, 0, 0},
-      {"config diff", "FILE", "what `config apply FILE` would change",
+       {},
+       cmdConfigShow,
+       0,
+       0},
+      {"config diff",
+       "FILE",
+       "what `config apply FILE` would change",
        "Validates FILE in citygated (with the daemon's view of profiles and key files), prints a\n"
        "unified diff against the running configuration and which buses and sources an apply would\n"
        "start, restart, stop or keep. Exit 1 when the apply would be refused.\n",
-       {}, cmdConfigDiff, 1, 1},
-      {"config apply", "FILE", "validate FILE and swap it in without a restart; roll back on failure",
+       {},
+       cmdConfigDiff,
+       1,
+       1},
+      {"config apply",
+       "FILE",
+       "validate FILE and swap it in without a restart; roll back on failure",
        "Sends FILE to citygated, which validates it, then swaps it in: buses whose settings and devices\n"
        "are unchanged keep running untouched, changed and added buses start, removed ones stop; the\n"
        "LoRa source is replaced only when it changed. The spool, the seq numbering and the MQTT session\n"
@@ -74,7 +110,10 @@ const std::vector<CommandInfo>& commands() {
        "port in use), the running one stays and the reason is printed. Changes to gateway_id, mqtt,\n"
        "spool, state_dir or control.socket need a restart and are refused.\n"
        "SIGHUP (systemctl reload citygated) applies the file on disk the same way.\n",
-       {}, cmdConfigApply, 1, 1},
+       {},
+       cmdConfigApply,
+       1,
+       1},
       {"modbus read", "BUS UNIT TABLE ADDR COUNT [bus options]", "one read, raw registers",
        "Reads COUNT registers (or bits) from TABLE (holding, input, coil, discrete) of UNIT at the\n"
        "0-based PDU address ADDR (decimal or 0x hex) and prints them as hex, u16 and i16.\n\n",
@@ -91,19 +130,34 @@ const std::vector<CommandInfo>& commands() {
        "answer (an exception answer counts: the unit is there). Shows its progress as it goes;\n"
        "--timeout is per unit (default 200 ms). Exit 5 when no unit answers.\n\n",
        kBusOptions, cmdModbusScan, 1, 3},
-      {"lora devices", "", "per device: last FCnt, RSSI, SNR, frames accepted / rejected and why",
+      {"lora devices",
+       "",
+       "per device: last FCnt, RSSI, SNR, frames accepted / rejected and why",
        "The packet forwarder, the concentrators heard, and per LoRaWAN device its last frame counter,\n"
        "signal, and how many frames were accepted or rejected, by reason (mic, replay, ...).\n",
-       {}, cmdLoraDevices, 0, 0},
-      {"spool", "", "spool depth in bytes and readings, oldest seq, dropped",
+       {},
+       cmdLoraDevices,
+       0,
+       0},
+      {"spool",
+       "",
+       "spool depth in bytes and readings, oldest seq, dropped",
        "The store-and-forward spool: how much waits for the broker, the oldest and next seq, readings\n"
        "dropped because the spool was full, and whether sources are paused (BLOCK_SOURCES).\n",
-       {}, cmdSpool, 0, 0},
-      {"log-level", "[LEVEL] [--logger NAME]", "show or change the daemon's log level at run time",
+       {},
+       cmdSpool,
+       0,
+       0},
+      {"log-level",
+       "[LEVEL] [--logger NAME]",
+       "show or change the daemon's log level at run time",
        "LEVEL is trace, debug, info, warn, error, critical or off; without LEVEL the current level is\n"
        "shown. --logger limits the change to one component (main, modbus, lora, spool, mqtt, control).\n"
        "The level returns to the configuration's on restart.\n",
-       {"logger"}, cmdLogLevel, 0, 1},
+       {"logger"},
+       cmdLogLevel,
+       0,
+       1},
   };
   return kCommands;
 }

@@ -71,10 +71,14 @@ std::optional<pb::RegisterTable> parseTable(const std::string& s) {
 
 std::string tableName(pb::RegisterTable t) {
   switch (t) {
-    case pb::COIL: return "coil";
-    case pb::DISCRETE_INPUT: return "discrete";
-    case pb::INPUT_REGISTER: return "input";
-    default: return "holding";
+    case pb::COIL:
+      return "coil";
+    case pb::DISCRETE_INPUT:
+      return "discrete";
+    case pb::INPUT_REGISTER:
+      return "input";
+    default:
+      return "holding";
   }
 }
 
@@ -85,8 +89,9 @@ namespace {
 using namespace citygate::cli;
 
 // Options that take a value; everything else starting with -- is a flag.
-const std::set<std::string> kValueOptions{"socket", "device", "count", "config", "tcp", "rtu", "rtu-over-tcp",
-                                          "baud",   "parity", "data-bits", "stop-bits", "table", "timeout", "logger"};
+const std::set<std::string> kValueOptions{"socket",    "device",       "count",   "config", "tcp",
+                                          "rtu",       "rtu-over-tcp", "baud",    "parity", "data-bits",
+                                          "stop-bits", "table",        "timeout", "logger"};
 const std::set<std::string> kGlobalOptions{"socket", "json", "no-color", "help", "version"};
 
 bool parse(int argc, char** argv, Args& a, std::string& error) {
@@ -223,14 +228,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (const auto& [name, v] : a.values) {
-    if (!kGlobalOptions.contains(name) &&
-        std::find(c->options.begin(), c->options.end(), name) == c->options.end()) {
+    if (!kGlobalOptions.contains(name) && std::find(c->options.begin(), c->options.end(), name) == c->options.end()) {
       return usageError(ctx, c->name, std::string(c->name) + " has no option --" + name);
     }
   }
   for (const auto& name : a.flags) {
-    if (!kGlobalOptions.contains(name) &&
-        std::find(c->options.begin(), c->options.end(), name) == c->options.end()) {
+    if (!kGlobalOptions.contains(name) && std::find(c->options.begin(), c->options.end(), name) == c->options.end()) {
       return usageError(ctx, c->name, std::string(c->name) + " has no option --" + name);
     }
   }

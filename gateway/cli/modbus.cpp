@@ -38,7 +38,9 @@ struct ReadOperands {
   std::uint32_t timeoutMs = 0;  // 0: the bus's
 };
 
-bool bitTable(pb::RegisterTable t) { return t == pb::COIL || t == pb::DISCRETE_INPUT; }
+bool bitTable(pb::RegisterTable t) {
+  return t == pb::COIL || t == pb::DISCRETE_INPUT;
+}
 
 std::string plural(pb::RegisterTable t, std::uint32_t n) {
   const std::string name = tableName(t);
@@ -80,10 +82,18 @@ int readOnce(const Ctx& ctx, const Args& a, const ReadOperands& op, std::vector<
   if (!result.error.ok()) {
     std::string what;
     switch (result.error.kind) {
-      case modbus::ErrorKind::Timeout: what = "no answer within " + std::to_string(timeout.count()) + " ms"; break;
-      case modbus::ErrorKind::Exception: what = "exception " + result.error.message; break;
-      case modbus::ErrorKind::BadFrame: what = "bad answer: " + result.error.message; break;
-      default: what = "link failed: " + result.error.message; break;
+      case modbus::ErrorKind::Timeout:
+        what = "no answer within " + std::to_string(timeout.count()) + " ms";
+        break;
+      case modbus::ErrorKind::Exception:
+        what = "exception " + result.error.message;
+        break;
+      case modbus::ErrorKind::BadFrame:
+        what = "bad answer: " + result.error.message;
+        break;
+      default:
+        what = "link failed: " + result.error.message;
+        break;
     }
     return fail(ctx, kExitFailed, "unit " + std::to_string(op.unit) + " (" + direct.describe() + "): " + what);
   }
@@ -128,7 +138,8 @@ int cmdModbusRead(const Ctx& ctx, const Args& a) {
   if (!table) return usageError(ctx, cmd, "TABLE is holding, input, coil or discrete, not '" + a.positional[4] + "'");
   op.table = *table;
   auto addr = parseUint(a.positional[5], 65535);
-  if (!addr) return usageError(ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + a.positional[5] + "'");
+  if (!addr)
+    return usageError(ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + a.positional[5] + "'");
   op.address = *addr;
   const std::uint32_t maxCount = bitTable(op.table) ? 2000 : 125;
   auto count = parseUint(a.positional[6], maxCount);
@@ -153,12 +164,13 @@ int cmdModbusRead(const Ctx& ctx, const Args& a) {
     std::printf("%s\n", toJson(r, true).c_str());
     return 0;
   }
-  std::printf("%s\n", ctx.out
-                          .paint("bus " + op.bus + ", unit " + std::to_string(op.unit) + ", " + plural(op.table, op.count) +
-                                     " " + std::to_string(op.address) + ".." + std::to_string(op.address + op.count - 1) +
-                                     " (" + transport + ", " + micros(rtt) + ")",
-                                 Colour::Dim)
-                          .c_str());
+  std::printf("%s\n",
+              ctx.out
+                  .paint("bus " + op.bus + ", unit " + std::to_string(op.unit) + ", " + plural(op.table, op.count) +
+                             " " + std::to_string(op.address) + ".." + std::to_string(op.address + op.count - 1) +
+                             " (" + transport + ", " + micros(rtt) + ")",
+                         Colour::Dim)
+                  .c_str());
   if (bitTable(op.table)) {
     Table t({"ADDR", "VALUE"});
     for (std::size_t i = 0; i < regs.size(); ++i) t.add({std::to_string(op.address + i), regs[i] ? "1" : "0"});
@@ -186,7 +198,8 @@ int cmdModbusProbe(const Ctx& ctx, const Args& a) {
   op.bus = a.positional[2];
   if (!parseUnit(ctx, a.positional[3], op.unit, cmd, rc)) return rc;
   auto addr = parseUint(a.positional[4], 65535);
-  if (!addr) return usageError(ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + a.positional[4] + "'");
+  if (!addr)
+    return usageError(ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + a.positional[4] + "'");
   op.address = *addr;
   op.table = pb::HOLDING_REGISTER;
   if (a.has("table")) {
@@ -210,18 +223,18 @@ int cmdModbusProbe(const Ctx& ctx, const Args& a) {
   const Probe p = interpret(op.address, regs);
   if (ctx.json) {
     const std::string header = "\"bus\":" + jsonString(op.bus) + ",\"unit_id\":" + std::to_string(op.unit) +
-                               ",\"table\":" + jsonString(tableName(op.table)) + ",\"transport\":" + jsonString(transport) +
-                               ",\"rtt_us\":" + std::to_string(rtt) + ",";
+                               ",\"table\":" + jsonString(tableName(op.table)) +
+                               ",\"transport\":" + jsonString(transport) + ",\"rtt_us\":" + std::to_string(rtt) + ",";
     std::printf("%s\n", probeJson(p, header).c_str());
     return 0;
   }
-  std::printf("%s\n\n", ctx.out
-                            .paint("bus " + op.bus + ", unit " + std::to_string(op.unit) + ", " +
-                                       plural(op.table, op.count) + " " + std::to_string(op.address) + ".." +
-                                       std::to_string(op.address + op.count - 1) + " (" + transport + ", " + micros(rtt) +
-                                       ")",
-                                   Colour::Dim)
-                            .c_str());
+  std::printf("%s\n\n",
+              ctx.out
+                  .paint("bus " + op.bus + ", unit " + std::to_string(op.unit) + ", " + plural(op.table, op.count) +
+                             " " + std::to_string(op.address) + ".." + std::to_string(op.address + op.count - 1) +
+                             " (" + transport + ", " + micros(rtt) + ")",
+                         Colour::Dim)
+                  .c_str());
   std::fputs(renderProbe(p, ctx.out).c_str(), stdout);
   return 0;
 }
@@ -256,8 +269,8 @@ struct ScanView {
     if (ctx.stderrTty) {
       std::string ids;
       for (auto u : found) ids += (ids.empty() ? "" : ", ") + std::to_string(u);
-      std::fprintf(stderr, "\r\033[Kscanning bus %s: unit %u (%u of %u) · found: %s", bus.c_str(), p.unit_id(), p.done(),
-                   p.total(), ids.empty() ? "none yet" : ids.c_str());
+      std::fprintf(stderr, "\r\033[Kscanning bus %s: unit %u (%u of %u) · found: %s", bus.c_str(), p.unit_id(),
+                   p.done(), p.total(), ids.empty() ? "none yet" : ids.c_str());
       std::fflush(stderr);
       progressShown = true;
     }
@@ -279,7 +292,8 @@ struct ScanView {
 
 int cmdModbusScan(const Ctx& ctx, const Args& a) {
   const char* cmd = "modbus scan";
-  if (a.positional.size() != 3 && a.positional.size() != 5) return usageError(ctx, cmd, "modbus scan wants BUS [FROM TO]");
+  if (a.positional.size() != 3 && a.positional.size() != 5)
+    return usageError(ctx, cmd, "modbus scan wants BUS [FROM TO]");
   const std::string bus = a.positional[2];
   std::uint32_t from = 1;
   std::uint32_t to = 247;
@@ -338,11 +352,12 @@ int cmdModbusScan(const Ctx& ctx, const Args& a) {
       if (view.progressShown) std::fprintf(stderr, "\n");
       return kExitInterrupted;
     }
-    auto res = direct.read(static_cast<std::uint8_t>(unit), pb::HOLDING_REGISTER, 0, 1, std::chrono::milliseconds(timeoutMs));
+    auto res =
+        direct.read(static_cast<std::uint8_t>(unit), pb::HOLDING_REGISTER, 0, 1, std::chrono::milliseconds(timeoutMs));
     pb::ModbusScanProgress p;
     p.set_unit_id(unit);
     p.set_answered(res.error.ok() || res.error.kind == modbus::ErrorKind::Exception);
-    p.set_detail(res.error.ok() ? "ok"
+    p.set_detail(res.error.ok()                                   ? "ok"
                  : res.error.kind == modbus::ErrorKind::Exception ? "exception " + res.error.message
                                                                   : std::string(modbus::errorKindName(res.error.kind)));
     p.set_done(done);

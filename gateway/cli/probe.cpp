@@ -41,7 +41,9 @@ ProbeCell cell(pb::DataType type, pb::WordOrder order, std::span<const std::uint
   return c;
 }
 
-char printable(unsigned c) { return c >= 0x20 && c < 0x7F ? static_cast<char>(c) : '.'; }
+char printable(unsigned c) {
+  return c >= 0x20 && c < 0x7F ? static_cast<char>(c) : '.';
+}
 
 std::string bits(std::uint16_t r) {
   std::string s;

@@ -20,9 +20,9 @@ struct ProbeCell {
 };
 
 struct ProbeRow {
-  std::string type;     // u32 i32 f32 u64 i64 f64
-  std::uint32_t at = 0; // address of the first register
-  ProbeCell cells[4];   // ABCD CDAB BADC DCBA
+  std::string type;      // u32 i32 f32 u64 i64 f64
+  std::uint32_t at = 0;  // address of the first register
+  ProbeCell cells[4];    // ABCD CDAB BADC DCBA
 };
 
 struct Probe {

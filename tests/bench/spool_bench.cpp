@@ -54,7 +54,9 @@ std::string trafficReading(std::uint64_t seq) {
   return r.SerializeAsString();
 }
 
-double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 void runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done) {
   ioc.restart();
@@ -131,12 +133,13 @@ void benchFile(const std::string& dir, std::uint64_t n, int durabilityMs, const 
   std::filesystem::remove_all(dir);
 
   std::printf("file spool (durability %d ms, segment %llu KiB), %llu readings of ~%zu bytes\n", durabilityMs,
-              static_cast<unsigned long long>(FileSpoolOptions{}.segmentBytes >> 10), static_cast<unsigned long long>(n),
-              records[0].size());
+              static_cast<unsigned long long>(FileSpoolOptions{}.segmentBytes >> 10),
+              static_cast<unsigned long long>(n), records[0].size());
   std::printf("  append                 %10.0f readings/s  (%.1f MB/s)\n", static_cast<double>(n) / appendS,
               static_cast<double>(st.bytesWritten) / appendS / 1e6);
   std::printf("  last append durable    %10.3f s after the first\n", durableS);
-  std::printf("  recovery (open)        %10.3f s  (%.0f readings/s scanned)\n", recoverS, static_cast<double>(n) / recoverS);
+  std::printf("  recovery (open)        %10.3f s  (%.0f readings/s scanned)\n", recoverS,
+              static_cast<double>(n) / recoverS);
   std::printf("  read + acknowledge     %10.0f readings/s  (%llu read, %.1f MB of batch payload)\n",
               static_cast<double>(read) / readS, static_cast<unsigned long long>(read),
               static_cast<double>(payloadBytes) / 1e6);
@@ -192,7 +195,8 @@ int main(int argc, char** argv) {
     } else if (a == "--fill") {
       fillDir = next();
     } else {
-      std::fprintf(stderr, "usage: bench_spool [--readings N] [--dir DIR] [--durability-ms MS] | --fill DIR --readings N\n");
+      std::fprintf(stderr,
+                   "usage: bench_spool [--readings N] [--dir DIR] [--durability-ms MS] | --fill DIR --readings N\n");
       return 2;
     }
   }

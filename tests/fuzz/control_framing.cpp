@@ -47,7 +47,9 @@ class AnswerEverything : public RequestHandler {
       case pb::ControlRequest::kConfigApply:
         r.mutable_config_apply()->add_unchanged(request.config_apply().path());
         break;
-      default: r.mutable_status()->set_config_path("fuzz"); break;
+      default:
+        r.mutable_status()->set_config_path("fuzz");
+        break;
     }
     reply.send(r);
   }
@@ -67,8 +69,9 @@ struct Server {
     o.path = path;
     o.group = "";
     o.maxRequestBytes = 4096;  // so that "oversize" is reachable with small inputs
-    server = std::make_shared<ControlServer>(ioc.get_executor(), o, std::make_shared<AnswerEverything>(),
-                                             std::make_shared<spdlog::logger>("control", std::make_shared<spdlog::sinks::null_sink_mt>()));
+    server = std::make_shared<ControlServer>(
+        ioc.get_executor(), o, std::make_shared<AnswerEverything>(),
+        std::make_shared<spdlog::logger>("control", std::make_shared<spdlog::sinks::null_sink_mt>()));
     if (!server->start().ok()) std::abort();
   }
   ~Server() {

@@ -11,8 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto& dev = specs[data[0] % specs.size()];
   const std::uint8_t port = data[1];
   const std::span<const std::uint8_t> payload(data + 2, size - 2);
-  std::vector<citygate::core::RawValue> values(dev.sensor->points.size(),
-                                               {0.0, citygate::core::RawValue::State::Skip});
+  std::vector<citygate::core::RawValue> values(dev.sensor->points.size(), {0.0, citygate::core::RawValue::State::Skip});
   const auto r = dev.codec->decode(port, payload, values);
   if (values.size() != dev.sensor->points.size()) __builtin_trap();  // codecs never resize
   if (r.status == citygate::lora::DecodeStatus::Reading) {

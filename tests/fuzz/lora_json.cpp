@@ -23,8 +23,11 @@ std::size_t walk(Value v, int depth) {
         n += walk(*it, depth + 1);
       }
       break;
-    case Type::String: n += v.string().size(); break;
-    default: break;
+    case Type::String:
+      n += v.string().size();
+      break;
+    default:
+      break;
   }
   return n;
 }

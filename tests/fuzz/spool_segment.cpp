@@ -61,16 +61,14 @@ void daemonRecovery(std::string_view bytes) {
   static const std::string dir = [] {
     // tmpfs when there is one: fsync is free there, and the fuzzer runs ~50x faster.
     std::string t = std::filesystem::is_directory("/dev/shm") ? "/dev/shm/citygate-fuzz-spool-XXXXXX"
-                                                               : "/tmp/citygate-fuzz-spool-XXXXXX";
+                                                              : "/tmp/citygate-fuzz-spool-XXXXXX";
     check(::mkdtemp(t.data()) != nullptr);
     return t;
   }();
   static auto log = std::make_shared<spdlog::logger>("fuzz", std::make_shared<spdlog::sinks::null_sink_mt>());
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) std::filesystem::remove(e.path(), ec);
-  {
-    std::ofstream(dir + "/seg-00000000000000000001.cgs", std::ios::binary) << bytes;
-  }
+  { std::ofstream(dir + "/seg-00000000000000000001.cgs", std::ios::binary) << bytes; }
   boost::asio::io_context ioc;
   FileSpoolOptions o;
   o.dir = dir;

@@ -1,9 +1,9 @@
 #include "app/gateway.hpp"
 
-#include <spdlog/spdlog.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -129,7 +129,8 @@ Status Gateway::start() {
     spool_ = std::make_unique<spool::MemorySpool>(sc.max_bytes(), sc.when_full());
   }
   // ---- end spool ----
-  seq_ = std::make_unique<core::SeqStore>(c.state_dir().empty() ? std::string() : c.state_dir() + "/seq", !durableSpool);
+  seq_ =
+      std::make_unique<core::SeqStore>(c.state_dir().empty() ? std::string() : c.state_dir() + "/seq", !durableSpool);
   if (auto st = seq_->open(spool_->recoveredNextSeq()); !st) return st;
   log_->info("gateway '{}' boot {} starting at seq {}", c.gateway_id(), bootId_, seq_->peek());
 
@@ -286,8 +287,10 @@ pb::GatewayHealth Gateway::health() const {
       std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - startedSteady_).count()));
   rusage ru{};
   if (::getrusage(RUSAGE_SELF, &ru) == 0) {
-    p->set_cpu_user_us(static_cast<std::uint64_t>(ru.ru_utime.tv_sec) * 1000000 + static_cast<std::uint64_t>(ru.ru_utime.tv_usec));
-    p->set_cpu_system_us(static_cast<std::uint64_t>(ru.ru_stime.tv_sec) * 1000000 + static_cast<std::uint64_t>(ru.ru_stime.tv_usec));
+    p->set_cpu_user_us(static_cast<std::uint64_t>(ru.ru_utime.tv_sec) * 1000000 +
+                       static_cast<std::uint64_t>(ru.ru_utime.tv_usec));
+    p->set_cpu_system_us(static_cast<std::uint64_t>(ru.ru_stime.tv_sec) * 1000000 +
+                         static_cast<std::uint64_t>(ru.ru_stime.tv_usec));
   }
   if (pipeline_) {
     const auto ps = pipeline_->stats();
@@ -328,7 +331,9 @@ std::shared_ptr<modbus::BusSource> Gateway::bus(const std::string& name) const {
   return nullptr;
 }
 
-std::uint64_t Gateway::nextSeq() const { return seq_ ? seq_->peek() : 0; }
+std::uint64_t Gateway::nextSeq() const {
+  return seq_ ? seq_->peek() : 0;
+}
 
 // What the helper thread hands back to the executor.
 struct Gateway::ApplyCheck {
@@ -401,7 +406,8 @@ void checkChange(const ValidatedConfig& running, const std::string& path, const 
     }
   }
   if (next->lora && out.plan.touches(kLoraSourceName)) {
-    const bool samePort = running.lora && running.lora->bind == next->lora->bind && running.lora->port == next->lora->port;
+    const bool samePort =
+        running.lora && running.lora->bind == next->lora->bind && running.lora->port == next->lora->port;
     if (!samePort) {
       if (auto why = checkUdpPort(next->lora->bind, next->lora->port); !why.empty()) {
         out.kind = Kind::Failed;
@@ -528,8 +534,8 @@ Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, Con
   out.kind = ApplyOutcome::Kind::Applied;
   out.message = "configuration " + std::to_string(generation_) + " running";
   log_->info("configuration {} applied from {}: added [{}] removed [{}] changed [{}] unchanged [{}] live [{}]",
-             generation_, config_->loaded.path, joined(p.added, ", "), joined(p.removed, ", "),
-             joined(p.changed, ", "), joined(p.unchanged, ", "), joined(p.live, ", "));
+             generation_, config_->loaded.path, joined(p.added, ", "), joined(p.removed, ", "), joined(p.changed, ", "),
+             joined(p.unchanged, ", "), joined(p.live, ", "));
   return out;
 }
 

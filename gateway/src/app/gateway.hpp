@@ -68,8 +68,8 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     std::string message;
     std::vector<std::string> diagnostics;  // FILE:LINE:COL: message (errors, or warnings)
     ConfigPlan plan;
-    std::string text;                      // the proposed configuration's text
-    std::uint64_t generation = 0;          // of the configuration running afterwards
+    std::string text;              // the proposed configuration's text
+    std::uint64_t generation = 0;  // of the configuration running afterwards
     std::uint64_t nextSeq = 0;
   };
   using ApplyDone = std::function<void(ApplyOutcome)>;

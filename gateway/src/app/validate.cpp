@@ -110,11 +110,13 @@ ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& nex
   const pb::GatewayConfig& b = next.loaded.config;
 
   if (a.gateway_id() != b.gateway_id()) {
-    plan.refused.push_back("gateway_id changed: it names every MQTT topic; needs a restart (systemctl restart citygated)");
+    plan.refused.push_back(
+        "gateway_id changed: it names every MQTT topic; needs a restart (systemctl restart citygated)");
   }
   refuseIfChanged(a.mqtt(), b.mqtt(), "mqtt.", plan.refused);
   refuseIfChanged(a.spool(), b.spool(), "spool.", plan.refused);
-  if (a.state_dir() != b.state_dir()) plan.refused.push_back("state_dir changed: needs a restart (systemctl restart citygated)");
+  if (a.state_dir() != b.state_dir())
+    plan.refused.push_back("state_dir changed: needs a restart (systemctl restart citygated)");
   if (a.control().socket() != b.control().socket()) {
     plan.refused.push_back("control.socket changed: needs a restart (systemctl restart citygated)");
   }

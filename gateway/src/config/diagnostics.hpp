@@ -74,8 +74,8 @@ struct ParsedText {
 
 // Parses `text` (the content of `file`) into `out`. Syntax errors and unknown fields go to
 // `diags` as FILE:LINE:COL. Returns false on any error.
-bool parseText(const std::string& file, const std::string& text, google::protobuf::Message& out,
-               Diagnostics& diags, ParsedText& parsed);
+bool parseText(const std::string& file, const std::string& text, google::protobuf::Message& out, Diagnostics& diags,
+               ParsedText& parsed);
 
 // Reads a whole file; false with a diagnostic (FILE: message) when it cannot.
 bool readFile(const std::string& path, std::string& out, Diagnostics& diags);

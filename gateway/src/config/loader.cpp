@@ -13,8 +13,8 @@ namespace citygate::config {
 bool isValidId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '_' || c == '.';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
     if (!ok) return false;
   }
   return true;
@@ -177,9 +177,9 @@ bool loadConfigText(const std::string& path, const std::string& text, LoadedConf
   applyDefaults(c);
 
   if (!isValidId(c.gateway_id())) {
-    root.field("gateway_id").error(diags, c.gateway_id().empty()
-                                              ? "gateway_id is required"
-                                              : "gateway_id '" + c.gateway_id() + "' must be 1-64 of [A-Za-z0-9._-]");
+    root.field("gateway_id")
+        .error(diags, c.gateway_id().empty() ? "gateway_id is required"
+                                             : "gateway_id '" + c.gateway_id() + "' must be 1-64 of [A-Za-z0-9._-]");
   }
   if (c.has_location()) {
     const auto& l = c.location();
@@ -195,7 +195,8 @@ bool loadConfigText(const std::string& path, const std::string& text, LoadedConf
   }
   if (!c.log_level().empty()) {
     static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
-    if (!levels.contains(c.log_level())) root.field("log_level").error(diags, "unknown log_level '" + c.log_level() + "'");
+    if (!levels.contains(c.log_level()))
+      root.field("log_level").error(diags, "unknown log_level '" + c.log_level() + "'");
   }
 
   // Ids are unique across the whole gateway: they are the readings' sensor_id.
@@ -207,7 +208,8 @@ bool loadConfigText(const std::string& path, const std::string& text, LoadedConf
     }
     auto [it, fresh] = ids.emplace(id, at);
     if (!fresh) {
-      at.error(diags, "duplicate device id '" + id + "' (first defined at line " + std::to_string(it->second.line()) + ")");
+      at.error(diags,
+               "duplicate device id '" + id + "' (first defined at line " + std::to_string(it->second.line()) + ")");
     }
   };
   std::map<std::string, int> busNames;

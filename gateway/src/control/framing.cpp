@@ -70,9 +70,13 @@ bool parseRequest(std::string_view frame, pb::ControlRequest& out, std::string& 
 
 namespace {
 
-bool bitTable(pb::RegisterTable t) { return t == pb::COIL || t == pb::DISCRETE_INPUT; }
+bool bitTable(pb::RegisterTable t) {
+  return t == pb::COIL || t == pb::DISCRETE_INPUT;
+}
 
-bool knownTable(int t) { return t >= pb::REGISTER_TABLE_UNSPECIFIED && t <= pb::HOLDING_REGISTER; }
+bool knownTable(int t) {
+  return t >= pb::REGISTER_TABLE_UNSPECIFIED && t <= pb::HOLDING_REGISTER;
+}
 
 bool knownLevel(const std::string& l) {
   return l.empty() || l == "trace" || l == "debug" || l == "info" || l == "warn" || l == "warning" || l == "error" ||
@@ -90,8 +94,10 @@ std::string checkRequest(const pb::ControlRequest& r) {
   switch (r.command_case()) {
     case pb::ControlRequest::COMMAND_NOT_SET:
       return "the request names no command (an older or newer citygatectl?)";
-    case pb::ControlRequest::kDevices: return checkId(r.devices().device_id(), "device id");
-    case pb::ControlRequest::kTail: return checkId(r.tail().device_id(), "device id");
+    case pb::ControlRequest::kDevices:
+      return checkId(r.devices().device_id(), "device id");
+    case pb::ControlRequest::kTail:
+      return checkId(r.tail().device_id(), "device id");
     case pb::ControlRequest::kModbusRead: {
       const auto& m = r.modbus_read();
       if (m.bus().empty()) return "modbus read: the bus name is empty";

@@ -39,11 +39,21 @@ std::string readError(const modbus::ReadError& e, std::uint32_t unit, const std:
                       std::chrono::milliseconds timeout) {
   std::string what;
   switch (e.kind) {
-    case modbus::ErrorKind::Timeout: what = "no answer within " + std::to_string(timeout.count()) + " ms"; break;
-    case modbus::ErrorKind::Exception: what = "exception " + e.message; break;
-    case modbus::ErrorKind::BadFrame: what = "bad answer: " + e.message; break;
-    case modbus::ErrorKind::Connection: what = "link failed: " + e.message; break;
-    case modbus::ErrorKind::None: what = "ok"; break;
+    case modbus::ErrorKind::Timeout:
+      what = "no answer within " + std::to_string(timeout.count()) + " ms";
+      break;
+    case modbus::ErrorKind::Exception:
+      what = "exception " + e.message;
+      break;
+    case modbus::ErrorKind::BadFrame:
+      what = "bad answer: " + e.message;
+      break;
+    case modbus::ErrorKind::Connection:
+      what = "link failed: " + e.message;
+      break;
+    case modbus::ErrorKind::None:
+      what = "ok";
+      break;
   }
   return "unit " + std::to_string(unit) + " on bus '" + bus + "': " + what;
 }
@@ -106,18 +116,29 @@ void Handlers::handle(const pb::ControlRequest& request, Reply reply) {
     return;
   }
   switch (request.command_case()) {
-    case pb::ControlRequest::kStatus: return status(std::move(reply));
-    case pb::ControlRequest::kDevices: return devices(request.devices().device_id(), std::move(reply));
-    case pb::ControlRequest::kTail: return tail(request.tail().device_id(), std::move(reply));
-    case pb::ControlRequest::kConfigShow: return configShow(std::move(reply));
+    case pb::ControlRequest::kStatus:
+      return status(std::move(reply));
+    case pb::ControlRequest::kDevices:
+      return devices(request.devices().device_id(), std::move(reply));
+    case pb::ControlRequest::kTail:
+      return tail(request.tail().device_id(), std::move(reply));
+    case pb::ControlRequest::kConfigShow:
+      return configShow(std::move(reply));
     case pb::ControlRequest::kConfigApply:
-    case pb::ControlRequest::kConfigDiff: return configChange(request, std::move(reply));
-    case pb::ControlRequest::kModbusRead: return modbusRead(request.modbus_read(), std::move(reply));
-    case pb::ControlRequest::kModbusScan: return modbusScan(request.modbus_scan(), std::move(reply));
-    case pb::ControlRequest::kLoraDevices: return loraDevices(std::move(reply));
-    case pb::ControlRequest::kSpool: return spool(std::move(reply));
-    case pb::ControlRequest::kLogLevel: return logLevel(request.log_level(), std::move(reply));
-    case pb::ControlRequest::COMMAND_NOT_SET: break;
+    case pb::ControlRequest::kConfigDiff:
+      return configChange(request, std::move(reply));
+    case pb::ControlRequest::kModbusRead:
+      return modbusRead(request.modbus_read(), std::move(reply));
+    case pb::ControlRequest::kModbusScan:
+      return modbusScan(request.modbus_scan(), std::move(reply));
+    case pb::ControlRequest::kLoraDevices:
+      return loraDevices(std::move(reply));
+    case pb::ControlRequest::kSpool:
+      return spool(std::move(reply));
+    case pb::ControlRequest::kLogLevel:
+      return logLevel(request.log_level(), std::move(reply));
+    case pb::ControlRequest::COMMAND_NOT_SET:
+      break;
   }
   reply.error(pb::ControlError::BAD_REQUEST, "no command");
 }
@@ -235,8 +256,8 @@ void Handlers::logLevel(const pb::LogLevelRequest& request, Reply reply) {
       log_->info("log level {}{} (set by uid {} pid {})", request.level(),
                  request.logger().empty() ? "" : " for " + request.logger(), reply.peer().uid, reply.peer().pid);
     };
-    const bool knownLogger = request.logger().empty() ||
-                             std::find(std::begin(kLoggers), std::end(kLoggers), request.logger()) != std::end(kLoggers);
+    const bool knownLogger = request.logger().empty() || std::find(std::begin(kLoggers), std::end(kLoggers),
+                                                                   request.logger()) != std::end(kLoggers);
     if (knownLogger && after > before) announce();
     if (!knownLogger || !logging.setLevel(request.level(), request.logger())) {
       std::string known;
@@ -248,7 +269,7 @@ void Handlers::logLevel(const pb::LogLevelRequest& request, Reply reply) {
   }
   pb::ControlResponse r;
   r.mutable_log_level()->set_level(request.logger().empty() || request.level().empty() ? logging.level()
-                                                                                        : request.level());
+                                                                                       : request.level());
   for (const char* l : kLoggers) r.mutable_log_level()->add_loggers(l);
   reply.send(std::move(r));
 }
@@ -346,16 +367,27 @@ void Handlers::configChange(const pb::ControlRequest& request, Reply reply) {
           for (const auto& d : o.diagnostics) r.mutable_error()->add_diagnostics(d);
         };
         switch (o.kind) {
-          case Kind::Invalid: setError(pb::ControlError::INVALID_CONFIG); break;
-          case Kind::Busy: setError(pb::ControlError::BUSY); break;
-          case Kind::Unavailable: setError(pb::ControlError::UNAVAILABLE); break;
-          case Kind::Refused: setError(pb::ControlError::RESTART_REQUIRED); break;
-          case Kind::Failed: setError(pb::ControlError::APPLY_FAILED); break;
+          case Kind::Invalid:
+            setError(pb::ControlError::INVALID_CONFIG);
+            break;
+          case Kind::Busy:
+            setError(pb::ControlError::BUSY);
+            break;
+          case Kind::Unavailable:
+            setError(pb::ControlError::UNAVAILABLE);
+            break;
+          case Kind::Refused:
+            setError(pb::ControlError::RESTART_REQUIRED);
+            break;
+          case Kind::Failed:
+            setError(pb::ControlError::APPLY_FAILED);
+            break;
           case Kind::Planned:
-          case Kind::Applied: break;
+          case Kind::Applied:
+            break;
         }
-        const bool validated = o.kind == Kind::Planned || o.kind == Kind::Applied || o.kind == Kind::Refused ||
-                               o.kind == Kind::Failed;
+        const bool validated =
+            o.kind == Kind::Planned || o.kind == Kind::Applied || o.kind == Kind::Refused || o.kind == Kind::Failed;
         if (dryRun && validated) {
           auto* d = r.mutable_config_diff();
           d->set_diff(unifiedDiff(runningText, redactSecrets(o.text), "running " + runningPath, "proposed " + label));
@@ -380,8 +412,8 @@ std::shared_ptr<modbus::BusSource> Handlers::findBus(const std::string& name, Re
   if (auto bus = gateway_->bus(name)) return bus;
   std::string known;
   for (const auto& b : gateway_->buses()) known += (known.empty() ? "" : ", ") + b->spec().name;
-  reply.error(pb::ControlError::NOT_FOUND,
-              "no Modbus bus '" + name + "' in the running configuration" + (known.empty() ? "" : " (buses: " + known + ")"));
+  reply.error(pb::ControlError::NOT_FOUND, "no Modbus bus '" + name + "' in the running configuration" +
+                                               (known.empty() ? "" : " (buses: " + known + ")"));
   return nullptr;
 }
 
@@ -399,12 +431,13 @@ void Handlers::modbusRead(const pb::ModbusReadRequest& request, Reply reply) {
   read->reply = reply;
   read->request = request;
   if (read->request.table() == pb::REGISTER_TABLE_UNSPECIFIED) read->request.set_table(pb::HOLDING_REGISTER);
-  read->timeout = std::chrono::milliseconds(request.timeout_ms() != 0 ? request.timeout_ms() : cfg.response_timeout_ms());
+  read->timeout =
+      std::chrono::milliseconds(request.timeout_ms() != 0 ? request.timeout_ms() : cfg.response_timeout_ms());
   read->transport = describeBus(cfg);
-  const bool queued = bus->adhocRead(static_cast<std::uint8_t>(request.unit_id()), read->request.table(),
-                                     static_cast<std::uint16_t>(request.address()),
-                                     static_cast<std::uint16_t>(request.count()), read->timeout,
-                                     std::bind_front(&Handlers::onReadDone, shared_from_this(), read));
+  const bool queued =
+      bus->adhocRead(static_cast<std::uint8_t>(request.unit_id()), read->request.table(),
+                     static_cast<std::uint16_t>(request.address()), static_cast<std::uint16_t>(request.count()),
+                     read->timeout, std::bind_front(&Handlers::onReadDone, shared_from_this(), read));
   if (!queued) {
     reply.error(pb::ControlError::BUSY, "bus '" + request.bus() + "' has a full queue; try again in a moment");
     return;
@@ -419,8 +452,8 @@ void Handlers::onReadDone(const std::shared_ptr<AdhocRead>& read, modbus::JobRes
   read->guard.cancel();
   const auto& q = read->request;
   if (result.errors.empty() || !result.errors.front().ok()) {
-    const modbus::ReadError e = result.errors.empty() ? modbus::ReadError{modbus::ErrorKind::Timeout, 0, "not tried"}
-                                                      : result.errors.front();
+    const modbus::ReadError e =
+        result.errors.empty() ? modbus::ReadError{modbus::ErrorKind::Timeout, 0, "not tried"} : result.errors.front();
     read->reply.error(pb::ControlError::DEVICE_ERROR, readError(e, q.unit_id(), q.bus(), read->timeout));
     return;
   }
@@ -507,8 +540,9 @@ void Handlers::onScanDone(const std::shared_ptr<Scan>& scan, std::uint64_t step,
       result.errors.empty() ? modbus::ReadError{modbus::ErrorKind::Timeout, 0, "timeout"} : result.errors.front();
   // An exception is an answer: the unit is there, it just has no such register.
   const bool answered = e.ok() || e.kind == modbus::ErrorKind::Exception;
-  std::string detail = e.ok() ? "ok" : e.kind == modbus::ErrorKind::Exception ? "exception " + e.message
-                                                                             : modbus::errorKindName(e.kind);
+  std::string detail = e.ok()                                   ? "ok"
+                       : e.kind == modbus::ErrorKind::Exception ? "exception " + e.message
+                                                                : modbus::errorKindName(e.kind);
   scanStep(scan, answered, std::move(detail), static_cast<std::uint32_t>(result.rtt.count()));
 }
 

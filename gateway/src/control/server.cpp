@@ -26,10 +26,7 @@ using boost::asio::local::stream_protocol;
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<ControlServer> server, ControlServer::Socket socket, std::uint64_t id)
-      : server_(std::move(server)),
-        socket_(std::move(socket)),
-        id_(id),
-        decoder_(server_->options_.maxRequestBytes) {
+      : server_(std::move(server)), socket_(std::move(socket)), id_(id), decoder_(server_->options_.maxRequestBytes) {
     ucred cred{};
     socklen_t len = sizeof(cred);
     if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -95,7 +92,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void write() {
     writing_ = true;
     gather_.clear();
-    for (std::size_t i = 0; i < queue_.size() && i < kMaxGather; ++i) gather_.emplace_back(boost::asio::buffer(queue_[i]));
+    for (std::size_t i = 0; i < queue_.size() && i < kMaxGather; ++i)
+      gather_.emplace_back(boost::asio::buffer(queue_[i]));
     boost::asio::async_write(socket_, gather_, std::bind_front(&Session::onWrite, shared_from_this()));
   }
 
@@ -370,6 +368,8 @@ void ControlServer::reject(Socket& socket) {
   socket.close(ec);
 }
 
-void ControlServer::forget(std::uint64_t sessionId) { sessions_.erase(sessionId); }
+void ControlServer::forget(std::uint64_t sessionId) {
+  sessions_.erase(sessionId);
+}
 
 }  // namespace citygate::control

@@ -46,14 +46,14 @@ struct ServerOptions {
 
 struct ServerCounters {
   std::uint64_t accepted = 0;
-  std::uint64_t rejected = 0;        // over maxClients
+  std::uint64_t rejected = 0;  // over maxClients
   std::uint64_t requests = 0;
-  std::uint64_t badFrames = 0;       // oversize frames (connection closed)
-  std::uint64_t badRequests = 0;     // not a ControlRequest, or an invalid one
-  std::uint64_t busy = 0;            // over maxInflightPerClient
-  std::uint64_t slowDropped = 0;     // did not read their responses / stream
+  std::uint64_t badFrames = 0;    // oversize frames (connection closed)
+  std::uint64_t badRequests = 0;  // not a ControlRequest, or an invalid one
+  std::uint64_t busy = 0;         // over maxInflightPerClient
+  std::uint64_t slowDropped = 0;  // did not read their responses / stream
   std::uint64_t acceptErrors = 0;
-  std::uint64_t truncated = 0;       // closed in the middle of a frame
+  std::uint64_t truncated = 0;  // closed in the middle of a frame
 };
 
 struct Peer {

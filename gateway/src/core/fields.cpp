@@ -14,9 +14,14 @@ struct Gas {
   double ppbToCanonical;  // for CO: ppb -> mg/m³
 };
 constexpr std::array kGases{
-    Gas{"no2", 1.912},   Gas{"o3", 1.995},      Gas{"so2", 2.663},
-    Gas{"co", 0.001164}, Gas{"no", 30.006 / 24.055}, Gas{"nox", 1.912},  // NOx reported as NO2
-    Gas{"sh2", 34.08 / 24.055}, Gas{"co2", 44.01 / 24.055},
+    Gas{"no2", 1.912},
+    Gas{"o3", 1.995},
+    Gas{"so2", 2.663},
+    Gas{"co", 0.001164},
+    Gas{"no", 30.006 / 24.055},
+    Gas{"nox", 1.912},  // NOx reported as NO2
+    Gas{"sh2", 34.08 / 24.055},
+    Gas{"co2", 44.01 / 24.055},
     Gas{"volatile_organic_compounds_total", 78.11 / 24.055},  // as benzene equivalent
 };
 
@@ -81,35 +86,51 @@ enum class Dim { Concentration, Temperature, Fraction, Pressure, Speed, Length, 
 struct UnitDef {
   std::string_view name;
   Dim dim;
-  double toBase;       // value_base = value * toBase + offsetBase
-  double offsetBase;   // base units: µg/m³ (mass conc.), °C, fraction, hPa, km/h, m, s, 1, V, deg
+  double toBase;      // value_base = value * toBase + offsetBase
+  double offsetBase;  // base units: µg/m³ (mass conc.), °C, fraction, hPa, km/h, m, s, 1, V, deg
   std::string_view code;
 };
 
 constexpr std::array kUnits{
-    UnitDef{"ug/m3", Dim::Concentration, 1, 0, "GQ"},     UnitDef{"GQ", Dim::Concentration, 1, 0, "GQ"},
-    UnitDef{"mg/m3", Dim::Concentration, 1000, 0, "GP"},  UnitDef{"GP", Dim::Concentration, 1000, 0, "GP"},
-    UnitDef{"degC", Dim::Temperature, 1, 0, "CEL"},       UnitDef{"CEL", Dim::Temperature, 1, 0, "CEL"},
+    UnitDef{"ug/m3", Dim::Concentration, 1, 0, "GQ"},
+    UnitDef{"GQ", Dim::Concentration, 1, 0, "GQ"},
+    UnitDef{"mg/m3", Dim::Concentration, 1000, 0, "GP"},
+    UnitDef{"GP", Dim::Concentration, 1000, 0, "GP"},
+    UnitDef{"degC", Dim::Temperature, 1, 0, "CEL"},
+    UnitDef{"CEL", Dim::Temperature, 1, 0, "CEL"},
     UnitDef{"degF", Dim::Temperature, 5.0 / 9.0, -32.0 * 5.0 / 9.0, "FAH"},
     UnitDef{"K", Dim::Temperature, 1, -273.15, "KEL"},
-    UnitDef{"fraction", Dim::Fraction, 1, 0, "C62"},      UnitDef{"C62", Dim::Fraction, 1, 0, "C62"},
-    UnitDef{"%", Dim::Fraction, 0.01, 0, "P1"},           UnitDef{"%RH", Dim::Fraction, 0.01, 0, "P1"},
+    UnitDef{"fraction", Dim::Fraction, 1, 0, "C62"},
+    UnitDef{"C62", Dim::Fraction, 1, 0, "C62"},
+    UnitDef{"%", Dim::Fraction, 0.01, 0, "P1"},
+    UnitDef{"%RH", Dim::Fraction, 0.01, 0, "P1"},
     UnitDef{"P1", Dim::Fraction, 0.01, 0, "P1"},
-    UnitDef{"hPa", Dim::Pressure, 1, 0, "A97"},           UnitDef{"A97", Dim::Pressure, 1, 0, "A97"},
-    UnitDef{"mbar", Dim::Pressure, 1, 0, "MBR"},          UnitDef{"Pa", Dim::Pressure, 0.01, 0, "PAL"},
+    UnitDef{"hPa", Dim::Pressure, 1, 0, "A97"},
+    UnitDef{"A97", Dim::Pressure, 1, 0, "A97"},
+    UnitDef{"mbar", Dim::Pressure, 1, 0, "MBR"},
+    UnitDef{"Pa", Dim::Pressure, 0.01, 0, "PAL"},
     UnitDef{"kPa", Dim::Pressure, 10, 0, "KPA"},
-    UnitDef{"km/h", Dim::Speed, 1, 0, "KMH"},             UnitDef{"KMH", Dim::Speed, 1, 0, "KMH"},
-    UnitDef{"m/s", Dim::Speed, 3.6, 0, "MTS"},            UnitDef{"MTS", Dim::Speed, 3.6, 0, "MTS"},
+    UnitDef{"km/h", Dim::Speed, 1, 0, "KMH"},
+    UnitDef{"KMH", Dim::Speed, 1, 0, "KMH"},
+    UnitDef{"m/s", Dim::Speed, 3.6, 0, "MTS"},
+    UnitDef{"MTS", Dim::Speed, 3.6, 0, "MTS"},
     UnitDef{"mph", Dim::Speed, 1.609344, 0, "HM"},
-    UnitDef{"m", Dim::Length, 1, 0, "MTR"},               UnitDef{"MTR", Dim::Length, 1, 0, "MTR"},
-    UnitDef{"cm", Dim::Length, 0.01, 0, "CMT"},           UnitDef{"mm", Dim::Length, 0.001, 0, "MMT"},
+    UnitDef{"m", Dim::Length, 1, 0, "MTR"},
+    UnitDef{"MTR", Dim::Length, 1, 0, "MTR"},
+    UnitDef{"cm", Dim::Length, 0.01, 0, "CMT"},
+    UnitDef{"mm", Dim::Length, 0.001, 0, "MMT"},
     UnitDef{"dm", Dim::Length, 0.1, 0, "DMT"},
-    UnitDef{"s", Dim::Time, 1, 0, "SEC"},                 UnitDef{"SEC", Dim::Time, 1, 0, "SEC"},
-    UnitDef{"ms", Dim::Time, 0.001, 0, "C26"},            UnitDef{"ds", Dim::Time, 0.1, 0, "SEC"},
-    UnitDef{"count", Dim::Count, 1, 0, "H87"},            UnitDef{"H87", Dim::Count, 1, 0, "H87"},
-    UnitDef{"V", Dim::Voltage, 1, 0, "VLT"},              UnitDef{"VLT", Dim::Voltage, 1, 0, "VLT"},
+    UnitDef{"s", Dim::Time, 1, 0, "SEC"},
+    UnitDef{"SEC", Dim::Time, 1, 0, "SEC"},
+    UnitDef{"ms", Dim::Time, 0.001, 0, "C26"},
+    UnitDef{"ds", Dim::Time, 0.1, 0, "SEC"},
+    UnitDef{"count", Dim::Count, 1, 0, "H87"},
+    UnitDef{"H87", Dim::Count, 1, 0, "H87"},
+    UnitDef{"V", Dim::Voltage, 1, 0, "VLT"},
+    UnitDef{"VLT", Dim::Voltage, 1, 0, "VLT"},
     UnitDef{"mV", Dim::Voltage, 0.001, 0, "2Z"},
-    UnitDef{"deg", Dim::Angle, 1, 0, "DD"},               UnitDef{"DD", Dim::Angle, 1, 0, "DD"},
+    UnitDef{"deg", Dim::Angle, 1, 0, "DD"},
+    UnitDef{"DD", Dim::Angle, 1, 0, "DD"},
 };
 
 const UnitDef* findUnit(std::string_view name) {
@@ -126,35 +147,43 @@ struct Canonical {
   double baseToCanonical;
 };
 constexpr std::array kCanonical{
-    Canonical{"GQ", Dim::Concentration, 1},   Canonical{"GP", Dim::Concentration, 0.001},
-    Canonical{"CEL", Dim::Temperature, 1},    Canonical{"C62", Dim::Fraction, 1},
-    Canonical{"A97", Dim::Pressure, 1},       Canonical{"KMH", Dim::Speed, 1},
-    Canonical{"MTS", Dim::Speed, 1.0 / 3.6},  Canonical{"MTR", Dim::Length, 1},
-    Canonical{"SEC", Dim::Time, 1},           Canonical{"H87", Dim::Count, 1},
-    Canonical{"VLT", Dim::Voltage, 1},        Canonical{"DD", Dim::Angle, 1},
+    Canonical{"GQ", Dim::Concentration, 1},  Canonical{"GP", Dim::Concentration, 0.001},
+    Canonical{"CEL", Dim::Temperature, 1},   Canonical{"C62", Dim::Fraction, 1},
+    Canonical{"A97", Dim::Pressure, 1},      Canonical{"KMH", Dim::Speed, 1},
+    Canonical{"MTS", Dim::Speed, 1.0 / 3.6}, Canonical{"MTR", Dim::Length, 1},
+    Canonical{"SEC", Dim::Time, 1},          Canonical{"H87", Dim::Count, 1},
+    Canonical{"VLT", Dim::Voltage, 1},       Canonical{"DD", Dim::Angle, 1},
 };
 
 }  // namespace
 
 std::optional<FieldRef> findField(pb::ObservationKind kind, std::string_view name) {
   switch (kind) {
-    case pb::AIR_QUALITY: return lookup(kAir, kind, name);
-    case pb::TRAFFIC: return lookup(kTraffic, kind, name);
-    case pb::PARKING: return lookup(kParking, kind, name);
+    case pb::AIR_QUALITY:
+      return lookup(kAir, kind, name);
+    case pb::TRAFFIC:
+      return lookup(kTraffic, kind, name);
+    case pb::PARKING:
+      return lookup(kParking, kind, name);
     case pb::GENERIC:
       if (validGenericName(name)) return FieldRef{kind, -1};
       return std::nullopt;
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 
 const FieldInfo& fieldInfo(FieldRef ref) {
   if (ref.index < 0) return kGenericInfo;
   switch (ref.kind) {
-    case pb::AIR_QUALITY: return kAir.at(static_cast<std::size_t>(ref.index));
-    case pb::TRAFFIC: return kTraffic.at(static_cast<std::size_t>(ref.index));
-    case pb::PARKING: return kParking.at(static_cast<std::size_t>(ref.index));
-    default: return kGenericInfo;
+    case pb::AIR_QUALITY:
+      return kAir.at(static_cast<std::size_t>(ref.index));
+    case pb::TRAFFIC:
+      return kTraffic.at(static_cast<std::size_t>(ref.index));
+    case pb::PARKING:
+      return kParking.at(static_cast<std::size_t>(ref.index));
+    default:
+      return kGenericInfo;
   }
 }
 
@@ -205,45 +234,74 @@ std::string genericUnitCode(std::string_view unit) {
 
 pb::Measurement* mutableMeasurement(pb::AirQualityObserved& o, int index) {
   switch (index) {
-    case 0: return o.mutable_no2();
-    case 1: return o.mutable_no();
-    case 2: return o.mutable_nox();
-    case 3: return o.mutable_o3();
-    case 4: return o.mutable_co();
-    case 5: return o.mutable_co2();
-    case 6: return o.mutable_so2();
-    case 7: return o.mutable_pm1();
-    case 8: return o.mutable_pm25();
-    case 9: return o.mutable_pm4();
-    case 10: return o.mutable_pm10();
-    case 11: return o.mutable_temperature();
-    case 12: return o.mutable_relative_humidity();
-    case 13: return o.mutable_pressure();
-    case 14: return o.mutable_wind_speed();
-    case 15: return o.mutable_wind_direction();
-    case 16: return o.mutable_sh2();
-    case 17: return o.mutable_volatile_organic_compounds_total();
-    default: return nullptr;
+    case 0:
+      return o.mutable_no2();
+    case 1:
+      return o.mutable_no();
+    case 2:
+      return o.mutable_nox();
+    case 3:
+      return o.mutable_o3();
+    case 4:
+      return o.mutable_co();
+    case 5:
+      return o.mutable_co2();
+    case 6:
+      return o.mutable_so2();
+    case 7:
+      return o.mutable_pm1();
+    case 8:
+      return o.mutable_pm25();
+    case 9:
+      return o.mutable_pm4();
+    case 10:
+      return o.mutable_pm10();
+    case 11:
+      return o.mutable_temperature();
+    case 12:
+      return o.mutable_relative_humidity();
+    case 13:
+      return o.mutable_pressure();
+    case 14:
+      return o.mutable_wind_speed();
+    case 15:
+      return o.mutable_wind_direction();
+    case 16:
+      return o.mutable_sh2();
+    case 17:
+      return o.mutable_volatile_organic_compounds_total();
+    default:
+      return nullptr;
   }
 }
 
 pb::Measurement* mutableMeasurement(pb::TrafficFlowObserved& o, int index) {
   switch (index) {
-    case 0: return o.mutable_intensity();
-    case 1: return o.mutable_occupancy();
-    case 2: return o.mutable_average_vehicle_speed();
-    case 3: return o.mutable_average_vehicle_length();
-    case 4: return o.mutable_average_headway_time();
-    case 5: return o.mutable_average_gap_distance();
-    default: return nullptr;
+    case 0:
+      return o.mutable_intensity();
+    case 1:
+      return o.mutable_occupancy();
+    case 2:
+      return o.mutable_average_vehicle_speed();
+    case 3:
+      return o.mutable_average_vehicle_length();
+    case 4:
+      return o.mutable_average_headway_time();
+    case 5:
+      return o.mutable_average_gap_distance();
+    default:
+      return nullptr;
   }
 }
 
 pb::Measurement* mutableMeasurement(pb::ParkingSpot& o, int index) {
   switch (index) {
-    case 1: return o.mutable_temperature();
-    case 2: return o.mutable_battery_voltage();
-    default: return nullptr;
+    case 1:
+      return o.mutable_temperature();
+    case 2:
+      return o.mutable_battery_voltage();
+    default:
+      return nullptr;
   }
 }
 

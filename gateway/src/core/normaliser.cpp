@@ -8,7 +8,9 @@
 namespace citygate::core {
 namespace {
 
-pb::Quality worse(pb::Quality a, pb::Quality b) { return std::max(a, b); }  // GOOD < UNCERTAIN < BAD
+pb::Quality worse(pb::Quality a, pb::Quality b) {
+  return std::max(a, b);
+}  // GOOD < UNCERTAIN < BAD
 
 struct Value {
   double v;

@@ -19,8 +19,8 @@ class Arena;
 namespace citygate::core {
 
 struct SensorMemory {
-  std::vector<pb::ParkingStatus> lastStatus;   // per group
-  std::vector<WallTime> statusChangedAt;       // per group
+  std::vector<pb::ParkingStatus> lastStatus;  // per group
+  std::vector<WallTime> statusChangedAt;      // per group
 };
 
 class Normaliser {

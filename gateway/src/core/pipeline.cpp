@@ -8,8 +8,8 @@
 
 namespace citygate::core {
 
-Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool,
-                   Sink& sink, SeqStore& seq, std::shared_ptr<spdlog::logger> log)
+Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool, Sink& sink,
+                   SeqStore& seq, std::shared_ptr<spdlog::logger> log)
     : executor_(std::move(executor)),
       options_(std::move(options)),
       spool_(spool),

@@ -47,13 +47,13 @@ struct PipelineOptions {
 };
 
 struct PipelineStats {
-  std::uint64_t readings = 0;         // numbered and handed to the spool
+  std::uint64_t readings = 0;  // numbered and handed to the spool
   std::uint64_t batchesSent = 0;
   std::uint64_t batchesDelivered = 0;
-  std::uint64_t readingsSent = 0;     // counting resends
+  std::uint64_t readingsSent = 0;  // counting resends
   std::uint64_t readingsDelivered = 0;
   std::uint64_t retries = 0;
-  std::uint64_t lostBlocked = 0;      // BLOCK_SOURCES overflow (sources ignored the pause)
+  std::uint64_t lostBlocked = 0;  // BLOCK_SOURCES overflow (sources ignored the pause)
   std::uint64_t spoolErrors = 0;
   std::uint64_t blockedNow = 0;
 };

@@ -42,11 +42,11 @@ struct PointSpec {
 // One output group: the points that make one Reading (a traffic lane, a parking bay, or all the
 // points of an air-quality or generic sensor).
 struct ReadingGroup {
-  std::string entityId;                 // FIWARE id
+  std::string entityId;  // FIWARE id
   std::string bay;
   std::uint32_t lane = 0;
   pb::LaneDirection laneDirection = pb::LANE_DIRECTION_UNSPECIFIED;
-  std::vector<std::uint16_t> points;    // indices into SensorSpec::points
+  std::vector<std::uint16_t> points;  // indices into SensorSpec::points
 };
 
 struct SensorSpec {
@@ -56,8 +56,8 @@ struct SensorSpec {
   std::vector<ReadingGroup> groups;
   std::optional<pb::GeoPoint> location;
   std::string refParkingSite;
-  std::string category;                 // parking: onStreet / offStreet
-  pb::Source source;                    // static part (Modbus bus/unit); LoRa fills the rest per frame
+  std::string category;  // parking: onStreet / offStreet
+  pb::Source source;     // static part (Modbus bus/unit); LoRa fills the rest per frame
 };
 
 // Builds SensorSpec::groups from its kind and points (lanes for traffic, bays for parking).
@@ -82,8 +82,8 @@ struct LoraMeta {
 
 struct RawSample {
   WallTime observedAt;
-  WallTime periodStart;       // traffic: start of the counting period
-  std::vector<RawValue> values;  // aligned with SensorSpec::points
+  WallTime periodStart;                                      // traffic: start of the counting period
+  std::vector<RawValue> values;                              // aligned with SensorSpec::points
   std::vector<std::pair<std::uint16_t, std::string>> texts;  // STRING points: (point index, text)
   std::optional<LoraMeta> lora;
 };

@@ -4,9 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -86,6 +86,8 @@ Status SeqStore::close() {
   return write(next_);
 }
 
-Status SeqStore::write(std::uint64_t value) { return writeFileAtomic(path_, std::to_string(value) + "\n"); }
+Status SeqStore::write(std::uint64_t value) {
+  return writeFileAtomic(path_, std::to_string(value) + "\n");
+}
 
 }  // namespace citygate::core

@@ -21,7 +21,7 @@ void toTimestamp(WallTime t, google::protobuf::Timestamp* out) {
 
 WallTime fromTimestamp(const google::protobuf::Timestamp& ts) {
   return WallTime{std::chrono::duration_cast<WallClock::duration>(std::chrono::seconds{ts.seconds()} +
-                                                                   std::chrono::nanoseconds{ts.nanos()})};
+                                                                  std::chrono::nanoseconds{ts.nanos()})};
 }
 
 std::int64_t toMillis(WallTime t) {
@@ -39,8 +39,8 @@ std::string formatIso8601(WallTime t) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
   return buf;
 }
 

@@ -29,10 +29,18 @@ void send(const std::string& msg) {
 
 }  // namespace
 
-void notifyReady(const std::string& status) { send("READY=1\nSTATUS=" + status); }
-void notifyStopping() { send("STOPPING=1"); }
-void notifyStatus(const std::string& status) { send("STATUS=" + status); }
-void notifyWatchdog() { send("WATCHDOG=1"); }
+void notifyReady(const std::string& status) {
+  send("READY=1\nSTATUS=" + status);
+}
+void notifyStopping() {
+  send("STOPPING=1");
+}
+void notifyStatus(const std::string& status) {
+  send("STATUS=" + status);
+}
+void notifyWatchdog() {
+  send("WATCHDOG=1");
+}
 
 std::optional<std::chrono::microseconds> watchdogInterval() {
   const char* usec = std::getenv("WATCHDOG_USEC");

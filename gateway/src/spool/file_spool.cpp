@@ -28,7 +28,9 @@ const char kSegPrefix[] = "seg-";
 const char kSegSuffix[] = ".cgs";
 constexpr std::size_t kSegDigits = 20;
 
-std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string errnoText(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 
 std::string segmentPath(const std::string& dir, std::uint64_t name) {
   char buf[64];
@@ -238,9 +240,9 @@ Status FileSpool::recover() {
   if (auto st = openAckFile(generation); !st) return st;
   if (auto st = prepareAckFile(); !st) return st;
 
-  bool dirChanged = true;  // the ack file may have been created
-  std::uint64_t maxSeq = 0;       // highest seq seen in an intact frame
-  std::uint64_t headerNext = 0;   // first seq of the newest segment when it holds no record
+  bool dirChanged = true;        // the ack file may have been created
+  std::uint64_t maxSeq = 0;      // highest seq seen in an intact frame
+  std::uint64_t headerNext = 0;  // first seq of the newest segment when it holds no record
   std::uint64_t cutBytes = 0;
   std::uint64_t corruptAtStart = 0;
   bool ackPlaced = false;
@@ -324,7 +326,8 @@ Status FileSpool::recover() {
     s.spans = r.spans;
     s.fd = handle;
     if (!ackPlaced) {
-      ack_ = Pos{name, r.ackEnd, s.firstOrd + r.acked, r.acked > 0 ? settledSeq_ : (s.firstSeq > 0 ? s.firstSeq - 1 : 0)};
+      ack_ =
+          Pos{name, r.ackEnd, s.firstOrd + r.acked, r.acked > 0 ? settledSeq_ : (s.firstSeq > 0 ? s.firstSeq - 1 : 0)};
       ackPlaced = true;
     }
     endOrd_ += s.count;
@@ -359,13 +362,12 @@ Status FileSpool::recover() {
 void FileSpool::startWorker(std::uint64_t ackGeneration) {
   std::weak_ptr<int> alive = alive_;
   auto executor = executor_;
-  worker_ = std::make_unique<SyncWorker>(
-      options_.dir, dirFd_, ackFd_, ackGeneration, options_.durability, options_.ackInterval,
-      [alive, executor, this](const SyncWorker::Result& r) {
-        boost::asio::post(executor, [alive, this, token = r.token, error = r.error] {
-          if (alive.lock()) onSynced(token, error);
-        });
-      });
+  worker_ = std::make_unique<SyncWorker>(options_.dir, dirFd_, ackFd_, ackGeneration, options_.durability,
+                                         options_.ackInterval, [alive, executor, this](const SyncWorker::Result& r) {
+                                           boost::asio::post(executor, [alive, this, token = r.token, error = r.error] {
+                                             if (alive.lock()) onSynced(token, error);
+                                           });
+                                         });
 }
 
 void FileSpool::onSynced(std::uint64_t token, const std::string& error) {
@@ -382,17 +384,20 @@ void FileSpool::setError(std::string what) {
 }
 
 std::size_t FileSpool::indexOf(const Segment& s) const {
-  auto it = std::lower_bound(segs_.begin(), segs_.end(), s.name, [](const Segment& a, std::uint64_t n) { return a.name < n; });
+  auto it = std::lower_bound(segs_.begin(), segs_.end(), s.name,
+                             [](const Segment& a, std::uint64_t n) { return a.name < n; });
   return static_cast<std::size_t>(it - segs_.begin());
 }
 
 FileSpool::Segment* FileSpool::find(std::uint64_t name) {
-  auto it = std::lower_bound(segs_.begin(), segs_.end(), name, [](const Segment& s, std::uint64_t n) { return s.name < n; });
+  auto it =
+      std::lower_bound(segs_.begin(), segs_.end(), name, [](const Segment& s, std::uint64_t n) { return s.name < n; });
   return it != segs_.end() && it->name == name ? &*it : nullptr;
 }
 
 const FileSpool::Segment* FileSpool::find(std::uint64_t name) const {
-  auto it = std::lower_bound(segs_.begin(), segs_.end(), name, [](const Segment& s, std::uint64_t n) { return s.name < n; });
+  auto it =
+      std::lower_bound(segs_.begin(), segs_.end(), name, [](const Segment& s, std::uint64_t n) { return s.name < n; });
   return it != segs_.end() && it->name == name ? &*it : nullptr;
 }
 
@@ -493,8 +498,7 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
     return AppendResult::Error;
   }
   const std::uint64_t frame = segment::frameSize(record.size());
-  if (record.size() > segment::kMaxPayload ||
-      frame + segment::kHeaderSize + ack::kFileSize > options_.maxBytes) {
+  if (record.size() > segment::kMaxPayload || frame + segment::kHeaderSize + ack::kFileSize > options_.maxBytes) {
     setError("a record of " + std::to_string(record.size()) + " bytes can never fit in the spool");
     return AppendResult::Error;
   }
@@ -789,7 +793,9 @@ void FileSpool::rewind() {
   droppedInFlight_.clear();  // what was in flight is forgotten: dropped stays dropped
 }
 
-std::uint64_t FileSpool::unread() const { return durableOrd_ > read_.ord ? durableOrd_ - read_.ord : 0; }
+std::uint64_t FileSpool::unread() const {
+  return durableOrd_ > read_.ord ? durableOrd_ - read_.ord : 0;
+}
 
 SpoolStats FileSpool::stats() const {
   SpoolStats s;
@@ -813,8 +819,8 @@ SpoolStats FileSpool::stats() const {
       s.bytesWrittenPerDay = s.bytesWritten - base;
     } else {
       const double secs = std::chrono::duration<double>(now - opened_).count();
-      s.bytesWrittenPerDay = secs < 60 ? s.bytesWritten
-                                       : static_cast<std::uint64_t>(static_cast<double>(s.bytesWritten) * 86400.0 / secs);
+      s.bytesWrittenPerDay =
+          secs < 60 ? s.bytesWritten : static_cast<std::uint64_t>(static_cast<double>(s.bytesWritten) * 86400.0 / secs);
     }
   }
   s.corruptRecords = corrupt_;

@@ -173,8 +173,8 @@ class FileSpool final : public Spool {
 
   Pos ack_;
   Pos read_;
-  std::uint64_t ackedSeq_ = 0;    // highest seq acknowledged
-  std::uint64_t settledSeq_ = 0;  // every seq <= this is acknowledged or dropped (the ack file)
+  std::uint64_t ackedSeq_ = 0;         // highest seq acknowledged
+  std::uint64_t settledSeq_ = 0;       // every seq <= this is acknowledged or dropped (the ack file)
   std::uint64_t ackedSinceWrite_ = 0;  // records acknowledged since the last ack-file request
   std::uint64_t endOrd_ = 0;
   std::uint64_t durableOrd_ = 0;

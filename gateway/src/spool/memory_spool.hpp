@@ -33,8 +33,8 @@ class MemorySpool final : public Spool {
   };
   std::deque<Record> records_;
   std::deque<std::uint64_t> droppedInFlight_;  // seqs dropped after they were handed out
-  std::size_t cursor_ = 0;          // index of the first unread record
-  std::size_t maxHandedOut_ = 0;    // records handed out at least once (for `replayed`)
+  std::size_t cursor_ = 0;                     // index of the first unread record
+  std::size_t maxHandedOut_ = 0;               // records handed out at least once (for `replayed`)
   std::uint64_t bytes_ = 0;
   std::uint64_t maxBytes_;
   pb::SpoolConfig::WhenFull whenFull_;

@@ -64,7 +64,9 @@ struct Frame {
 };
 
 void encodeFrame(std::string& out, std::uint64_t seq, std::string_view payload);
-inline std::size_t frameSize(std::size_t payload) { return kFrameOverhead + payload; }
+inline std::size_t frameSize(std::size_t payload) {
+  return kFrameOverhead + payload;
+}
 
 // Decodes the frame at the start of `bytes`.
 FrameStatus decodeFrame(std::string_view bytes, Frame& out);

@@ -35,13 +35,13 @@ struct ReadResult {
 };
 
 struct SpoolStats {
-  std::uint64_t bytes = 0;        // on disk (or in memory), headers included
-  std::uint64_t readings = 0;     // records not yet acknowledged
-  std::uint64_t unread = 0;       // records not yet handed out
-  std::uint64_t oldestSeq = 0;    // 0 when empty
-  std::uint64_t dropped = 0;      // by DROP_OLDEST, since start
-  std::uint64_t replayed = 0;     // records handed out again after a rewind or a restart
-  std::uint64_t bytesWritten = 0; // since start
+  std::uint64_t bytes = 0;               // on disk (or in memory), headers included
+  std::uint64_t readings = 0;            // records not yet acknowledged
+  std::uint64_t unread = 0;              // records not yet handed out
+  std::uint64_t oldestSeq = 0;           // 0 when empty
+  std::uint64_t dropped = 0;             // by DROP_OLDEST, since start
+  std::uint64_t replayed = 0;            // records handed out again after a rewind or a restart
+  std::uint64_t bytesWritten = 0;        // since start
   std::uint64_t bytesWrittenPerDay = 0;  // over the last 24 h (extrapolated while younger)
   std::uint64_t corruptRecords = 0;
   std::uint64_t maxBytes = 0;

@@ -74,7 +74,9 @@ SyncWorker::SyncWorker(std::string dir, std::shared_ptr<FileHandle> dirFd, std::
       done_(std::move(done)),
       thread_([this] { run(); }) {}
 
-SyncWorker::~SyncWorker() { stop(); }
+SyncWorker::~SyncWorker() {
+  stop();
+}
 
 void SyncWorker::submitWrite(const std::shared_ptr<FileHandle>& fd, std::uint64_t token) {
   std::lock_guard lock(mu_);
@@ -128,7 +130,9 @@ void SyncWorker::stop(bool crash) {
   thread_.join();
 }
 
-bool SyncWorker::pendingLocked() const { return since_.has_value() || flush_ || settled_.has_value(); }
+bool SyncWorker::pendingLocked() const {
+  return since_.has_value() || flush_ || settled_.has_value();
+}
 
 void SyncWorker::run() {
   std::unique_lock lock(mu_);

@@ -53,12 +53,12 @@ class SyncWorker {
   ~SyncWorker();
 
   void submitWrite(const std::shared_ptr<FileHandle>& fd, std::uint64_t token);
-  void submitCreated();                      // a file was created in the directory
-  void submitUnlink(std::string path);       // delete after everything submitted before is durable
+  void submitCreated();                 // a file was created in the directory
+  void submitUnlink(std::string path);  // delete after everything submitted before is durable
   // The ack slot's new value: written at most once per ackInterval, or at once when `soon` (many
   // records were acknowledged since the last write).
   void submitSettled(std::uint64_t seq, bool soon = false);
-  void flush();                              // commit now, ack slot included
+  void flush();  // commit now, ack slot included
 
   // Final commit (flush) and join; with `crash`, exit at once without syncing anything (tests).
   void stop(bool crash = false);

@@ -27,12 +27,14 @@
 namespace {
 
 std::atomic<bool> gStop{false};
-void onSignal(int) { gStop = true; }
+void onSignal(int) {
+  gStop = true;
+}
 
 std::uint32_t nowMs() {
-  return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
+  return static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 void writeStats(const std::string& path, std::uint64_t total, const std::array<std::uint64_t, 256>& perUnit) {
@@ -58,9 +60,12 @@ int main(int argc, char** argv) {
   std::string ready;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--port") port = std::atoi(argv[i + 1]);
-    else if (a == "--stats") stats = argv[i + 1];
-    else if (a == "--ready") ready = argv[i + 1];
+    if (a == "--port")
+      port = std::atoi(argv[i + 1]);
+    else if (a == "--stats")
+      stats = argv[i + 1];
+    else if (a == "--ready")
+      ready = argv[i + 1];
   }
   std::signal(SIGTERM, onSignal);
   std::signal(SIGINT, onSignal);

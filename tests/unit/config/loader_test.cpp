@@ -63,8 +63,9 @@ TEST_CASE("secret files must be 0600, and the message says how to fix it") {
   ::chmod(pass.c_str(), 0644);
   const std::string cfg = dir + "/c.textproto";
   {
-    std::ofstream(cfg) << "gateway_id: \"gw\"\nmqtt {\n  uri: \"tcp://127.0.0.1:1883\"\n  username: \"u\"\n  password_file: \""
-                       << pass << "\"\n}\nspool { dir: \"" << dir << "/spool\" }\n";
+    std::ofstream(cfg)
+        << "gateway_id: \"gw\"\nmqtt {\n  uri: \"tcp://127.0.0.1:1883\"\n  username: \"u\"\n  password_file: \"" << pass
+        << "\"\n}\nspool { dir: \"" << dir << "/spool\" }\n";
   }
   config::Diagnostics d;
   CHECK_FALSE(app::validateFile(cfg, d));

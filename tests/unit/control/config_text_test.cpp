@@ -37,7 +37,9 @@ TEST_CASE("redaction survives an unterminated string") {
   CHECK(redactSecrets("") == "");
 }
 
-TEST_CASE("equal texts have no diff") { CHECK(unifiedDiff("a\nb\n", "a\nb\n", "x", "y").empty()); }
+TEST_CASE("equal texts have no diff") {
+  CHECK(unifiedDiff("a\nb\n", "a\nb\n", "x", "y").empty());
+}
 
 TEST_CASE("a changed line in the middle, with three lines of context") {
   const std::string a = "1\n2\n3\n4\n5\n6\n7\n8\n9\n";

@@ -35,7 +35,9 @@ std::unique_ptr<app::ValidatedConfig> load(const std::string& text) {
   return v;
 }
 
-ConfigPlan plan(const std::string& a, const std::string& b) { return app::planChange(*load(a), *load(b)); }
+ConfigPlan plan(const std::string& a, const std::string& b) {
+  return app::planChange(*load(a), *load(b));
+}
 
 using V = std::vector<std::string>;
 

@@ -11,10 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -82,11 +82,14 @@ struct World {
     path = (dir / "run" / "sub" / "control.sock").string();
     o.path = path;
     o.group = "";  // tests run without a citygate group
-    server = std::make_shared<ControlServer>(ioc.get_executor(), o, handler,
-                                             std::make_shared<spdlog::logger>("control", std::make_shared<spdlog::sinks::null_sink_mt>()));
+    server = std::make_shared<ControlServer>(
+        ioc.get_executor(), o, handler,
+        std::make_shared<spdlog::logger>("control", std::make_shared<spdlog::sinks::null_sink_mt>()));
   }
   // The listening socket's pending accept keeps run() going until the server stops.
-  void run() { thread = std::thread([this] { ioc.run(); }); }
+  void run() {
+    thread = std::thread([this] { ioc.run(); });
+  }
   // Runs `f` on the executor and waits for it.
   template <typename F>
   auto onLoop(F f) {
@@ -137,7 +140,8 @@ bool readResponse(int fd, pb::ControlResponse& out, std::chrono::milliseconds ti
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (d.state() != FrameDecoder::State::Ready) {
     pollfd p{fd, POLLIN, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
     std::uint8_t b;  // byte by byte: never reads past this frame
     if (::recv(fd, &b, 1, 0) != 1) return false;
@@ -393,9 +397,9 @@ TEST_CASE("a stale socket file is replaced; a live one is not taken over") {
   World first;
   REQUIRE(first.server->start().ok());
   // A second server on the same path while the first listens: refused.
-  auto second = std::make_shared<ControlServer>(first.ioc.get_executor(), ServerOptions{first.path, ""},
-                                                first.handler,
-                                                std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  auto second = std::make_shared<ControlServer>(
+      first.ioc.get_executor(), ServerOptions{first.path, ""}, first.handler,
+      std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
   auto st = second->start();
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().find("another process listens") != std::string::npos);
@@ -410,16 +414,18 @@ TEST_CASE("a stale socket file is replaced; a live one is not taken over") {
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
     ::close(fd);  // the file stays, nobody listens
   }
-  auto third = std::make_shared<ControlServer>(first.ioc.get_executor(), ServerOptions{stale, ""}, first.handler,
-                                               std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  auto third = std::make_shared<ControlServer>(
+      first.ioc.get_executor(), ServerOptions{stale, ""}, first.handler,
+      std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
   CHECK(third->start().ok());
   third->stop();
 
   // A regular file in the way is not deleted.
   const std::string file = (first.dir / "file.sock").string();
   { std::ofstream(file) << "data"; }
-  auto fourth = std::make_shared<ControlServer>(first.ioc.get_executor(), ServerOptions{file, ""}, first.handler,
-                                                std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  auto fourth = std::make_shared<ControlServer>(
+      first.ioc.get_executor(), ServerOptions{file, ""}, first.handler,
+      std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
   CHECK_FALSE(fourth->start().ok());
   CHECK(std::filesystem::exists(file));
 }

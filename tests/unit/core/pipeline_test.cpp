@@ -69,8 +69,9 @@ struct Fixture {
     o.maxBatchReadings = maxBatch;
     o.maxBatchDelay = delay;
     o.retryDelay = std::chrono::milliseconds(10);
-    pipeline = std::make_shared<Pipeline>(ioc.get_executor(), o, spool, sink, seq,
-                                          std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+    pipeline = std::make_shared<Pipeline>(
+        ioc.get_executor(), o, spool, sink, seq,
+        std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
     pipeline->start();
   }
   void submit(double v) {
@@ -168,8 +169,9 @@ TEST_CASE("BLOCK_SOURCES: a full spool pauses the sources and loses nothing") {
   o.gatewayId = "gw";
   o.maxBatchReadings = 1000;
   o.maxBatchDelay = std::chrono::milliseconds(5);
-  auto pl = std::make_shared<Pipeline>(ioc.get_executor(), o, spool, sink, seq,
-                                       std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  auto pl = std::make_shared<Pipeline>(
+      ioc.get_executor(), o, spool, sink, seq,
+      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
   pl->start();
   int n = 0;
   while (pl->accepting() && n < 10000) {

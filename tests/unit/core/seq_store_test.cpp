@@ -36,7 +36,7 @@ TEST_CASE("after a crash (no close) seq never repeats") {
     SeqStore s(dir + "/seq", true);
     REQUIRE(s.open(0));
     for (int i = 0; i < 5000; ++i) last = s.next();  // crosses a reservation block
-  }  // no close(): a crash
+  }                                                  // no close(): a crash
   SeqStore s(dir + "/seq", true);
   REQUIRE(s.open(0));
   CHECK(s.next() > last);

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/prefer.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>

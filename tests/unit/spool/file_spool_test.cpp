@@ -329,7 +329,7 @@ TEST_CASE("file spool: during a fast replay the ack file follows every ackEveryR
   std::vector<ReadResult> batches;
   CHECK(drain(*s, 50, &batches) == range(1, 1000));
   s->acknowledge(batches[0].lastSeq);
-  runUntil([&] { return settledOnDisk(dir) == 50; });  // the first write is never held back
+  runUntil([&] { return settledOnDisk(dir) == 50; });                       // the first write is never held back
   for (std::size_t b = 1; b < 10; ++b) s->acknowledge(batches[b].lastSeq);  // up to 500
   runUntil([&] { return settledOnDisk(dir) >= 400; });
   s->abandon();

@@ -7,8 +7,9 @@ namespace {
 struct MemoryFactory {
   static constexpr bool kDurable = false;
   static void reset() {}
-  static std::unique_ptr<citygate::spool::Spool> restart(std::unique_ptr<citygate::spool::Spool>, std::uint64_t maxBytes,
-                                                        citygate::v1::SpoolConfig::WhenFull w, bool) {
+  static std::unique_ptr<citygate::spool::Spool> restart(std::unique_ptr<citygate::spool::Spool>,
+                                                         std::uint64_t maxBytes, citygate::v1::SpoolConfig::WhenFull w,
+                                                         bool) {
     return make(maxBytes, w);
   }
   static std::unique_ptr<citygate::spool::Spool> make(std::uint64_t maxBytes, citygate::v1::SpoolConfig::WhenFull w) {

@@ -101,8 +101,8 @@ TEST_CASE("segment: frame damage: truncation, CRC, absurd length") {
 TEST_CASE("segment: scan skips damage in the middle and cuts a torn tail") {
   std::string s = seg(1, 10);
   const std::size_t fs = frameSize(30);
-  s[kHeaderSize + 3 * fs + 20] ^= 1;  // record 4's payload
-  s[kHeaderSize + 6 * fs + 1] ^= 1;   // record 7's length
+  s[kHeaderSize + 3 * fs + 20] ^= 1;            // record 4's payload
+  s[kHeaderSize + 6 * fs + 1] ^= 1;             // record 7's length
   s += std::string("\x22\x00\x00\x00\x0b", 5);  // the start of an 11th frame
   const ScanResult r = scan(s, 0);
   CHECK(r.records == 8);

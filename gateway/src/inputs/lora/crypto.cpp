@@ -7,7 +7,9 @@
 
 namespace citygate::lora {
 
-Key::~Key() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
+Key::~Key() {
+  OPENSSL_cleanse(bytes_.data(), bytes_.size());
+}
 
 std::optional<Key> Key::fromHex(std::string_view hex) {
   if (hex.size() != 32) return std::nullopt;
@@ -128,7 +130,8 @@ bool Crypto::cryptPayload(const Key& key, Dir dir, std::uint32_t devAddr, std::u
   const std::size_t blocks = (in.size() + 15) / 16;
   std::uint8_t a[16 * 16];
   std::uint8_t s[16 * 16];
-  for (std::size_t i = 0; i < blocks; ++i) block(a + 16 * i, 0x01, dir, devAddr, fcnt, static_cast<std::uint8_t>(i + 1));
+  for (std::size_t i = 0; i < blocks; ++i)
+    block(a + 16 * i, 0x01, dir, devAddr, fcnt, static_cast<std::uint8_t>(i + 1));
   if (blocks > 0 && !aesBlocks(key, a, s, static_cast<int>(16 * blocks))) return false;
   for (std::size_t i = 0; i < in.size(); ++i) out[i] = in[i] ^ s[i];
   OPENSSL_cleanse(s, sizeof s);

@@ -24,11 +24,16 @@ namespace {
 
 Reason fromPhyError(PhyError e) {
   switch (e) {
-    case PhyError::TooShort: return Reason::TruncatedFrame;
-    case PhyError::BadMajor: return Reason::BadMajor;
-    case PhyError::NotDataUp: return Reason::NotDataUplink;
-    case PhyError::FOptsWithPort0: return Reason::FOptsWithPort0;
-    case PhyError::None: break;
+    case PhyError::TooShort:
+      return Reason::TruncatedFrame;
+    case PhyError::BadMajor:
+      return Reason::BadMajor;
+    case PhyError::NotDataUp:
+      return Reason::NotDataUplink;
+    case PhyError::FOptsWithPort0:
+      return Reason::FOptsWithPort0;
+    case PhyError::None:
+      break;
   }
   return Reason::TruncatedFrame;
 }
@@ -191,7 +196,8 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
       case Verdict::CryptoError:
         reject(Reason::CryptoError, &s);
         return Reason::CryptoError;
-      case Verdict::MicFailed: break;
+      case Verdict::MicFailed:
+        break;
     }
   }
   if (accepted == nullptr) {
@@ -269,7 +275,8 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
       s.lastError = "unknown port";
       reject(Reason::UnknownPort, &s);
       return Reason::UnknownPort;
-    case DecodeStatus::Malformed: break;
+    case DecodeStatus::Malformed:
+      break;
   }
   p.sample.values.clear();
   s.lastError = d.detail;
@@ -350,7 +357,8 @@ void FrameProcessor::restore(const FcntState& state) {
         break;
       }
       const std::uint64_t resumed =
-          clean ? r.lastFcnt : std::min<std::uint64_t>(std::uint64_t{r.lastFcnt} + options_.resumeMargin, 0xFFFFFFFFULL);
+          clean ? r.lastFcnt
+                : std::min<std::uint64_t>(std::uint64_t{r.lastFcnt} + options_.resumeMargin, 0xFFFFFFFFULL);
       s.seen = true;
       s.lastFcnt = static_cast<std::uint32_t>(resumed);
       // What the file says now is what a crash would find: the margin is counted from it.

@@ -138,10 +138,10 @@ class FrameProcessor {
   Submit submit_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<Session> sessions_;
-  std::vector<std::pair<std::uint32_t, std::size_t>> byAddr_;  // sorted (DevAddr, session)
-  std::deque<Pending> pending_;                                 // arrival order
-  std::uint64_t pendingBase_ = 0;                               // sequence number of pending_.front()
-  std::uint64_t flushCursor_ = 0;                               // first sequence not yet published
+  std::vector<std::pair<std::uint32_t, std::size_t>> byAddr_;      // sorted (DevAddr, session)
+  std::deque<Pending> pending_;                                    // arrival order
+  std::uint64_t pendingBase_ = 0;                                  // sequence number of pending_.front()
+  std::uint64_t flushCursor_ = 0;                                  // first sequence not yet published
   std::unordered_map<std::uint64_t, std::uint64_t> pendingIndex_;  // hash -> sequence
   ProcessorCounters counters_;
   bool dirty_ = false;

@@ -11,28 +11,47 @@ constexpr std::size_t kMaxNumberChars = 64;
 
 std::string_view errorName(Error e) {
   switch (e) {
-    case Error::None: return "ok";
-    case Error::Empty: return "empty";
-    case Error::Syntax: return "syntax";
-    case Error::Depth: return "too deep";
-    case Error::TooManyNodes: return "too many values";
-    case Error::TooManyMembers: return "too many members";
-    case Error::StringTooLong: return "string too long";
-    case Error::BadEscape: return "bad escape";
-    case Error::BadUtf8: return "bad UTF-8";
-    case Error::ControlChar: return "control character in string";
-    case Error::BadNumber: return "bad number";
-    case Error::DuplicateKey: return "duplicate key";
-    case Error::TrailingData: return "data after the value";
+    case Error::None:
+      return "ok";
+    case Error::Empty:
+      return "empty";
+    case Error::Syntax:
+      return "syntax";
+    case Error::Depth:
+      return "too deep";
+    case Error::TooManyNodes:
+      return "too many values";
+    case Error::TooManyMembers:
+      return "too many members";
+    case Error::StringTooLong:
+      return "string too long";
+    case Error::BadEscape:
+      return "bad escape";
+    case Error::BadUtf8:
+      return "bad UTF-8";
+    case Error::ControlChar:
+      return "control character in string";
+    case Error::BadNumber:
+      return "bad number";
+    case Error::DuplicateKey:
+      return "duplicate key";
+    case Error::TrailingData:
+      return "data after the value";
   }
   return "?";
 }
 
 // ---- Value -----------------------------------------------------------------------------------
 
-Type Value::type() const { return doc_->nodes_[index_].type; }
-bool Value::boolean() const { return valid() && doc_->nodes_[index_].boolean; }
-double Value::number() const { return valid() ? doc_->nodes_[index_].number : 0.0; }
+Type Value::type() const {
+  return doc_->nodes_[index_].type;
+}
+bool Value::boolean() const {
+  return valid() && doc_->nodes_[index_].boolean;
+}
+double Value::number() const {
+  return valid() ? doc_->nodes_[index_].number : 0.0;
+}
 
 std::string_view Value::string() const {
   if (!isString()) return {};
@@ -81,7 +100,9 @@ Value::Iterator& Value::Iterator::operator++() {
 
 // ---- Document --------------------------------------------------------------------------------
 
-Document::Document(Limits limits) : limits_(limits) { nodes_.reserve(limits_.maxNodes); }
+Document::Document(Limits limits) : limits_(limits) {
+  nodes_.reserve(limits_.maxNodes);
+}
 
 void Document::skipWhitespace() {
   while (pos_ < text_.size()) {
@@ -367,14 +388,30 @@ Error Document::parseString(std::uint32_t& offset, std::uint32_t& length) {
       const char esc = text_[pos_ + 1];
       pos_ += 2;
       switch (esc) {
-        case '"': strings_.push_back('"'); break;
-        case '\\': strings_.push_back('\\'); break;
-        case '/': strings_.push_back('/'); break;
-        case 'b': strings_.push_back('\b'); break;
-        case 'f': strings_.push_back('\f'); break;
-        case 'n': strings_.push_back('\n'); break;
-        case 'r': strings_.push_back('\r'); break;
-        case 't': strings_.push_back('\t'); break;
+        case '"':
+          strings_.push_back('"');
+          break;
+        case '\\':
+          strings_.push_back('\\');
+          break;
+        case '/':
+          strings_.push_back('/');
+          break;
+        case 'b':
+          strings_.push_back('\b');
+          break;
+        case 'f':
+          strings_.push_back('\f');
+          break;
+        case 'n':
+          strings_.push_back('\n');
+          break;
+        case 'r':
+          strings_.push_back('\r');
+          break;
+        case 't':
+          strings_.push_back('\t');
+          break;
         case 'u': {
           auto hex4 = [&](std::uint32_t& out) {
             if (pos_ + 4 > text_.size()) return false;
@@ -400,7 +437,8 @@ Error Document::parseString(std::uint32_t& offset, std::uint32_t& length) {
           appendUtf8(strings_, cp);
           break;
         }
-        default: return Error::BadEscape;
+        default:
+          return Error::BadEscape;
       }
       if (tooLong()) return Error::StringTooLong;
       continue;

@@ -4,11 +4,16 @@ namespace citygate::lora {
 
 std::string_view phyErrorName(PhyError e) {
   switch (e) {
-    case PhyError::None: return "ok";
-    case PhyError::TooShort: return "truncated_frame";
-    case PhyError::BadMajor: return "bad_major";
-    case PhyError::NotDataUp: return "not_data_uplink";
-    case PhyError::FOptsWithPort0: return "fopts_with_port0";
+    case PhyError::None:
+      return "ok";
+    case PhyError::TooShort:
+      return "truncated_frame";
+    case PhyError::BadMajor:
+      return "bad_major";
+    case PhyError::NotDataUp:
+      return "not_data_uplink";
+    case PhyError::FOptsWithPort0:
+      return "fopts_with_port0";
   }
   return "?";
 }

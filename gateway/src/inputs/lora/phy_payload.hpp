@@ -28,9 +28,9 @@ enum class MType : std::uint8_t {
 
 enum class PhyError : std::uint8_t {
   None,
-  TooShort,     // shorter than MHDR + FHDR + MIC, or FOptsLen runs into the MIC
-  BadMajor,     // MHDR major is not LoRaWAN R1
-  NotDataUp,    // join, downlink, RFU or proprietary: not an uplink we decode
+  TooShort,        // shorter than MHDR + FHDR + MIC, or FOptsLen runs into the MIC
+  BadMajor,        // MHDR major is not LoRaWAN R1
+  NotDataUp,       // join, downlink, RFU or proprietary: not an uplink we decode
   FOptsWithPort0,  // FOpts present and FPort 0: forbidden (MAC commands in both places)
 };
 
@@ -49,7 +49,7 @@ struct DataFrame {
   bool hasPort = false;
   std::uint8_t fport = 0;
   std::span<const std::uint8_t> frmPayload;
-  std::uint32_t mic = 0;  // the 4 wire bytes, first byte most significant (as printed)
+  std::uint32_t mic = 0;                   // the 4 wire bytes, first byte most significant (as printed)
   std::span<const std::uint8_t> micInput;  // MHDR .. end of FRMPayload
 
   bool uplink() const { return mtype == MType::UnconfirmedDataUp || mtype == MType::ConfirmedDataUp; }
@@ -61,6 +61,8 @@ struct DataFrame {
 // Parses a data frame. With `allowDownlink` false (the gateway's use), downlinks are NotDataUp.
 PhyError parseDataFrame(std::span<const std::uint8_t> phy, DataFrame& out, bool allowDownlink = false);
 
-inline MType mtypeOf(std::uint8_t mhdr) { return static_cast<MType>(mhdr >> 5); }
+inline MType mtypeOf(std::uint8_t mhdr) {
+  return static_cast<MType>(mhdr >> 5);
+}
 
 }  // namespace citygate::lora

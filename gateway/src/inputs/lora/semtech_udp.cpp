@@ -17,8 +17,10 @@ std::optional<Reason> parseDatagram(std::span<const std::uint8_t> d, UdpPacket& 
   switch (out.type) {
     case PacketType::PushData:
     case PacketType::PullData:
-    case PacketType::TxAck: break;
-    default: return Reason::UnexpectedPacketType;
+    case PacketType::TxAck:
+      break;
+    default:
+      return Reason::UnexpectedPacketType;
   }
   if (d.size() < 12) return Reason::DatagramTooShort;
   for (std::size_t i = 4; i < 12; ++i) out.gatewayEui = (out.gatewayEui << 8) | d[i];

@@ -45,10 +45,10 @@ std::array<std::uint8_t, 4> makeAck(const UdpPacket& request);
 
 // One received packet of a PUSH_DATA. String views point into the JSON document.
 struct RxPacket {
-  double freq = 0.0;        // MHz
+  double freq = 0.0;  // MHz
   int stat = 0;
-  bool lora = true;         // modu LORA (else FSK)
-  std::string_view datr;    // "SF7BW125" (LORA)
+  bool lora = true;       // modu LORA (else FSK)
+  std::string_view datr;  // "SF7BW125" (LORA)
   std::uint32_t fskRate = 0;
   double rssi = 0.0;
   double lsnr = 0.0;
@@ -84,8 +84,7 @@ class PushVisitor {
 // Parses the JSON of a PUSH_DATA with `doc`; valid rxpk go to `visitor.onRxpk`, bad ones to
 // `onRxpkRejected`, a stat object into `stat`. Returns the reason when the body as a whole is
 // unusable (bad JSON, wrong structure); a bad stat object alone gives BadStat after the rxpk.
-std::optional<Reason> parsePushData(std::string_view body, json::Document& doc, PushVisitor& visitor,
-                                    StatReport& stat);
+std::optional<Reason> parsePushData(std::string_view body, json::Document& doc, PushVisitor& visitor, StatReport& stat);
 
 // Parses one rxpk object (exposed for tests and the fuzz target).
 std::optional<Reason> parseRxpk(json::Value obj, RxPacket& out);

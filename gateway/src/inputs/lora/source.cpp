@@ -101,8 +101,7 @@ Status LoraSource::start() {
   if (!ec) socket_.bind(ep, ec);
   if (ec) {
     socket_.close(ec);
-    return Error{"lora: cannot listen on " + spec_.bind + ":" + std::to_string(spec_.port) + " (udp): " +
-                 ec.message()};
+    return Error{"lora: cannot listen on " + spec_.bind + ":" + std::to_string(spec_.port) + " (udp): " + ec.message()};
   }
   // Room for bursts (a flood must not push valid frames out of the kernel's queue); best effort.
   boost::system::error_code ignored;
@@ -207,7 +206,8 @@ void LoraSource::handleDatagram(std::size_t n) {
     case PacketType::TxAck:
       if (h != nullptr) h->set_tx_ack(h->tx_ack() + 1);
       return;
-    default: break;
+    default:
+      break;
   }
   if (h != nullptr) h->set_push_data(h->push_data() + 1);
   Visitor visitor(*processor_, pkt.gatewayEui, h, now, wall);

@@ -9,24 +9,35 @@ std::uint32_t registerCount(pb::DataType type, std::uint32_t stringRegisters) {
   switch (type) {
     case pb::BOOL:
     case pb::INT16:
-    case pb::UINT16: return 1;
+    case pb::UINT16:
+      return 1;
     case pb::INT32:
     case pb::UINT32:
-    case pb::FLOAT32: return 2;
+    case pb::FLOAT32:
+      return 2;
     case pb::INT64:
     case pb::UINT64:
-    case pb::FLOAT64: return 4;
-    case pb::STRING: return stringRegisters;
-    default: return 0;
+    case pb::FLOAT64:
+      return 4;
+    case pb::STRING:
+      return stringRegisters;
+    default:
+      return 0;
   }
 }
 
 namespace {
 
-std::uint16_t swapBytes(std::uint16_t r) { return static_cast<std::uint16_t>((r << 8) | (r >> 8)); }
+std::uint16_t swapBytes(std::uint16_t r) {
+  return static_cast<std::uint16_t>((r << 8) | (r >> 8));
+}
 
-bool wordsReversed(pb::WordOrder o) { return o == pb::CDAB || o == pb::DCBA; }
-bool bytesSwapped(pb::WordOrder o) { return o == pb::BADC || o == pb::DCBA; }
+bool wordsReversed(pb::WordOrder o) {
+  return o == pb::CDAB || o == pb::DCBA;
+}
+bool bytesSwapped(pb::WordOrder o) {
+  return o == pb::BADC || o == pb::DCBA;
+}
 
 }  // namespace
 
@@ -46,15 +57,24 @@ std::optional<double> decodeNumber(pb::DataType type, pb::WordOrder order, std::
   if (n == 0 || type == pb::STRING || type == pb::BOOL || regs.size() < n) return std::nullopt;
   const std::uint64_t raw = assemble(regs.first(n), order);
   switch (type) {
-    case pb::INT16: return static_cast<double>(static_cast<std::int16_t>(raw));
-    case pb::UINT16: return static_cast<double>(static_cast<std::uint16_t>(raw));
-    case pb::INT32: return static_cast<double>(static_cast<std::int32_t>(static_cast<std::uint32_t>(raw)));
-    case pb::UINT32: return static_cast<double>(static_cast<std::uint32_t>(raw));
-    case pb::INT64: return static_cast<double>(static_cast<std::int64_t>(raw));
-    case pb::UINT64: return static_cast<double>(raw);
-    case pb::FLOAT32: return static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(raw)));
-    case pb::FLOAT64: return std::bit_cast<double>(raw);
-    default: return std::nullopt;
+    case pb::INT16:
+      return static_cast<double>(static_cast<std::int16_t>(raw));
+    case pb::UINT16:
+      return static_cast<double>(static_cast<std::uint16_t>(raw));
+    case pb::INT32:
+      return static_cast<double>(static_cast<std::int32_t>(static_cast<std::uint32_t>(raw)));
+    case pb::UINT32:
+      return static_cast<double>(static_cast<std::uint32_t>(raw));
+    case pb::INT64:
+      return static_cast<double>(static_cast<std::int64_t>(raw));
+    case pb::UINT64:
+      return static_cast<double>(raw);
+    case pb::FLOAT32:
+      return static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(raw)));
+    case pb::FLOAT64:
+      return std::bit_cast<double>(raw);
+    default:
+      return std::nullopt;
   }
 }
 
@@ -92,10 +112,14 @@ void encode64(std::uint64_t v, pb::WordOrder order, std::uint16_t out[4]) {
 
 const char* orderName(pb::WordOrder order) {
   switch (order) {
-    case pb::CDAB: return "CDAB";
-    case pb::BADC: return "BADC";
-    case pb::DCBA: return "DCBA";
-    default: return "ABCD";
+    case pb::CDAB:
+      return "CDAB";
+    case pb::BADC:
+      return "BADC";
+    case pb::DCBA:
+      return "DCBA";
+    default:
+      return "ABCD";
   }
 }
 

@@ -31,7 +31,9 @@ std::uint64_t assemble(std::span<const std::uint16_t> regs, pb::WordOrder order)
 std::optional<double> decodeNumber(pb::DataType type, pb::WordOrder order, std::span<const std::uint16_t> regs);
 
 // BOOL inside a register: bit 0..15.
-inline bool registerBit(std::uint16_t reg, std::uint32_t bit) { return ((reg >> bit) & 1U) != 0; }
+inline bool registerBit(std::uint16_t reg, std::uint32_t bit) {
+  return ((reg >> bit) & 1U) != 0;
+}
 
 // STRING: two characters per register, high byte first (BADC/DCBA: low byte first). Stops at the
 // first NUL and trims trailing spaces.

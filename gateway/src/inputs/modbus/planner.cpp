@@ -5,7 +5,9 @@
 
 namespace citygate::modbus {
 
-bool isBitTable(pb::RegisterTable t) { return t == pb::COIL || t == pb::DISCRETE_INPUT; }
+bool isBitTable(pb::RegisterTable t) {
+  return t == pb::COIL || t == pb::DISCRETE_INPUT;
+}
 
 std::vector<ReadRequest> planReads(const std::vector<PlanPoint>& points, const PlanLimits& limits) {
   std::vector<std::uint16_t> order(points.size());
@@ -24,8 +26,8 @@ std::vector<ReadRequest> planReads(const std::vector<PlanPoint>& points, const P
   bool openIsolated = false;
   for (std::uint16_t idx : order) {
     const PlanPoint& p = points[idx];
-    const std::uint32_t cap = isBitTable(p.table) ? std::min(limits.maxBits, kMaxReadBits)
-                                                  : std::min(limits.maxRegisters, kMaxReadRegisters);
+    const std::uint32_t cap =
+        isBitTable(p.table) ? std::min(limits.maxBits, kMaxReadBits) : std::min(limits.maxRegisters, kMaxReadRegisters);
     const std::uint32_t end = p.address + p.count;
     bool merge = open != nullptr && open->table == p.table && !p.isolated && !openIsolated;
     if (merge) {
@@ -44,7 +46,8 @@ std::vector<ReadRequest> planReads(const std::vector<PlanPoint>& points, const P
       open->points.push_back(idx);
       continue;
     }
-    out.push_back(ReadRequest{p.table, static_cast<std::uint16_t>(p.address), static_cast<std::uint16_t>(p.count), {idx}});
+    out.push_back(
+        ReadRequest{p.table, static_cast<std::uint16_t>(p.address), static_cast<std::uint16_t>(p.count), {idx}});
     open = &out.back();
     openEnd = end;
     openIsolated = p.isolated;

@@ -38,7 +38,8 @@ bool compileProfile(const config::ProfileEntry& entry, std::vector<core::PointSp
   const Location root = entry.parsed.root;
   const std::size_t before = diags.size();
   if (prof.kind() == pb::OBSERVATION_KIND_UNSPECIFIED) {
-    root.field("kind").error(diags, "profile '" + prof.name() + "' needs a kind (AIR_QUALITY, TRAFFIC, PARKING, GENERIC)");
+    root.field("kind").error(diags,
+                             "profile '" + prof.name() + "' needs a kind (AIR_QUALITY, TRAFFIC, PARKING, GENERIC)");
     return false;
   }
   if (prof.point_size() == 0) root.error(diags, "profile '" + prof.name() + "' has no points");
@@ -55,12 +56,13 @@ bool compileProfile(const config::ProfileEntry& entry, std::vector<core::PointSp
     const std::size_t pointErrors = diags.size();
     auto field = core::findField(prof.kind(), pt.field());
     if (!field) {
-      at.field("field").error(diags, "'" + pt.field() + "' is not a field of " + pb::ObservationKind_Name(prof.kind()) +
-                                         " observations");
+      at.field("field").error(
+          diags, "'" + pt.field() + "' is not a field of " + pb::ObservationKind_Name(prof.kind()) + " observations");
       continue;
     }
     if (pt.table() == pb::REGISTER_TABLE_UNSPECIFIED) {
-      at.error(diags, "point '" + pt.field() + "' needs a table (COIL, DISCRETE_INPUT, INPUT_REGISTER, HOLDING_REGISTER)");
+      at.error(diags,
+               "point '" + pt.field() + "' needs a table (COIL, DISCRETE_INPUT, INPUT_REGISTER, HOLDING_REGISTER)");
       continue;
     }
     if (pt.type() == pb::DATA_TYPE_UNSPECIFIED) {
@@ -107,7 +109,8 @@ bool compileProfile(const config::ProfileEntry& entry, std::vector<core::PointSp
     if (pt.scale() != 0 && !std::isfinite(pt.scale())) at.field("scale").error(diags, "scale must be finite");
     const core::FieldInfo& info = core::fieldInfo(*field);
     if (prof.kind() == pb::TRAFFIC) {
-      if (pt.lane_id() == 0) at.field("lane_id").error(diags, "traffic point '" + pt.field() + "' needs a lane_id (1..)");
+      if (pt.lane_id() == 0)
+        at.field("lane_id").error(diags, "traffic point '" + pt.field() + "' needs a lane_id (1..)");
       if (!laneFields.emplace(pt.lane_id(), pt.field()).second) {
         at.field("field").error(diags, "lane " + std::to_string(pt.lane_id()) + " has two '" + pt.field() + "' points");
       }
@@ -166,7 +169,8 @@ bool compileProfile(const config::ProfileEntry& entry, std::vector<core::PointSp
     // invalid ones, so search by field and address.
     int line = 0;
     for (int i = 0; i < prof.point_size(); ++i) {
-      if (prof.point(i).address() == b.address && prof.point(i).table() == b.table && prof.point(i).field() == points[idx[k]].name) {
+      if (prof.point(i).address() == b.address && prof.point(i).table() == b.table &&
+          prof.point(i).field() == points[idx[k]].name) {
         line = i;
       }
     }
@@ -198,10 +202,17 @@ std::vector<BusSpec> compileBuses(const config::LoadedConfig& cfg, Diagnostics& 
     spec.config = bus;
     spec.config.clear_device();
     switch (bus.transport_case()) {
-      case pb::ModbusBus::kTcp: spec.kind = BusSpec::Kind::Tcp; break;
-      case pb::ModbusBus::kRtu: spec.kind = BusSpec::Kind::Rtu; break;
-      case pb::ModbusBus::kRtuOverTcp: spec.kind = BusSpec::Kind::RtuOverTcp; break;
-      default: bl.error(diags, "modbus_bus '" + bus.name() + "' needs a transport: rtu { }, tcp { } or rtu_over_tcp { }");
+      case pb::ModbusBus::kTcp:
+        spec.kind = BusSpec::Kind::Tcp;
+        break;
+      case pb::ModbusBus::kRtu:
+        spec.kind = BusSpec::Kind::Rtu;
+        break;
+      case pb::ModbusBus::kRtuOverTcp:
+        spec.kind = BusSpec::Kind::RtuOverTcp;
+        break;
+      default:
+        bl.error(diags, "modbus_bus '" + bus.name() + "' needs a transport: rtu { }, tcp { } or rtu_over_tcp { }");
     }
     if (bus.has_tcp() || bus.has_rtu_over_tcp()) {
       const auto& ep = bus.has_tcp() ? bus.tcp() : bus.rtu_over_tcp();
@@ -236,14 +247,15 @@ std::vector<BusSpec> compileBuses(const config::LoadedConfig& cfg, Diagnostics& 
       const std::size_t before = diags.size();
       const bool serial = bus.has_rtu() || bus.has_rtu_over_tcp();
       if (serial ? (dev.unit_id() < 1 || dev.unit_id() > 247) : dev.unit_id() > 255) {
-        dl.field("unit_id").error(diags, "unit_id " + std::to_string(dev.unit_id()) + " is outside " +
-                                              (serial ? "1..247" : "0..255"));
+        dl.field("unit_id").error(
+            diags, "unit_id " + std::to_string(dev.unit_id()) + " is outside " + (serial ? "1..247" : "0..255"));
       }
       if (auto [it, fresh] = unitIds.emplace(dev.unit_id(), d); !fresh) {
         dl.field("unit_id").error(diags, "unit_id " + std::to_string(dev.unit_id()) + " is already used by device '" +
-                                              bus.device(it->second).id() + "' on bus '" + bus.name() + "'");
+                                             bus.device(it->second).id() + "' on bus '" + bus.name() + "'");
       }
-      if (dev.poll_interval_ms() < 100) dl.field("poll_interval_ms").error(diags, "poll_interval_ms must be at least 100");
+      if (dev.poll_interval_ms() < 100)
+        dl.field("poll_interval_ms").error(diags, "poll_interval_ms must be at least 100");
       const config::ProfileEntry* prof = cfg.profiles.find(dev.profile());
       if (prof == nullptr) {
         std::string known;
@@ -288,9 +300,9 @@ std::vector<BusSpec> compileBuses(const config::LoadedConfig& cfg, Diagnostics& 
       ds.interval = std::chrono::milliseconds(dev.poll_interval_ms());
       ds.timeout = std::chrono::milliseconds(dev.response_timeout_ms());
       ds.reads = it->second.reads;
-      ds.limits.maxGap = dev.max_gap_registers() != 0 ? dev.max_gap_registers()
+      ds.limits.maxGap = dev.max_gap_registers() != 0             ? dev.max_gap_registers()
                          : prof->profile.max_gap_registers() != 0 ? prof->profile.max_gap_registers()
-                                                                   : 8;
+                                                                  : 8;
       if (prof->profile.max_registers_per_read() != 0) ds.limits.maxRegisters = prof->profile.max_registers_per_read();
       ds.reportByException = dev.report_by_exception();
       ds.sensor = std::move(sensor);
@@ -310,8 +322,8 @@ std::vector<BusSpec> compileBuses(const config::LoadedConfig& cfg, Diagnostics& 
     spec.utilisation = busUs / 1e6;
     if (bus.has_rtu() && spec.utilisation > 1.0) {
       bl.field("name").error(diags, "bus '" + bus.name() + "' cannot serve its poll plan: it needs " +
-                                        std::to_string(static_cast<int>(busUs / 1000)) + " ms of wire time per second at " +
-                                        std::to_string(bus.rtu().baud()) +
+                                        std::to_string(static_cast<int>(busUs / 1000)) +
+                                        " ms of wire time per second at " + std::to_string(bus.rtu().baud()) +
                                         " baud; lengthen poll intervals, raise the baud rate or split the bus");
     }
     buses.push_back(std::move(spec));

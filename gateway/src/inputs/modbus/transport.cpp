@@ -18,28 +18,44 @@ namespace citygate::modbus {
 
 const char* errorKindName(ErrorKind k) {
   switch (k) {
-    case ErrorKind::None: return "ok";
-    case ErrorKind::Timeout: return "timeout";
-    case ErrorKind::Exception: return "exception";
-    case ErrorKind::BadFrame: return "bad frame";
-    case ErrorKind::Connection: return "connection";
+    case ErrorKind::None:
+      return "ok";
+    case ErrorKind::Timeout:
+      return "timeout";
+    case ErrorKind::Exception:
+      return "exception";
+    case ErrorKind::BadFrame:
+      return "bad frame";
+    case ErrorKind::Connection:
+      return "connection";
   }
   return "?";
 }
 
 std::string exceptionName(int code) {
   switch (code) {
-    case 1: return "01 illegal function";
-    case 2: return "02 illegal data address";
-    case 3: return "03 illegal data value";
-    case 4: return "04 server device failure";
-    case 5: return "05 acknowledge";
-    case 6: return "06 server device busy";
-    case 7: return "07 negative acknowledge";
-    case 8: return "08 memory parity error";
-    case 10: return "0A gateway path unavailable";
-    case 11: return "0B gateway target device failed to respond";
-    default: return "exception " + std::to_string(code);
+    case 1:
+      return "01 illegal function";
+    case 2:
+      return "02 illegal data address";
+    case 3:
+      return "03 illegal data value";
+    case 4:
+      return "04 server device failure";
+    case 5:
+      return "05 acknowledge";
+    case 6:
+      return "06 server device busy";
+    case 7:
+      return "07 negative acknowledge";
+    case 8:
+      return "08 memory parity error";
+    case 10:
+      return "0A gateway path unavailable";
+    case 11:
+      return "0B gateway target device failed to respond";
+    default:
+      return "exception " + std::to_string(code);
   }
 }
 
@@ -56,11 +72,16 @@ namespace {
 
 std::uint8_t functionFor(pb::RegisterTable t) {
   switch (t) {
-    case pb::COIL: return 0x01;
-    case pb::DISCRETE_INPUT: return 0x02;
-    case pb::HOLDING_REGISTER: return 0x03;
-    case pb::INPUT_REGISTER: return 0x04;
-    default: return 0x03;
+    case pb::COIL:
+      return 0x01;
+    case pb::DISCRETE_INPUT:
+      return 0x02;
+    case pb::HOLDING_REGISTER:
+      return 0x03;
+    case pb::INPUT_REGISTER:
+      return 0x04;
+    default:
+      return 0x03;
   }
 }
 
@@ -74,13 +95,20 @@ ReadError classify(int err) {
   }
   e.message = modbus_strerror(err);
   switch (err) {
-    case ETIMEDOUT: e.kind = ErrorKind::Timeout; e.message = "timeout"; break;
+    case ETIMEDOUT:
+      e.kind = ErrorKind::Timeout;
+      e.message = "timeout";
+      break;
     case EMBBADCRC:
     case EMBBADDATA:
     case EMBBADEXC:
     case EMBMDATA:
-    case EMBBADSLAVE: e.kind = ErrorKind::BadFrame; break;
-    default: e.kind = ErrorKind::Connection; break;
+    case EMBBADSLAVE:
+      e.kind = ErrorKind::BadFrame;
+      break;
+    default:
+      e.kind = ErrorKind::Connection;
+      break;
   }
   return e;
 }
@@ -102,7 +130,8 @@ class LibmodbusTransport final : public Transport {
         ctx_ = modbus_new_rtu(r.device().c_str(), static_cast<int>(r.baud()), parity, static_cast<int>(r.data_bits()),
                               static_cast<int>(r.stop_bits()));
       }
-      if (ctx_ == nullptr) return ReadError{ErrorKind::Connection, 0, std::string("cannot create context: ") + std::strerror(errno)};
+      if (ctx_ == nullptr)
+        return ReadError{ErrorKind::Connection, 0, std::string("cannot create context: ") + std::strerror(errno)};
       modbus_set_error_recovery(ctx_, MODBUS_ERROR_RECOVERY_NONE);
       // The byte timeout bounds a half-received frame; the response timeout is set per read.
       modbus_set_byte_timeout(ctx_, 0, 100000);
@@ -131,7 +160,8 @@ class LibmodbusTransport final : public Transport {
     if (auto e = connect(); !e.ok()) return e;
     modbus_set_slave(ctx_, unit);
     const auto ms = timeout.count();
-    modbus_set_response_timeout(ctx_, static_cast<std::uint32_t>(ms / 1000), static_cast<std::uint32_t>((ms % 1000) * 1000));
+    modbus_set_response_timeout(ctx_, static_cast<std::uint32_t>(ms / 1000),
+                                static_cast<std::uint32_t>((ms % 1000) * 1000));
     int rc = -1;
     if (table == pb::COIL || table == pb::DISCRETE_INPUT) {
       bits_.resize(count);
@@ -180,7 +210,8 @@ class LibmodbusTransport final : public Transport {
 // not parse is discarded with everything pending, and the next request starts clean.
 class RtuOverTcpTransport final : public Transport {
  public:
-  explicit RtuOverTcpTransport(const pb::ModbusBus& bus) : host_(bus.rtu_over_tcp().host()), port_(bus.rtu_over_tcp().port()) {}
+  explicit RtuOverTcpTransport(const pb::ModbusBus& bus)
+      : host_(bus.rtu_over_tcp().host()), port_(bus.rtu_over_tcp().port()) {}
   ~RtuOverTcpTransport() override { close(); }
 
   ReadError connect() override {
@@ -222,8 +253,14 @@ class RtuOverTcpTransport final : public Transport {
                  std::chrono::milliseconds timeout, std::span<std::uint16_t> out) override {
     if (auto e = connect(); !e.ok()) return e;
     const std::uint8_t fc = functionFor(table);
-    std::uint8_t req[8] = {unit, fc, static_cast<std::uint8_t>(address >> 8), static_cast<std::uint8_t>(address),
-                           static_cast<std::uint8_t>(count >> 8), static_cast<std::uint8_t>(count), 0, 0};
+    std::uint8_t req[8] = {unit,
+                           fc,
+                           static_cast<std::uint8_t>(address >> 8),
+                           static_cast<std::uint8_t>(address),
+                           static_cast<std::uint8_t>(count >> 8),
+                           static_cast<std::uint8_t>(count),
+                           0,
+                           0};
     const std::uint16_t crc = crc16(std::span<const std::uint8_t>(req, 6));
     req[6] = static_cast<std::uint8_t>(crc);
     req[7] = static_cast<std::uint8_t>(crc >> 8);
@@ -242,7 +279,8 @@ class RtuOverTcpTransport final : public Transport {
         return err;
       }
       if (used > 0) return {};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         flush();
         return ReadError{ErrorKind::Timeout, 0, "timeout"};
@@ -303,7 +341,8 @@ std::size_t parseRtuReadResponse(std::span<const std::uint8_t> in, std::uint8_t 
   const std::size_t dataBytes = bits ? (count + 7U) / 8U : 2U * count;
   if (in.size() < 3) return 0;
   if (in[2] != dataBytes) {
-    err = ReadError{ErrorKind::BadFrame, 0, "byte count " + std::to_string(in[2]) + ", expected " + std::to_string(dataBytes)};
+    err = ReadError{ErrorKind::BadFrame, 0,
+                    "byte count " + std::to_string(in[2]) + ", expected " + std::to_string(dataBytes)};
     return 0;
   }
   const std::size_t total = 3 + dataBytes + 2;

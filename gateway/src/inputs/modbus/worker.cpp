@@ -17,7 +17,9 @@ BusWorker::BusWorker(boost::asio::any_io_executor executor, std::unique_ptr<Tran
   pthread_setname_np(thread_.native_handle(), "cg-modbus");
 }
 
-BusWorker::~BusWorker() { stop(); }
+BusWorker::~BusWorker() {
+  stop();
+}
 
 bool BusWorker::submit(Job job) {
   {

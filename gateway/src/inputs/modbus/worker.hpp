@@ -25,14 +25,14 @@
 namespace citygate::modbus {
 
 struct JobResult {
-  std::vector<std::uint16_t> data;          // every request's registers/bits, concatenated in order
-  std::vector<std::uint32_t> offsets;       // start of each request in `data`
-  std::vector<ReadError> errors;            // per request; requests after an abort are Timeout "not tried"
+  std::vector<std::uint16_t> data;     // every request's registers/bits, concatenated in order
+  std::vector<std::uint32_t> offsets;  // start of each request in `data`
+  std::vector<ReadError> errors;       // per request; requests after an abort are Timeout "not tried"
   std::uint32_t requestsSent = 0;
-  std::uint32_t attempted = 0;              // requests tried (the rest were skipped after an abort)
-  std::uint32_t timeouts = 0;               // every attempt, retries included
+  std::uint32_t attempted = 0;  // requests tried (the rest were skipped after an abort)
+  std::uint32_t timeouts = 0;   // every attempt, retries included
   std::uint32_t badFrames = 0;
-  std::chrono::microseconds rtt{0};         // whole job
+  std::chrono::microseconds rtt{0};  // whole job
   std::chrono::steady_clock::time_point finishedAt;
 };
 

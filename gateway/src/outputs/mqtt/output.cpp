@@ -99,9 +99,9 @@ void MqttOutput::onLost(const std::string& cause) {
 
 void MqttOutput::scheduleReconnect() {
   // Full jitter: uniform in [0, min(cap, base * 2^attempt)].
-  const double ceiling = std::min<double>(static_cast<double>(options_.reconnectMax.count()),
-                                          static_cast<double>(options_.reconnectMin.count()) *
-                                              std::pow(2.0, std::min<std::uint32_t>(attempt_, 30)));
+  const double ceiling = std::min<double>(
+      static_cast<double>(options_.reconnectMax.count()),
+      static_cast<double>(options_.reconnectMin.count()) * std::pow(2.0, std::min<std::uint32_t>(attempt_, 30)));
   std::uniform_real_distribution<double> dist(0.0, ceiling);
   const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(dist(rng_)));
   ++attempt_;

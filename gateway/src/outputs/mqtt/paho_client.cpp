@@ -20,7 +20,8 @@ struct Shared {
 
 class Listener final : public ::mqtt::iaction_listener {
  public:
-  Listener(std::shared_ptr<Shared> shared, MqttClient::Done done) : shared_(std::move(shared)), done_(std::move(done)) {}
+  Listener(std::shared_ptr<Shared> shared, MqttClient::Done done)
+      : shared_(std::move(shared)), done_(std::move(done)) {}
 
   // For connects: explains a TLS failure (runs on Paho's thread, bounded).
   std::function<std::string()> probe_;
@@ -34,8 +35,12 @@ class Listener final : public ::mqtt::iaction_listener {
     if (tok.get_return_code() == MQTTASYNC_DISCONNECTED) why = "not connected";
     const int rc = tok.get_return_code();
     if (rc >= 1 && rc <= 5) {
-      static const char* kConnack[] = {"", "unacceptable protocol version", "identifier rejected",
-                                       "server unavailable", "bad user name or password", "not authorized"};
+      static const char* kConnack[] = {"",
+                                       "unacceptable protocol version",
+                                       "identifier rejected",
+                                       "server unavailable",
+                                       "bad user name or password",
+                                       "not authorized"};
       why = std::string("refused by broker: ") + kConnack[rc];
     }
     if (probe_ && rc == MQTTASYNC_FAILURE) {
@@ -51,7 +56,8 @@ class Listener final : public ::mqtt::iaction_listener {
     // until the executor has run the callback.
     auto self = self_;
     self_.reset();
-    boost::asio::post(shared_->executor, [done = std::move(done_), ok, why = std::move(why), self]() { done(ok, why); });
+    boost::asio::post(shared_->executor,
+                      [done = std::move(done_), ok, why = std::move(why), self]() { done(ok, why); });
   }
 
  public:
@@ -92,9 +98,8 @@ class PahoClient final : public MqttClient {
     client_->set_connection_lost_handler([shared](const std::string& cause) {
       std::lock_guard lock(shared->mutex);
       if (shared->closing || !shared->lost) return;
-      boost::asio::post(shared->executor, [cb = shared->lost, cause = cause.empty() ? std::string("connection lost") : cause]() {
-        cb(cause);
-      });
+      boost::asio::post(shared->executor, [cb = shared->lost, cause = cause.empty() ? std::string("connection lost")
+                                                                                    : cause]() { cb(cause); });
     });
   }
 

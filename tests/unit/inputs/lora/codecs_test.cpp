@@ -41,7 +41,9 @@ std::vector<core::RawValue> skips(std::size_t n) {
   return std::vector<core::RawValue>(n, core::RawValue{0, core::RawValue::State::Skip});
 }
 
-bool isSkip(const core::RawValue& v) { return v.state == core::RawValue::State::Skip; }
+bool isSkip(const core::RawValue& v) {
+  return v.state == core::RawValue::State::Skip;
+}
 bool isOk(const core::RawValue& v, double x) {
   return v.state == core::RawValue::State::Ok && std::fabs(v.value - x) < 1e-9;
 }
@@ -95,7 +97,9 @@ TEST_CASE("C1-C3: temperature and humidity") {
   CHECK(v[0].values[0] == doctest::Approx(27.2));
   CHECK(v[1].channel == 5);
   CHECK(v[1].values[0] == doctest::Approx(25.5));
-  v = lpp("036701100268" "6C");
+  v =
+      lpp("036701100268"
+          "6C");
   REQUIRE(v.size() == 2);
   CHECK(v[1].channel == 2);
   CHECK(lppTypeName(v[1].type) == "humidity");
@@ -152,7 +156,12 @@ TEST_CASE("LPP codec: channel map -> AirQualityObserved with units and scale") {
       lpp_channel { channel: 2 field: "relative_humidity" unit: "%" }
       lpp_channel { channel: 7 field: "pm25" scale: 100 })");
   // ch3 27.2 °C, ch2 54 %RH, ch7 analog 0.12 * 100 = 12 µg/m³, ch9 unmapped (ignored)
-  const auto r = readings(b, 2, "036701100268" "6C" "0702000C" "096700FF", DecodeStatus::Reading);
+  const auto r = readings(b, 2,
+                          "036701100268"
+                          "6C"
+                          "0702000C"
+                          "096700FF",
+                          DecodeStatus::Reading);
   REQUIRE(r.size() == 1);
   const auto& a = r[0].air_quality_observed();
   CHECK(a.temperature().value() == doctest::Approx(27.2));
@@ -226,7 +235,11 @@ TEST_CASE("Bosch TPS110 vectors") {
   CHECK(isOk(v[kParkingStatus], 1));
   CHECK(isOk(v[kParkingTemperature], -1));
   v = skips(kParkingPoints);
-  CHECK(c.decode(3, hex("24030000750300000000000000" "1D020301"), v).status == DecodeStatus::Reading);
+  CHECK(c.decode(3,
+                 hex("24030000750300000000000000"
+                     "1D020301"),
+                 v)
+            .status == DecodeStatus::Reading);
   CHECK(isOk(v[kParkingStatus], 1));
   CHECK(c.decode(3, hex("24030000750300000000000000001D0203"), v).status == DecodeStatus::Reading);
   CHECK(c.decode(3, hex("240300007503000000000000001D0203"), v).status == DecodeStatus::Malformed);
@@ -272,8 +285,23 @@ TEST_CASE("citygate-air v1: the README's worked example") {
 TEST_CASE("citygate-air v1: every field, sentinels, and malformed frames") {
   CitygateAirCodec c;
   // All 15 fields: 3 + 30 bytes. co 1.234 ppm, co2 415 ppm, temperature -5.5 °C, wind 3.21 m/s 270.5°.
-  const auto all = hex("017fff" "0001" "0002" "0003" "0004" "0005" "0006" "0007" "0008" "04d2" "019f" "fdda" "1388" "27a6"
-                       "0141" "0a91");
+  const auto all =
+      hex("017fff"
+          "0001"
+          "0002"
+          "0003"
+          "0004"
+          "0005"
+          "0006"
+          "0007"
+          "0008"
+          "04d2"
+          "019f"
+          "fdda"
+          "1388"
+          "27a6"
+          "0141"
+          "0a91");
   auto v = skips(kAirFields.size());
   REQUIRE(c.decode(1, all, v).status == DecodeStatus::Reading);
   CHECK(isOk(v[8], 1234));
@@ -283,14 +311,36 @@ TEST_CASE("citygate-air v1: every field, sentinels, and malformed frames") {
   CHECK(isOk(v[14], 2705));
   // 0xFFFF (unsigned) and 0x8000 (signed) are "sensor fault": BAD points.
   v = skips(kAirFields.size());
-  REQUIRE(c.decode(1, hex("010402" "ffff" "8000"), v).status == DecodeStatus::Reading);
+  REQUIRE(c.decode(1,
+                   hex("010402"
+                       "ffff"
+                       "8000"),
+                   v)
+              .status == DecodeStatus::Reading);
   CHECK(v[1].state == core::RawValue::State::Bad);
   CHECK(v[10].state == core::RawValue::State::Bad);
-  CHECK(c.decode(1, hex("020002" "007b"), v).status == DecodeStatus::Malformed);   // version 2
-  CHECK(c.decode(1, hex("018002" "007b" "0000"), v).status == DecodeStatus::Malformed);  // bit 15
-  CHECK(c.decode(1, hex("010000"), v).status == DecodeStatus::Malformed);          // no field
-  CHECK(c.decode(1, hex("010002" "00"), v).status == DecodeStatus::Malformed);     // short
-  CHECK(c.decode(1, hex("010002" "007b00"), v).status == DecodeStatus::Malformed); // long
+  CHECK(c.decode(1,
+                 hex("020002"
+                     "007b"),
+                 v)
+            .status == DecodeStatus::Malformed);  // version 2
+  CHECK(c.decode(1,
+                 hex("018002"
+                     "007b"
+                     "0000"),
+                 v)
+            .status == DecodeStatus::Malformed);                           // bit 15
+  CHECK(c.decode(1, hex("010000"), v).status == DecodeStatus::Malformed);  // no field
+  CHECK(c.decode(1,
+                 hex("010002"
+                     "00"),
+                 v)
+            .status == DecodeStatus::Malformed);  // short
+  CHECK(c.decode(1,
+                 hex("010002"
+                     "007b00"),
+                 v)
+            .status == DecodeStatus::Malformed);  // long
   CHECK(c.decode(1, hex("01"), v).status == DecodeStatus::Malformed);
   CHECK(c.decode(2, hex("010002007b"), v).status == DecodeStatus::UnknownPort);
 }
@@ -322,16 +372,16 @@ TEST_CASE("citygate-traffic v1: malformed frames") {
   auto v = skips(kTrafficMaxLanes * kTrafficPointsPerLane);
   CHECK(c.decode(1, hex("01012c010100"), v).status == DecodeStatus::Reading);  // lane 1, congested flag only
   CHECK(isOk(v[trafficPoint(1, kTrafficCongested)], 0));
-  CHECK(c.decode(1, hex("010000010100"), v).status == DecodeStatus::Malformed);  // period 0
-  CHECK(c.decode(1, hex("01012c00"), v).status == DecodeStatus::Malformed);      // no lane
-  CHECK(c.decode(1, hex("01012c09"), v).status == DecodeStatus::Malformed);      // 9 lanes
-  CHECK(c.decode(1, hex("01012c010900"), v).status == DecodeStatus::Malformed);  // lane 9
-  CHECK(c.decode(1, hex("01012c011100"), v).status == DecodeStatus::Malformed);  // reserved lane bit
-  CHECK(c.decode(1, hex("01012c010140"), v).status == DecodeStatus::Malformed);  // reserved mask bit
+  CHECK(c.decode(1, hex("010000010100"), v).status == DecodeStatus::Malformed);      // period 0
+  CHECK(c.decode(1, hex("01012c00"), v).status == DecodeStatus::Malformed);          // no lane
+  CHECK(c.decode(1, hex("01012c09"), v).status == DecodeStatus::Malformed);          // 9 lanes
+  CHECK(c.decode(1, hex("01012c010900"), v).status == DecodeStatus::Malformed);      // lane 9
+  CHECK(c.decode(1, hex("01012c011100"), v).status == DecodeStatus::Malformed);      // reserved lane bit
+  CHECK(c.decode(1, hex("01012c010140"), v).status == DecodeStatus::Malformed);      // reserved mask bit
   CHECK(c.decode(1, hex("01012c0201000100"), v).status == DecodeStatus::Malformed);  // lane repeated
-  CHECK(c.decode(1, hex("01012c010101"), v).status == DecodeStatus::Malformed);  // truncated record
-  CHECK(c.decode(1, hex("01012c01010000"), v).status == DecodeStatus::Malformed);  // trailing byte
-  CHECK(c.decode(1, hex("02012c010100"), v).status == DecodeStatus::Malformed);  // version 2
+  CHECK(c.decode(1, hex("01012c010101"), v).status == DecodeStatus::Malformed);      // truncated record
+  CHECK(c.decode(1, hex("01012c01010000"), v).status == DecodeStatus::Malformed);    // trailing byte
+  CHECK(c.decode(1, hex("02012c010100"), v).status == DecodeStatus::Malformed);      // version 2
   CHECK(c.decode(3, hex("01012c010100"), v).status == DecodeStatus::UnknownPort);
 }
 

@@ -53,7 +53,9 @@ TEST_CASE("L1: unconfirmed uplink 'test': fields, MIC, decryption") {
 
 TEST_CASE("L2: 44-byte payload over three AES blocks") {
   auto c = crypto();
-  const auto phy = hex("40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea8a20af3c5e7");
+  const auto phy =
+      hex("40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea8a20a"
+          "f3c5e7");
   DataFrame f;
   REQUIRE(parseDataFrame(phy, f) == PhyError::None);
   CHECK(f.fcnt16 == 4);

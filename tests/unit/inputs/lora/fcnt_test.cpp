@@ -24,11 +24,11 @@ TEST_CASE("fullFcnt: ChirpStack's reconstruction, including the 16-bit rollover"
   CHECK(fullFcnt(0, 0) == 0);
   CHECK(fullFcnt(1, 1) == 1);
   CHECK(fullFcnt(1, 5) == 5);
-  CHECK(fullFcnt(11, 10) == 10);            // the retransmission of the last frame
+  CHECK(fullFcnt(11, 10) == 10);  // the retransmission of the last frame
   CHECK(fullFcnt(65535, 65535) == 65535);
-  CHECK(fullFcnt(65536, 0) == 65536);       // 65535 -> 65536 crosses into the next epoch
-  CHECK(fullFcnt(65535, 0) == 65536);       // one lost frame across the boundary
-  CHECK(fullFcnt(65536, 65535) == 65535);   // retransmission just below the boundary
+  CHECK(fullFcnt(65536, 0) == 65536);      // 65535 -> 65536 crosses into the next epoch
+  CHECK(fullFcnt(65535, 0) == 65536);      // one lost frame across the boundary
+  CHECK(fullFcnt(65536, 65535) == 65535);  // retransmission just below the boundary
   CHECK(fullFcnt(65530, 10) == 65546);
   CHECK(fullFcnt(0x0001FFF0, 0x0005) == 0x00020005);
   CHECK(fullFcnt(100, 50) == 100 + (50 - 100 + 65536));  // an older frame looks like a huge jump
@@ -74,4 +74,6 @@ TEST_CASE("state file: every damaged file is refused with its reason") {
   CHECK_FALSE(decodeFcntState("crc32 00000000\n", &why));
 }
 
-TEST_CASE("crc32 is the IEEE CRC-32") { CHECK(crc32("123456789") == 0xCBF43926U); }
+TEST_CASE("crc32 is the IEEE CRC-32") {
+  CHECK(crc32("123456789") == 0xCBF43926U);
+}

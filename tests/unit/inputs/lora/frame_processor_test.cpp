@@ -25,7 +25,8 @@ const char* kNwkHex = "44024241ed4ce9a68c6a8bc055233fd3";
 const char* kAppHex = "ec925802ae430ca77fd3dd73cb2cc588";
 constexpr std::uint32_t kAddr = 0x26011F42;
 
-DeviceSpec parkingDevice(const std::string& id, std::uint32_t addr, const char* nwk, const char* app, bool relax = false) {
+DeviceSpec parkingDevice(const std::string& id, std::uint32_t addr, const char* nwk, const char* app,
+                         bool relax = false) {
   auto sensor = std::make_shared<core::SensorSpec>();
   sensor->id = id;
   sensor->kind = pb::PARKING;
@@ -177,7 +178,7 @@ TEST_CASE("replayed and older counters are rejected, never a second reading") {
   CHECK_FALSE(r.rx(f11));
   r.advance(1s);
   CHECK(r.out.size() == 2);
-  CHECK(r.rx(f10) == Reason::Replay);               // older
+  CHECK(r.rx(f10) == Reason::Replay);                // older
   CHECK(r.rx(r.frame(11, "80")) == Reason::Replay);  // same counter, other content
   CHECK(r.rx(f11) == Reason::Retransmission);        // the last frame again
   CHECK(r.rx(r.frame(3)) == Reason::Replay);

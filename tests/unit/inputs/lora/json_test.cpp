@@ -69,8 +69,8 @@ TEST_CASE("json: numbers follow the grammar exactly") {
   }
   CHECK(d.parse("1e-400") == Error::None);
   CHECK(d.root().number() == 0.0);
-  for (const char* bad : {"01", "-", "1.", ".5", "+1", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "1e400",
-                          "--1"}) {
+  for (const char* bad :
+       {"01", "-", "1.", ".5", "+1", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "1e400", "--1"}) {
     INFO(bad);
     CHECK(d.parse(bad) != Error::None);
   }

@@ -39,7 +39,9 @@ inline std::string toHex(std::span<const std::uint8_t> b) {
   return s;
 }
 
-inline citygate::lora::Key key(std::string_view h) { return *citygate::lora::Key::fromHex(h); }
+inline citygate::lora::Key key(std::string_view h) {
+  return *citygate::lora::Key::fromHex(h);
+}
 
 struct Uplink {
   std::uint32_t devAddr = 0;

@@ -98,9 +98,9 @@ TEST_CASE("datagram headers: short, unknown and server-bound types are rejected 
   CHECK(parseDatagram(hex("0212"), p) == Reason::DatagramTooShort);
   CHECK(parseDatagram(hex("02123400aa55"), p) == Reason::DatagramTooShort);
   CHECK(parseDatagram(hex("02123406aa555a0000000000"), p) == Reason::UnknownPacketType);
-  CHECK(parseDatagram(hex("02123401"), p) == Reason::UnexpectedPacketType);  // PUSH_ACK
+  CHECK(parseDatagram(hex("02123401"), p) == Reason::UnexpectedPacketType);                  // PUSH_ACK
   CHECK(parseDatagram(hex("02123403aa555a0000000000"), p) == Reason::UnexpectedPacketType);  // PULL_RESP
-  CHECK(parseDatagram(hex("02123404"), p) == Reason::UnexpectedPacketType);  // PULL_ACK
+  CHECK(parseDatagram(hex("02123404"), p) == Reason::UnexpectedPacketType);                  // PULL_ACK
   CHECK(parseDatagram(hex("02123402aa555a000000000000"), p) == Reason::BadPullData);
   REQUIRE_FALSE(parseDatagram(hex("02123405aa555a0000000000"), p));  // TX_ACK without JSON
   CHECK(p.type == PacketType::TxAck);

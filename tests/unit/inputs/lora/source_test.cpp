@@ -128,8 +128,8 @@ struct Rig {
 
 std::vector<std::uint8_t> pushData(std::uint16_t token, const std::vector<std::uint8_t>& phy, int stat = 1,
                                    const std::string& extra = "") {
-  std::vector<std::uint8_t> d{2, static_cast<std::uint8_t>(token >> 8), static_cast<std::uint8_t>(token), 0,
-                              0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0};
+  std::vector<std::uint8_t> d{
+      2, static_cast<std::uint8_t>(token >> 8), static_cast<std::uint8_t>(token), 0, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0};
   const std::string json = R"({"rxpk":[{"tmst":1,"chan":0,"rfch":0,"freq":868.3,"stat":)" + std::to_string(stat) +
                            R"(,"modu":"LORA","datr":"SF9BW125","codr":"4/5","rssi":-80,"lsnr":4.5,"size":)" +
                            std::to_string(phy.size()) + R"(,"data":")" + encodeBase64(phy) + "\"}]" + extra + "}";
@@ -218,7 +218,8 @@ TEST_CASE("junk of every kind is ACKed where due, rejected by reason, and valid 
   auto tampered = frame(2);
   tampered.back() ^= 1;
   std::vector<std::uint8_t> badB64{2, 0, 1, 0, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0};
-  const std::string j = R"({"rxpk":[{"stat":1,"modu":"LORA","datr":"SF7BW125","freq":868.1,"rssi":-1,"lsnr":1,"size":3,"data":"QP-x"}]})";
+  const std::string j =
+      R"({"rxpk":[{"stat":1,"modu":"LORA","datr":"SF7BW125","freq":868.1,"rssi":-1,"lsnr":1,"size":3,"data":"QP-x"}]})";
   badB64.insert(badB64.end(), j.begin(), j.end());
   std::vector<std::uint8_t> badJson{2, 0, 1, 0, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0, '{', '"', 'r'};
   const int rounds = 200;

@@ -35,7 +35,8 @@ const char* kApp = "ec925802ae430ca77fd3dd73cb2cc588";
 
 std::string configText(const std::string& devices, const std::string& extra = "") {
   return "gateway_id: \"gw\"\nmqtt { uri: \"tcp://127.0.0.1:1883\" }\nspool { memory: true }\nstate_dir: \"/tmp\"\n"
-         "lora {\n" + extra + devices + "}\n";
+         "lora {\n" +
+         extra + devices + "}\n";
 }
 
 std::optional<lora::LoraSpec> compile(const std::string& text, config::Diagnostics& d) {
@@ -49,10 +50,11 @@ std::optional<lora::LoraSpec> compile(const std::string& text, config::Diagnosti
 
 TEST_CASE("compile: the contract's device, with the LoRa source's static metadata") {
   config::Diagnostics d;
-  auto spec = compile(configText(std::string("  device { id: \"parking-bay-0042\" dev_addr: \"26011f42\" nwk_s_key: \"") +
-                             kNwk + "\" app_s_key: \"" + kApp +
-                             "\" codec: \"nwave-nps405\" ref_parking_site: \"pilatusplatz\" dev_eui: \"70b3d5499f0a1b2c\" }\n"),
-                      d);
+  auto spec = compile(
+      configText(std::string("  device { id: \"parking-bay-0042\" dev_addr: \"26011f42\" nwk_s_key: \"") + kNwk +
+                 "\" app_s_key: \"" + kApp +
+                 "\" codec: \"nwave-nps405\" ref_parking_site: \"pilatusplatz\" dev_eui: \"70b3d5499f0a1b2c\" }\n"),
+      d);
   INFO(d.str());
   REQUIRE(d.empty());
   REQUIRE(spec);
@@ -74,7 +76,8 @@ TEST_CASE("compile: the contract's device, with the LoRa source's static metadat
 TEST_CASE("compile: no lora block, no LoRa spec") {
   config::Diagnostics d;
   config::LoadedConfig cfg;
-  config::loadConfigText("c.textproto", "gateway_id: \"gw\"\nmqtt { uri: \"tcp://h:1\" }\nspool { memory: true }\n", cfg, d);
+  config::loadConfigText("c.textproto", "gateway_id: \"gw\"\nmqtt { uri: \"tcp://h:1\" }\nspool { memory: true }\n",
+                         cfg, d);
   CHECK_FALSE(lora::compile(cfg, d));
 }
 
@@ -85,8 +88,8 @@ TEST_CASE("key files: 0600 accepted, group/world-readable, missing or malformed 
   const std::string open = t.file("open.key", std::string(kNwk) + "\n", 0644);
   const std::string junk = t.file("junk.key", "not-a-key-0123456789abcdef0123456\n", 0600);
   auto dev = [&](const std::string& nwkFile, const std::string& appFile) {
-    return "  device { id: \"d\" dev_addr: \"26011F42\" nwk_s_key_file: \"" + nwkFile + "\" app_s_key_file: \"" + appFile +
-           "\" codec: \"bosch-tps110\" }\n";
+    return "  device { id: \"d\" dev_addr: \"26011F42\" nwk_s_key_file: \"" + nwkFile + "\" app_s_key_file: \"" +
+           appFile + "\" codec: \"bosch-tps110\" }\n";
   };
   {
     config::Diagnostics d;
@@ -119,7 +122,7 @@ TEST_CASE("key files: 0600 accepted, group/world-readable, missing or malformed 
 TEST_CASE("inline keys: wrong length or non-hex is an error that does not repeat the key") {
   config::Diagnostics d;
   compile(configText("  device { id: \"d\" dev_addr: \"26011F42\" nwk_s_key: \"44024241ed4ce9a68c6a8bc055233fd\" "
-                 "app_s_key: \"zz925802ae430ca77fd3dd73cb2cc588\" codec: \"bosch-tps110\" }\n"),
+                     "app_s_key: \"zz925802ae430ca77fd3dd73cb2cc588\" codec: \"bosch-tps110\" }\n"),
           d);
   REQUIRE(d.size() == 2);
   CHECK(d.items()[0].message == "nwk_s_key must be 32 hex digits (a 128-bit AES key); got 31 character(s)");
@@ -144,7 +147,8 @@ TEST_CASE("devices sharing a DevAddr need different keys (the MIC tells them apa
   REQUIRE(d.size() == 1);
   CHECK(d.items()[0].line == 7);
   CHECK(d.items()[0].message ==
-        "lora device 'b' has the same dev_addr and nwk_s_key as device 'a' (line 6): their frames could not be told apart");
+        "lora device 'b' has the same dev_addr and nwk_s_key as device 'a' (line 6): their frames could not be told "
+        "apart");
 }
 
 TEST_CASE("lora needs somewhere to keep its frame counters") {

@@ -22,7 +22,7 @@ struct FakeState {
   std::set<int> deadUnits;
   std::set<int> refuseMergedUnits;  // exception 02 for reads of more than one register
   int maxCount = 0;
-  int drift = 0;   // added to every value on each read (report-by-exception tests)
+  int drift = 0;  // added to every value on each read (report-by-exception tests)
   int reads = 0;
 };
 

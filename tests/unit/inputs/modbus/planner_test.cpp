@@ -16,7 +16,7 @@ TEST_CASE("contiguous points merge into one request") {
 
 TEST_CASE("gaps are filled up to maxGap, and no further") {
   std::vector<PlanPoint> pts{{pb::HOLDING_REGISTER, 0, 1}, {pb::HOLDING_REGISTER, 5, 1}, {pb::HOLDING_REGISTER, 20, 2}};
-  CHECK(planReads(pts, PlanLimits{4, 125, 2000}).size() == 2);   // hole 0..5 is 4 registers: merged
+  CHECK(planReads(pts, PlanLimits{4, 125, 2000}).size() == 2);  // hole 0..5 is 4 registers: merged
   CHECK(planReads(pts, PlanLimits{3, 125, 2000}).size() == 3);
   CHECK(planReads(pts, PlanLimits{14, 125, 2000}).size() == 1);  // hole 6..19 is 14
 }
@@ -39,7 +39,8 @@ TEST_CASE("tables never merge, and requests respect 125 registers / 2000 bits") 
 }
 
 TEST_CASE("isolated points are read on their own") {
-  std::vector<PlanPoint> pts{{pb::HOLDING_REGISTER, 0, 1, true}, {pb::HOLDING_REGISTER, 1, 1, true}, {pb::HOLDING_REGISTER, 2, 1}};
+  std::vector<PlanPoint> pts{
+      {pb::HOLDING_REGISTER, 0, 1, true}, {pb::HOLDING_REGISTER, 1, 1, true}, {pb::HOLDING_REGISTER, 2, 1}};
   auto plan = planReads(pts, PlanLimits{8, 125, 2000});
   CHECK(plan.size() == 3);
 }

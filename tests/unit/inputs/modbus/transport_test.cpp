@@ -7,12 +7,15 @@
 using namespace citygate::modbus;
 
 namespace {
-std::uint16_t crcOf(std::vector<std::uint8_t> v) { return crc16(v); }
+std::uint16_t crcOf(std::vector<std::uint8_t> v) {
+  return crc16(v);
+}
 }  // namespace
 
 TEST_CASE("CRC-16/MODBUS check value and published frames (M1-M6)") {
   const std::string check = "123456789";
-  CHECK(crc16(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(check.data()), check.size())) == 0x4B37);
+  CHECK(crc16(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(check.data()), check.size())) ==
+        0x4B37);
   // A whole frame including its CRC (low byte first) has residue 0.
   CHECK(crcOf({0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x84, 0x0A}) == 0);
   CHECK(crcOf({0x01, 0x03, 0x02, 0x00, 0x01, 0x79, 0x84}) == 0);

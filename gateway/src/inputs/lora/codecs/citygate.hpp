@@ -18,9 +18,9 @@ struct CitygateField {
   std::string_view field;  // observation field
   std::uint8_t bytes;      // 1 or 2
   bool isSigned;
-  double scale;            // value = raw * scale, in `unit`
-  std::string_view unit;   // source unit for core::conversionFor ("" = canonical)
-  double min, max;         // plausible range in canonical units (min == max: none)
+  double scale;           // value = raw * scale, in `unit`
+  std::string_view unit;  // source unit for core::conversionFor ("" = canonical)
+  double min, max;        // plausible range in canonical units (min == max: none)
 };
 
 // citygate-air: bit i of the presence mask = kAirFields[i]; fields follow in bit order.

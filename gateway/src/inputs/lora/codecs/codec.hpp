@@ -26,8 +26,8 @@ enum class DecodeStatus : std::uint8_t {
 
 struct DecodeResult {
   DecodeStatus status = DecodeStatus::Malformed;
-  std::string_view detail;          // a static description: what the frame was, or what is wrong
-  std::chrono::seconds period{0};   // traffic: the counting period the values cover
+  std::string_view detail;         // a static description: what the frame was, or what is wrong
+  std::chrono::seconds period{0};  // traffic: the counting period the values cover
 };
 
 class Codec {

@@ -7,27 +7,27 @@ namespace {
 struct LppType {
   std::uint8_t type;
   std::string_view name;
-  std::uint8_t size;     // bytes of data
-  std::uint8_t count;    // values
-  double divisor;        // value = raw / divisor (per value; GPS altitude differs, see below)
+  std::uint8_t size;   // bytes of data
+  std::uint8_t count;  // values
+  double divisor;      // value = raw / divisor (per value; GPS altitude differs, see below)
   bool isSigned;
 };
 
 // myDevices' table plus the ElectronicCats / TTN extensions (docs: protocols.md 3.8).
 constexpr std::array kTypes{
-    LppType{0, "digital_input", 1, 1, 1, false},    LppType{1, "digital_output", 1, 1, 1, false},
-    LppType{2, "analog_input", 2, 1, 100, true},    LppType{3, "analog_output", 2, 1, 100, true},
-    LppType{100, "generic", 4, 1, 1, false},        LppType{101, "illuminance", 2, 1, 1, false},
-    LppType{102, "presence", 1, 1, 1, false},       LppType{103, "temperature", 2, 1, 10, true},
-    LppType{104, "humidity", 1, 1, 2, false},       LppType{113, "accelerometer", 6, 3, 1000, true},
-    LppType{115, "barometer", 2, 1, 10, false},     LppType{116, "voltage", 2, 1, 100, false},
-    LppType{117, "current", 2, 1, 1000, false},     LppType{118, "frequency", 4, 1, 1, false},
-    LppType{120, "percentage", 1, 1, 1, false},     LppType{121, "altitude", 2, 1, 1, true},
-    LppType{128, "power", 2, 1, 1, false},          LppType{130, "distance", 4, 1, 1000, false},
-    LppType{131, "energy", 4, 1, 1000, false},      LppType{132, "direction", 2, 1, 1, false},
-    LppType{133, "unix_time", 4, 1, 1, false},      LppType{134, "gyrometer", 6, 3, 100, true},
-    LppType{136, "gps", 9, 3, 10000, true},         LppType{142, "switch", 1, 1, 1, false},
-    LppType{143, "ppm", 2, 1, 1, false},            LppType{144, "rgb", 3, 3, 1, false},
+    LppType{0, "digital_input", 1, 1, 1, false}, LppType{1, "digital_output", 1, 1, 1, false},
+    LppType{2, "analog_input", 2, 1, 100, true}, LppType{3, "analog_output", 2, 1, 100, true},
+    LppType{100, "generic", 4, 1, 1, false},     LppType{101, "illuminance", 2, 1, 1, false},
+    LppType{102, "presence", 1, 1, 1, false},    LppType{103, "temperature", 2, 1, 10, true},
+    LppType{104, "humidity", 1, 1, 2, false},    LppType{113, "accelerometer", 6, 3, 1000, true},
+    LppType{115, "barometer", 2, 1, 10, false},  LppType{116, "voltage", 2, 1, 100, false},
+    LppType{117, "current", 2, 1, 1000, false},  LppType{118, "frequency", 4, 1, 1, false},
+    LppType{120, "percentage", 1, 1, 1, false},  LppType{121, "altitude", 2, 1, 1, true},
+    LppType{128, "power", 2, 1, 1, false},       LppType{130, "distance", 4, 1, 1000, false},
+    LppType{131, "energy", 4, 1, 1000, false},   LppType{132, "direction", 2, 1, 1, false},
+    LppType{133, "unix_time", 4, 1, 1, false},   LppType{134, "gyrometer", 6, 3, 100, true},
+    LppType{136, "gps", 9, 3, 10000, true},      LppType{142, "switch", 1, 1, 1, false},
+    LppType{143, "ppm", 2, 1, 1, false},         LppType{144, "rgb", 3, 3, 1, false},
 };
 
 const LppType* findType(std::uint8_t t) {

@@ -54,7 +54,8 @@ void buildParking(BuiltCodec& b) {
 }
 
 void buildAir(BuiltCodec& b) {
-  for (const auto& f : kAirFields) b.points.push_back(makePoint(pb::AIR_QUALITY, f.field, f.unit, f.scale, f.min, f.max, 0));
+  for (const auto& f : kAirFields)
+    b.points.push_back(makePoint(pb::AIR_QUALITY, f.field, f.unit, f.scale, f.min, f.max, 0));
 }
 
 void buildTraffic(BuiltCodec& b) {
@@ -89,8 +90,8 @@ bool buildLpp(const pb::LoraDevice& dev, const config::Location& at, pb::Observa
     }
     const auto field = core::findField(kind, ch.field());
     if (!field) {
-      cl.field("field").error(diags, "'" + ch.field() + "' is not a field of " + pb::ObservationKind_Name(kind) +
-                                         " observations");
+      cl.field("field").error(
+          diags, "'" + ch.field() + "' is not a field of " + pb::ObservationKind_Name(kind) + " observations");
       continue;
     }
     std::string why;
@@ -99,9 +100,11 @@ bool buildLpp(const pb::LoraDevice& dev, const config::Location& at, pb::Observa
     if (!std::isfinite(ch.scale())) cl.field("scale").error(diags, "scale must be finite");
     const core::FieldInfo& info = core::fieldInfo(*field);
     if (kind == pb::TRAFFIC) {
-      if (ch.lane_id() == 0) cl.field("lane_id").error(diags, "traffic channel '" + ch.field() + "' needs a lane_id (1..)");
+      if (ch.lane_id() == 0)
+        cl.field("lane_id").error(diags, "traffic channel '" + ch.field() + "' needs a lane_id (1..)");
       if (!laneFields.emplace(ch.lane_id(), ch.field()).second) {
-        cl.field("field").error(diags, "lane " + std::to_string(ch.lane_id()) + " has two '" + ch.field() + "' channels");
+        cl.field("field").error(diags,
+                                "lane " + std::to_string(ch.lane_id()) + " has two '" + ch.field() + "' channels");
       }
     } else {
       if (ch.lane_id() != 0) cl.field("lane_id").error(diags, "lane_id is only for TRAFFIC devices");
