@@ -5,6 +5,7 @@
     tests/bench/load/run.py                         the three sizes, citygate vs Node-RED
     tests/bench/load/run.py --sizes 2000 --peer none --duration 60
     tests/bench/load/run.py --soak 1800 --restart-every 300 --sizes 2000   the soak test
+    tests/bench/load/run.py --profile 20 --sizes 100     instructions per point (callgrind)
 
 For each size (points per second = devices x points / interval) it prints: points/s delivered,
 CPU µs per point (user+sys from /proc), peak and steady RSS, end-to-end latency p50/p99 (a
@@ -96,7 +97,7 @@ def children(pid):
 class Subscriber:
     """Counts points, seq continuity and latency for citygate (protobuf) and the peer (JSON)."""
 
-    def __init__(self, port, topic):
+    def __init__(self, port, topic, persistent=False):
         self.lock = threading.Lock()
         self.points = 0
         self.readings = 0
@@ -104,7 +105,9 @@ class Subscriber:
         self.seqs = set()
         self.max_seq = 0
         self.measuring = False
-        self.client = paho.Client(client_id=f"bench-{os.getpid()}-{topic.replace('/', '-')}", clean_session=True)
+        # persistent: a session the broker keeps (with its queued readings) across restarts
+        self.client = paho.Client(client_id=f"bench-{os.getpid()}-{topic.replace('/', '-')}",
+                                  clean_session=not persistent)
         self.client.on_message = self.on_message
         self.client.on_connect = lambda c, u, f, rc: c.subscribe(topic, qos=1)
         self.client.connect("127.0.0.1", port, 30)
@@ -184,12 +187,17 @@ class World:
         self.procs.append(p)
         return p
 
-    def broker(self):
+    def broker(self, persist=False):
+        """A mosquitto on a free port. persist: its sessions and queued messages survive a restart,
+        as on the city's platform broker (the soak restarts it)."""
         port = free_port()
         d = self.tmp / f"mosquitto-{port}"
         d.mkdir()
-        (d / "m.conf").write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-                                  "max_queued_messages 1000000\nmax_inflight_messages 100\n")
+        conf = (f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
+                "max_queued_messages 1000000\nmax_inflight_messages 100\n")
+        if persist:
+            conf += f"persistence true\npersistence_location {d}/\n"
+        (d / "m.conf").write_text(conf)
         p = self.start("mosquitto", ["mosquitto", "-c", d / "m.conf"])
         wait_port(port)
         return port, p, d / "m.conf"
@@ -348,16 +356,11 @@ def soak(args):
     tmp = Path(tempfile.mkdtemp(prefix="cg-soak-"))
     world = World(tmp)
     try:
-        broker_port, broker, conf = world.broker()
+        broker_port, broker, conf = world.broker(persist=True)
         sim_port = free_port()
         world.start("sim", [BUILD / "bin" / "bench_modbus_sim", "--port", sim_port])
         wait_port(sim_port)
-        sub = Subscriber(broker_port, "citygate/v1/soak-gw/readings")
-        sub.client.reinitialise(client_id=f"soak-{os.getpid()}", clean_session=False)
-        sub.client.on_message = sub.on_message
-        sub.client.on_connect = lambda c, u, f, rc: c.subscribe("citygate/v1/soak-gw/readings", qos=1)
-        sub.client.connect("127.0.0.1", broker_port, 30)
-        sub.client.loop_start()
+        sub = Subscriber(broker_port, "citygate/v1/soak-gw/readings", persistent=True)
         cfg = tmp / "citygate.textproto"
         cfg.write_text(citygate_config(tmp, "soak-gw", broker_port, sim_port, devices, points, interval))
         gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
@@ -392,6 +395,50 @@ def soak(args):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def profile(args):
+    """--profile: instructions per point on the hot path, from callgrind (repeatable on a noisy
+    machine, unlike time). citygated runs under callgrind twice, for --profile and for 2.5 x
+    --profile seconds; the difference of the two totals, divided by the difference in points,
+    cancels start-up and shutdown and leaves the steady per-point cost (poll, decode, normalise,
+    encode, spool, publish)."""
+    size = args.sizes[0]
+    devices, points, interval = SIZES[size]
+    runs = []
+    for secs in (args.profile, 2.5 * args.profile):
+        tmp = Path(tempfile.mkdtemp(prefix=f"cg-profile-{size}-"))
+        world = World(tmp)
+        try:
+            broker_port, _, _ = world.broker()
+            sim_port = free_port()
+            stats_file = tmp / "sim-stats.json"
+            world.start("sim", [BUILD / "bin" / "bench_modbus_sim", "--port", sim_port, "--stats", stats_file])
+            wait_port(sim_port)
+            cfg = tmp / "citygate.textproto"
+            cfg.write_text(citygate_config(tmp, "profile-gw", broker_port, sim_port, devices, points, interval))
+            out = tmp / "callgrind.out"
+            gw = world.start("callgrind", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                           BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
+            time.sleep(secs)  # a run length, not a wait for an event
+            gw.terminate()
+            gw.wait(60)
+            time.sleep(0.3)  # the simulator's last stats write (every 200 ms)
+            requests = json.loads(stats_file.read_text())["requests"]
+            totals = subprocess.run(["callgrind_annotate", out], capture_output=True, text=True, check=True).stdout
+            ir = next(int(line.split()[0].replace(",", "")) for line in totals.splitlines() if "PROGRAM TOTALS" in line)
+            runs.append((ir, requests))
+            if args.profile_keep:
+                shutil.copy(out, Path(args.profile_keep) / f"callgrind.{len(runs)}.out")
+        finally:
+            world.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+    (ir_a, req_a), (ir_b, req_b) = runs
+    # one request per device and poll reads all of its points (max_gap_registers 0, contiguous map)
+    pts = (req_b - req_a) * points
+    print(f"profile: {size} points/s ({devices} devices x {points} points every {interval} ms) under callgrind")
+    print(f"  run A: {ir_a:,} instructions, {req_a} Modbus requests; run B: {ir_b:,}, {req_b}")
+    print(f"  instructions per point: {(ir_b - ir_a) / pts:.0f}  (B - A over {pts:,} points)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,2000,10000")
@@ -400,8 +447,13 @@ def main():
     ap.add_argument("--peer", default="node-red", choices=["node-red", "none"])
     ap.add_argument("--soak", type=float, default=0, help="soak test duration, s")
     ap.add_argument("--restart-every", type=float, default=300)
+    ap.add_argument("--profile", type=float, default=0,
+                    help="instructions per point under callgrind: two runs of this many s and 2.5 x as long")
+    ap.add_argument("--profile-keep", default="", help="directory to keep the callgrind outputs in")
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
+    if args.profile:
+        return profile(args)
     if args.soak:
         return soak(args)
     node_red_dir = None
