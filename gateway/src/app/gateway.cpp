@@ -316,7 +316,7 @@ pb::GatewayHealth Gateway::health() const {
 
 // ---- run-time configuration changes and the control socket (issue 6) ----
 
-void Gateway::setReadingTap(std::function<void(const pb::Reading&)> tap) {
+void Gateway::setReadingTap(std::function<void(const pb::Reading&, std::string_view bytes)> tap) {
   if (pipeline_) pipeline_->setTap(std::move(tap));
 }
 

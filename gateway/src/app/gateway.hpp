@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -85,7 +86,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done);
 
   // Every reading as the pipeline numbers it (one tap: the control socket's).
-  void setReadingTap(std::function<void(const citygate::v1::Reading&)> tap);
+  void setReadingTap(std::function<void(const citygate::v1::Reading&, std::string_view bytes)> tap);
   // Adds entries to every health report (the control socket's counters).
   void setHealthExtension(std::function<void(citygate::v1::GatewayHealth&)> extension);
 

@@ -65,10 +65,6 @@ const pb::DeviceHealth* findHealth(const pb::GatewayHealth& h, const std::string
   return nullptr;
 }
 
-bool sameTime(const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
-  return a.seconds() == b.seconds() && a.nanos() == b.nanos();
-}
-
 }  // namespace
 
 struct Handlers::AdhocRead {
@@ -105,8 +101,8 @@ Handlers::Handlers(boost::asio::any_io_executor executor, std::shared_ptr<app::G
 
 void Handlers::install() {
   std::weak_ptr<Handlers> weak = weak_from_this();
-  gateway_->setReadingTap([weak](const pb::Reading& r) {
-    if (auto self = weak.lock()) self->onReading(r);
+  gateway_->setReadingTap([weak](const pb::Reading& r, std::string_view bytes) {
+    if (auto self = weak.lock()) self->onReading(r, bytes);
   });
 }
 
@@ -151,10 +147,11 @@ std::vector<pb::DeviceInfo> Handlers::deviceInfos(bool withLatest, const pb::Gat
   const auto& cfg = gateway_->config();
   auto fill = [&](pb::DeviceInfo& d) {
     if (const auto* h = findHealth(health, d.id())) *d.mutable_health() = *h;
-    if (auto it = latest_.find(d.id()); it != latest_.end() && !it->second.readings.empty()) {
-      *d.mutable_last_reading() = it->second.readings.back();
+    if (auto it = latest_.find(d.id()); it != latest_.end() && it->second.count > 0) {
+      const Latest& l = it->second;
+      d.mutable_last_reading()->ParseFromString(l.readings[l.count - 1]);
       if (withLatest) {
-        for (const auto& r : it->second.readings) *d.add_latest() = r;
+        for (std::size_t i = 0; i < l.count; ++i) d.add_latest()->ParseFromString(l.readings[i]);
       }
     }
   };
@@ -309,12 +306,21 @@ void Handlers::tail(const std::string& id, Reply reply) {
   tailers_.push_back(Tailer{std::move(reply), id});
 }
 
-void Handlers::onReading(const pb::Reading& reading) {
+void Handlers::onReading(const pb::Reading& reading, std::string_view bytes) {
   if (knownDevice(reading.sensor_id())) {
-    auto& l = latest_[reading.sensor_id()].readings;
-    if (!l.empty() && !sameTime(l.back().observed_at(), reading.observed_at())) l.clear();
-    if (l.size() >= kMaxLatestPerDevice) l.erase(l.begin());
-    l.push_back(reading);
+    Latest& l = latest_[reading.sensor_id()];
+    const auto& at = reading.observed_at();
+    if (l.seconds != at.seconds() || l.nanos != at.nanos()) {  // a new observation
+      l.seconds = at.seconds();
+      l.nanos = at.nanos();
+      l.count = 0;
+    }
+    if (l.count == kMaxLatestPerDevice) {  // the oldest goes (a swap of strings, no copy)
+      std::rotate(l.readings.begin(), l.readings.begin() + 1, l.readings.end());
+      --l.count;
+    }
+    if (l.readings.size() == l.count) l.readings.emplace_back();
+    l.readings[l.count++].assign(bytes);
   }
   if (tailers_.empty()) return;
   pb::ControlResponse event;

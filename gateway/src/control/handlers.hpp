@@ -48,8 +48,14 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
     Reply reply;
     std::string device;
   };
+  // The readings of a device's newest observation (one per lane or bay), kept as their wire
+  // bytes: the strings keep their capacity, so a steady device costs a memcpy per reading and no
+  // allocation; they are parsed only when somebody asks.
   struct Latest {
-    std::vector<citygate::v1::Reading> readings;
+    std::int64_t seconds = 0;
+    std::int32_t nanos = 0;
+    std::size_t count = 0;
+    std::vector<std::string> readings;
   };
   struct AdhocRead;
   struct Scan;
@@ -65,7 +71,7 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   void spool(Reply reply);
   void logLevel(const citygate::v1::LogLevelRequest& request, Reply reply);
 
-  void onReading(const citygate::v1::Reading& reading);
+  void onReading(const citygate::v1::Reading& reading, std::string_view bytes);
   void onReadDone(const std::shared_ptr<AdhocRead>& read, modbus::JobResult&& result);
   void onReadTimeout(const std::shared_ptr<AdhocRead>& read, const boost::system::error_code& ec);
   void scanNext(const std::shared_ptr<Scan>& scan);

@@ -57,7 +57,7 @@ void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& 
     scratchBytes_.clear();
     r.AppendToString(&scratchBytes_);
     ++stats_.readings;
-    if (tap_) tap_(r);
+    if (tap_) tap_(r, scratchBytes_);
     store(r.seq(), scratchBytes_);
   }
   scratchReadings_.clear();

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/normaliser.hpp"
@@ -60,7 +61,9 @@ struct PipelineStats {
 
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
  public:
-  using Tap = std::function<void(const pb::Reading&)>;
+  // The reading and its wire bytes (valid for the call only): a tap that keeps a reading keeps
+  // the bytes, which costs a memcpy, not a message copy.
+  using Tap = std::function<void(const pb::Reading&, std::string_view bytes)>;
 
   Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool, Sink& sink,
            SeqStore& seq, std::shared_ptr<spdlog::logger> log);
