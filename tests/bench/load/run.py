@@ -85,6 +85,19 @@ def proc_rss(pids):
     return rss, hwm
 
 
+def proc_rss_parts(pid):
+    """(anonymous, file-backed) resident bytes: heap growth shows in the first, code pages that a
+    path touches for the first time (the first reconnect, the first replay) in the second."""
+    parts = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                parts[line.split(":")[0]] = int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return parts.get("RssAnon", 0), parts.get("RssFile", 0) + parts.get("RssShmem", 0)
+
+
 def children(pid):
     """pid and its descendants (Node-RED runs as node + maybe helpers)."""
     out = [pid]
@@ -204,6 +217,21 @@ class World:
         wait_port(port)
         return port, p, d / "m.conf"
 
+    def simulator(self):
+        """The Modbus simulator on a free port; returns (port, a function giving its request count)."""
+        port = free_port()
+        stats_file = self.tmp / "sim-stats.json"
+        self.start("sim", [BUILD / "bin" / "bench_modbus_sim", "--port", port, "--stats", stats_file])
+        wait_port(port)
+
+        def requests():
+            try:
+                return json.loads(stats_file.read_text())["requests"]
+            except (FileNotFoundError, ValueError, KeyError):
+                return 0
+
+        return port, requests
+
     def close(self):
         for p in reversed(self.procs):
             if p.poll() is None:
@@ -301,18 +329,8 @@ def run_size(size, args, node_red_dir):
     world = World(tmp)
     results = []
     try:
-        broker_port, broker, broker_conf = world.broker()
-        sim_port = free_port()
-        stats_file = tmp / "sim-stats.json"
-        world.start("sim", [BUILD / "bin" / "bench_modbus_sim", "--port", sim_port, "--stats", stats_file])
-        wait_port(sim_port)
-
-        def sim_requests():
-            try:
-                return json.loads(stats_file.read_text())["requests"]
-            except Exception:
-                return 0
-
+        broker_port, _, _ = world.broker()
+        sim_port, sim_requests = world.simulator()
         expected = devices * points * 1000 / interval
         # citygate
         sub = Subscriber(broker_port, "citygate/v1/bench-gw/readings")
@@ -359,38 +377,55 @@ def soak(args):
     world = World(tmp)
     try:
         broker_port, broker, conf = world.broker(persist=True)
-        sim_port = free_port()
-        world.start("sim", [BUILD / "bin" / "bench_modbus_sim", "--port", sim_port])
-        wait_port(sim_port)
+        sim_port, _ = world.simulator()
         sub = Subscriber(broker_port, "citygate/v1/soak-gw/readings", persistent=True)
         cfg = tmp / "citygate.textproto"
         cfg.write_text(citygate_config(tmp, "soak-gw", broker_port, sim_port, devices, points, interval))
         gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
         time.sleep(args.warmup)
-        rss0 = proc_rss([gw.pid])[0]
-        print(f"soak: {size} points/s for {args.soak} s, broker restarted every {args.restart_every} s")
-        print(f"  t=0 s RSS {rss0 / 2**20:.2f} MB")
+        mb = 2**20
+
+        def sample():
+            anon, file = proc_rss_parts(gw.pid)
+            return proc_rss([gw.pid])[0], anon, file
+
+        rss0 = sample()
+        print(f"soak: {size} points/s for {args.soak} s, broker restarted every {args.restart_every} s", flush=True)
+        print(f"  t=0 s RSS {rss0[0] / mb:.2f} MB (anonymous {rss0[1] / mb:.2f}, file {rss0[2] / mb:.2f})", flush=True)
         start = time.monotonic()
-        rss_samples = []
+        samples = []
         next_restart = args.restart_every
+        restarts = []
         while time.monotonic() - start < args.soak:
             time.sleep(1)
             t = time.monotonic() - start
-            rss_samples.append((t, proc_rss([gw.pid])[0]))
+            samples.append((t, *sample()))
             if t >= next_restart:
                 broker.terminate()
                 broker.wait()
                 time.sleep(2)  # the outage
                 broker = world.start("mosquitto", ["mosquitto", "-c", conf])
                 wait_port(broker_port)
-                print(f"  t={t:.0f} s broker restarted; RSS {rss_samples[-1][1] / 2**20:.2f} MB")
+                restarts.append(t)
+                _, rss, anon, file = samples[-1]
+                print(f"  t={t:.0f} s broker restarted; RSS {rss / mb:.2f} MB (anonymous {anon / mb:.2f}, "
+                      f"file {file / mb:.2f})", flush=True)
                 next_restart += args.restart_every
         time.sleep(10)  # let the last batches arrive
-        last_quarter = [r for t, r in rss_samples if t > args.soak * 0.75]
-        first_quarter = [r for t, r in rss_samples if args.soak * 0.05 < t < args.soak * 0.25]
-        growth = (statistics.median(last_quarter) / statistics.median(first_quarter) - 1) * 100
-        print(f"  RSS median first quarter {statistics.median(first_quarter) / 2**20:.2f} MB, last quarter "
-              f"{statistics.median(last_quarter) / 2**20:.2f} MB: growth {growth:+.2f} %")
+
+        def growth(label, col, lo, hi):
+            first = statistics.median(s[col] for s in samples if lo <= s[0] < hi)
+            last = statistics.median(s[col] for s in samples if s[0] > args.soak * 0.75)
+            print(f"  {label}: median {first / mb:.2f} MB -> last quarter {last / mb:.2f} MB: "
+                  f"growth {(last / first - 1) * 100:+.2f} %")
+
+        # the issue's measure: the first quarter (after 5 %) against the last quarter
+        growth("RSS, first quarter", 1, args.soak * 0.05, args.soak * 0.25)
+        growth("anonymous RSS (heap), first quarter", 2, args.soak * 0.05, args.soak * 0.25)
+        if restarts:  # once every path (reconnect, replay) has run once
+            after = (restarts[0] + 30, restarts[0] + 30 + args.soak * 0.2)
+            growth("RSS, after the first outage", 1, *after)
+            growth("anonymous RSS, after the first outage", 2, *after)
         print(f"  seq: {len(sub.seqs)} distinct readings, {sub.gaps()} missing between first and last")
     finally:
         world.close()
@@ -411,10 +446,7 @@ def profile(args):
         world = World(tmp)
         try:
             broker_port, _, _ = world.broker()
-            sim_port = free_port()
-            stats_file = tmp / "sim-stats.json"
-            world.start("sim", [BUILD / "bin" / "bench_modbus_sim", "--port", sim_port, "--stats", stats_file])
-            wait_port(sim_port)
+            sim_port, sim_requests = world.simulator()
             cfg = tmp / "citygate.textproto"
             cfg.write_text(citygate_config(tmp, "profile-gw", broker_port, sim_port, devices, points, interval))
             out = tmp / "callgrind.out"
@@ -424,7 +456,7 @@ def profile(args):
             gw.terminate()
             gw.wait(60)
             time.sleep(0.3)  # the simulator's last stats write (every 200 ms)
-            requests = json.loads(stats_file.read_text())["requests"]
+            requests = sim_requests()
             totals = subprocess.run(["callgrind_annotate", out], capture_output=True, text=True, check=True).stdout
             ir = next(int(line.split()[0].replace(",", "")) for line in totals.splitlines() if "PROGRAM TOTALS" in line)
             runs.append((ir, requests))
