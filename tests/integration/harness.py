@@ -13,6 +13,7 @@ Python modules.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,11 +37,31 @@ import paho.mqtt.client as paho  # noqa: E402
 PYTHON = "/usr/bin/python3"
 
 
+def _ephemeral_low():
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port free on 127.0.0.1 for TCP (and, with kind=SOCK_DGRAM, UDP)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 for TCP (and, with kind=SOCK_DGRAM, UDP), chosen below the
+    kernel's ephemeral range: a port from that range can be taken, while a test's broker is down
+    for an outage, by any outgoing connection, or by a reconnecting client that connects to itself
+    (TCP simultaneous open), and the broker then cannot come back on it."""
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, low)
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if kind == socket.SOCK_STREAM:
+                s.listen(1)  # a port free for listening, not just for binding
+            return port
+    raise RuntimeError(f"no free port in 10000..{low - 1} on 127.0.0.1")
 
 
 def wait_for(predicate, timeout, interval=0.02, what="condition"):
@@ -391,7 +412,8 @@ class Env:
         wait_for(lambda: os.path.exists(a) and os.path.exists(b), 10, what="socat ptys")
         return a, b
 
-    def close(self):
+    def close(self, inspect=None):
+        """Stops every process; `inspect` runs after they stopped and before the files go."""
         for s in self.subscribers:
             try:
                 s.stop()
@@ -404,6 +426,8 @@ class Env:
                 pass
         for p in self.ptys:
             p.stop()
+        if inspect:
+            inspect()
         if os.environ.get("CITYGATE_KEEP_TMP"):
             print(f"kept {self.dir}", file=sys.stderr)
         else:
@@ -431,6 +455,9 @@ spool {{ dir: "{env.path('spool')}" {spool_extra} }}
 """
 
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 class IntegrationTest(unittest.TestCase):
     """Base class: self.env is a fresh Env; on failure the daemon's log is printed."""
 
@@ -448,4 +475,19 @@ class IntegrationTest(unittest.TestCase):
             for p in self.env.processes:
                 if isinstance(p, Gateway):
                     print(f"\n----- {p.name} log -----\n{p.log()[-6000:]}", file=sys.stderr)
-        self.env.close()
+        # Under the asan preset a sanitizer report (also the leak check at exit) fails the test.
+        reports = []
+
+        def inspect():
+            for p in self.env.processes:
+                if isinstance(p, Gateway):
+                    log = p.log()
+                    for marker in SANITIZER_MARKERS:
+                        if marker in log:
+                            at = log.index(marker)
+                            reports.append(f"{p.name}: {log[max(0, at - 200):at + 3000]}")
+                            break
+
+        self.env.close(inspect)
+        if reports:
+            self.fail("sanitizer report in the daemon's log:\n" + "\n".join(reports))

@@ -32,7 +32,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 BUILD = Path(os.environ.get("CITYGATE_BUILD_DIR", REPO / "build" / "default")).resolve()
 sys.path.insert(0, str(BUILD / "python"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
 from citygate.v1 import reading_pb2  # noqa: E402
+from harness import free_port  # noqa: E402  (ports outside the ephemeral range)
 import paho.mqtt.client as paho  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -41,12 +43,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # points/s -> (devices, points per device, interval ms)
 SIZES = {100: (10, 10, 1000), 2000: (40, 50, 1000), 10000: (100, 100, 1000),
          1000: (10, 100, 1000)}  # 1000: the 10,000 size's devices at a tenth of the rate (--profile)
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout=20):
