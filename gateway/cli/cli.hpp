@@ -50,6 +50,9 @@ int usageError(const Ctx& ctx, const std::string& command, const std::string& me
 // transport error prints it and returns its code. 0 with `response` filled otherwise.
 int roundTrip(const Ctx& ctx, Client& client, const pb::ControlRequest& request, pb::ControlResponse& response,
               std::chrono::milliseconds timeout);
+// The same on a connection of its own, for commands that read one reply.
+int roundTrip(const Ctx& ctx, const pb::ControlRequest& request, pb::ControlResponse& response,
+              std::chrono::milliseconds timeout);
 // Prints a daemon's error reply; returns its exit code.
 int reportError(const Ctx& ctx, const pb::ControlResponse& response);
 

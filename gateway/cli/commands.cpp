@@ -88,11 +88,10 @@ std::string sources(const google::protobuf::RepeatedPtrField<std::string>& items
 // ---- status -------------------------------------------------------------------------------------
 
 int cmdStatus(const Ctx& ctx, const Args&) {
-  Client client(ctx.socket);
   pb::ControlRequest req;
   req.mutable_status();
   pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
   const auto& s = resp.status();
   if (ctx.json) {
     printJson(s);
@@ -151,11 +150,10 @@ int cmdStatus(const Ctx& ctx, const Args&) {
 // ---- devices ----------------------------------------------------------------------------------------
 
 int cmdDevices(const Ctx& ctx, const Args&) {
-  Client client(ctx.socket);
   pb::ControlRequest req;
   req.mutable_devices();
   pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
   if (ctx.json) {
     printJson(resp.devices());
     return 0;
@@ -174,11 +172,10 @@ int cmdDevices(const Ctx& ctx, const Args&) {
 
 int cmdDevice(const Ctx& ctx, const Args& a) {
   if (a.positional.size() != 2) return usageError(ctx, "device", "device wants one ID");
-  Client client(ctx.socket);
   pb::ControlRequest req;
   req.mutable_devices()->set_device_id(a.positional[1]);
   pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
   if (resp.devices().devices_size() != 1) return fail(ctx, kExitNotFound, "no device '" + a.positional[1] + "'");
   const auto& d = resp.devices().devices(0);
   if (ctx.json) {
@@ -314,11 +311,10 @@ int cmdConfigValidate(const Ctx& ctx, const Args& a) {
 
 int cmdConfigShow(const Ctx& ctx, const Args& a) {
   if (a.positional.size() != 2) return usageError(ctx, "config show", "config show takes no operands");
-  Client client(ctx.socket);
   pb::ControlRequest req;
   req.mutable_config_show();
   pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
   if (ctx.json) {
     printJson(resp.config_show());
     return 0;
@@ -342,12 +338,11 @@ int cmdConfigDiff(const Ctx& ctx, const Args& a) {
   std::string text;
   std::string error;
   if (!readFileText(path, text, error)) return fail(ctx, kExitNotFound, error);
-  Client client(ctx.socket);
   pb::ControlRequest req;
   req.mutable_config_diff()->set_path(path);
   req.mutable_config_diff()->set_text(text);
   pb::ControlResponse resp;
-  const int rc = roundTrip(ctx, client, req, resp, kApplyTimeout);
+  const int rc = roundTrip(ctx, req, resp, kApplyTimeout);
   // RESTART_REQUIRED / APPLY_FAILED still carry the diff and the plan.
   if (!resp.has_config_diff()) return rc;
   const auto& d = resp.config_diff();
@@ -389,12 +384,11 @@ int cmdConfigApply(const Ctx& ctx, const Args& a) {
   std::string text;
   std::string error;
   if (!readFileText(path, text, error)) return fail(ctx, kExitNotFound, error);
-  Client client(ctx.socket);
   pb::ControlRequest req;
   req.mutable_config_apply()->set_path(path);
   req.mutable_config_apply()->set_text(text);
   pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, client, req, resp, kApplyTimeout); rc != 0) return rc;
+  if (int rc = roundTrip(ctx, req, resp, kApplyTimeout); rc != 0) return rc;
   const auto& r = resp.config_apply();
   if (ctx.json) {
     printJson(r);
@@ -413,11 +407,10 @@ int cmdConfigApply(const Ctx& ctx, const Args& a) {
 // ---- lora, spool, log level ----------------------------------------------------------------------
 
 int cmdLoraDevices(const Ctx& ctx, const Args&) {
-  Client client(ctx.socket);
   pb::ControlRequest req;
   req.mutable_lora_devices();
   pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
   const auto& l = resp.lora_devices();
   if (ctx.json) {
     printJson(l);
@@ -458,11 +451,10 @@ int cmdLoraDevices(const Ctx& ctx, const Args&) {
 }
 
 int cmdSpool(const Ctx& ctx, const Args&) {
-  Client client(ctx.socket);
   pb::ControlRequest req;
   req.mutable_spool();
   pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
   const auto& s = resp.spool();
   if (ctx.json) {
     printJson(s);
@@ -489,7 +481,6 @@ int cmdSpool(const Ctx& ctx, const Args&) {
 
 int cmdLogLevel(const Ctx& ctx, const Args& a) {
   if (a.positional.size() > 2) return usageError(ctx, "log-level", "log-level wants at most one LEVEL");
-  Client client(ctx.socket);
   pb::ControlRequest req;
   auto* l = req.mutable_log_level();
   if (a.positional.size() == 2) l->set_level(a.positional[1]);
@@ -502,7 +493,7 @@ int cmdLogLevel(const Ctx& ctx, const Args& a) {
     }
   }
   pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
   if (ctx.json) {
     printJson(resp.log_level());
     return 0;

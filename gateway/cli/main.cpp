@@ -48,6 +48,12 @@ int roundTrip(const Ctx& ctx, Client& client, const pb::ControlRequest& request,
   return 0;
 }
 
+int roundTrip(const Ctx& ctx, const pb::ControlRequest& request, pb::ControlResponse& response,
+              std::chrono::milliseconds timeout) {
+  Client client(ctx.socket);
+  return roundTrip(ctx, client, request, response, timeout);
+}
+
 std::optional<std::uint32_t> parseUint(const std::string& s, std::uint32_t max) {
   std::uint64_t v = 0;
   int base = 10;

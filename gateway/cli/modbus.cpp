@@ -56,7 +56,6 @@ int readOnce(const Ctx& ctx, const Args& a, const ReadOperands& op, std::vector<
   const Route r = route(ctx, a, rc);
   if (r == Route::Failed) return rc;
   if (r == Route::Daemon) {
-    Client client(ctx.socket);
     pb::ControlRequest req;
     auto* m = req.mutable_modbus_read();
     m->set_bus(op.bus);
@@ -66,7 +65,7 @@ int readOnce(const Ctx& ctx, const Args& a, const ReadOperands& op, std::vector<
     m->set_count(op.count);
     m->set_timeout_ms(op.timeoutMs);
     pb::ControlResponse resp;
-    if (int code = roundTrip(ctx, client, req, resp, std::chrono::seconds(90)); code != 0) return code;
+    if (int code = roundTrip(ctx, req, resp, std::chrono::seconds(90)); code != 0) return code;
     registers.assign(resp.modbus_read().registers().begin(), resp.modbus_read().registers().end());
     rttUs = resp.modbus_read().rtt_us();
     transport = resp.modbus_read().transport() + " via citygated";
