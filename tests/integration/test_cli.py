@@ -264,6 +264,9 @@ class Commands(CliWorld):
         finally:
             if p.poll() is None:
                 p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
         # the daemon forgets the tail client
         wait_for(lambda: self.status()["health"]["counters"]["control_clients"] == "1", 10, what="the client to be gone")
 
