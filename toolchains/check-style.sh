@@ -8,8 +8,6 @@
 #   toolchains/check-style.sh --tidy [REF]    + clang-tidy on the changed sources
 set -euo pipefail
 cd "$(dirname "$0")/.."
-toolchains/install-deps.sh lint
-
 mode=check
 ref=HEAD~1
 case "${1:-}" in
@@ -18,6 +16,7 @@ case "${1:-}" in
   "") ;;
   *) echo "check-style: unknown argument $1" >&2; exit 2 ;;
 esac
+toolchains/install-deps.sh "$([ "$mode" = tidy ] && echo tidy || echo lint)"
 
 mapfile -t files < <(git ls-files '*.cpp' '*.hpp' '*.h' '*.cc' ':!tests/data')
 if [ "$mode" = fix ]; then

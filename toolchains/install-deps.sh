@@ -7,7 +7,8 @@
 #   toolchains/install-deps.sh test      build + the test peers (mosquitto, pymodbus, socat, ...)
 #   toolchains/install-deps.sh demo      same as test
 #   toolchains/install-deps.sh fuzz      test + clang's libFuzzer runtime
-#   toolchains/install-deps.sh lint      clang-format and clang-tidy (toolchains/check-style.sh)
+#   toolchains/install-deps.sh lint      clang-format (toolchains/check-style.sh)
+#   toolchains/install-deps.sh tidy      clang-format and clang-tidy (check-style.sh --tidy)
 #
 # Runs as root, or through sudo when it is available.
 set -euo pipefail
@@ -20,7 +21,7 @@ build_pkgs=(g++ cmake ninja-build pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev
 test_pkgs=(mosquitto mosquitto-clients python3-pymodbus python3-serial python3-serial-asyncio python3-paho-mqtt
   python3-protobuf socat mbpoll openssl tmux procps valgrind)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-lint_pkgs=(clang-format-14 clang-tidy-14)
+lint_pkgs=(clang-format-14)
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in
@@ -28,11 +29,12 @@ case "$what" in
   test|demo) pkgs+=("${test_pkgs[@]}") ;;
   fuzz) pkgs+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   lint) pkgs=("${lint_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|demo|fuzz|lint]" >&2; exit 2 ;;
+  tidy) pkgs=("${lint_pkgs[@]}" clang-tidy-14) ;;
+  *) echo "usage: $0 [build|test|demo|fuzz|lint|tidy]" >&2; exit 2 ;;
 esac
 # Node.js for the LoRa encoder: Debian's packages unless a Node.js is already installed (a
 # Node.js from elsewhere conflicts with Debian's npm package).
-if [ "$what" != build ] && [ "$what" != lint ]; then
+if [ "$what" != build ] && [ "$what" != lint ] && [ "$what" != tidy ]; then
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
 fi
@@ -61,7 +63,7 @@ fi
 # mosquitto's package starts a broker on :1883 where systemd runs; the tests start their own on
 # free ports, so the packaged one is not needed (and not touched).
 
-if [ "$what" != build ] && [ "$what" != lint ]; then
+if [ "$what" != build ] && [ "$what" != lint ] && [ "$what" != tidy ]; then
   # The independent LoRaWAN encoder for the LoRa tests and the demo's concentrator.
   if [ ! -f "$here/../tests/peers/node_modules/lora-packet/package.json" ]; then
     echo "install-deps: npm install (tests/peers)"
