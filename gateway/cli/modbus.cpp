@@ -119,6 +119,16 @@ bool parseUnit(const Ctx& ctx, const std::string& s, std::uint32_t& out, const c
   return true;
 }
 
+bool parseAddress(const Ctx& ctx, const std::string& s, std::uint32_t& out, const char* cmd, int& rc) {
+  auto v = parseUint(s, 65535);
+  if (!v) {
+    rc = usageError(ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + s + "'");
+    return false;
+  }
+  out = *v;
+  return true;
+}
+
 bool parseTimeout(const Ctx& ctx, const Args& a, std::uint32_t& out, const char* cmd, int& rc) {
   if (!a.has("timeout")) return true;
   auto v = parseUint(a.value("timeout"), 60000);
@@ -144,10 +154,7 @@ int cmdModbusRead(const Ctx& ctx, const Args& a) {
   auto table = parseTable(a.positional[4]);
   if (!table) return usageError(ctx, cmd, "TABLE is holding, input, coil or discrete, not '" + a.positional[4] + "'");
   op.table = *table;
-  auto addr = parseUint(a.positional[5], 65535);
-  if (!addr)
-    return usageError(ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + a.positional[5] + "'");
-  op.address = *addr;
+  if (!parseAddress(ctx, a.positional[5], op.address, cmd, rc)) return rc;
   const std::uint32_t maxCount = bitTable(op.table) ? 2000 : 125;
   auto count = parseUint(a.positional[6], maxCount);
   if (!count || *count == 0) return usageError(ctx, cmd, "COUNT must be 1.." + std::to_string(maxCount));
@@ -198,10 +205,7 @@ int cmdModbusProbe(const Ctx& ctx, const Args& a) {
   int rc = 0;
   op.bus = a.positional[2];
   if (!parseUnit(ctx, a.positional[3], op.unit, cmd, rc)) return rc;
-  auto addr = parseUint(a.positional[4], 65535);
-  if (!addr)
-    return usageError(ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + a.positional[4] + "'");
-  op.address = *addr;
+  if (!parseAddress(ctx, a.positional[4], op.address, cmd, rc)) return rc;
   op.table = pb::HOLDING_REGISTER;
   if (a.has("table")) {
     auto t = parseTable(a.value("table"));
