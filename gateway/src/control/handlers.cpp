@@ -324,7 +324,8 @@ void Handlers::onReading(const pb::Reading& reading, std::string_view bytes) {
   }
   if (tailers_.empty()) return;
   pb::ControlResponse event;
-  *event.mutable_tail()->mutable_reading() = reading;
+  // From the bytes: the message form lacks a generic observation (see Pipeline::Tap).
+  event.mutable_tail()->mutable_reading()->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
   std::erase_if(tailers_, [&](Tailer& t) {
     if (!t.device.empty() && t.device != reading.sensor_id()) return !t.reply.alive();
     return !t.reply.send(event, true, true);

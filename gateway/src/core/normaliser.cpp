@@ -51,19 +51,34 @@ pb::ParkingStatus toStatus(const PointSpec& p, const RawValue& raw, double canon
 
 void Normaliser::normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
                            std::vector<pb::Reading>& out) {
-  build(spec, sample, memory, [&out]() -> pb::Reading& { return out.emplace_back(); });
+  // One encoding of the generic map for both forms: here it is parsed back into the message.
+  std::vector<GenericWire> generic(spec.groups.size());
+  const std::size_t first = out.size();
+  out.reserve(first + spec.groups.size());
+  build(spec, sample, memory, [&]() -> Target {
+    const std::size_t i = out.size() - first;
+    return {&out.emplace_back(), &generic[i]};
+  });
+  for (std::size_t i = first; i < out.size(); ++i) {
+    const GenericWire& g = generic[i - first];
+    if (g.active()) out[i].mutable_generic()->ParseFromArray(g.bytes().data(), static_cast<int>(g.bytes().size()));
+  }
 }
 
 void Normaliser::normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
-                           google::protobuf::Arena& arena, std::vector<pb::Reading*>& out) {
-  build(spec, sample, memory, [&]() -> pb::Reading& {
+                           google::protobuf::Arena& arena, std::vector<pb::Reading*>& out,
+                           std::vector<GenericWire>& generic) {
+  build(spec, sample, memory, [&]() -> Target {
     out.push_back(google::protobuf::Arena::CreateMessage<pb::Reading>(&arena));
-    return *out.back();
+    if (generic.size() < out.size()) generic.resize(out.size());
+    GenericWire& g = generic[out.size() - 1];
+    g.reset();
+    return {out.back(), &g};
   });
 }
 
 void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
-                       const std::function<pb::Reading&()>& next) {
+                       const std::function<Target()>& next) {
   if (memory.lastStatus.size() != spec.groups.size()) {
     memory.lastStatus.assign(spec.groups.size(), pb::PARKING_STATUS_UNSPECIFIED);
     memory.statusChangedAt.assign(spec.groups.size(), WallTime{});
@@ -76,7 +91,8 @@ void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMe
     }
     if (!any) continue;
 
-    pb::Reading& r = next();
+    const Target target = next();
+    pb::Reading& r = *target.reading;
     r.set_sensor_id(spec.id);
     toTimestamp(sample.observedAt, r.mutable_observed_at());
     *r.mutable_source() = spec.source;
@@ -162,17 +178,18 @@ void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMe
         break;
       }
       default: {
-        auto* o = r.mutable_generic();
+        GenericWire& o = *target.generic;
+        o.start();
         for (auto idx : group.points) {
           const PointSpec& p = spec.points[idx];
           const RawValue& raw = sample.values[idx];
           if (raw.state == RawValue::State::Skip) continue;
           const Value v = canonicalValue(p, raw);
-          setMeasurement(&(*o->mutable_values())[p.name], p, v);
+          o.value(p.name, v.v, p.unitCode, v.quality);
           quality = worse(quality, v.quality);
         }
         for (const auto& [idx, text] : sample.texts) {
-          if (idx < spec.points.size()) (*o->mutable_text_values())[spec.points[idx].name] = text;
+          if (idx < spec.points.size()) o.text(spec.points[idx].name, text);
         }
         break;
       }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/generic_wire.hpp"
 #include "core/sensor.hpp"
 
 namespace google::protobuf {
@@ -30,13 +31,20 @@ class Normaliser {
                         std::vector<pb::Reading>& out);
 
   // The hot path's form: readings are created on `arena` (the pipeline resets it after each
-  // sample, so building a reading costs no malloc/free).
+  // sample, so building a reading costs no malloc/free), and a generic observation is not built
+  // as a protobuf map but written to generic[i] for out[i] (GenericWire; inactive for the other
+  // kinds): out[i]'s wire form is its serialisation followed by generic[i].appendTo().
   static void normalise(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
-                        google::protobuf::Arena& arena, std::vector<pb::Reading*>& out);
+                        google::protobuf::Arena& arena, std::vector<pb::Reading*>& out,
+                        std::vector<GenericWire>& generic);
 
  private:
+  struct Target {
+    pb::Reading* reading;
+    GenericWire* generic;
+  };
   static void build(const SensorSpec& spec, const RawSample& sample, SensorMemory& memory,
-                    const std::function<pb::Reading&()>& next);
+                    const std::function<Target()>& next);
 };
 
 }  // namespace citygate::core

@@ -17,7 +17,7 @@ Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions option
       seq_(seq),
       log_(std::move(log)),
       batchTimer_(executor_) {
-  constexpr std::size_t kArenaBlock = 64 * 1024;  // a 100-point generic reading needs ~20 KiB
+  constexpr std::size_t kArenaBlock = 16 * 1024;  // a reading needs well under 1 KiB (generic maps are not built)
   arenaBlock_ = std::make_unique<char[]>(kArenaBlock);
   google::protobuf::ArenaOptions arenaOptions;
   arenaOptions.initial_block = arenaBlock_.get();
@@ -39,7 +39,7 @@ void Pipeline::start() {
   spool_.setReadableCallback([self] {
     if (auto p = self.lock()) p->pump();
   });
-  if (spool_.unread() > 0) unreadSince_ = SteadyTime{};  // a backlog from the last run: send at once
+  nextUnread_ = spool_.stats().oldestSeq;  // a backlog from the last run is due at once (not in the ring)
   pump();
 }
 
@@ -50,12 +50,16 @@ void Pipeline::stop() {
 
 void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample) {
   scratchReadings_.clear();
-  Normaliser::normalise(spec, sample, memory, *arena_, scratchReadings_);
-  for (pb::Reading* reading : scratchReadings_) {
-    pb::Reading& r = *reading;
+  Normaliser::normalise(spec, sample, memory, *arena_, scratchReadings_, scratchGeneric_);
+  const SteadyTime now = SteadyClock::now();
+  for (std::size_t i = 0; i < scratchReadings_.size(); ++i) {
+    pb::Reading& r = *scratchReadings_[i];
     r.set_seq(seq_.next());
+    numberedAt_[r.seq() % numberedAt_.size()] = Numbered{r.seq(), now};
+    if (nextUnread_ == 0) nextUnread_ = r.seq();
     scratchBytes_.clear();
     r.AppendToString(&scratchBytes_);
+    if (scratchGeneric_[i].active()) scratchGeneric_[i].appendTo(scratchBytes_);
     ++stats_.readings;
     if (tap_) tap_(r, scratchBytes_);
     store(r.seq(), scratchBytes_);
@@ -79,11 +83,9 @@ void Pipeline::store(std::uint64_t seq, std::string_view bytes) {
     blocked_.emplace_back(seq, std::string(bytes));
     return;
   }
-  const bool wasEmpty = spool_.unread() == 0;
   switch (spool_.append(seq, bytes)) {
     case spool::AppendResult::Ok:
     case spool::AppendResult::OkDroppedOldest:
-      if (wasEmpty && !unreadSince_) unreadSince_ = SteadyClock::now();
       break;
     case spool::AppendResult::Error:
       ++stats_.spoolErrors;
@@ -99,7 +101,6 @@ void Pipeline::drainBlocked() {
     const auto& [seq, bytes] = blocked_.front();
     const auto r = spool_.append(seq, bytes);
     if (r == spool::AppendResult::Full || r == spool::AppendResult::Error) break;
-    if (!unreadSince_) unreadSince_ = SteadyClock::now();
     blocked_.pop_front();
   }
 }
@@ -109,14 +110,10 @@ void Pipeline::pump() {
   if (!blocked_.empty()) drainBlocked();
   while (sink_.ready() && inflight_.size() < options_.maxInflightBatches) {
     const std::uint64_t unread = spool_.unread();
-    if (unread == 0) {
-      unreadSince_.reset();
-      return;
-    }
+    if (unread == 0) return;
     if (unread < options_.maxBatchReadings) {
       const auto now = SteadyClock::now();
-      if (!unreadSince_) unreadSince_ = now;
-      const auto due = *unreadSince_ + options_.maxBatchDelay;
+      const auto due = oldestUnreadAt() + options_.maxBatchDelay;
       if (now < due) {
         armBatchTimer(due - now);
         return;
@@ -127,8 +124,7 @@ void Pipeline::pump() {
     payload = batchHeader_;
     const spool::ReadResult r = spool_.readBatch(options_.maxBatchReadings, options_.maxBatchBytes, payload);
     if (r.count == 0) return;
-    unreadSince_.reset();
-    if (spool_.unread() > 0) unreadSince_ = SteadyTime{};  // the rest is older than this batch's delay
+    nextUnread_ = r.lastSeq + 1;
     inflight_.push_back(InFlight{r.lastSeq, r.count, false});
     ++stats_.batchesSent;
     stats_.readingsSent += r.count;
@@ -169,7 +165,12 @@ void Pipeline::linkLost() {
   ++epoch_;
   inflight_.clear();
   spool_.rewind();
-  if (spool_.unread() > 0) unreadSince_ = SteadyTime{};
+  nextUnread_ = spool_.stats().oldestSeq;  // resent at once: their times have passed
+}
+
+SteadyTime Pipeline::oldestUnreadAt() const {
+  const Numbered& n = numberedAt_[nextUnread_ % numberedAt_.size()];
+  return n.seq == nextUnread_ ? n.at : SteadyTime{};  // not in the ring: older than any delay
 }
 
 void Pipeline::onSinkReady(bool ready) {

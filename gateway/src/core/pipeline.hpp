@@ -10,6 +10,7 @@
 // accepting() turns false, which the sources check before they poll.
 #pragma once
 
+#include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -62,7 +63,8 @@ struct PipelineStats {
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
  public:
   // The reading and its wire bytes (valid for the call only): a tap that keeps a reading keeps
-  // the bytes, which costs a memcpy, not a message copy.
+  // the bytes, which costs a memcpy, not a message copy. The bytes are the reading: a generic
+  // observation is only in them (Normaliser's hot path), so a tap that needs it parses them.
   using Tap = std::function<void(const pb::Reading&, std::string_view bytes)>;
 
   Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool, Sink& sink,
@@ -98,6 +100,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void linkLost();
   void armBatchTimer(std::chrono::steady_clock::duration wait);
   void onBatchTimer(const boost::system::error_code& ec);
+  SteadyTime oldestUnreadAt() const;
 
   boost::asio::any_io_executor executor_;
   PipelineOptions options_;
@@ -114,11 +117,20 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::unique_ptr<char[]> arenaBlock_;  // the arena's first block, reused by every submit()
   std::unique_ptr<google::protobuf::Arena> arena_;
   std::vector<pb::Reading*> scratchReadings_;
+  std::vector<GenericWire> scratchGeneric_;  // aligned with scratchReadings_
   std::string scratchBytes_;
   std::deque<std::pair<std::uint64_t, std::string>> blocked_;
   std::deque<InFlight> inflight_;
   std::uint64_t epoch_ = 0;
-  std::optional<SteadyTime> unreadSince_;
+  // A partial batch goes when its oldest reading has waited max_batch_delay since it was
+  // numbered, whenever the spool made it readable (a group commit may come later). The numbering
+  // times of the last 1024 seqs are kept; an older reading is due at once.
+  struct Numbered {
+    std::uint64_t seq = 0;
+    SteadyTime at{};
+  };
+  std::array<Numbered, 1024> numberedAt_{};
+  std::uint64_t nextUnread_ = 0;  // seq of the oldest reading not handed out yet (0: none numbered)
   Tap tap_;
   PipelineStats stats_;
 };

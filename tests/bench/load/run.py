@@ -238,7 +238,7 @@ class World:
                     p.kill()
 
 
-def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms):
+def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms, durability_ms=50):
     prof = tmp / "profiles"
     prof.mkdir(exist_ok=True)
     pts = "\n".join(f'point {{ field: "p{i}" table: HOLDING_REGISTER address: {2 * i} type: UINT32 }}' for i in range(points))
@@ -255,7 +255,7 @@ profile_dir: "{prof}"
 mqtt {{ uri: "tcp://127.0.0.1:{broker_port}" max_batch_readings: 200 max_batch_delay_ms: 50 reconnect_min_ms: 200 reconnect_max_ms: 2000 }}
 control {{ socket: "{tmp}/control.sock" }}
 health_interval_s: 10
-spool {{ dir: "{tmp}/spool" max_bytes: 268435456 durability_ms: 20 }}
+spool {{ dir: "{tmp}/spool" max_bytes: 268435456 durability_ms: {durability_ms} }}
 {chr(10).join(buses)}
 """
 
@@ -331,7 +331,8 @@ def run_size(size, args, node_red_dir):
         # citygate
         sub = Subscriber(broker_port, "citygate/v1/bench-gw/readings")
         cfg = tmp / "citygate.textproto"
-        cfg.write_text(citygate_config(tmp, "bench-gw", broker_port, sim_port, devices, points, interval))
+        cfg.write_text(citygate_config(tmp, "bench-gw", broker_port, sim_port, devices, points, interval,
+                                       args.durability_ms))
         gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
         time.sleep(args.warmup)  # warm-up before the measurement window (a duration, not an event)
         results.append(measure("citygate", [gw.pid], sub, args.duration, sim_requests, expected))
@@ -376,7 +377,8 @@ def soak(args):
         sim_port, _ = world.simulator()
         sub = Subscriber(broker_port, "citygate/v1/soak-gw/readings", persistent=True)
         cfg = tmp / "citygate.textproto"
-        cfg.write_text(citygate_config(tmp, "soak-gw", broker_port, sim_port, devices, points, interval))
+        cfg.write_text(citygate_config(tmp, "soak-gw", broker_port, sim_port, devices, points, interval,
+                                       args.durability_ms))
         gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
         time.sleep(args.warmup)
         mb = 2**20
@@ -444,7 +446,8 @@ def profile(args):
             broker_port, _, _ = world.broker()
             sim_port, sim_requests = world.simulator()
             cfg = tmp / "citygate.textproto"
-            cfg.write_text(citygate_config(tmp, "profile-gw", broker_port, sim_port, devices, points, interval))
+            cfg.write_text(citygate_config(tmp, "profile-gw", broker_port, sim_port, devices, points, interval,
+                                       args.durability_ms))
             out = tmp / "callgrind.out"
             gw = world.start("callgrind", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                                            BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
@@ -457,6 +460,7 @@ def profile(args):
             ir = next(int(line.split()[0].replace(",", "")) for line in totals.splitlines() if "PROGRAM TOTALS" in line)
             runs.append((ir, requests))
             if args.profile_keep:
+                Path(args.profile_keep).mkdir(parents=True, exist_ok=True)
                 shutil.copy(out, Path(args.profile_keep) / f"callgrind.{len(runs)}.out")
         finally:
             world.close()
@@ -476,6 +480,8 @@ def main():
     ap.add_argument("--duration", type=float, default=30, help="measurement window per run, s")
     ap.add_argument("--warmup", type=float, default=8, help="s before the window opens")
     ap.add_argument("--peer", default="node-red", choices=["node-red", "none"])
+    ap.add_argument("--durability-ms", type=int, default=50,
+                    help="citygated's spool group commit (a reading is published once durable)")
     ap.add_argument("--soak", type=float, default=0, help="soak test duration, s")
     ap.add_argument("--restart-every", type=float, default=300)
     ap.add_argument("--profile", type=float, default=0,

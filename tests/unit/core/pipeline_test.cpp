@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <thread>
 
 #include "core/pipeline.hpp"
 #include "spool/memory_spool.hpp"
@@ -54,7 +55,8 @@ struct Fixture {
   SensorMemory memory;
   std::shared_ptr<Pipeline> pipeline;
 
-  explicit Fixture(std::uint32_t maxBatch = 3, std::chrono::milliseconds delay = std::chrono::milliseconds(50)) {
+  explicit Fixture(std::uint32_t maxBatch = 3, std::chrono::milliseconds delay = std::chrono::milliseconds(50),
+                   spool::Spool* other = nullptr) {
     REQUIRE(seq.open(0));
     spec.id = "s";
     spec.kind = pb::GENERIC;
@@ -70,7 +72,7 @@ struct Fixture {
     o.maxBatchDelay = delay;
     o.retryDelay = std::chrono::milliseconds(10);
     pipeline = std::make_shared<Pipeline>(
-        ioc.get_executor(), o, spool, sink, seq,
+        ioc.get_executor(), o, other ? *other : spool, sink, seq,
         std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
     pipeline->start();
   }
@@ -80,6 +82,30 @@ struct Fixture {
     s.values.push_back(RawValue{v, RawValue::State::Ok});
     pipeline->submit(spec, memory, std::move(s));
   }
+};
+
+// A spool whose records become readable only on release(), like a group commit that comes later.
+class LateSpool final : public spool::Spool {
+ public:
+  spool::AppendResult append(std::uint64_t seq, std::string_view record) override { return inner.append(seq, record); }
+  spool::ReadResult readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) override {
+    return released ? inner.readBatch(maxRecords, maxBytes, out) : spool::ReadResult{};
+  }
+  void acknowledge(std::uint64_t lastSeq) override { inner.acknowledge(lastSeq); }
+  void rewind() override { inner.rewind(); }
+  std::uint64_t unread() const override { return released ? inner.unread() : 0; }
+  spool::SpoolStats stats() const override { return inner.stats(); }
+  std::uint64_t recoveredNextSeq() const override { return 0; }
+  void setReadableCallback(std::function<void()> cb) override { readable = std::move(cb); }
+  void close() override {}
+  void release() {
+    released = true;
+    readable();
+  }
+
+  spool::MemorySpool inner{1 << 20, pb::SpoolConfig::DROP_OLDEST};
+  bool released = false;
+  std::function<void()> readable;
 };
 
 std::vector<std::uint64_t> seqs(const pb::ReadingBatch& b) {
@@ -105,6 +131,25 @@ TEST_CASE("a full batch goes at once; a partial one after max_batch_delay") {
   f.ioc.run_for(std::chrono::milliseconds(60));
   REQUIRE(f.sink.batches.size() == 2);
   CHECK(seqs(f.sink.batches[1]) == std::vector<std::uint64_t>{4});
+}
+
+TEST_CASE("the batch delay counts from numbering: a reading readable late goes as soon as it is readable") {
+  LateSpool late;
+  Fixture f(10, std::chrono::milliseconds(30), &late);
+  f.submit(1);
+  CHECK(f.ioc.poll() == 0);  // nothing readable, so no timer either
+  // The delay passes while the record is not yet durable (time itself is the input here).
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  CHECK(f.sink.batches.empty());
+  late.release();  // the group commit: due already, so no second wait
+  REQUIRE(f.sink.batches.size() == 1);
+  CHECK(seqs(f.sink.batches[0]) == std::vector<std::uint64_t>{1});
+  f.submit(2);  // the next one waits its own delay
+  CHECK(f.sink.batches.size() == 1);
+  f.ioc.restart();
+  f.ioc.run_for(std::chrono::milliseconds(60));
+  REQUIRE(f.sink.batches.size() == 2);
+  CHECK(seqs(f.sink.batches[1]) == std::vector<std::uint64_t>{2});
 }
 
 TEST_CASE("only delivered batches leave the spool") {
