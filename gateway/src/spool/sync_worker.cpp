@@ -108,9 +108,11 @@ void SyncWorker::submitUnlink(std::string path) {
 
 void SyncWorker::submitSettled(std::uint64_t seq, bool soon) {
   std::lock_guard lock(mu_);
+  // A slot already pending keeps its due time: no need to wake the worker (one ack per batch).
+  const bool wake = soon || !settled_.has_value();
   settled_ = seq;
   if (soon) settledSoon_ = true;  // due at once (with whatever data is dirty by then)
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void SyncWorker::flush() {

@@ -112,6 +112,7 @@ class Subscriber:
         self.lock = threading.Lock()
         self.points = 0
         self.readings = 0
+        self.reading_bytes = 0
         self.latencies = []
         self.seqs = set()
         self.max_seq = 0
@@ -129,12 +130,14 @@ class Subscriber:
         lat = []
         points = 0
         readings = 0
+        reading_bytes = 0
         seqs = []
         if msg.topic.endswith("/readings"):
             b = reading_pb2.ReadingBatch()
             b.ParseFromString(msg.payload)
             for r in b.readings:
                 readings += 1
+                reading_bytes += r.ByteSize()
                 seqs.append(r.seq)
                 for m in r.generic.values.values():
                     points += 1
@@ -154,11 +157,12 @@ class Subscriber:
             if self.measuring:
                 self.points += points
                 self.readings += readings
+                self.reading_bytes += reading_bytes
                 self.latencies.extend(l for l in lat if l < 600000)
 
     def start_window(self):
         with self.lock:
-            self.points = self.readings = 0
+            self.points = self.readings = self.reading_bytes = 0
             self.latencies = []
             self.measuring = True
 
@@ -319,6 +323,23 @@ def measure(name, pids, sub, duration, sim_stats, points_expected):
     }
 
 
+def floor(tmp, sim_port, devices, points, interval, record_bytes, args):
+    """bench_floor on the same simulator: citygate's Modbus polls (libmodbus, one connection per
+    25 devices) and its spool's writes and group commit, with nothing in between."""
+    argv = [BUILD / "bin" / "bench_floor", "--port", sim_port, "--devices", devices, "--points", points,
+            "--interval-ms", interval, "--bytes-per-reading", record_bytes, "--durability-ms", args.durability_ms,
+            "--spool-dir", tmp, "--warmup", args.warmup, "--duration", args.duration]
+    out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=True,
+                         timeout=args.warmup + args.duration + 60)
+    f = json.loads(out.stdout.strip().splitlines()[-1])
+    nan = float("nan")
+    return {"name": "floor", "points_per_s": f["points"] / args.duration, "cpu_us_per_point": f["cpu_us_per_point"],
+            "cpu_percent": 100 * f["cpu_s"] / args.duration, "rss_steady_mb": nan, "rss_peak_mb": nan,
+            "p50_ms": nan, "p99_ms": nan, "requests_per_point": nan, "seq_gaps": None,
+            "detail": f"floor: Modbus {f['modbus_us_per_point']:.2f} + durability {f['durability_us_per_point']:.2f} "
+                      f"µs/pt ({record_bytes} B per reading, fdatasync every {args.durability_ms} ms)"}
+
+
 def run_size(size, args, node_red_dir):
     devices, points, interval = SIZES[size]
     tmp = Path(tempfile.mkdtemp(prefix=f"cg-bench-{size}-"))
@@ -337,9 +358,12 @@ def run_size(size, args, node_red_dir):
         time.sleep(args.warmup)  # warm-up before the measurement window (a duration, not an event)
         results.append(measure("citygate", [gw.pid], sub, args.duration, sim_requests, expected))
         results[-1]["seq_gaps"] = sub.gaps()
+        record = round(sub.reading_bytes / max(sub.readings, 1)) + 16  # + the spool's frame
         gw.terminate()
         gw.wait(20)
         sub.close()
+        # the floor: the same polls and syncs, nothing else
+        results.append(floor(tmp, sim_port, devices, points, interval, record, args))
         # the peer on the identical workload
         if node_red_dir:
             flow = tmp / "flows.json"
@@ -512,12 +536,16 @@ def main():
             print(f"{size:>6} {r['name']:<9} {r['points_per_s']:>8.0f} {r['cpu_us_per_point']:>10.2f} "
                   f"{r['cpu_percent']:>6.1f} {r['rss_steady_mb']:>7.1f} {r['rss_peak_mb']:>8.1f} {r['p50_ms']:>7.0f} "
                   f"{r['p99_ms']:>7.0f} {r['requests_per_point']:>7.3f} {gaps:>5}")
-        if len(results) == 2:
-            a, b = results
+        by = {r["name"]: r for r in results}
+        if "floor" in by:
+            print(f"{'':>6} {by['floor']['detail']}")
+        if "node-red" in by:
+            a, b = by["citygate"], by["node-red"]
             print(f"{size:>6} {'ratio':<9} {'':>8} {a['cpu_us_per_point'] / b['cpu_us_per_point']:>10.3f} {'':>6} "
                   f"{a['rss_steady_mb'] / b['rss_steady_mb']:>7.3f} {a['rss_peak_mb'] / b['rss_peak_mb']:>8.3f} "
                   f"{a['p50_ms'] / max(b['p50_ms'], 1e-9):>7.3f} {a['p99_ms'] / max(b['p99_ms'], 1e-9):>7.3f}")
-    print("\n(size = points/s offered: devices x points / interval; ratio = citygate / Node-RED)")
+    print("\n(size = points/s offered: devices x points / interval; ratio = citygate / Node-RED; floor = the same\n"
+          " Modbus polls and spool syncs with nothing else, tests/bench/load/floor.cpp)")
 
 
 if __name__ == "__main__":
