@@ -126,16 +126,26 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--port") o.port = std::atoi(v);
-    else if (k == "--devices") o.devices = std::atoi(v);
-    else if (k == "--points") o.points = std::atoi(v);
-    else if (k == "--interval-ms") o.intervalMs = std::atoi(v);
-    else if (k == "--per-bus") o.perBus = std::atoi(v);
-    else if (k == "--bytes-per-reading") o.bytesPerReading = static_cast<std::size_t>(std::atol(v));
-    else if (k == "--durability-ms") o.durabilityMs = std::atoi(v);
-    else if (k == "--spool-dir") o.spoolDir = v;
-    else if (k == "--warmup") o.warmup = std::atof(v);
-    else if (k == "--duration") o.duration = std::atof(v);
+    if (k == "--port")
+      o.port = std::atoi(v);
+    else if (k == "--devices")
+      o.devices = std::atoi(v);
+    else if (k == "--points")
+      o.points = std::atoi(v);
+    else if (k == "--interval-ms")
+      o.intervalMs = std::atoi(v);
+    else if (k == "--per-bus")
+      o.perBus = std::atoi(v);
+    else if (k == "--bytes-per-reading")
+      o.bytesPerReading = static_cast<std::size_t>(std::atol(v));
+    else if (k == "--durability-ms")
+      o.durabilityMs = std::atoi(v);
+    else if (k == "--spool-dir")
+      o.spoolDir = v;
+    else if (k == "--warmup")
+      o.warmup = std::atof(v);
+    else if (k == "--duration")
+      o.duration = std::atof(v);
     else {
       std::fprintf(stderr, "bench_floor: unknown option %s\n", k.c_str());
       return 2;
