@@ -60,7 +60,7 @@ void BusSource::start() {
     // Staggered phases: device i of n starts i/n of its interval into the cycle.
     const auto phase = d.spec.interval * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
     d.nextTick = epoch_ + std::chrono::duration_cast<Clock::duration>(phase);
-    schedule(i);
+    scheduleNext(i);
   }
 }
 
@@ -70,7 +70,32 @@ void BusSource::stop() {
   worker_->stop();
 }
 
-void BusSource::schedule(std::size_t index) {
+void BusSource::scheduleNext(std::size_t index) {
+  Device& d = devices_[index];
+  if (stopped_ || d.busy) return;
+  const auto now = Clock::now();
+  if (d.nextTick <= now) {
+    // Ticks that came while the last poll was still running are skipped, and counted.
+    const auto missed = static_cast<std::uint64_t>((now - d.nextTick) / d.spec.interval + 1);
+    d.nextTick += d.spec.interval * missed;
+    counters_.polls += missed;
+    counters_.skipped += missed;
+    d.health.set_polls_scheduled(d.health.polls_scheduled() + missed);
+    d.health.set_polls_skipped(d.health.polls_skipped() + missed);
+  }
+  if (d.state == citygate::v1::DOWN || (accepting_ && !accepting_())) {
+    armTimer(index);  // decided at the tick: a probe when the backoff is over, or another pause
+    return;
+  }
+  const auto due = d.nextTick;
+  d.nextTick += d.spec.interval;
+  ++counters_.polls;
+  d.health.set_polls_scheduled(d.health.polls_scheduled() + 1);
+  poll(index, false, due);
+  if (!d.busy) armTimer(index);  // refused (queue full): try again at the next tick
+}
+
+void BusSource::armTimer(std::size_t index) {
   Device& d = devices_[index];
   d.timer->expires_at(d.nextTick);
   d.timer->async_wait(std::bind_front(&BusSource::onTick, shared_from_this(), index));
@@ -89,23 +114,21 @@ void BusSource::onTick(std::size_t index, const boost::system::error_code& ec) {
   }
   ++counters_.polls;
   d.health.set_polls_scheduled(d.health.polls_scheduled() + 1);
-  if (d.busy) {
-    ++counters_.skipped;
-    d.health.set_polls_skipped(d.health.polls_skipped() + 1);
-  } else if (accepting_ && !accepting_()) {
+  if (accepting_ && !accepting_()) {
     ++counters_.blocked;
   } else if (d.state == citygate::v1::DOWN) {
     if (now >= d.nextAttempt) poll(index, true);
   } else {
     poll(index, false);
   }
-  schedule(index);
+  scheduleNext(index);  // nothing while the poll it issued runs: its result schedules the next
 }
 
-void BusSource::poll(std::size_t index, bool probe) {
+void BusSource::poll(std::size_t index, bool probe, Clock::time_point due) {
   Device& d = devices_[index];
   if (d.plan.empty()) return;
   Job job;
+  job.due = due;
   job.unit = d.spec.unitId;
   job.timeout = d.spec.timeout;
   if (probe) {
@@ -153,6 +176,11 @@ void BusSource::recordFailure(Device& d, const std::string& error) {
 }
 
 void BusSource::onResult(std::size_t index, bool probe, JobResult&& r) {
+  handleResult(index, probe, std::move(r));
+  scheduleNext(index);  // nothing if handling it polled again at once (a split, a device back)
+}
+
+void BusSource::handleResult(std::size_t index, bool probe, JobResult&& r) {
   Device& d = devices_[index];
   d.busy = false;
   if (stopped_) return;

@@ -2,7 +2,12 @@
 // staggered phases so the bus load stays flat), hands them to the bus worker, decodes the answers
 // into RawSamples and submits them to the pipeline.
 //
-// Per device: a poll whose previous one is still queued or running is skipped and counted; a
+// A healthy device's next poll goes to the worker as soon as its last result is handled, due at
+// its tick: the worker waits for it, so a poll wakes no timer here and no thread but the worker.
+// A DOWN device, or any device while the pipeline asks sources to pause, waits for its tick on a
+// timer instead, and the tick decides (probe, pause, poll).
+//
+// Per device: ticks that come while its poll is still queued or running are skipped and counted; a
 // failing device goes DEGRADED, and after `failures_to_down` failed polls DOWN: its circuit opens
 // and it is tried once per backoff window (doubling up to backoff_max_ms, with jitter) with a
 // single request and no retries, so a dead device costs at most one timeout per window. A merged
@@ -56,7 +61,8 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   void fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const;
   const BusCounters& counters() const { return counters_; }
 
-  // Ad-hoc read for the control socket (`modbus read`, `probe`, `scan`): queued behind the polls.
+  // Ad-hoc read for the control socket (`modbus read`, `probe`, `scan`): due at once, so it goes
+  // before the polls that are not due yet.
   bool adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
                  std::chrono::milliseconds timeout, std::function<void(JobResult&&)> done);
 
@@ -67,10 +73,10 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   struct Device {
     DeviceSpec spec;
     std::vector<ReadRequest> plan;
-    std::vector<bool> isolated;  // per point, learned from exception 02
-    std::unique_ptr<boost::asio::steady_timer> timer;
-    std::chrono::steady_clock::time_point nextTick;
-    bool busy = false;
+    std::vector<bool> isolated;                        // per point, learned from exception 02
+    std::unique_ptr<boost::asio::steady_timer> timer;  // DOWN or paused: the tick decides
+    std::chrono::steady_clock::time_point nextTick;    // the first tick not yet handed out
+    bool busy = false;                                 // a poll of it is queued or running
     core::SensorMemory memory;
     // circuit breaker
     citygate::v1::DeviceState state = citygate::v1::OK;
@@ -88,10 +94,14 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   };
 
   void replan(Device& d);
-  void schedule(std::size_t index);
+  using Clock = std::chrono::steady_clock;
+
+  void scheduleNext(std::size_t index);  // the device is idle: its next poll, or a timer
+  void armTimer(std::size_t index);
   void onTick(std::size_t index, const boost::system::error_code& ec);
-  void poll(std::size_t index, bool probe);
+  void poll(std::size_t index, bool probe, Clock::time_point due = {});
   void onResult(std::size_t index, bool probe, JobResult&& result);
+  void handleResult(std::size_t index, bool probe, JobResult&& result);
   void decode(Device& d, const JobResult& result, WallTime now);
   void recordFailure(Device& d, const std::string& error);
 

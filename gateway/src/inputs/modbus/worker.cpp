@@ -2,7 +2,11 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
+#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 
 namespace citygate::modbus {
 
@@ -22,12 +26,15 @@ BusWorker::~BusWorker() {
 }
 
 bool BusWorker::submit(Job job) {
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || queue_.size() >= capacity_) return false;
+    wake = job.due < wakeAt_;
+    job.work = boost::asio::prefer(executor_, boost::asio::execution::outstanding_work.tracked);
     queue_.push_back(std::move(job));
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
   return true;
 }
 
@@ -48,17 +55,34 @@ void BusWorker::stop() {
 }
 
 void BusWorker::run() {
+  using Clock = std::chrono::steady_clock;
   for (;;) {
     Job job;
     {
       std::unique_lock lock(mutex_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      for (;;) {
+        if (stopping_) break;
+        // The first of the earliest due (a handful of jobs: one per device, a few ad-hoc reads).
+        auto next =
+            std::min_element(queue_.begin(), queue_.end(), [](const Job& a, const Job& b) { return a.due < b.due; });
+        if (next != queue_.end() && next->due <= Clock::now()) {
+          job = std::move(*next);
+          queue_.erase(next);
+          break;
+        }
+        wakeAt_ = next == queue_.end() ? Clock::time_point::max() : next->due;
+        if (wakeAt_ == Clock::time_point::max()) {
+          cv_.wait(lock);
+        } else {
+          cv_.wait_until(lock, wakeAt_);
+        }
+        wakeAt_ = Clock::time_point::min();
+      }
       if (stopping_) break;
-      job = std::move(queue_.front());
-      queue_.pop_front();
     }
     JobResult result = execute(job);
-    boost::asio::post(executor_, [done = std::move(job.done), r = std::move(result)]() mutable { done(std::move(r)); });
+    boost::asio::post(executor_, [done = std::move(job.done), r = std::move(result),
+                                  work = std::move(job.work)]() mutable { done(std::move(r)); });
   }
   transport_->close();
 }

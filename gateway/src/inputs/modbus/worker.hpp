@@ -2,10 +2,16 @@
 // single-threaded, so each bus gets a worker that runs jobs strictly one after another (an RTU bus
 // is half-duplex anyway) and posts every result back to the executor.
 //
-// A job is a list of reads for one unit. The worker stops a job at the first timeout or link
-// failure (the device is presumed gone: one timeout is all it may cost), keeps going after an
-// exception (the device answered), and flushes the link after a bad frame so the next
-// transaction starts clean. The queue is bounded: submit() refuses when it is full.
+// A job is a list of reads for one unit, due at a given time: the bus source hands a device's
+// next poll over as soon as the last one is done, and the worker itself waits for it to be due, so
+// a poll costs one wake-up of this thread and none of the executor's. Jobs run in order of due
+// time (an ad-hoc read is due at once and goes before future polls); submit() wakes the worker
+// only when the new job is due before whatever it is waiting for.
+//
+// The worker stops a job at the first timeout or link failure (the device is presumed gone: one
+// timeout is all it may cost), keeps going after an exception (the device answered), and flushes
+// the link after a bad frame so the next transaction starts clean. The queue is bounded: submit()
+// refuses when it is full.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -37,11 +43,14 @@ struct JobResult {
 };
 
 struct Job {
+  std::chrono::steady_clock::time_point due{};  // not before; the default is at once
   std::uint8_t unit = 1;
   std::vector<ReadRequest> requests;
   std::chrono::milliseconds timeout{500};
   std::uint32_t retries = 0;
   std::function<void(JobResult&&)> done;  // invoked on the executor
+  // The executor counts a queued job as outstanding work until `done` has run (set by submit()).
+  boost::asio::any_io_executor work;
 };
 
 class BusWorker {
@@ -70,6 +79,9 @@ class BusWorker {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
+  // When the worker's wait ends: max() waiting for any job, min() running one (it looks at the
+  // queue again before it waits).
+  std::chrono::steady_clock::time_point wakeAt_ = std::chrono::steady_clock::time_point::min();
   bool stopping_ = false;
   std::chrono::steady_clock::time_point lastTransaction_{};
   std::thread thread_;
