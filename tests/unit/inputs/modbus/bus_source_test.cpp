@@ -218,3 +218,30 @@ TEST_CASE("report by exception: a change beyond the deadband is sent at once") {
   CHECK(r.samples["rbe"] == r.state->requestsPerUnit[1]);
   CHECK(r.samples["rbe"] >= 9);
 }
+
+TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc read due now goes first") {
+  using namespace std::chrono_literals;
+  boost::asio::io_context ioc;
+  auto state = std::make_shared<FakeState>();
+  BusWorker worker(ioc.get_executor(), std::make_unique<FakeTransport>(state), 0ms, 4);
+  std::vector<int> order;
+  std::chrono::steady_clock::time_point laterRan{};
+  auto job = [&](int unit, std::chrono::steady_clock::time_point due) {
+    Job j;
+    j.due = due;
+    j.unit = static_cast<std::uint8_t>(unit);
+    j.requests.push_back(ReadRequest{pb::HOLDING_REGISTER, 0, 1, {0}});
+    j.done = [&, unit](JobResult&& r) {
+      CHECK(r.errors.at(0).ok());
+      order.push_back(unit);
+      if (unit == 1) laterRan = std::chrono::steady_clock::now();
+    };
+    return j;
+  };
+  const auto submitted = std::chrono::steady_clock::now();
+  REQUIRE(worker.submit(job(1, submitted + 150ms)));  // a poll due at its tick
+  REQUIRE(worker.submit(job(2, {})));                 // an ad-hoc read: at once
+  ioc.run();  // returns once both results are handled: queued jobs are the executor's work
+  CHECK(order == std::vector<int>{2, 1});
+  CHECK(laterRan - submitted >= 150ms);
+}
