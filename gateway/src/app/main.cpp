@@ -8,6 +8,7 @@
 // SIGHUP re-reads the config file and applies it like `citygatectl config apply` (unchanged
 // sources keep running; a file with errors, or one that does not start, leaves the running
 // configuration in place). SIGTERM / SIGINT stop cleanly.
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -51,6 +52,11 @@ void usage(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Large buffers (replay batches of up to max_batch_bytes, big arena blocks) are mapped and
+  // unmapped rather than kept in the heap. Setting the threshold also stops glibc from raising it
+  // after the first large free, which would leave the first outage's replay as a high-water mark
+  // in the heap for good.
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
   std::string configPath;
   std::string checkPath;
   std::string logLevel;
