@@ -1,5 +1,7 @@
 #include "spool/sync_worker.hpp"
 
+#include <pthread.h>
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -137,6 +139,7 @@ bool SyncWorker::pendingLocked() const {
 }
 
 void SyncWorker::run() {
+  pthread_setname_np(pthread_self(), "cg-spool-sync");
   std::unique_lock lock(mu_);
   for (;;) {
     if (stop_ && (crash_ || !pendingLocked())) return;

@@ -67,6 +67,19 @@ def proc_cpu_seconds(pids):
     return total / TICKS
 
 
+def thread_cpu_seconds(pid):
+    """{thread name: CPU seconds} of one process (threads of the same name added up)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICKS
+        except (FileNotFoundError, IndexError, ProcessLookupError):
+            pass
+    return out
+
+
 def proc_rss(pids):
     rss = hwm = 0
     for pid in pids:
@@ -295,6 +308,7 @@ def node_red_flow(broker_port, sim_port, devices, points, interval_ms):
 
 def measure(name, pids, sub, duration, sim_stats, points_expected):
     cpu0 = proc_cpu_seconds(pids)
+    threads0 = thread_cpu_seconds(pids[0]) if len(pids) == 1 else {}
     req0 = sim_stats()
     sub.start_window()
     t0 = time.monotonic()
@@ -309,7 +323,12 @@ def measure(name, pids, sub, duration, sim_stats, points_expected):
     points, readings, lat = sub.stop_window()
     cpu = proc_cpu_seconds(pids) - cpu0
     req = sim_stats() - req0
+    threads = {}
+    if threads0:
+        for thread, s in thread_cpu_seconds(pids[0]).items():
+            threads[thread] = (s - threads0.get(thread, 0)) * 1e6 / points if points else float("nan")
     return {
+        "threads": threads,
         "name": name,
         "points_per_s": points / elapsed,
         "expected_per_s": points_expected,
@@ -560,6 +579,9 @@ def main():
                   f"{r['cpu_percent']:>6.1f} {r['rss_steady_mb']:>7.1f} {r['rss_peak_mb']:>8.1f} {r['p50_ms']:>7.0f} "
                   f"{r['p99_ms']:>7.0f} {r['requests_per_point']:>7.3f} {gaps:>5}")
         by = {r["name"]: r for r in results}
+        if by.get("citygate", {}).get("threads"):
+            parts = ", ".join(f"{n} {v:.2f}" for n, v in sorted(by["citygate"]["threads"].items(), key=lambda kv: -kv[1]))
+            print(f"{'':>6} citygated by thread, CPU µs/pt: {parts}")
         if "floor" in by:
             print(f"{'':>6} {by['floor']['detail']}")
         if "node-red" in by:
