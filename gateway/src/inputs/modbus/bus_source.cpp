@@ -75,7 +75,8 @@ void BusSource::scheduleNext(std::size_t index) {
   if (stopped_ || d.busy) return;
   const auto now = Clock::now();
   if (d.nextTick <= now) {
-    // Ticks that came while the last poll was still running are skipped, and counted.
+    // Ticks that came while the last poll was still running, or while the executor was behind,
+    // are skipped and counted; the phase is kept.
     const auto missed = static_cast<std::uint64_t>((now - d.nextTick) / d.spec.interval + 1);
     d.nextTick += d.spec.interval * missed;
     counters_.polls += missed;
@@ -105,13 +106,7 @@ void BusSource::onTick(std::size_t index, const boost::system::error_code& ec) {
   if (ec || stopped_) return;
   Device& d = devices_[index];
   const auto now = Clock::now();
-  d.nextTick += d.spec.interval;
-  if (d.nextTick <= now) {
-    // The executor fell behind (suspend, overload): skip the missed ticks, keep the phase.
-    const auto behind = now - d.nextTick;
-    const auto missed = behind / d.spec.interval + 1;
-    d.nextTick += d.spec.interval * missed;
-  }
+  d.nextTick += d.spec.interval;  // ticks missed meanwhile (suspend, overload): scheduleNext counts them
   ++counters_.polls;
   d.health.set_polls_scheduled(d.health.polls_scheduled() + 1);
   if (accepting_ && !accepting_()) {
