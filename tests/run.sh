@@ -5,7 +5,7 @@
 #
 #   tests/run.sh                 default preset (optimised, warnings are errors)
 #   tests/run.sh --asan          the same suite under AddressSanitizer + UBSan
-#   tests/run.sh --unit          unit tests only
+#   tests/run.sh --unit          unit tests only (with the fuzz targets' regression corpora)
 #   tests/run.sh -R REGEX        only the CTest tests matching REGEX
 #
 # The unit tests run on a monotonic and boot clock that read about 60 s (a time namespace, when
@@ -48,7 +48,7 @@ if [ -z "$labels" ] || [ "$labels" = unit ]; then
   else
     echo "run: no time namespace here (needs root and Linux 5.6); unit tests on the machine's own clocks"
   fi
-  "${fresh[@]}" ctest "${args[@]}" -L unit -j2 || status=1
+  "${fresh[@]}" ctest "${args[@]}" -L '^(unit|fuzz)$' -j2 || status=1
 fi
 if [ -z "$labels" ] || [ "$labels" = integration ]; then
   # One at a time: they measure timing (poll rates, backoff windows) on a 2-core machine.
