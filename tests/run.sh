@@ -8,9 +8,8 @@
 #   tests/run.sh --unit          unit tests only (with the fuzz targets' regression corpora)
 #   tests/run.sh -R REGEX        only the CTest tests matching REGEX
 #
-# The unit tests run on a monotonic and boot clock that read about 60 s (a time namespace, when
-# the kernel and the user allow one): a gateway may have booted a minute ago, and code that takes
-# steady_clock's epoch for "long ago" fails there.
+# The unit tests run on monotonic and boot clocks that read about 60 s (tests/fresh-boot.sh): a
+# gateway may have booted a minute ago.
 set -euo pipefail
 
 preset=default
@@ -39,16 +38,7 @@ args=(--preset "$preset" --output-on-failure --timeout 900)
 [ -n "$regex" ] && args+=(-R "$regex")
 status=0
 if [ -z "$labels" ] || [ "$labels" = unit ]; then
-  fresh=()
-  uptime=$(cut -d. -f1 /proc/uptime)
-  offset=$((60 - uptime))
-  if unshare --time --monotonic="$offset" --boottime="$offset" true 2>/dev/null; then
-    fresh=(unshare --time --monotonic="$offset" --boottime="$offset")
-    echo "run: unit tests on monotonic and boot clocks that read 60 s (time namespace)"
-  else
-    echo "run: no time namespace here (needs root and Linux 5.6); unit tests on the machine's own clocks"
-  fi
-  "${fresh[@]}" ctest "${args[@]}" -L '^(unit|fuzz)$' -j2 || status=1
+  tests/fresh-boot.sh ctest "${args[@]}" -L '^(unit|fuzz)$' -j2 || status=1
 fi
 if [ -z "$labels" ] || [ "$labels" = integration ]; then
   # One at a time: they measure timing (poll rates, backoff windows) on a 2-core machine.

@@ -7,7 +7,7 @@
 #
 #   (no option)  cmake --preset ARCH && cmake --build --preset ARCH       -> build/ARCH
 #                (with --package alone, this development build is skipped)
-#   --test       + ctest --preset ARCH (the unit tests, run through qemu-user)
+#   --test       + ctest --preset ARCH (the unit tests and fuzz corpora, through qemu-user, on a fresh-boot clock)
 #   --smoke      + tests/integration/test_cross_smoke.py (aarch64 only: the aarch64 citygated under
 #                  qemu against a real mosquitto and pymodbus; needs toolchains/install-deps.sh test)
 #   --package    the release build (preset ARCH-release, -> build/release/ARCH) and its .deb files
@@ -67,7 +67,7 @@ fi
 status=0
 if [ $test -eq 1 ]; then
   step "unit tests under qemu-user (ctest --preset $arch)"
-  ctest --preset "$arch" || status=$?
+  tests/fresh-boot.sh ctest --preset "$arch" || status=$?
   done_step
 fi
 
