@@ -1,4 +1,6 @@
-# Every dependency comes from Debian 12's packages (toolchains/install-deps.sh installs them).
+# The gateway's dependencies, all from Debian 12's packages (toolchains/install-deps.sh installs them).
+# Only a build with CITYGATE_GATEWAY=ON (the default) includes this file; the schema alone needs
+# protoc (proto/CMakeLists.txt).
 find_package(Threads REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(Protobuf 3.21 REQUIRED)

@@ -398,3 +398,46 @@ TEST_CASE("registry: every built-in point resolves to a field with its canonical
   }
   CHECK(knownCodecs() == "bosch-tps110, cayenne-lpp, citygate-air, citygate-traffic, nwave-nps405");
 }
+
+TEST_CASE("citygate formats: the points derived from node_format.hpp equal the gateway's table before the split") {
+  // The literal table of citygate.hpp at 5c49aae: field, scale, source unit, plausible range.
+  struct Old {
+    std::string_view field;
+    double scale;
+    std::string_view unit;
+    double min, max;
+  };
+  const Old air[] = {{"pm1", 0.1, "ug/m3", 0, 1000},
+                     {"pm25", 0.1, "ug/m3", 0, 1000},
+                     {"pm4", 0.1, "ug/m3", 0, 1000},
+                     {"pm10", 0.1, "ug/m3", 0, 2000},
+                     {"no2", 0.1, "ppb", 0, 4000},
+                     {"no", 0.1, "ppb", 0, 4000},
+                     {"o3", 0.1, "ppb", 0, 2000},
+                     {"so2", 0.1, "ppb", 0, 4000},
+                     {"co", 0.001, "ppm", 0, 100},
+                     {"co2", 1.0, "ppm", 0, 0},
+                     {"temperature", 0.01, "degC", -50, 70},
+                     {"relative_humidity", 0.01, "%", 0, 1},
+                     {"pressure", 0.1, "hPa", 800, 1100},
+                     {"wind_speed", 0.01, "m/s", 0, 75},
+                     {"wind_direction", 0.1, "deg", 0, 360}};
+  const Old traffic[] = {{"intensity", 1.0, "", 0, 0},
+                         {"occupancy", 0.005, "", 0, 1},
+                         {"average_vehicle_speed", 0.1, "km/h", 0, 250},
+                         {"average_vehicle_length", 0.1, "m", 0, 25.5},
+                         {"average_headway_time", 0.1, "s", 0, 0},
+                         {"average_gap_distance", 0.1, "m", 0, 0}};
+  auto same = [](const CitygateField& now, const Old& old) {
+    INFO(old.field);
+    CHECK(now.field == old.field);
+    CHECK(now.scale == old.scale);  // exact: 1 / 10 is the double nearest 0.1
+    CHECK(now.unit == old.unit);
+    CHECK(now.min == old.min);
+    CHECK(now.max == old.max);
+  };
+  REQUIRE(kAirFields.size() == std::size(air));
+  for (std::size_t i = 0; i < kAirFields.size(); ++i) same(kAirFields[i], air[i]);
+  REQUIRE(kTrafficFields.size() == std::size(traffic));
+  for (std::size_t i = 0; i < kTrafficFields.size(); ++i) same(kTrafficFields[i], traffic[i]);
+}
