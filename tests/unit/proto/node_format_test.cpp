@@ -48,8 +48,8 @@ nf::Status decodeTraffic(const std::string& h) {
   return nf::traffic::decode(b.data(), b.size(), f);
 }
 
-const std::string kAirExample = "010c1a007b00cd00d20721157c";
-const std::string kTrafficExample = "01012c020107002a1901e5820b00117834";
+constexpr const char* kAirExample = "010c1a007b00cd00d20721157c";
+constexpr const char* kTrafficExample = "01012c020107002a1901e5820b00117834";
 
 }  // namespace
 
