@@ -41,7 +41,7 @@ enum class FileFault : std::uint8_t {
 
 struct SmallFile {
   FileFault fault = FileFault::None;
-  std::string error;  // why, without the path: "not a regular file (FIFO)"
+  std::string error;    // why, without the path: "not a regular file (FIFO)"
   int errorNumber = 0;  // errno for Missing and Unreadable
   std::string bytes;
   struct stat st {};  // of the open file (valid when it could be opened)

@@ -127,12 +127,13 @@ TEST_CASE("ReadPolicy: inside the directories and the named files only; outside 
 
 TEST_CASE("UTF-8: valid text passes; Latin-1, overlong forms, surrogates and truncation do not") {
   CHECK(core::firstInvalidUtf8("plain ascii") == std::string_view::npos);
-  CHECK(core::firstInvalidUtf8("\xc2\xb5g/m\xc2\xb3 Z\xc3\xbcrich \xe2\x82\xac \xf0\x9f\x9a\xa6") == std::string_view::npos);
-  CHECK(core::firstInvalidUtf8("Z\xfcrich") == 1);           // Latin-1 ü
-  CHECK(core::firstInvalidUtf8("ab\xc0\xaf") == 2);          // overlong '/'
-  CHECK(core::firstInvalidUtf8("\xed\xa0\x80") == 0);        // a surrogate
-  CHECK(core::firstInvalidUtf8("\xf4\x90\x80\x80") == 0);    // above U+10FFFF
-  CHECK(core::firstInvalidUtf8("ok\xe2\x82") == 2);          // truncated at the end
+  CHECK(core::firstInvalidUtf8("\xc2\xb5g/m\xc2\xb3 Z\xc3\xbcrich \xe2\x82\xac \xf0\x9f\x9a\xa6") ==
+        std::string_view::npos);
+  CHECK(core::firstInvalidUtf8("Z\xfcrich") == 1);         // Latin-1 ü
+  CHECK(core::firstInvalidUtf8("ab\xc0\xaf") == 2);        // overlong '/'
+  CHECK(core::firstInvalidUtf8("\xed\xa0\x80") == 0);      // a surrogate
+  CHECK(core::firstInvalidUtf8("\xf4\x90\x80\x80") == 0);  // above U+10FFFF
+  CHECK(core::firstInvalidUtf8("ok\xe2\x82") == 2);        // truncated at the end
   CHECK(core::firstInvalidUtf8(std::string_view("a\0b", 3)) == std::string_view::npos);
 
   Diagnostics d;
