@@ -172,11 +172,10 @@ std::string ReadPolicy::check(const std::string& path) const {
   for (const auto& f : files_) {
     if (abs == f) return {};  // named by the running configuration: vetted when it was loaded
   }
-  const std::string refusal = "not allowed: " + path + " is outside " + description_;
-  if (!inside(abs, dirs_)) return refusal;
+  if (!inside(abs, dirs_)) return "not allowed: " + path + " is outside " + description_;
   // Inside by its text; a symbolic link in there may still lead elsewhere.
   const std::string real = realPath(abs);
-  if (!real.empty() && !inside(real, realDirs_)) return refusal + " (it leads to a file outside)";
+  if (!real.empty() && !inside(real, realDirs_)) return "not allowed: " + path + " leads outside " + description_;
   return {};
 }
 

@@ -121,7 +121,7 @@ TEST_CASE("ReadPolicy: inside the directories and the named files only; outside 
   CHECK_FALSE(p.check(etc + "/../secret").empty());
   // A link inside that leads outside.
   fs::create_symlink("/etc/passwd", t.dir / "etc" / "profiles" / "h.textproto");
-  CHECK(p.check(etc + "/profiles/h.textproto").find("leads to a file outside") != std::string::npos);
+  CHECK(p.check(etc + "/profiles/h.textproto").find("leads outside") != std::string::npos);
   CHECK(ReadPolicy::any().check("/etc/shadow").empty());
 }
 
