@@ -458,9 +458,10 @@ TEST_CASE("malformed requests are counted, each answered, and logged at most onc
   World w(o);
   std::ostringstream logged;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logged);
-  w.server = std::make_shared<ControlServer>(w.ioc.get_executor(),
-                                             ServerOptions{w.path, "", 32, 4, 256 * 1024, 4U << 20, kMaxRequestBytes},
-                                             w.handler, std::make_shared<spdlog::logger>("control", sink));
+  o.path = w.path;
+  o.group = "";
+  w.server = std::make_shared<ControlServer>(w.ioc.get_executor(), o, w.handler,
+                                             std::make_shared<spdlog::logger>("control", sink));
   REQUIRE(w.server->start().ok());
   w.run();
   const int fd = connectTo(w.path);
