@@ -52,7 +52,7 @@ config::ReadPolicy applyReadPolicy(const ValidatedConfig& running) {
       files.push_back(d.app_s_key_file());
     }
   }
-  return config::ReadPolicy::within(std::move(dirs), std::move(files), description);
+  return config::ReadPolicy::within(dirs, files, description);
 }
 
 // ---- configuration changes at run time (config apply, SIGHUP) ----

@@ -142,7 +142,8 @@ std::string realPath(const std::string& path) {
 
 }  // namespace
 
-ReadPolicy ReadPolicy::within(std::vector<std::string> dirs, std::vector<std::string> files, std::string description) {
+ReadPolicy ReadPolicy::within(const std::vector<std::string>& dirs, const std::vector<std::string>& files,
+                              std::string description) {
   ReadPolicy p;
   p.restricted_ = true;
   p.description_ = std::move(description);

@@ -70,7 +70,8 @@ class ReadPolicy {
   static ReadPolicy any() { return ReadPolicy(); }
   // Only files inside `dirs` (and their subdirectories) and the exact `files`; `description` names
   // the places for the message ("the running configuration's directory /etc/citygate ...").
-  static ReadPolicy within(std::vector<std::string> dirs, std::vector<std::string> files, std::string description);
+  static ReadPolicy within(const std::vector<std::string>& dirs, const std::vector<std::string>& files,
+                           std::string description);
 
   bool restricted() const { return restricted_; }
   // Empty when `path` may be read; otherwise "not allowed: PATH is outside ...". A path outside by
