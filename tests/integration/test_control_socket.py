@@ -191,9 +191,13 @@ class ControlSocket(IntegrationTest):
         bad.modbus_read.count = 1
         data = bytearray(frame(bad))
         data[data.rindex(b"b")] = 0xE9  # Latin-1: not UTF-8
+        # A frame that does not parse either (the string runs past its message), which protobuf's
+        # parser still reports in a line of its own (found by the control_framing fuzz target).
+        broken = bytes.fromhex("0801820107 0a10e910012801".replace(" ", ""))
         s = self.connect()
         n = 5000
-        sender = threading.Thread(target=lambda: s.sendall(bytes(data) * n))
+        burst = (bytes(data) + struct.pack(">I", len(broken)) + broken) * (n // 2)
+        sender = threading.Thread(target=lambda: s.sendall(burst))
         sender.start()
         answered = 0
         for _ in range(n):
@@ -206,7 +210,7 @@ class ControlSocket(IntegrationTest):
         self.assertEqual(self.counters()["control_bad_requests"], n)
         lines = [l for l in self.gw.log().splitlines() if "UTF-8" in l]
         print(f"\n{n} requests that are not UTF-8: {len(lines)} log line(s)", file=sys.stderr)
-        self.assertLessEqual(len(lines), 2, "\n".join(lines[:5]))
+        self.assertLessEqual(len(lines), 3, "\n".join(lines[:5]))
         self.assertIn("citygate.v1.ModbusReadRequest.bus is not UTF-8", lines[0])
 
     def test_a_client_that_leaves_during_modbus_read_of_a_dead_unit_frees_the_bus(self):
