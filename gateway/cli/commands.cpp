@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -52,16 +51,23 @@ std::string truncated(const std::string& s, std::size_t width) {
   return out + "…";
 }
 
-bool readFileText(const std::string& path, std::string& out, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot read " + path + ": " + std::strerror(errno);
-    return false;
+// A configuration to send to the daemon: read as the daemon reads one (a regular file of at most
+// kMaxConfigBytes: a FIFO or /dev/zero is refused, not waited on), and held to the daemon's text
+// rule (UTF-8) here, so that a Latin-1 byte gets the same FILE:LINE:COL diagnostic as `config
+// validate` gives instead of a "malformed request" from the socket.
+int readConfigText(const Ctx& ctx, const std::string& path, std::string& out) {
+  config::SmallFile f = config::readSmallFile(path, config::kMaxConfigBytes);
+  if (!f.ok()) {
+    return fail(ctx, f.fault == config::FileFault::Missing ? kExitNotFound : kExitFailed,
+                "cannot read " + path + ": " + f.error);
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
+  config::Diagnostics diags;
+  if (!config::checkUtf8(path, f.bytes, diags)) {
+    for (const auto& d : diags.items()) std::fprintf(stderr, "%s\n", d.str().c_str());
+    return kExitConfig;
+  }
+  out = std::move(f.bytes);
+  return 0;
 }
 
 std::string interval(std::uint32_t ms) {
@@ -336,8 +342,7 @@ int cmdConfigDiff(const Ctx& ctx, const Args& a) {
   if (a.positional.size() != 3) return usageError(ctx, "config diff", "config diff wants one FILE");
   const std::string& path = a.positional[2];
   std::string text;
-  std::string error;
-  if (!readFileText(path, text, error)) return fail(ctx, kExitNotFound, error);
+  if (int rc = readConfigText(ctx, path, text); rc != 0) return rc;
   pb::ControlRequest req;
   req.mutable_config_diff()->set_path(path);
   req.mutable_config_diff()->set_text(text);
@@ -382,8 +387,7 @@ int cmdConfigApply(const Ctx& ctx, const Args& a) {
   if (a.positional.size() != 3) return usageError(ctx, "config apply", "config apply wants one FILE");
   const std::string& path = a.positional[2];
   std::string text;
-  std::string error;
-  if (!readFileText(path, text, error)) return fail(ctx, kExitNotFound, error);
+  if (int rc = readConfigText(ctx, path, text); rc != 0) return rc;
   pb::ControlRequest req;
   req.mutable_config_apply()->set_path(path);
   req.mutable_config_apply()->set_text(text);

@@ -65,10 +65,12 @@ Status makeDirs(const std::string& path, mode_t mode) {
   return Ok{};
 }
 
-std::string readSecretLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
+// The first line of a secret's file (validated with the configuration; read again here).
+Result<std::string> readSecretLine(const std::string& path) {
+  config::SmallFile f = config::readSmallFile(path, config::kMaxSecretBytes);
+  if (!f.ok()) return Error{path + ": " + f.error};
+  std::string line = f.bytes.substr(0, f.bytes.find('\n'));
+  std::fill(f.bytes.begin(), f.bytes.end(), '\0');
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
   return line;
 }
@@ -141,7 +143,11 @@ Status Gateway::start() {
   co.keepalive = std::chrono::seconds(m.keepalive_s());
   co.connectTimeout = std::chrono::seconds(m.connect_timeout_s());
   co.username = m.username();
-  if (!m.password_file().empty()) co.password = readSecretLine(m.password_file());
+  if (!m.password_file().empty()) {
+    auto password = readSecretLine(m.password_file());
+    if (!password) return Error{"mqtt.password_file " + password.error()};
+    co.password = std::move(password).value();
+  }
   co.tls = m.uri().rfind("ssl://", 0) == 0 || m.uri().rfind("mqtts://", 0) == 0;
   co.caFile = m.tls().ca_file();
   co.certFile = m.tls().cert_file();
@@ -383,7 +389,10 @@ void checkChange(const ValidatedConfig& running, const std::string& path, const 
                  std::unique_ptr<ValidatedConfig>& next, Gateway::ApplyOutcome& out) {
   using Kind = Gateway::ApplyOutcome::Kind;
   config::Diagnostics diags;
-  next = text ? validateText(path, *text, diags) : validateFile(path, diags);
+  // A text from the control socket may name files only where the running configuration lives;
+  // the daemon's own file (SIGHUP) may name any.
+  const config::ReadPolicy policy = text ? applyReadPolicy(running) : config::ReadPolicy::any();
+  next = text ? validateText(path, *text, diags, policy) : validateFile(path, diags);
   for (const auto& d : diags.items()) out.diagnostics.push_back(d.str());
   if (!next) {
     out.kind = Kind::Invalid;
@@ -399,7 +408,11 @@ void checkChange(const ValidatedConfig& running, const std::string& path, const 
   }
   for (const auto& bus : next->buses) {
     if (bus.kind != modbus::BusSpec::Kind::Rtu || !out.plan.touches(bus.name)) continue;
-    if (auto why = checkSerialPort(bus.config.rtu().device()); !why.empty()) {
+    const std::string& device = bus.config.rtu().device();
+    // Serial ports live in /dev; anywhere else, only where the policy allows (no probing).
+    std::string why = config::absolutePath(device).starts_with("/dev/") ? std::string() : policy.check(device);
+    if (why.empty()) why = checkSerialPort(device);
+    if (!why.empty()) {
       out.kind = Kind::Failed;
       out.message = "bus '" + bus.name + "': " + why + "; nothing was changed";
       return;

@@ -25,6 +25,7 @@
 #include "control/handlers.hpp"
 #include "control/server.hpp"
 #include "platform/logging.hpp"
+#include "platform/protobuf_log.hpp"
 #include "platform/systemd.hpp"
 
 #ifndef CITYGATE_VERSION
@@ -127,6 +128,8 @@ int main(int argc, char** argv) {
     logging.setLevel(cfg->loaded.config.log_level());
   }
   auto log = logging.get("main");
+  // Protobuf's own lines (one per string that is not UTF-8, whoever sent it) into our log, rate-limited.
+  citygate::platform::ProtobufLogCapture protobufLog(log, std::chrono::seconds(10));
 
   boost::asio::io_context ioc(1);
   auto gateway = std::make_shared<citygate::app::Gateway>(ioc, logging, std::move(cfg), CITYGATE_VERSION);

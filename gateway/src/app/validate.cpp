@@ -11,10 +11,10 @@
 namespace citygate::app {
 
 std::unique_ptr<ValidatedConfig> validateText(const std::string& path, const std::string& text,
-                                              config::Diagnostics& diags) {
+                                              config::Diagnostics& diags, const config::ReadPolicy& policy) {
   auto v = std::make_unique<ValidatedConfig>();
   const std::size_t before = diags.size();
-  config::loadConfigText(path, text, v->loaded, diags);
+  config::loadConfigText(path, text, v->loaded, diags, policy);
   if (!v->loaded.syntaxOk) return nullptr;
   // Keep checking after gateway-wide errors so the technician sees every problem at once.
   v->buses = modbus::compileBuses(v->loaded, diags);
@@ -25,8 +25,34 @@ std::unique_ptr<ValidatedConfig> validateText(const std::string& path, const std
 
 std::unique_ptr<ValidatedConfig> validateFile(const std::string& path, config::Diagnostics& diags) {
   std::string text;
-  if (!config::readFile(path, text, diags)) return nullptr;
+  if (!config::readFile(path, text, diags, config::kMaxConfigBytes)) return nullptr;
   return validateText(path, text, diags);
+}
+
+config::ReadPolicy applyReadPolicy(const ValidatedConfig& running) {
+  const auto& c = running.loaded.config;
+  const std::string configDir = config::absolutePath(running.loaded.path + "/..");
+  std::vector<std::string> dirs{configDir};
+  std::string description = configDir + " (the running configuration's directory)";
+  if (!c.profile_dir().empty()) {
+    dirs.push_back(c.profile_dir());
+    description += " and " + config::absolutePath(c.profile_dir()) + " (its profile_dir)";
+  }
+  std::vector<std::string> files;
+  const auto& tls = c.mqtt().tls();
+  for (const auto* f : {&tls.ca_file(), &tls.cert_file(), &tls.key_file(), &c.mqtt().password_file()}) {
+    files.push_back(*f);
+  }
+  for (const auto& bus : c.modbus_bus()) {
+    if (bus.has_rtu()) files.push_back(bus.rtu().device());
+  }
+  if (c.has_lora()) {
+    for (const auto& d : c.lora().device()) {
+      files.push_back(d.nwk_s_key_file());
+      files.push_back(d.app_s_key_file());
+    }
+  }
+  return config::ReadPolicy::within(dirs, files, description);
 }
 
 // ---- configuration changes at run time (config apply, SIGHUP) ----

@@ -20,10 +20,20 @@ struct ValidatedConfig {
   std::optional<lora::LoraSpec> lora;  // when the config has a lora block
 };
 
-// nullptr when the configuration has errors (all of them are in `diags`).
+// nullptr when the configuration has errors (all of them are in `diags`). The file is read through
+// config::readSmallFile (a regular file of at most kMaxConfigBytes). `policy`: which files the
+// configuration may make the check read (any, for the daemon's own file; applyReadPolicy() for a
+// text sent through the control socket).
 std::unique_ptr<ValidatedConfig> validateFile(const std::string& path, config::Diagnostics& diags);
 std::unique_ptr<ValidatedConfig> validateText(const std::string& path, const std::string& text,
-                                              config::Diagnostics& diags);
+                                              config::Diagnostics& diags,
+                                              const config::ReadPolicy& policy = config::ReadPolicy::any());
+
+// What a configuration sent through the control socket (`config apply`, `config diff`) may make
+// the daemon read or open: files inside the running configuration's directory and its
+// profile_dir, and the files the running configuration names (its key, password, CA and
+// certificate files, its serial ports). Anything else is refused by its path alone.
+config::ReadPolicy applyReadPolicy(const ValidatedConfig& running);
 
 // ---- configuration changes at run time (config apply, SIGHUP) ----
 // What replacing `running` by `next` takes, per Modbus bus (by name) and for the LoRa source

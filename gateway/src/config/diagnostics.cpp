@@ -3,10 +3,10 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/tokenizer.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include <cstdio>
+
+#include "config/files.hpp"
+#include "core/utf8.hpp"
 
 namespace citygate::config {
 
@@ -105,31 +105,53 @@ class Collector final : public gp::io::ErrorCollector {
 
 }  // namespace
 
+bool checkUtf8(const std::string& file, std::string_view text, Diagnostics& diags) {
+  const std::size_t bad = core::firstInvalidUtf8(text);
+  if (bad == std::string_view::npos) return true;
+  int line = 1;
+  int column = 0;  // 0-based, as protobuf's tokenizer counts
+  for (std::size_t i = 0; i < bad; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 0;
+    } else if (text[i] == '\t') {
+      column += 8 - column % 8;
+    } else {
+      ++column;
+    }
+  }
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text[bad])));
+  diags.add(file, line, column + 1,
+            std::string("byte ") + hex +
+                " is not UTF-8: a configuration is UTF-8 text (from Latin-1: iconv -f latin1 -t utf-8)");
+  return false;
+}
+
 bool parseText(const std::string& file, const std::string& text, gp::Message& out, Diagnostics& diags,
                ParsedText& parsed) {
   const std::size_t before = diags.size();
-  Collector collector(file, diags);
   parsed.tree = std::make_unique<gp::TextFormat::ParseInfoTree>();
+  parsed.root = Location(file, parsed.tree.get(), &out, 0, 0);
+  if (!checkUtf8(file, text, diags)) return false;
+  Collector collector(file, diags);
   gp::TextFormat::Parser parser;
   parser.RecordErrorsTo(&collector);
   parser.WriteLocationsTo(parsed.tree.get());
   parser.AllowUnknownField(false);
   parser.AllowUnknownExtension(false);
   const bool ok = parser.ParseFromString(text, &out);
-  parsed.root = Location(file, parsed.tree.get(), &out, 0, 0);
   if (!ok && diags.size() == before) diags.add(file, 0, 0, "cannot parse");
   return ok && diags.size() == before;
 }
 
-bool readFile(const std::string& path, std::string& out, Diagnostics& diags) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    diags.add(path, 0, 0, std::string("cannot open: ") + std::strerror(errno));
+bool readFile(const std::string& path, std::string& out, Diagnostics& diags, std::size_t maxBytes) {
+  SmallFile f = readSmallFile(path, maxBytes);
+  if (!f.ok()) {
+    diags.add(path, 0, 0, f.error);
     return false;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
+  out = std::move(f.bytes);
   return true;
 }
 

@@ -72,12 +72,18 @@ struct ParsedText {
   Location root;
 };
 
-// Parses `text` (the content of `file`) into `out`. Syntax errors and unknown fields go to
-// `diags` as FILE:LINE:COL. Returns false on any error.
+// Parses `text` (the content of `file`) into `out`. Text that is not UTF-8 (a Latin-1 byte), syntax
+// errors and unknown fields go to `diags` as FILE:LINE:COL. Returns false on any error.
 bool parseText(const std::string& file, const std::string& text, google::protobuf::Message& out, Diagnostics& diags,
                ParsedText& parsed);
 
-// Reads a whole file; false with a diagnostic (FILE: message) when it cannot.
-bool readFile(const std::string& path, std::string& out, Diagnostics& diags);
+// The one text rule for configurations and profiles, wherever they come from (a file, `config
+// validate`, `config apply`): UTF-8. False with a FILE:LINE:COL diagnostic at the first byte that
+// is not (columns count as protobuf's tokenizer counts them: bytes, a tab to the next multiple of 8).
+bool checkUtf8(const std::string& file, std::string_view text, Diagnostics& diags);
+
+// Reads a whole file through readSmallFile() (config/files.hpp): regular files only, at most
+// `maxBytes`; false with a diagnostic (FILE: message) when it cannot.
+bool readFile(const std::string& path, std::string& out, Diagnostics& diags, std::size_t maxBytes);
 
 }  // namespace citygate::config

@@ -3,10 +3,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
+#include <vector>
 
 namespace citygate::config {
 
@@ -68,36 +71,19 @@ void applyDefaults(pb::GatewayConfig& c) {
   }
 }
 
-void checkReadableFile(const std::string& path, const Location& at, std::string_view what, Diagnostics& diags) {
+void checkReadableFile(const std::string& path, const Location& at, std::string_view what, const ReadPolicy& policy,
+                       Diagnostics& diags) {
+  if (auto refusal = policy.check(path); !refusal.empty()) {
+    at.error(diags, std::string(what) + ": " + refusal);
+    return;
+  }
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     at.error(diags, std::string(what) + " '" + path + "': " + std::strerror(errno));
     return;
   }
   if (!S_ISREG(st.st_mode)) {
-    at.error(diags, std::string(what) + " '" + path + "' is not a regular file");
-    return;
-  }
-  if (::access(path.c_str(), R_OK) != 0) {
-    at.error(diags, std::string(what) + " '" + path + "' is not readable: " + std::strerror(errno));
-  }
-}
-
-void checkSecretFile(const std::string& path, const Location& at, std::string_view what, Diagnostics& diags) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    at.error(diags, std::string(what) + " '" + path + "': " + std::strerror(errno));
-    return;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    at.error(diags, std::string(what) + " '" + path + "' is not a regular file");
-    return;
-  }
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    at.error(diags, std::string(what) + " '" + path + "' has mode " + mode +
-                        ": a file holding a secret must be 0600 or stricter (chmod 600 '" + path + "')");
+    at.error(diags, std::string(what) + " '" + path + "' is not a regular file (" + fileTypeName(st.st_mode) + ")");
     return;
   }
   if (::access(path.c_str(), R_OK) != 0) {
@@ -107,7 +93,94 @@ void checkSecretFile(const std::string& path, const Location& at, std::string_vi
 
 namespace {
 
-void checkMqtt(const pb::GatewayConfig& c, const Location& root, Diagnostics& d) {
+std::string modeText(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+std::string directoryOf(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// What is wrong with a secret's file (its status) and its directory; empty when nothing.
+std::vector<std::string> secretProblems(const std::string& path, const struct stat& st, std::string_view what) {
+  std::vector<std::string> out;
+  const std::string name = std::string(what) + " '" + path + "'";
+  const uid_t me = ::geteuid();
+  if (st.st_uid != me && st.st_uid != 0) {
+    out.push_back(name + " belongs to uid " + std::to_string(st.st_uid) +
+                  ": a file holding a secret must belong to the daemon's user (uid " + std::to_string(me) +
+                  ") or root");
+  }
+  if ((st.st_mode & 077) != 0) {
+    out.push_back(name + " has mode " + modeText(st.st_mode) +
+                  ": a file holding a secret must be 0600 or stricter (chmod 600 '" + path + "')");
+  }
+  const std::string dir = directoryOf(path);
+  struct stat ds {};
+  if (::stat(dir.c_str(), &ds) == 0 && (ds.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    out.push_back(name + " is in '" + dir + "' (mode " + modeText(ds.st_mode) +
+                  "), which group or others may write: they could put another file in its place (chmod go-w '" + dir +
+                  "')");
+  }
+  return out;
+}
+
+}  // namespace
+
+void checkSecretFile(const std::string& path, const Location& at, std::string_view what, const ReadPolicy& policy,
+                     Diagnostics& diags) {
+  if (auto refusal = policy.check(path); !refusal.empty()) {
+    at.error(diags, std::string(what) + ": " + refusal);
+    return;
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    at.error(diags, std::string(what) + " '" + path + "': " + std::strerror(errno));
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    at.error(diags, std::string(what) + " '" + path + "' is not a regular file (" + fileTypeName(st.st_mode) + ")");
+    return;
+  }
+  const auto problems = secretProblems(path, st, what);
+  for (const auto& p : problems) at.error(diags, p);
+  if (problems.empty() && ::access(path.c_str(), R_OK) != 0) {
+    at.error(diags, std::string(what) + " '" + path + "' is not readable: " + std::strerror(errno));
+  }
+}
+
+std::optional<std::string> readSecretFile(const std::string& path, const Location& at, std::string_view what,
+                                          const ReadPolicy& policy, Diagnostics& diags) {
+  if (auto refusal = policy.check(path); !refusal.empty()) {
+    at.error(diags, std::string(what) + ": " + refusal);
+    return std::nullopt;
+  }
+  std::vector<std::string> problems;
+  SmallFile f = readSmallFile(path, kMaxSecretBytes, [&](const struct stat& st) {
+    problems = secretProblems(path, st, what);
+    return problems.empty() ? std::string() : problems.front();
+  });
+  if (f.fault == FileFault::Refused) {
+    for (const auto& p : problems) at.error(diags, p);
+    return std::nullopt;
+  }
+  if (!f.ok()) {
+    // As checkSecretFile() says it: "key_file 'k': No such file or directory".
+    at.error(diags,
+             std::string(what) + " '" + path + "': " + (f.errorNumber != 0 ? std::strerror(f.errorNumber) : f.error));
+    return std::nullopt;
+  }
+  return std::move(f.bytes);
+}
+
+namespace {
+
+void checkMqtt(const pb::GatewayConfig& c, const Location& root, const ReadPolicy& policy, Diagnostics& d) {
   const Location at = root.child("mqtt");
   const auto& m = c.mqtt();
   if (!c.has_mqtt() || m.uri().empty()) {
@@ -126,15 +199,19 @@ void checkMqtt(const pb::GatewayConfig& c, const Location& root, Diagnostics& d)
   if (m.has_tls()) {
     const Location t = at.child("tls");
     if (!tls) at.field("tls").error(d, "tls settings need an ssl:// uri");
-    if (!m.tls().ca_file().empty()) checkReadableFile(m.tls().ca_file(), t.field("ca_file"), "ca_file", d);
+    if (!m.tls().ca_file().empty()) checkReadableFile(m.tls().ca_file(), t.field("ca_file"), "ca_file", policy, d);
     if (m.tls().cert_file().empty() != m.tls().key_file().empty()) {
       t.error(d, "cert_file and key_file go together (mutual TLS)");
     }
-    if (!m.tls().cert_file().empty()) checkReadableFile(m.tls().cert_file(), t.field("cert_file"), "cert_file", d);
-    if (!m.tls().key_file().empty()) checkSecretFile(m.tls().key_file(), t.field("key_file"), "key_file", d);
+    if (!m.tls().cert_file().empty())
+      checkReadableFile(m.tls().cert_file(), t.field("cert_file"), "cert_file", policy, d);
+    if (!m.tls().key_file().empty()) checkSecretFile(m.tls().key_file(), t.field("key_file"), "key_file", policy, d);
   }
   if (!m.password_file().empty()) {
-    checkSecretFile(m.password_file(), at.field("password_file"), "password_file", d);
+    // Read as the daemon will read it at start: regular, at most kMaxSecretBytes, owner and mode.
+    if (auto secret = readSecretFile(m.password_file(), at.field("password_file"), "password_file", policy, d)) {
+      std::fill(secret->begin(), secret->end(), '\0');
+    }
     if (m.username().empty()) at.field("password_file").error(d, "password_file needs a username");
   }
   if (m.max_batch_readings() > 10000) at.field("max_batch_readings").error(d, "max_batch_readings must be 1..10000");
@@ -166,10 +243,12 @@ void checkSpool(const pb::GatewayConfig& c, const Location& root, Diagnostics& d
 
 }  // namespace
 
-bool loadConfigText(const std::string& path, const std::string& text, LoadedConfig& out, Diagnostics& diags) {
+bool loadConfigText(const std::string& path, const std::string& text, LoadedConfig& out, Diagnostics& diags,
+                    const ReadPolicy& policy) {
   const std::size_t before = diags.size();
   out.path = path;
   out.text = text;
+  out.policy = policy;
   if (!parseText(path, text, out.config, diags, out.parsed)) return false;
   out.syntaxOk = true;
   pb::GatewayConfig& c = out.config;
@@ -187,7 +266,7 @@ bool loadConfigText(const std::string& path, const std::string& text, LoadedConf
       root.field("location").error(diags, "location lat must be -90..90 and lon -180..180");
     }
   }
-  checkMqtt(c, root, diags);
+  checkMqtt(c, root, policy, diags);
   checkSpool(c, root, diags);
   if (c.health_interval_s() > 86400) root.field("health_interval_s").error(diags, "health_interval_s must be 1..86400");
   if (c.control().socket().size() >= 108) {
@@ -232,13 +311,18 @@ bool loadConfigText(const std::string& path, const std::string& text, LoadedConf
     }
   }
 
-  out.profiles.load(c.profile_dir(), diags);
+  if (auto refusal = c.profile_dir().empty() ? std::string() : policy.check(c.profile_dir()); !refusal.empty()) {
+    root.field("profile_dir").error(diags, "profile_dir: " + refusal);
+    out.profiles.load("", diags);  // the shipped profiles only
+  } else {
+    out.profiles.load(c.profile_dir(), diags, policy);
+  }
   return diags.size() == before;
 }
 
 bool loadConfigFile(const std::string& path, LoadedConfig& out, Diagnostics& diags) {
   std::string text;
-  if (!readFile(path, text, diags)) return false;
+  if (!readFile(path, text, diags, kMaxConfigBytes)) return false;
   return loadConfigText(path, text, out, diags);
 }
 

@@ -27,7 +27,7 @@ bool ProfileLibrary::add(const std::string& file, const std::string& text, bool 
   return true;
 }
 
-bool ProfileLibrary::load(const std::string& extraDir, Diagnostics& diags) {
+bool ProfileLibrary::load(const std::string& extraDir, Diagnostics& diags, const ReadPolicy& policy) {
   bool ok = true;
   for (std::size_t i = 0; i < kEmbeddedProfileCount; ++i) {
     ok = add(kEmbeddedProfiles[i].file, kEmbeddedProfiles[i].text, true, diags) && ok;
@@ -47,8 +47,13 @@ bool ProfileLibrary::load(const std::string& extraDir, Diagnostics& diags) {
   ::closedir(dir);
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
+    if (auto refusal = policy.check(f); !refusal.empty()) {
+      diags.add(f, 0, 0, refusal);
+      ok = false;
+      continue;
+    }
     std::string text;
-    if (!readFile(f, text, diags)) {
+    if (!readFile(f, text, diags, kMaxProfileBytes)) {
       ok = false;
       continue;
     }

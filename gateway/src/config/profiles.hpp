@@ -10,6 +10,7 @@
 
 #include "citygate/v1/config.pb.h"
 #include "config/diagnostics.hpp"
+#include "config/files.hpp"
 
 namespace citygate::config {
 
@@ -22,8 +23,10 @@ struct ProfileEntry {
 
 class ProfileLibrary {
  public:
-  // Loads the shipped profiles, then every *.textproto in extraDir (when not empty).
-  bool load(const std::string& extraDir, Diagnostics& diags);
+  // Loads the shipped profiles, then every *.textproto in extraDir (when not empty), each through
+  // readSmallFile() (regular files of at most kMaxProfileBytes: a FIFO or a link to /dev/zero is
+  // reported, not waited on or read) and only when `policy` allows it.
+  bool load(const std::string& extraDir, Diagnostics& diags, const ReadPolicy& policy = ReadPolicy::any());
   // Adds one profile from text (tests).
   bool add(const std::string& file, const std::string& text, bool builtin, Diagnostics& diags);
 

@@ -1,6 +1,10 @@
 #include "control/framing.hpp"
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include <algorithm>
+
+#include "core/utf8.hpp"
 
 namespace citygate::control {
 
@@ -40,9 +44,12 @@ std::size_t FrameDecoder::feed(std::span<const std::uint8_t> in) {
       return used;
     }
     body_.clear();
-    body_.reserve(length_);
   }
   const std::size_t take = std::min<std::size_t>(length_ - body_.size(), in.size() - used);
+  const std::size_t need = body_.size() + take;
+  if (need > body_.capacity()) {
+    body_.reserve(std::min<std::size_t>(length_, std::max(need, held() + kGrowStep)));
+  }
   body_.append(reinterpret_cast<const char*>(in.data() + used), take);
   used += take;
   if (body_.size() == length_) state_ = State::Ready;
@@ -56,11 +63,88 @@ void FrameDecoder::next() {
   length_ = 0;
   body_.clear();
   // A big frame (a config text) should not pin its buffer for the connection's lifetime.
-  if (body_.capacity() > 64 * 1024) body_.shrink_to_fit();
+  if (body_.capacity() > kKeepCapacity) body_.shrink_to_fit();
+}
+
+namespace {
+
+namespace gp = google::protobuf;
+
+// Walks a message's wire format by its descriptor and finds the first string field whose bytes
+// are not UTF-8 (its full name in `bad`). Anything malformed ends the walk quietly: the parser
+// refuses it afterwards, without logging.
+void findBadUtf8(const gp::Descriptor* type, gp::io::CodedInputStream& in, int depth, std::string& bad) {
+  if (depth > 32) return;
+  for (;;) {
+    const std::uint32_t tag = in.ReadTag();
+    if (tag == 0) return;
+    const gp::FieldDescriptor* f = type->FindFieldByNumber(static_cast<int>(tag >> 3));
+    switch (tag & 7) {
+      case 0: {
+        std::uint64_t v = 0;
+        if (!in.ReadVarint64(&v)) return;
+        break;
+      }
+      case 1: {
+        std::uint64_t v = 0;
+        if (!in.ReadLittleEndian64(&v)) return;
+        break;
+      }
+      case 5: {
+        std::uint32_t v = 0;
+        if (!in.ReadLittleEndian32(&v)) return;
+        break;
+      }
+      case 2: {
+        std::uint32_t length = 0;
+        if (!in.ReadVarint32(&length)) return;
+        if (f != nullptr && f->type() == gp::FieldDescriptor::TYPE_STRING) {
+          const void* data = nullptr;
+          int size = 0;
+          if (in.GetDirectBufferPointer(&data, &size) && static_cast<std::uint32_t>(size) >= length) {
+            const std::string_view s(static_cast<const char*>(data), length);
+            if (core::firstInvalidUtf8(s) != std::string_view::npos) bad = f->full_name();
+            if (!in.Skip(static_cast<int>(length))) return;
+          } else {
+            return;  // shorter than it says: malformed
+          }
+          if (!bad.empty()) return;
+        } else if (f != nullptr && f->type() == gp::FieldDescriptor::TYPE_MESSAGE) {
+          const auto limit = in.PushLimit(static_cast<int>(length));
+          findBadUtf8(f->message_type(), in, depth + 1, bad);
+          if (!bad.empty() || !in.ConsumedEntireMessage()) return;
+          in.PopLimit(limit);
+        } else if (!in.Skip(static_cast<int>(length))) {
+          return;
+        }
+        break;
+      }
+      default:
+        return;  // groups and worse: not in this protocol
+    }
+  }
+}
+
+}  // namespace
+
+void FrameDecoder::reset() {
+  state_ = State::NeedMore;
+  headerHave_ = 0;
+  length_ = 0;
+  std::string().swap(body_);
 }
 
 bool parseRequest(std::string_view frame, pb::ControlRequest& out, std::string& error) {
   out.Clear();
+  std::string bad;
+  {
+    gp::io::CodedInputStream in(reinterpret_cast<const std::uint8_t*>(frame.data()), static_cast<int>(frame.size()));
+    findBadUtf8(pb::ControlRequest::descriptor(), in, 0, bad);
+  }
+  if (!bad.empty()) {
+    error = "malformed request: " + bad + " is not UTF-8";
+    return false;
+  }
   if (!out.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) {
     error = "malformed request: not a citygate.v1.ControlRequest (" + std::to_string(frame.size()) + " bytes)";
     return false;

@@ -4,6 +4,9 @@
 // FrameDecoder takes bytes as they arrive, in chunks of any size, and yields whole frames. Its
 // buffer never holds more than one frame, so a peer cannot make it grow past the limit: a length
 // above the limit puts the decoder in the Oversize state for good (the stream cannot be resynced).
+// The buffer grows with the bytes that arrived, not with the length announced (a header that
+// announces 1 MiB costs nothing until the bytes come), in steps of at most kGrowStep; held() is
+// what it holds, for the server's budget across connections.
 // Used by the daemon's sessions and by citygatectl, and fuzzed (tests/fuzz/control_framing.cpp).
 #pragma once
 
@@ -35,6 +38,10 @@ class FrameDecoder {
  public:
   enum class State : std::uint8_t { NeedMore, Ready, Oversize };
 
+  static constexpr std::size_t kGrowStep = 64 * 1024;
+  // next() lets go of a buffer larger than this (a config text must not pin 1 MiB per connection).
+  static constexpr std::size_t kKeepCapacity = 4 * 1024;
+
   explicit FrameDecoder(std::uint32_t maxFrame) : max_(maxFrame) {}
 
   // Consumes bytes of `in` up to the end of the current frame; returns how many it took. Call
@@ -50,6 +57,11 @@ class FrameDecoder {
   std::uint32_t announced() const { return length_; }
   // Bytes of an unfinished frame held (header included): a peer that closes mid-frame.
   std::size_t pending() const { return headerHave_ + body_.size(); }
+  // Memory the frame buffer holds outside the decoder (its capacity; 0 for a short frame kept
+  // inside the string itself).
+  std::size_t held() const { return body_.capacity() > kInline ? body_.capacity() : 0; }
+  // Back to the state of a new decoder, letting go of the buffer (a connection that is dropped).
+  void reset();
 
  private:
   std::uint32_t max_;
@@ -58,9 +70,12 @@ class FrameDecoder {
   std::size_t headerHave_ = 0;
   std::uint32_t length_ = 0;
   std::string body_;
+  static inline const std::size_t kInline = std::string().capacity();
 };
 
-// Parses one request frame. On failure, `error` says why (for the BAD_REQUEST reply).
+// Parses one request frame. On failure, `error` says why (for the BAD_REQUEST reply). A string
+// field that is not UTF-8 is found before protobuf's parser sees it (which would log a line per
+// request on its own).
 bool parseRequest(std::string_view frame, pb::ControlRequest& out, std::string& error);
 
 // A request that parsed but cannot be served as sent (no command, fields out of range); empty when

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/post.hpp>
 
 #include "app/gateway.hpp"
@@ -74,6 +75,9 @@ struct Handlers::AdhocRead {
   std::string transport;
   boost::asio::steady_timer guard;
   bool finished = false;
+  // Set when nobody waits any more (the client went, or the guard gave up): the bus worker skips
+  // the read if it has not started it.
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 
   explicit AdhocRead(boost::asio::any_io_executor ex) : guard(ex) {}
 };
@@ -91,6 +95,7 @@ struct Handlers::Scan {
   std::uint64_t step = 0;  // the read in flight; a late answer to an older one is ignored
   bool abandoned = false;
   std::uint32_t refusals = 0;  // consecutive "queue full" answers from the bus
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 
   explicit Scan(boost::asio::any_io_executor ex) : guard(ex) {}
 };
@@ -444,11 +449,18 @@ void Handlers::modbusRead(const pb::ModbusReadRequest& request, Reply reply) {
   const bool queued =
       bus->adhocRead(static_cast<std::uint8_t>(request.unit_id()), read->request.table(),
                      static_cast<std::uint16_t>(request.address()), static_cast<std::uint16_t>(request.count()),
-                     read->timeout, std::bind_front(&Handlers::onReadDone, shared_from_this(), read));
+                     read->timeout, std::bind_front(&Handlers::onReadDone, shared_from_this(), read), read->cancelled);
   if (!queued) {
     reply.error(pb::ControlError::BUSY, "bus '" + request.bus() + "' has a full queue; try again in a moment");
     return;
   }
+  // The client that goes away takes its read with it: not started, it is skipped; started, it
+  // ends at its timeout and its answer is dropped.
+  read->reply.onClose([read] {
+    read->cancelled->store(true);
+    read->finished = true;
+    read->guard.cancel();
+  });
   read->guard.expires_after(read->timeout + kQueueAllowance);
   read->guard.async_wait(std::bind_front(&Handlers::onReadTimeout, shared_from_this(), read));
 }
@@ -479,6 +491,7 @@ void Handlers::onReadDone(const std::shared_ptr<AdhocRead>& read, modbus::JobRes
 void Handlers::onReadTimeout(const std::shared_ptr<AdhocRead>& read, const boost::system::error_code& ec) {
   if (ec || read->finished) return;
   read->finished = true;
+  read->cancelled->store(true);
   read->reply.error(pb::ControlError::DEVICE_ERROR,
                     "bus '" + read->request.bus() + "' did not run the read (it was stopped or is overloaded)");
 }
@@ -511,15 +524,20 @@ void Handlers::modbusScan(const pb::ModbusScanRequest& request, Reply reply) {
   if (scan->request.table() == pb::REGISTER_TABLE_UNSPECIFIED) scan->request.set_table(pb::HOLDING_REGISTER);
   log_->info("modbus scan of bus '{}' units {}..{} (uid {} pid {})", request.bus(), from, to, scan->reply.peer().uid,
              scan->reply.peer().pid);
+  scan->reply.onClose([scan] {  // Ctrl-C: the unit being asked is skipped if not started yet
+    scan->abandoned = true;
+    scan->cancelled->store(true);
+    scan->guard.cancel();
+  });
   scanNext(scan);
 }
 
 void Handlers::scanNext(const std::shared_ptr<Scan>& scan) {
   if (!scan->reply.alive()) return;  // the technician pressed Ctrl-C: stop asking
   const std::uint64_t step = ++scan->step;
-  const bool queued = scan->bus->adhocRead(static_cast<std::uint8_t>(scan->unit), scan->request.table(),
-                                           static_cast<std::uint16_t>(scan->request.address()), 1, scan->timeout,
-                                           std::bind_front(&Handlers::onScanDone, shared_from_this(), scan, step));
+  const bool queued = scan->bus->adhocRead(
+      static_cast<std::uint8_t>(scan->unit), scan->request.table(), static_cast<std::uint16_t>(scan->request.address()),
+      1, scan->timeout, std::bind_front(&Handlers::onScanDone, shared_from_this(), scan, step), scan->cancelled);
   if (!queued) {
     // The bus queue is full of polls: try this unit again shortly (a stopped bus refuses for good).
     if (++scan->refusals > 200) {
@@ -557,6 +575,7 @@ void Handlers::onScanTimeout(const std::shared_ptr<Scan>& scan, std::uint64_t st
                              const boost::system::error_code& ec) {
   if (ec || scan->abandoned || step != scan->step) return;
   scan->abandoned = true;
+  scan->cancelled->store(true);
   scan->reply.error(pb::ControlError::DEVICE_ERROR,
                     "bus '" + scan->request.bus() + "' stopped running the scan (a configuration change?)");
 }

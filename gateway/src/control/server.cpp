@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <vector>
@@ -25,8 +27,15 @@ using boost::asio::local::stream_protocol;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  using Clock = std::chrono::steady_clock;
+
   Session(std::shared_ptr<ControlServer> server, ControlServer::Socket socket, std::uint64_t id)
-      : server_(std::move(server)), socket_(std::move(socket)), id_(id), decoder_(server_->options_.maxRequestBytes) {
+      : server_(std::move(server)),
+        socket_(std::move(socket)),
+        id_(id),
+        decoder_(server_->options_.maxRequestBytes),
+        timer_(socket_.get_executor()),
+        quietSince_(Clock::now()) {
     ucred cred{};
     socklen_t len = sizeof(cred);
     if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -36,7 +45,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  void start() { read(); }
+  void start() {
+    read();
+    updateDeadline();
+  }
 
   void close() {
     if (closed_) return;
@@ -44,16 +56,36 @@ class Session : public std::enable_shared_from_this<Session> {
     boost::system::error_code ignored;
     socket_.shutdown(stream_protocol::socket::shutdown_both, ignored);
     socket_.close(ignored);
+    timer_.cancel();
     // The queue stays until a write in progress completes (its buffers point into it).
     if (!writing_) {
       queue_.clear();
       queuedBytes_ = 0;
     }
+    decoder_.reset();  // lets go of a partial frame
+    account();
     active_.clear();
     server_->forget(id_);
+    // The requests still in progress learn that nobody waits for them any more.
+    auto hooks = std::move(cancelHooks_);
+    cancelHooks_.clear();
+    for (auto& [token, cancel] : hooks) cancel();
+  }
+
+  // Closed to make room for a new client: told why in one small frame written without waiting
+  // (the connection has nothing else queued), then closed.
+  void evict(const std::string& why) {
+    boost::system::error_code ec;
+    const std::string frame = frameMessage(errorResponse(0, pb::ControlError::BUSY, why), kMaxResponseBytes);
+    socket_.non_blocking(true, ec);
+    if (!ec) socket_.write_some(boost::asio::buffer(frame), ec);
+    close();
   }
 
   bool closed() const { return closed_; }
+  // Nothing in progress and nothing being written: may make room for a new client.
+  bool evictable() const { return !closed_ && active_.empty() && !writing_ && !closeWhenWritten_; }
+  Clock::time_point quietSince() const { return quietSince_; }
 
   bool send(std::uint64_t token, pb::ControlResponse&& response, bool more, bool stream) {
     if (closed_ || !active_.contains(token)) return false;
@@ -65,11 +97,30 @@ class Session : public std::enable_shared_from_this<Session> {
                            kMaxResponseBytes);
       more = false;
     }
-    if (!more) active_.erase(token);
+    if (!more) finish(token);
     return enqueue(std::move(frame), stream);
   }
 
+  void setCancel(std::uint64_t token, std::function<void()> cancel) {
+    if (closed_ || !active_.contains(token)) return;
+    cancelHooks_[token] = std::move(cancel);
+  }
+
  private:
+  enum class Deadline : std::uint8_t { None, Idle, Frame, Linger };
+  // How long a refused connection's last words may take to leave (a client that reads nothing
+  // does not keep its place).
+  static constexpr std::chrono::seconds kLinger{2};
+
+  void finish(std::uint64_t token) {
+    active_.erase(token);
+    cancelHooks_.erase(token);
+    if (active_.empty()) {
+      quietSince_ = Clock::now();
+      updateDeadline();
+    }
+  }
+
   bool enqueue(std::string frame, bool stream) {
     const auto& o = server_->options_;
     const std::size_t after = queuedBytes_ + frame.size();
@@ -134,25 +185,104 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     std::span<const std::uint8_t> in(buffer_.data(), n);
     while (!in.empty() && !closed_ && !closeWhenWritten_) {
+      if (decoder_.pending() == 0) frameStart_ = Clock::now();
       in = in.subspan(decoder_.feed(in));
+      if (!account()) return;
       if (decoder_.state() == FrameDecoder::State::Ready) {
         dispatch(decoder_.frame());
         decoder_.next();
+        account();
       } else if (decoder_.state() == FrameDecoder::State::Oversize) {
         ++server_->counters_.badFrames;
-        const std::uint64_t token = nextToken_++;
-        active_.insert(token);
-        send(token,
-             errorResponse(0, pb::ControlError::BAD_REQUEST,
-                           "frame of " + std::to_string(decoder_.announced()) + " bytes is larger than the " +
-                               std::to_string(server_->options_.maxRequestBytes) + "-byte limit; closing"),
-             false, false);
-        closeWhenWritten_ = true;
-        if (!writing_ && !closed_) close();
+        server_->logBad(peer_, "a frame of " + std::to_string(decoder_.announced()) + " bytes");
+        refuse("frame of " + std::to_string(decoder_.announced()) + " bytes is larger than the " +
+               std::to_string(server_->options_.maxRequestBytes) + "-byte limit; closing");
         return;
       }
     }
-    if (!closed_ && !closeWhenWritten_) read();
+    if (!closed_ && !closeWhenWritten_) {
+      updateDeadline();
+      read();
+    }
+  }
+
+  // Tells the client why and closes the connection once that is written (no more reading).
+  void refuse(std::string why) {
+    const std::uint64_t token = nextToken_++;
+    active_.insert(token);
+    send(token, errorResponse(0, pb::ControlError::BAD_REQUEST, std::move(why)), false, false);
+    closeWhenWritten_ = true;
+    if (!writing_ && !closed_) {
+      close();
+      return;
+    }
+    if (closed_) return;
+    armed_ = Deadline::Linger;
+    ++deadlineGeneration_;
+    timer_.expires_after(kLinger);
+    timer_.async_wait(std::bind_front(&Session::onDeadline, shared_from_this(), deadlineGeneration_));
+  }
+
+  // Keeps the server's total of unfinished frames' buffers up to date; false (and the connection
+  // refused) when this connection's bytes took it past the budget.
+  bool account() {
+    const std::size_t now = decoder_.held();
+    server_->partialBytes_ = server_->partialBytes_ - held_ + now;
+    const bool grew = now > held_;
+    held_ = now;
+    if (!grew || closed_ || server_->partialBytes_ <= server_->options_.maxPartialBytes) return true;
+    ++server_->counters_.overBudget;
+    const std::size_t total = server_->partialBytes_;
+    server_->logBad(peer_, "unfinished requests past the " + std::to_string(server_->options_.maxPartialBytes) +
+                               "-byte budget of all connections");
+    decoder_.reset();
+    account();
+    refuse("citygated holds " + std::to_string(total) + " bytes of unfinished requests (all clients together may " +
+           "hold " + std::to_string(server_->options_.maxPartialBytes) + "); this one is dropped; closing");
+    return false;
+  }
+
+  // One timer per connection, armed for whatever ends it next: the idle timeout (nothing in
+  // progress, no frame begun) or the frame deadline (a frame begun); nothing while a request is
+  // in progress and no frame is begun.
+  void updateDeadline() {
+    if (closed_ || closeWhenWritten_) return;
+    const auto& o = server_->options_;
+    Deadline kind = Deadline::None;
+    Clock::time_point at{};
+    if (decoder_.pending() > 0) {
+      kind = Deadline::Frame;
+      at = frameStart_ + o.frameTimeout;
+    } else if (active_.empty()) {
+      kind = Deadline::Idle;
+      at = quietSince_ + o.idleTimeout;
+    }
+    if (kind == armed_ && (kind == Deadline::None || at == armedAt_)) return;
+    armed_ = kind;
+    armedAt_ = at;
+    ++deadlineGeneration_;
+    if (kind == Deadline::None) {
+      timer_.cancel();
+      return;
+    }
+    timer_.expires_at(at);
+    timer_.async_wait(std::bind_front(&Session::onDeadline, shared_from_this(), deadlineGeneration_));
+  }
+
+  void onDeadline(std::uint64_t generation, const boost::system::error_code& ec) {
+    if (ec || closed_ || generation != deadlineGeneration_) return;
+    if (armed_ == Deadline::Frame) {
+      ++server_->counters_.frameTimeouts;
+      server_->logBad(peer_, "a frame not complete " + std::to_string(server_->options_.frameTimeout.count()) +
+                                 " ms after its first byte");
+      refuse("no complete request within " + std::to_string(server_->options_.frameTimeout.count()) +
+             " ms of its first byte; closing");
+    } else if (armed_ == Deadline::Idle) {
+      ++server_->counters_.idleClosed;
+      close();
+    } else if (armed_ == Deadline::Linger) {
+      close();
+    }
   }
 
   void dispatch(std::string_view frame) {
@@ -163,6 +293,7 @@ class Session : public std::enable_shared_from_this<Session> {
     active_.insert(token);
     if (!parseRequest(frame, request, error) || !(error = checkRequest(request)).empty()) {
       ++server_->counters_.badRequests;
+      server_->logBad(peer_, error);
       send(token, errorResponse(request.id(), pb::ControlError::BAD_REQUEST, error), false, false);
       return;
     }
@@ -183,13 +314,21 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t id_;
   Peer peer_;
   FrameDecoder decoder_;
+  std::size_t held_ = 0;  // decoder_.held() as counted in the server's partialBytes_
   std::array<std::uint8_t, 16384> buffer_{};
   static constexpr std::size_t kMaxGather = 64;
   std::deque<std::string> queue_;
   std::vector<boost::asio::const_buffer> gather_;  // the frames of the write in progress
   std::size_t queuedBytes_ = 0;
   std::set<std::uint64_t> active_;  // requests not finished yet (bounded by maxInflightPerClient + 1)
+  std::map<std::uint64_t, std::function<void()>> cancelHooks_;  // of requests in active_
   std::uint64_t nextToken_ = 1;
+  boost::asio::steady_timer timer_;
+  Deadline armed_ = Deadline::None;
+  Clock::time_point armedAt_{};
+  std::uint64_t deadlineGeneration_ = 0;
+  Clock::time_point quietSince_;  // since when no request has been in progress
+  Clock::time_point frameStart_{};
   bool writing_ = false;
   bool closed_ = false;
   bool closeWhenWritten_ = false;
@@ -211,6 +350,10 @@ bool Reply::error(pb::ControlError::Code code, std::string message) {
 bool Reply::alive() const {
   auto s = session_.lock();
   return s && !s->closed();
+}
+
+void Reply::onClose(std::function<void()> cancel) {
+  if (auto s = session_.lock()) s->setCancel(token_, std::move(cancel));
 }
 
 // ---- the listening socket -------------------------------------------------------------------------
@@ -338,7 +481,7 @@ void ControlServer::onAccept(const boost::system::error_code& ec, Socket socket)
     retryTimer_.async_wait(std::bind_front(&ControlServer::onAcceptRetry, shared_from_this()));
     return;
   }
-  if (sessions_.size() >= options_.maxClients) {
+  if (sessions_.size() >= options_.maxClients && !evictOne()) {
     ++counters_.rejected;
     reject(socket);
   } else {
@@ -368,8 +511,41 @@ void ControlServer::reject(Socket& socket) {
   socket.close(ec);
 }
 
+// The connection that has gone longest without a request in progress makes room: idle ones and
+// slow senders go before anyone who waits for an answer or follows a stream.
+bool ControlServer::evictOne() {
+  std::shared_ptr<Session> victim;
+  for (auto& [id, weak] : sessions_) {
+    auto s = weak.lock();
+    if (!s || !s->evictable()) continue;
+    if (!victim || s->quietSince() < victim->quietSince()) victim = std::move(s);
+  }
+  if (!victim) return false;
+  ++counters_.evicted;
+  victim->evict("closed to make room for another client: citygated serves " + std::to_string(options_.maxClients) +
+                " at once, and this connection had gone longest without a request");
+  return true;
+}
+
 void ControlServer::forget(std::uint64_t sessionId) {
   sessions_.erase(sessionId);
+}
+
+void ControlServer::logBad(const Peer& peer, const std::string& what) {
+  const auto now = std::chrono::steady_clock::now();
+  if (lastBadLog_ && now - *lastBadLog_ < options_.logInterval) {
+    ++badUnlogged_;
+    ++counters_.logsSuppressed;
+    return;
+  }
+  lastBadLog_ = now;
+  if (badUnlogged_ > 0) {
+    log_->warn("control client uid {} pid {}: {} ({} more since the last such line; counters: control_bad_*)", peer.uid,
+               peer.pid, what, badUnlogged_);
+  } else {
+    log_->warn("control client uid {} pid {}: {}", peer.uid, peer.pid, what);
+  }
+  badUnlogged_ = 0;
 }
 
 }  // namespace citygate::control

@@ -5,11 +5,19 @@
 // and never blocks anyone else.
 //
 // Per connection: frames are decoded as they arrive (control/framing.hpp); a malformed request is
-// answered BAD_REQUEST and counted, an oversize frame is answered, counted and the connection
-// closed. At most `maxInflightPerClient` requests run at once (BUSY beyond). Unsent responses wait
-// in a bounded queue: a client whose `tail` stream backs up past `maxStreamQueueBytes`, or whose
-// unread replies pass `maxReplyQueueBytes`, is disconnected and counted. Connections beyond
-// `maxClients` are answered BUSY and closed at once. Closing a connection cancels its requests.
+// answered BAD_REQUEST and counted (and logged at most once per `logInterval`), an oversize frame
+// is answered, counted and the connection closed. At most `maxInflightPerClient` requests run at
+// once (BUSY beyond). Unsent responses wait in a bounded queue: a client whose `tail` stream backs
+// up past `maxStreamQueueBytes`, or whose unread replies pass `maxReplyQueueBytes`, is
+// disconnected and counted. Closing a connection cancels its requests (Reply::onClose).
+//
+// Nobody can hold the technician out: a connection without a request in progress is closed after
+// `idleTimeout`, a frame must arrive whole within `frameTimeout` of its first byte, and when
+// `maxClients` are connected a new client takes the place of the connection that has gone longest
+// without a request in progress (told BUSY); only when every connection has a request in progress
+// is the new one turned away BUSY. Unfinished frames of all connections together hold at most
+// `maxPartialBytes` (their buffers grow as bytes arrive): the connection whose bytes would pass
+// it is told so and closed.
 //
 // Requests go to a RequestHandler (control/handlers.hpp in the daemon, fakes in unit tests), which
 // answers through a Reply handle, at once or later.
@@ -20,9 +28,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "control/framing.hpp"
@@ -42,6 +53,10 @@ struct ServerOptions {
   std::size_t maxStreamQueueBytes = 256 * 1024;
   std::size_t maxReplyQueueBytes = 4U << 20;
   std::uint32_t maxRequestBytes = kMaxRequestBytes;
+  std::chrono::milliseconds idleTimeout{30000};   // no request in progress, no frame begun
+  std::chrono::milliseconds frameTimeout{10000};  // from a frame's first byte to its last
+  std::size_t maxPartialBytes = 4U << 20;         // unfinished frames' buffers, all connections
+  std::chrono::milliseconds logInterval{10000};   // one line at most about bad requests
 };
 
 struct ServerCounters {
@@ -54,6 +69,11 @@ struct ServerCounters {
   std::uint64_t slowDropped = 0;  // did not read their responses / stream
   std::uint64_t acceptErrors = 0;
   std::uint64_t truncated = 0;  // closed in the middle of a frame
+  std::uint64_t evicted = 0;    // closed to make room for a new client
+  std::uint64_t idleClosed = 0;
+  std::uint64_t frameTimeouts = 0;  // a frame that did not arrive whole in time (slowloris)
+  std::uint64_t overBudget = 0;     // closed: unfinished frames past maxPartialBytes
+  std::uint64_t logsSuppressed = 0;
 };
 
 struct Peer {
@@ -76,6 +96,10 @@ class Reply {
   bool send(citygate::v1::ControlResponse response, bool more = false, bool stream = false);
   bool error(citygate::v1::ControlError::Code code, std::string message);
   bool alive() const;
+  // `cancel` runs once, on the executor, if the connection closes while this request is still in
+  // progress (the client went away or was dropped): it should stop the work done for it. Replaces
+  // an earlier one; nothing happens when the connection is already gone (check alive()).
+  void onClose(std::function<void()> cancel);
   std::uint64_t requestId() const { return id_; }
   const Peer& peer() const { return peer_; }
 
@@ -125,7 +149,14 @@ class ControlServer : public std::enable_shared_from_this<ControlServer> {
     out["control_slow_clients_dropped"] = counters_.slowDropped;
     out["control_accept_errors"] = counters_.acceptErrors;
     out["control_truncated_frames"] = counters_.truncated;
+    out["control_clients_evicted"] = counters_.evicted;
+    out["control_idle_closed"] = counters_.idleClosed;
+    out["control_frame_timeouts"] = counters_.frameTimeouts;
+    out["control_over_budget"] = counters_.overBudget;
+    out["control_partial_bytes"] = partialBytes_;
   }
+  // Bytes held by unfinished frames of all connections now.
+  std::size_t partialBytes() const { return partialBytes_; }
 
  private:
   friend class Session;
@@ -135,7 +166,11 @@ class ControlServer : public std::enable_shared_from_this<ControlServer> {
   void onAccept(const boost::system::error_code& ec, Socket socket);
   void onAcceptRetry(const boost::system::error_code& ec);
   void reject(Socket& socket);
+  bool evictOne();
   void forget(std::uint64_t sessionId);
+  // A malformed request, frame or client: counted by the caller, logged here at most once per
+  // logInterval (with the number left unlogged since).
+  void logBad(const Peer& peer, const std::string& what);
 
   boost::asio::any_io_executor executor_;
   ServerOptions options_;
@@ -147,6 +182,9 @@ class ControlServer : public std::enable_shared_from_this<ControlServer> {
   std::uint64_t nextSessionId_ = 1;
   ServerCounters counters_;
   bool stopped_ = false;
+  std::size_t partialBytes_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> lastBadLog_;
+  std::uint64_t badUnlogged_ = 0;
   dev_t socketDev_ = 0;
   ino_t socketIno_ = 0;
 };

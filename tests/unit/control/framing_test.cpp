@@ -171,3 +171,46 @@ TEST_CASE("errorResponse carries code, message and id") {
   CHECK(r.error().code() == pb::ControlError::BUSY);
   CHECK(r.error().message() == "later");
 }
+
+TEST_CASE("the buffer grows with the bytes that arrive, not with the length announced") {
+  FrameDecoder d(kMaxRequestBytes);
+  std::string head(4, '\0');
+  encodeHeader(kMaxRequestBytes, reinterpret_cast<std::uint8_t*>(head.data()));
+  std::string chunk = head + std::string(1000, 'x');
+  d.feed({reinterpret_cast<const std::uint8_t*>(chunk.data()), chunk.size()});
+  CHECK(d.pending() == 1004);
+  CHECK(d.held() <= FrameDecoder::kGrowStep);  // 1 MiB announced, one step held
+  const std::string more(300 * 1024, 'y');
+  d.feed({reinterpret_cast<const std::uint8_t*>(more.data()), more.size()});
+  CHECK(d.held() >= d.pending() - 4);
+  CHECK(d.held() <= d.pending() + FrameDecoder::kGrowStep);
+  d.reset();
+  CHECK(d.pending() == 0);
+  CHECK(d.held() == 0);
+  CHECK(d.state() == FrameDecoder::State::NeedMore);
+}
+
+TEST_CASE("a string field that is not UTF-8 is a malformed request, found in nested messages too") {
+  pb::ControlRequest r;
+  r.set_id(4);
+  r.mutable_modbus_read()->set_bus("bus-\xc3\xa9");  // é in UTF-8: fine
+  std::string wire = r.SerializeAsString();
+  pb::ControlRequest out;
+  std::string error;
+  CHECK(parseRequest(wire, out, error));
+  CHECK(out.modbus_read().bus() == "bus-\xc3\xa9");
+  // The same bytes with a Latin-1 é (one byte, so the lengths stay right: replace two by "e\xe9").
+  const auto at = wire.find("\xc3\xa9");
+  wire.replace(at, 2, "e\xe9");
+  CHECK_FALSE(parseRequest(wire, out, error));
+  CHECK(error == "malformed request: citygate.v1.ModbusReadRequest.bus is not UTF-8");
+  pb::ControlRequest apply;
+  apply.mutable_config_apply()->set_text("# Zurich\n");
+  std::string applyWire = apply.SerializeAsString();
+  applyWire[applyWire.find("Zurich") + 1] = '\xfc';  // as a Latin-1 editor saves it
+  CHECK_FALSE(parseRequest(applyWire, out, error));
+  CHECK(error == "malformed request: citygate.v1.ConfigApplyRequest.text is not UTF-8");
+  // Truncated or garbage wire format: refused by the parser as before.
+  CHECK_FALSE(parseRequest(std::string("\x0a\x7f\x01", 3), out, error));
+  CHECK(error.find("malformed request: not a citygate.v1.ControlRequest") == 0);
+}

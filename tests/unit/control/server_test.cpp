@@ -5,12 +5,14 @@
 #include <grp.h>
 #include <poll.h>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -19,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "control/server.hpp"
@@ -272,7 +275,7 @@ TEST_CASE("an oversize frame is answered, counted, and the connection closed") {
   ::close(again);
 }
 
-TEST_CASE("clients beyond the limit are told BUSY and closed") {
+TEST_CASE("at the client limit the connection longest without a request makes room; BUSY only when all are busy") {
   ServerOptions o;
   o.maxClients = 3;
   World w(o);
@@ -283,18 +286,243 @@ TEST_CASE("clients beyond the limit are told BUSY and closed") {
     held.push_back(connectTo(w.path));
     sendAll(held.back(), request(i));
     pb::ControlResponse r;
-    REQUIRE(readResponse(held.back(), r));  // accepted and served
+    REQUIRE(readResponse(held.back(), r));  // accepted and served; idle from now on
   }
+  // A fourth: the first (idle longest) is told why and closed, the newcomer is served.
   const int extra = connectTo(w.path);
   REQUIRE(extra >= 0);
   pb::ControlResponse r;
-  REQUIRE(readResponse(extra, r));
+  REQUIRE(readResponse(held[0], r));
   CHECK(r.error().code() == pb::ControlError::BUSY);
-  CHECK(closedByPeer(extra));
+  CHECK(r.error().message().find("make room") != std::string::npos);
+  CHECK(closedByPeer(held[0]));
+  sendAll(extra, request(7));
+  REQUIRE(readResponse(extra, r));
+  CHECK(r.id() == 7);
+  CHECK(w.counters().evicted == 1);
+  CHECK(w.counters().rejected == 0);
+  // Every connection with a request in progress: a newcomer is turned away, nobody is evicted.
+  pb::ControlRequest parked;
+  parked.mutable_spool();
+  for (int fd : {held[1], held[2], extra}) sendAll(fd, frameMessage(parked, kMaxRequestBytes));
+  REQUIRE(eventually([&] { return w.onLoop([&] { return w.handler->parked.size(); }) == 3; }));
+  const int turned = connectTo(w.path);
+  REQUIRE(readResponse(turned, r));
+  CHECK(r.error().code() == pb::ControlError::BUSY);
+  CHECK(closedByPeer(turned));
   CHECK(w.counters().rejected == 1);
+  CHECK(w.counters().evicted == 1);
+  ::close(turned);
   ::close(extra);
   for (int fd : held) ::close(fd);
   CHECK(eventually([&] { return w.onLoop([&] { return w.server->clients(); }) == 0; }));
+}
+
+TEST_CASE("idle connections and slow senders cannot lock a new client out") {
+  ServerOptions o;
+  o.maxClients = 8;
+  o.frameTimeout = 2s;
+  World w(o);
+  REQUIRE(w.server->start().ok());
+  w.run();
+  // 8 idle connections and 8 slow senders (a header byte each) fill and refill every slot.
+  std::vector<int> crowd;
+  for (int i = 0; i < 16; ++i) {
+    crowd.push_back(connectTo(w.path));
+    if (i % 2 == 1) sendAll(crowd.back(), std::string("\x00", 1));
+  }
+  REQUIRE(eventually([&] { return w.counters().accepted == 16; }));
+  const auto start = std::chrono::steady_clock::now();
+  const int tech = connectTo(w.path);
+  sendAll(tech, request(99));
+  pb::ControlResponse r;
+  REQUIRE(readResponse(tech, r, 2s));
+  CHECK(r.id() == 99);
+  CHECK_FALSE(r.has_error());
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+  CHECK(w.counters().rejected == 0);
+  ::close(tech);
+  for (int fd : crowd) ::close(fd);
+}
+
+TEST_CASE("a connection without a request is closed after the idle timeout") {
+  ServerOptions o;
+  o.idleTimeout = 300ms;
+  World w(o);
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int idle = connectTo(w.path);
+  const int used = connectTo(w.path);
+  sendAll(used, request(1));
+  pb::ControlResponse r;
+  REQUIRE(readResponse(used, r));
+  CHECK(closedByPeer(idle, 3s));
+  CHECK(closedByPeer(used, 3s));  // idle again after its answer
+  CHECK(w.counters().idleClosed == 2);
+  // A request in progress (a tail, a long read) keeps its connection however long it takes.
+  const int waiting = connectTo(w.path);
+  pb::ControlRequest parked;
+  parked.set_id(5);
+  parked.mutable_spool();
+  sendAll(waiting, frameMessage(parked, kMaxRequestBytes));
+  CHECK_FALSE(closedByPeer(waiting, 800ms));
+  w.onLoop([&] { return w.handler->parked[0].send(pb::ControlResponse()); });
+  REQUIRE(readResponse(waiting, r));
+  CHECK(r.id() == 5);
+  CHECK(closedByPeer(waiting, 3s));
+  ::close(idle);
+  ::close(used);
+  ::close(waiting);
+}
+
+TEST_CASE("a frame that trickles in (slowloris) is refused at the frame deadline") {
+  ServerOptions o;
+  o.frameTimeout = 500ms;
+  o.idleTimeout = 60s;
+  World w(o);
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int slow = connectTo(w.path);
+  const std::string f = request(3);
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (std::size_t i = 0; i < f.size() - 1 && !closed; ++i) {  // never the last byte
+    if (::send(slow, f.data() + i, 1, MSG_NOSIGNAL) != 1) break;
+    pollfd p{slow, POLLIN, 0};
+    closed = ::poll(&p, 1, 100) > 0;
+  }
+  pb::ControlResponse r;
+  REQUIRE(readResponse(slow, r, 3s));
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
+  CHECK(r.error().message().find("no complete request within 500 ms") != std::string::npos);
+  CHECK(closedByPeer(slow, 3s));
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  CHECK(w.counters().frameTimeouts == 1);
+  ::close(slow);
+  // A whole frame sent slowly but within the deadline is served.
+  const int ok = connectTo(w.path);
+  for (char c : f) {
+    sendAll(ok, std::string(1, c));
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(readResponse(ok, r));
+  CHECK(r.id() == 3);
+  ::close(ok);
+}
+
+TEST_CASE("unfinished frames cost the bytes that arrived, within one budget for all connections") {
+  ServerOptions o;
+  o.maxPartialBytes = 600 * 1024;
+  World w(o);
+  REQUIRE(w.server->start().ok());
+  w.run();
+  // A header announcing 1 MiB holds (almost) nothing.
+  const int announcer = connectTo(w.path);
+  sendAll(announcer, std::string("\x00\x10\x00\x00", 4) + std::string(100, 'x'));
+  REQUIRE(eventually([&] { return w.onLoop([&] { return w.server->partialBytes(); }) > 0; }));
+  CHECK(w.onLoop([&] { return w.server->partialBytes(); }) <= FrameDecoder::kGrowStep);
+  // Clients that each send 200 KiB of a 1 MiB frame: the one that passes the budget is told and closed.
+  std::vector<int> fat;
+  int refused = -1;
+  for (int i = 0; i < 4 && refused < 0; ++i) {
+    fat.push_back(connectTo(w.path));
+    sendAll(fat.back(), std::string("\x00\x10\x00\x00", 4) + std::string(200 * 1024, 'x'));
+    pb::ControlResponse r;
+    if (readResponse(fat.back(), r, 1s)) {
+      CHECK(r.error().message().find("unfinished requests") != std::string::npos);
+      CHECK(closedByPeer(fat.back()));
+      refused = i;
+    }
+  }
+  // 64 KiB (the announcer) + 2 x 256 KiB (200 KiB in 64 KiB steps) fit in 600 KiB; the third does not.
+  CHECK(refused == 2);
+  CHECK(w.counters().overBudget == 1);
+  CHECK(w.onLoop([&] { return w.server->partialBytes(); }) <= o.maxPartialBytes);
+  // Gone clients free the budget; a large frame alone fits and is served.
+  ::close(announcer);
+  for (int fd : fat) ::close(fd);
+  CHECK(eventually([&] { return w.onLoop([&] { return w.server->partialBytes(); }) == 0; }));
+  const int big = connectTo(w.path);
+  sendAll(big, std::string("\x00\x06\x40\x00", 4) + std::string(400 * 1024, '\xff'));
+  pb::ControlResponse r;
+  REQUIRE(readResponse(big, r));
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
+  CHECK(r.error().message().find("malformed request") != std::string::npos);
+  CHECK(eventually([&] { return w.onLoop([&] { return w.server->partialBytes(); }) == 0; }));
+  ::close(big);
+}
+
+TEST_CASE("malformed requests are counted, each answered, and logged at most once per interval") {
+  ServerOptions o;
+  o.logInterval = 60s;
+  World w(o);
+  std::ostringstream logged;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logged);
+  o.path = w.path;
+  o.group = "";
+  w.server = std::make_shared<ControlServer>(w.ioc.get_executor(), o, w.handler,
+                                             std::make_shared<spdlog::logger>("control", sink));
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int fd = connectTo(w.path);
+  pb::ControlRequest bad;
+  bad.set_id(1);
+  bad.mutable_modbus_read()->set_bus("b");
+  std::string frame = frameMessage(bad, kMaxRequestBytes);
+  const auto at = frame.rfind('b');
+  frame[at] = '\xe9';  // Latin-1: not UTF-8
+  std::string burst;
+  for (int i = 0; i < 500; ++i) burst += frame;
+  std::thread reader([fd] {
+    pb::ControlResponse r;
+    for (int i = 0; i < 500; ++i) {
+      if (!readResponse(fd, r)) return;
+      CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
+      if (i == 0) CHECK(r.error().message() == "malformed request: citygate.v1.ModbusReadRequest.bus is not UTF-8");
+    }
+  });
+  sendAll(fd, burst);
+  reader.join();
+  CHECK(w.counters().badRequests == 500);
+  w.onLoop([] { return 0; });
+  const std::string text = logged.str();
+  INFO(text);
+  std::size_t warnings = 0;
+  for (auto pos = text.find("[warning]"); pos != std::string::npos; pos = text.find("[warning]", pos + 1)) ++warnings;
+  CHECK(warnings == 1);
+  CHECK(text.find("is not UTF-8") != std::string::npos);
+  CHECK(w.counters().logsSuppressed == 499);
+  ::close(fd);
+}
+
+TEST_CASE("closing a connection cancels its requests in progress (Reply::onClose)") {
+  World w;
+  REQUIRE(w.server->start().ok());
+  w.run();
+  const int fd = connectTo(w.path);
+  pb::ControlRequest parked;
+  parked.set_id(1);
+  parked.mutable_spool();
+  sendAll(fd, frameMessage(parked, kMaxRequestBytes));
+  parked.set_id(2);
+  sendAll(fd, frameMessage(parked, kMaxRequestBytes));
+  REQUIRE(eventually([&] { return w.onLoop([&] { return w.handler->parked.size(); }) == 2; }));
+  std::atomic<int> cancelled{0};
+  w.onLoop([&] {
+    w.handler->parked[0].onClose([&] { ++cancelled; });
+    w.handler->parked[1].onClose([&] { cancelled += 10; });
+    return w.handler->parked[1].send(pb::ControlResponse());  // finished: its hook is gone
+  });
+  pb::ControlResponse r;
+  REQUIRE(readResponse(fd, r));
+  CHECK(cancelled == 0);
+  ::close(fd);
+  CHECK(eventually([&] { return cancelled.load() == 1; }));
+  w.onLoop([&] {
+    w.handler->parked[0].onClose([&] { cancelled += 100; });  // too late: nothing happens
+    return 0;
+  });
+  CHECK(cancelled == 1);
 }
 
 TEST_CASE("requests beyond the in-flight limit of a connection are BUSY") {

@@ -8,9 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "config/files.hpp"
 #include "core/seq_store.hpp"
 
 namespace citygate::lora {
@@ -69,25 +68,22 @@ Status LoraSource::start() {
   spec_.devices.clear();
 
   if (!spec_.statePath.empty()) {
-    std::ifstream in(spec_.statePath);
-    if (in) {
-      std::stringstream ss;
-      ss << in.rdbuf();
+    config::SmallFile in = config::readSmallFile(spec_.statePath, config::kMaxStateBytes);
+    if (in.ok()) {
       std::string error;
-      if (auto st = decodeFcntState(ss.str(), &error)) {
+      if (auto st = decodeFcntState(in.bytes, &error)) {
         processor_->restore(*st);
         log_->info("frame counters of {} device(s) restored from {} ({})", st->records.size(), spec_.statePath,
                    st->clean ? "clean stop" : "unclean stop: +" + std::to_string(spec_.resumeMargin));
       } else {
-        // Unreadable counters: set the file aside for inspection and start afresh; every device's
-        // first frame sets its counter again (logged, and flagged in health).
-        counters_.stateCorrupt = true;
-        const std::string aside = spec_.statePath + ".corrupt";
-        std::rename(spec_.statePath.c_str(), aside.c_str());
-        log_->error("{}: {}; moved to {}; frame counters start afresh", spec_.statePath, error, aside);
+        setStateAside(error);
       }
-    } else if (errno != ENOENT) {
-      return Error{"lora: cannot read " + spec_.statePath + ": " + std::strerror(errno)};
+    } else if (in.fault == config::FileFault::NotRegular || in.fault == config::FileFault::TooLarge) {
+      // Not a state file this daemon wrote (a FIFO, a link to a device, a huge file): set aside
+      // like a damaged one, never waited on or read without bound.
+      setStateAside(in.error);
+    } else if (in.fault != config::FileFault::Missing) {
+      return Error{"lora: cannot read " + spec_.statePath + ": " + in.error};
     }
     if (!persist(false)) return Error{"lora: cannot write " + spec_.statePath + ": " + lastPersistError_};
   }
@@ -251,6 +247,15 @@ void LoraSource::onPersistTimer(const boost::system::error_code& ec) {
   if (processor_->dirty() && !spec_.statePath.empty()) persist(false);
   if (SteadyClock::now() - lastSummary_ >= kSummaryEvery) logSummary();
   schedulePersist();
+}
+
+// Unreadable counters: set the file aside for inspection and start afresh; every device's first
+// frame sets its counter again (logged, and flagged in health).
+void LoraSource::setStateAside(const std::string& why) {
+  counters_.stateCorrupt = true;
+  const std::string aside = spec_.statePath + ".corrupt";
+  std::rename(spec_.statePath.c_str(), aside.c_str());
+  log_->error("{}: {}; moved to {}; frame counters start afresh", spec_.statePath, why, aside);
 }
 
 bool LoraSource::persist(bool clean) {

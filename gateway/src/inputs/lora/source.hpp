@@ -77,6 +77,7 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   void schedulePersist();
   void onPersistTimer(const boost::system::error_code& ec);
   bool persist(bool clean);
+  void setStateAside(const std::string& why);
   void logSummary();
 
   boost::asio::any_io_executor executor_;

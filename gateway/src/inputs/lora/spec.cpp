@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 
 #include "inputs/lora/codecs/registry.hpp"
@@ -46,7 +46,7 @@ std::string upper(std::string s) {
 
 // One session key: inline hex, or a 0600 file holding the hex. The key text is never echoed.
 std::optional<Key> loadKey(const std::string& inlineHex, const std::string& file, std::string_view name,
-                           const Location& dl, Diagnostics& diags) {
+                           const Location& dl, const config::ReadPolicy& policy, Diagnostics& diags) {
   const std::string fileField = std::string(name) + "_file";
   if (!inlineHex.empty() && !file.empty()) {
     dl.field(fileField).error(diags, std::string(name) + " and " + fileField + " are exclusive: give one");
@@ -65,12 +65,10 @@ std::optional<Key> loadKey(const std::string& inlineHex, const std::string& file
     }
     return k;
   }
-  const std::size_t before = diags.size();
-  config::checkSecretFile(file, dl.field(fileField), fileField, diags);
-  if (diags.size() != before) return std::nullopt;
-  std::ifstream in(file);
-  std::string text;
-  std::getline(in, text);
+  auto secret = config::readSecretFile(file, dl.field(fileField), fileField, policy, diags);
+  if (!secret) return std::nullopt;
+  std::string text = secret->substr(0, secret->find('\n'));
+  std::fill(secret->begin(), secret->end(), '\0');
   while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) text.pop_back();
   auto k = Key::fromHex(text);
   std::fill(text.begin(), text.end(), '\0');
@@ -146,8 +144,8 @@ std::optional<LoraSpec> compile(const config::LoadedConfig& cfg, Diagnostics& di
       }
       ds.devEui = upper(dev.dev_eui());
     }
-    auto nwk = loadKey(dev.nwk_s_key(), dev.nwk_s_key_file(), "nwk_s_key", dl, diags);
-    auto app = loadKey(dev.app_s_key(), dev.app_s_key_file(), "app_s_key", dl, diags);
+    auto nwk = loadKey(dev.nwk_s_key(), dev.nwk_s_key_file(), "nwk_s_key", dl, cfg.policy, diags);
+    auto app = loadKey(dev.app_s_key(), dev.app_s_key_file(), "app_s_key", dl, cfg.policy, diags);
     if (dev.has_location()) {
       const auto& g = dev.location();
       if (g.lat() < -90 || g.lat() > 90 || g.lon() < -180 || g.lon() > 180) {

@@ -318,13 +318,15 @@ void BusSource::fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::Devi
 }
 
 bool BusSource::adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
-                          std::chrono::milliseconds timeout, std::function<void(JobResult&&)> done) {
+                          std::chrono::milliseconds timeout, std::function<void(JobResult&&)> done,
+                          std::shared_ptr<const std::atomic<bool>> cancelled) {
   Job job;
   job.unit = unit;
   job.timeout = timeout;
   job.retries = 0;
   job.requests.push_back(ReadRequest{table, address, count, {}});
   job.done = std::move(done);
+  job.cancelled = std::move(cancelled);
   return worker_->submit(std::move(job));
 }
 

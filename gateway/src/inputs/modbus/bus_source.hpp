@@ -62,9 +62,10 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   const BusCounters& counters() const { return counters_; }
 
   // Ad-hoc read for the control socket (`modbus read`, `probe`, `scan`): due at once, so it goes
-  // before the polls that are not due yet.
+  // before the polls that are not due yet. `cancelled` (optional): see Job::cancelled.
   bool adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
-                 std::chrono::milliseconds timeout, std::function<void(JobResult&&)> done);
+                 std::chrono::milliseconds timeout, std::function<void(JobResult&&)> done,
+                 std::shared_ptr<const std::atomic<bool>> cancelled = nullptr);
 
   // The last reading of each device, for `devices`.
   std::size_t deviceCount() const { return devices_.size(); }

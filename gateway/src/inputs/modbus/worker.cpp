@@ -99,6 +99,7 @@ JobResult BusWorker::execute(Job& job) {
   r.errors.assign(job.requests.size(), ReadError{ErrorKind::Timeout, 0, "not tried"});
   bool abort = false;
   for (std::size_t i = 0; i < job.requests.size() && !abort; ++i) {
+    if (job.cancelled && job.cancelled->load()) break;  // nobody waits for it: the bus is not held
     const ReadRequest& req = job.requests[i];
     ++r.attempted;
     for (std::uint32_t attempt = 0; attempt <= job.retries; ++attempt) {

@@ -14,6 +14,7 @@
 // refuses when it is full.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -51,6 +52,10 @@ struct Job {
   std::function<void(JobResult&&)> done;  // invoked on the executor
   // The executor counts a queued job as outstanding work until `done` has run (set by submit()).
   boost::asio::any_io_executor work;
+  // Set (from any thread) when nobody waits for the result any more (the control client that
+  // asked went away): a job not started yet is skipped, a running one stops before its next
+  // request; `done` still runs, with the requests not tried. Optional.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
 };
 
 class BusWorker {
