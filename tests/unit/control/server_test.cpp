@@ -581,11 +581,16 @@ TEST_CASE("a tail client that stops reading is dropped; one that reads keeps its
       received += static_cast<std::size_t>(n);
     }
   });
-  // Events of 1 kB, 10 per executor turn: the reader keeps up, the stuck client's kernel buffer
-  // fills, then its queue passes the limit.
+  // Events of 1 kB, 10 per executor turn: the stuck client's kernel buffer fills, then its queue
+  // passes the limit. The next burst waits until the reader has taken the last one, so the reader
+  // keeps up however slowly its thread is scheduled (a loaded machine, a sanitizer, qemu).
   int refused = 0;
   int rounds = 0;
-  for (; rounds < 2000 && refused == 0; ++rounds) refused = w.onLoop([&] { return w.handler->burst(10, 1000); });
+  for (; rounds < 2000 && refused == 0; ++rounds) {
+    refused = w.onLoop([&] { return w.handler->burst(10, 1000); });
+    const std::size_t sent = static_cast<std::size_t>(rounds + 1) * 10U * 1000U;
+    REQUIRE(eventually([&] { return received.load() >= sent; }, 10s));
+  }
   CHECK(refused >= 1);  // the stuck one
   CHECK(w.counters().slowDropped == 1);
   CHECK(closedByPeer(stuck, 10s));
