@@ -114,12 +114,12 @@ struct World {
     handlers->install();
     server = std::make_shared<ControlServer>(ioc.get_executor(), o, handlers, quiet("control"));
     REQUIRE(server->start().ok());
-    thread = std::thread([this] { ioc.run(); });
-    fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    fd = ::socket(AF_UNIX, SOCK_STREAM, 0);  // the listening socket's backlog takes it
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     std::strncpy(sa.sun_path, o.path.c_str(), sizeof(sa.sun_path) - 1);
     REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    thread = std::thread([this] { ioc.run(); });
   }
   ~World() {
     ::close(fd);
