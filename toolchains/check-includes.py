@@ -1,9 +1,16 @@
 #!/usr/bin/python3
-"""Folder graph of the gateway's #include dependencies, and its cycles.
+"""Folder graph of the gateway's #include dependencies, by layer, and its cycles.
 
-    toolchains/check-includes.py            # the graph, then every cycle; exit 1 if there is one
+    toolchains/check-includes.py            # the graph, top layer first, then every cycle and
+                                            # every edge against the layers; exit 1 on either
     toolchains/check-includes.py --dot      # the graph in Graphviz dot (exit status the same)
     toolchains/check-includes.py --root DIR # another checkout (a copy to try a change on)
+
+Layers (LAYERS below; README.md's layout section draws the same picture): the programs (app:
+citygated, cli: citygatectl) on top; the components they assemble (control, inputs, outputs,
+spool) below; core (interfaces, the pipeline), config and platform at the bottom. A folder may
+include its own layer or lower ones; an edge that goes up a layer is an error even without a
+cycle (it is how a cycle starts). Within a layer there is no order, but no cycle either.
 
 Folders: the components of gateway/src (core, config, inputs/modbus, inputs/lora, spool,
 outputs/mqtt, control, platform, app) and gateway/cli; a file in a sub-folder belongs to its
@@ -40,6 +47,14 @@ COMPONENTS = [
     "app",
 ]
 CLI = "cli"  # gateway/cli
+# Top first. A folder in no layer (a new one) is listed after them, and its edges are not checked
+# against the layers (cycles still are): give it a layer here.
+LAYERS = [
+    ("programs", ["app", CLI]),
+    ("components", ["control", "inputs/modbus", "inputs/lora", "outputs/mqtt", "spool"]),
+    ("base", ["core", "config", "platform"]),
+]
+LAYER_OF = {f: i for i, (_, folders) in enumerate(LAYERS) for f in folders}
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
 SUFFIXES = {".hpp", ".cpp", ".h", ".cc", ".ipp"}
 
@@ -120,6 +135,22 @@ def elementary_cycles(folders, edges):
     return cycles
 
 
+def upward_edges(edges):
+    """Edges from a folder to one in a higher layer (both folders in LAYERS)."""
+    return sorted(
+        (a, b) for (a, b) in edges if a in LAYER_OF and b in LAYER_OF and LAYER_OF[b] < LAYER_OF[a]
+    )
+
+
+def layered(folders):
+    """[(layer name, [folders])], top first; folders in no layer last, as "unlayered"."""
+    out = [(name, [f for f in members if f in folders]) for name, members in LAYERS]
+    rest = sorted(f for f in folders if f not in LAYER_OF)
+    if rest:
+        out.append(("unlayered", rest))
+    return [(name, members) for name, members in out if members]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dot", action="store_true", help="print the graph in Graphviz dot")
@@ -134,31 +165,48 @@ def main():
     folders, edges = build_graph()
     cycles = elementary_cycles(folders, edges)
     in_cycle = {(c[k], c[k + 1]) for c in cycles for k in range(len(c) - 1)}
+    upward = upward_edges(edges)
 
     if args.dot:
         print("digraph includes {")
+        print("  rankdir=TB;")
+        for name, members in layered(folders):
+            nodes = " ".join(f'"{f}";' for f in members)
+            print(f"  subgraph {name} {{ rank=same; {nodes} }}")
         for (a, b), files in sorted(edges.items()):
-            style = ' color="red"' if (a, b) in in_cycle else ""
+            style = ' color="red"' if (a, b) in in_cycle or (a, b) in set(upward) else ""
             print(f'  "{a}" -> "{b}" [label="{len(files)}"{style}];')
         print("}")
     else:
-        print("include graph of gateway/src and gateway/cli (folder -> folders it includes, #includes):")
-        for f in sorted(folders):
-            outs = sorted((b, len(files)) for (a, b), files in edges.items() if a == f)
-            listed = ", ".join(f"{b} ({n}){' *' if (f, b) in in_cycle else ''}" for b, n in outs)
-            print(f"  {f:14} -> {listed or '-'}")
-        print("  (* = the edge is part of a cycle)")
+        print("include graph of gateway/src and gateway/cli, top layer first")
+        print("(folder -> folders it includes, #includes):")
+        for name, members in layered(folders):
+            print(f"  [{name}]")
+            for f in members:
+                outs = sorted(((b, len(files)) for (a, b), files in edges.items() if a == f),
+                              key=lambda bn: (LAYER_OF.get(bn[0], len(LAYERS)), bn[0]))
+                marks = lambda b: ("*" if (f, b) in in_cycle else "") + ("^" if (f, b) in upward else "")
+                listed = ", ".join(f"{b} ({n}){' ' + marks(b) if marks(b) else ''}" for b, n in outs)
+                print(f"    {f:14} -> {listed or '-'}")
+        print("  (* = the edge is part of a cycle, ^ = the edge goes up a layer)")
 
-    if not cycles:
-        print("check-includes: no cycle between folders", file=sys.stderr if args.dot else sys.stdout)
-        return 0
     out = sys.stderr if args.dot else sys.stdout
-    print(f"\ncheck-includes: {len(cycles)} cycle(s) between folders:", file=out)
-    for c in cycles:
-        print("  " + " -> ".join(c), file=out)
-        for k in range(len(c) - 1):
-            a, b = c[k], c[k + 1]
-            print(f"    {a} -> {b}:", file=out)
+    if not cycles and not upward:
+        print("check-includes: no cycle between folders, no edge up a layer", file=out)
+        return 0
+    if cycles:
+        print(f"\ncheck-includes: {len(cycles)} cycle(s) between folders:", file=out)
+        for c in cycles:
+            print("  " + " -> ".join(c), file=out)
+            for k in range(len(c) - 1):
+                a, b = c[k], c[k + 1]
+                print(f"    {a} -> {b}:", file=out)
+                for including, included in edges[(a, b)]:
+                    print(f"      {including} -> {included}", file=out)
+    if upward:
+        print(f"\ncheck-includes: {len(upward)} edge(s) up a layer (see LAYERS in {Path(__file__).name}):", file=out)
+        for a, b in upward:
+            print(f"  {a} ({LAYERS[LAYER_OF[a]][0]}) -> {b} ({LAYERS[LAYER_OF[b]][0]}):", file=out)
             for including, included in edges[(a, b)]:
                 print(f"      {including} -> {included}", file=out)
     return 1

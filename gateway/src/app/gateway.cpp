@@ -76,7 +76,7 @@ Result<std::string> readSecretLine(const std::string& path) {
 }
 
 // ---- spool health (issue 5): the health report and the birth message ----
-void fillSpoolHealth(const spool::Spool& spool, const core::Pipeline* pipeline, const core::SeqStore* seq,
+void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, const core::SeqStore* seq,
                      pb::SpoolHealth& sp) {
   const auto s = spool.stats();
   sp.set_bytes(s.bytes);
@@ -322,7 +322,7 @@ pb::GatewayHealth Gateway::health() const {
 
 // ---- run-time configuration changes and the control socket (issue 6) ----
 
-void Gateway::setReadingTap(std::function<void(const pb::Reading&, std::string_view bytes)> tap) {
+void Gateway::setReadingTap(ReadingTap tap) {
   if (pipeline_) pipeline_->setTap(std::move(tap));
 }
 

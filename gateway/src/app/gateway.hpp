@@ -16,6 +16,7 @@
 
 #include "app/validate.hpp"
 #include "citygate/v1/status.pb.h"
+#include "control/control_target.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
 
@@ -26,10 +27,8 @@ class logger;
 namespace citygate::core {
 class Pipeline;
 class SeqStore;
-}  // namespace citygate::core
-namespace citygate::spool {
 class Spool;
-}
+}  // namespace citygate::core
 namespace citygate::mqtt {
 class MqttOutput;
 }
@@ -47,33 +46,24 @@ class Logging;
 
 namespace citygate::app {
 
-class Gateway : public std::enable_shared_from_this<Gateway> {
+class Gateway : public control::ControlTarget, public std::enable_shared_from_this<Gateway> {
  public:
   Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::unique_ptr<ValidatedConfig> config,
           std::string version);
-  ~Gateway();
+  ~Gateway() override;
 
   Status start();
   void stop(std::function<void()> done);
   // After the executor has stopped: ends the threads that post into it (Paho's callbacks).
   void release();
 
-  citygate::v1::GatewayHealth health() const;
+  citygate::v1::GatewayHealth health() const override;
   const ValidatedConfig& config() const { return *config_; }
-  const std::string& bootId() const { return bootId_; }
+  const config::LoadedConfig& loadedConfig() const override { return config_->loaded; }
+  const std::string& bootId() const override { return bootId_; }
 
   // ---- run-time configuration changes and the control socket (issue 6) ----
-  struct ApplyOutcome {
-    enum class Kind : std::uint8_t { Applied, Planned, Invalid, Refused, Failed, Busy, Unavailable };
-    Kind kind = Kind::Failed;
-    std::string message;
-    std::vector<std::string> diagnostics;  // FILE:LINE:COL: message (errors, or warnings)
-    ConfigPlan plan;
-    std::string text;              // the proposed configuration's text
-    std::uint64_t generation = 0;  // of the configuration running afterwards
-    std::uint64_t nextSeq = 0;
-  };
-  using ApplyDone = std::function<void(ApplyOutcome)>;
+  using ApplyOutcome = control::ApplyOutcome;  // control/control_target.hpp
 
   // Replaces the running configuration by `text` (or, without text, the file at `path`), or only
   // plans it (`dryRun`, for `config diff`). Validation, the plan and the checks that need I/O (new
@@ -83,23 +73,23 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   // (Failed, rolled back). Spool, seq numbering, pipeline and the MQTT session are never touched;
   // settings that would need them to restart are Refused. One change at a time (Busy). `done` is
   // called on the executor.
-  void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done);
+  void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) override;
 
   // Every reading as the pipeline numbers it (one tap: the control socket's).
-  void setReadingTap(std::function<void(const citygate::v1::Reading&, std::string_view bytes)> tap);
+  void setReadingTap(ReadingTap tap) override;
   // Adds entries to every health report (the control socket's counters).
   void setHealthExtension(std::function<void(citygate::v1::GatewayHealth&)> extension);
 
-  const std::vector<std::shared_ptr<modbus::BusSource>>& buses() const { return buses_; }
-  std::shared_ptr<modbus::BusSource> bus(const std::string& name) const;
+  const std::vector<std::shared_ptr<modbus::BusSource>>& buses() const override { return buses_; }
+  std::shared_ptr<modbus::BusSource> bus(const std::string& name) const override;
   const lora::LoraSource* loraSource() const { return lora_.get(); }
-  platform::Logging& logging() { return logging_; }
-  const std::string& version() const { return version_; }
-  WallTime startedAt() const { return startedAt_; }
-  WallTime configLoadedAt() const { return configLoadedAt_; }
-  std::uint64_t configGeneration() const { return generation_; }
+  platform::Logging& logging() override { return logging_; }
+  const std::string& version() const override { return version_; }
+  WallTime startedAt() const override { return startedAt_; }
+  WallTime configLoadedAt() const override { return configLoadedAt_; }
+  std::uint64_t configGeneration() const override { return generation_; }
   std::uint64_t nextSeq() const;
-  bool stopping() const { return stopping_; }
+  bool stopping() const override { return stopping_; }
 
  private:
   struct ApplyCheck;
@@ -120,7 +110,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   WallTime startedAt_;
   SteadyTime startedSteady_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<spool::Spool> spool_;
+  std::unique_ptr<core::Spool> spool_;
   std::unique_ptr<core::SeqStore> seq_;
   std::shared_ptr<mqtt::MqttOutput> mqtt_;
   std::shared_ptr<core::Pipeline> pipeline_;

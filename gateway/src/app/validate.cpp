@@ -125,11 +125,6 @@ void refuseIfChanged(const google::protobuf::Message& a, const google::protobuf:
 
 }  // namespace
 
-bool ConfigPlan::touches(const std::string& source) const {
-  return std::find(added.begin(), added.end(), source) != added.end() ||
-         std::find(changed.begin(), changed.end(), source) != changed.end();
-}
-
 ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& next) {
   ConfigPlan plan;
   const pb::GatewayConfig& a = running.loaded.config;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/loader.hpp"
+#include "config/plan.hpp"
 #include "inputs/lora/spec.hpp"
 #include "inputs/modbus/spec.hpp"
 
@@ -41,17 +42,7 @@ config::ReadPolicy applyReadPolicy(const ValidatedConfig& running);
 // gateway location they inherit) are the same; the LoRa source likewise, session keys from key
 // files included. Settings the running daemon cannot change without a restart (gateway_id, mqtt,
 // spool, state_dir, control.socket) go to `refused`. Pure: no I/O.
-struct ConfigPlan {
-  std::vector<std::string> added;
-  std::vector<std::string> removed;
-  std::vector<std::string> changed;
-  std::vector<std::string> unchanged;
-  std::vector<std::string> live;     // log_level, health_interval_s, location, profile_dir
-  std::vector<std::string> refused;  // "mqtt.uri: needs a restart" ...
-
-  bool touches(const std::string& source) const;  // added or changed
-  bool empty() const { return added.empty() && removed.empty() && changed.empty() && live.empty(); }
-};
+using config::ConfigPlan;  // config/plan.hpp (the control socket reports it too)
 
 inline constexpr const char* kLoraSourceName = "lora";
 

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <boost/asio/post.hpp>
 
-#include "app/gateway.hpp"
 #include "control/config_text.hpp"
 #include "core/time.hpp"
 #include "inputs/lora/source.hpp"
@@ -16,7 +15,7 @@
 namespace citygate::control {
 
 namespace pb = citygate::v1;
-using Kind = app::Gateway::ApplyOutcome::Kind;
+using Kind = ApplyOutcome::Kind;
 
 namespace {
 
@@ -100,7 +99,7 @@ struct Handlers::Scan {
   explicit Scan(boost::asio::any_io_executor ex) : guard(ex) {}
 };
 
-Handlers::Handlers(boost::asio::any_io_executor executor, std::shared_ptr<app::Gateway> gateway,
+Handlers::Handlers(boost::asio::any_io_executor executor, std::shared_ptr<ControlTarget> gateway,
                    std::shared_ptr<spdlog::logger> log)
     : executor_(std::move(executor)), gateway_(std::move(gateway)), log_(std::move(log)) {}
 
@@ -149,7 +148,7 @@ void Handlers::handle(const pb::ControlRequest& request, Reply reply) {
 std::vector<pb::DeviceInfo> Handlers::deviceInfos(bool withLatest, const pb::GatewayHealth& health) {
   refreshKnown();
   std::vector<pb::DeviceInfo> out;
-  const auto& cfg = gateway_->config();
+  const auto& cfg = gateway_->loadedConfig();
   auto fill = [&](pb::DeviceInfo& d) {
     if (const auto* h = findHealth(health, d.id())) *d.mutable_health() = *h;
     if (auto it = latest_.find(d.id()); it != latest_.end() && it->second.count > 0) {
@@ -160,7 +159,7 @@ std::vector<pb::DeviceInfo> Handlers::deviceInfos(bool withLatest, const pb::Gat
       }
     }
   };
-  for (const auto& bus : cfg.loaded.config.modbus_bus()) {
+  for (const auto& bus : cfg.config.modbus_bus()) {
     for (const auto& dev : bus.device()) {
       pb::DeviceInfo d;
       d.set_id(dev.id());
@@ -170,20 +169,20 @@ std::vector<pb::DeviceInfo> Handlers::deviceInfos(bool withLatest, const pb::Gat
       d.set_unit_id(dev.unit_id());
       d.set_poll_interval_ms(dev.poll_interval_ms());
       d.set_transport(describeBus(bus));
-      if (const auto* prof = cfg.loaded.profiles.find(dev.profile())) d.set_observation(prof->profile.kind());
+      if (const auto* prof = cfg.profiles.find(dev.profile())) d.set_observation(prof->profile.kind());
       fill(d);
       out.push_back(std::move(d));
     }
   }
-  if (cfg.loaded.config.has_lora()) {
-    for (const auto& dev : cfg.loaded.config.lora().device()) {
+  if (cfg.config.has_lora()) {
+    for (const auto& dev : cfg.config.lora().device()) {
       pb::DeviceInfo d;
       d.set_id(dev.id());
       d.set_kind("lorawan");
       d.set_profile(dev.codec());
       d.set_dev_addr(dev.dev_addr());
-      d.set_transport("lorawan " + cfg.loaded.config.lora().packet_forwarder().bind() + ":" +
-                      std::to_string(cfg.loaded.config.lora().packet_forwarder().port()) + "/udp");
+      d.set_transport("lorawan " + cfg.config.lora().packet_forwarder().bind() + ":" +
+                      std::to_string(cfg.config.lora().packet_forwarder().port()) + "/udp");
       fill(d);
       out.push_back(std::move(d));
     }
@@ -195,14 +194,14 @@ void Handlers::status(Reply reply) {
   pb::ControlResponse r;
   auto* s = r.mutable_status();
   *s->mutable_health() = gateway_->health();
-  const auto& c = gateway_->config().loaded.config;
+  const auto& c = gateway_->loadedConfig().config;
   auto* g = s->mutable_gateway();
   g->set_gateway_id(c.gateway_id());
   g->set_state(s->health().mqtt().connected() ? pb::ONLINE : pb::OFFLINE);
   g->set_boot_id(gateway_->bootId());
   g->set_version(gateway_->version());
   toTimestamp(gateway_->startedAt(), g->mutable_started_at());
-  s->set_config_path(gateway_->config().loaded.path);
+  s->set_config_path(gateway_->loadedConfig().path);
   toTimestamp(gateway_->configLoadedAt(), s->mutable_config_loaded_at());
   s->set_config_generation(gateway_->configGeneration());
   s->set_mqtt_uri(c.mqtt().uri());
@@ -230,7 +229,7 @@ void Handlers::loraDevices(Reply reply) {
   for (auto& d : deviceInfos(false, health)) {
     if (d.kind() == "lorawan") *out->add_devices() = std::move(d);
   }
-  const auto& c = gateway_->config().loaded.config;
+  const auto& c = gateway_->loadedConfig().config;
   if (c.has_lora()) {
     *out->mutable_lora() = health.lora();
     out->set_bind(c.lora().packet_forwarder().bind() + ":" + std::to_string(c.lora().packet_forwarder().port()));
@@ -242,7 +241,7 @@ void Handlers::spool(Reply reply) {
   pb::ControlResponse r;
   auto* s = r.mutable_spool();
   *s->mutable_spool() = gateway_->health().spool();
-  const auto& c = gateway_->config().loaded.config;
+  const auto& c = gateway_->loadedConfig().config;
   s->set_dir(c.spool().dir());
   s->set_memory(c.spool().memory());
   reply.send(std::move(r));
@@ -289,7 +288,7 @@ void Handlers::refreshKnown() {
   if (knownGeneration_ == gateway_->configGeneration()) return;
   knownGeneration_ = gateway_->configGeneration();
   known_.clear();
-  const auto& c = gateway_->config().loaded.config;
+  const auto& c = gateway_->loadedConfig().config;
   for (const auto& bus : c.modbus_bus()) {
     for (const auto& d : bus.device()) known_.insert(d.id());
   }
@@ -340,11 +339,11 @@ void Handlers::onReading(const pb::Reading& reading, std::string_view bytes) {
 // ---- configuration ------------------------------------------------------------------------------
 
 void Handlers::configShow(Reply reply) {
-  const auto& cfg = gateway_->config();
+  const auto& cfg = gateway_->loadedConfig();
   pb::ControlResponse r;
   auto* s = r.mutable_config_show();
-  s->set_text(redactSecrets(cfg.loaded.text));
-  s->set_path(cfg.loaded.path);
+  s->set_text(redactSecrets(cfg.text));
+  s->set_path(cfg.path);
   toTimestamp(gateway_->configLoadedAt(), s->mutable_loaded_at());
   s->set_generation(gateway_->configGeneration());
   reply.send(std::move(r));
@@ -356,15 +355,15 @@ void Handlers::configChange(const pb::ControlRequest& request, Reply reply) {
   std::string text = dryRun ? request.config_diff().text() : request.config_apply().text();
   const std::string label = path.empty() ? "<control socket>" : path;
   // The running text as it is now; the diff is computed when the check comes back.
-  std::string runningText = redactSecrets(gateway_->config().loaded.text);
-  std::string runningPath = gateway_->config().loaded.path;
+  std::string runningText = redactSecrets(gateway_->loadedConfig().text);
+  std::string runningPath = gateway_->loadedConfig().path;
   if (!dryRun) {
     log_->info("config apply of {} requested by uid {} pid {}", label, reply.peer().uid, reply.peer().pid);
   }
   gateway_->applyConfig(
       label, std::move(text), dryRun,
       [self = shared_from_this(), reply, dryRun, runningText = std::move(runningText),
-       runningPath = std::move(runningPath), label](app::Gateway::ApplyOutcome o) mutable {
+       runningPath = std::move(runningPath), label](ApplyOutcome o) mutable {
         pb::ControlResponse r;
         auto fillPlan = [&](auto* out) {
           for (const auto& s : o.plan.added) out->add_added(s);

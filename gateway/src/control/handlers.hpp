@@ -1,7 +1,7 @@
-// The control socket's commands (contract section 4), served from the running Gateway on the
-// executor. Nothing here blocks: Modbus reads go to the bus worker through BusSource::adhocRead
-// (queued behind the polls, so the bus is not disturbed), configuration checks run on the
-// Gateway's helper thread.
+// The control socket's commands (contract section 4), served from the running daemon through
+// ControlTarget (control_target.hpp; app::Gateway implements it) on the executor. Nothing here
+// blocks: Modbus reads go to the bus worker through BusSource::adhocRead (queued behind the
+// polls, so the bus is not disturbed), configuration checks run on the Gateway's helper thread.
 //
 // The handlers tap the pipeline: every numbered reading updates the "latest values" kept per
 // configured device (`devices`, bounded by the configuration) and goes to the `tail` streams.
@@ -15,13 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "control/control_target.hpp"
 #include "control/server.hpp"
 
 namespace spdlog {
 class logger;
-}
-namespace citygate::app {
-class Gateway;
 }
 namespace citygate::modbus {
 class BusSource;
@@ -34,7 +32,7 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
  public:
   static constexpr std::size_t kMaxLatestPerDevice = 64;  // readings of one observation (lanes, bays)
 
-  Handlers(boost::asio::any_io_executor executor, std::shared_ptr<app::Gateway> gateway,
+  Handlers(boost::asio::any_io_executor executor, std::shared_ptr<ControlTarget> gateway,
            std::shared_ptr<spdlog::logger> log);
 
   // Installs the pipeline tap. Call once, after Gateway::start().
@@ -87,7 +85,7 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   void refreshKnown();
 
   boost::asio::any_io_executor executor_;
-  std::shared_ptr<app::Gateway> gateway_;
+  std::shared_ptr<ControlTarget> gateway_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<Tailer> tailers_;
   std::map<std::string, Latest> latest_;

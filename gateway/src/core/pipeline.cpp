@@ -8,7 +8,7 @@
 
 namespace citygate::core {
 
-Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool, Sink& sink,
+Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, Spool& spool, Sink& sink,
                    SeqStore& seq, std::shared_ptr<spdlog::logger> log)
     : executor_(std::move(executor)),
       options_(std::move(options)),
@@ -84,13 +84,13 @@ void Pipeline::store(std::uint64_t seq, std::string_view bytes) {
     return;
   }
   switch (spool_.append(seq, bytes)) {
-    case spool::AppendResult::Ok:
-    case spool::AppendResult::OkDroppedOldest:
+    case AppendResult::Ok:
+    case AppendResult::OkDroppedOldest:
       break;
-    case spool::AppendResult::Error:
+    case AppendResult::Error:
       ++stats_.spoolErrors;
       [[fallthrough]];
-    case spool::AppendResult::Full:
+    case AppendResult::Full:
       blocked_.emplace_back(seq, std::string(bytes));
       break;
   }
@@ -100,7 +100,7 @@ void Pipeline::drainBlocked() {
   while (!blocked_.empty()) {
     const auto& [seq, bytes] = blocked_.front();
     const auto r = spool_.append(seq, bytes);
-    if (r == spool::AppendResult::Full || r == spool::AppendResult::Error) break;
+    if (r == AppendResult::Full || r == AppendResult::Error) break;
     blocked_.pop_front();
   }
 }
@@ -122,7 +122,7 @@ void Pipeline::pump() {
     std::string payload;
     payload.reserve(batchHeader_.size() + options_.maxBatchBytes / 4);
     payload = batchHeader_;
-    const spool::ReadResult r = spool_.readBatch(options_.maxBatchReadings, options_.maxBatchBytes, payload);
+    const ReadResult r = spool_.readBatch(options_.maxBatchReadings, options_.maxBatchBytes, payload);
     if (r.count == 0) return;
     nextUnread_ = r.lastSeq + 1;
     inflight_.push_back(InFlight{r.lastSeq, r.count, false});

@@ -26,7 +26,7 @@
 #include "core/sensor.hpp"
 #include "core/seq_store.hpp"
 #include "core/sink.hpp"
-#include "spool/spool.hpp"
+#include "core/spool.hpp"
 
 namespace spdlog {
 class logger;
@@ -67,8 +67,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   // observation is only in them (Normaliser's hot path), so a tap that needs it parses them.
   using Tap = std::function<void(const pb::Reading&, std::string_view bytes)>;
 
-  Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, spool::Spool& spool, Sink& sink,
-           SeqStore& seq, std::shared_ptr<spdlog::logger> log);
+  Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, Spool& spool, Sink& sink, SeqStore& seq,
+           std::shared_ptr<spdlog::logger> log);
   ~Pipeline();
 
   void start();
@@ -104,7 +104,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
 
   boost::asio::any_io_executor executor_;
   PipelineOptions options_;
-  spool::Spool& spool_;
+  Spool& spool_;
   Sink& sink_;
   SeqStore& seq_;
   std::shared_ptr<spdlog::logger> log_;

@@ -32,8 +32,8 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "spool/names.hpp"
 #include "spool/segment.hpp"
-#include "spool/spool.hpp"
 
 namespace spdlog {
 class logger;

@@ -2,17 +2,6 @@
 
 namespace citygate::spool {
 
-void appendBatchRecord(std::string& out, std::string_view record) {
-  out.push_back(static_cast<char>((3 << 3) | 2));  // field 3, wire type 2
-  std::uint64_t len = record.size();
-  while (len >= 0x80) {
-    out.push_back(static_cast<char>((len & 0x7F) | 0x80));
-    len >>= 7;
-  }
-  out.push_back(static_cast<char>(len));
-  out.append(record);
-}
-
 MemorySpool::MemorySpool(std::uint64_t maxBytes, pb::SpoolConfig::WhenFull whenFull)
     : maxBytes_(maxBytes), whenFull_(whenFull) {
   counters_.maxBytes = maxBytes;

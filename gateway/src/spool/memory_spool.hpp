@@ -6,7 +6,7 @@
 #include <deque>
 #include <string>
 
-#include "spool/spool.hpp"
+#include "spool/names.hpp"
 
 namespace citygate::spool {
 

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "citygate/v1/reading.pb.h"
-#include "spool/spool.hpp"
+#include "core/spool.hpp"
 
 namespace spool_contract {
 
-using namespace citygate::spool;
+using namespace citygate::core;
 namespace pb = citygate::v1;
 
 inline std::vector<std::uint64_t> seqsOf(const std::string& payload) {

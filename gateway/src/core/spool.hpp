@@ -1,5 +1,7 @@
 // Spool: the durable FIFO between the normaliser and the sink. Every reading enters it with its
 // seq; a reading leaves it only when the batch that carried it was acknowledged.
+// The interface is core's (the pipeline drives it, like Sink); spool/ implements it (FileSpool,
+// MemorySpool), so core never includes spool/.
 //
 // Threading: every method is called on the executor. Implementations may use workers of their
 // own (the file spool syncs on one) but never block the caller beyond a bounded write().
@@ -17,7 +19,7 @@
 #include "citygate/v1/config.pb.h"
 #include "citygate/v1/status.pb.h"
 
-namespace citygate::spool {
+namespace citygate::core {
 
 namespace pb = citygate::v1;
 
@@ -82,4 +84,4 @@ class Spool {
   virtual void close() = 0;
 };
 
-}  // namespace citygate::spool
+}  // namespace citygate::core

@@ -1,0 +1,71 @@
+// ControlTarget: what the control socket's handlers need from the running daemon. app::Gateway
+// implements it; the handlers hold this interface, never app::Gateway, so control/ sits below app/
+// in the folder graph (toolchains/check-includes.py) and can be tested against a fake daemon.
+//
+// Threading: every call on the executor; `done` and the reading tap are called on it too.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "citygate/v1/reading.pb.h"
+#include "citygate/v1/status.pb.h"
+#include "config/loader.hpp"
+#include "config/plan.hpp"
+#include "core/time.hpp"
+
+namespace citygate::modbus {
+class BusSource;
+}
+namespace citygate::platform {
+class Logging;
+}
+
+namespace citygate::control {
+
+// The result of a configuration change (`config apply`) or of its plan alone (`config diff`).
+struct ApplyOutcome {
+  enum class Kind : std::uint8_t { Applied, Planned, Invalid, Refused, Failed, Busy, Unavailable };
+  Kind kind = Kind::Failed;
+  std::string message;
+  std::vector<std::string> diagnostics;  // FILE:LINE:COL: message (errors, or warnings)
+  config::ConfigPlan plan;
+  std::string text;              // the proposed configuration's text
+  std::uint64_t generation = 0;  // of the configuration running afterwards
+  std::uint64_t nextSeq = 0;
+};
+
+class ControlTarget {
+ public:
+  using ApplyDone = std::function<void(ApplyOutcome)>;
+  using ReadingTap = std::function<void(const citygate::v1::Reading&, std::string_view bytes)>;
+
+  virtual ~ControlTarget() = default;
+
+  virtual citygate::v1::GatewayHealth health() const = 0;
+  // The running configuration as loaded (text, path, defaults applied, profiles).
+  virtual const config::LoadedConfig& loadedConfig() const = 0;
+  virtual std::uint64_t configGeneration() const = 0;
+  virtual WallTime configLoadedAt() const = 0;
+  virtual const std::string& bootId() const = 0;
+  virtual const std::string& version() const = 0;
+  virtual WallTime startedAt() const = 0;
+  virtual bool stopping() const = 0;
+  virtual platform::Logging& logging() = 0;
+
+  // Replaces the running configuration by `text` (or, without text, the file at `path`), or only
+  // plans it (`dryRun`). `done` is called on the executor.
+  virtual void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) = 0;
+  // Every reading as the pipeline numbers it (one tap: the control socket's).
+  virtual void setReadingTap(ReadingTap tap) = 0;
+
+  virtual const std::vector<std::shared_ptr<modbus::BusSource>>& buses() const = 0;
+  virtual std::shared_ptr<modbus::BusSource> bus(const std::string& name) const = 0;
+};
+
+}  // namespace citygate::control

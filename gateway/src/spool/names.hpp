@@ -1,0 +1,17 @@
+// The spool folder implements core's Spool interface (core/spool.hpp): its implementations use
+// the interface's names unqualified, as they did when the interface lived here.
+#pragma once
+
+#include "core/spool.hpp"
+
+namespace citygate::spool {
+
+namespace pb = citygate::v1;
+
+using core::appendBatchRecord;
+using core::AppendResult;
+using core::ReadResult;
+using core::Spool;
+using core::SpoolStats;
+
+}  // namespace citygate::spool

@@ -1,0 +1,234 @@
+// The command handlers served from a fake daemon at the ControlTarget seam (no app::Gateway, no
+// sources, no spool): a real ControlServer on a real io_context and a real client on the Unix
+// socket. `config show` answers from the target's running configuration, `config diff` and
+// `config apply` go through ControlTarget::applyConfig and report its plan, and the reading tap the
+// handlers install on the target feeds `devices`.
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "control/control_target.hpp"
+#include "control/handlers.hpp"
+#include "control/server.hpp"
+#include "platform/logging.hpp"
+
+using namespace citygate;
+using namespace citygate::control;
+namespace pb = citygate::v1;
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> quiet(const std::string& name) {
+  return std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+// A running configuration with one Modbus device and a secret, and an applyConfig that answers
+// at once with a fixed plan and records what it was asked.
+class FakeTarget : public ControlTarget {
+ public:
+  FakeTarget() {
+    loaded_.path = "/etc/citygate/fake.textproto";
+    loaded_.text = "gateway_id: \"fake\"\nmqtt { password: \"hunter2\" }\n";
+    loaded_.config.set_gateway_id("fake");
+    auto* bus = loaded_.config.add_modbus_bus();
+    bus->set_name("bus1");
+    bus->mutable_tcp()->set_host("127.0.0.1");
+    bus->mutable_tcp()->set_port(1502);
+    auto* dev = bus->add_device();
+    dev->set_id("meter-1");
+    dev->set_unit_id(3);
+    dev->set_profile("fake-meter");
+  }
+
+  pb::GatewayHealth health() const override { return {}; }
+  const config::LoadedConfig& loadedConfig() const override { return loaded_; }
+  std::uint64_t configGeneration() const override { return 7; }
+  WallTime configLoadedAt() const override { return WallTime{std::chrono::seconds{1'700'000'000}}; }
+  const std::string& bootId() const override { return bootId_; }
+  const std::string& version() const override { return version_; }
+  WallTime startedAt() const override { return WallTime{std::chrono::seconds{1'700'000'000}}; }
+  bool stopping() const override { return false; }
+  platform::Logging& logging() override { return logging_; }
+
+  void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) override {
+    calls.push_back({std::move(path), text.value_or(""), dryRun});
+    ApplyOutcome o;
+    o.kind = dryRun ? ApplyOutcome::Kind::Planned : ApplyOutcome::Kind::Applied;
+    o.plan.added = {"bus2"};
+    o.plan.unchanged = {"bus1"};
+    o.text = text.value_or("");
+    o.generation = 8;
+    o.nextSeq = 42;
+    done(std::move(o));
+  }
+  void setReadingTap(ReadingTap t) override { tap = std::move(t); }
+
+  const std::vector<std::shared_ptr<modbus::BusSource>>& buses() const override { return buses_; }
+  std::shared_ptr<modbus::BusSource> bus(const std::string&) const override { return nullptr; }
+
+  struct Call {
+    std::string path;
+    std::string text;
+    bool dryRun;
+  };
+  std::vector<Call> calls;
+  ReadingTap tap;
+
+ private:
+  config::LoadedConfig loaded_;
+  std::string bootId_ = "b00t";
+  std::string version_ = "0.0-test";
+  platform::Logging logging_{true};
+  std::vector<std::shared_ptr<modbus::BusSource>> buses_;
+};
+
+struct World {
+  asio::io_context ioc;
+  std::shared_ptr<FakeTarget> target = std::make_shared<FakeTarget>();
+  std::shared_ptr<Handlers> handlers;
+  std::shared_ptr<ControlServer> server;
+  std::filesystem::path dir;
+  std::thread thread;
+  int fd = -1;
+
+  World() {
+    char tmpl[] = "/tmp/cg-handlers-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    ServerOptions o;
+    o.path = (dir / "control.sock").string();
+    o.group = "";
+    handlers = std::make_shared<Handlers>(ioc.get_executor(), target, quiet("control"));
+    handlers->install();
+    server = std::make_shared<ControlServer>(ioc.get_executor(), o, handlers, quiet("control"));
+    REQUIRE(server->start().ok());
+    fd = ::socket(AF_UNIX, SOCK_STREAM, 0);  // the listening socket's backlog takes it
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, o.path.c_str(), sizeof(sa.sun_path) - 1);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    thread = std::thread([this] { ioc.run(); });
+  }
+  ~World() {
+    ::close(fd);
+    std::promise<void> stopped;
+    asio::post(ioc, [&] {
+      server->stop();
+      stopped.set_value();
+    });
+    stopped.get_future().wait();
+    ioc.stop();
+    thread.join();
+    std::filesystem::remove_all(dir);
+  }
+
+  // Sends `request` and reads its one response (false on EOF or after 5 s).
+  bool ask(pb::ControlRequest request, pb::ControlResponse& out) {
+    request.set_id(++lastId);
+    const std::string bytes = frameMessage(request, kMaxRequestBytes);
+    for (std::size_t off = 0; off < bytes.size();) {
+      const auto n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<std::size_t>(n);
+    }
+    FrameDecoder d(kMaxResponseBytes);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (d.state() != FrameDecoder::State::Ready) {
+      pollfd p{fd, POLLIN, 0};
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      std::uint8_t b;
+      if (::recv(fd, &b, 1, 0) != 1) return false;
+      d.feed({&b, 1});
+    }
+    return out.ParseFromArray(d.frame().data(), static_cast<int>(d.frame().size()));
+  }
+  std::uint64_t lastId = 0;
+};
+
+}  // namespace
+
+TEST_CASE("handlers at the ControlTarget seam: config show answers from the target's configuration") {
+  World w;
+  pb::ControlRequest req;
+  req.mutable_config_show();
+  pb::ControlResponse r;
+  REQUIRE(w.ask(req, r));
+  REQUIRE(r.has_config_show());
+  CHECK(r.config_show().path() == "/etc/citygate/fake.textproto");
+  CHECK(r.config_show().generation() == 7);
+  CHECK(r.config_show().loaded_at().seconds() == 1'700'000'000);
+  CHECK(r.config_show().text().find("gateway_id: \"fake\"") != std::string::npos);
+  CHECK(r.config_show().text().find("hunter2") == std::string::npos);  // redacted
+}
+
+TEST_CASE("handlers at the ControlTarget seam: config diff and apply go through applyConfig") {
+  World w;
+  pb::ControlRequest diff;
+  diff.mutable_config_diff()->set_text("gateway_id: \"fake2\"\n");
+  pb::ControlResponse r;
+  REQUIRE(w.ask(diff, r));
+  REQUIRE(r.has_config_diff());
+  CHECK(r.config_diff().plan().added_size() == 1);
+  CHECK(r.config_diff().plan().added(0) == "bus2");
+  CHECK(r.config_diff().plan().unchanged(0) == "bus1");
+  CHECK(r.config_diff().diff().find("+gateway_id: \"fake2\"") != std::string::npos);
+
+  pb::ControlRequest apply;
+  apply.mutable_config_apply()->set_text("gateway_id: \"fake2\"\n");
+  REQUIRE(w.ask(apply, r));
+  REQUIRE(r.has_config_apply());
+  CHECK(r.config_apply().generation() == 8);
+  CHECK(r.config_apply().next_seq() == 42);
+
+  std::promise<std::vector<FakeTarget::Call>> calls;
+  asio::post(w.ioc, [&] { calls.set_value(w.target->calls); });
+  const auto c = calls.get_future().get();
+  REQUIRE(c.size() == 2);
+  CHECK(c[0].dryRun);
+  CHECK_FALSE(c[1].dryRun);
+  CHECK(c[1].text == "gateway_id: \"fake2\"\n");
+}
+
+TEST_CASE("handlers at the ControlTarget seam: the tap they install feeds devices") {
+  World w;
+  std::promise<bool> fed;
+  asio::post(w.ioc, [&] {
+    if (!w.target->tap) {
+      fed.set_value(false);
+      return;
+    }
+    pb::Reading reading;
+    reading.set_sensor_id("meter-1");
+    reading.mutable_observed_at()->set_seconds(1'700'000'100);
+    const std::string bytes = reading.SerializeAsString();
+    w.target->tap(reading, bytes);
+    fed.set_value(true);
+  });
+  REQUIRE(fed.get_future().get());
+  pb::ControlRequest req;
+  req.mutable_devices()->set_device_id("meter-1");
+  pb::ControlResponse r;
+  REQUIRE(w.ask(req, r));
+  REQUIRE(r.has_devices());
+  REQUIRE(r.devices().devices_size() == 1);
+  const auto& d = r.devices().devices(0);
+  CHECK(d.id() == "meter-1");
+  CHECK(d.kind() == "modbus");
+  CHECK(d.bus() == "bus1");
+  CHECK(d.last_reading().sensor_id() == "meter-1");
+  CHECK(d.last_reading().observed_at().seconds() == 1'700'000'100);
+}
