@@ -279,7 +279,7 @@ pb::GatewayHealth Gateway::health() const {
     mq->set_last_error(s.lastError);
     mq->set_batches_published(s.batchesPublished);
     mq->set_batches_acked(s.batchesAcked);
-    if (s.connected) toTimestamp(s.connectedSince, mq->mutable_connected_since());
+    if (s.connected && s.connectedSince) toTimestamp(*s.connectedSince, mq->mutable_connected_since());
   }
   auto* p = h.mutable_process();
   p->set_rss_bytes(currentRssBytes());

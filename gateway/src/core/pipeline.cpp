@@ -113,9 +113,9 @@ void Pipeline::pump() {
     if (unread == 0) return;
     if (unread < options_.maxBatchReadings) {
       const auto now = SteadyClock::now();
-      const auto due = oldestUnreadAt() + options_.maxBatchDelay;
-      if (now < due) {
-        armBatchTimer(due - now);
+      // A reading numbered too long ago to be in the ring is due at once.
+      if (const auto at = oldestUnreadAt(); at && now < *at + options_.maxBatchDelay) {
+        armBatchTimer(*at + options_.maxBatchDelay - now);
         return;
       }
     }
@@ -168,9 +168,10 @@ void Pipeline::linkLost() {
   nextUnread_ = spool_.stats().oldestSeq;  // resent at once: their times have passed
 }
 
-SteadyTime Pipeline::oldestUnreadAt() const {
+std::optional<SteadyTime> Pipeline::oldestUnreadAt() const {
   const Numbered& n = numberedAt_[nextUnread_ % numberedAt_.size()];
-  return n.seq == nextUnread_ ? n.at : SteadyTime{};  // not in the ring: older than any delay
+  if (n.seq != nextUnread_) return std::nullopt;  // not in the ring: older than any delay
+  return n.at;
 }
 
 void Pipeline::onSinkReady(bool ready) {

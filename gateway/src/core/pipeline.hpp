@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -100,7 +101,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void linkLost();
   void armBatchTimer(std::chrono::steady_clock::duration wait);
   void onBatchTimer(const boost::system::error_code& ec);
-  SteadyTime oldestUnreadAt() const;
+  // When the oldest unread reading was numbered; none when it is no longer in the ring.
+  std::optional<SteadyTime> oldestUnreadAt() const;
 
   boost::asio::any_io_executor executor_;
   PipelineOptions options_;

@@ -86,7 +86,9 @@ class SyncWorker {
   std::optional<std::chrono::steady_clock::time_point> since_;  // oldest unsynced submission
   std::optional<std::uint64_t> settled_;                        // not yet written
   bool settledSoon_ = false;
-  std::chrono::steady_clock::time_point lastAck_{};
+  // When the ack slot was last written; none yet: the first write is never held back (the
+  // steady clock's epoch is the boot, which may be seconds ago: it is no "long ago").
+  std::optional<std::chrono::steady_clock::time_point> lastAck_;
   bool flush_ = false;
   bool stop_ = false;
   bool crash_ = false;
