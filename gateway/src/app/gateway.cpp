@@ -86,6 +86,7 @@ void fillSpoolHealth(const spool::Spool& spool, const core::Pipeline* pipeline, 
   sp.set_max_bytes(s.maxBytes);
   sp.set_blocked(s.blocked || (pipeline && !pipeline->accepting()));
   sp.set_corrupt_records(s.corruptRecords);
+  sp.set_corrupt_readings(s.corruptReadings);
   if (seq) sp.set_next_seq(seq->peek());
 }
 

@@ -245,10 +245,14 @@ Status FileSpool::recover() {
   std::uint64_t headerNext = 0;  // first seq of the newest segment when it holds no record
   std::uint64_t cutBytes = 0;
   std::uint64_t corruptAtStart = 0;
+  std::uint64_t floorSeq = 0;  // a seq an unreadable newest segment may have held: never reused
   bool ackPlaced = false;
   for (std::size_t i = 0; i < names.size(); ++i) {
     const bool newest = i + 1 == names.size();
     const std::uint64_t name = names[i];
+    // A segment is created for the record with the seq in its name, so every seq of a sealed
+    // segment is below the next segment's name: that bounds what damage in it cost.
+    const std::uint64_t nextName = newest ? 0 : names[i + 1];
     const std::string path = segmentPath(dir, name);
     const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) return Error{errnoText("cannot open " + path)};
@@ -258,9 +262,23 @@ Status FileSpool::recover() {
     const auto size = static_cast<std::uint64_t>(stt.st_size);
     auto quarantine = [&](const char* why) -> Status {
       const std::string to = path + ".corrupt";
-      log_->error("{}: {}; renamed to {} and skipped", path, why, to);
+      // The readings it held: up to the next segment's first seq; for the newest segment, as
+      // many as its size could hold (the smallest frame is 16 bytes), and numbering goes on
+      // above that, so no seq it may have held is given to another reading.
+      std::uint64_t end = nextName;
+      if (newest) {
+        end = name + (size > segment::kHeaderSize ? (size - segment::kHeaderSize) / segment::kFrameOverhead : 0) + 1;
+        floorSeq = std::max(floorSeq, end);
+      }
+      const segment::SeqRange gone = segment::lostBetween(name - 1, end, settledSeq_);
+      log_->error("{}: {}; renamed to {} and skipped: {}", path, why, to,
+                  gone.count() == 0 ? std::string("it held no unacknowledged reading")
+                  : newest ? fmt::format("the readings with seq {}..{} in it (at most {}) are lost", gone.first,
+                                         gone.last, gone.count())
+                           : fmt::format("{} reading(s) lost, seq {}..{}", gone.count(), gone.first, gone.last));
       if (::rename(path.c_str(), to.c_str()) != 0) return Error{errnoText("cannot rename " + path)};
       ++corrupt_;
+      corruptReadings_ += gone.count();
       dirChanged = true;
       return Ok{};
     };
@@ -270,7 +288,7 @@ Status FileSpool::recover() {
     }
     file.resize(size);
     if (size > 0 && !preadAll(fd, file.data(), size, 0)) return Error{errnoText("cannot read " + path)};
-    const segment::ScanResult r = segment::scan(file, settledSeq_);
+    const segment::ScanResult r = segment::scan(file, settledSeq_, name);
     switch (r.header) {
       case segment::HeaderStatus::FutureVersion:
         return Error{path + ": newer format version"};  // checked above; unreachable
@@ -295,11 +313,38 @@ Status FileSpool::recover() {
         break;
     }
     if (r.corruptFrames > 0) {
-      log_->error("{}: {} damaged record(s) skipped", path, r.corruptFrames);
+      std::string ranges;
+      for (const auto& g : r.lost) ranges += fmt::format("{}{}..{}", ranges.empty() ? "" : ", ", g.first, g.last);
+      log_->error("{}: {} damaged stretch(es) skipped: {} reading(s) lost{}", path, r.corruptFrames, r.corruptReadings,
+                  ranges.empty() ? std::string() : ", seq " + ranges);
       corrupt_ += r.corruptFrames;
+      corruptReadings_ += r.corruptReadings;
+    }
+    if (r.tailBytes > 0 && newest) {
+      // Only the newest segment is being appended to: its tail is a write a crash or a power cut
+      // tore. Such a record was never durable, so never sent (FORMAT.md): cut, not counted.
+      log_->warn("{}: cut a torn tail of {} byte(s) after offset {}", path, r.tailBytes, r.validEnd);
+    } else if (r.tailBytes > 0) {
+      // A sealed segment was complete (and synced) before the next one was created: a short or
+      // damaged tail is the medium's doing, unless it is a write that failed (ENOSPC) and was
+      // retried in the next segment, which the next segment's name shows.
+      std::uint64_t before = r.records > 0 ? r.lastSeq : name - 1;
+      const segment::SeqRange gone = segment::lostBetween(before, nextName, settledSeq_);
+      if (gone.count() > 0) {
+        log_->error(
+            "{}: sealed segment damaged or truncated after offset {} ({} byte(s) unreadable): {} reading(s) "
+            "lost, seq {}..{}",
+            path, r.validEnd, r.tailBytes, gone.count(), gone.first, gone.last);
+        ++corrupt_;
+        corruptReadings_ += gone.count();
+      } else {
+        log_->warn(
+            "{}: cut {} byte(s) after the last record of a sealed segment (a write that failed and was "
+            "retried in the next segment; no reading lost)",
+            path, r.tailBytes);
+      }
     }
     if (r.tailBytes > 0) {
-      log_->warn("{}: cut a torn tail of {} byte(s) after offset {}", path, r.tailBytes, r.validEnd);
       if (::ftruncate(fd, static_cast<off_t>(r.validEnd)) != 0) return Error{errnoText("cannot truncate " + path)};
       cutBytes += r.tailBytes;
     }
@@ -335,6 +380,36 @@ Status FileSpool::recover() {
     segs_.push_back(std::move(s));
     activeOpen_ = reusable;
   }
+  // An unreadable newest segment may have held seqs up to floorSeq - 1: an empty newest segment
+  // named floorSeq carries the next seq across this and every later restart (FORMAT.md).
+  if (floorSeq > std::max(maxSeq + 1, std::max(headerNext, settledSeq_ + 1)) && !activeOpen_) {
+    const std::string path = segmentPath(dir, floorSeq);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) return Error{errnoText("cannot create " + path)};
+    auto handle = std::make_shared<FileHandle>(fd);
+    segment::Header h;
+    h.firstSeq = floorSeq;
+    h.createdUnixMs = toMillis(WallClock::now());
+    const std::string hdr = segment::encodeHeader(h);
+    if (!pwriteAll(fd, hdr.data(), hdr.size(), 0) || ::fdatasync(fd) != 0) {
+      return Error{errnoText("cannot write " + path)};
+    }
+    Segment s;
+    s.name = floorSeq;
+    s.path = path;
+    s.size = hdr.size();
+    s.firstOrd = endOrd_;
+    s.fd = handle;
+    if (!ackPlaced) {
+      ack_ = Pos{floorSeq, segment::kHeaderSize, endOrd_, floorSeq - 1};
+      ackPlaced = true;
+    }
+    bytes_ += s.size;
+    segs_.push_back(std::move(s));
+    activeOpen_ = true;
+    headerNext = floorSeq;
+    dirChanged = true;
+  }
   // Only the active segment keeps its descriptor; the others are reopened when read.
   for (std::size_t i = 0; i + 1 < segs_.size(); ++i) segs_[i].fd.reset();
   if (!segs_.empty() && !activeOpen_) segs_.back().fd.reset();
@@ -348,13 +423,16 @@ Status FileSpool::recover() {
   recoveredNextSeq_ = 0;
   if (maxSeq > 0) recoveredNextSeq_ = maxSeq + 1;
   if (headerNext > recoveredNextSeq_) recoveredNextSeq_ = headerNext;
+  if (floorSeq > recoveredNextSeq_) recoveredNextSeq_ = floorSeq;
   if (settledSeq_ > 0 && settledSeq_ + 1 > recoveredNextSeq_) recoveredNextSeq_ = settledSeq_ + 1;
   updateOldest();
   const SpoolStats st = stats();
   log_->info("spool {}: {} segment(s), {} reading(s) to send from seq {}, next seq {}, {} byte(s){}{}", dir,
              segs_.size(), st.readings, st.oldestSeq, recoveredNextSeq_, st.bytes,
              cutBytes > 0 ? fmt::format(", cut {} torn byte(s)", cutBytes) : std::string(),
-             corruptAtStart > 0 ? fmt::format(", {} damaged record(s) skipped", corruptAtStart) : std::string());
+             corruptAtStart > 0 ? fmt::format(", {} damaged stretch(es) or file(s), {} reading(s) lost to damage",
+                                              corruptAtStart, corruptReadings_)
+                                : std::string());
   startWorker(generation);
   return Ok{};
 }
@@ -464,21 +542,33 @@ FileSpool::Step FileSpool::readFrame(Segment& s, std::uint64_t& off, std::uint64
     off = it->resume;
     return Step::Skipped;
   }
-  // New damage (the medium changed under us): resynchronise over the rest of the segment.
+  // New damage (the medium changed under us): resynchronise over the rest of the segment. What it
+  // costs is counted by seq: up to the next intact frame, or to the segment's last record.
+  auto lost = [&](std::uint64_t before, std::uint64_t after) {
+    const segment::SeqRange gone = segment::lostBetween(before, after, ackedSeq_);
+    corruptReadings_ += gone.count();
+    return gone.count() == 0 ? std::string("no unacknowledged reading lost")
+                             : fmt::format("{} reading(s) lost, seq {}..{}", gone.count(), gone.first, gone.last);
+  };
   std::string rest(static_cast<std::size_t>(s.size - off), '\0');
   if (!openForRead(s) || !preadAll(s.fd->fd(), rest.data(), rest.size(), off)) {
-    setError(errnoText("cannot read " + s.path));
+    const std::string why = errnoText("cannot read " + s.path);
+    ++corrupt_;
+    setError(why + " after offset " + std::to_string(off) + ": " + lost(afterSeq, s.lastSeq + 1));
     off = s.size;
     return Step::End;
   }
   ++corrupt_;
   const std::size_t next = segment::resync(rest, 0, afterSeq);
   if (next == std::string_view::npos) {
-    setError(s.path + ": damaged record at offset " + std::to_string(off) + "; the rest of the segment is unreadable");
+    setError(s.path + ": damaged record at offset " + std::to_string(off) +
+             "; the rest of the segment is unreadable: " + lost(afterSeq, s.lastSeq + 1));
     off = s.size;
     return Step::End;
   }
-  setError(s.path + ": damaged record at offset " + std::to_string(off) + " skipped");
+  segment::Frame resumed;
+  (void)segment::decodeFrame(std::string_view(rest).substr(next), resumed);  // intact: resync() checked it
+  setError(s.path + ": damaged record at offset " + std::to_string(off) + " skipped: " + lost(afterSeq, resumed.seq));
   if (s.spans.size() < segment::kMaxSpans) s.spans.insert(it, segment::CorruptSpan{off, off + next});
   off += next;
   return Step::Skipped;
@@ -824,6 +914,7 @@ SpoolStats FileSpool::stats() const {
     }
   }
   s.corruptRecords = corrupt_;
+  s.corruptReadings = corruptReadings_;
   s.maxBytes = options_.maxBytes;
   s.blocked = blocked_;
   s.lastError = lastError_;

@@ -191,7 +191,8 @@ class FileSpool final : public Spool {
   std::uint64_t bytesWritten_ = 0;
   // (time, bytesWritten) once an hour, for the per-day figure.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> wear_;
-  std::uint64_t corrupt_ = 0;
+  std::uint64_t corrupt_ = 0;          // damaged stretches, headers and files
+  std::uint64_t corruptReadings_ = 0;  // readings they cost (by seq range)
   bool blocked_ = false;
   bool closed_ = false;
   std::string lastError_;
