@@ -442,22 +442,44 @@ void FileSpool::startWorker(std::uint64_t ackGeneration) {
   auto executor = executor_;
   worker_ = std::make_unique<SyncWorker>(options_.dir, dirFd_, ackFd_, ackGeneration, options_.durability,
                                          options_.ackInterval, [alive, executor, this](const SyncWorker::Result& r) {
-                                           boost::asio::post(executor, [alive, this, token = r.token, error = r.error] {
-                                             if (alive.lock()) onSynced(token, error);
+                                           boost::asio::post(executor, [alive, this, r] {
+                                             if (alive.lock()) onSynced(r);
                                            });
                                          });
 }
 
-void FileSpool::onSynced(std::uint64_t token, const std::string& error) {
-  if (!error.empty()) setError(error);
-  if (token > durableOrd_ && token <= endOrd_) {
-    durableOrd_ = token;
-    if (readable_ && unread() > 0) readable_();
+void FileSpool::onSynced(const SyncWorker::Result& r) {
+  if (!r.error.empty()) setError(r.error);
+  bool call = false;
+  if (r.token > durableOrd_ && r.token <= endOrd_) {
+    durableOrd_ = r.token;
+    call = unread() > 0;
   }
+  if (roomAfterUnlinks_ && r.unlinks >= *roomAfterUnlinks_) {
+    roomAfterUnlinks_.reset();  // the segments dropped for room are gone: try again
+    call = true;
+  }
+  if (readable_ && call) readable_();
 }
 
-void FileSpool::setError(std::string what) {
-  if (what != lastError_) log_->error("{}", what);
+// A write failed. When the file system is full before max_bytes and the policy is DROP_OLDEST,
+// the oldest segment goes (counted in dropped, like at the cap) rather than the sources being
+// blocked; one at a time: the next only after its deletion (on the worker) did not make room.
+void FileSpool::makeRoom() {
+  if (lastErrno_ != ENOSPC && lastErrno_ != EDQUOT) return;
+  if (options_.whenFull != pb::SpoolConfig::DROP_OLDEST || roomAfterUnlinks_ || segs_.empty()) return;
+  const Segment& s = segs_.front();
+  if (segs_.size() == 1 && s.endOrd() <= ack_.ord) return;  // nothing of ours to drop
+  log_->warn("{}: the file system is full at {} byte(s) of spool (max_bytes {}): dropping the oldest readings to make "
+             "room",
+             options_.dir, bytes_, options_.maxBytes);
+  dropOldest();
+  roomAfterUnlinks_ = unlinksSubmitted_;
+  worker_->flush();
+}
+
+void FileSpool::setError(std::string what, bool log) {
+  if (log && what != lastError_) log_->error("{}", what);
   lastError_ = std::move(what);
 }
 
@@ -590,7 +612,7 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
   const std::uint64_t frame = segment::frameSize(record.size());
   if (record.size() > segment::kMaxPayload || frame + segment::kHeaderSize + ack::kFileSize > options_.maxBytes) {
     setError("a record of " + std::to_string(record.size()) + " bytes can never fit in the spool");
-    return AppendResult::Error;
+    return AppendResult::Refused;
   }
   auto needRotate = [&] {
     return !activeOpen_ || (segs_.back().count > 0 && segs_.back().size + frame > segmentBytes_);
@@ -605,17 +627,24 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
     result = AppendResult::OkDroppedOldest;
   }
   blocked_ = false;
-  if (needRotate() && !rotate(seq)) return AppendResult::Error;
+  if (needRotate()) {
+    if (const AppendResult r = rotate(seq); r != AppendResult::Ok) {
+      if (r == AppendResult::Error) makeRoom();
+      return r;
+    }
+  }
   Segment& s = segs_.back();
   scratch_.clear();
   segment::encodeFrame(scratch_, seq, record);
   if (!pwriteAll(s.fd->fd(), scratch_.data(), scratch_.size(), s.size)) {
+    lastErrno_ = errno;
     std::string why = errnoText("cannot write " + s.path);
     // Leave no partial frame behind; if even that fails, never append to this file again.
     if (::ftruncate(s.fd->fd(), static_cast<off_t>(s.size)) != 0) activeOpen_ = false;
     if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
     if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
-    setError(std::move(why));
+    setError(std::move(why), false);
+    makeRoom();
     return AppendResult::Error;
   }
   const bool wasEmpty = endOrd_ == ack_.ord;
@@ -639,17 +668,18 @@ void FileSpool::sampleWear() {
   while (wear_.size() > 26) wear_.pop_front();
 }
 
-bool FileSpool::rotate(std::uint64_t seq) {
+AppendResult FileSpool::rotate(std::uint64_t seq) {
   activeOpen_ = false;  // the old newest segment (if any) is sealed; it was submitted for sync
   const std::string path = segmentPath(options_.dir, seq);
   if (!segs_.empty() && segs_.back().name >= seq) {
     setError("seq " + std::to_string(seq) + " does not sort after the newest segment; not stored");
-    return false;
+    return AppendResult::Refused;
   }
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0) {
-    setError(errnoText("cannot create " + path));
-    return false;
+    lastErrno_ = errno;
+    setError(errnoText("cannot create " + path), false);
+    return AppendResult::Error;
   }
   auto handle = std::make_shared<FileHandle>(fd);
   segment::Header h;
@@ -657,9 +687,10 @@ bool FileSpool::rotate(std::uint64_t seq) {
   h.createdUnixMs = toMillis(WallClock::now());
   const std::string hdr = segment::encodeHeader(h);
   if (!pwriteAll(fd, hdr.data(), hdr.size(), 0)) {
-    setError(errnoText("cannot write " + path));
+    lastErrno_ = errno;
+    setError(errnoText("cannot write " + path), false);
     ::unlink(path.c_str());
-    return false;
+    return AppendResult::Error;
   }
   Segment s;
   s.name = seq;
@@ -678,13 +709,14 @@ bool FileSpool::rotate(std::uint64_t seq) {
   // The segment that was the newest may go now if it is fully acknowledged (the new one carries
   // the seq forward and is submitted for sync ahead of the deletion).
   while (segs_.size() > 1 && ack_.ord >= segs_.front().endOrd()) deleteSegmentFront();
-  return true;
+  return AppendResult::Ok;
 }
 
 void FileSpool::deleteSegmentFront() {
   Segment& s = segs_.front();
   bytes_ -= s.size;
   worker_->submitUnlink(s.path);
+  ++unlinksSubmitted_;
   if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
   if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
   const bool wasActive = segs_.size() == 1 && activeOpen_;
@@ -875,6 +907,89 @@ void FileSpool::updateOldest() {
     p = startOf(*s);
   }
   oldestSeq_ = 0;
+}
+
+SetAsideResult FileSpool::setAside(std::uint64_t firstSeq, std::uint64_t lastSeq) {
+  SetAsideResult res;
+  const std::string path = options_.dir + "/" + kRejectedFile;
+  // The frames, as they are in the segments, from the first record above firstSeq - 1.
+  std::string frames;
+  std::uint64_t n = 0;
+  Pos p = locate(firstSeq > 0 ? firstSeq - 1 : 0, ack_);
+  resolve(p);
+  for (Segment* s = find(p.seg); s != nullptr;) {
+    bool past = false;
+    while (p.ord < s->endOrd() && !past) {
+      segment::Frame f;
+      std::uint64_t off = p.off;
+      const Step step = readFrame(*s, off, p.prevSeq, f, statBuf_, kStatChunk);
+      if (step == Step::Skipped) {
+        p.off = off;
+        continue;
+      }
+      if (step == Step::End) break;
+      if (f.seq > lastSeq) {
+        past = true;
+        break;
+      }
+      segment::encodeFrame(frames, f.seq, f.payload);
+      ++n;
+      p = Pos{s->name, off + f.size, p.ord + 1, f.seq};
+    }
+    const auto idx = indexOf(*s);
+    if (past || idx + 1 >= segs_.size()) break;
+    s = &segs_[idx + 1];
+    p = startOf(*s);
+  }
+  if (n == 0) {
+    res.why = "its records are no longer in the spool";
+    return res;
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) {
+    res.why = errnoText("cannot open " + path);
+    return res;
+  }
+  FileHandle h(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    res.why = path + " is not a regular file";
+    return res;
+  }
+  std::string out;
+  if (st.st_size == 0) {
+    segment::Header hdr;
+    hdr.firstSeq = firstSeq;
+    hdr.createdUnixMs = toMillis(WallClock::now());
+    out = segment::encodeHeader(hdr);
+  }
+  out += frames;
+  if (static_cast<std::uint64_t>(st.st_size) + out.size() > kMaxRejectedBytes) {
+    res.why = path + " already holds " + std::to_string(st.st_size) + " of its " + std::to_string(kMaxRejectedBytes) +
+              " bytes";
+    return res;
+  }
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t w = ::write(fd, out.data() + done, out.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      res.why = errnoText("cannot write " + path);
+      // Leave whole frames only: a reader stops at a partial one anyway.
+      if (::ftruncate(fd, st.st_size) != 0) res.why += " (and cannot cut what was written)";
+      return res;
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  // Durable before the acknowledgement deletes the originals.
+  if (::fdatasync(fd) != 0) {
+    res.why = errnoText("cannot sync " + path);
+    return res;
+  }
+  bytesWritten_ += out.size();
+  res.kept = n;
+  res.where = path;
+  return res;
 }
 
 void FileSpool::rewind() {

@@ -20,7 +20,7 @@ MemorySpool::MemorySpool(std::uint64_t maxBytes, pb::SpoolConfig::WhenFull whenF
 
 AppendResult MemorySpool::append(std::uint64_t seq, std::string_view record) {
   const std::uint64_t size = record.size() + kRecordOverhead;
-  if (size > maxBytes_) return AppendResult::Error;
+  if (size > maxBytes_) return AppendResult::Refused;
   AppendResult result = AppendResult::Ok;
   while (bytes_ + size > maxBytes_) {
     if (whenFull_ == pb::SpoolConfig::BLOCK_SOURCES) {

@@ -25,7 +25,8 @@ enum class AppendResult : std::uint8_t {
   Ok,
   OkDroppedOldest,  // stored; older records were dropped (DROP_OLDEST) and counted
   Full,             // BLOCK_SOURCES and no room: not stored, the caller keeps the record
-  Error,            // I/O error: not stored; stats().lastError says why
+  Error,            // I/O error: not stored; stats().lastError says why (retry later)
+  Refused,          // this record can never be stored (too large, seq out of order): do not retry
 };
 
 struct ReadResult {
@@ -47,7 +48,16 @@ struct SpoolStats {
   std::uint64_t corruptReadings = 0;     // readings lost to that damage, by seq range (FORMAT.md)
   std::uint64_t maxBytes = 0;
   bool blocked = false;
+  // The durable spool could not be opened: a bounded memory buffer stands in (FallbackSpool).
+  bool unavailable = false;
   std::string lastError;
+};
+
+// What setAside() did with a rejected batch.
+struct SetAsideResult {
+  std::uint64_t kept = 0;  // records written where `where` says
+  std::string where;       // e.g. the file
+  std::string why;         // when none was kept
 };
 
 // The framing of one record inside a ReadingBatch payload: field 3 (readings), length-delimited.
@@ -68,6 +78,12 @@ class Spool {
 
   // Hand out every unacknowledged record again, from the oldest.
   virtual void rewind() = 0;
+
+  // Keeps the unacknowledged records firstSeq..lastSeq (a batch the sink rejected) where a person
+  // can look at them, outside the FIFO; the caller acknowledges them in their turn as usual.
+  virtual SetAsideResult setAside(std::uint64_t /*firstSeq*/, std::uint64_t /*lastSeq*/) {
+    return SetAsideResult{0, {}, "this spool keeps no rejected batches"};
+  }
 
   virtual std::uint64_t unread() const = 0;
   virtual SpoolStats stats() const = 0;

@@ -207,7 +207,9 @@ void SyncWorker::run() {
         if (::unlink(p.c_str()) != 0 && errno != ENOENT) fail("cannot delete " + p);
       }
       if (::fsync(dirFd_->fd()) != 0) fail("fsync of " + dir_ + " failed");
+      unlinksDone_ += unlinks.size();
     }
+    result.unlinks = unlinksDone_;
     if (done_) done_(result);
     lock.lock();
   }
