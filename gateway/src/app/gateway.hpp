@@ -100,6 +100,8 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   std::uint64_t configGeneration() const { return generation_; }
   std::uint64_t nextSeq() const;
   bool stopping() const { return stopping_; }
+  // One line for systemd's STATUS=: "running", or what is wrong with the spool.
+  std::string statusText() const;
 
  private:
   struct ApplyCheck;
@@ -110,6 +112,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   ApplyOutcome swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan);
   void applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& plan);
   void scheduleHealth();
+  void notifyState();
   void onHealthTimer(const boost::system::error_code& ec);
 
   boost::asio::io_context& ioc_;
@@ -134,6 +137,9 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   bool applying_ = false;
   std::thread applyThread_;
   std::function<void(citygate::v1::GatewayHealth&)> healthExtension_;
+  // issue 12
+  std::uint64_t seqRecovered_ = 0;  // the seq file was damaged at start and recovered
+  std::string lastStatusText_;
 };
 
 std::string randomHex(std::size_t bytes);

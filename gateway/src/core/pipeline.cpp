@@ -160,12 +160,12 @@ bool Pipeline::drainBlocked() {
     blocked_.pop_front();
   }
   if (state_ != SpoolState::Ok) {
-    const auto held = troubleSince_ ? std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() -
-                                                                                             *troubleSince_)
-                                    : std::chrono::milliseconds(0);
+    const auto held = troubleSince_
+                          ? std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - *troubleSince_)
+                          : std::chrono::milliseconds(0);
     if (state_ == SpoolState::Failing) {
-      log_->warn("spool writable again after {:.1f} s: {} held reading(s) stored; {} not stored in all", held.count() / 1000.0,
-                 stored, stats_.notStored);
+      log_->warn("spool writable again after {:.1f} s: {} held reading(s) stored; {} not stored in all",
+                 held.count() / 1000.0, stored, stats_.notStored);
     } else {
       log_->info("spool has room again after {:.1f} s: {} held reading(s) stored", held.count() / 1000.0, stored);
     }
@@ -244,7 +244,8 @@ void Pipeline::logLost(bool force, const char* why) {
   if (!force && lost_.lastLine && now - *lost_.lastLine < options_.logEvery) return;
   std::string seqs;
   for (const auto& [lo, hi] : lost_.ranges) {
-    seqs += (seqs.empty() ? "" : ", ") + (lo == hi ? std::to_string(lo) : std::to_string(lo) + ".." + std::to_string(hi));
+    seqs +=
+        (seqs.empty() ? "" : ", ") + (lo == hi ? std::to_string(lo) : std::to_string(lo) + ".." + std::to_string(hi));
   }
   if (lost_.unlisted > 0) seqs += " and " + std::to_string(lost_.unlisted) + " more";
   log_->error("not stored ({}): {} reading(s) lost, seq {}", why, lost_.count, seqs);
@@ -345,9 +346,7 @@ void Pipeline::setAside(InFlight& f) {
   stats_.rejectedReadings += f.count;
   const spool::SetAsideResult kept = spool_.setAside(f.firstSeq, f.lastSeq);
   log_->error("batch of {} reading(s), seq {}..{}, rejected by the sink: not sent again; {}", f.count, f.firstSeq,
-              f.lastSeq,
-              kept.kept > 0 ? "set aside in " + kept.where
-                            : "not kept (" + kept.why + "); it is lost");
+              f.lastSeq, kept.kept > 0 ? "set aside in " + kept.where : "not kept (" + kept.why + "); it is lost");
 }
 
 void Pipeline::linkLost() {

@@ -25,7 +25,7 @@ class SeqStore {
 
   // What open() found in a damaged file and what it chose instead.
   struct Damage {
-    std::string found;        // "empty", "not a number: '12a4'", "unreadable: Permission denied"
+    std::string found;         // "empty", "not a number: '12a4'", "unreadable: Permission denied"
     std::uint64_t chosen = 0;  // the next seq it took
     std::uint64_t floor = 0;   // what the caller knew (the spool's next seq; 0: nothing)
     std::uint64_t tmp = 0;     // a complete value in `seq.tmp` (an interrupted write), 0: none

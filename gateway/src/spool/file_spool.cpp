@@ -111,15 +111,79 @@ FileSpool::FileSpool(boost::asio::any_io_executor executor, FileSpoolOptions opt
 }
 
 Result<std::unique_ptr<FileSpool>> FileSpool::open(boost::asio::any_io_executor executor, FileSpoolOptions options,
-                                                   std::shared_ptr<spdlog::logger> log) {
-  if (options.dir.empty()) return Error{"spool: no directory"};
+                                                   std::shared_ptr<spdlog::logger> log, OpenFailure* failure) {
+  if (options.dir.empty()) {
+    if (failure) *failure = OpenFailure::Refused;
+    return Error{"spool: no directory"};
+  }
   if (!log) log = spdlog::default_logger();
   std::unique_ptr<FileSpool> s(new FileSpool(std::move(executor), std::move(options), std::move(log)));
   if (auto st = s->recover(); !st) {
     s->closed_ = true;
+    if (failure) *failure = s->refused_ ? OpenFailure::Refused : OpenFailure::Unavailable;
     return Error{st.error()};
   }
   return s;
+}
+
+Result<std::uint64_t> FileSpool::probeNextSeq(const std::string& dir) {
+  std::vector<std::uint64_t> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return std::uint64_t{0};
+    return Error{errnoText("cannot list " + dir)};
+  }
+  while (const dirent* e = ::readdir(d)) {
+    std::uint64_t n = 0;
+    if (parseSegmentName(e->d_name, n)) names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  std::uint64_t next = 0;
+  // The ack file: the settled seq of its newest intact slot.
+  if (const int fd = ::open((dir + "/spool.ack").c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK); fd >= 0) {
+    FileHandle h(fd);
+    std::string bytes(ack::kFileSize, '\0');
+    const ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
+    bytes.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    std::uint64_t generation = 0;
+    for (std::size_t off : {std::size_t{0}, ack::kSlotStride}) {
+      ack::Slot slot;
+      if (off < bytes.size() &&
+          ack::decodeSlot(std::string_view(bytes).substr(off, ack::kSlotSize), slot) == ack::SlotStatus::Ok &&
+          slot.generation >= generation) {
+        generation = slot.generation;
+        next = std::max(next, slot.settledSeq + 1);
+      }
+    }
+  }
+  // The newest segment that holds a record decides; newer ones may add a floor.
+  std::string file;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    const bool newest = it == names.rbegin();
+    const std::string path = segmentPath(dir, *it);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return Error{errnoText("cannot open " + path)};
+    FileHandle h(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return Error{errnoText("cannot stat " + path)};
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size > kMaxSegmentBytes + segment::kMaxPayload + segment::kFrameOverhead) continue;
+    file.resize(size);
+    if (size > 0 && !preadAll(fd, file.data(), size, 0)) return Error{errnoText("cannot read " + path)};
+    const segment::ScanResult r = segment::scan(file, 0, *it);
+    if (r.records > 0) {
+      next = std::max(next, r.lastSeq + 1);
+      break;
+    }
+    if (r.header == segment::HeaderStatus::Ok) {
+      next = std::max(next, r.hdr.firstSeq);
+    } else if (newest && r.header != segment::HeaderStatus::Short) {
+      next = std::max(
+          next, *it + (size > segment::kHeaderSize ? (size - segment::kHeaderSize) / segment::kFrameOverhead : 0) + 1);
+    }
+  }
+  return next;
 }
 
 FileSpool::~FileSpool() {
@@ -153,6 +217,7 @@ Status FileSpool::openAckFile(std::uint64_t& generation) {
     ack::Slot slot;
     const auto st = ack::decodeSlot(std::string_view(bytes).substr(off, ack::kSlotSize), slot);
     if (st == ack::SlotStatus::FutureVersion) {
+      refused_ = true;
       return Error{path + ": ack file format version " + std::to_string(slot.version) +
                    " is newer than this citygated supports (" + std::to_string(ack::kVersion) +
                    "); refusing to start and leaving the spool untouched (upgrade citygated, or move the spool "
@@ -205,6 +270,7 @@ Status FileSpool::recover() {
   if (lfd < 0) return Error{errnoText("cannot open " + lockPath)};
   lockFd_ = std::make_shared<FileHandle>(lfd);
   if (::flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+    refused_ = true;
     return Error{dir + " is in use by another process (" + lockPath + " is locked)"};
   }
   std::vector<std::uint64_t> names;
@@ -229,6 +295,7 @@ Status FileSpool::recover() {
     segment::Header hdr;
     if (n > 0 && segment::decodeHeader(std::string_view(head, static_cast<std::size_t>(n)), hdr) ==
                      segment::HeaderStatus::FutureVersion) {
+      refused_ = true;
       return Error{path + ": segment format version " + std::to_string(hdr.version) +
                    " is newer than this citygated supports (" + std::to_string(segment::kVersion) +
                    "); refusing to start and leaving the file untouched (upgrade citygated, or move the file out "
@@ -467,12 +534,13 @@ void FileSpool::onSynced(const SyncWorker::Result& r) {
 // blocked; one at a time: the next only after its deletion (on the worker) did not make room.
 void FileSpool::makeRoom() {
   if (lastErrno_ != ENOSPC && lastErrno_ != EDQUOT) return;
-  if (options_.whenFull != pb::SpoolConfig::DROP_OLDEST || roomAfterUnlinks_ || segs_.empty()) return;
+  if (options_.whenFull == pb::SpoolConfig::BLOCK_SOURCES || roomAfterUnlinks_ || segs_.empty()) return;
   const Segment& s = segs_.front();
   if (segs_.size() == 1 && s.endOrd() <= ack_.ord) return;  // nothing of ours to drop
-  log_->warn("{}: the file system is full at {} byte(s) of spool (max_bytes {}): dropping the oldest readings to make "
-             "room",
-             options_.dir, bytes_, options_.maxBytes);
+  log_->warn(
+      "{}: the file system is full at {} byte(s) of spool (max_bytes {}): dropping the oldest readings to make "
+      "room",
+      options_.dir, bytes_, options_.maxBytes);
   dropOldest();
   roomAfterUnlinks_ = unlinksSubmitted_;
   worker_->flush();

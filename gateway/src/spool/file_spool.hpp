@@ -62,9 +62,20 @@ class FileSpool final : public Spool {
   static constexpr std::uint64_t kMaxRejectedBytes = 1ULL << 20;
   static constexpr const char* kRejectedFile = "rejected.cgs";
 
-  // Recovers `dir` (created if missing): blocking, before the daemon reports READY.
+  enum class OpenFailure : std::uint8_t {
+    Refused,      // a segment or ack file of a newer format, or another process holds the lock
+    Unavailable,  // the directory cannot be used (read-only, no permission, full, I/O error)
+  };
+
+  // Recovers `dir` (created if missing): blocking, before the daemon reports READY. On failure
+  // `*failure` (when given) says which kind it was.
   static Result<std::unique_ptr<FileSpool>> open(boost::asio::any_io_executor executor, FileSpoolOptions options,
-                                                 std::shared_ptr<spdlog::logger> log);
+                                                 std::shared_ptr<spdlog::logger> log, OpenFailure* failure = nullptr);
+
+  // The next seq the spool in `dir` implies (what recovery would find: the newest record, an
+  // empty newest segment, the ack file, an unreadable newest segment's bound; 0: empty), read
+  // without creating, changing or locking anything, so it works on a read-only directory.
+  static Result<std::uint64_t> probeNextSeq(const std::string& dir);
   ~FileSpool() override;
   FileSpool(const FileSpool&) = delete;
   FileSpool& operator=(const FileSpool&) = delete;
@@ -204,7 +215,8 @@ class FileSpool final : public Spool {
   std::uint64_t corruptReadings_ = 0;  // readings they cost (by seq range)
   bool blocked_ = false;
   bool closed_ = false;
-  int lastErrno_ = 0;                 // of the last failed write
+  bool refused_ = false;  // recover() failed for a reason that is not I/O
+  int lastErrno_ = 0;     // of the last failed write
   std::uint64_t unlinksSubmitted_ = 0;
   std::optional<std::uint64_t> roomAfterUnlinks_;  // makeRoom() waits for this many unlinks
   std::string lastError_;

@@ -80,6 +80,18 @@ void MemorySpool::rewind() {
   droppedInFlight_.clear();  // what was in flight is forgotten: dropped stays dropped
 }
 
+std::deque<std::pair<std::uint64_t, std::string>> MemorySpool::release() {
+  std::deque<std::pair<std::uint64_t, std::string>> out;
+  for (auto& r : records_) out.emplace_back(r.seq, std::move(r.bytes));
+  records_.clear();
+  droppedInFlight_.clear();
+  cursor_ = 0;
+  maxHandedOut_ = 0;
+  bytes_ = 0;
+  counters_.blocked = false;
+  return out;
+}
+
 SpoolStats MemorySpool::stats() const {
   SpoolStats s = counters_;
   s.bytes = bytes_;

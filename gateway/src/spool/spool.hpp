@@ -44,6 +44,7 @@ struct SpoolStats {
   std::uint64_t replayed = 0;            // records handed out again after a rewind or a restart
   std::uint64_t bytesWritten = 0;        // since start
   std::uint64_t bytesWrittenPerDay = 0;  // over the last 24 h (extrapolated while younger)
+  std::uint64_t notStored = 0;           // accepted, then lost other than by DROP_OLDEST (FallbackSpool)
   std::uint64_t corruptRecords = 0;      // damage found: stretches of records, headers, whole files
   std::uint64_t corruptReadings = 0;     // readings lost to that damage, by seq range (FORMAT.md)
   std::uint64_t maxBytes = 0;

@@ -84,7 +84,7 @@ class SyncWorker {
   std::uint64_t token_ = 0;
   bool created_ = false;
   std::vector<std::string> unlinks_;
-  std::uint64_t unlinksDone_ = 0;  // worker thread only
+  std::uint64_t unlinksDone_ = 0;                               // worker thread only
   std::optional<std::chrono::steady_clock::time_point> since_;  // oldest unsynced submission
   std::optional<std::uint64_t> settled_;                        // not yet written
   bool settledSoon_ = false;

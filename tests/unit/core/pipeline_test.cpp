@@ -415,8 +415,9 @@ TEST_CASE("a batch the sink rejects is counted, set aside, and delivery goes on"
   o.maxBatchReadings = 2;
   o.maxBatchDelay = std::chrono::milliseconds(5);
   o.retryDelay = std::chrono::milliseconds(1);
-  auto pl = std::make_shared<Pipeline>(ioc.get_executor(), o, spool, sink, seq,
-                                       std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  auto pl = std::make_shared<Pipeline>(
+      ioc.get_executor(), o, spool, sink, seq,
+      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
   pl->start();
   for (int i = 0; i < 6; ++i) {
     RawSample s;

@@ -57,9 +57,9 @@ TEST_CASE("a durable spool's floor wins") {
 
 // Issue 12, item 4: a corrupt or empty seq file made every start exit 1.
 TEST_CASE("a damaged seq file is recovered from the spool's floor, said, and rewritten") {
-  for (const std::string& content : {std::string(), std::string("garbage\n"), std::string("12a4\n"),
-                                    std::string("\0\0\0\0", 4), std::string("99999999999999999999999\n"),
-                                    std::string(200, '7')}) {
+  for (const std::string& content :
+       {std::string(), std::string("garbage\n"), std::string("12a4\n"), std::string("\0\0\0\0", 4),
+        std::string("99999999999999999999999\n"), std::string(200, '7')}) {
     CAPTURE(content.size());
     for (bool reserve : {false, true}) {
       CAPTURE(reserve);
