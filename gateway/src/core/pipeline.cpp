@@ -167,7 +167,8 @@ bool Pipeline::drainBlocked() {
       log_->warn("spool writable again after {:.1f} s: {} held reading(s) stored; {} not stored in all",
                  held.count() / 1000.0, stored, stats_.notStored);
     } else {
-      log_->info("spool has room again after {:.1f} s: {} held reading(s) stored", held.count() / 1000.0, stored);
+      log_->log(options_.dropOldestHeld ? spdlog::level::debug : spdlog::level::info,
+                "spool has room again after {:.1f} s: {} held reading(s) stored", held.count() / 1000.0, stored);
     }
     logLost(true, "while the spool failed");
     setState(SpoolState::Ok);
@@ -180,7 +181,11 @@ void Pipeline::onAppendFailed(spool::AppendResult r) {
   if (r == spool::AppendResult::Full) {
     if (state_ == SpoolState::Ok) {
       troubleSince_ = now;
-      log_->info("spool full (BLOCK_SOURCES): sources paused until deliveries make room");
+      if (options_.dropOldestHeld) {
+        log_->debug("spool full: it drops its oldest readings to make room; readings wait in memory meanwhile");
+      } else {
+        log_->info("spool full (BLOCK_SOURCES): sources paused until deliveries make room");
+      }
       setState(SpoolState::Full);
     }
     return;

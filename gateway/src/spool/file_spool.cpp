@@ -532,18 +532,25 @@ void FileSpool::onSynced(const SyncWorker::Result& r) {
 // A write failed. When the file system is full before max_bytes and the policy is DROP_OLDEST,
 // the oldest segment goes (counted in dropped, like at the cap) rather than the sources being
 // blocked; one at a time: the next only after its deletion (on the worker) did not make room.
-void FileSpool::makeRoom() {
-  if (lastErrno_ != ENOSPC && lastErrno_ != EDQUOT) return;
-  if (options_.whenFull == pb::SpoolConfig::BLOCK_SOURCES || roomAfterUnlinks_ || segs_.empty()) return;
+// True when room is coming: the readable callback says when (append() then returns Full).
+bool FileSpool::makeRoom() {
+  if (lastErrno_ != ENOSPC && lastErrno_ != EDQUOT) return false;
+  if (options_.whenFull == pb::SpoolConfig::BLOCK_SOURCES || segs_.empty()) return false;
+  if (roomAfterUnlinks_) return true;  // a deletion for room is under way
   const Segment& s = segs_.front();
-  if (segs_.size() == 1 && s.endOrd() <= ack_.ord) return;  // nothing of ours to drop
-  log_->warn(
-      "{}: the file system is full at {} byte(s) of spool (max_bytes {}): dropping the oldest readings to make "
-      "room",
-      options_.dir, bytes_, options_.maxBytes);
+  if (segs_.size() == 1 && s.endOrd() <= ack_.ord) return false;  // nothing of ours to drop
+  // Said once a minute at most; each drop has its own line (dropOldest).
+  const auto now = std::chrono::steady_clock::now();
+  const bool say = !lastRoomLine_ || now - *lastRoomLine_ >= std::chrono::minutes(1);
+  if (say) lastRoomLine_ = now;
+  log_->log(say ? spdlog::level::warn : spdlog::level::debug,
+            "{}: the file system is full at {} byte(s) of spool (max_bytes {}): dropping the oldest readings to make "
+            "room",
+            options_.dir, bytes_, options_.maxBytes);
   dropOldest();
   roomAfterUnlinks_ = unlinksSubmitted_;
   worker_->flush();
+  return true;
 }
 
 void FileSpool::setError(std::string what, bool log) {
@@ -697,7 +704,7 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
   blocked_ = false;
   if (needRotate()) {
     if (const AppendResult r = rotate(seq); r != AppendResult::Ok) {
-      if (r == AppendResult::Error) makeRoom();
+      if (r == AppendResult::Error && makeRoom()) return AppendResult::Full;
       return r;
     }
   }
@@ -712,8 +719,7 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
     if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
     if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
     setError(std::move(why), false);
-    makeRoom();
-    return AppendResult::Error;
+    return makeRoom() ? AppendResult::Full : AppendResult::Error;
   }
   const bool wasEmpty = endOrd_ == ack_.ord;
   s.size += frame;

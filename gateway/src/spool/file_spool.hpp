@@ -173,7 +173,7 @@ class FileSpool final : public Spool {
   void applyAck(const Pos& target, std::uint64_t seq);
   // lastError; logged when `log` and new (append errors are logged by the caller, rate-limited).
   void setError(std::string what, bool log = true);
-  void makeRoom();
+  bool makeRoom();
   void sampleWear();
 
   boost::asio::any_io_executor executor_;
@@ -219,6 +219,7 @@ class FileSpool final : public Spool {
   int lastErrno_ = 0;     // of the last failed write
   std::uint64_t unlinksSubmitted_ = 0;
   std::optional<std::uint64_t> roomAfterUnlinks_;  // makeRoom() waits for this many unlinks
+  std::optional<std::chrono::steady_clock::time_point> lastRoomLine_;
   std::string lastError_;
   std::function<void()> readable_;
   std::string scratch_;

@@ -24,7 +24,8 @@ namespace pb = citygate::v1;
 enum class AppendResult : std::uint8_t {
   Ok,
   OkDroppedOldest,  // stored; older records were dropped (DROP_OLDEST) and counted
-  Full,             // BLOCK_SOURCES and no room: not stored, the caller keeps the record
+  Full,             // no room (BLOCK_SOURCES at the cap, or DROP_OLDEST making room on a full disk):
+                    // not stored, the caller keeps the record; the readable callback says when
   Error,            // I/O error: not stored; stats().lastError says why (retry later)
   Refused,          // this record can never be stored (too large, seq out of order): do not retry
 };
