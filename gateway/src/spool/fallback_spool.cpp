@@ -72,20 +72,20 @@ void FallbackSpool::tryOpen() {
   ++attempts_;
   auto attempt = std::make_shared<Attempt>();
   pending_ = attempt;
-  helper_ = std::thread([executor = executor_, options = options_.file, log = log_, attempt,
-                         alive = std::weak_ptr<int>(alive_), this] {
-    FileSpool::OpenFailure failure = FileSpool::OpenFailure::Unavailable;
-    auto opened = FileSpool::open(executor, options, log, &failure);
-    if (opened) {
-      attempt->file = std::move(opened).value();
-    } else {
-      attempt->error = opened.error();
-      attempt->refused = failure == FileSpool::OpenFailure::Refused;
-    }
-    boost::asio::post(executor, [attempt, alive, this] {
-      if (alive.lock()) onAttempt(attempt);
-    });
-  });
+  helper_ = std::thread(
+      [executor = executor_, options = options_.file, log = log_, attempt, alive = std::weak_ptr<int>(alive_), this] {
+        FileSpool::OpenFailure failure = FileSpool::OpenFailure::Unavailable;
+        auto opened = FileSpool::open(executor, options, log, &failure);
+        if (opened) {
+          attempt->file = std::move(opened).value();
+        } else {
+          attempt->error = opened.error();
+          attempt->refused = failure == FileSpool::OpenFailure::Refused;
+        }
+        boost::asio::post(executor, [attempt, alive, this] {
+          if (alive.lock()) onAttempt(attempt);
+        });
+      });
 }
 
 void FallbackSpool::onAttempt(const std::shared_ptr<Attempt>& a) {
@@ -108,9 +108,10 @@ void FallbackSpool::onAttempt(const std::shared_ptr<Attempt>& a) {
 void FallbackSpool::takeOver(std::unique_ptr<FileSpool> file) {
   file_ = std::move(file);
   const std::uint64_t next = file_->recoveredNextSeq();
-  log_->warn("spool {} is available again (after {} attempt(s)): the file spool takes over; {} reading(s) held in "
-             "memory move into it",
-             options_.file.dir, attempts_, memory_.stats().readings);
+  log_->warn(
+      "spool {} is available again (after {} attempt(s)): the file spool takes over; {} reading(s) held in "
+      "memory move into it",
+      options_.file.dir, attempts_, memory_.stats().readings);
   if (readable_) file_->setReadableCallback(readable_);
   phase_ = Phase::Moving;
   wait_ = options_.retryMin;
@@ -156,7 +157,9 @@ void FallbackSpool::logHeldLost(const std::deque<std::pair<std::uint64_t, std::s
   std::string seqs;
   std::uint64_t lo = lost.front().first;
   std::uint64_t hi = lo;
-  auto flush = [&] { seqs += (seqs.empty() ? "" : ", ") + std::to_string(lo) + (hi > lo ? ".." + std::to_string(hi) : ""); };
+  auto flush = [&] {
+    seqs += (seqs.empty() ? "" : ", ") + std::to_string(lo) + (hi > lo ? ".." + std::to_string(hi) : "");
+  };
   for (std::size_t i = 1; i < lost.size(); ++i) {
     if (lost[i].first == hi + 1) {
       hi = lost[i].first;

@@ -109,7 +109,8 @@ TEST_CASE("fallback spool: when the directory becomes usable, held readings move
   again->close();
 }
 
-TEST_CASE("fallback spool: a directory that could not be read at start: held seqs not above its records are lost, said") {
+TEST_CASE(
+    "fallback spool: a directory that could not be read at start: held seqs not above its records are lost, said") {
   Blocked b;
   b.unblock();
   {

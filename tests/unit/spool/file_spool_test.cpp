@@ -454,3 +454,20 @@ TEST_CASE("file spool: a file system full before max_bytes: BLOCK_SOURCES drops 
   CHECK(drain(*s) == range(1, seq));
   s->close();
 }
+
+// Issue 12: SyncWorker took its "last ack write" for the steady clock's epoch (the boot), so on a
+// machine booted less than ackInterval ago the first write waited. Run the suite as on a machine
+// booted a minute ago: unshare --time --monotonic=-N --boottime=-N (N = uptime - 60).
+TEST_CASE("file spool: the first ack-file write is never held back, however recently the machine booted") {
+  const std::string dir = tempDir();
+  auto o = options(dir);
+  o.ackInterval = std::chrono::hours(24);
+  auto s = openOk(o);
+  REQUIRE(s->append(1, record(1)) == AppendResult::Ok);
+  settle(*s);
+  drain(*s);
+  s->acknowledge(1);
+  runUntil([&] { return settledOnDisk(dir) == 1; }, std::chrono::seconds(5));
+  s->close();
+  std::filesystem::remove_all(dir);
+}
