@@ -142,7 +142,7 @@ std::size_t resync(std::string_view bytes, std::size_t from, std::uint64_t after
 
 SeqRange lostBetween(std::uint64_t before, std::uint64_t after, std::uint64_t ackedSeq) {
   SeqRange r;
-  if (after <= before + 1) return r;  // nothing between them
+  if (after <= before || after - before == 1 || ackedSeq >= after - 1) return r;  // none between, or all acked
   r.first = std::max(before + 1, ackedSeq + 1);
   r.last = after - 1;
   if (r.first > r.last) return SeqRange{};

@@ -150,6 +150,8 @@ TEST_CASE("segment: lostBetween is the seqs strictly between two neighbours, abo
   CHECK(lostBetween(5, 9, 7).count() == 1);
   CHECK(lostBetween(5, 9, 9).count() == 0);
   CHECK(lostBetween(9, 5, 0).count() == 0);
+  CHECK(lostBetween(2, 4, ~0ULL).count() == 0);  // no overflow at the top
+  CHECK(lostBetween(~0ULL, 4, 0).count() == 0);
 }
 
 TEST_CASE("segment: resync never accepts a frame that goes backwards") {
