@@ -167,10 +167,9 @@ bool Pipeline::drainBlocked() {
       log_->warn("spool writable again after {:.1f} s: {} held reading(s) stored; {} not stored in all",
                  held.count() / 1000.0, stored, stats_.notStored);
     } else {
-      log_->log(options_.dropOldestHeld ? spdlog::level::debug : spdlog::level::info,
-                "spool has room again after {:.1f} s: {} held reading(s) stored", held.count() / 1000.0, stored);
+      log_->debug("spool has room again after {:.1f} s: {} held reading(s) stored", held.count() / 1000.0, stored);
     }
-    logLost(true, "while the spool failed");
+    logLost(true, "memory queue full");
     setState(SpoolState::Ok);
   }
   return true;
@@ -181,11 +180,10 @@ void Pipeline::onAppendFailed(spool::AppendResult r) {
   if (r == spool::AppendResult::Full) {
     if (state_ == SpoolState::Ok) {
       troubleSince_ = now;
-      if (options_.dropOldestHeld) {
-        log_->debug("spool full: it drops its oldest readings to make room; readings wait in memory meanwhile");
-      } else {
-        log_->info("spool full (BLOCK_SOURCES): sources paused until deliveries make room");
-      }
+      // Routine (health shows `blocked`), and it may come and go with every acknowledgement.
+      log_->debug(options_.dropOldestHeld
+                      ? "spool full: it drops its oldest readings to make room; readings wait in memory meanwhile"
+                      : "spool full (BLOCK_SOURCES): sources paused until deliveries make room");
       setState(SpoolState::Full);
     }
     return;
