@@ -27,10 +27,12 @@ FallbackSpool::FallbackSpool(boost::asio::any_io_executor executor, FallbackOpti
       alive_(std::make_shared<int>(0)) {}
 
 FallbackSpool::~FallbackSpool() {
-  timer_.cancel();
-  if (helper_.joinable()) helper_.join();
-  alive_.reset();
-  close();
+  alive_.reset();  // nothing posted runs any more
+  try {
+    close();  // the owner has normally done so (Gateway::stop)
+  } catch (...) {
+    // A destructor must not throw; close() only allocates and joins.
+  }
 }
 
 void FallbackSpool::start() {
