@@ -124,7 +124,11 @@ int cmdStatus(const Ctx& ctx, const Args&) {
   out += label("Spool   ") + "  " + bytes(sp.bytes()) + " of " + bytes(sp.max_bytes()) + " · " +
          std::to_string(sp.readings()) + " readings waiting · next seq " + std::to_string(sp.next_seq()) + " · " +
          (sp.dropped() ? o.paint(std::to_string(sp.dropped()) + " dropped", Colour::Red) : std::string("0 dropped")) +
-         (sp.blocked() ? " · " + o.paint("sources blocked", Colour::Yellow) : "") + "\n";
+         (sp.blocked() ? " · " + o.paint("sources blocked", Colour::Yellow) : "") +
+         (sp.state() == pb::SPOOL_UNAVAILABLE ? " · " + o.paint("UNAVAILABLE: " + sp.last_error(), Colour::Red)
+          : sp.state() == pb::SPOOL_FAILING   ? " · " + o.paint("FAILING: " + sp.last_error(), Colour::Red)
+                                              : std::string()) +
+         "\n";
   out += label("Process ") + "  RSS " + bytes(h.process().rss_bytes()) + " · CPU " +
          micros(h.process().cpu_user_us() + h.process().cpu_system_us()) + "\n";
   if (h.has_lora()) {
@@ -469,6 +473,14 @@ int cmdSpool(const Ctx& ctx, const Args&) {
     std::printf("%s  %s\n", ctx.out.paint(l, Colour::Bold).c_str(), v.c_str());
   };
   row("Spool        ", s.memory() ? "in memory (spool.memory)" : s.dir());
+  if (sp.state() == pb::SPOOL_UNAVAILABLE) {
+    row("State        ", ctx.out.paint("UNAVAILABLE: " + sp.last_error(), Colour::Red));
+  } else if (sp.state() == pb::SPOOL_FAILING) {
+    row("State        ", ctx.out.paint("FAILING: " + sp.last_error(), Colour::Red) + " · " + std::to_string(sp.held()) +
+                             " reading(s) held in memory");
+  } else {
+    row("State        ", "ok");
+  }
   const double pct = sp.max_bytes() ? 100.0 * static_cast<double>(sp.bytes()) / static_cast<double>(sp.max_bytes()) : 0;
   row("Depth        ", bytes(sp.bytes()) + " of " + bytes(sp.max_bytes()) + " (" + number(pct) + " %)");
   row("Readings     ", std::to_string(sp.readings()) + " waiting for the broker");
@@ -479,7 +491,14 @@ int cmdSpool(const Ctx& ctx, const Args&) {
   row("Replayed     ", std::to_string(sp.replayed()));
   row("Written      ", bytes(sp.bytes_written()) + " since start");
   row("Blocked      ", sp.blocked() ? ctx.out.paint("yes: sources paused (BLOCK_SOURCES)", Colour::Yellow) : "no");
-  if (sp.corrupt_records()) row("Corrupt      ", std::to_string(sp.corrupt_records()) + " records skipped at recovery");
+  if (sp.corrupt_records()) {
+    row("Corrupt      ", std::to_string(sp.corrupt_records()) + " damaged stretch(es) or file(s), " +
+                             std::to_string(sp.corrupt_readings()) + " reading(s) lost to damage");
+  }
+  if (sp.not_stored())
+    row("Not stored   ", ctx.out.paint(std::to_string(sp.not_stored()) + " (logged with their seqs)", Colour::Red));
+  if (sp.write_errors()) row("Write errors ", std::to_string(sp.write_errors()));
+  if (sp.rejected()) row("Rejected     ", std::to_string(sp.rejected()) + " reading(s) set aside (rejected.cgs)");
   return 0;
 }
 

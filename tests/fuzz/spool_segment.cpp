@@ -55,6 +55,8 @@ void pureReader(std::string_view bytes, std::uint64_t ackedSeq) {
   const segment::ScanResult again = segment::scan(bytes.substr(0, r.validEnd), ackedSeq);
   check(again.records == r.records && again.lastSeq == r.lastSeq && again.tailBytes == 0);
   check(again.corruptFrames == r.corruptFrames && again.validEnd == r.validEnd);
+  check(again.corruptReadings == r.corruptReadings && r.lost.size() <= r.corruptFrames);
+  for (const auto& g : r.lost) check(g.count() > 0 && g.first > ackedSeq && g.last < r.lastSeq);
 }
 
 void daemonRecovery(std::string_view bytes) {

@@ -252,7 +252,7 @@ class Spool(IntegrationTest):
         self.sim = env.modbus({"1": {"values": LANES}})
         sub = self.sub = env.subscriber(self.broker, self.GW)
         cases = sorted(p for p in (REPO / "tests" / "data" / "spool").iterdir() if (p / "expected.txt").exists())
-        self.assertGreaterEqual(len(cases), 12)
+        self.assertGreaterEqual(len(cases), 19)
         for case in cases:
             with self.subTest(case=case.name):
                 expected = {}
@@ -291,6 +291,10 @@ class Spool(IntegrationTest):
                 self.assertEqual(got[len(want)], int(boot.group(2)))
                 h = sub.wait_for(lambda: [x for x in sub.health if x.boot_id == boot.group(1)], 20, "health")[-1]
                 self.assertEqual(h.spool.corrupt_records, int(expected["corrupt"][0]))
+                lost = int(expected.get("lost", ["0"])[0])
+                self.assertEqual(h.spool.corrupt_readings, lost)
+                if lost > 0:  # issue 12: damage is logged with the readings it cost, by seq
+                    self.assertRegex(gw.log(), r"reading\(s\) lost|at most \d+\) are lost")
                 self.assertEqual(gw.stop(), 0)
 
 

@@ -22,6 +22,8 @@
 #include "inputs/modbus/bus_source.hpp"
 #include "outputs/mqtt/output.hpp"
 #include "platform/logging.hpp"
+#include "platform/systemd.hpp"
+#include "spool/fallback_spool.hpp"
 #include "spool/file_spool.hpp"
 #include "spool/memory_spool.hpp"
 
@@ -79,6 +81,17 @@ Result<std::string> readSecretLine(const std::string& path) {
 void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, const core::SeqStore* seq,
                      pb::SpoolHealth& sp) {
   const auto s = spool.stats();
+  // issue 12: whether the spool takes readings, and why not.
+  const bool failing = pipeline && pipeline->spoolState() == core::SpoolState::Failing;
+  sp.set_state(s.unavailable ? pb::SPOOL_UNAVAILABLE : failing ? pb::SPOOL_FAILING : pb::SPOOL_OK);
+  if (s.unavailable || failing) sp.set_last_error(s.lastError);
+  if (pipeline) {
+    const auto ps = pipeline->stats();
+    sp.set_write_errors(ps.spoolErrors);
+    sp.set_held(ps.blockedNow);
+    sp.set_not_stored(ps.notStored + s.notStored);
+    sp.set_rejected(ps.rejectedReadings);
+  }
   sp.set_bytes(s.bytes);
   sp.set_readings(s.readings);
   sp.set_oldest_seq(s.oldestSeq);
@@ -88,6 +101,7 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
   sp.set_max_bytes(s.maxBytes);
   sp.set_blocked(s.blocked || (pipeline && !pipeline->accepting()));
   sp.set_corrupt_records(s.corruptRecords);
+  sp.set_corrupt_readings(s.corruptReadings);
   if (seq) sp.set_next_seq(seq->peek());
 }
 
@@ -116,7 +130,8 @@ Status Gateway::start() {
 
   // ---- spool (issue 5): the file spool, or the memory spool with `spool { memory: true }` ----
   const auto& sc = c.spool();
-  const bool durableSpool = !sc.memory();
+  bool durableSpool = !sc.memory();
+  spool::FallbackSpool* fallback = nullptr;
   if (durableSpool) {
     spool::FileSpoolOptions so;
     so.dir = sc.dir();
@@ -124,17 +139,67 @@ Status Gateway::start() {
     so.whenFull = sc.when_full();
     so.segmentBytes = sc.segment_bytes();
     so.durability = std::chrono::milliseconds(sc.durability_ms());
-    auto opened = spool::FileSpool::open(ioc_.get_executor(), so, logging_.get("spool"));
-    if (!opened) return Error{"spool: " + opened.error()};
-    spool_ = std::move(opened).value();
+    auto spoolLog = logging_.get("spool");
+    spool::FileSpool::OpenFailure failure = spool::FileSpool::OpenFailure::Unavailable;
+    auto opened = spool::FileSpool::open(ioc_.get_executor(), so, spoolLog, &failure);
+    if (opened) {
+      spool_ = std::move(opened).value();
+    } else if (failure == spool::FileSpool::OpenFailure::Refused) {
+      return Error{"spool: " + opened.error()};
+    } else {
+      // issue 12, item 5: a directory that cannot be used (read-only, no permission) must not
+      // crash-loop the daemon: collect into a bounded memory buffer and try the directory again.
+      auto floor = spool::FileSpool::probeNextSeq(so.dir);
+      spool::FallbackOptions fo;
+      fo.file = so;
+      auto fb = std::make_unique<spool::FallbackSpool>(
+          ioc_.get_executor(), fo, opened.error(), floor ? std::optional<std::uint64_t>(floor.value()) : std::nullopt,
+          spoolLog);
+      spoolLog->error(
+          "spool {} unavailable: {}; readings are kept in memory (at most {} bytes, {}) until it can be "
+          "opened, which is tried again every {}..{} s{}",
+          so.dir, opened.error(), std::min(fo.memoryBytes, so.maxBytes),
+          so.whenFull == pb::SpoolConfig::BLOCK_SOURCES ? "then sources pause" : "then the oldest go",
+          fo.retryMin.count() / 1000, fo.retryMax.count() / 1000,
+          floor ? fmt::format("; its readings continue at seq {}", floor.value())
+                : fmt::format("; it cannot even be read ({}), so numbering cannot know the seqs it holds",
+                              floor.error()));
+      fallback = fb.get();
+      spool_ = std::move(fb);
+      durableSpool = false;  // until it opens: the seq store reserves blocks meanwhile
+    }
   } else {
     spool_ = std::make_unique<spool::MemorySpool>(sc.max_bytes(), sc.when_full());
   }
   // ---- end spool ----
-  seq_ =
-      std::make_unique<core::SeqStore>(c.state_dir().empty() ? std::string() : c.state_dir() + "/seq", !durableSpool);
-  if (auto st = seq_->open(spool_->recoveredNextSeq()); !st) return st;
+  const std::string seqPath = c.state_dir().empty() ? std::string() : c.state_dir() + "/seq";
+  seq_ = std::make_unique<core::SeqStore>(seqPath, !durableSpool);
+  (void)seq_->open(spool_->recoveredNextSeq());
+  if (const auto& d = seq_->damage()) {
+    // issue 12, item 4: a damaged seq file no longer stops every start.
+    ++seqRecovered_;
+    log_->warn("{} is damaged ({}): numbering continues at seq {}, {}{}; the file was rewritten", seqPath, d->found,
+               d->chosen,
+               d->floor > 0 ? fmt::format("after the highest seq the spool has seen ({})", d->floor - 1)
+                            : std::string("with no durable spool to say where it stood: seqs of earlier runs may "
+                                          "repeat (their readings carry another boot_id)"),
+               d->tmp > 0 ? fmt::format(" (an interrupted write had left {} in {}.tmp)", d->tmp, seqPath) : "");
+  }
+  if (!seq_->writeError().empty()) {
+    log_->error("cannot save the seq ({}): after a crash, numbering may repeat seqs of this run", seq_->writeError());
+  }
   log_->info("gateway '{}' boot {} starting at seq {}", c.gateway_id(), bootId_, seq_->peek());
+  if (fallback) {
+    fallback->setOpenedCallback([weakSelf = weak_from_this()](std::uint64_t nextSeq) {
+      auto self = weakSelf.lock();
+      if (!self || !self->seq_) return;
+      // The spool carries the seq from now on; never below what it holds.
+      self->seq_->raiseTo(nextSeq);
+      self->seq_->setReserveBlocks(false);
+      self->notifyState();
+    });
+    fallback->start();
+  }
 
   const auto& m = c.mqtt();
   mqtt::ClientOptions co;
@@ -181,7 +246,11 @@ Status Gateway::start() {
   po.maxBatchReadings = m.max_batch_readings();
   po.maxBatchDelay = std::chrono::milliseconds(m.max_batch_delay_ms());
   po.maxInflightBatches = m.max_inflight_batches();
+  po.dropOldestHeld = sc.when_full() != pb::SpoolConfig::BLOCK_SOURCES;
   pipeline_ = std::make_shared<core::Pipeline>(ioc_.get_executor(), po, *spool_, *mqtt_, *seq_, logging_.get("spool"));
+  pipeline_->setStateCallback([weakSelf = weak_from_this()](core::SpoolState, const std::string&) {
+    if (auto self = weakSelf.lock()) self->notifyState();
+  });
   pipeline_->start();
   mqtt_->start();
 
@@ -239,7 +308,11 @@ void Gateway::stop(std::function<void()> done) {
       if (auto st = self->seq_->close(); !st) self->log_->error("{}", st.error());
     }
     if (self->spool_) self->spool_->close();
-    self->log_->info("stopped at seq {}", self->seq_ ? self->seq_->peek() : 0);
+    const auto notStored = self->pipeline_ ? self->pipeline_->stats().notStored + self->spool_->stats().notStored : 0;
+    self->log_->info(
+        "stopped at seq {}{}", self->seq_ ? self->seq_->peek() : 0,
+        notStored > 0 ? fmt::format("; {} reading(s) of this run were not stored (logged with their seqs)", notStored)
+                      : std::string());
     done();
   };
   if (mqtt_) {
@@ -285,7 +358,7 @@ pb::GatewayHealth Gateway::health() const {
     mq->set_last_error(s.lastError);
     mq->set_batches_published(s.batchesPublished);
     mq->set_batches_acked(s.batchesAcked);
-    if (s.connected) toTimestamp(s.connectedSince, mq->mutable_connected_since());
+    if (s.connected && s.connectedSince) toTimestamp(*s.connectedSince, mq->mutable_connected_since());
   }
   auto* p = h.mutable_process();
   p->set_rss_bytes(currentRssBytes());
@@ -307,7 +380,9 @@ pb::GatewayHealth Gateway::health() const {
     ctr["delivery_retries"] = ps.retries;
     ctr["lost_blocked"] = ps.lostBlocked;
     ctr["spool_errors"] = ps.spoolErrors;
+    ctr["batches_rejected"] = ps.rejectedBatches;
   }
+  (*h.mutable_counters())["seq_file_recovered"] = seqRecovered_;
   for (const auto& b : buses_) {
     auto& ctr = *h.mutable_counters();
     const auto& bc = b->counters();
@@ -335,6 +410,25 @@ std::shared_ptr<modbus::BusSource> Gateway::bus(const std::string& name) const {
     if (b->spec().name == name) return b;
   }
   return nullptr;
+}
+
+std::string Gateway::statusText() const {
+  if (!spool_) return "running";
+  const auto s = spool_->stats();
+  if (s.unavailable) return "running; spool unavailable: " + s.lastError;
+  if (pipeline_ && pipeline_->spoolState() == core::SpoolState::Failing) {
+    return "running; spool failing: " + s.lastError + " (" + std::to_string(pipeline_->stats().blockedNow) +
+           " reading(s) held in memory)";
+  }
+  return "running";
+}
+
+// systemd's STATUS= (systemctl status) follows the spool's state.
+void Gateway::notifyState() {
+  const std::string text = statusText();
+  if (text == lastStatusText_) return;
+  lastStatusText_ = text;
+  platform::notifyStatus(text);
 }
 
 std::uint64_t Gateway::nextSeq() const {

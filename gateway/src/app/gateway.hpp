@@ -90,6 +90,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::uint64_t configGeneration() const override { return generation_; }
   std::uint64_t nextSeq() const;
   bool stopping() const override { return stopping_; }
+  // One line for systemd's STATUS=: "running", or what is wrong with the spool.
+  std::string statusText() const;
 
  private:
   struct ApplyCheck;
@@ -100,6 +102,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   ApplyOutcome swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan);
   void applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& plan);
   void scheduleHealth();
+  void notifyState();
   void onHealthTimer(const boost::system::error_code& ec);
 
   boost::asio::io_context& ioc_;
@@ -124,6 +127,9 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   bool applying_ = false;
   std::thread applyThread_;
   std::function<void(citygate::v1::GatewayHealth&)> healthExtension_;
+  // issue 12
+  std::uint64_t seqRecovered_ = 0;  // the seq file was damaged at start and recovered
+  std::string lastStatusText_;
 };
 
 std::string randomHex(std::size_t bytes);

@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
     if (sig == SIGHUP) {
       log->info("SIGHUP: applying {}", configPath);
       citygate::platform::notifyStatus("applying " + configPath);
-      gateway->applyConfig(configPath, std::nullopt, false, [log](citygate::app::Gateway::ApplyOutcome o) {
+      gateway->applyConfig(configPath, std::nullopt, false, [log, gateway](citygate::app::Gateway::ApplyOutcome o) {
         using Kind = citygate::app::Gateway::ApplyOutcome::Kind;
         if (o.kind == Kind::Applied) {
           log->info("SIGHUP: {}", o.message);
@@ -171,7 +171,8 @@ int main(int argc, char** argv) {
           for (const auto& d : o.diagnostics) log->error("{}", d);
           log->error("SIGHUP: not applied: {}", o.message);
         }
-        citygate::platform::notifyStatus(o.kind == Kind::Applied ? "running" : "running (last reload failed)");
+        citygate::platform::notifyStatus(o.kind == Kind::Applied ? gateway->statusText()
+                                                                 : gateway->statusText() + " (last reload failed)");
       });
       signals.async_wait(onSignal);
       return;
@@ -209,7 +210,7 @@ int main(int argc, char** argv) {
     watchdog.expires_after(*wd);
     watchdog.async_wait(onWatchdog);
   }
-  citygate::platform::notifyReady("running");
+  citygate::platform::notifyReady(gateway->statusText());  // "running", or what ails the spool
   log->info("citygated {} ready", CITYGATE_VERSION);
 
   ioc.run();

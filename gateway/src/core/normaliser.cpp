@@ -81,7 +81,7 @@ void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMe
                        const std::function<Target()>& next) {
   if (memory.lastStatus.size() != spec.groups.size()) {
     memory.lastStatus.assign(spec.groups.size(), pb::PARKING_STATUS_UNSPECIFIED);
-    memory.statusChangedAt.assign(spec.groups.size(), WallTime{});
+    memory.statusChangedAt.assign(spec.groups.size(), std::nullopt);
   }
   for (std::size_t g = 0; g < spec.groups.size(); ++g) {
     const ReadingGroup& group = spec.groups[g];
@@ -168,7 +168,7 @@ void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMe
               memory.lastStatus[g] = status;
               memory.statusChangedAt[g] = sample.observedAt;
             }
-            toTimestamp(memory.statusChangedAt[g], o->mutable_status_changed_at());
+            if (memory.statusChangedAt[g]) toTimestamp(*memory.statusChangedAt[g], o->mutable_status_changed_at());
             quality = worse(quality, status == pb::UNKNOWN ? pb::BAD : v.quality);
           } else if (auto* m = mutableMeasurement(*o, p.field.index)) {
             setMeasurement(m, p, v);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "core/generic_wire.hpp"
@@ -20,8 +21,8 @@ class Arena;
 namespace citygate::core {
 
 struct SensorMemory {
-  std::vector<pb::ParkingStatus> lastStatus;  // per group
-  std::vector<WallTime> statusChangedAt;      // per group
+  std::vector<pb::ParkingStatus> lastStatus;             // per group
+  std::vector<std::optional<WallTime>> statusChangedAt;  // per group; none until a status is seen
 };
 
 class Normaliser {

@@ -6,8 +6,17 @@
 // only when the sink reports Delivered, in seq order; when the sink loses its link, every batch in
 // flight is forgotten and the spool rewinds, so the next connection resends them (at least once).
 //
-// Back-pressure: with BLOCK_SOURCES and a full spool, readings wait in a bounded queue and
-// accepting() turns false, which the sources check before they poll.
+// Back-pressure: when the spool cannot take a reading (BLOCK_SOURCES and full, or a write error:
+// a full disk, a read-only directory), readings wait in memory, in a bounded queue, and are
+// retried: whenever the spool says it has room (pump()) and on a timer with bounded backoff, so
+// that collection resumes by itself once the disk is writable again. With BLOCK_SOURCES
+// accepting() turns false meanwhile, which the sources check before they poll; with DROP_OLDEST
+// the sources go on and a full queue drops its oldest reading. A reading that is never stored is
+// counted (notStored) and logged with its seq, rate-limited; so are those still held at stop(),
+// after one last attempt.
+//
+// A batch the sink rejects (Outcome::Rejected: it can never be delivered) is counted, set aside
+// in the spool (Spool::setAside) and acknowledged in its turn, so delivery goes on.
 #pragma once
 
 #include <array>
@@ -18,6 +27,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,7 +55,21 @@ struct PipelineOptions {
   std::uint32_t maxInflightBatches = 8;
   std::size_t maxBatchBytes = 256 * 1024;
   std::size_t maxBlockedReadings = 10000;
-  std::chrono::milliseconds retryDelay{1000};
+  std::chrono::milliseconds retryDelay{1000};  // after a failed delivery
+  // The spool's policy: with DROP_OLDEST the sources are never paused (see above).
+  bool dropOldestHeld = false;
+  // Retrying held readings: first after retryMin, doubling up to retryMax.
+  std::chrono::milliseconds retryMin{1000};
+  std::chrono::milliseconds retryMax{5000};
+  // Repeats of the same failure, and of readings not stored, are logged at most this often.
+  std::chrono::milliseconds logEvery{10000};
+};
+
+// Whether the spool takes readings (one state, habit 14).
+enum class SpoolState : std::uint8_t {
+  Ok,
+  Full,     // BLOCK_SOURCES and at max_bytes: readings wait until deliveries make room
+  Failing,  // the spool's writes fail (stats().lastError): readings wait and are retried
 };
 
 struct PipelineStats {
@@ -55,9 +79,13 @@ struct PipelineStats {
   std::uint64_t readingsSent = 0;  // counting resends
   std::uint64_t readingsDelivered = 0;
   std::uint64_t retries = 0;
-  std::uint64_t lostBlocked = 0;  // BLOCK_SOURCES overflow (sources ignored the pause)
-  std::uint64_t spoolErrors = 0;
-  std::uint64_t blockedNow = 0;
+  std::uint64_t lostBlocked = 0;  // the queue of held readings was full (see notStored)
+  std::uint64_t spoolErrors = 0;  // appends that failed (every attempt)
+  std::uint64_t blockedNow = 0;   // readings held in memory now
+  std::uint64_t notStored = 0;    // numbered, never stored: lostBlocked + lostAtStop
+  std::uint64_t lostAtStop = 0;   // still held when the pipeline stopped
+  std::uint64_t rejectedBatches = 0;
+  std::uint64_t rejectedReadings = 0;
 };
 
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
@@ -72,10 +100,15 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   ~Pipeline();
 
   void start();
+  // Stops delivery; readings still held get one last chance to be stored, and the rest are
+  // counted and logged with their seqs (never dropped silently).
   void stop();
 
   void submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample);
-  bool accepting() const { return blocked_.empty(); }
+  bool accepting() const { return blocked_.empty() || options_.dropOldestHeld; }
+  SpoolState spoolState() const { return state_; }
+  // Called on the executor when spoolState() changes, with a one-line description.
+  void setStateCallback(std::function<void(SpoolState, const std::string&)> cb) { stateCb_ = std::move(cb); }
 
   // Called with every reading after it is numbered (control socket `tail`).
   void setTap(Tap tap) { tap_ = std::move(tap); }
@@ -88,19 +121,39 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
 
  private:
   struct InFlight {
+    std::uint64_t firstSeq;
     std::uint64_t lastSeq;
     std::uint32_t count;
-    bool delivered;
+    bool delivered;  // or rejected and set aside: either way it goes in its turn
+    bool rejected;
+  };
+  // Readings not stored, by seq, waiting for their (rate-limited) log line.
+  struct LostLog {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // the first kMaxRanges
+    std::uint64_t count = 0;
+    std::uint64_t unlisted = 0;  // beyond kMaxRanges
+    std::optional<SteadyTime> lastLine;
   };
 
   void store(std::uint64_t seq, std::string_view bytes);
-  void drainBlocked();
+  void hold(std::uint64_t seq, std::string_view bytes);
+  bool drainBlocked();
+  void onAppendFailed(AppendResult r);
+  void setState(SpoolState s);
+  void lose(std::uint64_t seq);
+  void refuse(std::uint64_t seq);
+  void logLost(bool force, const char* why);
+  void armRetry();
+  void onRetryTimer(const boost::system::error_code& ec);
+  void retryHeld();
+  void setAside(InFlight& f);
   void onSinkReady(bool ready);
   void onOutcome(std::uint64_t epoch, std::uint64_t lastSeq, Outcome outcome);
   void linkLost();
   void armBatchTimer(std::chrono::steady_clock::duration wait);
   void onBatchTimer(const boost::system::error_code& ec);
-  SteadyTime oldestUnreadAt() const;
+  // When the oldest unread reading was numbered; none when it is no longer in the ring.
+  std::optional<SteadyTime> oldestUnreadAt() const;
 
   boost::asio::any_io_executor executor_;
   PipelineOptions options_;
@@ -111,6 +164,15 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   boost::asio::steady_timer batchTimer_;
   bool timerArmed_ = false;
   bool stopped_ = false;
+  boost::asio::steady_timer retryTimer_;
+  bool retryArmed_ = false;
+  std::chrono::milliseconds retryWait_;
+  SpoolState state_ = SpoolState::Ok;
+  std::optional<SteadyTime> troubleSince_;  // when the spool stopped taking readings
+  std::optional<SteadyTime> lastTroubleLine_;
+  std::string lastTroubleError_;
+  std::function<void(SpoolState, const std::string&)> stateCb_;
+  LostLog lost_;
 
   std::string batchHeader_;
   // Readings live on an arena for the length of one submit(): no malloc/free per point.

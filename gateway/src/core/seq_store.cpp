@@ -6,9 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <optional>
+#include <string_view>
 
 namespace citygate::core {
 
@@ -43,31 +44,127 @@ Status writeFileAtomic(const std::string& path, std::string_view data, unsigned 
   return Ok{};
 }
 
+namespace {
+
+// The file's bytes (at most SeqStore::kMaxFileBytes + 1): a regular file only, opened without
+// blocking. nullopt with `why` when it cannot be read; "" for ENOENT with `missing` set.
+std::optional<std::string> readSmallFile(const std::string& path, bool& missing, std::string& why) {
+  missing = false;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      missing = true;
+      return std::string();
+    }
+    why = std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    why = S_ISREG(st.st_mode) ? std::strerror(errno) : "not a regular file";
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string out(SeqStore::kMaxFileBytes + 1, '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      why = std::strerror(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  out.resize(got);
+  return out;
+}
+
+// "123\n" -> 123; anything else (empty, signs, spaces, garbage, more than fits) -> nullopt.
+std::optional<std::uint64_t> parseSeq(std::string_view text) {
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  std::uint64_t v = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    if (v > (~0ULL - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+// What a damaged file held, fit for a log line: printable ASCII kept, the rest as \xNN, cut.
+std::string describe(std::string_view bytes) {
+  if (bytes.empty()) return "empty";
+  std::string out = "not a sequence number: '";
+  std::size_t shown = 0;
+  for (const char c : bytes) {
+    if (++shown > 24) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7F && c != '\'') {
+      out.push_back(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    }
+  }
+  return out + "' (" + std::to_string(bytes.size()) + " byte(s))";
+}
+
+}  // namespace
+
 SeqStore::SeqStore(std::string path, bool reserveBlocks) : path_(std::move(path)), reserveBlocks_(reserveBlocks) {}
 
 Status SeqStore::open(std::uint64_t floor) {
   std::uint64_t stored = 0;
+  bool damaged = false;
+  std::string found;
   if (!path_.empty()) {
-    std::ifstream in(path_);
-    if (in) {
-      std::string line;
-      std::getline(in, line);
-      try {
-        std::size_t used = 0;
-        stored = std::stoull(line, &used);
-        if (used != line.size()) return Error{path_ + ": not a sequence number: '" + line + "'"};
-      } catch (const std::exception&) {
-        return Error{path_ + ": not a sequence number: '" + line + "'"};
+    bool missing = false;
+    std::string why;
+    const auto bytes = readSmallFile(path_, missing, why);
+    if (!bytes) {
+      damaged = true;
+      found = "unreadable: " + why;
+    } else if (!missing) {
+      const auto value = bytes->size() <= kMaxFileBytes ? parseSeq(*bytes) : std::nullopt;
+      if (value) {
+        stored = *value;
+      } else {
+        damaged = true;
+        found = describe(*bytes);
       }
-    } else if (errno != ENOENT) {
-      return Error{"cannot read " + path_ + ": " + std::strerror(errno)};
     }
   }
   next_ = std::max({stored, floor, std::uint64_t{1}});
+  if (damaged) {
+    // A write interrupted before its rename leaves the new value complete in seq.tmp.
+    Damage d;
+    d.found = std::move(found);
+    d.floor = floor;
+    bool missing = false;
+    std::string why;
+    if (const auto tmp = readSmallFile(path_ + ".tmp", missing, why); tmp && !missing) {
+      if (const auto v = parseSeq(*tmp)) d.tmp = *v;
+    }
+    next_ = std::max(next_, d.tmp);
+    d.chosen = next_;
+    damage_ = std::move(d);
+  }
   reservedUpTo_ = next_;
   if (reserveBlocks_ && !path_.empty()) {
     reservedUpTo_ = next_ + kBlock;
-    return write(reservedUpTo_);
+    (void)write(reservedUpTo_);  // a failure is in writeError(); the next block retries
+  } else if (damaged && !path_.empty()) {
+    (void)write(next_);  // replace the damaged file, so that the next start finds it whole
   }
   return Ok{};
 }
@@ -81,13 +178,33 @@ std::uint64_t SeqStore::next() {
   return v;
 }
 
+void SeqStore::raiseTo(std::uint64_t floor) {
+  if (floor <= next_) return;
+  next_ = floor;
+  if (reserveBlocks_ && !path_.empty() && next_ >= reservedUpTo_) {
+    reservedUpTo_ = next_ + kBlock;
+    (void)write(reservedUpTo_);
+  }
+}
+
+void SeqStore::setReserveBlocks(bool on) {
+  if (on == reserveBlocks_) return;
+  reserveBlocks_ = on;
+  if (on && !path_.empty()) {
+    reservedUpTo_ = next_ + kBlock;
+    (void)write(reservedUpTo_);
+  }
+}
+
 Status SeqStore::close() {
   if (path_.empty()) return Ok{};
   return write(next_);
 }
 
 Status SeqStore::write(std::uint64_t value) {
-  return writeFileAtomic(path_, std::to_string(value) + "\n");
+  auto st = writeFileAtomic(path_, std::to_string(value) + "\n");
+  writeError_ = st ? std::string() : st.error();
+  return st;
 }
 
 }  // namespace citygate::core

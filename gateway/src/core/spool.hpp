@@ -26,8 +26,10 @@ namespace pb = citygate::v1;
 enum class AppendResult : std::uint8_t {
   Ok,
   OkDroppedOldest,  // stored; older records were dropped (DROP_OLDEST) and counted
-  Full,             // BLOCK_SOURCES and no room: not stored, the caller keeps the record
-  Error,            // I/O error: not stored; stats().lastError says why
+  Full,             // no room (BLOCK_SOURCES at the cap, or DROP_OLDEST making room on a full disk):
+                    // not stored, the caller keeps the record; the readable callback says when
+  Error,            // I/O error: not stored; stats().lastError says why (retry later)
+  Refused,          // this record can never be stored (too large, seq out of order): do not retry
 };
 
 struct ReadResult {
@@ -45,10 +47,21 @@ struct SpoolStats {
   std::uint64_t replayed = 0;            // records handed out again after a rewind or a restart
   std::uint64_t bytesWritten = 0;        // since start
   std::uint64_t bytesWrittenPerDay = 0;  // over the last 24 h (extrapolated while younger)
-  std::uint64_t corruptRecords = 0;
+  std::uint64_t notStored = 0;           // accepted, then lost other than by DROP_OLDEST (FallbackSpool)
+  std::uint64_t corruptRecords = 0;      // damage found: stretches of records, headers, whole files
+  std::uint64_t corruptReadings = 0;     // readings lost to that damage, by seq range (FORMAT.md)
   std::uint64_t maxBytes = 0;
   bool blocked = false;
+  // The durable spool could not be opened: a bounded memory buffer stands in (FallbackSpool).
+  bool unavailable = false;
   std::string lastError;
+};
+
+// What setAside() did with a rejected batch.
+struct SetAsideResult {
+  std::uint64_t kept = 0;  // records written where `where` says
+  std::string where;       // e.g. the file
+  std::string why;         // when none was kept
 };
 
 // The framing of one record inside a ReadingBatch payload: field 3 (readings), length-delimited.
@@ -69,6 +82,12 @@ class Spool {
 
   // Hand out every unacknowledged record again, from the oldest.
   virtual void rewind() = 0;
+
+  // Keeps the unacknowledged records firstSeq..lastSeq (a batch the sink rejected) where a person
+  // can look at them, outside the FIFO; the caller acknowledges them in their turn as usual.
+  virtual SetAsideResult setAside(std::uint64_t /*firstSeq*/, std::uint64_t /*lastSeq*/) {
+    return SetAsideResult{0, {}, "this spool keeps no rejected batches"};
+  }
 
   virtual std::uint64_t unread() const = 0;
   virtual SpoolStats stats() const = 0;

@@ -111,15 +111,79 @@ FileSpool::FileSpool(boost::asio::any_io_executor executor, FileSpoolOptions opt
 }
 
 Result<std::unique_ptr<FileSpool>> FileSpool::open(boost::asio::any_io_executor executor, FileSpoolOptions options,
-                                                   std::shared_ptr<spdlog::logger> log) {
-  if (options.dir.empty()) return Error{"spool: no directory"};
+                                                   std::shared_ptr<spdlog::logger> log, OpenFailure* failure) {
+  if (options.dir.empty()) {
+    if (failure) *failure = OpenFailure::Refused;
+    return Error{"spool: no directory"};
+  }
   if (!log) log = spdlog::default_logger();
   std::unique_ptr<FileSpool> s(new FileSpool(std::move(executor), std::move(options), std::move(log)));
   if (auto st = s->recover(); !st) {
     s->closed_ = true;
+    if (failure) *failure = s->refused_ ? OpenFailure::Refused : OpenFailure::Unavailable;
     return Error{st.error()};
   }
   return s;
+}
+
+Result<std::uint64_t> FileSpool::probeNextSeq(const std::string& dir) {
+  std::vector<std::uint64_t> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return std::uint64_t{0};
+    return Error{errnoText("cannot list " + dir)};
+  }
+  while (const dirent* e = ::readdir(d)) {
+    std::uint64_t n = 0;
+    if (parseSegmentName(e->d_name, n)) names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  std::uint64_t next = 0;
+  // The ack file: the settled seq of its newest intact slot.
+  if (const int fd = ::open((dir + "/spool.ack").c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK); fd >= 0) {
+    FileHandle h(fd);
+    std::string bytes(ack::kFileSize, '\0');
+    const ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
+    bytes.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    std::uint64_t generation = 0;
+    for (std::size_t off : {std::size_t{0}, ack::kSlotStride}) {
+      ack::Slot slot;
+      if (off < bytes.size() &&
+          ack::decodeSlot(std::string_view(bytes).substr(off, ack::kSlotSize), slot) == ack::SlotStatus::Ok &&
+          slot.generation >= generation) {
+        generation = slot.generation;
+        next = std::max(next, slot.settledSeq + 1);
+      }
+    }
+  }
+  // The newest segment that holds a record decides; newer ones may add a floor.
+  std::string file;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    const bool newest = it == names.rbegin();
+    const std::string path = segmentPath(dir, *it);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return Error{errnoText("cannot open " + path)};
+    FileHandle h(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return Error{errnoText("cannot stat " + path)};
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size > kMaxSegmentBytes + segment::kMaxPayload + segment::kFrameOverhead) continue;
+    file.resize(size);
+    if (size > 0 && !preadAll(fd, file.data(), size, 0)) return Error{errnoText("cannot read " + path)};
+    const segment::ScanResult r = segment::scan(file, 0, *it);
+    if (r.records > 0) {
+      next = std::max(next, r.lastSeq + 1);
+      break;
+    }
+    if (r.header == segment::HeaderStatus::Ok) {
+      next = std::max(next, r.hdr.firstSeq);
+    } else if (newest && r.header != segment::HeaderStatus::Short) {
+      next = std::max(
+          next, *it + (size > segment::kHeaderSize ? (size - segment::kHeaderSize) / segment::kFrameOverhead : 0) + 1);
+    }
+  }
+  return next;
 }
 
 FileSpool::~FileSpool() {
@@ -153,6 +217,7 @@ Status FileSpool::openAckFile(std::uint64_t& generation) {
     ack::Slot slot;
     const auto st = ack::decodeSlot(std::string_view(bytes).substr(off, ack::kSlotSize), slot);
     if (st == ack::SlotStatus::FutureVersion) {
+      refused_ = true;
       return Error{path + ": ack file format version " + std::to_string(slot.version) +
                    " is newer than this citygated supports (" + std::to_string(ack::kVersion) +
                    "); refusing to start and leaving the spool untouched (upgrade citygated, or move the spool "
@@ -205,6 +270,7 @@ Status FileSpool::recover() {
   if (lfd < 0) return Error{errnoText("cannot open " + lockPath)};
   lockFd_ = std::make_shared<FileHandle>(lfd);
   if (::flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+    refused_ = true;
     return Error{dir + " is in use by another process (" + lockPath + " is locked)"};
   }
   std::vector<std::uint64_t> names;
@@ -229,6 +295,7 @@ Status FileSpool::recover() {
     segment::Header hdr;
     if (n > 0 && segment::decodeHeader(std::string_view(head, static_cast<std::size_t>(n)), hdr) ==
                      segment::HeaderStatus::FutureVersion) {
+      refused_ = true;
       return Error{path + ": segment format version " + std::to_string(hdr.version) +
                    " is newer than this citygated supports (" + std::to_string(segment::kVersion) +
                    "); refusing to start and leaving the file untouched (upgrade citygated, or move the file out "
@@ -245,10 +312,14 @@ Status FileSpool::recover() {
   std::uint64_t headerNext = 0;  // first seq of the newest segment when it holds no record
   std::uint64_t cutBytes = 0;
   std::uint64_t corruptAtStart = 0;
+  std::uint64_t floorSeq = 0;  // a seq an unreadable newest segment may have held: never reused
   bool ackPlaced = false;
   for (std::size_t i = 0; i < names.size(); ++i) {
     const bool newest = i + 1 == names.size();
     const std::uint64_t name = names[i];
+    // A segment is created for the record with the seq in its name, so every seq of a sealed
+    // segment is below the next segment's name: that bounds what damage in it cost.
+    const std::uint64_t nextName = newest ? 0 : names[i + 1];
     const std::string path = segmentPath(dir, name);
     const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) return Error{errnoText("cannot open " + path)};
@@ -258,9 +329,23 @@ Status FileSpool::recover() {
     const auto size = static_cast<std::uint64_t>(stt.st_size);
     auto quarantine = [&](const char* why) -> Status {
       const std::string to = path + ".corrupt";
-      log_->error("{}: {}; renamed to {} and skipped", path, why, to);
+      // The readings it held: up to the next segment's first seq; for the newest segment, as
+      // many as its size could hold (the smallest frame is 16 bytes), and numbering goes on
+      // above that, so no seq it may have held is given to another reading.
+      std::uint64_t end = nextName;
+      if (newest) {
+        end = name + (size > segment::kHeaderSize ? (size - segment::kHeaderSize) / segment::kFrameOverhead : 0) + 1;
+        floorSeq = std::max(floorSeq, end);
+      }
+      const segment::SeqRange gone = segment::lostBetween(name - 1, end, settledSeq_);
+      log_->error("{}: {}; renamed to {} and skipped: {}", path, why, to,
+                  gone.count() == 0 ? std::string("it held no unacknowledged reading")
+                  : newest ? fmt::format("the readings with seq {}..{} in it (at most {}) are lost", gone.first,
+                                         gone.last, gone.count())
+                           : fmt::format("{} reading(s) lost, seq {}..{}", gone.count(), gone.first, gone.last));
       if (::rename(path.c_str(), to.c_str()) != 0) return Error{errnoText("cannot rename " + path)};
       ++corrupt_;
+      corruptReadings_ += gone.count();
       dirChanged = true;
       return Ok{};
     };
@@ -270,7 +355,7 @@ Status FileSpool::recover() {
     }
     file.resize(size);
     if (size > 0 && !preadAll(fd, file.data(), size, 0)) return Error{errnoText("cannot read " + path)};
-    const segment::ScanResult r = segment::scan(file, settledSeq_);
+    const segment::ScanResult r = segment::scan(file, settledSeq_, name);
     switch (r.header) {
       case segment::HeaderStatus::FutureVersion:
         return Error{path + ": newer format version"};  // checked above; unreachable
@@ -295,11 +380,38 @@ Status FileSpool::recover() {
         break;
     }
     if (r.corruptFrames > 0) {
-      log_->error("{}: {} damaged record(s) skipped", path, r.corruptFrames);
+      std::string ranges;
+      for (const auto& g : r.lost) ranges += fmt::format("{}{}..{}", ranges.empty() ? "" : ", ", g.first, g.last);
+      log_->error("{}: {} damaged stretch(es) skipped: {} reading(s) lost{}", path, r.corruptFrames, r.corruptReadings,
+                  ranges.empty() ? std::string() : ", seq " + ranges);
       corrupt_ += r.corruptFrames;
+      corruptReadings_ += r.corruptReadings;
+    }
+    if (r.tailBytes > 0 && newest) {
+      // Only the newest segment is being appended to: its tail is a write a crash or a power cut
+      // tore. Such a record was never durable, so never sent (FORMAT.md): cut, not counted.
+      log_->warn("{}: cut a torn tail of {} byte(s) after offset {}", path, r.tailBytes, r.validEnd);
+    } else if (r.tailBytes > 0) {
+      // A sealed segment was complete (and synced) before the next one was created: a short or
+      // damaged tail is the medium's doing, unless it is a write that failed (ENOSPC) and was
+      // retried in the next segment, which the next segment's name shows.
+      std::uint64_t before = r.records > 0 ? r.lastSeq : name - 1;
+      const segment::SeqRange gone = segment::lostBetween(before, nextName, settledSeq_);
+      if (gone.count() > 0) {
+        log_->error(
+            "{}: sealed segment damaged or truncated after offset {} ({} byte(s) unreadable): {} reading(s) "
+            "lost, seq {}..{}",
+            path, r.validEnd, r.tailBytes, gone.count(), gone.first, gone.last);
+        ++corrupt_;
+        corruptReadings_ += gone.count();
+      } else {
+        log_->warn(
+            "{}: cut {} byte(s) after the last record of a sealed segment (a write that failed and was "
+            "retried in the next segment; no reading lost)",
+            path, r.tailBytes);
+      }
     }
     if (r.tailBytes > 0) {
-      log_->warn("{}: cut a torn tail of {} byte(s) after offset {}", path, r.tailBytes, r.validEnd);
       if (::ftruncate(fd, static_cast<off_t>(r.validEnd)) != 0) return Error{errnoText("cannot truncate " + path)};
       cutBytes += r.tailBytes;
     }
@@ -335,6 +447,36 @@ Status FileSpool::recover() {
     segs_.push_back(std::move(s));
     activeOpen_ = reusable;
   }
+  // An unreadable newest segment may have held seqs up to floorSeq - 1: an empty newest segment
+  // named floorSeq carries the next seq across this and every later restart (FORMAT.md).
+  if (floorSeq > std::max(maxSeq + 1, std::max(headerNext, settledSeq_ + 1)) && !activeOpen_) {
+    const std::string path = segmentPath(dir, floorSeq);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) return Error{errnoText("cannot create " + path)};
+    auto handle = std::make_shared<FileHandle>(fd);
+    segment::Header h;
+    h.firstSeq = floorSeq;
+    h.createdUnixMs = toMillis(WallClock::now());
+    const std::string hdr = segment::encodeHeader(h);
+    if (!pwriteAll(fd, hdr.data(), hdr.size(), 0) || ::fdatasync(fd) != 0) {
+      return Error{errnoText("cannot write " + path)};
+    }
+    Segment s;
+    s.name = floorSeq;
+    s.path = path;
+    s.size = hdr.size();
+    s.firstOrd = endOrd_;
+    s.fd = handle;
+    if (!ackPlaced) {
+      ack_ = Pos{floorSeq, segment::kHeaderSize, endOrd_, floorSeq - 1};
+      ackPlaced = true;
+    }
+    bytes_ += s.size;
+    segs_.push_back(std::move(s));
+    activeOpen_ = true;
+    headerNext = floorSeq;
+    dirChanged = true;
+  }
   // Only the active segment keeps its descriptor; the others are reopened when read.
   for (std::size_t i = 0; i + 1 < segs_.size(); ++i) segs_[i].fd.reset();
   if (!segs_.empty() && !activeOpen_) segs_.back().fd.reset();
@@ -348,13 +490,16 @@ Status FileSpool::recover() {
   recoveredNextSeq_ = 0;
   if (maxSeq > 0) recoveredNextSeq_ = maxSeq + 1;
   if (headerNext > recoveredNextSeq_) recoveredNextSeq_ = headerNext;
+  if (floorSeq > recoveredNextSeq_) recoveredNextSeq_ = floorSeq;
   if (settledSeq_ > 0 && settledSeq_ + 1 > recoveredNextSeq_) recoveredNextSeq_ = settledSeq_ + 1;
   updateOldest();
   const SpoolStats st = stats();
   log_->info("spool {}: {} segment(s), {} reading(s) to send from seq {}, next seq {}, {} byte(s){}{}", dir,
              segs_.size(), st.readings, st.oldestSeq, recoveredNextSeq_, st.bytes,
              cutBytes > 0 ? fmt::format(", cut {} torn byte(s)", cutBytes) : std::string(),
-             corruptAtStart > 0 ? fmt::format(", {} damaged record(s) skipped", corruptAtStart) : std::string());
+             corruptAtStart > 0 ? fmt::format(", {} damaged stretch(es) or file(s), {} reading(s) lost to damage",
+                                              corruptAtStart, corruptReadings_)
+                                : std::string());
   startWorker(generation);
   return Ok{};
 }
@@ -364,22 +509,52 @@ void FileSpool::startWorker(std::uint64_t ackGeneration) {
   auto executor = executor_;
   worker_ = std::make_unique<SyncWorker>(options_.dir, dirFd_, ackFd_, ackGeneration, options_.durability,
                                          options_.ackInterval, [alive, executor, this](const SyncWorker::Result& r) {
-                                           boost::asio::post(executor, [alive, this, token = r.token, error = r.error] {
-                                             if (alive.lock()) onSynced(token, error);
+                                           boost::asio::post(executor, [alive, this, r] {
+                                             if (alive.lock()) onSynced(r);
                                            });
                                          });
 }
 
-void FileSpool::onSynced(std::uint64_t token, const std::string& error) {
-  if (!error.empty()) setError(error);
-  if (token > durableOrd_ && token <= endOrd_) {
-    durableOrd_ = token;
-    if (readable_ && unread() > 0) readable_();
+void FileSpool::onSynced(const SyncWorker::Result& r) {
+  if (!r.error.empty()) setError(r.error);
+  bool call = false;
+  if (r.token > durableOrd_ && r.token <= endOrd_) {
+    durableOrd_ = r.token;
+    call = unread() > 0;
   }
+  if (roomAfterUnlinks_ && r.unlinks >= *roomAfterUnlinks_) {
+    roomAfterUnlinks_.reset();  // the segments dropped for room are gone: try again
+    call = true;
+  }
+  if (readable_ && call) readable_();
 }
 
-void FileSpool::setError(std::string what) {
-  if (what != lastError_) log_->error("{}", what);
+// A write failed. When the file system is full before max_bytes and the policy is DROP_OLDEST,
+// the oldest segment goes (counted in dropped, like at the cap) rather than the sources being
+// blocked; one at a time: the next only after its deletion (on the worker) did not make room.
+// True when room is coming: the readable callback says when (append() then returns Full).
+bool FileSpool::makeRoom() {
+  if (lastErrno_ != ENOSPC && lastErrno_ != EDQUOT) return false;
+  if (options_.whenFull == pb::SpoolConfig::BLOCK_SOURCES || segs_.empty()) return false;
+  if (roomAfterUnlinks_) return true;  // a deletion for room is under way
+  const Segment& s = segs_.front();
+  if (segs_.size() == 1 && s.endOrd() <= ack_.ord) return false;  // nothing of ours to drop
+  // Said once a minute at most; each drop has its own line (dropOldest).
+  const auto now = std::chrono::steady_clock::now();
+  const bool say = !lastRoomLine_ || now - *lastRoomLine_ >= std::chrono::minutes(1);
+  if (say) lastRoomLine_ = now;
+  log_->log(say ? spdlog::level::warn : spdlog::level::debug,
+            "{}: the file system is full at {} byte(s) of spool (max_bytes {}): dropping the oldest readings to make "
+            "room",
+            options_.dir, bytes_, options_.maxBytes);
+  dropOldest();
+  roomAfterUnlinks_ = unlinksSubmitted_;
+  worker_->flush();
+  return true;
+}
+
+void FileSpool::setError(std::string what, bool log) {
+  if (log && what != lastError_) log_->error("{}", what);
   lastError_ = std::move(what);
 }
 
@@ -464,21 +639,33 @@ FileSpool::Step FileSpool::readFrame(Segment& s, std::uint64_t& off, std::uint64
     off = it->resume;
     return Step::Skipped;
   }
-  // New damage (the medium changed under us): resynchronise over the rest of the segment.
+  // New damage (the medium changed under us): resynchronise over the rest of the segment. What it
+  // costs is counted by seq: up to the next intact frame, or to the segment's last record.
+  auto lost = [&](std::uint64_t before, std::uint64_t after) {
+    const segment::SeqRange gone = segment::lostBetween(before, after, ackedSeq_);
+    corruptReadings_ += gone.count();
+    return gone.count() == 0 ? std::string("no unacknowledged reading lost")
+                             : fmt::format("{} reading(s) lost, seq {}..{}", gone.count(), gone.first, gone.last);
+  };
   std::string rest(static_cast<std::size_t>(s.size - off), '\0');
   if (!openForRead(s) || !preadAll(s.fd->fd(), rest.data(), rest.size(), off)) {
-    setError(errnoText("cannot read " + s.path));
+    const std::string why = errnoText("cannot read " + s.path);
+    ++corrupt_;
+    setError(why + " after offset " + std::to_string(off) + ": " + lost(afterSeq, s.lastSeq + 1));
     off = s.size;
     return Step::End;
   }
   ++corrupt_;
   const std::size_t next = segment::resync(rest, 0, afterSeq);
   if (next == std::string_view::npos) {
-    setError(s.path + ": damaged record at offset " + std::to_string(off) + "; the rest of the segment is unreadable");
+    setError(s.path + ": damaged record at offset " + std::to_string(off) +
+             "; the rest of the segment is unreadable: " + lost(afterSeq, s.lastSeq + 1));
     off = s.size;
     return Step::End;
   }
-  setError(s.path + ": damaged record at offset " + std::to_string(off) + " skipped");
+  segment::Frame resumed;
+  (void)segment::decodeFrame(std::string_view(rest).substr(next), resumed);  // intact: resync() checked it
+  setError(s.path + ": damaged record at offset " + std::to_string(off) + " skipped: " + lost(afterSeq, resumed.seq));
   if (s.spans.size() < segment::kMaxSpans) s.spans.insert(it, segment::CorruptSpan{off, off + next});
   off += next;
   return Step::Skipped;
@@ -500,7 +687,7 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
   const std::uint64_t frame = segment::frameSize(record.size());
   if (record.size() > segment::kMaxPayload || frame + segment::kHeaderSize + ack::kFileSize > options_.maxBytes) {
     setError("a record of " + std::to_string(record.size()) + " bytes can never fit in the spool");
-    return AppendResult::Error;
+    return AppendResult::Refused;
   }
   auto needRotate = [&] {
     return !activeOpen_ || (segs_.back().count > 0 && segs_.back().size + frame > segmentBytes_);
@@ -515,18 +702,24 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
     result = AppendResult::OkDroppedOldest;
   }
   blocked_ = false;
-  if (needRotate() && !rotate(seq)) return AppendResult::Error;
+  if (needRotate()) {
+    if (const AppendResult r = rotate(seq); r != AppendResult::Ok) {
+      if (r == AppendResult::Error && makeRoom()) return AppendResult::Full;
+      return r;
+    }
+  }
   Segment& s = segs_.back();
   scratch_.clear();
   segment::encodeFrame(scratch_, seq, record);
   if (!pwriteAll(s.fd->fd(), scratch_.data(), scratch_.size(), s.size)) {
+    lastErrno_ = errno;
     std::string why = errnoText("cannot write " + s.path);
     // Leave no partial frame behind; if even that fails, never append to this file again.
     if (::ftruncate(s.fd->fd(), static_cast<off_t>(s.size)) != 0) activeOpen_ = false;
     if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
     if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
-    setError(std::move(why));
-    return AppendResult::Error;
+    setError(std::move(why), false);
+    return makeRoom() ? AppendResult::Full : AppendResult::Error;
   }
   const bool wasEmpty = endOrd_ == ack_.ord;
   s.size += frame;
@@ -549,17 +742,18 @@ void FileSpool::sampleWear() {
   while (wear_.size() > 26) wear_.pop_front();
 }
 
-bool FileSpool::rotate(std::uint64_t seq) {
+AppendResult FileSpool::rotate(std::uint64_t seq) {
   activeOpen_ = false;  // the old newest segment (if any) is sealed; it was submitted for sync
   const std::string path = segmentPath(options_.dir, seq);
   if (!segs_.empty() && segs_.back().name >= seq) {
     setError("seq " + std::to_string(seq) + " does not sort after the newest segment; not stored");
-    return false;
+    return AppendResult::Refused;
   }
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0) {
-    setError(errnoText("cannot create " + path));
-    return false;
+    lastErrno_ = errno;
+    setError(errnoText("cannot create " + path), false);
+    return AppendResult::Error;
   }
   auto handle = std::make_shared<FileHandle>(fd);
   segment::Header h;
@@ -567,9 +761,10 @@ bool FileSpool::rotate(std::uint64_t seq) {
   h.createdUnixMs = toMillis(WallClock::now());
   const std::string hdr = segment::encodeHeader(h);
   if (!pwriteAll(fd, hdr.data(), hdr.size(), 0)) {
-    setError(errnoText("cannot write " + path));
+    lastErrno_ = errno;
+    setError(errnoText("cannot write " + path), false);
     ::unlink(path.c_str());
-    return false;
+    return AppendResult::Error;
   }
   Segment s;
   s.name = seq;
@@ -588,13 +783,14 @@ bool FileSpool::rotate(std::uint64_t seq) {
   // The segment that was the newest may go now if it is fully acknowledged (the new one carries
   // the seq forward and is submitted for sync ahead of the deletion).
   while (segs_.size() > 1 && ack_.ord >= segs_.front().endOrd()) deleteSegmentFront();
-  return true;
+  return AppendResult::Ok;
 }
 
 void FileSpool::deleteSegmentFront() {
   Segment& s = segs_.front();
   bytes_ -= s.size;
   worker_->submitUnlink(s.path);
+  ++unlinksSubmitted_;
   if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
   if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
   const bool wasActive = segs_.size() == 1 && activeOpen_;
@@ -787,6 +983,89 @@ void FileSpool::updateOldest() {
   oldestSeq_ = 0;
 }
 
+SetAsideResult FileSpool::setAside(std::uint64_t firstSeq, std::uint64_t lastSeq) {
+  SetAsideResult res;
+  const std::string path = options_.dir + "/" + kRejectedFile;
+  // The frames, as they are in the segments, from the first record above firstSeq - 1.
+  std::string frames;
+  std::uint64_t n = 0;
+  Pos p = locate(firstSeq > 0 ? firstSeq - 1 : 0, ack_);
+  resolve(p);
+  for (Segment* s = find(p.seg); s != nullptr;) {
+    bool past = false;
+    while (p.ord < s->endOrd() && !past) {
+      segment::Frame f;
+      std::uint64_t off = p.off;
+      const Step step = readFrame(*s, off, p.prevSeq, f, statBuf_, kStatChunk);
+      if (step == Step::Skipped) {
+        p.off = off;
+        continue;
+      }
+      if (step == Step::End) break;
+      if (f.seq > lastSeq) {
+        past = true;
+        break;
+      }
+      segment::encodeFrame(frames, f.seq, f.payload);
+      ++n;
+      p = Pos{s->name, off + f.size, p.ord + 1, f.seq};
+    }
+    const auto idx = indexOf(*s);
+    if (past || idx + 1 >= segs_.size()) break;
+    s = &segs_[idx + 1];
+    p = startOf(*s);
+  }
+  if (n == 0) {
+    res.why = "its records are no longer in the spool";
+    return res;
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) {
+    res.why = errnoText("cannot open " + path);
+    return res;
+  }
+  FileHandle h(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    res.why = path + " is not a regular file";
+    return res;
+  }
+  std::string out;
+  if (st.st_size == 0) {
+    segment::Header hdr;
+    hdr.firstSeq = firstSeq;
+    hdr.createdUnixMs = toMillis(WallClock::now());
+    out = segment::encodeHeader(hdr);
+  }
+  out += frames;
+  if (static_cast<std::uint64_t>(st.st_size) + out.size() > kMaxRejectedBytes) {
+    res.why = path + " already holds " + std::to_string(st.st_size) + " of its " + std::to_string(kMaxRejectedBytes) +
+              " bytes";
+    return res;
+  }
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t w = ::write(fd, out.data() + done, out.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      res.why = errnoText("cannot write " + path);
+      // Leave whole frames only: a reader stops at a partial one anyway.
+      if (::ftruncate(fd, st.st_size) != 0) res.why += " (and cannot cut what was written)";
+      return res;
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  // Durable before the acknowledgement deletes the originals.
+  if (::fdatasync(fd) != 0) {
+    res.why = errnoText("cannot sync " + path);
+    return res;
+  }
+  bytesWritten_ += out.size();
+  res.kept = n;
+  res.where = path;
+  return res;
+}
+
 void FileSpool::rewind() {
   read_ = ack_;
   ledger_.clear();
@@ -824,6 +1103,7 @@ SpoolStats FileSpool::stats() const {
     }
   }
   s.corruptRecords = corrupt_;
+  s.corruptReadings = corruptReadings_;
   s.maxBytes = options_.maxBytes;
   s.blocked = blocked_;
   s.lastError = lastError_;

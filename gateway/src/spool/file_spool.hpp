@@ -28,12 +28,14 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/result.hpp"
 #include "spool/names.hpp"
 #include "spool/segment.hpp"
+#include "spool/sync_worker.hpp"
 
 namespace spdlog {
 class logger;
@@ -57,10 +59,23 @@ struct FileSpoolOptions {
 class FileSpool final : public Spool {
  public:
   static constexpr std::uint64_t kMaxSegmentBytes = 64ULL << 20;
+  static constexpr std::uint64_t kMaxRejectedBytes = 1ULL << 20;
+  static constexpr const char* kRejectedFile = "rejected.cgs";
 
-  // Recovers `dir` (created if missing): blocking, before the daemon reports READY.
+  enum class OpenFailure : std::uint8_t {
+    Refused,      // a segment or ack file of a newer format, or another process holds the lock
+    Unavailable,  // the directory cannot be used (read-only, no permission, full, I/O error)
+  };
+
+  // Recovers `dir` (created if missing): blocking, before the daemon reports READY. On failure
+  // `*failure` (when given) says which kind it was.
   static Result<std::unique_ptr<FileSpool>> open(boost::asio::any_io_executor executor, FileSpoolOptions options,
-                                                 std::shared_ptr<spdlog::logger> log);
+                                                 std::shared_ptr<spdlog::logger> log, OpenFailure* failure = nullptr);
+
+  // The next seq the spool in `dir` implies (what recovery would find: the newest record, an
+  // empty newest segment, the ack file, an unreadable newest segment's bound; 0: empty), read
+  // without creating, changing or locking anything, so it works on a read-only directory.
+  static Result<std::uint64_t> probeNextSeq(const std::string& dir);
   ~FileSpool() override;
   FileSpool(const FileSpool&) = delete;
   FileSpool& operator=(const FileSpool&) = delete;
@@ -69,6 +84,9 @@ class FileSpool final : public Spool {
   ReadResult readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) override;
   void acknowledge(std::uint64_t lastSeq) override;
   void rewind() override;
+  // Appends the records to `rejected.cgs` in the directory (segment format, mode 0600, at most
+  // kMaxRejectedBytes; FORMAT.md) and syncs it, so they survive their acknowledgement.
+  SetAsideResult setAside(std::uint64_t firstSeq, std::uint64_t lastSeq) override;
   // Durable records not yet handed out (records still waiting for their group commit are not
   // readable yet and not counted here; stats().readings counts them).
   std::uint64_t unread() const override;
@@ -129,7 +147,7 @@ class FileSpool final : public Spool {
   Status openAckFile(std::uint64_t& generation);
   Status prepareAckFile();
   void startWorker(std::uint64_t ackGeneration);
-  void onSynced(std::uint64_t token, const std::string& error);
+  void onSynced(const SyncWorker::Result& r);
 
   std::size_t indexOf(const Segment& s) const;
   Segment* find(std::uint64_t name);
@@ -150,10 +168,12 @@ class FileSpool final : public Spool {
 
   std::uint64_t chargedBytes() const;
   bool dropOldest();
-  bool rotate(std::uint64_t seq);
+  AppendResult rotate(std::uint64_t seq);
   void deleteSegmentFront();
   void applyAck(const Pos& target, std::uint64_t seq);
-  void setError(std::string what);
+  // lastError; logged when `log` and new (append errors are logged by the caller, rate-limited).
+  void setError(std::string what, bool log = true);
+  bool makeRoom();
   void sampleWear();
 
   boost::asio::any_io_executor executor_;
@@ -191,9 +211,15 @@ class FileSpool final : public Spool {
   std::uint64_t bytesWritten_ = 0;
   // (time, bytesWritten) once an hour, for the per-day figure.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> wear_;
-  std::uint64_t corrupt_ = 0;
+  std::uint64_t corrupt_ = 0;          // damaged stretches, headers and files
+  std::uint64_t corruptReadings_ = 0;  // readings they cost (by seq range)
   bool blocked_ = false;
   bool closed_ = false;
+  bool refused_ = false;  // recover() failed for a reason that is not I/O
+  int lastErrno_ = 0;     // of the last failed write
+  std::uint64_t unlinksSubmitted_ = 0;
+  std::optional<std::uint64_t> roomAfterUnlinks_;  // makeRoom() waits for this many unlinks
+  std::optional<std::chrono::steady_clock::time_point> lastRoomLine_;
   std::string lastError_;
   std::function<void()> readable_;
   std::string scratch_;

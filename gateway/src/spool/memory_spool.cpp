@@ -9,7 +9,7 @@ MemorySpool::MemorySpool(std::uint64_t maxBytes, pb::SpoolConfig::WhenFull whenF
 
 AppendResult MemorySpool::append(std::uint64_t seq, std::string_view record) {
   const std::uint64_t size = record.size() + kRecordOverhead;
-  if (size > maxBytes_) return AppendResult::Error;
+  if (size > maxBytes_) return AppendResult::Refused;
   AppendResult result = AppendResult::Ok;
   while (bytes_ + size > maxBytes_) {
     if (whenFull_ == pb::SpoolConfig::BLOCK_SOURCES) {
@@ -67,6 +67,18 @@ void MemorySpool::acknowledge(std::uint64_t lastSeq) {
 void MemorySpool::rewind() {
   cursor_ = 0;
   droppedInFlight_.clear();  // what was in flight is forgotten: dropped stays dropped
+}
+
+std::deque<std::pair<std::uint64_t, std::string>> MemorySpool::release() {
+  std::deque<std::pair<std::uint64_t, std::string>> out;
+  for (auto& r : records_) out.emplace_back(r.seq, std::move(r.bytes));
+  records_.clear();
+  droppedInFlight_.clear();
+  cursor_ = 0;
+  maxHandedOut_ = 0;
+  bytes_ = 0;
+  counters_.blocked = false;
+  return out;
 }
 
 SpoolStats MemorySpool::stats() const {

@@ -26,6 +26,11 @@ class MemorySpool final : public Spool {
   void setReadableCallback(std::function<void()> cb) override { readable_ = std::move(cb); }
   void close() override {}
 
+  // Hands over every unacknowledged record, oldest first, and empties the spool (counters stay).
+  std::deque<std::pair<std::uint64_t, std::string>> release();
+  // Records handed out and not yet acknowledged.
+  std::uint64_t inFlight() const { return cursor_; }
+
  private:
   struct Record {
     std::uint64_t seq;

@@ -11,6 +11,7 @@ namespace pb = citygate::v1;
 using core::appendBatchRecord;
 using core::AppendResult;
 using core::ReadResult;
+using core::SetAsideResult;
 using core::Spool;
 using core::SpoolStats;
 

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace citygate::spool::segment {
@@ -139,7 +140,16 @@ std::size_t resync(std::string_view bytes, std::size_t from, std::uint64_t after
   return std::string_view::npos;
 }
 
-ScanResult scan(std::string_view file, std::uint64_t ackedSeq) {
+SeqRange lostBetween(std::uint64_t before, std::uint64_t after, std::uint64_t ackedSeq) {
+  SeqRange r;
+  if (after <= before || after - before == 1 || ackedSeq >= after - 1) return r;  // none between, or all acked
+  r.first = std::max(before + 1, ackedSeq + 1);
+  r.last = after - 1;
+  if (r.first > r.last) return SeqRange{};
+  return r;
+}
+
+ScanResult scan(std::string_view file, std::uint64_t ackedSeq, std::uint64_t nameSeq) {
   ScanResult r;
   r.header = decodeHeader(file, r.hdr);
   if (r.header != HeaderStatus::Ok && r.header != HeaderStatus::BadCrc) return r;
@@ -172,6 +182,19 @@ ScanResult scan(std::string_view file, std::uint64_t ackedSeq) {
     if (next == std::string_view::npos) break;  // nothing intact follows: a torn tail
     ++r.corruptFrames;
     if (r.spans.size() < kMaxSpans) r.spans.push_back(CorruptSpan{pos, next});
+    // What the stretch cost: the seqs between the intact frames around it. Before the first
+    // intact frame of a segment with a damaged header, the file's name says where it started.
+    Frame resumed;
+    (void)decodeFrame(file.substr(next), resumed);  // intact: resync() checked it
+    std::uint64_t before = lastSeq;
+    if (before == 0 && nameSeq > 0) before = nameSeq - 1;
+    if (before == 0 && r.header != HeaderStatus::Ok) {
+      ++r.corruptReadings;  // where the segment started is unknown: at least one
+    } else {
+      const SeqRange gone = lostBetween(before, resumed.seq, ackedSeq);
+      r.corruptReadings += gone.count();
+      if (gone.count() > 0 && r.lost.size() < kMaxSpans) r.lost.push_back(gone);
+    }
     pos = next;
   }
   r.tailBytes = file.size() - r.validEnd;

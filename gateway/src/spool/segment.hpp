@@ -81,6 +81,17 @@ struct CorruptSpan {
   std::uint64_t resume = 0;
 };
 
+// Seqs first..last (inclusive) that damage made unreadable; first 0: none (seqs start at 1).
+struct SeqRange {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+  std::uint64_t count() const { return first == 0 || last < first ? 0 : last - first + 1; }
+};
+
+// The seqs strictly between two intact neighbours (`before` and `after`), less those already
+// acknowledged (<= ackedSeq, delivered before the damage mattered). Empty when none is missing.
+SeqRange lostBetween(std::uint64_t before, std::uint64_t after, std::uint64_t ackedSeq);
+
 // What recovery learns from one whole segment file.
 struct ScanResult {
   HeaderStatus header = HeaderStatus::Short;
@@ -91,7 +102,11 @@ struct ScanResult {
   std::uint64_t validEnd = 0;       // offset just past the last intact frame (>= header size)
   std::uint64_t corruptFrames = 0;  // damaged stretches followed by intact frames
   std::vector<CorruptSpan> spans;   // where they are (the first kMaxSpans)
-  std::uint64_t tailBytes = 0;      // bytes after validEnd: a torn or damaged tail, to be cut
+  // Readings those stretches cost, by seq: the seqs between the intact frames around each
+  // stretch that are above ackedSeq (the first kMaxSpans ranges are listed).
+  std::uint64_t corruptReadings = 0;
+  std::vector<SeqRange> lost;
+  std::uint64_t tailBytes = 0;  // bytes after validEnd: a torn or damaged tail, to be cut
   // Records with seq <= this bound are counted in `acked` and locate `ackEnd`.
   std::uint64_t acked = 0;
   std::uint64_t ackEnd = 0;  // offset of the first frame with seq > ackedSeq (or validEnd)
@@ -101,6 +116,8 @@ inline constexpr std::size_t kMaxSpans = 1024;
 
 // Scans a whole segment file. Frames are only looked at when the header is Ok or BadCrc (then the
 // header's first seq is not trusted). `ackedSeq` splits the records into acknowledged and not.
-ScanResult scan(std::string_view file, std::uint64_t ackedSeq = 0);
+// `nameSeq` (the first seq in the file's name, 0: unknown) stands in for a damaged header's first
+// seq when damage before the first intact frame is counted; it never decides what is accepted.
+ScanResult scan(std::string_view file, std::uint64_t ackedSeq = 0, std::uint64_t nameSeq = 0);
 
 }  // namespace citygate::spool::segment

@@ -150,15 +150,17 @@ void SyncWorker::run() {
     const auto now = std::chrono::steady_clock::now();
     // When is the next commit due? Data: window after the oldest dirty write. Ack slot alone:
     // ackInterval after the last slot write.
+    // The first slot write is due at once.
+    const auto ackDue = lastAck_ ? *lastAck_ + ackInterval_ : now;
     auto due = std::chrono::steady_clock::time_point::max();
     if (since_) due = *since_ + window_;
-    if (settled_) due = std::min(due, lastAck_ + ackInterval_);
+    if (settled_) due = std::min(due, ackDue);
     if (flush_ || stop_ || settledSoon_) due = now;
     if (now < due) {
       cv_.wait_until(lock, due);
       continue;
     }
-    const bool writeAck = settled_ && (flush_ || stop_ || settledSoon_ || now >= lastAck_ + ackInterval_);
+    const bool writeAck = settled_ && (flush_ || stop_ || settledSoon_ || now >= ackDue);
     auto dirty = std::move(dirty_);
     dirty_.clear();
     auto unlinks = std::move(unlinks_);
@@ -205,7 +207,9 @@ void SyncWorker::run() {
         if (::unlink(p.c_str()) != 0 && errno != ENOENT) fail("cannot delete " + p);
       }
       if (::fsync(dirFd_->fd()) != 0) fail("fsync of " + dir_ + " failed");
+      unlinksDone_ += unlinks.size();
     }
+    result.unlinks = unlinksDone_;
     if (done_) done_(result);
     lock.lock();
   }

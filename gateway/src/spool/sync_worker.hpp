@@ -42,8 +42,9 @@ class FileHandle {
 class SyncWorker {
  public:
   struct Result {
-    std::uint64_t token = 0;  // every write submitted with a token <= this one is durable
-    std::string error;        // empty, or what failed (the data stays readable; see FORMAT.md)
+    std::uint64_t token = 0;    // every write submitted with a token <= this one is durable
+    std::string error;          // empty, or what failed (the data stays readable; see FORMAT.md)
+    std::uint64_t unlinks = 0;  // submitUnlink() calls carried out so far (tried, whatever came of it)
   };
   using Done = std::function<void(const Result&)>;
 
@@ -83,10 +84,13 @@ class SyncWorker {
   std::uint64_t token_ = 0;
   bool created_ = false;
   std::vector<std::string> unlinks_;
+  std::uint64_t unlinksDone_ = 0;                               // worker thread only
   std::optional<std::chrono::steady_clock::time_point> since_;  // oldest unsynced submission
   std::optional<std::uint64_t> settled_;                        // not yet written
   bool settledSoon_ = false;
-  std::chrono::steady_clock::time_point lastAck_{};
+  // When the ack slot was last written; none yet: the first write is never held back (the
+  // steady clock's epoch is the boot, which may be seconds ago: it is no "long ago").
+  std::optional<std::chrono::steady_clock::time_point> lastAck_;
   bool flush_ = false;
   bool stop_ = false;
   bool crash_ = false;

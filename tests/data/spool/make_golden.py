@@ -10,7 +10,8 @@ code, so the golden files also check that the code matches the document.
 expected.txt keys (tests/unit/spool/recovery_golden_test.cpp reads them):
   seqs      the seqs readBatch() hands out after recovery, in order
   next_seq  recoveredNextSeq()
-  corrupt   stats().corruptRecords
+  corrupt   stats().corruptRecords (damaged stretches, headers and files)
+  lost      stats().corruptReadings (readings that damage cost, by seq range; 0 when absent)
   size      FILE BYTES: the file's size after recovery ("gone": deleted; "kept": unchanged)
   error     open() must fail with a message containing this text, and change no file
 """
@@ -103,7 +104,7 @@ def bad_crc():
     """One payload byte flipped in record 3 of 5: skipped and counted, the rest delivered."""
     frames = [bytearray(frame(s)) for s in range(1, 6)]
     frames[2][20] ^= 0x01
-    return {name(1): header(1) + b"".join(frames)}, {"seqs": [1, 2, 4, 5], "next_seq": 6, "corrupt": 1,
+    return {name(1): header(1) + b"".join(frames)}, {"seqs": [1, 2, 4, 5], "next_seq": 6, "corrupt": 1, "lost": 1,
                                                      "size": {name(1): "kept"}}
 
 
@@ -112,7 +113,7 @@ def bad_length():
     """The length field of record 3 is garbage: resynchronise at record 4."""
     frames = [bytearray(frame(s)) for s in range(1, 6)]
     frames[2][0:4] = struct.pack("<I", 0x00FFFFF0)
-    return {name(1): header(1) + b"".join(frames)}, {"seqs": [1, 2, 4, 5], "next_seq": 6, "corrupt": 1,
+    return {name(1): header(1) + b"".join(frames)}, {"seqs": [1, 2, 4, 5], "next_seq": 6, "corrupt": 1, "lost": 1,
                                                      "size": {name(1): "kept"}}
 
 
@@ -138,10 +139,64 @@ def bad_header_crc():
 
 @case
 def bad_magic():
-    """Not a segment at all: renamed to *.corrupt, counted, the other segment delivered."""
+    """Not a segment at all: renamed to *.corrupt, counted, the other segment delivered. The
+    readings it held are counted by seq: from its name up to the next segment's (1..10)."""
     return {name(1): b"JUNK" * 40, name(11): segment(11, range(11, 14))}, {
-        "seqs": range(11, 14), "next_seq": 14, "corrupt": 1,
+        "seqs": range(11, 14), "next_seq": 14, "corrupt": 1, "lost": 10,
         "size": {name(1): "gone", name(1) + ".corrupt": 160, name(11): "kept"}}
+
+
+@case
+def bad_newest_segment():
+    """The newest segment is not a segment any more: renamed to *.corrupt. Nothing says how many
+    readings it held; its size bounds them (the smallest frame is 16 bytes: 8 here, seq 4..12), and
+    numbering goes on above that bound, so no seq it may have held names another reading: an empty
+    newest segment named 13 carries that across restarts."""
+    return {name(1): segment(1, range(1, 4)), name(4): b"JUNK" * 40}, {
+        "seqs": range(1, 4), "next_seq": 13, "corrupt": 1, "lost": 9,
+        "size": {name(1): "kept", name(4): "gone", name(4) + ".corrupt": 160, name(13): 32}}
+
+
+@case
+def bad_segment():
+    """A whole older segment overwritten with zeroes (28 readings, seq 6..33): corruption, counted
+    by seq range from its name to the next segment's, renamed to *.corrupt."""
+    zeros = bytes(len(segment(6, range(6, 34))))
+    return {name(1): segment(1, range(1, 6)), name(6): zeros, name(34): segment(34, range(34, 37))}, {
+        "seqs": [1, 2, 3, 4, 5, 34, 35, 36], "next_seq": 37, "corrupt": 1, "lost": 28,
+        "size": {name(1): "kept", name(6): "gone", name(6) + ".corrupt": len(zeros), name(34): "kept"}}
+
+
+@case
+def truncated_sealed():
+    """An older, sealed segment cut short in the middle of record 13 of 20: only the newest
+    segment's tail can be torn by a crash, so this is corruption: seq 13..20 (8 readings, up to
+    the next segment's first seq) counted, the tail cut, the rest delivered."""
+    full = segment(1, range(1, 13))
+    return {name(1): full + frame(13)[:9], name(21): segment(21, range(21, 26))}, {
+        "seqs": list(range(1, 13)) + list(range(21, 26)), "next_seq": 26, "corrupt": 1, "lost": 8,
+        "size": {name(1): len(full), name(21): "kept"}}
+
+
+@case
+def zero_tail_sealed():
+    """An older, sealed segment whose last four records (seq 7..10) read back as zeroes: counted
+    as 4 lost readings (corruption, not a torn tail), the zeroes cut, the rest delivered."""
+    full = segment(1, range(1, 7))
+    zeros = bytes(sum(len(frame(s)) for s in range(7, 11)))
+    return {name(1): full + zeros, name(11): segment(11, range(11, 15))}, {
+        "seqs": list(range(1, 7)) + list(range(11, 15)), "next_seq": 15, "corrupt": 1, "lost": 4,
+        "size": {name(1): len(full), name(11): "kept"}}
+
+
+@case
+def sealed_failed_write():
+    """A sealed segment ends in part of a frame, and the next segment starts with that frame's
+    seq: an append that failed (ENOSPC) and was retried in a new segment. Cut, nothing lost."""
+    full = segment(1, range(1, 6))
+    return {name(1): full + frame(6)[:11], name(6): segment(6, range(6, 9))}, {
+        "seqs": range(1, 9), "next_seq": 9, "corrupt": 0, "lost": 0,
+        "size": {name(1): len(full), name(6): "kept"}}
 
 
 @case
@@ -197,6 +252,7 @@ def write_expected(path, exp):
         lines.append("seqs: " + " ".join(str(s) for s in exp["seqs"]))
         lines.append(f"next_seq: {exp['next_seq']}")
         lines.append(f"corrupt: {exp['corrupt']}")
+        lines.append(f"lost: {exp.get('lost', 0)}")
         for f, size in exp["size"].items():
             lines.append(f"size: {f} {size}")
     path.write_text("\n".join(lines) + "\n")

@@ -342,3 +342,132 @@ TEST_CASE("file spool: during a fast replay the ack file follows every ackEveryR
   s->close();
   std::filesystem::remove_all(dir);
 }
+
+// ---- issue 12 ----------------------------------------------------------------------------------
+
+TEST_CASE("file spool: a rejected batch is set aside in rejected.cgs (segment format, 0600, bounded)") {
+  const std::string dir = tempDir();
+  auto s = openOk(options(dir));
+  for (std::uint64_t i = 1; i <= 10; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  settle(*s);
+  CHECK(drain(*s, 4).size() == 10);
+  const SetAsideResult r = s->setAside(5, 8);
+  CHECK(r.kept == 4);
+  CHECK(r.where == dir + "/rejected.cgs");
+  s->acknowledge(10);
+  struct stat st {};
+  REQUIRE(::stat((dir + "/rejected.cgs").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  const segment::ScanResult scanned = segment::scan(slurp(dir + "/rejected.cgs"));
+  CHECK((scanned.header == segment::HeaderStatus::Ok));
+  CHECK(scanned.records == 4);
+  CHECK(scanned.firstSeq == 5);
+  CHECK(scanned.lastSeq == 8);
+  CHECK(scanned.tailBytes == 0);
+  // Recovery ignores it; the next rejected batch is appended; the file is bounded.
+  s->close();
+  s.reset();
+  s = openOk(options(dir));
+  CHECK(s->stats().readings == 0);
+  for (std::uint64_t i = 11; i <= 12; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  settle(*s);
+  drain(*s);
+  CHECK(s->setAside(11, 12).kept == 2);
+  CHECK(segment::scan(slurp(dir + "/rejected.cgs")).records == 6);
+  s->close();
+  s.reset();
+  std::filesystem::resize_file(dir + "/rejected.cgs", FileSpool::kMaxRejectedBytes - 10);
+  s = openOk(options(dir));
+  REQUIRE(s->append(14, record(14)) == AppendResult::Ok);
+  settle(*s);
+  drain(*s);
+  const SetAsideResult full = s->setAside(14, 14);
+  CHECK(full.kept == 0);
+  CHECK(full.why.find("already holds") != std::string::npos);
+  s->close();
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// A small tmpfs, so that the file system fills up before max_bytes (root only).
+struct SmallFs {
+  std::string dir;
+  bool mounted = false;
+  explicit SmallFs(const char* size) : dir(tempDir("smallfs")) {
+    if (::geteuid() != 0) return;
+    const std::string cmd = std::string("mount -t tmpfs -o size=") + size + " citygate-test " + dir;
+    mounted = std::system(cmd.c_str()) == 0;
+  }
+  ~SmallFs() {
+    if (mounted) (void)std::system(("umount " + dir).c_str());
+    std::filesystem::remove_all(dir);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("file spool: a file system full before max_bytes: DROP_OLDEST drops the oldest segment, not the sources") {
+  SmallFs fs("128k");
+  if (!fs.mounted) {
+    MESSAGE("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  auto o = options(fs.dir + "/spool", 64 << 20, pb::SpoolConfig::DROP_OLDEST);  // far above the disk
+  o.segmentBytes = 16 * 1024;
+  auto s = openOk(o);
+  int calls = 0;
+  s->setReadableCallback([&] { ++calls; });
+  std::uint64_t seq = 0;
+  AppendResult r = AppendResult::Ok;
+  while (seq < 100000) {
+    r = s->append(seq + 1, record(seq + 1, 200));
+    if (r != AppendResult::Ok) break;
+    ++seq;
+  }
+  REQUIRE(r == AppendResult::Full);  // ENOSPC: no room now, and room is being made...
+  CHECK(s->stats().lastError.find("No space left on device") != std::string::npos);
+  CHECK(s->stats().dropped > 0);  // ...and the oldest segment went for it
+  const std::uint64_t dropped = s->stats().dropped;
+  // Once its deletion is done the spool says so, and the same record goes in.
+  runUntil([&] { return calls > 0 && s->append(seq + 1, record(seq + 1, 200)) == AppendResult::Ok; });
+  ++seq;
+  settle(*s);
+  const auto got = drain(*s);
+  REQUIRE(!got.empty());
+  CHECK(got == range(dropped + 1, seq));  // the gap is exactly `dropped`, at the oldest end
+  s->close();
+}
+
+TEST_CASE("file spool: a file system full before max_bytes: BLOCK_SOURCES drops nothing") {
+  SmallFs fs("128k");
+  if (!fs.mounted) {
+    MESSAGE("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  auto s = openOk(options(fs.dir + "/spool", 64 << 20, pb::SpoolConfig::BLOCK_SOURCES));
+  std::uint64_t seq = 0;
+  while (s->append(seq + 1, record(seq + 1, 200)) == AppendResult::Ok) ++seq;
+  CHECK(s->stats().dropped == 0);
+  CHECK(s->append(seq + 1, record(seq + 1, 200)) == AppendResult::Error);
+  settle(*s);
+  CHECK(drain(*s) == range(1, seq));
+  s->close();
+}
+
+// Issue 12: SyncWorker took its "last ack write" for the steady clock's epoch (the boot), so on a
+// machine booted less than ackInterval ago the first write waited. Run the suite as on a machine
+// booted a minute ago: unshare --time --monotonic=-N --boottime=-N (N = uptime - 60).
+TEST_CASE("file spool: the first ack-file write is never held back, however recently the machine booted") {
+  const std::string dir = tempDir();
+  auto o = options(dir);
+  o.ackInterval = std::chrono::hours(24);
+  auto s = openOk(o);
+  REQUIRE(s->append(1, record(1)) == AppendResult::Ok);
+  settle(*s);
+  drain(*s);
+  s->acknowledge(1);
+  runUntil([&] { return settledOnDisk(dir) == 1; }, std::chrono::seconds(5));
+  s->close();
+  std::filesystem::remove_all(dir);
+}

@@ -19,6 +19,7 @@ struct Expected {
   std::vector<std::uint64_t> seqs;
   std::uint64_t nextSeq = 0;
   std::uint64_t corrupt = 0;
+  std::uint64_t lost = 0;
   std::map<std::string, std::string> sizes;
   std::string error;
 };
@@ -39,6 +40,8 @@ Expected parse(const std::string& text) {
       v >> e.nextSeq;
     } else if (key == "corrupt") {
       v >> e.corrupt;
+    } else if (key == "lost") {
+      v >> e.lost;
     } else if (key == "size") {
       std::string file;
       std::string size;
@@ -76,7 +79,7 @@ std::vector<fs::path> cases() {
 
 TEST_CASE("spool golden files: recovery does what expected.txt says") {
   const auto all = cases();
-  REQUIRE(all.size() >= 12);
+  REQUIRE(all.size() >= 19);
   for (const auto& c : all) {
     CAPTURE(c.filename().string());
     const Expected exp = parse(slurp((c / "expected.txt").string()));
@@ -101,6 +104,7 @@ TEST_CASE("spool golden files: recovery does what expected.txt says") {
     auto s = std::move(r).value();
     CHECK(s->recoveredNextSeq() == exp.nextSeq);
     CHECK(s->stats().corruptRecords == exp.corrupt);
+    CHECK(s->stats().corruptReadings == exp.lost);
     CHECK(s->stats().readings == exp.seqs.size());
     CHECK(spool_contract::drain(*s, 2) == exp.seqs);
     for (const auto& [file, size] : exp.sizes) {

@@ -115,6 +115,43 @@ TEST_CASE("segment: scan skips damage in the middle and cuts a torn tail") {
   CHECK(r.lastSeq == 10);
   CHECK(r.validEnd == kHeaderSize + 10 * fs);
   CHECK(r.tailBytes == 5);
+  // What the damage cost, by seq: 4, then 7.
+  CHECK(r.corruptReadings == 2);
+  REQUIRE(r.lost.size() == 2);
+  CHECK(r.lost[0].first == 4);
+  CHECK(r.lost[0].last == 4);
+  CHECK(r.lost[1].first == 7);
+  CHECK(r.lost[1].last == 7);
+  // Acknowledged records cost nothing when they are damaged.
+  CHECK(scan(s, 5).corruptReadings == 1);
+}
+
+TEST_CASE("segment: damage before the first intact frame of a damaged header counts from the file's name") {
+  std::string s = seg(21, 25);
+  s[9] ^= 1;  // the header's first seq: damaged, not trusted
+  const std::size_t fs = frameSize(30);
+  s[kHeaderSize + fs + 20] ^= 1;  // record 22
+  s[kHeaderSize + 20] ^= 1;       // record 21, the first one
+  const ScanResult r = scan(s, 0, 21);
+  CHECK((r.header == HeaderStatus::BadCrc));
+  CHECK(r.records == 3);
+  CHECK(r.corruptFrames == 1);  // one stretch: 21 and 22
+  CHECK(r.corruptReadings == 2);
+  REQUIRE(r.lost.size() == 1);
+  CHECK(r.lost[0].first == 21);
+  CHECK(r.lost[0].last == 22);
+  CHECK(scan(s, 0, 0).corruptReadings == 1);  // where it began is unknown: at least one
+}
+
+TEST_CASE("segment: lostBetween is the seqs strictly between two neighbours, above the acknowledged ones") {
+  CHECK(lostBetween(5, 6, 0).count() == 0);
+  CHECK(lostBetween(5, 9, 0).count() == 3);
+  CHECK(lostBetween(5, 9, 7).first == 8);
+  CHECK(lostBetween(5, 9, 7).count() == 1);
+  CHECK(lostBetween(5, 9, 9).count() == 0);
+  CHECK(lostBetween(9, 5, 0).count() == 0);
+  CHECK(lostBetween(2, 4, ~0ULL).count() == 0);  // no overflow at the top
+  CHECK(lostBetween(~0ULL, 4, 0).count() == 0);
 }
 
 TEST_CASE("segment: resync never accepts a frame that goes backwards") {

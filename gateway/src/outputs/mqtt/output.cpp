@@ -72,7 +72,7 @@ void MqttOutput::onConnect(bool ok, const std::string& error) {
     scheduleReconnect();
     return;
   }
-  if (stats_.connectedSince != WallTime{}) ++stats_.reconnects;
+  if (stats_.connectedSince) ++stats_.reconnects;
   connected_ = true;
   stats_.connected = true;
   stats_.connectedSince = WallClock::now();
@@ -92,7 +92,7 @@ void MqttOutput::onLost(const std::string& cause) {
   stats_.connected = false;
   stats_.lastError = cause;
   log_->warn("lost the broker: {}", cause);
-  if (SteadyClock::now() - connectedAt_ >= options_.stableAfter) attempt_ = 0;
+  if (connectedAt_ && SteadyClock::now() - *connectedAt_ >= options_.stableAfter) attempt_ = 0;
   if (readyCb_) readyCb_(false);
   scheduleReconnect();
 }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -52,7 +53,7 @@ struct OutputStats {
   std::uint64_t healthPublished = 0;
   bool connected = false;
   std::string lastError;
-  WallTime connectedSince{};
+  std::optional<WallTime> connectedSince;  // none until the first connection
 };
 
 std::string topicFor(const std::string& prefix, const std::string& gatewayId, const char* leaf);
@@ -98,7 +99,7 @@ class MqttOutput final : public core::Sink, public std::enable_shared_from_this<
   bool connecting_ = false;
   bool stopping_ = false;
   std::uint32_t attempt_ = 0;
-  SteadyTime connectedAt_{};
+  std::optional<SteadyTime> connectedAt_;  // of the current connection
   std::string lastLoggedError_;
   std::minstd_rand rng_;
   OutputStats stats_;

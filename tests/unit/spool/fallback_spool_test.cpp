@@ -1,0 +1,148 @@
+// The fallback spool (issue 12, item 5): a spool directory that cannot be used at start. The
+// directory is made unusable without root: its parent is a regular file (ENOTDIR), which is
+// replaced by a directory to make it usable again.
+#include "spool/fallback_spool.hpp"
+
+#include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "spool/file_spool_support.hpp"
+#include "spool/spool_contract.hpp"
+
+using namespace file_spool_support;
+using spool_contract::drain;
+using spool_contract::range;
+using spool_contract::record;
+
+namespace {
+
+struct Blocked {
+  std::string root = tempDir("fallback");
+  std::string dir = root + "/blocker/spool";
+  std::ostringstream logText;
+  std::shared_ptr<spdlog::logger> log =
+      std::make_shared<spdlog::logger>("spool", std::make_shared<spdlog::sinks::ostream_sink_mt>(logText));
+
+  Blocked() { spit(root + "/blocker", "a file where the spool's parent directory should be"); }
+  ~Blocked() { std::filesystem::remove_all(root); }
+  void unblock() {
+    std::filesystem::remove(root + "/blocker");
+    std::filesystem::create_directories(dir);
+  }
+  FallbackOptions options() {
+    FallbackOptions o;
+    o.file = file_spool_support::options(dir);
+    o.memoryBytes = 64 * 1024;
+    o.retryMin = std::chrono::milliseconds(10);
+    o.retryMax = std::chrono::milliseconds(20);
+    return o;
+  }
+  std::string why() {
+    auto r = FileSpool::open(ioc().get_executor(), options().file, quietLog());
+    REQUIRE_FALSE(r.ok());
+    return r.error();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("fallback spool: a directory that cannot be opened is reported, readings stay in memory, bounded") {
+  Blocked b;
+  FileSpool::OpenFailure failure = FileSpool::OpenFailure::Refused;
+  auto r = FileSpool::open(ioc().get_executor(), b.options().file, quietLog(), &failure);
+  REQUIRE_FALSE(r.ok());
+  CHECK((failure == FileSpool::OpenFailure::Unavailable));
+  FallbackSpool s(ioc().get_executor(), b.options(), r.error(), std::uint64_t{1}, b.log);
+  const auto st = s.stats();
+  CHECK(st.unavailable);
+  CHECK(st.lastError.find("unavailable") != std::string::npos);
+  CHECK(st.lastError.find("Not a directory") != std::string::npos);
+  CHECK(st.maxBytes == 64 * 1024);
+  for (std::uint64_t i = 1; i <= 10; ++i) REQUIRE(s.append(i, record(i)) == AppendResult::Ok);
+  CHECK(drain(s, 4) == range(1, 10));
+  s.acknowledge(10);
+  // Bounded: the memory buffer's policy is the configured one (DROP_OLDEST here).
+  std::uint64_t seq = 10;
+  for (int i = 0; i < 5000; ++i) {
+    ++seq;
+    REQUIRE(s.append(seq, record(seq)) != AppendResult::Error);
+  }
+  CHECK(s.stats().bytes <= 64 * 1024);
+  CHECK(s.stats().dropped > 0);
+  s.close();
+  CHECK(b.logText.str().find("lost, seq") != std::string::npos);  // what memory held at stop, by seq
+}
+
+TEST_CASE("fallback spool: when the directory becomes usable, held readings move into the file spool") {
+  Blocked b;
+  auto s = std::make_unique<FallbackSpool>(ioc().get_executor(), b.options(), b.why(), std::uint64_t{1}, b.log);
+  std::optional<std::uint64_t> opened;
+  s->setOpenedCallback([&](std::uint64_t next) { opened = next; });
+  int readable = 0;
+  s->setReadableCallback([&] { ++readable; });
+  s->start();
+  for (std::uint64_t i = 1; i <= 6; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  std::string out;
+  REQUIRE(s->readBatch(2, 1 << 20, out).count == 2);  // 1..2 in flight
+  b.unblock();
+  runUntil([&] { return opened.has_value(); });
+  CHECK(*opened == 0);  // an empty directory
+  // 1..2 are in flight from memory: nothing more is handed out until they are acknowledged.
+  CHECK((s->phase() == FallbackSpool::Phase::Moving));
+  CHECK(s->unread() == 0);
+  REQUIRE(s->append(7, record(7)) == AppendResult::Ok);  // in memory, behind the others
+  s->acknowledge(2);
+  CHECK((s->phase() == FallbackSpool::Phase::File));
+  CHECK_FALSE(s->stats().unavailable);
+  REQUIRE(s->append(8, record(8)) == AppendResult::Ok);  // straight to the file spool
+  runUntil([&] { return s->unread() == 6; });
+  CHECK(drain(*s) == range(3, 8));
+  s->close();
+  s.reset();  // releases the directory's lock (the file spool goes with it)
+  // Durable: a new start finds them.
+  auto again = openOk(b.options().file);
+  CHECK(drain(*again) == range(3, 8));
+  CHECK(again->recoveredNextSeq() == 9);
+  again->close();
+}
+
+TEST_CASE(
+    "fallback spool: a directory that could not be read at start: held seqs not above its records are lost, said") {
+  Blocked b;
+  b.unblock();
+  {
+    auto f = openOk(b.options().file);  // an earlier run left readings 1..50
+    for (std::uint64_t i = 1; i <= 50; ++i) REQUIRE(f->append(i, record(i)) == AppendResult::Ok);
+    f->close();
+  }
+  // This run could not read it (no floor): numbering started at 1 again.
+  FallbackSpool s(ioc().get_executor(), b.options(), "cannot list: Permission denied", std::nullopt, b.log);
+  std::optional<std::uint64_t> opened;
+  s.setOpenedCallback([&](std::uint64_t next) { opened = next; });
+  for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(s.append(i, record(i)) == AppendResult::Ok);
+  s.retryNow();
+  runUntil([&] { return opened.has_value() && s.phase() == FallbackSpool::Phase::File; });
+  CHECK(*opened == 51);  // the owner numbers above it from now on
+  CHECK(s.stats().notStored == 3);
+  CHECK(b.logText.str().find("3 reading(s) held in memory lost, seq 1..3") != std::string::npos);
+  REQUIRE(s.append(51, record(51)) == AppendResult::Ok);
+  runUntil([&] { return s.unread() == 51; });
+  CHECK(drain(s) == range(1, 51));
+  s.close();
+}
+
+TEST_CASE("fallback spool: at stop, one last attempt keeps what memory holds if the directory is usable by then") {
+  Blocked b;
+  auto s = std::make_unique<FallbackSpool>(ioc().get_executor(), b.options(), b.why(), std::uint64_t{1}, b.log);
+  for (std::uint64_t i = 1; i <= 4; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  b.unblock();
+  s->close();
+  CHECK(b.logText.str().find("lost") == std::string::npos);
+  s.reset();
+  auto f = openOk(b.options().file);
+  CHECK(drain(*f) == range(1, 4));
+  f->close();
+}
