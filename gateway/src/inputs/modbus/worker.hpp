@@ -9,9 +9,13 @@
 // only when the new job is due before whatever it is waiting for.
 //
 // The worker stops a job at the first timeout or link failure (the device is presumed gone: one
-// timeout is all it may cost), keeps going after an exception (the device answered), and flushes
-// the link after a bad frame so the next transaction starts clean. The queue is bounded: submit()
-// refuses when it is full.
+// timeout is all it may cost) and keeps going after an exception (the device answered) or a bad
+// frame. Recovery after a late or damaged answer is the transport's (it drains the line, skips
+// stale frames): the worker only counts what the transport discarded. The queue is bounded:
+// submit() refuses when it is full.
+//
+// The thread is made by start(), which fails (an error, never an exception) when the system
+// refuses another thread: TasksMax, RLIMIT_NPROC, memory.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -22,9 +26,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "core/result.hpp"
 #include "inputs/modbus/planner.hpp"
 #include "inputs/modbus/transport.hpp"
 
@@ -38,7 +44,8 @@ struct JobResult {
   std::uint32_t attempted = 0;  // requests tried (the rest were skipped after an abort)
   std::uint32_t timeouts = 0;   // every attempt, retries included
   std::uint32_t badFrames = 0;
-  std::chrono::microseconds rtt{0};  // whole job
+  std::vector<DiscardedFrames> discarded;  // frames the transport did not take as an answer, by unit
+  std::chrono::microseconds rtt{0};        // whole job
   std::chrono::steady_clock::time_point finishedAt;
 };
 
@@ -62,6 +69,8 @@ class BusWorker {
   BusWorker(const BusWorker&) = delete;
   BusWorker& operator=(const BusWorker&) = delete;
 
+  // Starts the worker's thread. An error when it cannot be created; the worker then runs nothing.
+  Status start();
   bool submit(Job job);
   void stop();  // waits for the running job (bounded by its timeouts), drops queued ones
   std::size_t queued() const;
@@ -83,7 +92,7 @@ class BusWorker {
   // queue again before it waits).
   std::chrono::steady_clock::time_point wakeAt_ = std::chrono::steady_clock::time_point::min();
   bool stopping_ = false;
-  std::chrono::steady_clock::time_point lastTransaction_{};
+  std::optional<std::chrono::steady_clock::time_point> lastTransaction_;  // none yet
   std::thread thread_;
 };
 

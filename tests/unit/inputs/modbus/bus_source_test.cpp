@@ -3,6 +3,10 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <mutex>
@@ -53,7 +57,6 @@ class FakeTransport final : public Transport {
     std::this_thread::sleep_for(timeout);
     return ReadError{ErrorKind::Timeout, 0, "timeout"};
   }
-  void flush() override {}
   std::string describe() const override { return "fake"; }
 
  private:
@@ -109,7 +112,7 @@ struct Run {
         [] { return true; }, quietLog());
   }
   void runFor(std::chrono::milliseconds d) {
-    source->start();
+    REQUIRE(source->start());
     ioc.run_for(d);
     source->stop();
   }
@@ -224,6 +227,7 @@ TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc r
   boost::asio::io_context ioc;
   auto state = std::make_shared<FakeState>();
   BusWorker worker(ioc.get_executor(), std::make_unique<FakeTransport>(state), 0ms, 4);
+  REQUIRE(worker.start());
   std::vector<int> order;
   std::chrono::steady_clock::time_point laterRan{};
   auto job = [&](int unit, std::chrono::steady_clock::time_point due) {
@@ -244,4 +248,29 @@ TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc r
   ioc.run();  // returns once both results are handled: queued jobs are the executor's work
   CHECK(order == std::vector<int>{2, 1});
   CHECK(laterRan - submitted >= 150ms);
+}
+
+TEST_CASE("a bus whose worker thread the system refuses fails to start with a message, not an abort") {
+  // A real refusal, not a fake: a child process under RLIMIT_NPROC 1 (as an unprivileged user when
+  // run as root, who is exempt) cannot create a thread, as citygated cannot under TasksMax.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+    const rlimit one{1, 1};
+    if (::setrlimit(RLIMIT_NPROC, &one) != 0) ::_exit(4);
+    Run r;
+    BusSpec b = bus();
+    b.devices.push_back(device("a", 1, std::chrono::milliseconds(50), 1));
+    r.make(b);
+    const Status st = r.source->start();
+    if (st) ::_exit(5);
+    if (st.error().find("cannot create the bus worker thread") == std::string::npos) ::_exit(6);
+    r.source->stop();  // safe without a thread
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));  // not killed by std::terminate's abort
+  CHECK(WEXITSTATUS(status) == 0);
 }
