@@ -10,6 +10,7 @@ GOOD again within two poll intervals after the device behaves again.
 """
 import json
 import os
+import shutil
 import subprocess
 import time
 import unittest
@@ -206,6 +207,134 @@ class ModbusFaults(IntegrationTest):
 
     def test_rtu_lying_byte_count(self):
         self.check_fault("rtu", kind="lying_count", follow_ms=100)
+
+
+def many_buses(n, port):
+    return "\n".join(f'modbus_bus {{ name: "meter-{i}" tcp {{ host: "127.0.0.1" port: {port} }} '
+                     f'device {{ id: "m{i}" unit_id: 1 profile: "blocks" poll_interval_ms: 1000 }} }}'
+                     for i in range(1, n + 1))
+
+
+class BusLimit(IntegrationTest):
+    """Issue 12, item 7: one thread per bus under the unit's TasksMax=256. A 300-bus configuration is
+    an error with FILE:LINE:COL at start, in --check-config and through config apply (the running
+    configuration is kept); never an abort."""
+
+    def setUp(self):
+        super().setUp()
+        self.broker = self.env.broker()
+        self.prof = self.env.path("profiles")
+        os.makedirs(self.prof)
+        Path(self.prof, "blocks.textproto").write_text(PROFILE)
+
+    def config(self, n, port):
+        return gateway_config("gw-many", self.broker.uri, self.env, many_buses(n, port),
+                              extra=f'profile_dir: "{self.prof}"')
+
+    def test_300_buses_are_refused_at_start_and_by_check_config(self):
+        path = self.env.path("many.textproto")
+        Path(path).write_text(self.config(300, free_port()))
+        check = subprocess.run([BIN / "citygated", "--check-config", path], capture_output=True, text=True,
+                               timeout=30)
+        self.assertEqual(check.returncode, 78, check.stderr)
+        self.assertRegex(check.stderr, rf"{path}:\d+:\d+: too many Modbus buses: 300 \(at most 128")
+        start = subprocess.run([BIN / "citygated", "--config", path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(start.returncode, 78, start.stderr)  # not a crash loop of aborts
+        self.assertIn("too many Modbus buses: 300", start.stderr)
+        self.assertIn("not starting", start.stderr)
+
+    def test_300_buses_by_config_apply_are_refused(self):
+        """... and the running configuration is kept."""
+        dev = BadModbus(self.env, "tcp", units=(1,)).start()
+        sub = self.env.subscriber(self.broker, "gw-many")
+        gw = self.env.gateway(self.config(1, dev.port))
+        sub.wait_for(lambda: len(sub.of("m1")) >= 2, 20, "readings of the one device")
+        path = self.env.path("many.textproto")
+        Path(path).write_text(self.config(300, dev.port))
+        ctl = [BIN / "citygatectl", "--socket", self.env.path("control.sock")]
+        out = subprocess.run(ctl + ["config", "apply", path], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 78, out.stdout + out.stderr)
+        self.assertRegex(out.stderr, rf"{path}:\d+:\d+: too many Modbus buses: 300")
+        self.assertIn("the running configuration is kept", out.stderr)
+        self.assertTrue(gw.process.running())
+        status = json.loads(subprocess.run(ctl + ["--json", "status"], capture_output=True, text=True,
+                                           timeout=30).stdout)
+        self.assertEqual(status["config_generation"], "1")
+        n = len(sub.of("m1"))
+        sub.wait_for(lambda: len(sub.of("m1")) >= n + 2, 10, "readings to go on")
+        self.assertNotIn("m2", {r.sensor_id for r in sub.readings})
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv") and shutil.which("prlimit"),
+                     "needs root (to run citygated as nobody under RLIMIT_NPROC), setpriv and prlimit")
+class ThreadLimit(IntegrationTest):
+    """Issue 12, item 7: a bus worker thread the system refuses (TasksMax in the unit; here
+    RLIMIT_NPROC, which binds a non-root user) is an error, not an abort: start fails with a message
+    and exit code 1; config apply fails with nothing changed and the daemon runs on. citygated runs
+    as nobody (root is exempt from RLIMIT_NPROC), with the memory spool."""
+
+    def setUp(self):
+        super().setUp()
+        os.chmod(self.env.dir, 0o777)
+        self.broker = self.env.broker()
+        self.prof = self.env.path("profiles")
+        os.makedirs(self.prof)
+        Path(self.prof, "blocks.textproto").write_text(PROFILE)
+        os.chmod(self.prof, 0o755)
+        os.chmod(Path(self.prof, "blocks.textproto"), 0o644)
+
+    def write(self, name, n, port):
+        path = self.env.path(name)
+        Path(path).write_text(gateway_config("gw-thr", self.broker.uri, self.env, many_buses(n, port),
+                                             extra=f'profile_dir: "{self.prof}"', spool_extra="memory: true"))
+        os.chmod(path, 0o644)
+        return path
+
+    def daemon(self, path, nproc=None):
+        limit = ["prlimit", f"--nproc={nproc}"] if nproc else []
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + limit + [
+            BIN / "citygated", "--config", path, "--log-level", "debug"]
+        p = Process(self.env, "citygated-nobody", argv)
+        self.env.processes.append(p)
+        return p.start()
+
+    def test_a_refused_bus_thread_stops_the_start_with_a_message(self):
+        path = self.write("many.textproto", 20, free_port())
+        p = self.daemon(path, nproc=6)
+        code = p.wait(30)
+        self.assertEqual(code, 1, p.log())  # the daemon's error exit, not 134 (abort)
+        self.assertRegex(p.log(), r"cannot start: bus 'meter-\d+': cannot create the bus worker thread: "
+                                  r"Resource temporarily unavailable \(20 bus\(es\) configured, one thread each\)")
+        self.assertNotIn("terminate called", p.log())
+
+    def test_a_refused_bus_thread_fails_config_apply_and_changes_nothing(self):
+        dev = BadModbus(self.env, "tcp", units=(1,)).start()
+        sub = self.env.subscriber(self.broker, "gw-thr")
+        one = self.write("one.textproto", 1, dev.port)
+        # The threads citygated runs with one bus (prlimit cannot change a running process here:
+        # no CAP_SYS_RESOURCE), then again with room for those, the config check's and two more.
+        p = self.daemon(one)
+        sub.wait_for(lambda: len(sub.of("m1")) >= 1, 20, "a reading of the one device")
+        tasks = len(os.listdir(f"/proc/{p.proc.pid}/task"))
+        p.stop()
+        p = self.daemon(one, nproc=tasks + 3)
+        n = len(sub.of("m1"))
+        sub.wait_for(lambda: len(sub.of("m1")) >= n + 2, 20, "readings of the one device")
+        many = self.write("many.textproto", 20, dev.port)
+        ctl = [BIN / "citygatectl", "--socket", self.env.path("control.sock")]
+        out = subprocess.run(ctl + ["config", "apply", many], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertRegex(out.stderr, r"cannot create (the bus worker thread|a thread to check the configuration)")
+        self.assertIn("nothing was changed", out.stderr)
+        self.assertTrue(p.running(), p.log())
+        status = json.loads(subprocess.run(ctl + ["--json", "status"], capture_output=True, text=True,
+                                           timeout=30).stdout)
+        self.assertEqual(status["config_generation"], "1")
+        n = len(sub.of("m1"))
+        sub.wait_for(lambda: len(sub.of("m1")) >= n + 2, 10, "readings to go on")
+        self.assertEqual({r.sensor_id for r in sub.readings}, {"m1"})
+        print(f"\nconfig apply of 20 buses with {tasks} threads running under RLIMIT_NPROC {tasks + 3}: "
+              f"{out.stderr.strip()}")
 
 
 if __name__ == "__main__":
