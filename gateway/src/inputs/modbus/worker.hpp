@@ -1,6 +1,7 @@
-// BusWorker: the one thread that talks on a bus. libmodbus is blocking and a context is
-// single-threaded, so each bus gets a worker that runs jobs strictly one after another (an RTU bus
-// is half-duplex anyway) and posts every result back to the executor.
+// BusWorker: the one thread that talks on a bus. A transport is blocking (its framing engine
+// waits on a socket or a serial port with deadlines), so each bus gets a worker that runs jobs
+// strictly one after another (an RTU bus is half-duplex anyway; a Modbus answer can only be tied
+// to the one request outstanding) and posts every result back to the executor.
 //
 // A job is a list of reads for one unit, due at a given time: the bus source hands a device's
 // next poll over as soon as the last one is done, and the worker itself waits for it to be due, so
