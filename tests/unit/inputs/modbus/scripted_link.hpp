@@ -20,8 +20,9 @@ namespace citygate::modbus::testing {
 using Clock = ByteLink::Clock;
 
 struct Chunk {
-  Clock::time_point at;
+  Clock::time_point at;  // when it arrived (pending) or was taken by the engine (delivered)
   std::vector<std::uint8_t> bytes;
+  Clock::time_point due;  // when the script had it arrive
 };
 
 struct LinkScript {
@@ -38,7 +39,7 @@ struct LinkScript {
   void at(Clock::time_point when, std::vector<std::uint8_t> bytes) {
     auto it = std::upper_bound(pending.begin(), pending.end(), when,
                                [](Clock::time_point t, const Chunk& c) { return t < c.at; });
-    pending.insert(it, Chunk{when, std::move(bytes)});
+    pending.insert(it, Chunk{when, std::move(bytes), when});
   }
   void after(Clock::duration d, std::vector<std::uint8_t> bytes) { at(now + d, std::move(bytes)); }
   // Jumps the clock (time passing between polls); what is due meanwhile waits in the "kernel".
@@ -64,7 +65,7 @@ class ScriptedLink final : public ByteLink {
   ReadError send(std::span<const std::uint8_t> bytes) override {
     if (!s_->open) return ReadError{ErrorKind::Connection, 0, "send: not open"};
     std::vector<std::uint8_t> copy(bytes.begin(), bytes.end());
-    s_->sent.push_back(Chunk{s_->now, copy});
+    s_->sent.push_back(Chunk{s_->now, copy, s_->now});
     if (s_->device) s_->device(*s_, copy);
     return {};
   }
