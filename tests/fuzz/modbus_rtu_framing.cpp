@@ -83,9 +83,10 @@ bool framedAnswer(const LinkScript& s, std::size_t first, const RtuRequest& req,
     if (end + 1 < stream.size() && chunkOf[end + 1] == chunkOf[end]) continue;  // more bytes in the same read
     const auto takenAt = s.delivered[chunkOf[end]].at;
     bool silent = true;
-    for (std::size_t c = chunkOf[end] + 1; c < s.delivered.size(); ++c)
-      silent = silent && s.delivered[c].due >= takenAt + gap;
-    for (const auto& c : s.pending) silent = silent && c.due >= takenAt + gap;
+    for (std::size_t c = chunkOf[end] + 1; c < s.delivered.size(); ++c) {
+      silent = silent && (s.delivered[c].bytes.empty() || s.delivered[c].due >= takenAt + gap);
+    }
+    for (const auto& c : s.pending) silent = silent && (c.bytes.empty() || c.due >= takenAt + gap);
     if (silent) return true;
   }
   return false;
@@ -157,11 +158,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (script->sent.size() > sentBefore) {
       const auto sentAt = script->sent.back().at;
       // Nothing unread on the line, and silence before the request (a settle period if suspect).
-      for (const auto& p : script->pending) check(p.due > sentAt);
+      // (An empty chunk is a link waking up with nothing to read: no bytes, no constraint.)
+      for (const auto& p : script->pending) check(p.bytes.empty() || p.due > sentAt);
       const Clock::duration quiet = stateBefore == LinkState::Suspect ? settle : Clock::duration(timing.gap);
-      for (std::size_t k = 0; k < deliveredBefore; ++k) check(script->delivered[k].at + timing.gap <= sentAt);
-      for (std::size_t k = deliveredBefore; k < script->delivered.size(); ++k) {
-        if (script->delivered[k].at < sentAt) check(script->delivered[k].at + quiet <= sentAt);
+      for (std::size_t k = 0; k < script->delivered.size(); ++k) {
+        const Chunk& chunk = script->delivered[k];
+        if (chunk.bytes.empty() || chunk.at >= sentAt) continue;
+        check(chunk.at + (k < deliveredBefore ? Clock::duration(timing.gap) : quiet) <= sentAt);
       }
     } else {
       check(!err.ok() && err.kind != ErrorKind::Exception);  // nothing sent, nothing answered

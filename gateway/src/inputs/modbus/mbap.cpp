@@ -21,8 +21,8 @@ std::uint16_t be16(const std::uint8_t* p) {
 
 }  // namespace
 
-std::vector<std::uint8_t> encodeMbapRequest(std::uint16_t tid, std::uint8_t unit, std::uint8_t function,
-                                            std::uint16_t address, std::uint16_t count) {
+std::array<std::uint8_t, 12> encodeMbapRequest(std::uint16_t tid, std::uint8_t unit, std::uint8_t function,
+                                               std::uint16_t address, std::uint16_t count) {
   return {static_cast<std::uint8_t>(tid >> 8),
           static_cast<std::uint8_t>(tid),
           0,
@@ -96,10 +96,11 @@ ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::u
       }
       const std::size_t total = 6 + static_cast<std::size_t>(length);
       if (rx_.size() < total) break;
-      const std::vector<std::uint8_t> f(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total));
-      rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total));
+      const std::span<const std::uint8_t> f(rx_.data(), total);
+      auto consume = [this, total] { rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total)); };
       if (frameTid != tid) {
         addDiscarded(discarded_, f[6]);  // a late answer to an earlier request: skipped
+        consume();
         continue;
       }
       const std::uint8_t fc = f[7];
@@ -107,7 +108,11 @@ ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::u
       if (f[6] != unit) {
         bad.message = "answer from unit " + std::to_string(f[6]) + " (asked unit " + std::to_string(unit) + ")";
       } else if (fc == (req.function | 0x80U)) {
-        if (length == 3) return ReadError{ErrorKind::Exception, f[8], exceptionName(f[8])};
+        if (length == 3) {
+          const int code = f[8];
+          consume();
+          return ReadError{ErrorKind::Exception, code, exceptionName(code)};
+        }
         bad.message = "exception frame of length " + std::to_string(length);
       } else if (fc != req.function) {
         bad.message = "function code " + hex2(fc) + " (asked " + hex2(req.function) + ")";
@@ -121,10 +126,12 @@ ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::u
         bad.message = "output too small";
       } else {
         // decodeRtuAnswer reads data from offset 3 of an RTU frame: unit, function, byte count.
-        decodeRtuAnswer(std::span<const std::uint8_t>(f).subspan(6), req, out);
+        decodeRtuAnswer(f.subspan(6), req, out);
+        consume();
         return {};
       }
       addDiscarded(discarded_, unit);  // it answered this request's id: this device's
+      consume();
       return bad;
     }
     if (link_->now() >= deadline) return ReadError{ErrorKind::Timeout, 0, "timeout"};

@@ -19,6 +19,7 @@
 // Blocking; runs on the bus worker thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -34,8 +35,8 @@ namespace citygate::modbus {
 constexpr std::size_t kMbapHeaderBytes = 7;  // transaction id, protocol id, length, unit id
 
 // The MBAP request for reading `count` items at `address` from `unit` with function `function`.
-std::vector<std::uint8_t> encodeMbapRequest(std::uint16_t transactionId, std::uint8_t unit, std::uint8_t function,
-                                            std::uint16_t address, std::uint16_t count);
+std::array<std::uint8_t, 12> encodeMbapRequest(std::uint16_t transactionId, std::uint8_t unit, std::uint8_t function,
+                                               std::uint16_t address, std::uint16_t count);
 
 class MbapTransport final : public Transport {
  public:

@@ -241,13 +241,23 @@ ReadError RtuTransport::waitForQuiet(Clock::duration settle, std::uint8_t asked)
   }
 }
 
+// Waits for bytes until `until`; returns with nothing only when it has really passed (a link may
+// wake up early with nothing to read), so "nothing" always means silence until then.
+ReadError RtuTransport::receiveOrSilence(std::vector<std::uint8_t>& into, Clock::time_point until) {
+  const std::size_t had = into.size();
+  for (;;) {
+    if (auto e = link_->receive(into, until); !e.ok()) return linkFailed(e);
+    if (into.size() != had || link_->now() >= until) return {};
+  }
+}
+
 // Drops bytes until the line has been silent for the gap (the rest of a frame that cannot be
 // framed), or the hard deadline.
 ReadError RtuTransport::skipToSilence(Clock::time_point hardDeadline) {
   for (;;) {
     scratch_.clear();
     const auto now = link_->now();
-    if (auto e = link_->receive(scratch_, std::min(now + timing_.gap, hardDeadline)); !e.ok()) return linkFailed(e);
+    if (auto e = receiveOrSilence(scratch_, std::min(now + timing_.gap, hardDeadline)); !e.ok()) return e;
     if (scratch_.empty() || link_->now() >= hardDeadline) {
       if (!scratch_.empty()) lastActivity_ = link_->now();
       return {};
@@ -334,7 +344,7 @@ ReadError RtuTransport::read(std::uint8_t unit, pb::RegisterTable table, std::ui
       return ReadError{ErrorKind::BadFrame, 0, "no matching answer: " + lastDiscard_};
     }
     const Clock::duration window = state_ == LinkState::Suspect ? settle : Clock::duration(timing_.gap);
-    if (auto e = link_->receive(rx_, frameEnd + window); !e.ok()) return linkFailed(e);
+    if (auto e = receiveOrSilence(rx_, frameEnd + window); !e.ok()) return e;
     if (rx_.size() > c.length) {
       lastActivity_ = link_->now();
       discardOne(state_ == LinkState::Suspect ? "ambiguous answer: another frame followed within the settle period"

@@ -115,6 +115,7 @@ class RtuTransport final : public Transport {
 
   ReadError waitForQuiet(Clock::duration settle, std::uint8_t asked);
   ReadError skipToSilence(Clock::time_point hardDeadline);
+  ReadError receiveOrSilence(std::vector<std::uint8_t>& into, Clock::time_point until);
   void discardOne(std::string why, std::uint8_t unit);
   ReadError linkFailed(ReadError e);
 

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "inputs/modbus/bus_source.hpp"
 
@@ -28,6 +29,8 @@ struct FakeState {
   int maxCount = 0;
   int drift = 0;  // added to every value on each read (report-by-exception tests)
   int reads = 0;
+  std::map<int, std::vector<DiscardedFrames>> discardsWhenReading;  // by the unit read
+  std::vector<DiscardedFrames> discarded;                           // not yet taken
 };
 
 class FakeTransport final : public Transport {
@@ -42,6 +45,7 @@ class FakeTransport final : public Transport {
       std::lock_guard lock(s_->mutex);
       ++s_->requestsPerUnit[unit];
       s_->maxCount = std::max<int>(s_->maxCount, count);
+      for (const auto& d : s_->discardsWhenReading[unit]) addDiscarded(s_->discarded, d.unit, d.frames);
       if (s_->deadUnits.contains(unit)) {
         // a dead device costs its timeout
       } else if (s_->refuseMergedUnits.contains(unit) && count > 1) {
@@ -56,6 +60,10 @@ class FakeTransport final : public Transport {
     }
     std::this_thread::sleep_for(timeout);
     return ReadError{ErrorKind::Timeout, 0, "timeout"};
+  }
+  std::vector<DiscardedFrames> takeDiscarded() override {
+    std::lock_guard lock(s_->mutex);
+    return std::exchange(s_->discarded, {});
   }
   std::string describe() const override { return "fake"; }
 
@@ -273,4 +281,25 @@ TEST_CASE("a bus whose worker thread the system refuses fails to start with a me
   REQUIRE(::waitpid(child, &status, 0) == child);
   REQUIRE(WIFEXITED(status));  // not killed by std::terminate's abort
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("discarded answers count on the device they came from, else on the device asked") {
+  Run r;
+  // Every read of unit 1 meets a late answer of unit 2 and a frame from unit 9 (no device here).
+  r.state->discardsWhenReading[1] = {DiscardedFrames{2, 1}, DiscardedFrames{9, 2}};
+  BusSpec b = bus();
+  b.devices.push_back(device("one", 1, std::chrono::milliseconds(100), 1));
+  b.devices.push_back(device("two", 2, std::chrono::milliseconds(100), 1));
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(450));
+  const int reads1 = r.state->requestsPerUnit[1];
+  REQUIRE(reads1 >= 3);
+  google::protobuf::RepeatedPtrField<pb::DeviceHealth> health;
+  r.source->fillHealth(health);
+  // (The last read's result may not have been handled when the run stopped.)
+  const auto handled = health[1].answers_discarded();  // unit 2's own late answers
+  CHECK(handled + 1 >= static_cast<unsigned>(reads1));
+  CHECK(handled >= 2);
+  CHECK(health[0].answers_discarded() == 2 * handled);  // unit 9's, on the device asked
+  CHECK(r.source->counters().discarded == 3 * handled);
 }

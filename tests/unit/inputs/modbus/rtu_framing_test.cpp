@@ -228,6 +228,19 @@ TEST_CASE("RTU engine: a frame followed by more bytes is ambiguous and never tak
   CHECK(e.discarded() == 1);
 }
 
+TEST_CASE("RTU engine: a link that wakes up with nothing to read does not cut the silence short") {
+  Engine e;  // 19200 baud: t3.5 = 2 ms
+  e.script->device = [](LinkScript& s, const std::vector<std::uint8_t>&) {
+    s.after(10ms, rtuAnswer(1, 0x03, {60000}));
+    s.after(10500us, {});  // a wake-up with nothing
+    s.after(11500us, rtuAnswer(1, 0x03, {1000}));
+  };
+  std::vector<std::uint16_t> out;
+  REQUIRE(e.read(1, 0, 1, out).ok());
+  CHECK(out[0] == 1000);  // the first frame had another right behind it: ambiguous
+  CHECK(e.discarded() == 1);
+}
+
 TEST_CASE("RTU engine: another unit's frame is skipped and the wait goes on for the real answer") {
   Engine e;
   e.script->device = [](LinkScript& s, const std::vector<std::uint8_t>&) {
