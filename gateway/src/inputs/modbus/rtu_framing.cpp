@@ -158,7 +158,6 @@ RtuTransport::~RtuTransport() {
 ReadError RtuTransport::connect() {
   if (link_->isOpen()) return {};
   if (auto e = link_->open(link_->now() + std::chrono::seconds(1)); !e.ok()) return e;
-  state_ = LinkState::Clean;
   lastActivity_.reset();
   rx_.clear();
   return {};
@@ -179,15 +178,21 @@ std::string RtuTransport::describe() const {
 
 ReadError RtuTransport::linkFailed(ReadError e) {
   close();
-  state_ = LinkState::Suspect;
   return e;
 }
 
 void RtuTransport::discardOne(std::string why, std::uint8_t unit) {
   addDiscarded(discarded_, unit);
   ++discardedInRead_;
-  state_ = LinkState::Suspect;
+  careful_ = true;
   lastDiscard_ = std::move(why);
+}
+
+bool RtuTransport::unsettled(std::uint8_t unit, std::uint8_t function) const {
+  const auto now = link_->now();
+  return std::any_of(unsettled_.begin(), unsettled_.end(), [&](const Unsettled& u) {
+    return u.unit == unit && u.function == function && now - u.since < timing_.forgetAfter;
+  });
 }
 
 namespace {
@@ -202,8 +207,8 @@ std::optional<std::uint8_t> intactFrameUnit(std::span<const std::uint8_t> bytes)
 
 }  // namespace
 
-// Waits until nothing has arrived for the gap (or, on a suspect link, the settle period),
-// dropping whatever comes meanwhile. Bytes found here make the link suspect.
+// Waits until nothing has arrived for the gap (or, in a careful exchange, the settle period),
+// dropping whatever comes meanwhile. Bytes found here make the exchange careful.
 ReadError RtuTransport::waitForQuiet(Clock::duration settle, std::uint8_t asked) {
   const auto start = link_->now();
   const auto limit = start + 3 * settle + timing_.gap;
@@ -215,7 +220,7 @@ ReadError RtuTransport::waitForQuiet(Clock::duration settle, std::uint8_t asked)
     burst.clear();
   };
   for (;;) {
-    const Clock::duration quiet = state_ == LinkState::Suspect ? settle : Clock::duration(timing_.gap);
+    const Clock::duration quiet = careful_ ? settle : Clock::duration(timing_.gap);
     const auto from = lastActivity_.value_or(start - quiet);
     const auto quietAt = from + quiet;
     const auto now = link_->now();
@@ -227,7 +232,7 @@ ReadError RtuTransport::waitForQuiet(Clock::duration settle, std::uint8_t asked)
       burst.insert(burst.end(), scratch_.begin(), scratch_.end());
       burstAt = after;
       lastActivity_ = after;
-      state_ = LinkState::Suspect;
+      careful_ = true;
       continue;
     }
     if (after >= quietAt) {
@@ -270,6 +275,31 @@ ReadError RtuTransport::read(std::uint8_t unit, pb::RegisterTable table, std::ui
                              std::chrono::milliseconds timeout, std::span<std::uint16_t> out) {
   if (auto e = connect(); !e.ok()) return e;
   const RtuRequest req{unit, functionFor(table), address, count};
+  const auto now = link_->now();
+  std::erase_if(unsettled_, [&](const Unsettled& u) { return now - u.since >= timing_.forgetAfter; });
+  auto entry = std::find_if(unsettled_.begin(), unsettled_.end(),
+                            [&](const Unsettled& u) { return u.unit == unit && u.function == req.function; });
+  careful_ = entry != unsettled_.end();
+  const ReadError e = exchange(req, timeout, out);
+  entry = std::find_if(unsettled_.begin(), unsettled_.end(),
+                       [&](const Unsettled& u) { return u.unit == unit && u.function == req.function; });
+  if (e.ok() || e.kind == ErrorKind::Exception) {
+    // Taken: when this exchange was careful, its answer was confirmed by a settle period.
+    if (careful_ && entry != unsettled_.end()) unsettled_.erase(entry);
+  } else if (entry != unsettled_.end()) {
+    entry->since = link_->now();
+  } else {
+    // The answer may still come, late: the unit and function stay unsettled for a while.
+    if (unsettled_.size() >= 1024) unsettled_.erase(unsettled_.begin());  // the oldest
+    unsettled_.push_back(Unsettled{unit, req.function, link_->now()});
+  }
+  return e;
+}
+
+ReadError RtuTransport::exchange(const RtuRequest& req, std::chrono::milliseconds timeout,
+                                 std::span<std::uint16_t> out) {
+  const std::uint8_t unit = req.unit;
+  const std::uint16_t count = req.count;
   const Clock::duration settle = std::clamp<Clock::duration>(timeout, timing_.gap, timing_.maxSettle);
   lastDiscard_.clear();
   discardedInRead_ = 0;
@@ -302,8 +332,7 @@ ReadError RtuTransport::read(std::uint8_t unit, pb::RegisterTable table, std::ui
           const bool partial = !rx_.empty();
           if (partial) discardOne("incomplete answer (" + std::to_string(rx_.size()) + " bytes)", unit);
           rx_.clear();
-          // The device may still answer: a suspect link's settle period counts from here.
-          state_ = LinkState::Suspect;
+          // The device may still answer: the next careful request's settle period counts from here.
           lastActivity_ = now;
           if (discardedInRead_ != 0) {
             return ReadError{ErrorKind::BadFrame, 0, "no matching answer: " + lastDiscard_};
@@ -343,17 +372,16 @@ ReadError RtuTransport::read(std::uint8_t unit, pb::RegisterTable table, std::ui
       rx_.clear();
       return ReadError{ErrorKind::BadFrame, 0, "no matching answer: " + lastDiscard_};
     }
-    const Clock::duration window = state_ == LinkState::Suspect ? settle : Clock::duration(timing_.gap);
+    const Clock::duration window = careful_ ? settle : Clock::duration(timing_.gap);
     if (auto e = receiveOrSilence(rx_, frameEnd + window); !e.ok()) return e;
     if (rx_.size() > c.length) {
       lastActivity_ = link_->now();
-      discardOne(state_ == LinkState::Suspect ? "ambiguous answer: another frame followed within the settle period"
-                                              : "ambiguous answer: another frame followed within the inter-frame gap",
+      discardOne(careful_ ? "ambiguous answer: another frame followed within the settle period"
+                          : "ambiguous answer: another frame followed within the inter-frame gap",
                  unit);
       rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(c.length));
       continue;
     }
-    state_ = LinkState::Clean;
     if (c.verdict == FrameVerdict::Exception) {
       rx_.clear();
       return ReadError{ErrorKind::Exception, c.exception, exceptionName(c.exception)};

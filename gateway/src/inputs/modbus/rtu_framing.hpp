@@ -15,19 +15,24 @@
 //    request's header fails the request at once (BadFrame).
 //  * A matching frame followed by more bytes within the gap is ambiguous (a late answer with the
 //    real one right behind it): discarded and counted, never taken.
-//  * After a timeout, a discarded or damaged frame, or bytes found on a quiet line, the link is
-//    SUSPECT: the next request waits until the line has been quiet for the settle period (the
-//    request's response timeout, capped at RtuTiming::maxSettle; given up, with BadFrame, when
-//    the line is not quiet within three settle periods), and a matching answer must then be
-//    followed by a settle period of silence before it is taken. That answer makes the link CLEAN.
+//  * Only a late answer with the same unit and function as a request can pass for its answer. So
+//    after a request to a unit fails (timeout, no matching answer), that unit and function are
+//    UNSETTLED: the next such request waits until the line has been quiet for the settle period
+//    (the request's response timeout, capped at RtuTiming::maxSettle; given up, with BadFrame,
+//    when the line is not quiet within three settle periods), and its matching answer must be
+//    followed by a settle period of silence before it is taken; that answer settles them again.
+//    An exchange that meets stray bytes or a discarded frame is treated the same way. Other
+//    units' requests are not slowed down by a dead or late device: a late frame of another unit
+//    can never match them (a scan of 247 units costs no settle periods). An unsettled unit and
+//    function is forgotten after RtuTiming::forgetAfter.
 //
 // What this buys: a device that answers once late (800 ms against a 300 ms timeout, requests
-// queueing behind it) has its late answer either drained before the next request or seen as one
-// of two frames within a settle period, and never published as another request's answer; the
-// device is read again at the next poll. The limit, which no RTU master can remove: an answer
-// later than its request's timeout plus two settle periods, with the same unit, function and
-// quantity as the request then outstanding, and the real answer to that one later than a settle
-// period behind it.
+// queueing behind it) has its late answer either drained before its next request, discarded as
+// foreign in another unit's exchange, or seen as one of two frames within a settle period, and
+// never published as another request's answer; the device is read again at the next poll. The
+// limit, which no RTU master can remove: an answer later than its request's timeout plus two
+// settle periods, with the same unit and function as the request then outstanding, and the real
+// answer to that one later than a settle period behind it.
 //
 // Blocking; runs on the bus worker thread. The pure helpers are exposed for tests and the fuzz
 // targets.
@@ -86,14 +91,13 @@ struct RtuTiming {
   std::chrono::microseconds gap{1750};    // silence that ends a frame and precedes a request
   std::chrono::microseconds charTime{0};  // wire time of one character (0 over TCP)
   std::chrono::milliseconds maxSettle{2000};
+  std::chrono::seconds forgetAfter{60};  // an unsettled unit and function, when not asked again
 };
 
 // t3.5 from the baud rate (1.75 ms above 19200 baud, as the serial line spec fixes it).
 RtuTiming serialRtuTiming(std::uint32_t baud, std::uint32_t bitsPerChar);
 // RTU over TCP: timing is blurred by the network; a fixed guard.
 RtuTiming rtuOverTcpTiming();
-
-enum class LinkState : std::uint8_t { Clean, Suspect };
 
 class RtuTransport final : public Transport {
  public:
@@ -108,11 +112,19 @@ class RtuTransport final : public Transport {
   std::vector<DiscardedFrames> takeDiscarded() override { return std::exchange(discarded_, {}); }
   std::string describe() const override;
 
-  LinkState state() const { return state_; }
+  // Whether the next request to `unit` with `function` gets the settle treatment (see above).
+  bool unsettled(std::uint8_t unit, std::uint8_t function) const;
 
  private:
   using Clock = ByteLink::Clock;
 
+  struct Unsettled {
+    std::uint8_t unit;
+    std::uint8_t function;
+    Clock::time_point since;
+  };
+
+  ReadError exchange(const RtuRequest& req, std::chrono::milliseconds timeout, std::span<std::uint16_t> out);
   ReadError waitForQuiet(Clock::duration settle, std::uint8_t asked);
   ReadError skipToSilence(Clock::time_point hardDeadline);
   ReadError receiveOrSilence(std::vector<std::uint8_t>& into, Clock::time_point until);
@@ -121,7 +133,8 @@ class RtuTransport final : public Transport {
 
   std::unique_ptr<ByteLink> link_;
   RtuTiming timing_;
-  LinkState state_ = LinkState::Clean;
+  std::vector<Unsettled> unsettled_;               // a few entries: units whose request failed lately
+  bool careful_ = false;                           // this exchange: settle periods before and after the answer
   std::optional<Clock::time_point> lastActivity_;  // last byte seen or sent; none since the link opened
   std::vector<std::uint8_t> rx_;
   std::vector<std::uint8_t> scratch_;

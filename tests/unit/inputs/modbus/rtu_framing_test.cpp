@@ -197,7 +197,7 @@ TEST_CASE("RTU engine: an answer is taken after the gap; the next request waits 
   REQUIRE(e.script->delivered.size() == 2);
   CHECK(e.script->sent[1].at - e.script->delivered[0].at >= e.timing.gap);
   CHECK(e.discarded() == 0);
-  CHECK(e.transport->state() == LinkState::Clean);
+  CHECK_FALSE(e.transport->unsettled(1, 0x03));
 }
 
 TEST_CASE("RTU engine: bytes found on the line before a request are drained and counted") {
@@ -209,7 +209,7 @@ TEST_CASE("RTU engine: bytes found on the line before a request are drained and 
   REQUIRE(e.read(1, 0, 1, out).ok());
   CHECK(out == addresses(0, 1, 1000));
   CHECK(e.discarded() == 1);
-  // The link turned suspect: the request waited a settle period (the timeout) of silence.
+  // Stray bytes make the exchange careful: the request waited a settle period (the timeout) of silence.
   CHECK(e.script->sent[0].at - e.script->delivered[0].at >= 300ms);
 }
 
@@ -252,8 +252,8 @@ TEST_CASE("RTU engine: another unit's frame is skipped and the wait goes on for 
   CHECK(out[0] == 1000);
   CHECK(e.discarded() == 1);
   REQUIRE(e.byUnit.size() == 1);
-  CHECK(e.byUnit[0].unit == 2);                     // counted on the unit it came from
-  CHECK(e.transport->state() == LinkState::Clean);  // the answer, confirmed by silence, cleared it
+  CHECK(e.byUnit[0].unit == 2);  // counted on the unit it came from
+  CHECK_FALSE(e.transport->unsettled(1, 0x03));
 }
 
 TEST_CASE("RTU engine: wrong function, lying byte count and wrong unit alone fail the request as a bad frame") {
@@ -267,7 +267,7 @@ TEST_CASE("RTU engine: wrong function, lying byte count and wrong unit alone fai
     CHECK(err.message.find("no matching answer") != std::string::npos);
     CHECK(out[0] == 0xFFFF);  // nothing written
     CHECK(e.discarded() == 1);
-    CHECK(e.transport->state() == LinkState::Suspect);
+    CHECK(e.transport->unsettled(1, 0x03));  // its late answer may still come
   }
 }
 
@@ -368,6 +368,38 @@ TEST_CASE("RTU engine: a late answer arriving right behind the next request's an
   const auto err = e.read(1, 0, 4, out);
   if (err.ok()) CHECK(out == addresses(0, 4, 1000));
   CHECK(e.discarded() >= 1);
+}
+
+TEST_CASE("RTU engine: a dead unit costs its own requests a settle period, not the other units'") {
+  Engine e;
+  auto dev = std::make_shared<QueueDevice>();
+  dev->service = 5ms;
+  plug(*e.script, dev);
+  // only units 1 and 2 exist
+  e.script->device = [dev](LinkScript& s, const std::vector<std::uint8_t>& req) {
+    if (req[0] <= 2) (*dev)(s, req);
+  };
+  std::vector<std::uint16_t> out;
+  CHECK(e.read(9, 0, 1, out).kind == ErrorKind::Timeout);
+  CHECK(e.transport->unsettled(9, 0x03));
+  const auto timedOutAt = e.script->now;
+  REQUIRE(e.read(1, 0, 1, out).ok());  // another unit: after t3.5, not after a settle period
+  CHECK(e.script->sent[1].at - timedOutAt < 10ms);
+  CHECK(e.read(9, 0, 1, out).kind == ErrorKind::Timeout);  // the dead one waits for a quiet line
+  CHECK(e.script->sent[2].at - e.script->delivered[0].at >= 300ms);
+  // A scan: 20 units that do not exist cost their timeouts and nothing more.
+  const auto scanStart = e.script->now;
+  for (std::uint8_t u = 20; u < 40; ++u) CHECK(e.read(u, 0, 1, out, 100ms).kind == ErrorKind::Timeout);
+  CHECK(e.script->now - scanStart < 20 * 115ms);  // timeout + wire time + t3.5 each; a settle period would double it
+}
+
+TEST_CASE("RTU engine: an unsettled unit is forgotten after a while") {
+  Engine e;
+  std::vector<std::uint16_t> out;
+  CHECK(e.read(9, 0, 1, out).kind == ErrorKind::Timeout);
+  CHECK(e.transport->unsettled(9, 0x03));
+  e.script->advanceTo(e.script->now + 61s);
+  CHECK_FALSE(e.transport->unsettled(9, 0x03));
 }
 
 TEST_CASE("RTU over TCP: the fixed guard replaces t3.5") {
