@@ -21,10 +21,10 @@ std::uint16_t be16(const std::uint8_t* p) {
 
 }  // namespace
 
-std::array<std::uint8_t, 12> encodeMbapRequest(std::uint16_t tid, std::uint8_t unit, std::uint8_t function,
+std::array<std::uint8_t, 12> encodeMbapRequest(std::uint16_t transactionId, std::uint8_t unit, std::uint8_t function,
                                                std::uint16_t address, std::uint16_t count) {
-  return {static_cast<std::uint8_t>(tid >> 8),
-          static_cast<std::uint8_t>(tid),
+  return {static_cast<std::uint8_t>(transactionId >> 8),
+          static_cast<std::uint8_t>(transactionId),
           0,
           0,
           0,

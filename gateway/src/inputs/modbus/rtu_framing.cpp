@@ -1,6 +1,7 @@
 #include "inputs/modbus/rtu_framing.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace citygate::modbus {
@@ -134,8 +135,8 @@ void decodeRtuAnswer(std::span<const std::uint8_t> frame, const RtuRequest& req,
 RtuTiming serialRtuTiming(std::uint32_t baud, std::uint32_t bitsPerChar) {
   RtuTiming t;
   const double charUs = 1e6 * bitsPerChar / std::max<std::uint32_t>(baud, 1);
-  t.charTime = std::chrono::microseconds(static_cast<std::int64_t>(charUs + 0.5));
-  t.gap = std::chrono::microseconds(baud > 19200 ? 1750 : static_cast<std::int64_t>(3.5 * charUs + 0.5));
+  t.charTime = std::chrono::microseconds(std::lround(charUs));
+  t.gap = std::chrono::microseconds(baud > 19200 ? 1750 : std::lround(3.5 * charUs));
   return t;
 }
 
@@ -280,7 +281,7 @@ ReadError RtuTransport::read(std::uint8_t unit, pb::RegisterTable table, std::ui
   auto entry = std::find_if(unsettled_.begin(), unsettled_.end(),
                             [&](const Unsettled& u) { return u.unit == unit && u.function == req.function; });
   careful_ = entry != unsettled_.end();
-  const ReadError e = exchange(req, timeout, out);
+  ReadError e = exchange(req, timeout, out);
   entry = std::find_if(unsettled_.begin(), unsettled_.end(),
                        [&](const Unsettled& u) { return u.unit == unit && u.function == req.function; });
   if (e.ok() || e.kind == ErrorKind::Exception) {

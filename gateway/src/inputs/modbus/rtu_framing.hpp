@@ -119,8 +119,8 @@ class RtuTransport final : public Transport {
   using Clock = ByteLink::Clock;
 
   struct Unsettled {
-    std::uint8_t unit;
-    std::uint8_t function;
+    std::uint8_t unit = 0;
+    std::uint8_t function = 0;
     Clock::time_point since;
   };
 
