@@ -207,7 +207,8 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
     out += label("Polls      ") + "  " + std::to_string(h.polls_ok()) + " ok, " + std::to_string(h.polls_failed()) +
            " failed, " + std::to_string(h.polls_skipped()) + " skipped · " + std::to_string(h.requests()) +
            " requests, " + std::to_string(h.timeouts()) + " timeouts, " + std::to_string(h.exceptions()) +
-           " exceptions, " + std::to_string(h.bad_frames()) + " bad frames\n";
+           " exceptions, " + std::to_string(h.bad_frames()) + " bad frames, " + std::to_string(h.answers_discarded()) +
+           " discarded answers\n";
     if (h.state() == pb::DOWN && h.has_next_attempt_at()) {
       out += label("Next try   ") + "  " + relativeTime(h.next_attempt_at(), now) + "\n";
     }

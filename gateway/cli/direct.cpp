@@ -120,7 +120,6 @@ DirectResult DirectBus::read(std::uint8_t unit, pb::RegisterTable table, std::ui
   if (r.error.ok()) r.error = transport_->read(unit, table, address, count, timeout, r.registers);
   r.rttUs = static_cast<std::uint32_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count());
-  if (r.error.kind == modbus::ErrorKind::BadFrame) transport_->flush();
   return r;
 }
 

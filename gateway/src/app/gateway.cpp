@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <system_error>
 
 #include "core/pipeline.hpp"
 #include "core/seq_store.hpp"
@@ -254,11 +255,20 @@ Status Gateway::start() {
   pipeline_->start();
   mqtt_->start();
 
+  // Every bus's worker thread first, then the polls: a thread the system refuses (TasksMax,
+  // RLIMIT_NPROC) stops the start with a message, never an abort.
   for (const auto& bus : config_->buses) {
     auto source = makeBus(bus);
-    source->start();
+    if (auto st = source->prepare(); !st) {
+      source->stop();
+      for (auto& b : buses_) b->stop();
+      buses_.clear();
+      return Error{"bus '" + bus.name + "': " + st.error() + " (" + std::to_string(config_->buses.size()) +
+                   " bus(es) configured, one thread each)"};
+    }
     buses_.push_back(std::move(source));
   }
+  for (auto& b : buses_) (void)b->start();  // prepared: cannot fail
   // ---- LoRa: the packet forwarder's UDP server (inputs/lora) ----
   if (config_->lora) {
     lora_ = makeLora(*config_->lora);
@@ -389,6 +399,7 @@ pb::GatewayHealth Gateway::health() const {
     ctr["modbus_polls_skipped"] += bc.skipped;
     ctr["modbus_polls_blocked"] += bc.blocked;
     ctr["modbus_read_splits"] += bc.splits;
+    ctr["modbus_answers_discarded"] += bc.discarded;
   }
   (*h.mutable_counters())["config_generation"] = generation_;
   if (healthExtension_) healthExtension_(h);
@@ -546,14 +557,29 @@ void Gateway::applyConfig(std::string path, std::optional<std::string> text, boo
   if (applyThread_.joinable()) applyThread_.join();  // the previous check; it has posted its result
   auto check = std::make_shared<ApplyCheck>();
   const ValidatedConfig* running = config_.get();
-  applyThread_ = std::thread([weak = weak_from_this(), &ioc = ioc_, running, path = std::move(path),
-                              text = std::move(text), dryRun, done = std::move(done), check]() mutable {
-    checkChange(*running, path, text, check->next, check->outcome);
-    check->passed = check->outcome.kind == ApplyOutcome::Kind::Planned;
-    boost::asio::post(ioc, [weak, dryRun, done = std::move(done), check]() {
-      if (auto self = weak.lock()) self->onApplyChecked(dryRun, done, check);
+  // The check runs on a helper thread; a thread the system refuses fails the change (nothing was
+  // touched), never the daemon.
+  auto finish = std::make_shared<ApplyDone>(std::move(done));
+  try {
+    applyThread_ = std::thread([weak = weak_from_this(), &ioc = ioc_, running, path = std::move(path),
+                                text = std::move(text), dryRun, finish, check]() mutable {
+      checkChange(*running, path, text, check->next, check->outcome);
+      check->passed = check->outcome.kind == ApplyOutcome::Kind::Planned;
+      boost::asio::post(ioc, [weak, dryRun, finish, check]() {
+        if (auto self = weak.lock()) self->onApplyChecked(dryRun, *finish, check);
+      });
     });
-  });
+  } catch (const std::system_error& e) {
+    applying_ = false;
+    ApplyOutcome failed;
+    failed.kind = Kind::Failed;
+    failed.message =
+        std::string("cannot create a thread to check the configuration: ") + e.what() + "; nothing was changed";
+    failed.generation = generation_;
+    failed.nextSeq = nextSeq();
+    log_->error("config apply failed: {}", failed.message);
+    boost::asio::post(ioc_, [finish, o = std::move(failed)]() mutable { (*finish)(std::move(o)); });
+  }
 }
 
 void Gateway::onApplyChecked(bool dryRun, const ApplyDone& done, const std::shared_ptr<ApplyCheck>& check) {
@@ -582,7 +608,39 @@ Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, Con
     return std::find(v.begin(), v.end(), name) != v.end();
   };
 
-  // LoRa first: binding its port is the one step that can still fail, and nothing else has
+  // The worker threads of new and changed buses first, before anything is stopped: a thread the
+  // system refuses (TasksMax, RLIMIT_NPROC) fails the change with nothing touched.
+  auto runningBus = [&](const std::string& name) -> std::shared_ptr<modbus::BusSource> {
+    if (listed(p.removed, name) || listed(p.changed, name)) return nullptr;
+    for (const auto& b : buses_) {
+      if (b->spec().name == name) return b;
+    }
+    return nullptr;
+  };
+  std::vector<std::shared_ptr<modbus::BusSource>> freshBuses;  // aligned with next->buses; null = kept
+  auto dropFresh = [&freshBuses] {
+    for (auto& f : freshBuses) {
+      if (f) f->stop();
+    }
+  };
+  for (const auto& spec : next->buses) {
+    if (runningBus(spec.name)) {
+      freshBuses.emplace_back();
+      continue;
+    }
+    auto source = makeBus(spec);
+    if (auto st = source->prepare(); !st) {
+      source->stop();
+      dropFresh();
+      out.kind = ApplyOutcome::Kind::Failed;
+      out.message = "bus '" + spec.name + "': " + st.error() + "; nothing was changed";
+      log_->error("config apply failed: {}", out.message);
+      return out;
+    }
+    freshBuses.push_back(std::move(source));
+  }
+
+  // LoRa next: binding its port is the one step that can still fail, and nothing else has
   // changed yet when it does.
   const bool loraTouched = p.touches(kLoraSourceName) || listed(p.removed, kLoraSourceName);
   if (loraTouched) {
@@ -601,6 +659,7 @@ Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, Con
             log_->critical("config apply: {}", restored);
           }
         }
+        dropFresh();
         out.kind = ApplyOutcome::Kind::Failed;
         out.message = st.error() + "; " + restored;
         log_->error("config apply failed: {}", out.message);
@@ -610,27 +669,19 @@ Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, Con
     }
   }
 
-  // Buses: stop the removed and changed ones first (a changed bus may keep its serial port),
-  // then start the new ones; unchanged buses are not touched.
-  std::vector<std::shared_ptr<modbus::BusSource>> kept;
+  // Buses: stop the removed and changed ones first (a changed bus may keep its serial port; the
+  // new workers have not opened anything yet), then start polling on the new ones; unchanged
+  // buses are not touched.
+  std::vector<std::shared_ptr<modbus::BusSource>> buses;
+  for (std::size_t i = 0; i < next->buses.size(); ++i) {
+    buses.push_back(freshBuses[i] ? freshBuses[i] : runningBus(next->buses[i].name));
+  }
   for (auto& b : buses_) {
     const std::string& name = b->spec().name;
-    if (listed(p.removed, name) || listed(p.changed, name)) {
-      b->stop();
-    } else {
-      kept.push_back(std::move(b));
-    }
+    if (listed(p.removed, name) || listed(p.changed, name)) b->stop();
   }
-  std::vector<std::shared_ptr<modbus::BusSource>> buses;
-  for (const auto& spec : next->buses) {
-    auto it = std::find_if(kept.begin(), kept.end(), [&](const auto& b) { return b && b->spec().name == spec.name; });
-    if (it != kept.end()) {
-      buses.push_back(std::move(*it));
-    } else {
-      auto source = makeBus(spec);
-      source->start();
-      buses.push_back(std::move(source));
-    }
+  for (auto& f : freshBuses) {
+    if (f) (void)f->start();  // prepared: cannot fail
   }
   buses_ = std::move(buses);
 

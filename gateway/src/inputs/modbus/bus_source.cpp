@@ -51,7 +51,12 @@ void BusSource::replan(Device& d) {
   d.plan = planReads(pts, d.spec.limits);
 }
 
-void BusSource::start() {
+Status BusSource::prepare() {
+  return worker_->start();
+}
+
+Status BusSource::start() {
+  if (auto st = prepare(); !st) return st;
   epoch_ = Clock::now();
   const std::size_t n = devices_.size();
   log_->info("bus '{}' ({}): {} device(s)", spec_.name, worker_->describe(), n);
@@ -62,6 +67,7 @@ void BusSource::start() {
     d.nextTick = epoch_ + std::chrono::duration_cast<Clock::duration>(phase);
     scheduleNext(i);
   }
+  return Ok{};
 }
 
 void BusSource::stop() {
@@ -170,6 +176,20 @@ void BusSource::recordFailure(Device& d, const std::string& error) {
   d.health.set_state(d.state);
 }
 
+// Each device's health shows the frames that came from it (a late answer usually turns up in the
+// next device's exchange); frames from units that are no device of this bus count on the device
+// asked, or only on the bus for an ad-hoc read.
+void BusSource::countDiscarded(Device* asked, const std::vector<DiscardedFrames>& frames) {
+  for (const auto& f : frames) {
+    counters_.discarded += f.frames;
+    Device* from = asked;
+    for (auto& dev : devices_) {
+      if (dev.spec.unitId == f.unit) from = &dev;
+    }
+    if (from != nullptr) from->health.set_answers_discarded(from->health.answers_discarded() + f.frames);
+  }
+}
+
 void BusSource::onResult(std::size_t index, bool probe, JobResult&& r) {
   handleResult(index, probe, std::move(r));
   scheduleNext(index);  // nothing if handling it polled again at once (a split, a device back)
@@ -183,6 +203,7 @@ void BusSource::handleResult(std::size_t index, bool probe, JobResult&& r) {
   d.health.set_requests(d.health.requests() + r.requestsSent);
   d.health.set_timeouts(d.health.timeouts() + r.timeouts);
   d.health.set_bad_frames(d.health.bad_frames() + r.badFrames);
+  countDiscarded(&d, r.discarded);
 
   std::size_t okRequests = 0;
   const ReadError* failure = nullptr;
@@ -325,7 +346,10 @@ bool BusSource::adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint1
   job.timeout = timeout;
   job.retries = 0;
   job.requests.push_back(ReadRequest{table, address, count, {}});
-  job.done = std::move(done);
+  job.done = [self = shared_from_this(), done = std::move(done)](JobResult&& r) {
+    self->countDiscarded(nullptr, r.discarded);
+    done(std::move(r));
+  };
   job.cancelled = std::move(cancelled);
   return worker_->submit(std::move(job));
 }

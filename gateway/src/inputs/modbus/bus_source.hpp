@@ -43,6 +43,8 @@ struct BusCounters {
   std::uint64_t skipped = 0;
   std::uint64_t blocked = 0;  // not polled: the pipeline asked sources to pause (BLOCK_SOURCES)
   std::uint64_t splits = 0;
+  std::uint64_t discarded = 0;  // frames not taken as an answer (DeviceHealth.answers_discarded, and
+                                // those from units that are no device of this bus)
 };
 
 class BusSource : public std::enable_shared_from_this<BusSource> {
@@ -54,7 +56,11 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   BusSource(boost::asio::any_io_executor executor, BusSpec spec, std::unique_ptr<Transport> transport, Submit submit,
             Accepting accepting, std::shared_ptr<spdlog::logger> log);
 
-  void start();
+  // Starts the bus worker's thread (no I/O, no polls yet). An error when the system refuses the
+  // thread (TasksMax, RLIMIT_NPROC); nothing runs then, and stop() is still safe.
+  Status prepare();
+  // prepare() if not done, then schedules every device's polls.
+  Status start();
   void stop();
 
   const BusSpec& spec() const { return spec_; }
@@ -105,6 +111,7 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   void handleResult(std::size_t index, bool probe, JobResult&& result);
   void decode(Device& d, const JobResult& result, WallTime now);
   void recordFailure(Device& d, const std::string& error);
+  void countDiscarded(Device* asked, const std::vector<DiscardedFrames>& frames);
 
   boost::asio::any_io_executor executor_;
   BusSpec spec_;

@@ -194,6 +194,13 @@ std::vector<BusSpec> compileBuses(const config::LoadedConfig& cfg, Diagnostics& 
   };
   std::map<std::string, Compiled> profiles;
 
+  if (c.modbus_bus_size() > kMaxBuses) {
+    root.child("modbus_bus", kMaxBuses)
+        .error(diags, "too many Modbus buses: " + std::to_string(c.modbus_bus_size()) + " (at most " +
+                          std::to_string(kMaxBuses) +
+                          "; each bus has its own thread and the service may run 256 tasks); put the devices "
+                          "behind one TCP gateway on one bus, or use fewer buses");
+  }
   for (int b = 0; b < c.modbus_bus_size(); ++b) {
     const pb::ModbusBus& bus = c.modbus_bus(b);
     const Location bl = root.child("modbus_bus", b);

@@ -46,6 +46,11 @@ struct BusSpec {
   double utilisation = 0.0;  // RTU: estimated share of bus time the poll plan needs
 };
 
+// Every bus has its own worker thread, and the service runs with TasksMax=256 (the packaged unit):
+// more buses than this are a configuration error, with room left for the daemon's other threads
+// (main, spool sync, MQTT client, config checks). A TCP device that is its own bus counts as one.
+inline constexpr int kMaxBuses = 128;
+
 // Wire time of one RTU read transaction (request + response + 2 x t3.5) at a baud rate.
 std::chrono::microseconds rtuTransactionTime(std::uint32_t baud, std::uint32_t bitsPerChar, bool bitTable,
                                              std::uint32_t count);

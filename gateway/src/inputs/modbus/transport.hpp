@@ -1,5 +1,6 @@
 // Transport: the seam over one Modbus link (a serial port, a TCP endpoint, or RTU framing over
-// TCP). Blocking; used only on its bus worker thread. Unit tests replace it with a fake.
+// TCP). Blocking; used only on its bus worker thread. Unit tests replace it with a fake (or put a
+// fake ByteLink under the real framing engines).
 #pragma once
 
 #include <chrono>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "citygate/v1/config.pb.h"
 
@@ -18,7 +20,7 @@ enum class ErrorKind : std::uint8_t {
   None,
   Timeout,     // no (complete) answer in time
   Exception,   // the device answered with an exception code
-  BadFrame,    // CRC error, garbage, wrong unit/function, stale transaction id
+  BadFrame,    // only answers that do not match the request, or damaged or ambiguous ones
   Connection,  // the link itself failed (refused, reset, port gone)
 };
 
@@ -33,6 +35,18 @@ struct ReadError {
 const char* errorKindName(ErrorKind k);
 std::string exceptionName(int code);
 
+// Frames received on a link and not taken as an answer: late answers drained before a request,
+// stale transaction ids, frames from another unit or with another function or quantity, damaged
+// frames, ambiguous frames. Counted by the unit they came from (the frame's own unit id when the
+// frame is intact, else the unit asked), so the device that misbehaved is the one that shows it.
+struct DiscardedFrames {
+  std::uint8_t unit = 0;
+  std::uint32_t frames = 0;
+};
+
+void addDiscarded(std::vector<DiscardedFrames>& to, std::uint8_t unit, std::uint32_t frames = 1);
+std::uint64_t totalDiscarded(const std::vector<DiscardedFrames>& frames);
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -42,28 +56,27 @@ class Transport {
   virtual void close() = 0;
   virtual bool isOpen() const = 0;
 
-  // Reads `count` registers (or bits, one per element as 0/1, for coils and discrete inputs).
+  // Reads `count` registers (or bits, one per element as 0/1, for coils and discrete inputs) and
+  // returns only an answer tied to this request; the transport owns recovery after a late or
+  // damaged answer (rtu_framing.hpp, mbap.hpp say how). Timeout: no answer in time; BadFrame:
+  // only answers that do not match (unit, function, byte count, CRC, transaction id) or could
+  // not be tied to the request; Connection: the link failed (it is closed, the next read
+  // reopens it).
   virtual ReadError read(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
                          std::chrono::milliseconds timeout, std::span<std::uint16_t> out) = 0;
 
-  // Discards whatever is pending on the link (after garbage or a late answer).
-  virtual void flush() = 0;
+  // Hands over, and forgets, the frames discarded since the last call.
+  virtual std::vector<DiscardedFrames> takeDiscarded() { return {}; }
 
   // A human name for logs ("tcp 127.0.0.1:1502", "rtu /dev/ttyS1 9600 8E1").
   virtual std::string describe() const = 0;
 };
 
-// libmodbus for TCP and serial RTU; citygate's own framing for RTU over TCP (libmodbus 3.1 has
-// none).
+// Modbus TCP: MBAP framing (mbap.hpp); serial RTU and RTU over TCP: RTU framing
+// (rtu_framing.hpp), over a TCP connection or a serial port that libmodbus opens and configures.
 std::unique_ptr<Transport> makeTransport(const pb::ModbusBus& bus);
 
 // CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF), sent low byte first.
 std::uint16_t crc16(std::span<const std::uint8_t> data);
-
-// Parses an RTU response to a read request. Returns the number of bytes consumed (the whole
-// frame) or 0 when more bytes are needed; sets `err` when the bytes cannot be a valid answer.
-// Exposed for the fuzz target and unit tests.
-std::size_t parseRtuReadResponse(std::span<const std::uint8_t> in, std::uint8_t unit, std::uint8_t function,
-                                 std::uint16_t count, std::span<std::uint16_t> out, ReadError& err);
 
 }  // namespace citygate::modbus

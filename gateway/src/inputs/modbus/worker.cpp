@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <system_error>
 
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
@@ -16,9 +17,17 @@ BusWorker::BusWorker(boost::asio::any_io_executor executor, std::unique_ptr<Tran
       transport_(std::move(transport)),
       gap_(interFrameGap),
       capacity_(queueCapacity),
-      description_(transport_->describe()) {
-  thread_ = std::thread(&BusWorker::run, this);
+      description_(transport_->describe()) {}
+
+Status BusWorker::start() {
+  if (thread_.joinable()) return Ok{};
+  try {
+    thread_ = std::thread(&BusWorker::run, this);
+  } catch (const std::system_error& e) {
+    return Error{std::string("cannot create the bus worker thread: ") + e.what()};
+  }
   pthread_setname_np(thread_.native_handle(), "cg-modbus");
+  return Ok{};
 }
 
 BusWorker::~BusWorker() {
@@ -110,10 +119,10 @@ JobResult BusWorker::execute(Job& job) {
           break;
         }
       }
-      // The silent interval between transactions (t3.5 is kept by libmodbus; the configured gap
-      // gives slow devices extra time).
-      if (gap_.count() > 0) {
-        const auto next = lastTransaction_ + gap_;
+      // Extra silence between transactions for slow devices (the configured gap; t3.5 and the
+      // recovery after a late answer are the transport's).
+      if (gap_.count() > 0 && lastTransaction_) {
+        const auto next = *lastTransaction_ + gap_;
         const auto now = std::chrono::steady_clock::now();
         if (now < next) std::this_thread::sleep_for(next - now);
       }
@@ -121,11 +130,11 @@ JobResult BusWorker::execute(Job& job) {
       ReadError e = transport_->read(job.unit, req.table, req.address, req.count, job.timeout,
                                      std::span<std::uint16_t>(r.data.data() + r.offsets[i], req.count));
       lastTransaction_ = std::chrono::steady_clock::now();
+      for (const auto& d : transport_->takeDiscarded()) addDiscarded(r.discarded, d.unit, d.frames);
       r.errors[i] = e;
       if (e.kind == ErrorKind::Timeout) ++r.timeouts;
       if (e.kind == ErrorKind::BadFrame) ++r.badFrames;
       if (e.ok() || e.kind == ErrorKind::Exception) break;
-      if (e.kind == ErrorKind::BadFrame) transport_->flush();
       if (e.kind == ErrorKind::Connection && attempt == job.retries) abort = true;
       if (e.kind == ErrorKind::Timeout && attempt == job.retries) abort = true;
     }

@@ -1,6 +1,7 @@
-// BusWorker: the one thread that talks on a bus. libmodbus is blocking and a context is
-// single-threaded, so each bus gets a worker that runs jobs strictly one after another (an RTU bus
-// is half-duplex anyway) and posts every result back to the executor.
+// BusWorker: the one thread that talks on a bus. A transport is blocking (its framing engine
+// waits on a socket or a serial port with deadlines), so each bus gets a worker that runs jobs
+// strictly one after another (an RTU bus is half-duplex anyway; a Modbus answer can only be tied
+// to the one request outstanding) and posts every result back to the executor.
 //
 // A job is a list of reads for one unit, due at a given time: the bus source hands a device's
 // next poll over as soon as the last one is done, and the worker itself waits for it to be due, so
@@ -9,9 +10,13 @@
 // only when the new job is due before whatever it is waiting for.
 //
 // The worker stops a job at the first timeout or link failure (the device is presumed gone: one
-// timeout is all it may cost), keeps going after an exception (the device answered), and flushes
-// the link after a bad frame so the next transaction starts clean. The queue is bounded: submit()
-// refuses when it is full.
+// timeout is all it may cost) and keeps going after an exception (the device answered) or a bad
+// frame. Recovery after a late or damaged answer is the transport's (it drains the line, skips
+// stale frames): the worker only counts what the transport discarded. The queue is bounded:
+// submit() refuses when it is full.
+//
+// The thread is made by start(), which fails (an error, never an exception) when the system
+// refuses another thread: TasksMax, RLIMIT_NPROC, memory.
 #pragma once
 
 #include <atomic>
@@ -23,9 +28,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "core/result.hpp"
 #include "inputs/modbus/planner.hpp"
 #include "inputs/modbus/transport.hpp"
 
@@ -39,7 +46,8 @@ struct JobResult {
   std::uint32_t attempted = 0;  // requests tried (the rest were skipped after an abort)
   std::uint32_t timeouts = 0;   // every attempt, retries included
   std::uint32_t badFrames = 0;
-  std::chrono::microseconds rtt{0};  // whole job
+  std::vector<DiscardedFrames> discarded;  // frames the transport did not take as an answer, by unit
+  std::chrono::microseconds rtt{0};        // whole job
   std::chrono::steady_clock::time_point finishedAt;
 };
 
@@ -67,6 +75,8 @@ class BusWorker {
   BusWorker(const BusWorker&) = delete;
   BusWorker& operator=(const BusWorker&) = delete;
 
+  // Starts the worker's thread. An error when it cannot be created; the worker then runs nothing.
+  Status start();
   bool submit(Job job);
   void stop();  // waits for the running job (bounded by its timeouts), drops queued ones
   std::size_t queued() const;
@@ -88,7 +98,7 @@ class BusWorker {
   // queue again before it waits).
   std::chrono::steady_clock::time_point wakeAt_ = std::chrono::steady_clock::time_point::min();
   bool stopping_ = false;
-  std::chrono::steady_clock::time_point lastTransaction_{};
+  std::optional<std::chrono::steady_clock::time_point> lastTransaction_;  // none yet
   std::thread thread_;
 };
 

@@ -3,10 +3,15 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "inputs/modbus/bus_source.hpp"
 
@@ -24,6 +29,8 @@ struct FakeState {
   int maxCount = 0;
   int drift = 0;  // added to every value on each read (report-by-exception tests)
   int reads = 0;
+  std::map<int, std::vector<DiscardedFrames>> discardsWhenReading;  // by the unit read
+  std::vector<DiscardedFrames> discarded;                           // not yet taken
 };
 
 class FakeTransport final : public Transport {
@@ -38,6 +45,7 @@ class FakeTransport final : public Transport {
       std::lock_guard lock(s_->mutex);
       ++s_->requestsPerUnit[unit];
       s_->maxCount = std::max<int>(s_->maxCount, count);
+      for (const auto& d : s_->discardsWhenReading[unit]) addDiscarded(s_->discarded, d.unit, d.frames);
       if (s_->deadUnits.contains(unit)) {
         // a dead device costs its timeout
       } else if (s_->refuseMergedUnits.contains(unit) && count > 1) {
@@ -53,7 +61,10 @@ class FakeTransport final : public Transport {
     std::this_thread::sleep_for(timeout);
     return ReadError{ErrorKind::Timeout, 0, "timeout"};
   }
-  void flush() override {}
+  std::vector<DiscardedFrames> takeDiscarded() override {
+    std::lock_guard lock(s_->mutex);
+    return std::exchange(s_->discarded, {});
+  }
   std::string describe() const override { return "fake"; }
 
  private:
@@ -109,7 +120,7 @@ struct Run {
         [] { return true; }, quietLog());
   }
   void runFor(std::chrono::milliseconds d) {
-    source->start();
+    REQUIRE(source->start());
     ioc.run_for(d);
     source->stop();
   }
@@ -224,6 +235,7 @@ TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc r
   boost::asio::io_context ioc;
   auto state = std::make_shared<FakeState>();
   BusWorker worker(ioc.get_executor(), std::make_unique<FakeTransport>(state), 0ms, 4);
+  REQUIRE(worker.start());
   std::vector<int> order;
   std::chrono::steady_clock::time_point laterRan{};
   auto job = [&](int unit, std::chrono::steady_clock::time_point due) {
@@ -244,4 +256,50 @@ TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc r
   ioc.run();  // returns once both results are handled: queued jobs are the executor's work
   CHECK(order == std::vector<int>{2, 1});
   CHECK(laterRan - submitted >= 150ms);
+}
+
+TEST_CASE("a bus whose worker thread the system refuses fails to start with a message, not an abort") {
+  // A real refusal, not a fake: a child process under RLIMIT_NPROC 1 (as an unprivileged user when
+  // run as root, who is exempt) cannot create a thread, as citygated cannot under TasksMax.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+    const rlimit one{1, 1};
+    if (::setrlimit(RLIMIT_NPROC, &one) != 0) ::_exit(4);
+    Run r;
+    BusSpec b = bus();
+    b.devices.push_back(device("a", 1, std::chrono::milliseconds(50), 1));
+    r.make(b);
+    const Status st = r.source->start();
+    if (st) ::_exit(5);
+    if (st.error().find("cannot create the bus worker thread") == std::string::npos) ::_exit(6);
+    r.source->stop();  // safe without a thread
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));  // not killed by std::terminate's abort
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("discarded answers count on the device they came from, else on the device asked") {
+  Run r;
+  // Every read of unit 1 meets a late answer of unit 2 and a frame from unit 9 (no device here).
+  r.state->discardsWhenReading[1] = {DiscardedFrames{2, 1}, DiscardedFrames{9, 2}};
+  BusSpec b = bus();
+  b.devices.push_back(device("one", 1, std::chrono::milliseconds(100), 1));
+  b.devices.push_back(device("two", 2, std::chrono::milliseconds(100), 1));
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(450));
+  const int reads1 = r.state->requestsPerUnit[1];
+  REQUIRE(reads1 >= 3);
+  google::protobuf::RepeatedPtrField<pb::DeviceHealth> health;
+  r.source->fillHealth(health);
+  // (The last read's result may not have been handled when the run stopped.)
+  const auto handled = health[1].answers_discarded();  // unit 2's own late answers
+  CHECK(handled + 1 >= static_cast<unsigned>(reads1));
+  CHECK(handled >= 2);
+  CHECK(health[0].answers_discarded() == 2 * handled);  // unit 9's, on the device asked
+  CHECK(r.source->counters().discarded == 3 * handled);
 }
