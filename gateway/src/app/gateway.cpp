@@ -20,7 +20,8 @@
 #include "core/seq_store.hpp"
 #include "inputs/lora/source.hpp"
 #include "inputs/modbus/bus_source.hpp"
-#include "outputs/mqtt/output.hpp"
+#include "outputs/mqtt/readings_sink.hpp"
+#include "outputs/mqtt/session.hpp"
 #include "platform/logging.hpp"
 #include "spool/file_spool.hpp"
 #include "spool/memory_spool.hpp"
@@ -153,7 +154,7 @@ Status Gateway::start() {
   co.certFile = m.tls().cert_file();
   co.keyFile = m.tls().key_file();
   co.insecureSkipVerify = m.tls().insecure_skip_verify();
-  mqtt::OutputOptions oo;
+  mqtt::SessionOptions oo;
   oo.gatewayId = c.gateway_id();
   oo.bootId = bootId_;
   oo.version = version_;
@@ -172,8 +173,9 @@ Status Gateway::start() {
   co.willPayload = mqtt::statusPayload(oo, pb::OFFLINE);
   auto mqttLog = logging_.get("mqtt");
   if (co.insecureSkipVerify) mqttLog->warn("tls.insecure_skip_verify is set: the broker's certificate is NOT checked");
-  mqtt_ = std::make_shared<mqtt::MqttOutput>(ioc_.get_executor(), mqtt::makePahoClient(ioc_.get_executor(), co), oo,
-                                             mqttLog);
+  mqtt_ =
+      std::make_shared<mqtt::Session>(ioc_.get_executor(), mqtt::makePahoClient(ioc_.get_executor(), co), oo, mqttLog);
+  readings_ = mqtt::ReadingsSink::create(mqtt_);
 
   core::PipelineOptions po;
   po.gatewayId = c.gateway_id();
@@ -181,7 +183,8 @@ Status Gateway::start() {
   po.maxBatchReadings = m.max_batch_readings();
   po.maxBatchDelay = std::chrono::milliseconds(m.max_batch_delay_ms());
   po.maxInflightBatches = m.max_inflight_batches();
-  pipeline_ = std::make_shared<core::Pipeline>(ioc_.get_executor(), po, *spool_, *mqtt_, *seq_, logging_.get("spool"));
+  pipeline_ =
+      std::make_shared<core::Pipeline>(ioc_.get_executor(), po, *spool_, *readings_, *seq_, logging_.get("spool"));
   pipeline_->start();
   mqtt_->start();
 
@@ -277,15 +280,16 @@ pb::GatewayHealth Gateway::health() const {
   }
   if (mqtt_) {
     const auto& s = mqtt_->stats();
+    const auto& r = readings_->stats();
     auto* mq = h.mutable_mqtt();
     mq->set_reconnects(s.reconnects);
-    mq->set_published(s.published);
-    mq->set_acked(s.acked);
-    mq->set_connected(s.connected);
+    mq->set_published(r.published);
+    mq->set_acked(r.acked);
+    mq->set_connected(mqtt_->connected());
     mq->set_last_error(s.lastError);
-    mq->set_batches_published(s.batchesPublished);
-    mq->set_batches_acked(s.batchesAcked);
-    if (s.connected) toTimestamp(s.connectedSince, mq->mutable_connected_since());
+    mq->set_batches_published(r.batchesPublished);
+    mq->set_batches_acked(r.batchesAcked);
+    if (mqtt_->connected() && s.connectedSince) toTimestamp(*s.connectedSince, mq->mutable_connected_since());
   }
   auto* p = h.mutable_process();
   p->set_rss_bytes(currentRssBytes());

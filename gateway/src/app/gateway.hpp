@@ -31,8 +31,9 @@ namespace citygate::spool {
 class Spool;
 }
 namespace citygate::mqtt {
-class MqttOutput;
-}
+class Session;
+class ReadingsSink;
+}  // namespace citygate::mqtt
 namespace citygate::modbus {
 class BusSource;
 struct BusSpec;
@@ -122,7 +123,8 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<spool::Spool> spool_;
   std::unique_ptr<core::SeqStore> seq_;
-  std::shared_ptr<mqtt::MqttOutput> mqtt_;
+  std::shared_ptr<mqtt::Session> mqtt_;  // the broker link; its clients below
+  std::shared_ptr<mqtt::ReadingsSink> readings_;
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<modbus::BusSource>> buses_;
   std::shared_ptr<lora::LoraSource> lora_;  // when the config has a lora block
