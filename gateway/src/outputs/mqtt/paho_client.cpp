@@ -125,7 +125,7 @@ class PahoClient final : public MqttClient {
       boost::asio::post(shared->executor, [cb = shared->lost, cause = cause.empty() ? std::string("connection lost")
                                                                                     : cause]() { cb(cause); });
     });
-    client_->set_message_callback([shared](::mqtt::const_message_ptr msg) {
+    client_->set_message_callback([shared](const ::mqtt::const_message_ptr& msg) {
       if (!msg) return;
       std::lock_guard lock(shared->mutex);
       if (shared->closing || !shared->message) return;

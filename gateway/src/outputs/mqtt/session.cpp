@@ -14,12 +14,18 @@ namespace pb = citygate::v1;
 
 const char* connStateName(ConnState state) {
   switch (state) {
-    case ConnState::Idle: return "idle";
-    case ConnState::Connecting: return "connecting";
-    case ConnState::Connected: return "connected";
-    case ConnState::Backoff: return "backoff";
-    case ConnState::Stopping: return "stopping";
-    case ConnState::Stopped: return "stopped";
+    case ConnState::Idle:
+      return "idle";
+    case ConnState::Connecting:
+      return "connecting";
+    case ConnState::Connected:
+      return "connected";
+    case ConnState::Backoff:
+      return "backoff";
+    case ConnState::Stopping:
+      return "stopping";
+    case ConnState::Stopped:
+      return "stopped";
   }
   return "?";
 }
@@ -72,11 +78,11 @@ std::string statusPayload(const SessionOptions& o, pb::GatewayState state) {
 
 Session::Session(boost::asio::any_io_executor executor, std::unique_ptr<MqttClient> client, SessionOptions options,
                  std::shared_ptr<spdlog::logger> log)
-    : executor_(executor),
+    : executor_(std::move(executor)),
       client_(std::move(client)),
       options_(std::move(options)),
       log_(std::move(log)),
-      reconnectTimer_(executor),
+      reconnectTimer_(executor_),
       statusTopic_(topicFor(options_.topicPrefix, options_.gatewayId, "status")),
       healthTopic_(topicFor(options_.topicPrefix, options_.gatewayId, "health")),
       rng_(options_.jitterSeed ? *options_.jitterSeed : std::random_device{}()) {}
@@ -87,7 +93,7 @@ void Session::start() {
   client_->setConnectionLost([weak](const std::string& cause) {
     if (auto self = weak.lock()) self->onLost(cause);
   });
-  client_->setMessageHandler([weak](InboundMessage message) {
+  client_->setMessageHandler([weak](const InboundMessage& message) {
     if (auto self = weak.lock()) self->onMessage(message);
   });
   connect();
@@ -99,7 +105,9 @@ void Session::release() {
   client_.reset();
 }
 
-void Session::addStateListener(StateListener listener) { listeners_.push_back(std::move(listener)); }
+void Session::addStateListener(StateListener listener) {
+  listeners_.push_back(std::move(listener));
+}
 
 void Session::notify(bool up) {
   for (const auto& l : listeners_) l(up);
@@ -148,7 +156,7 @@ void Session::makeSubscription(SubscriptionId id, const Subscription& sub) {
 void Session::onSubscribed(SubscriptionId id, const Status& result) {
   if (result) return;
   const auto it = subscriptions_.find(id);
-  if (it == subscriptions_.end()) return;  // unsubscribed meanwhile
+  if (it == subscriptions_.end()) return;                  // unsubscribed meanwhile
   if (result.cause() == ErrorCause::NotConnected) return;  // made again on the next connect
   ++stats_.subscribeFailures;
   log_->warn("subscription to {} failed ({}): {}", it->second.filter, errorCauseName(result.cause()), result.error());

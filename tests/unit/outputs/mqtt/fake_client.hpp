@@ -53,9 +53,8 @@ struct FakeBroker {
     boost::asio::post(*ioc, [cb = lost, cause]() { cb(cause); });
   }
   void deliver(std::string topic, std::string payload) {
-    boost::asio::post(*ioc, [cb = message, m = InboundMessage{std::move(topic), std::move(payload), 1, false}]() mutable {
-      cb(std::move(m));
-    });
+    boost::asio::post(*ioc, [cb = message, m = InboundMessage{std::move(topic), std::move(payload), 1,
+                                                              false}]() mutable { cb(std::move(m)); });
   }
   std::vector<std::string> subscribedFilters() const {
     std::vector<std::string> out;

@@ -27,13 +27,13 @@ struct Fixture {
     o.topicPrefix = "city/";
     o.reconnectMin = std::chrono::milliseconds(0);
     o.reconnectMax = std::chrono::milliseconds(0);
-    session = std::make_shared<Session>(ioc.get_executor(), std::make_unique<FakeClient>(broker), o,
-                                        testing::nullLogger());
+    session =
+        std::make_shared<Session>(ioc.get_executor(), std::make_unique<FakeClient>(broker), o, testing::nullLogger());
     sink = ReadingsSink::create(session);
     sink->setReadyCallback([this](bool up) { ready.push_back(up); });
     session->start();
   }
-  ~Fixture() {
+  ~Fixture() {  // NOLINT(bugprone-exception-escape): a test fixture; asio throws only on a broken io_context
     session->release();
     settle(ioc);
   }

@@ -29,10 +29,10 @@ struct Fixture {
     o.reconnectMax = reconnectMin;
     o.steadyNow = [this] { return steady; };
     o.jitterSeed = 7;
-    session = std::make_shared<Session>(ioc.get_executor(), std::make_unique<FakeClient>(broker), o,
-                                        testing::nullLogger());
+    session =
+        std::make_shared<Session>(ioc.get_executor(), std::make_unique<FakeClient>(broker), o, testing::nullLogger());
   }
-  ~Fixture() {
+  ~Fixture() {  // NOLINT(bugprone-exception-escape): a test fixture; asio throws only on a broken io_context
     session->release();
     settle(ioc);
   }
@@ -160,8 +160,7 @@ TEST_CASE("a registered handler gets its messages on the executor; subscriptions
   std::vector<InboundMessage> commands;
   std::vector<InboundMessage> ncmd;
   // Registered before the first connect: subscribed once connected.
-  f.session->subscribe("citygate/v1/gw-1/cmd", 1,
-                       [&commands](const InboundMessage& m) { commands.push_back(m); });
+  f.session->subscribe("citygate/v1/gw-1/cmd", 1, [&commands](const InboundMessage& m) { commands.push_back(m); });
   f.session->start();
   CHECK(f.broker->subscribed.empty());
   f.connect();
