@@ -21,7 +21,8 @@
 #include "core/seq_store.hpp"
 #include "inputs/lora/source.hpp"
 #include "inputs/modbus/bus_source.hpp"
-#include "outputs/mqtt/output.hpp"
+#include "outputs/mqtt/readings_sink.hpp"
+#include "outputs/mqtt/session.hpp"
 #include "platform/logging.hpp"
 #include "platform/systemd.hpp"
 #include "spool/fallback_spool.hpp"
@@ -219,7 +220,7 @@ Status Gateway::start() {
   co.certFile = m.tls().cert_file();
   co.keyFile = m.tls().key_file();
   co.insecureSkipVerify = m.tls().insecure_skip_verify();
-  mqtt::OutputOptions oo;
+  mqtt::SessionOptions oo;
   oo.gatewayId = c.gateway_id();
   oo.bootId = bootId_;
   oo.version = version_;
@@ -238,8 +239,9 @@ Status Gateway::start() {
   co.willPayload = mqtt::statusPayload(oo, pb::OFFLINE);
   auto mqttLog = logging_.get("mqtt");
   if (co.insecureSkipVerify) mqttLog->warn("tls.insecure_skip_verify is set: the broker's certificate is NOT checked");
-  mqtt_ = std::make_shared<mqtt::MqttOutput>(ioc_.get_executor(), mqtt::makePahoClient(ioc_.get_executor(), co), oo,
-                                             mqttLog);
+  mqtt_ =
+      std::make_shared<mqtt::Session>(ioc_.get_executor(), mqtt::makePahoClient(ioc_.get_executor(), co), oo, mqttLog);
+  readings_ = mqtt::ReadingsSink::create(mqtt_);
 
   core::PipelineOptions po;
   po.gatewayId = c.gateway_id();
@@ -248,7 +250,8 @@ Status Gateway::start() {
   po.maxBatchDelay = std::chrono::milliseconds(m.max_batch_delay_ms());
   po.maxInflightBatches = m.max_inflight_batches();
   po.dropOldestHeld = sc.when_full() != pb::SpoolConfig::BLOCK_SOURCES;
-  pipeline_ = std::make_shared<core::Pipeline>(ioc_.get_executor(), po, *spool_, *mqtt_, *seq_, logging_.get("spool"));
+  pipeline_ =
+      std::make_shared<core::Pipeline>(ioc_.get_executor(), po, *spool_, *readings_, *seq_, logging_.get("spool"));
   pipeline_->setStateCallback([weakSelf = weak_from_this()](core::SpoolState, const std::string&) {
     if (auto self = weakSelf.lock()) self->notifyState();
   });
@@ -360,15 +363,16 @@ pb::GatewayHealth Gateway::health() const {
   }
   if (mqtt_) {
     const auto& s = mqtt_->stats();
+    const auto& r = readings_->stats();
     auto* mq = h.mutable_mqtt();
     mq->set_reconnects(s.reconnects);
-    mq->set_published(s.published);
-    mq->set_acked(s.acked);
-    mq->set_connected(s.connected);
+    mq->set_published(r.published);
+    mq->set_acked(r.acked);
+    mq->set_connected(mqtt_->connected());
     mq->set_last_error(s.lastError);
-    mq->set_batches_published(s.batchesPublished);
-    mq->set_batches_acked(s.batchesAcked);
-    if (s.connected && s.connectedSince) toTimestamp(*s.connectedSince, mq->mutable_connected_since());
+    mq->set_batches_published(r.batchesPublished);
+    mq->set_batches_acked(r.batchesAcked);
+    if (mqtt_->connected() && s.connectedSince) toTimestamp(*s.connectedSince, mq->mutable_connected_since());
   }
   auto* p = h.mutable_process();
   p->set_rss_bytes(currentRssBytes());

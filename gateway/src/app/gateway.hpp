@@ -30,8 +30,9 @@ class SeqStore;
 class Spool;
 }  // namespace citygate::core
 namespace citygate::mqtt {
-class MqttOutput;
-}
+class Session;
+class ReadingsSink;
+}  // namespace citygate::mqtt
 namespace citygate::modbus {
 class BusSource;
 struct BusSpec;
@@ -115,7 +116,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<core::Spool> spool_;
   std::unique_ptr<core::SeqStore> seq_;
-  std::shared_ptr<mqtt::MqttOutput> mqtt_;
+  std::shared_ptr<mqtt::Session> mqtt_;  // the broker link; its clients below
+  std::shared_ptr<mqtt::ReadingsSink> readings_;
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<modbus::BusSource>> buses_;
   std::shared_ptr<lora::LoraSource> lora_;  // when the config has a lora block

@@ -1,6 +1,11 @@
-// MqttClient: the narrow seam over Paho C++ (async). Every callback is posted to the executor
-// given at creation; Paho's own threads never touch pipeline state. Paho's persistence is off:
-// the spool is the only durable queue, and every session starts clean.
+// MqttClient: the narrow seam over Paho C++ (async). Every callback (completions, a lost link, an
+// inbound message) is posted to the executor given at creation; Paho's own threads never touch
+// gateway state. Paho's persistence is off: the spool is the only durable queue, and every session
+// starts clean, so subscriptions do not survive a reconnect (the Session makes them again).
+//
+// Failures carry their cause as a value (core/result.hpp's ErrorCause): NotConnected, Unreachable
+// (network or TLS), Refused (CONNACK refusal, a subscription the broker refused), Invalid (a request
+// that can never succeed: bad topic or filter, message too large), Timeout; the message is for logs.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -9,6 +14,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+
+#include "core/result.hpp"
 
 namespace citygate::mqtt {
 
@@ -28,17 +35,30 @@ struct ClientOptions {
   std::string willPayload;
 };
 
+struct InboundMessage {
+  std::string topic;
+  std::string payload;
+  int qos = 0;
+  bool retained = false;
+};
+
 class MqttClient {
  public:
-  using Done = std::function<void(bool ok, const std::string& error)>;
+  using Done = std::function<void(Status)>;
 
   virtual ~MqttClient() = default;
 
   virtual void connect(Done done) = 0;
   virtual void disconnect(std::chrono::milliseconds timeout, std::function<void()> done) = 0;
   virtual void publish(const std::string& topic, std::string payload, int qos, bool retain, Done done) = 0;
+  // Completes when the broker has answered SUBACK/UNSUBACK; a filter the broker refuses fails with
+  // ErrorCause::Refused.
+  virtual void subscribe(const std::string& filter, int qos, Done done) = 0;
+  virtual void unsubscribe(const std::string& filter, Done done) = 0;
   // The broker dropped the link (not called after disconnect()).
   virtual void setConnectionLost(std::function<void(const std::string& cause)> cb) = 0;
+  // Every message the broker delivers on a subscription.
+  virtual void setMessageHandler(std::function<void(InboundMessage)> cb) = 0;
 };
 
 std::unique_ptr<MqttClient> makePahoClient(boost::asio::any_io_executor executor, ClientOptions options);

@@ -15,8 +15,31 @@ struct Shared {
   boost::asio::any_io_executor executor;
   std::mutex mutex;
   std::function<void(const std::string&)> lost;
+  std::function<void(InboundMessage)> message;
   bool closing = false;
 };
+
+// Paho C's return codes, as the cause a caller acts on.
+ErrorCause causeOf(int rc) {
+  switch (rc) {
+    case MQTTASYNC_DISCONNECTED:
+      return ErrorCause::NotConnected;
+    case MQTTASYNC_FAILURE:
+      return ErrorCause::Unreachable;
+    case MQTTASYNC_BAD_UTF8_STRING:
+    case MQTTASYNC_NULL_PARAMETER:
+    case MQTTASYNC_TOPICNAME_TRUNCATED:
+    case MQTTASYNC_BAD_STRUCTURE:
+    case MQTTASYNC_BAD_QOS:
+      return ErrorCause::Invalid;
+    case MQTT_BAD_SUBSCRIBE:
+      return ErrorCause::Refused;
+    default:
+      break;
+  }
+  if (rc >= 1 && rc <= 5) return ErrorCause::Refused;  // CONNACK return codes
+  return ErrorCause::Unspecified;
+}
 
 class Listener final : public ::mqtt::iaction_listener {
  public:
@@ -26,13 +49,14 @@ class Listener final : public ::mqtt::iaction_listener {
   // For connects: explains a TLS failure (runs on Paho's thread, bounded).
   std::function<std::string()> probe_;
 
-  void on_success(const ::mqtt::token&) override { finish(true, {}); }
-  void fail(std::string why) { finish(false, std::move(why)); }
+  void on_success(const ::mqtt::token&) override { finish(Ok{}); }
+  void fail(std::string why, ErrorCause cause) { finish(Error{std::move(why), cause}); }
 
   void on_failure(const ::mqtt::token& tok) override {
     std::string why = "error " + std::to_string(tok.get_return_code());
     if (tok.get_return_code() == MQTTASYNC_FAILURE) why = "connection failed";
     if (tok.get_return_code() == MQTTASYNC_DISCONNECTED) why = "not connected";
+    if (tok.get_return_code() == MQTT_BAD_SUBSCRIBE) why = "subscription refused by broker";
     const int rc = tok.get_return_code();
     if (rc >= 1 && rc <= 5) {
       static const char* kConnack[] = {"",
@@ -47,17 +71,17 @@ class Listener final : public ::mqtt::iaction_listener {
       const std::string tls = probe_();
       if (!tls.empty()) why += " (TLS: " + tls + ")";
     }
-    finish(false, why);
+    finish(Error{std::move(why), causeOf(rc)});
   }
 
  private:
-  void finish(bool ok, std::string why) {
+  void finish(Status status) {
     // Paho holds a reference to this listener until the token completes; `self` keeps it alive
     // until the executor has run the callback.
     auto self = self_;
     self_.reset();
     boost::asio::post(shared_->executor,
-                      [done = std::move(done_), ok, why = std::move(why), self]() { done(ok, why); });
+                      [done = std::move(done_), status = std::move(status), self]() { done(status); });
   }
 
  public:
@@ -101,6 +125,13 @@ class PahoClient final : public MqttClient {
       boost::asio::post(shared->executor, [cb = shared->lost, cause = cause.empty() ? std::string("connection lost")
                                                                                     : cause]() { cb(cause); });
     });
+    client_->set_message_callback([shared](const ::mqtt::const_message_ptr& msg) {
+      if (!msg) return;
+      std::lock_guard lock(shared->mutex);
+      if (shared->closing || !shared->message) return;
+      InboundMessage in{msg->get_topic(), msg->get_payload_str(), msg->get_qos(), msg->is_retained()};
+      boost::asio::post(shared->executor, [cb = shared->message, in = std::move(in)]() mutable { cb(std::move(in)); });
+    });
   }
 
   ~PahoClient() override {
@@ -143,9 +174,14 @@ class PahoClient final : public MqttClient {
     listener->self_ = listener;
     if (options_.tls) listener->probe_ = [o = options_]() { return probeTlsFor(o); };
     try {
+      {
+        // A session after disconnect(): its callbacks are wanted again.
+        std::lock_guard lock(shared_->mutex);
+        shared_->closing = false;
+      }
       client_->connect(opts, nullptr, *listener);
     } catch (const ::mqtt::exception& e) {
-      listener->fail(e.what());
+      listener->fail(e.what(), causeOf(e.get_return_code()));
     }
   }
 
@@ -154,12 +190,12 @@ class PahoClient final : public MqttClient {
       std::lock_guard lock(shared_->mutex);
       shared_->closing = true;
     }
-    auto listener = std::make_shared<Listener>(shared_, [done = std::move(done)](bool, const std::string&) { done(); });
+    auto listener = std::make_shared<Listener>(shared_, [done = std::move(done)](const Status&) { done(); });
     listener->self_ = listener;
     try {
       client_->disconnect(static_cast<int>(timeout.count()), nullptr, *listener);
     } catch (const ::mqtt::exception& e) {
-      listener->fail(e.what());  // not connected: nothing to close
+      listener->fail(e.what(), ErrorCause::NotConnected);  // not connected: nothing to close
     }
   }
 
@@ -170,8 +206,33 @@ class PahoClient final : public MqttClient {
       auto msg = ::mqtt::make_message(topic, std::move(payload), qos, retain);
       client_->publish(msg, nullptr, *listener);
     } catch (const ::mqtt::exception& e) {
-      listener->fail(e.what());
+      listener->fail(e.what(), causeOf(e.get_return_code()));
     }
+  }
+
+  void subscribe(const std::string& filter, int qos, Done done) override {
+    auto listener = std::make_shared<Listener>(shared_, std::move(done));
+    listener->self_ = listener;
+    try {
+      client_->subscribe(filter, qos, nullptr, *listener);
+    } catch (const ::mqtt::exception& e) {
+      listener->fail(e.what(), causeOf(e.get_return_code()));
+    }
+  }
+
+  void unsubscribe(const std::string& filter, Done done) override {
+    auto listener = std::make_shared<Listener>(shared_, std::move(done));
+    listener->self_ = listener;
+    try {
+      client_->unsubscribe(filter, nullptr, *listener);
+    } catch (const ::mqtt::exception& e) {
+      listener->fail(e.what(), causeOf(e.get_return_code()));
+    }
+  }
+
+  void setMessageHandler(std::function<void(InboundMessage)> cb) override {
+    std::lock_guard lock(shared_->mutex);
+    shared_->message = std::move(cb);
   }
 
   void setConnectionLost(std::function<void(const std::string&)> cb) override {

@@ -1,0 +1,48 @@
+#include "outputs/mqtt/readings_sink.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace citygate::mqtt {
+
+ReadingsSink::ReadingsSink(std::shared_ptr<Session> session)
+    : session_(std::move(session)), topic_(session_->topic("readings")) {}
+
+std::shared_ptr<ReadingsSink> ReadingsSink::create(std::shared_ptr<Session> session) {
+  auto sink = std::make_shared<ReadingsSink>(std::move(session));
+  std::weak_ptr<ReadingsSink> weak = sink;
+  sink->session_->addStateListener([weak](bool connected) {
+    if (auto self = weak.lock()) self->onSessionState(connected);
+  });
+  return sink;
+}
+
+void ReadingsSink::onSessionState(bool connected) {
+  if (readyCb_) readyCb_(connected);
+}
+
+void ReadingsSink::asyncDeliver(std::string payload, std::uint32_t count, std::function<void(core::Outcome)> done) {
+  ++stats_.batchesPublished;
+  stats_.published += count;
+  session_->publish(topic_, std::move(payload), 1, false,
+                    std::bind_front(&ReadingsSink::onPublished, shared_from_this(), count, std::move(done)));
+}
+
+void ReadingsSink::onPublished(std::uint32_t count, const std::function<void(core::Outcome)>& done,
+                               const Status& result) {
+  if (result) {
+    ++stats_.batchesAcked;
+    stats_.acked += count;
+    done(core::Outcome::Delivered);
+    return;
+  }
+  if (result.cause() == ErrorCause::Invalid) {
+    ++stats_.batchesRejected;
+    session_->logger()->warn("batch of {} refused: {}", count, result.error());
+    done(core::Outcome::Rejected);
+    return;
+  }
+  session_->logger()->debug("batch of {} not acknowledged: {}", count, result.error());
+  done(core::Outcome::Retry);
+}
+
+}  // namespace citygate::mqtt

@@ -1,0 +1,53 @@
+// ReadingsSink: the pipeline's sink on MQTT, a client of the Session. Publishes each batch (a
+// serialized ReadingBatch) on <prefix>/<gateway_id>/readings at QoS 1, not retained, and reports:
+//   Delivered  the broker acknowledged it (PUBACK);
+//   Rejected   the publish can never succeed as it is (ErrorCause::Invalid: bad topic, too large);
+//   Retry      any other failure (the link dropped, not connected, a timeout).
+// Ready while the session is connected; the ready callback follows the session's state listener.
+//
+// Threading: executor only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/sink.hpp"
+#include "outputs/mqtt/session.hpp"
+
+namespace citygate::mqtt {
+
+struct ReadingsStats {
+  std::uint64_t published = 0;  // readings
+  std::uint64_t acked = 0;      // readings
+  std::uint64_t batchesPublished = 0;
+  std::uint64_t batchesAcked = 0;
+  std::uint64_t batchesRejected = 0;
+};
+
+class ReadingsSink final : public core::Sink, public std::enable_shared_from_this<ReadingsSink> {
+ public:
+  // Registers its state listener with the session; build it before session->start().
+  static std::shared_ptr<ReadingsSink> create(std::shared_ptr<Session> session);
+
+  bool ready() const override { return session_->connected(); }
+  void asyncDeliver(std::string payload, std::uint32_t count, std::function<void(core::Outcome)> done) override;
+  void setReadyCallback(std::function<void(bool)> cb) override { readyCb_ = std::move(cb); }
+
+  const ReadingsStats& stats() const { return stats_; }
+  const std::string& topic() const { return topic_; }
+
+  explicit ReadingsSink(std::shared_ptr<Session> session);  // use create()
+
+ private:
+  void onSessionState(bool connected);
+  void onPublished(std::uint32_t count, const std::function<void(core::Outcome)>& done, const Status& result);
+
+  std::shared_ptr<Session> session_;
+  std::string topic_;
+  std::function<void(bool)> readyCb_;
+  ReadingsStats stats_;
+};
+
+}  // namespace citygate::mqtt

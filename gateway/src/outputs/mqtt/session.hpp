@@ -1,0 +1,164 @@
+// Session: the gateway's one connection to the broker, shared by its clients (the readings sink,
+// later the command handler of issue 17 and the Sparkplug sink of issue 19).
+//
+// - Connects with the OFFLINE GatewayStatus as the will and publishes the retained ONLINE status
+//   (birth) on every connect; on stop() publishes OFFLINE itself and disconnects.
+// - After a failed connect or a lost link, reconnects after a wait drawn with full jitter, uniform
+//   in [0, min(reconnectMax, reconnectMin * 2^attempt)] (a fleet must not reconnect in step); the
+//   attempt count resets only once a link has held for stableAfter.
+// - Subscriptions: a client registers a topic filter and a handler; the session subscribes on every
+//   connect (sessions start clean, so the broker forgets them on each reconnect) and hands each
+//   inbound message whose topic matches the filter to the handler, on the executor.
+// - State is one enum (ConnState). Clients learn of Connected / not Connected through listeners.
+//
+// Threading: executor only (the client posts its callbacks there). Failures a caller acts on
+// carry an ErrorCause (core/result.hpp).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "citygate/v1/status.pb.h"
+#include "core/result.hpp"
+#include "core/time.hpp"
+#include "outputs/mqtt/client.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace citygate::mqtt {
+
+enum class ConnState : std::uint8_t {
+  Idle,        // built, start() not called yet
+  Connecting,  // a CONNECT is in flight
+  Connected,   // CONNACK received; birth sent; subscriptions being made
+  Backoff,     // waiting for the reconnect timer
+  Stopping,    // stop(): OFFLINE sent, disconnect in flight
+  Stopped,     // stopped or released: nothing more happens
+};
+const char* connStateName(ConnState state);
+
+struct SessionOptions {
+  std::string gatewayId;
+  std::string bootId;
+  std::string version;
+  std::string topicPrefix = "citygate/v1";
+  WallTime startedAt;
+  std::chrono::milliseconds reconnectMin{1000};
+  std::chrono::milliseconds reconnectMax{300000};
+  std::chrono::milliseconds stableAfter{30000};  // connected this long -> backoff resets
+  int healthQos = 1;
+  // Fills GatewayStatus.spool in the ONLINE birth (the will carries none).
+  std::function<void(citygate::v1::SpoolHealth&)> birthSpool;
+  // The clocks (style habit 13); tests inject their own.
+  std::function<SteadyTime()> steadyNow = [] { return SteadyClock::now(); };
+  std::function<WallTime()> wallNow = [] { return WallClock::now(); };
+  std::optional<std::uint32_t> jitterSeed;  // unset: random
+};
+
+struct SessionStats {
+  std::uint64_t reconnects = 0;
+  std::uint64_t connectFailures = 0;
+  std::uint64_t healthPublished = 0;
+  std::uint64_t subscribeFailures = 0;
+  std::uint64_t inbound = 0;           // messages handed to a handler
+  std::uint64_t inboundUnmatched = 0;  // messages no registered filter matched (discarded, counted)
+  std::string lastError;
+  ErrorCause lastCause = ErrorCause::Unspecified;
+  std::optional<WallTime> connectedSince;  // of the current link
+};
+
+// <prefix>/<gateway_id>/<leaf>
+std::string topicFor(const std::string& prefix, const std::string& gatewayId, const char* leaf);
+// MQTT filter matching ('+' one level, '#' the rest, '$' topics not matched by a leading wildcard).
+bool topicMatches(const std::string& filter, const std::string& topic);
+std::string statusPayload(const SessionOptions& o, citygate::v1::GatewayState state);
+
+class Session final : public std::enable_shared_from_this<Session> {
+ public:
+  using MessageHandler = std::function<void(const InboundMessage&)>;
+  using StateListener = std::function<void(bool connected)>;
+  using SubscriptionId = std::uint64_t;
+
+  Session(boost::asio::any_io_executor executor, std::unique_ptr<MqttClient> client, SessionOptions options,
+          std::shared_ptr<spdlog::logger> log);
+
+  void start();
+  // Publishes OFFLINE (bounded wait) and disconnects; `done` runs on the executor.
+  void stop(std::chrono::milliseconds timeout, std::function<void()> done);
+  // Destroys the Paho client, waiting for its threads' callbacks to end. Called once the executor
+  // has stopped, before it is destroyed: Paho must not post into a dead io_context.
+  void release();
+
+  ConnState state() const { return state_; }
+  bool connected() const { return state_ == ConnState::Connected; }
+
+  // Called with true on every connect (after the birth is sent), false when the link is lost
+  // (not on stop(): the clients stop first). Listeners are called in the order they were added.
+  void addStateListener(StateListener listener);
+
+  // Publishes on the current link; without one the client fails it with ErrorCause::NotConnected.
+  // After stop()/release(): ErrorCause::Cancelled (posted).
+  void publish(const std::string& topic, std::string payload, int qos, bool retain, MqttClient::Done done);
+
+  // Registers `filter` at `qos`; `handler` gets every inbound message matching it, on the executor.
+  // Subscribed now if connected and again after every reconnect. A refused subscription is
+  // counted and logged; it is tried again on the next connect.
+  SubscriptionId subscribe(std::string filter, int qos, MessageHandler handler);
+  void unsubscribe(SubscriptionId id);
+
+  void publishHealth(const citygate::v1::GatewayHealth& health);
+
+  const SessionStats& stats() const { return stats_; }
+  const SessionOptions& options() const { return options_; }
+  const std::shared_ptr<spdlog::logger>& logger() const { return log_; }
+  std::string topic(const char* leaf) const { return topicFor(options_.topicPrefix, options_.gatewayId, leaf); }
+
+ private:
+  struct Subscription {
+    std::string filter;
+    int qos = 0;
+    MessageHandler handler;
+  };
+
+  void connect();
+  void onConnect(const Status& result);
+  void onLost(const std::string& cause);
+  void onMessage(const InboundMessage& message);
+  void onBirth(const Status& result);
+  void onSubscribed(SubscriptionId id, const Status& result);
+  void onReconnectTimer(const boost::system::error_code& ec);
+  void makeSubscription(SubscriptionId id, const Subscription& sub);
+  void scheduleReconnect();
+  void notify(bool up);
+
+  boost::asio::any_io_executor executor_;
+  std::unique_ptr<MqttClient> client_;
+  SessionOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  boost::asio::steady_timer reconnectTimer_;
+  std::vector<StateListener> listeners_;
+  std::map<SubscriptionId, Subscription> subscriptions_;
+  SubscriptionId nextSubscription_ = 1;
+  std::string statusTopic_;
+  std::string healthTopic_;
+  ConnState state_ = ConnState::Idle;
+  std::uint32_t attempt_ = 0;
+  std::optional<SteadyTime> connectedAt_;
+  bool everConnected_ = false;
+  std::string lastLoggedError_;
+  std::minstd_rand rng_;
+  SessionStats stats_;
+};
+
+}  // namespace citygate::mqtt

@@ -1,0 +1,111 @@
+#include "outputs/mqtt/readings_sink.hpp"
+
+#include <doctest/doctest.h>
+
+#include <optional>
+
+#include "fake_client.hpp"
+
+namespace citygate::mqtt {
+namespace {
+
+using testing::FakeBroker;
+using testing::FakeClient;
+using testing::settle;
+
+struct Fixture {
+  boost::asio::io_context ioc;
+  std::shared_ptr<FakeBroker> broker = std::make_shared<FakeBroker>();
+  std::shared_ptr<Session> session;
+  std::shared_ptr<ReadingsSink> sink;
+  std::vector<bool> ready;
+
+  Fixture() {
+    broker->ioc = &ioc;
+    SessionOptions o;
+    o.gatewayId = "gw-1";
+    o.topicPrefix = "city/";
+    o.reconnectMin = std::chrono::milliseconds(0);
+    o.reconnectMax = std::chrono::milliseconds(0);
+    session =
+        std::make_shared<Session>(ioc.get_executor(), std::make_unique<FakeClient>(broker), o, testing::nullLogger());
+    sink = ReadingsSink::create(session);
+    sink->setReadyCallback([this](bool up) { ready.push_back(up); });
+    session->start();
+  }
+  ~Fixture() {  // NOLINT(bugprone-exception-escape): a test fixture; asio throws only on a broken io_context
+    session->release();
+    settle(ioc);
+  }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
+
+  void connect() {
+    broker->answerConnect(Ok{});
+    settle(ioc);
+  }
+  // Delivers one batch and answers its publish with `result`.
+  core::Outcome deliver(Status result) {
+    std::optional<core::Outcome> outcome;
+    sink->asyncDeliver("batch", 3, [&outcome](core::Outcome o) { outcome = o; });
+    const auto& p = broker->published.back();
+    CHECK(p.topic == "city/gw-1/readings");
+    CHECK(p.payload == "batch");
+    CHECK(p.qos == 1);
+    CHECK_FALSE(p.retain);
+    broker->answer(p.done, std::move(result));
+    settle(ioc);
+    REQUIRE(outcome.has_value());
+    return *outcome;
+  }
+};
+
+TEST_CASE("the readings sink is ready while the session is connected") {
+  Fixture f;
+  CHECK_FALSE(f.sink->ready());
+  f.connect();
+  CHECK(f.sink->ready());
+  CHECK(f.ready == std::vector<bool>{true});
+  f.broker->dropLink("gone");
+  settle(f.ioc);
+  CHECK_FALSE(f.sink->ready());
+  CHECK(f.ready == std::vector<bool>{true, false});
+  f.connect();
+  CHECK(f.ready == std::vector<bool>{true, false, true});
+}
+
+TEST_CASE("a batch acknowledged is Delivered and counted") {
+  Fixture f;
+  f.connect();
+  CHECK(f.deliver(Ok{}) == core::Outcome::Delivered);
+  CHECK(f.sink->stats().batchesPublished == 1);
+  CHECK(f.sink->stats().batchesAcked == 1);
+  CHECK(f.sink->stats().published == 3);
+  CHECK(f.sink->stats().acked == 3);
+}
+
+TEST_CASE("a batch that fails on the link is Retry; one that can never be sent is Rejected") {
+  Fixture f;
+  f.connect();
+  CHECK(f.deliver(Error{"not connected", ErrorCause::NotConnected}) == core::Outcome::Retry);
+  CHECK(f.deliver(Error{"error -12", ErrorCause::Unspecified}) == core::Outcome::Retry);
+  CHECK(f.deliver(Error{"connection failed", ErrorCause::Unreachable}) == core::Outcome::Retry);
+  CHECK(f.deliver(Error{"bad topic", ErrorCause::Invalid}) == core::Outcome::Rejected);
+  CHECK(f.sink->stats().batchesAcked == 0);
+  CHECK(f.sink->stats().batchesRejected == 1);
+  CHECK(f.sink->stats().acked == 0);
+}
+
+TEST_CASE("after stop, a batch is not lost silently: it completes with Retry") {
+  Fixture f;
+  f.connect();
+  f.session->release();
+  std::optional<core::Outcome> outcome;
+  f.sink->asyncDeliver("batch", 1, [&outcome](core::Outcome o) { outcome = o; });
+  settle(f.ioc);
+  REQUIRE(outcome.has_value());
+  CHECK(*outcome == core::Outcome::Retry);
+}
+
+}  // namespace
+}  // namespace citygate::mqtt

@@ -1,0 +1,239 @@
+#include "outputs/mqtt/session.hpp"
+
+#include <doctest/doctest.h>
+
+#include "fake_client.hpp"
+
+namespace citygate::mqtt {
+namespace {
+
+namespace pb = citygate::v1;
+using testing::FakeBroker;
+using testing::FakeClient;
+using testing::settle;
+
+struct Fixture {
+  boost::asio::io_context ioc;
+  std::shared_ptr<FakeBroker> broker = std::make_shared<FakeBroker>();
+  SteadyTime steady{std::chrono::hours(1)};
+  std::shared_ptr<Session> session;
+
+  explicit Fixture(std::chrono::milliseconds reconnectMin = std::chrono::milliseconds(0)) {
+    broker->ioc = &ioc;
+    SessionOptions o;
+    o.gatewayId = "gw-1";
+    o.bootId = "boot-1";
+    o.version = "1.2.3";
+    o.topicPrefix = "citygate/v1";
+    o.reconnectMin = reconnectMin;
+    o.reconnectMax = reconnectMin;
+    o.steadyNow = [this] { return steady; };
+    o.jitterSeed = 7;
+    session =
+        std::make_shared<Session>(ioc.get_executor(), std::make_unique<FakeClient>(broker), o, testing::nullLogger());
+  }
+  ~Fixture() {  // NOLINT(bugprone-exception-escape): a test fixture; asio throws only on a broken io_context
+    session->release();
+    settle(ioc);
+  }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
+
+  void connect() {
+    REQUIRE(broker->connects.size() == 1);
+    broker->answerConnect(Ok{});
+    settle(ioc);
+  }
+};
+
+pb::GatewayStatus decodeStatus(const std::string& payload) {
+  pb::GatewayStatus s;
+  REQUIRE(s.ParseFromString(payload));
+  return s;
+}
+
+TEST_CASE("topicMatches follows MQTT's wildcard rules") {
+  CHECK(topicMatches("citygate/v1/gw/cmd", "citygate/v1/gw/cmd"));
+  CHECK_FALSE(topicMatches("citygate/v1/gw/cmd", "citygate/v1/gw/cmd/result"));
+  CHECK(topicMatches("citygate/v1/+/cmd", "citygate/v1/gw/cmd"));
+  CHECK_FALSE(topicMatches("citygate/v1/+/cmd", "citygate/v1/gw/x/cmd"));
+  CHECK(topicMatches("spBv1.0/g/NCMD/#", "spBv1.0/g/NCMD/node"));
+  CHECK(topicMatches("spBv1.0/g/NCMD/#", "spBv1.0/g/NCMD"));  // '#' takes the parent level too
+  CHECK(topicMatches("#", "a/b/c"));
+  CHECK_FALSE(topicMatches("#", "$SYS/broker"));
+  CHECK_FALSE(topicMatches("+/broker", "$SYS/broker"));
+  CHECK(topicMatches("a/+", "a/"));
+  CHECK_FALSE(topicMatches("a/+", "a"));
+}
+
+TEST_CASE("birth on every connect, OFFLINE will payload, OFFLINE on stop") {
+  Fixture f;
+  f.session->start();
+  CHECK(f.session->state() == ConnState::Connecting);
+  f.connect();
+  CHECK(f.session->state() == ConnState::Connected);
+  REQUIRE(f.broker->published.size() == 1);
+  const auto& birth = f.broker->published[0];
+  CHECK(birth.topic == "citygate/v1/gw-1/status");
+  CHECK(birth.qos == 1);
+  CHECK(birth.retain);
+  const auto online = decodeStatus(birth.payload);
+  CHECK(online.state() == pb::ONLINE);
+  CHECK(online.gateway_id() == "gw-1");
+  CHECK(online.boot_id() == "boot-1");
+  CHECK(online.version() == "1.2.3");
+
+  const auto will = decodeStatus(statusPayload(f.session->options(), pb::OFFLINE));
+  CHECK(will.state() == pb::OFFLINE);
+  CHECK(will.boot_id() == "boot-1");
+  CHECK_FALSE(will.has_spool());
+
+  bool stopped = false;
+  f.session->stop(std::chrono::milliseconds(100), [&stopped] { stopped = true; });
+  CHECK(f.session->state() == ConnState::Stopping);
+  REQUIRE(f.broker->published.size() == 2);
+  const auto& offline = f.broker->published[1];
+  CHECK(offline.topic == "citygate/v1/gw-1/status");
+  CHECK(offline.retain);
+  CHECK(offline.qos == 1);
+  CHECK(decodeStatus(offline.payload).state() == pb::OFFLINE);
+  CHECK(f.broker->disconnects == 0);  // waits for the OFFLINE's acknowledgement
+  f.broker->answer(offline.done, Ok{});
+  settle(f.ioc);
+  CHECK(f.broker->disconnects == 1);
+  CHECK(stopped);
+  CHECK(f.session->state() == ConnState::Stopped);
+}
+
+TEST_CASE("a lost link: listeners hear of it, the session reconnects and births again") {
+  Fixture f;
+  std::vector<bool> heard;
+  f.session->addStateListener([&heard](bool up) { heard.push_back(up); });
+  f.session->start();
+  f.connect();
+  CHECK(heard == std::vector<bool>{true});
+  f.broker->dropLink("keepalive timeout");
+  settle(f.ioc);
+  CHECK(heard == std::vector<bool>{true, false});
+  CHECK(f.session->stats().lastError == "keepalive timeout");
+  CHECK(f.session->stats().lastCause == ErrorCause::NotConnected);
+  CHECK_FALSE(f.session->stats().connectedSince.has_value());
+  // reconnectMin 0: the full-jitter wait is 0
+  f.connect();
+  CHECK(heard == std::vector<bool>{true, false, true});
+  CHECK(f.session->stats().reconnects == 1);
+  REQUIRE(f.broker->published.size() == 2);
+  CHECK(decodeStatus(f.broker->published[1].payload).state() == pb::ONLINE);
+}
+
+TEST_CASE("a refused connect is counted with its cause and tried again") {
+  Fixture f;
+  f.session->start();
+  f.broker->answerConnect(Error{"refused by broker: not authorized", ErrorCause::Refused});
+  settle(f.ioc);
+  CHECK(f.session->stats().connectFailures == 1);
+  CHECK(f.session->stats().lastCause == ErrorCause::Refused);
+  CHECK(f.session->state() == ConnState::Connecting);  // the wait (0 ms) is over: next attempt
+  f.connect();
+  CHECK(f.session->state() == ConnState::Connected);
+  CHECK(f.session->stats().reconnects == 0);  // the first link, not a reconnect
+}
+
+TEST_CASE("the reconnect wait is drawn from a growing ceiling; the session waits in Backoff") {
+  Fixture f(std::chrono::milliseconds(60000));
+  f.session->start();
+  f.broker->answerConnect(Error{"connection failed", ErrorCause::Unreachable});
+  settle(f.ioc);
+  // A wait in [0, 60 s] with this seed is not 0; no second CONNECT before it.
+  CHECK(f.session->state() == ConnState::Backoff);
+  CHECK(f.broker->connects.empty());
+  bool stopped = false;
+  f.session->stop(std::chrono::milliseconds(100), [&stopped] { stopped = true; });
+  settle(f.ioc);
+  CHECK(stopped);
+  CHECK(f.session->state() == ConnState::Stopped);
+  CHECK(f.broker->connects.empty());  // the timer was cancelled
+}
+
+TEST_CASE("a registered handler gets its messages on the executor; subscriptions are made again after a reconnect") {
+  Fixture f;
+  std::vector<InboundMessage> commands;
+  std::vector<InboundMessage> ncmd;
+  // Registered before the first connect: subscribed once connected.
+  f.session->subscribe("citygate/v1/gw-1/cmd", 1, [&commands](const InboundMessage& m) { commands.push_back(m); });
+  f.session->start();
+  CHECK(f.broker->subscribed.empty());
+  f.connect();
+  CHECK(f.broker->subscribedFilters() == std::vector<std::string>{"citygate/v1/gw-1/cmd"});
+  CHECK(f.broker->subscribed[0].qos == 1);
+  f.broker->answer(f.broker->subscribed[0].done, Ok{});
+
+  // Registered while connected: subscribed at once.
+  const auto ncmdId =
+      f.session->subscribe("spBv1.0/city/NCMD/#", 0, [&ncmd](const InboundMessage& m) { ncmd.push_back(m); });
+  CHECK(f.broker->subscribedFilters() == std::vector<std::string>{"citygate/v1/gw-1/cmd", "spBv1.0/city/NCMD/#"});
+
+  f.broker->deliver("citygate/v1/gw-1/cmd", "write 1");
+  f.broker->deliver("spBv1.0/city/NCMD/gw-1", "rebirth");
+  f.broker->deliver("elsewhere/topic", "x");
+  CHECK(commands.empty());  // posted, not called from the client's thread
+  settle(f.ioc);
+  REQUIRE(commands.size() == 1);
+  CHECK(commands[0].topic == "citygate/v1/gw-1/cmd");
+  CHECK(commands[0].payload == "write 1");
+  REQUIRE(ncmd.size() == 1);
+  CHECK(ncmd[0].payload == "rebirth");
+  CHECK(f.session->stats().inbound == 2);
+  CHECK(f.session->stats().inboundUnmatched == 1);
+
+  // Clean session: after a reconnect the broker has forgotten them; the session subscribes again.
+  f.broker->subscribed.clear();
+  f.broker->dropLink("broker restarted");
+  settle(f.ioc);
+  f.connect();
+  CHECK(f.broker->subscribedFilters() == std::vector<std::string>{"citygate/v1/gw-1/cmd", "spBv1.0/city/NCMD/#"});
+  f.broker->deliver("citygate/v1/gw-1/cmd", "write 2");
+  settle(f.ioc);
+  REQUIRE(commands.size() == 2);
+  CHECK(commands[1].payload == "write 2");
+
+  // Unsubscribed: the broker is told, and the handler hears nothing more.
+  f.session->unsubscribe(ncmdId);
+  CHECK(f.broker->unsubscribed == std::vector<std::string>{"spBv1.0/city/NCMD/#"});
+  f.broker->deliver("spBv1.0/city/NCMD/gw-1", "rebirth");
+  settle(f.ioc);
+  CHECK(ncmd.size() == 1);
+}
+
+TEST_CASE("a refused subscription is counted with its cause; it is tried again on the next connect") {
+  Fixture f;
+  f.session->subscribe("citygate/v1/gw-1/cmd", 1, [](const InboundMessage&) {});
+  f.session->start();
+  f.connect();
+  REQUIRE(f.broker->subscribed.size() == 1);
+  f.broker->answer(f.broker->subscribed[0].done, Error{"subscription refused by broker", ErrorCause::Refused});
+  settle(f.ioc);
+  CHECK(f.session->stats().subscribeFailures == 1);
+  f.broker->dropLink("x");
+  settle(f.ioc);
+  f.connect();
+  CHECK(f.broker->subscribed.size() == 2);
+}
+
+TEST_CASE("health goes out only while connected") {
+  Fixture f;
+  pb::GatewayHealth h;
+  h.set_gateway_id("gw-1");
+  f.session->start();
+  f.session->publishHealth(h);
+  CHECK(f.broker->published.empty());
+  f.connect();
+  f.session->publishHealth(h);
+  REQUIRE(f.broker->published.size() == 2);
+  CHECK(f.broker->published[1].topic == "citygate/v1/gw-1/health");
+  CHECK_FALSE(f.broker->published[1].retain);
+  CHECK(f.session->stats().healthPublished == 1);
+}
+
+}  // namespace
+}  // namespace citygate::mqtt
