@@ -1,5 +1,7 @@
 #include "inputs/modbus/decode.hpp"
 
+#include "core/utf8.hpp"
+
 #include <bit>
 #include <cstring>
 
@@ -90,6 +92,14 @@ std::string decodeString(pb::WordOrder order, std::span<const std::uint16_t> reg
   }
 done:
   while (!s.empty() && s.back() == ' ') s.pop_back();
+  // A device's bytes are not always UTF-8 (Latin-1 names, noise): a protobuf string must be, or the
+  // platform cannot parse the whole batch. Each byte that does not start a valid sequence becomes
+  // U+FFFD.
+  for (std::size_t at = core::firstInvalidUtf8(s); at != std::string::npos;) {
+    s.replace(at, 1, "\xEF\xBF\xBD");
+    const std::size_t next = core::firstInvalidUtf8(std::string_view(s).substr(at + 3));
+    at = next == std::string::npos ? next : at + 3 + next;
+  }
   return s;
 }
 

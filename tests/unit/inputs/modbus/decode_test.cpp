@@ -76,6 +76,11 @@ TEST_CASE("too few registers, and types that are not numbers") {
 TEST_CASE("strings and bits") {
   CHECK(decodeString(pb::ABCD, std::vector<std::uint16_t>{0x4151, 0x5435, 0x3330, 0x2020}) == "AQT530");
   CHECK(decodeString(pb::BADC, std::vector<std::uint16_t>{0x5141, 0x3554, 0x0033}) == "AQT53");
+  // Not UTF-8 (a Latin-1 'é', a lone continuation byte): replaced, so the batch stays parseable.
+  CHECK(decodeString(pb::ABCD, std::vector<std::uint16_t>{0x43E9, 0x8041}) ==
+        "C\xEF\xBF\xBD\xEF\xBF\xBD"
+        "A");
+  CHECK(decodeString(pb::ABCD, std::vector<std::uint16_t>{0xC3A9, 0x2020}) == "\xC3\xA9");  // valid UTF-8 'é' kept
   CHECK(registerBit(0x8001, 0));
   CHECK(registerBit(0x8001, 15));
   CHECK_FALSE(registerBit(0x8001, 1));
