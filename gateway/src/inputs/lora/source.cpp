@@ -152,7 +152,11 @@ void LoraSource::onReceive(const boost::system::error_code& ec, std::size_t n) {
       handleDatagram(m);
     }
   }
-  if (processor_->urgentPersist() && SteadyClock::now() - lastPersistFailure_ >= kPersistRetry) persist(false);
+  // An urgent save goes at once, unless a save failed less than kPersistRetry ago (a machine
+  // booted a minute ago has had no failure "long ago": the first failure is an optional).
+  if (processor_->urgentPersist() &&
+      (!lastPersistFailure_ || SteadyClock::now() - *lastPersistFailure_ >= kPersistRetry))
+    persist(false);
   armFlushTimer();
   receive();
 }

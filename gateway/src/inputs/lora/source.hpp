@@ -18,6 +18,7 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,9 +96,9 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   std::vector<Concentrator> concentrators_;
   SourceCounters counters_;
   bool stopped_ = false;
-  SteadyTime lastPersistFailure_{};
+  std::optional<SteadyTime> lastPersistFailure_;  // none until a write of the state file fails
   std::string lastPersistError_;
-  SteadyTime lastSummary_{};
+  SteadyTime lastSummary_;  // set by start()
   ReasonCounters summarised_{};
 };
 
