@@ -17,6 +17,7 @@ start=$SECONDS
 toolchains/install-deps.sh schema
 dir=build/check-proto-only
 rm -rf "$dir" "$dir-gateway"
+mkdir -p build
 
 no_deps=(--no-warn-unused-cli -G Ninja -DCITYGATE_WERROR=ON)
 for pkg in Protobuf Boost PahoMqttCpp spdlog fmt OpenSSL doctest Threads PkgConfig; do
