@@ -198,7 +198,7 @@ constexpr void setFault(Frame& frame, Field f) {
 constexpr size_t encodedSize(uint16_t mask) {
   size_t n = kHeaderBytes;
   for (size_t i = 0; i < kFieldCount; ++i) {
-    if ((mask >> i) & 1U) n += kFields[i].bytes;
+    if ((static_cast<unsigned>(mask) >> i) & 1U) n += kFields[i].bytes;
   }
   return n;
 }
@@ -341,7 +341,7 @@ constexpr void setFault(Lane& lane, Field f) {
 constexpr size_t laneSize(uint8_t mask) {
   size_t n = kLaneHeaderBytes;
   for (size_t i = 0; i < kFieldCount; ++i) {
-    if ((mask >> i) & 1U) n += kFields[i].bytes;
+    if ((static_cast<unsigned>(mask) >> i) & 1U) n += kFields[i].bytes;
   }
   return n;
 }
