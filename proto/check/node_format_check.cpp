@@ -144,7 +144,8 @@ void trafficRoundTrips() {
       lane.congested = ((n >> l) & 1U) != 0;
       lane.mask = static_cast<uint8_t>((n * 7 + l * 13) % 64);
       for (size_t i = 0; i < nf::traffic::kFieldCount; ++i) {
-        if ((static_cast<unsigned>(lane.mask) >> i) & 1U) lane.raw[i] = pick(nf::traffic::kFields[i], n + static_cast<uint32_t>(l * 8 + i));
+        if ((static_cast<unsigned>(lane.mask) >> i) & 1U)
+          lane.raw[i] = pick(nf::traffic::kFields[i], n + static_cast<uint32_t>(l * 8 + i));
       }
     }
     uint8_t buf[nf::traffic::kMaxBytes];
