@@ -90,11 +90,11 @@ void SinkFanout::pump(Cursor& c) {
     ++c.stats.batchesSent;
     c.stats.readingsSent += r.count;
     Cursor* cursor = &c;
-    c.sink->asyncDeliver(std::move(payload), r.count,
-                         [this, cursor, epoch = c.epoch, lastSeq = r.lastSeq, alive = std::weak_ptr<int>(alive_)](
-                             Outcome o) {
-                           if (alive.lock()) onOutcome(*cursor, epoch, lastSeq, o);
-                         });
+    c.sink->asyncDeliver(
+        std::move(payload), r.count,
+        [this, cursor, epoch = c.epoch, lastSeq = r.lastSeq, alive = std::weak_ptr<int>(alive_)](Outcome o) {
+          if (alive.lock()) onOutcome(*cursor, epoch, lastSeq, o);
+        });
   }
 }
 

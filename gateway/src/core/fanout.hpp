@@ -10,7 +10,8 @@
 // records in the spool, where the spool's policy (DROP_OLDEST, BLOCK_SOURCES) applies when full.
 //
 // Retry or a lost link: that sink's batches in flight are forgotten and its cursor goes back to
-// the first record it has not delivered, so the next connection resends them (at least once).
+// the first record it has not delivered, so that they are sent again (at least once): after
+// retry_delay on Retry, at once when the sink reports ready again.
 //
 // Dead letters: a batch a sink rejects (Outcome::Rejected: it can never be delivered as it is) is
 // set aside in the spool (Spool::setAside: rejected.cgs, FORMAT.md), counted for that sink
@@ -104,8 +105,8 @@ class SinkFanout {
     Sink* sink = nullptr;
     ReaderId reader = 0;
     std::deque<InFlight> inflight;
-    std::uint64_t epoch = 0;       // a lost link starts a new one: older outcomes are ignored
-    std::uint64_t nextUnread = 0;  // seq of the oldest reading not handed to it yet (0: none)
+    std::uint64_t epoch = 0;                // a lost link starts a new one: older outcomes are ignored
+    std::uint64_t nextUnread = 0;           // seq of the oldest reading not handed to it yet (0: none)
     std::optional<SteadyTime> pausedUntil;  // after a failed delivery: retry_delay, or until it reconnects
     std::unique_ptr<Timer> timer;           // the batch delay, and the end of the pause
     SinkStats stats;

@@ -65,10 +65,13 @@ inline void finish(std::string& out, const char* end) {
 }
 
 // Appends field `field` (< 16), length-delimited: a string, bytes or an embedded message's bytes.
+// The bytes are copied once (no zero-fill first: this is the per-record step of every batch).
 inline void appendLengthDelimited(std::string& out, int field, std::string_view bytes) {
-  char* p = grow(out, 1 + varintSize(bytes.size()) + bytes.size());
-  *p++ = tag(field, WireType::LengthDelimited);
-  finish(out, putBytes(p, bytes));
+  char head[1 + 10];  // tag, length (a varint of at most 10 bytes)
+  head[0] = tag(field, WireType::LengthDelimited);
+  const char* end = putVarint(head + 1, bytes.size());
+  out.append(head, static_cast<std::size_t>(end - head));
+  out.append(bytes);
 }
 
 // A proto3 string field: omitted when empty, as protobuf's serializer does.
