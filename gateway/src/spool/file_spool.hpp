@@ -3,8 +3,12 @@
 // handed to readBatch() only once it is durable, so a seq the platform has seen can never be
 // lost in a power cut and reused for another reading (FORMAT.md, "When a record is readable").
 //
-// Memory: an index of segments (not of records) plus one read buffer; recovery reads one
-// segment at a time.
+// Readers (one per sink, Spool's cursor model): each has its own position, read buffer and ledger of
+// batches handed out; the acknowledged position is shared (the lowest every sink has delivered).
+// After a restart every reader starts at the acknowledged position.
+//
+// Memory: an index of segments (not of records) plus one read buffer per reader; recovery reads
+// one segment at a time.
 //
 // Capacity: stats().bytes is what the spool occupies on disk (segment headers, frames, the ack
 // file). The cap counts the same bytes minus the acknowledged head of the oldest segment, which

@@ -82,9 +82,58 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
   return v;
 }
 
+// Two readers (two sinks): each reads every record on its own cursor, in order; acknowledge()
+// (the lowest both have) frees records; one reader goes back after a lost link without moving the
+// other; a reader that does not read never stops the other.
+template <class F>
+void twoReaders() {
+  F::reset();
+  auto s = F::make(1 << 20, pb::SpoolConfig::DROP_OLDEST);
+  const ReaderId second = s->addReader();
+  CHECK(second == 1);
+  CHECK(s->readers() == 2);
+  for (std::uint64_t i = 1; i <= 10; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  F::settle(*s);
+  std::string out;
+  CHECK(readInto(*s, 100, 1 << 20, out, 0).lastSeq == 10);
+  CHECK(seqsOf(out) == range(1, 10));
+  CHECK(s->unreadBy(0) == 0);
+  CHECK(s->unreadBy(second) == 10);  // the other reader has read nothing
+  CHECK(s->stats().unread == 10);    // the reader furthest behind
+  out.clear();
+  CHECK(readInto(*s, 4, 1 << 20, out, second).lastSeq == 4);
+  CHECK(seqsOf(out) == range(1, 4));
+  s->acknowledge(4);  // both have 1..4
+  CHECK(s->stats().readings == 6);
+  // The second reader lost its link after delivering up to 2 (acknowledged already: from 5).
+  s->rewindReader(second, 2);
+  out.clear();
+  readInto(*s, 100, 1 << 20, out, second);
+  CHECK(seqsOf(out) == range(5, 10));
+  // The first lost its link having delivered up to 7: it reads 8.. again, the second is untouched.
+  s->rewindReader(0, 7);
+  CHECK(s->unreadBy(0) == 3);
+  CHECK(s->unreadBy(second) == 0);
+  out.clear();
+  readInto(*s, 100, 1 << 20, out, 0);
+  CHECK(seqsOf(out) == range(8, 10));
+  for (std::uint64_t i = 11; i <= 12; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  F::settle(*s);
+  CHECK(s->unreadBy(0) == 2);
+  CHECK(s->unreadBy(second) == 2);
+  s->acknowledge(12);
+  CHECK(s->stats().readings == 0);
+  CHECK(s->unreadBy(0) == 0);
+  CHECK(s->unreadBy(second) == 0);
+  s->close();
+}
+
 }  // namespace spool_contract
 
 #define CITYGATE_SPOOL_CONTRACT(Factory)                                                                            \
+  TEST_CASE_TEMPLATE("spool contract: two readers, one cursor each", F, Factory) {                                  \
+    spool_contract::twoReaders<F>();                                                                                \
+  }                                                                                                                 \
   TEST_CASE_TEMPLATE("spool contract: FIFO, cursor, acknowledge", F, Factory) {                                     \
     using namespace spool_contract;                                                                                 \
     F::reset();                                                                                                     \
