@@ -128,11 +128,48 @@ void twoReaders() {
   s->close();
 }
 
+// A reader that never reads (its sink is down) holds records in the spool; when the spool fills,
+// DROP_OLDEST still makes room, and that reader goes on from the oldest record kept.
+template <class F>
+void laggingReaderDropOldest() {
+  F::reset();
+  const std::uint64_t cap = 64 * 1024;
+  auto s = F::make(cap, pb::SpoolConfig::DROP_OLDEST);
+  const ReaderId lagging = s->addReader();
+  std::uint64_t last = 0;
+  for (std::uint64_t i = 1; i <= 2000; ++i) {
+    const auto res = s->append(i, record(i, 100));
+    REQUIRE((res == AppendResult::Ok || res == AppendResult::OkDroppedOldest));
+    last = i;
+    if (i % 50 == 0) {
+      F::settle(*s);
+      std::string out;
+      while (readInto(*s, 1000, 1 << 24, out, 0).count > 0) {
+      }
+    }
+  }
+  F::settle(*s);
+  const SpoolStats st = s->stats();
+  CHECK(st.dropped > 0);
+  CHECK(st.bytes <= cap + F::slack());
+  std::string out;
+  readInto(*s, 100000, 1 << 30, out, lagging);
+  const auto seqs = seqsOf(out);
+  REQUIRE_FALSE(seqs.empty());
+  CHECK(seqs.front() == st.oldestSeq);
+  CHECK(seqs.back() == last);
+  CHECK(seqs.size() == st.readings);
+  s->close();
+}
+
 }  // namespace spool_contract
 
 #define CITYGATE_SPOOL_CONTRACT(Factory)                                                                            \
   TEST_CASE_TEMPLATE("spool contract: two readers, one cursor each", F, Factory) {                                  \
     spool_contract::twoReaders<F>();                                                                                \
+  }                                                                                                                 \
+  TEST_CASE_TEMPLATE("spool contract: a reader that never reads does not stop DROP_OLDEST", F, Factory) {           \
+    spool_contract::laggingReaderDropOldest<F>();                                                                   \
   }                                                                                                                 \
   TEST_CASE_TEMPLATE("spool contract: FIFO, cursor, acknowledge", F, Factory) {                                     \
     using namespace spool_contract;                                                                                 \
