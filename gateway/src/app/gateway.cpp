@@ -243,15 +243,15 @@ Status Gateway::start() {
       std::make_shared<mqtt::Session>(ioc_.get_executor(), mqtt::makePahoClient(ioc_.get_executor(), co), oo, mqttLog);
   readings_ = mqtt::ReadingsSink::create(mqtt_);
 
+  // One sink today (the native readings); a second output (Sparkplug B) is one more entry.
   core::PipelineOptions po;
-  po.gatewayId = c.gateway_id();
-  po.bootId = bootId_;
   po.maxBatchReadings = m.max_batch_readings();
   po.maxBatchDelay = std::chrono::milliseconds(m.max_batch_delay_ms());
   po.maxInflightBatches = m.max_inflight_batches();
   po.dropOldestHeld = sc.when_full() != pb::SpoolConfig::BLOCK_SOURCES;
-  pipeline_ =
-      std::make_shared<core::Pipeline>(ioc_.get_executor(), po, *spool_, *readings_, *seq_, logging_.get("spool"));
+  clock_ = std::make_unique<core::SystemClock>(ioc_.get_executor());
+  pipeline_ = std::make_shared<core::Pipeline>(*clock_, po, *spool_, std::vector<core::Sink*>{readings_.get()}, *seq_,
+                                               logging_.get("spool"));
   pipeline_->setStateCallback([weakSelf = weak_from_this()](core::SpoolState, const std::string&) {
     if (auto self = weakSelf.lock()) self->notifyState();
   });

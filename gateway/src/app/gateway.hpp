@@ -25,6 +25,7 @@ class logger;
 }
 
 namespace citygate::core {
+class Clock;
 class Pipeline;
 class SeqStore;
 class Spool;
@@ -114,6 +115,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   WallTime startedAt_;
   SteadyTime startedSteady_;
   std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<core::Clock> clock_;  // the pipeline's (outlives it)
   std::unique_ptr<core::Spool> spool_;
   std::unique_ptr<core::SeqStore> seq_;
   std::shared_ptr<mqtt::Session> mqtt_;  // the broker link; its clients below
