@@ -38,6 +38,7 @@ def set_root(root: Path):
 COMPONENTS = [
     "core",
     "config",
+    "sources",
     "inputs/modbus",
     "inputs/lora",
     "spool",
@@ -52,7 +53,7 @@ CLI = "cli"  # gateway/cli
 LAYERS = [
     ("programs", ["app", CLI]),
     ("components", ["control", "inputs/modbus", "inputs/lora", "outputs/mqtt", "spool"]),
-    ("base", ["core", "config", "platform"]),
+    ("base", ["core", "config", "sources", "platform"]),
 ]
 LAYER_OF = {f: i for i, (_, folders) in enumerate(LAYERS) for f in folders}
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
