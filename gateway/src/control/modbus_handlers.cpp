@@ -109,10 +109,10 @@ void Handlers::modbusRead(const pb::ModbusReadRequest& request, Reply reply) {
   read->timeout =
       std::chrono::milliseconds(request.timeout_ms() != 0 ? request.timeout_ms() : cfg.response_timeout_ms());
   read->transport = describeBus(cfg);
-  const bool queued =
-      bus->bus().adhocRead(static_cast<std::uint8_t>(request.unit_id()), read->request.table(),
-                     static_cast<std::uint16_t>(request.address()), static_cast<std::uint16_t>(request.count()),
-                     read->timeout, std::bind_front(&Handlers::onReadDone, shared_from_this(), read), read->cancelled);
+  const bool queued = bus->bus().adhocRead(
+      static_cast<std::uint8_t>(request.unit_id()), read->request.table(),
+      static_cast<std::uint16_t>(request.address()), static_cast<std::uint16_t>(request.count()), read->timeout,
+      std::bind_front(&Handlers::onReadDone, shared_from_this(), read), read->cancelled);
   if (!queued) {
     reply.error(pb::ControlError::BUSY, "bus '" + request.bus() + "' has a full queue; try again in a moment");
     return;

@@ -18,8 +18,8 @@
 
 #include "citygate/v1/control.pb.h"
 #include "citygate/v1/status.pb.h"
-#include "core/result.hpp"
 #include "core/normaliser.hpp"
+#include "core/result.hpp"
 
 namespace spdlog {
 class logger;
