@@ -108,8 +108,9 @@ class MeterKind final : public sources::SourceKind {
       spec->kind = "meter";
       spec->name = name;
       while (words >> word) {
-        const bool ok = std::all_of(word.begin(), word.end(),
-                                    [](char c) { return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-'; });
+        const bool ok = std::all_of(word.begin(), word.end(), [](char c) {
+          return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-';
+        });
         if (!ok) {
           diags.add("meters.conf", n, static_cast<int>(line.find(word)) + 1,
                     "meter device id '" + word + "' may hold only a-z, 0-9 and '-'");
