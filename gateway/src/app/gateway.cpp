@@ -227,8 +227,7 @@ Status Gateway::start() {
     if (!source) return fail("source '" + spec->name + "': no kind '" + spec->kind + "' is registered");
     sources_.push_back(source);
     if (auto st = source->prepare(); !st) {
-      return fail(st.error() + " (" + std::to_string(config_->sources.size()) +
-                  " source(s) configured; each Modbus bus has its own thread)");
+      return fail(st.error());
     }
   }
   for (auto& s : sources_) {

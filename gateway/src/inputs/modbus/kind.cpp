@@ -46,6 +46,7 @@ class ModbusKind final : public sources::SourceKind {
       spec->kind = kKindName;
       spec->name = bus.name();
       spec->fingerprint = busFingerprint(cfg, bus);
+      spec->busesConfigured = buses.size();
       for (const auto& dev : bus.device()) {
         pb::DeviceInfo d;
         d.set_id(dev.id());
@@ -103,7 +104,8 @@ ModbusSource::ModbusSource(boost::asio::any_io_executor executor, std::shared_pt
 
 Status ModbusSource::prepare() {
   if (auto st = bus_->prepare(); !st) {
-    return Error{"bus '" + spec_->name + "': " + st.error()};
+    return Error{"bus '" + spec_->name + "': " + st.error() + " (" + std::to_string(spec_->busesConfigured) +
+                 " bus(es) configured, one thread each)"};
   }
   return Ok{};
 }

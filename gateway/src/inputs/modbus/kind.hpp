@@ -20,6 +20,7 @@ struct BusSourceSpec : sources::SourceSpec {
   // Everything a running bus depends on: its settings and devices, the profiles they use and the
   // gateway location a device without its own inherits (equal: the bus can keep running).
   std::string fingerprint;
+  std::size_t busesConfigured = 0;  // in its configuration (a refused worker thread says how many)
 };
 
 class ModbusSource final : public sources::Source {
