@@ -2,8 +2,9 @@
 // sources::SourceRegistry (as app/sources.cpp registers Modbus and LoRa), nothing else. Through
 // that registry the configuration check validates it (and reports a bad one as FILE:LINE:COL),
 // the real app::Gateway makes and starts it, the real control handlers list its devices for
-// `citygatectl devices` (the same DevicesRequest over the control socket), and Gateway::stop
-// stops it.
+// `citygatectl devices` (the same DevicesRequest over the control socket), Gateway::stop stops
+// it, and a configuration change swaps its sources (unchanged kept, changed and added started
+// after the old ones stopped, a failed start rolled back).
 //
 // What this does not prove: a real kind would also add its message to config.proto (here the
 // fake kind's settings are a small text the test hands to the kind, so the shipped schema has no
@@ -16,6 +17,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
@@ -64,6 +66,11 @@ class FakeMeter final : public sources::Source {
 
   const sources::SourceSpec& spec() const override { return *spec_; }
   Status start() override {
+    // A device named "busy-port" stands for a port another process took meanwhile.
+    if (std::find(spec_->ids.begin(), spec_->ids.end(), "busy-port") != spec_->ids.end()) {
+      events_->add("refuse " + spec_->name);
+      return Error{"meter '" + spec_->name + "': port taken"};
+    }
     events_->add("start " + spec_->name);
     return Ok{};
   }
@@ -92,12 +99,15 @@ class FakeMeter final : public sources::Source {
 class MeterKind final : public sources::SourceKind {
  public:
   MeterKind(std::string settings, std::shared_ptr<Events> events)
-      : settings_(std::move(settings)), events_(std::move(events)) {}
+      : settings_(std::make_shared<std::string>(std::move(settings))), events_(std::move(events)) {}
+  // What the next validation reads (the test changes it between configuration changes, while no
+  // check runs).
+  std::shared_ptr<std::string> settings() const { return settings_; }
 
   std::string_view name() const override { return "meter"; }
 
   void validate(const config::LoadedConfig&, config::Diagnostics& diags, sources::SpecList& out) const override {
-    std::istringstream lines(settings_);
+    std::istringstream lines(*settings_);
     std::string line;
     for (int n = 1; std::getline(lines, line); ++n) {
       std::istringstream words(line);
@@ -141,16 +151,19 @@ class MeterKind final : public sources::SourceKind {
   }
 
  private:
-  std::string settings_;
+  std::shared_ptr<std::string> settings_;
   std::shared_ptr<Events> events_;
 };
 
 // The registry of app/sources.cpp, plus the meter kind: its one registration line.
-sources::SourceRegistry registryWith(std::string meterSettings, std::shared_ptr<Events> events) {
+sources::SourceRegistry registryWith(std::string meterSettings, std::shared_ptr<Events> events,
+                                     std::shared_ptr<std::string>* settings = nullptr) {
   sources::SourceRegistry r;
   r.add(modbus::makeSourceKind());
   r.add(lora::makeSourceKind());
-  r.add(std::make_unique<MeterKind>(std::move(meterSettings), std::move(events)));
+  auto kind = std::make_unique<MeterKind>(std::move(meterSettings), std::move(events));
+  if (settings) *settings = kind->settings();
+  r.add(std::move(kind));
   return r;
 }
 
@@ -274,4 +287,78 @@ TEST_CASE("a new kind of source is started by the Gateway, listed by `devices` a
   CHECK(r.devices().devices(1).health().polls_ok() == 7);  // from the source's fillHealth
   CHECK(stoppedInTime);
   CHECK(events->get() == std::vector<std::string>{"start m1", "stop m1"});
+}
+
+TEST_CASE("a configuration change swaps the sources of a new kind, and rolls back when a new one cannot start") {
+  TempDir dir;
+  auto events = std::make_shared<Events>();
+  std::shared_ptr<std::string> settings;
+  const auto registry = registryWith("meter m1 a-1\nmeter m2 b-1\nmeter m9 z-1\n", events, &settings);
+  config::Diagnostics diags;
+  const std::string text = configText(dir.path);
+  auto cfg = app::validateText("gw.textproto", text, diags, config::ReadPolicy::any(), registry);
+  INFO(diags.str());
+  REQUIRE(cfg != nullptr);
+
+  platform::Logging logging(true);
+  logging.setLevel("off");
+  asio::io_context ioc(1);
+  auto gateway = std::make_shared<app::Gateway>(ioc, logging, std::move(cfg), "test", registry);
+  REQUIRE(gateway->start().ok());
+  asio::steady_timer keepRunning(ioc, 1h);  // work for the executor while the test thread asks
+  keepRunning.async_wait([](const boost::system::error_code&) {});
+  std::thread thread([&ioc] { ioc.run(); });
+  auto apply = [&](std::string meters) {
+    *settings = std::move(meters);
+    std::promise<control::ApplyOutcome> outcome;
+    asio::post(ioc, [&] {
+      gateway->applyConfig("gw.textproto", text, false, [&](control::ApplyOutcome o) { outcome.set_value(o); });
+    });
+    auto f = outcome.get_future();
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    return f.get();
+  };
+  auto devices = [&] {
+    std::promise<std::vector<std::string>> ids;
+    asio::post(ioc, [&] {
+      std::vector<pb::DeviceInfo> listed;
+      for (const auto& s : gateway->sources()) s->listDevices(listed);
+      std::vector<std::string> out;
+      for (const auto& d : listed) out.push_back(d.id());
+      ids.set_value(out);
+    });
+    return ids.get_future().get();
+  };
+  const std::vector<std::string> started{"start m1", "start m2", "start m9"};
+  CHECK(events->get() == started);
+
+  // m1 unchanged, m2 changed, m3 added, m9 removed.
+  const auto applied = apply("meter m1 a-1\nmeter m2 b-1 b-2\nmeter m3 c-1\n");
+  CHECK(applied.kind == control::ApplyOutcome::Kind::Applied);
+  CHECK(applied.plan.unchanged == std::vector<std::string>{"m1"});
+  CHECK(applied.plan.changed == std::vector<std::string>{"m2"});
+  CHECK(applied.plan.added == std::vector<std::string>{"m3"});
+  CHECK(applied.plan.removed == std::vector<std::string>{"m9"});
+  auto e = events->get();
+  CHECK(std::vector<std::string>(e.begin() + 3, e.end()) ==
+        std::vector<std::string>{"stop m2", "stop m9", "start m2", "start m3"});
+  CHECK(devices() == std::vector<std::string>{"a-1", "b-1", "b-2", "c-1"});
+
+  // The new m3 cannot start: the new m2 and m3 stop, the old m2 and m3 are made again and started.
+  const auto failed = apply("meter m1 a-1\nmeter m2 b-1\nmeter m3 busy-port\n");
+  CHECK(failed.kind == control::ApplyOutcome::Kind::Failed);
+  CHECK(failed.message == "meter 'm3': port taken; rolled back to the running configuration");
+  e = events->get();
+  CHECK(std::vector<std::string>(e.begin() + 7, e.end()) == std::vector<std::string>{"stop m2", "stop m3", "start m2",
+                                                                                     "refuse m3", "stop m2", "stop m3",
+                                                                                     "start m2", "start m3"});
+  CHECK(devices() == std::vector<std::string>{"a-1", "b-1", "b-2", "c-1"});
+  CHECK(failed.generation == applied.generation);
+
+  std::promise<void> stopped;
+  asio::post(ioc, [&] { gateway->stop([&] { stopped.set_value(); }); });
+  CHECK(stopped.get_future().wait_for(10s) == std::future_status::ready);
+  ioc.stop();
+  thread.join();
+  gateway->release();
 }
