@@ -72,9 +72,9 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   // and changed ones are prepared first (a refused thread fails the change with nothing touched),
   // then the removed and changed ones stop, and once all have stopped the new ones start; if one
   // cannot start (a port taken meanwhile), the new ones stop and the old ones are made and started
-  // again from the running configuration (Failed, rolled back). Spool, seq numbering, pipeline and the MQTT session are
-  // never touched; settings that would need them to restart are Refused. One change at a time (Busy). `done` is called
-  // on the executor.
+  // again from the running configuration (Failed, rolled back). Spool, seq numbering, pipeline
+  // and the MQTT session are never touched; settings that would need them to restart are Refused.
+  // One change at a time (Busy). `done` is called on the executor.
   void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) override;
 
   // Every reading as the pipeline numbers it (one tap: the control socket's).
