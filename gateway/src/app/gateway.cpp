@@ -258,16 +258,18 @@ std::shared_ptr<sources::Source> Gateway::makeSource(const std::shared_ptr<const
   return registry_.make(spec, sourceContext());
 }
 
-// Stops `sources` and calls `done` on the executor once every one of them has called back.
+// Stops `sources` and calls `done` on the executor once every one of them has called back; they
+// are kept alive until then.
 void Gateway::stopSources(std::vector<std::shared_ptr<sources::Source>> sources, std::function<void()> done) {
   if (sources.empty()) {
     boost::asio::post(ioc_, std::move(done));
     return;
   }
   auto left = std::make_shared<std::size_t>(sources.size());
+  auto stopping = std::make_shared<std::vector<std::shared_ptr<sources::Source>>>(std::move(sources));
   auto finish = std::make_shared<std::function<void()>>(std::move(done));
-  for (auto& s : sources) {
-    s->stop([left, finish] {
+  for (const auto& s : *stopping) {
+    s->stop([left, stopping, finish] {
       if (--*left == 0) (*finish)();
     });
   }

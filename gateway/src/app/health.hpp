@@ -24,10 +24,10 @@ namespace citygate::app {
 
 // The spool's section, in the health report and in the birth message.
 void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, const core::SeqStore* seq,
-                     citygate::v1::SpoolHealth& out);
-void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, citygate::v1::MqttHealth& out);
-void fillProcessHealth(SteadyClock::duration uptime, citygate::v1::ProcessHealth& out);
-void addPipelineCounters(const core::Pipeline& pipeline, citygate::v1::GatewayHealth& out);
+                     citygate::v1::SpoolHealth& sp);
+void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, citygate::v1::MqttHealth& mq);
+void fillProcessHealth(SteadyClock::duration uptime, citygate::v1::ProcessHealth& p);
+void addPipelineCounters(const core::Pipeline& pipeline, citygate::v1::GatewayHealth& h);
 
 std::uint64_t currentRssBytes();
 
