@@ -205,8 +205,7 @@ Status Gateway::start() {
   po.maxBatchDelay = std::chrono::milliseconds(m.max_batch_delay_ms());
   po.maxInflightBatches = m.max_inflight_batches();
   po.dropOldestHeld = sc.when_full() != pb::SpoolConfig::BLOCK_SOURCES;
-  clock_ = std::make_unique<core::SystemClock>(ioc_.get_executor());
-  pipeline_ = std::make_shared<core::Pipeline>(*clock_, po, *spool_, std::vector<core::Sink*>{readings_.get()}, *seq_,
+  pipeline_ = std::make_shared<core::Pipeline>(clock_, po, *spool_, std::vector<core::Sink*>{readings_.get()}, *seq_,
                                                logging_.get("spool"));
   pipeline_->setStateCallback([weakSelf = weak_from_this()](core::SpoolState, const std::string&) {
     if (auto self = weakSelf.lock()) self->notifyState();

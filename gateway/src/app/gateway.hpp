@@ -114,14 +114,13 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   boost::asio::io_context& ioc_;
   platform::Logging& logging_;
   const sources::SourceRegistry& registry_;
-  core::SystemClock clock_;  // handed to the sources
+  core::SystemClock clock_;  // every component's time and timers
   std::unique_ptr<ValidatedConfig> config_;
   std::string version_;
   std::string bootId_;
   WallTime startedAt_;
   SteadyTime startedSteady_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<core::Clock> clock_;  // the pipeline's (outlives it)
   std::unique_ptr<core::Spool> spool_;
   std::unique_ptr<core::SeqStore> seq_;
   std::shared_ptr<mqtt::Session> mqtt_;  // the broker link; its clients below
