@@ -478,7 +478,7 @@ int cmdSpool(const Ctx& ctx, const Args&) {
     return 0;
   }
   const auto& sp = s.spool();
-  auto row = [&](const char* l, const std::string& v) {
+  auto row = [&](const std::string& l, const std::string& v) {
     std::printf("%s  %s\n", ctx.out.paint(l, Colour::Bold).c_str(), v.c_str());
   };
   row("Spool        ", s.memory() ? "in memory (spool.memory)" : s.dir());
@@ -508,6 +508,16 @@ int cmdSpool(const Ctx& ctx, const Args&) {
     row("Not stored   ", ctx.out.paint(std::to_string(sp.not_stored()) + " (logged with their seqs)", Colour::Red));
   if (sp.write_errors()) row("Write errors ", std::to_string(sp.write_errors()));
   if (sp.rejected()) row("Rejected     ", std::to_string(sp.rejected()) + " reading(s) set aside (rejected.cgs)");
+  // One line per output when there is more than one, or when one has dead letters.
+  for (const auto& k : sp.sinks()) {
+    if (sp.sinks_size() < 2 && !k.rejected_batches()) continue;
+    std::string line =
+        std::string(k.ready() ? "linked" : "waiting") + " · delivered to seq " + std::to_string(k.delivered_seq());
+    if (k.rejected_batches())
+      line += " · " + std::to_string(k.rejected_readings()) + " rejected in " + std::to_string(k.rejected_batches()) +
+              " batch(es)";
+    row("Sink " + k.name() + std::string(k.name().size() < 8 ? 8 - k.name().size() : 0, ' '), line);
+  }
   return 0;
 }
 

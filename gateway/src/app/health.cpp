@@ -37,6 +37,16 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
     sp.set_held(ps.blockedNow);
     sp.set_not_stored(ps.notStored + s.notStored);
     sp.set_rejected(ps.rejectedReadings);
+    for (const auto& k : ps.sinks) {
+      auto& out = *sp.add_sinks();
+      out.set_name(k.name);
+      out.set_ready(k.ready);
+      out.set_delivered_seq(k.deliveredSeq);
+      out.set_readings_delivered(k.readingsDelivered);
+      out.set_retries(k.retries);
+      out.set_rejected_batches(k.rejectedBatches);
+      out.set_rejected_readings(k.rejectedReadings);
+    }
   }
   sp.set_bytes(s.bytes);
   sp.set_readings(s.readings);

@@ -266,6 +266,10 @@ TEST_CASE("a new kind of source is started by the Gateway, listed by `devices` a
   req.mutable_devices();  // `citygatectl devices`
   pb::ControlResponse r;
   const bool answered = ask(so.path, req, r);
+  pb::ControlRequest spoolReq;
+  spoolReq.mutable_spool();  // `citygatectl spool`: one cursor per output
+  pb::ControlResponse spoolR;
+  const bool spoolAnswered = ask(so.path, spoolReq, spoolR);
 
   std::promise<void> stopped;
   asio::post(ioc, [&] {
@@ -285,6 +289,10 @@ TEST_CASE("a new kind of source is started by the Gateway, listed by `devices` a
   CHECK(r.devices().devices(0).kind() == "meter");
   CHECK(r.devices().devices(0).transport() == "fake m1");
   CHECK(r.devices().devices(1).health().polls_ok() == 7);  // from the source's fillHealth
+  REQUIRE(spoolAnswered);
+  REQUIRE(spoolR.spool().spool().sinks_size() == 1);
+  CHECK(spoolR.spool().spool().sinks(0).name() == "readings");
+  CHECK_FALSE(spoolR.spool().spool().sinks(0).ready());  // the broker is unreachable
   CHECK(stoppedInTime);
   CHECK(events->get() == std::vector<std::string>{"start m1", "stop m1"});
 }
