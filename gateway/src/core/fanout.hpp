@@ -15,7 +15,7 @@
 //
 // Dead letters: a batch a sink rejects (Outcome::Rejected: it can never be delivered as it is) is
 // set aside in the spool (Spool::setAside: rejected.cgs, FORMAT.md), counted for that sink
-// (SinkStats::rejectedBatches/rejectedReadings, the health report's spool.rejected), and that
+// (SinkStats::rejectedBatches/rejectedReadings; the health report: spool.rejected, spool.sinks), and that
 // sink's cursor moves past it: delivery goes on.
 //
 // Threading: executor only; timers from the injected Clock.
