@@ -112,14 +112,15 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
 Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::unique_ptr<ValidatedConfig> config,
                  std::string version)
     : ioc_(ioc),
+      clock_(ioc.get_executor()),
       logging_(logging),
       config_(std::move(config)),
       version_(std::move(version)),
       bootId_(randomHex(16)),
-      startedAt_(WallClock::now()),
-      startedSteady_(SteadyClock::now()),
+      startedAt_(clock_.wallNow()),
+      startedSteady_(clock_.steadyNow()),
       log_(logging.get("main")),
-      healthTimer_(ioc),
+      healthTimer_(clock_.makeTimer()),
       configLoadedAt_(startedAt_) {}
 
 Gateway::~Gateway() {
@@ -286,7 +287,7 @@ Status Gateway::start() {
 std::shared_ptr<modbus::BusSource> Gateway::makeBus(const modbus::BusSpec& spec) {
   std::weak_ptr<core::Pipeline> weakPipeline = pipeline_;
   return std::make_shared<modbus::BusSource>(
-      ioc_.get_executor(), spec, modbus::makeTransport(spec.config),
+      ioc_.get_executor(), clock_, spec, modbus::makeTransport(spec.config),
       [weakPipeline](const core::SensorSpec& sensor, core::SensorMemory& mem, core::RawSample&& s) {
         if (auto p = weakPipeline.lock()) p->submit(sensor, mem, std::move(s));
       },
@@ -310,7 +311,7 @@ std::shared_ptr<lora::LoraSource> Gateway::makeLora(const lora::LoraSpec& spec) 
 void Gateway::stop(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
-  healthTimer_.cancel();
+  healthTimer_->cancel();
   if (applyThread_.joinable()) applyThread_.join();  // a config check in progress (bounded)
   for (auto& b : buses_) b->stop();
   if (lora_) lora_->stop();  // publishes frames still in their dedup window, saves the counters
@@ -340,12 +341,12 @@ void Gateway::release() {
 }
 
 void Gateway::scheduleHealth() {
-  healthTimer_.expires_after(std::chrono::seconds(config_->loaded.config.health_interval_s()));
-  healthTimer_.async_wait(std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
+  healthTimer_->start(std::chrono::seconds(config_->loaded.config.health_interval_s()),
+                      std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
 }
 
-void Gateway::onHealthTimer(const boost::system::error_code& ec) {
-  if (ec || stopping_) return;
+void Gateway::onHealthTimer() {
+  if (stopping_) return;
   mqtt_->publishHealth(health());
   scheduleHealth();
 }
@@ -354,7 +355,7 @@ pb::GatewayHealth Gateway::health() const {
   pb::GatewayHealth h;
   h.set_gateway_id(config_->loaded.config.gateway_id());
   h.set_boot_id(bootId_);
-  toTimestamp(WallClock::now(), h.mutable_at());
+  toTimestamp(clock_.wallNow(), h.mutable_at());
   for (const auto& b : buses_) b->fillHealth(*h.mutable_devices());
   if (lora_) lora_->fillHealth(h);  // GatewayHealth.lora and the LoRa devices
   if (spool_) {
@@ -377,7 +378,7 @@ pb::GatewayHealth Gateway::health() const {
   auto* p = h.mutable_process();
   p->set_rss_bytes(currentRssBytes());
   p->set_uptime_s(static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - startedSteady_).count()));
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.steadyNow() - startedSteady_).count()));
   rusage ru{};
   if (::getrusage(RUSAGE_SELF, &ru) == 0) {
     p->set_cpu_user_us(static_cast<std::uint64_t>(ru.ru_utime.tv_sec) * 1000000 +
@@ -692,7 +693,7 @@ Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, Con
   applyLiveSettings(*next, p);
   config_ = std::move(next);
   ++generation_;
-  configLoadedAt_ = WallClock::now();
+  configLoadedAt_ = clock_.wallNow();
   out.kind = ApplyOutcome::Kind::Applied;
   out.message = "configuration " + std::to_string(generation_) + " running";
   log_->info("configuration {} applied from {}: added [{}] removed [{}] changed [{}] unchanged [{}] live [{}]",
@@ -707,8 +708,8 @@ void Gateway::applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& p
     if (what == "log_level") {
       logging_.setLevel(c.log_level().empty() ? "info" : c.log_level());
     } else if (what == "health_interval_s") {
-      healthTimer_.expires_after(std::chrono::seconds(c.health_interval_s()));
-      healthTimer_.async_wait(std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
+      healthTimer_->start(std::chrono::seconds(c.health_interval_s()),
+                          std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
     }
   }
 }

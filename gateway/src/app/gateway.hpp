@@ -4,7 +4,6 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -17,6 +16,7 @@
 #include "app/validate.hpp"
 #include "citygate/v1/status.pb.h"
 #include "control/control_target.hpp"
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
 
@@ -104,9 +104,10 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   void applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& plan);
   void scheduleHealth();
   void notifyState();
-  void onHealthTimer(const boost::system::error_code& ec);
+  void onHealthTimer();
 
   boost::asio::io_context& ioc_;
+  core::SystemClock clock_;  // every component's time and timers
   platform::Logging& logging_;
   std::unique_ptr<ValidatedConfig> config_;
   std::string version_;
@@ -121,7 +122,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<modbus::BusSource>> buses_;
   std::shared_ptr<lora::LoraSource> lora_;  // when the config has a lora block
-  boost::asio::steady_timer healthTimer_;
+  std::unique_ptr<core::Timer> healthTimer_;
   bool stopping_ = false;
   // issue 6: run-time configuration changes, control socket hooks
   WallTime configLoadedAt_;
