@@ -59,6 +59,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   void release();
 
   citygate::v1::GatewayHealth health() const override;
+  // The daemon's one clock (steady_clock, system_clock, timers on the executor), for every component.
+  core::Clock& clock() { return clock_; }
   const ValidatedConfig& config() const { return *config_; }
   const config::LoadedConfig& loadedConfig() const override { return config_->loaded; }
   const std::string& bootId() const override { return bootId_; }

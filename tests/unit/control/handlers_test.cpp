@@ -21,6 +21,7 @@
 #include "control/control_target.hpp"
 #include "control/handlers.hpp"
 #include "control/server.hpp"
+#include "support/manual_clock.hpp"
 #include "platform/logging.hpp"
 
 using namespace citygate;
@@ -96,6 +97,7 @@ class FakeTarget : public ControlTarget {
 };
 
 struct World {
+  testing::ManualClock clock;  // outlives the io_context (sessions' timers)
   asio::io_context ioc;
   std::shared_ptr<FakeTarget> target = std::make_shared<FakeTarget>();
   std::shared_ptr<Handlers> handlers;
@@ -112,7 +114,7 @@ struct World {
     o.group = "";
     handlers = std::make_shared<Handlers>(ioc.get_executor(), target, quiet("control"));
     handlers->install();
-    server = std::make_shared<ControlServer>(ioc.get_executor(), o, handlers, quiet("control"));
+    server = std::make_shared<ControlServer>(ioc.get_executor(), clock, o, handlers, quiet("control"));
     REQUIRE(server->start().ok());
     fd = ::socket(AF_UNIX, SOCK_STREAM, 0);  // the listening socket's backlog takes it
     sockaddr_un sa{};
@@ -131,6 +133,7 @@ struct World {
     stopped.get_future().wait();
     ioc.stop();
     thread.join();
+    clock.dropHandlers();  // the sessions they hold, while the io_context is alive
     std::filesystem::remove_all(dir);
   }
 

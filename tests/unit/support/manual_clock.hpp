@@ -23,6 +23,7 @@ namespace citygate::testing {
 class ManualClock final : public core::Clock {
  public:
   ManualClock() = default;
+  ~ManualClock() { dropHandlers(); }
   ManualClock(const ManualClock&) = delete;
   ManualClock& operator=(const ManualClock&) = delete;
 
@@ -35,6 +36,7 @@ class ManualClock final : public core::Clock {
   // that work the handler posted runs before the next timer's time).
   void advance(SteadyClock::duration d, const std::function<void()>& settle = {}) {
     const SteadyTime until = steady_.load() + d;
+    dropHandlers();
     while (true) {
       ManualTimer* next = nullptr;
       for (ManualTimer* t : timers_) {
@@ -52,6 +54,16 @@ class ManualClock final : public core::Clock {
       if (settle) settle();
     }
     moveTo(until);
+  }
+
+  // Destroys the handlers of cancelled or replaced timers now (advance() and the destructor do it
+  // too): before destroying what they may hold on to, e.g. an io_context their owners' sockets use.
+  void dropHandlers() {
+    while (!dropped_.empty()) {
+      auto dropped = std::move(dropped_);
+      dropped_.clear();
+      dropped.clear();  // may destroy owners whose destructors cancel more timers
+    }
   }
 
   // Timers armed now.
@@ -74,12 +86,19 @@ class ManualClock final : public core::Clock {
     explicit ManualTimer(ManualClock& c) : clock(c) { clock.timers_.push_back(this); }
     ~ManualTimer() override { std::erase(clock.timers_, this); }
     void start(SteadyClock::duration after, Handler h) override {
+      drop();
       due = clock.steady_.load() + std::max(after, SteadyClock::duration::zero());
       order = ++clock.started_;
       handler = std::move(h);
     }
     void cancel() override {
       due.reset();
+      drop();
+    }
+    // As on the executor, a cancelled or replaced handler is destroyed later, not inside the call
+    // (it may hold the last reference to the timer's owner).
+    void drop() {
+      if (handler) clock.dropped_.push_back(std::move(handler));
       handler = nullptr;
     }
     bool armed() const override { return due.has_value(); }
@@ -101,6 +120,7 @@ class ManualClock final : public core::Clock {
   std::atomic<WallTime> wall_{WallTime{} + std::chrono::seconds(1795860000)};  // 2026-11-28T10:00:00Z
   std::uint64_t started_ = 0;
   std::vector<ManualTimer*> timers_;
+  std::vector<core::Timer::Handler> dropped_;
 };
 
 }  // namespace citygate::testing
