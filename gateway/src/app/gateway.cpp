@@ -241,7 +241,7 @@ Status Gateway::start() {
   auto mqttLog = logging_.get("mqtt");
   if (co.insecureSkipVerify) mqttLog->warn("tls.insecure_skip_verify is set: the broker's certificate is NOT checked");
   mqtt_ =
-      std::make_shared<mqtt::Session>(ioc_.get_executor(), mqtt::makePahoClient(ioc_.get_executor(), co), oo, mqttLog);
+      std::make_shared<mqtt::Session>(ioc_.get_executor(), clock_, mqtt::makePahoClient(ioc_.get_executor(), co), oo, mqttLog);
   readings_ = mqtt::ReadingsSink::create(mqtt_);
 
   core::PipelineOptions po;
