@@ -156,8 +156,8 @@ Status Gateway::start() {
       spool::FallbackOptions fo;
       fo.file = so;
       auto fb = std::make_unique<spool::FallbackSpool>(
-          ioc_.get_executor(), fo, opened.error(), floor ? std::optional<std::uint64_t>(floor.value()) : std::nullopt,
-          spoolLog);
+          ioc_.get_executor(), clock_, fo, opened.error(),
+          floor ? std::optional<std::uint64_t>(floor.value()) : std::nullopt, spoolLog);
       spoolLog->error(
           "spool {} unavailable: {}; readings are kept in memory (at most {} bytes, {}) until it can be "
           "opened, which is tried again every {}..{} s{}",
@@ -240,8 +240,8 @@ Status Gateway::start() {
   co.willPayload = mqtt::statusPayload(oo, pb::OFFLINE);
   auto mqttLog = logging_.get("mqtt");
   if (co.insecureSkipVerify) mqttLog->warn("tls.insecure_skip_verify is set: the broker's certificate is NOT checked");
-  mqtt_ =
-      std::make_shared<mqtt::Session>(ioc_.get_executor(), clock_, mqtt::makePahoClient(ioc_.get_executor(), co), oo, mqttLog);
+  mqtt_ = std::make_shared<mqtt::Session>(ioc_.get_executor(), clock_, mqtt::makePahoClient(ioc_.get_executor(), co),
+                                          oo, mqttLog);
   readings_ = mqtt::ReadingsSink::create(mqtt_);
 
   core::PipelineOptions po;

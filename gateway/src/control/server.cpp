@@ -475,7 +475,8 @@ void ControlServer::onAccept(const boost::system::error_code& ec, Socket socket)
     if (counters_.acceptErrors == 1 || counters_.acceptErrors % 100 == 0) {
       log_->warn("control socket: accept failed: {} ({} so far)", ec.message(), counters_.acceptErrors);
     }
-    retryTimer_->start(std::chrono::milliseconds(100), std::bind_front(&ControlServer::onAcceptRetry, shared_from_this()));
+    retryTimer_->start(std::chrono::milliseconds(100),
+                       std::bind_front(&ControlServer::onAcceptRetry, shared_from_this()));
     return;
   }
   if (sessions_.size() >= options_.maxClients && !evictOne()) {

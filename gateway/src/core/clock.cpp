@@ -45,6 +45,8 @@ class AsioTimer final : public Timer {
 
 }  // namespace
 
-std::unique_ptr<Timer> SystemClock::makeTimer() { return std::make_unique<AsioTimer>(executor_); }
+std::unique_ptr<Timer> SystemClock::makeTimer() {
+  return std::make_unique<AsioTimer>(executor_);
+}
 
 }  // namespace citygate::core

@@ -21,8 +21,8 @@
 #include "control/control_target.hpp"
 #include "control/handlers.hpp"
 #include "control/server.hpp"
-#include "support/manual_clock.hpp"
 #include "platform/logging.hpp"
+#include "support/manual_clock.hpp"
 
 using namespace citygate;
 using namespace citygate::control;

@@ -461,9 +461,8 @@ TEST_CASE("unfinished frames cost the bytes that arrived, within one budget for 
     sendAll(fat.back(), std::string("\x00\x10\x00\x00", 4) + std::string(200 * 1024, 'x'));
     // Wait for the event: the server holds this client's bytes too, or it refused one.
     const std::size_t held = FrameDecoder::kGrowStep + static_cast<std::size_t>(i + 1) * 4 * FrameDecoder::kGrowStep;
-    REQUIRE(eventually([&] {
-      return w.counters().overBudget > 0 || w.onLoop([&] { return w.server->partialBytes(); }) == held;
-    }));
+    REQUIRE(eventually(
+        [&] { return w.counters().overBudget > 0 || w.onLoop([&] { return w.server->partialBytes(); }) == held; }));
     pb::ControlResponse r;
     if (w.counters().overBudget > 0) {
       REQUIRE(readResponse(fat.back(), r));

@@ -40,8 +40,8 @@ class ManualClock final : public core::Clock {
     while (true) {
       ManualTimer* next = nullptr;
       for (ManualTimer* t : timers_) {
-        if (t->due && *t->due <= until && (!next || *t->due < *next->due ||
-                                           (*t->due == *next->due && t->order < next->order))) {
+        if (t->due && *t->due <= until &&
+            (!next || *t->due < *next->due || (*t->due == *next->due && t->order < next->order))) {
           next = t;
         }
       }

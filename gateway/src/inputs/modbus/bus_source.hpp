@@ -87,10 +87,10 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   struct Device {
     DeviceSpec spec;
     std::vector<ReadRequest> plan;
-    std::vector<bool> isolated;                        // per point, learned from exception 02
+    std::vector<bool> isolated;          // per point, learned from exception 02
     std::unique_ptr<core::Timer> timer;  // DOWN or paused: the tick decides
     SteadyTime nextTick;                 // the first tick not yet handed out
-    bool busy = false;                                 // a poll of it is queued or running
+    bool busy = false;                   // a poll of it is queued or running
     core::SensorMemory memory;
     // circuit breaker
     citygate::v1::DeviceState state = citygate::v1::OK;

@@ -235,7 +235,7 @@ TEST_CASE("a tick that finds the previous poll still running is skipped and coun
   b.devices.push_back(device("slow", 3, 20ms, 1));
   r.make(b);
   REQUIRE(r.source->start());
-  r.clock.advance(20ms);  // the first poll falls due (the tick at start is counted as skipped)
+  r.clock.advance(20ms);      // the first poll falls due (the tick at start is counted as skipped)
   r.source->workerSettled();  // wakes the worker: the job is due
   {
     // Wait for the event: the worker has begun the read (and blocks in it).

@@ -51,8 +51,8 @@ TEST_CASE("a cancelled job is skipped without touching the bus, and its done sti
   boost::asio::io_context ioc;
   auto reads = std::make_shared<std::map<int, int>>();
   std::promise<void> release;
-  BusWorker worker(ioc.get_executor(), clock, std::make_unique<DeadTransport>(reads, release.get_future().share()),
-                   0ms, 8);
+  BusWorker worker(ioc.get_executor(), clock, std::make_unique<DeadTransport>(reads, release.get_future().share()), 0ms,
+                   8);
   REQUIRE(worker.start().ok());
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
   std::vector<int> done;

@@ -28,9 +28,8 @@ struct Fixture {
     o.topicPrefix = "city/";
     o.reconnectMin = std::chrono::milliseconds(0);
     o.reconnectMax = std::chrono::milliseconds(0);
-    session =
-        std::make_shared<Session>(ioc.get_executor(), clock, std::make_unique<FakeClient>(broker), o,
-                                  testing::nullLogger());
+    session = std::make_shared<Session>(ioc.get_executor(), clock, std::make_unique<FakeClient>(broker), o,
+                                        testing::nullLogger());
     sink = ReadingsSink::create(session);
     sink->setReadyCallback([this](bool up) { ready.push_back(up); });
     session->start();

@@ -28,9 +28,8 @@ struct Fixture {
     o.reconnectMin = reconnectMin;
     o.reconnectMax = reconnectMin;
     o.jitterSeed = 7;
-    session =
-        std::make_shared<Session>(ioc.get_executor(), clock, std::make_unique<FakeClient>(broker), o,
-                                  testing::nullLogger());
+    session = std::make_shared<Session>(ioc.get_executor(), clock, std::make_unique<FakeClient>(broker), o,
+                                        testing::nullLogger());
   }
   ~Fixture() {  // NOLINT(bugprone-exception-escape): a test fixture; asio throws only on a broken io_context
     session->release();
