@@ -301,7 +301,7 @@ std::shared_ptr<modbus::BusSource> Gateway::makeBus(const modbus::BusSpec& spec)
 std::shared_ptr<lora::LoraSource> Gateway::makeLora(const lora::LoraSpec& spec) {
   std::weak_ptr<core::Pipeline> weakPipeline = pipeline_;
   return std::make_shared<lora::LoraSource>(
-      ioc_.get_executor(), spec,
+      ioc_.get_executor(), clock_, spec,
       [weakPipeline](const core::SensorSpec& sensor, core::SensorMemory& mem, core::RawSample&& s) {
         if (auto p = weakPipeline.lock()) p->submit(sensor, mem, std::move(s));
       },
