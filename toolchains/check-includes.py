@@ -8,11 +8,12 @@
 
 Layers (LAYERS below; README.md's layout section draws the same picture): the programs (app:
 citygated, cli: citygatectl) on top; the components they assemble (control, inputs, outputs,
-spool) below; core (interfaces, the pipeline), config and platform at the bottom. A folder may
+spool) below; core (interfaces, the pipeline), config, sources (the Source interface and its
+registry) and platform at the bottom. A folder may
 include its own layer or lower ones; an edge that goes up a layer is an error even without a
 cycle (it is how a cycle starts). Within a layer there is no order, but no cycle either.
 
-Folders: the components of gateway/src (core, config, inputs/modbus, inputs/lora, spool,
+Folders: the components of gateway/src (core, config, sources, inputs/modbus, inputs/lora, spool,
 outputs/mqtt, control, platform, app) and gateway/cli; a file in a sub-folder belongs to its
 component (inputs/lora/codecs is inputs/lora). `#include "x/y.hpp"` is resolved against
 gateway/src, gateway/ and the including file's folder, as the build does; system headers,
@@ -38,6 +39,7 @@ def set_root(root: Path):
 COMPONENTS = [
     "core",
     "config",
+    "sources",
     "inputs/modbus",
     "inputs/lora",
     "spool",
@@ -52,7 +54,7 @@ CLI = "cli"  # gateway/cli
 LAYERS = [
     ("programs", ["app", CLI]),
     ("components", ["control", "inputs/modbus", "inputs/lora", "outputs/mqtt", "spool"]),
-    ("base", ["core", "config", "platform"]),
+    ("base", ["core", "config", "sources", "platform"]),
 ]
 LAYER_OF = {f: i for i, (_, folders) in enumerate(LAYERS) for f in folders}
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)

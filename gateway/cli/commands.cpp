@@ -294,16 +294,24 @@ int cmdConfigValidate(const Ctx& ctx, const Args& a) {
   const std::string& path = a.positional[2];
   config::Diagnostics diags;
   auto cfg = app::validateFile(path, diags);
+  std::size_t buses = 0;
   std::size_t devices = 0;
-  if (cfg) {
-    for (const auto& b : cfg->buses) devices += b.devices.size();
+  std::size_t lora = 0;
+  bool hasLora = false;
+  for (const auto& s : cfg ? cfg->sources : sources::SpecList{}) {
+    if (s->kind == "modbus") {
+      ++buses;
+      devices += s->devices.size();
+    } else if (s->kind == "lora") {
+      hasLora = true;
+      lora += s->devices.size();
+    }
   }
-  const std::size_t lora = cfg && cfg->lora ? cfg->lora->devices.size() : 0;
   if (ctx.json) {
     std::string out = "{\"file\":" + jsonString(path) + ",\"valid\":" + (cfg ? "true" : "false") + ",\"diagnostics\":[";
     for (std::size_t i = 0; i < diags.items().size(); ++i) out += (i ? "," : "") + jsonString(diags.items()[i].str());
-    out += "],\"buses\":" + std::to_string(cfg ? cfg->buses.size() : 0) +
-           ",\"modbus_devices\":" + std::to_string(devices) + ",\"lora_devices\":" + std::to_string(lora) + "}";
+    out += "],\"buses\":" + std::to_string(buses) + ",\"modbus_devices\":" + std::to_string(devices) +
+           ",\"lora_devices\":" + std::to_string(lora) + "}";
     std::printf("%s\n", out.c_str());
   } else {
     for (const auto& d : diags.items()) std::fprintf(stderr, "%s\n", d.str().c_str());
@@ -314,8 +322,8 @@ int cmdConfigValidate(const Ctx& ctx, const Args& a) {
   }
   if (!ctx.json) {
     std::printf("%s: %s (%zu bus(es), %zu Modbus device(s), %s)\n", path.c_str(),
-                ctx.out.paint("OK", Colour::Green).c_str(), cfg->buses.size(), devices,
-                cfg->lora ? ("LoRa: " + std::to_string(lora) + " device(s)").c_str() : "no LoRa");
+                ctx.out.paint("OK", Colour::Green).c_str(), buses, devices,
+                hasLora ? ("LoRa: " + std::to_string(lora) + " device(s)").c_str() : "no LoRa");
   }
   return 0;
 }

@@ -80,11 +80,23 @@ void daemonRecovery(std::string_view bytes) {
   auto opened = FileSpool::open(ioc.get_executor(), o, log);
   if (!opened) return;  // refused (a newer version): a clear error, not a crash
   auto& s = *opened.value();
+  // Every record handed out has a higher seq than the one before.
+  struct SeqOrder final : citygate::core::RecordVisitor {
+    void record(std::uint64_t seq, std::string_view /*record*/) override {
+      ok = ok && seq > last;
+      last = seq;
+      ++count;
+    }
+    std::uint64_t last = 0;
+    std::uint32_t count = 0;
+    bool ok = true;
+  };
   const std::uint64_t next = s.recoveredNextSeq();
   std::uint64_t last = 0;
   for (int i = 0; i < 100000; ++i) {
-    std::string out;
-    const ReadResult r = s.readBatch(64, 1 << 20, out);
+    SeqOrder order;
+    const ReadResult r = s.readBatch(0, 64, 1 << 20, order);
+    check(order.ok && order.count == r.count);
     if (r.count == 0) break;
     check(r.firstSeq > last && r.lastSeq >= r.firstSeq);
     check(next == 0 || r.lastSeq < next);

@@ -1,6 +1,9 @@
-// Gateway: the running daemon's object graph, built from a validated configuration: spool, seq
-// store, MQTT output, pipeline, sources and the periodic health report. Everything lives on the
-// one executor; blocking work is on the bus workers and the spool's sync worker.
+// Gateway: the composition root of the running daemon. It builds the object graph from a validated
+// configuration (spool, seq store, MQTT session and readings sink, pipeline, the sources through
+// the SourceRegistry) and implements control::ControlTarget. Its other parts are in their own
+// files: the health report (app/health.cpp), configuration changes (app/apply.cpp); the sources'
+// kinds are registered in app/sources.cpp. Everything lives on the one executor; blocking work is
+// on the bus workers, the spool's sync worker and the configuration check's helper thread.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -25,6 +28,7 @@ class logger;
 }
 
 namespace citygate::core {
+class Clock;
 class Pipeline;
 class SeqStore;
 class Spool;
@@ -33,14 +37,6 @@ namespace citygate::mqtt {
 class Session;
 class ReadingsSink;
 }  // namespace citygate::mqtt
-namespace citygate::modbus {
-class BusSource;
-struct BusSpec;
-}  // namespace citygate::modbus
-namespace citygate::lora {
-class LoraSource;
-struct LoraSpec;
-}  // namespace citygate::lora
 namespace citygate::platform {
 class Logging;
 }
@@ -49,11 +45,15 @@ namespace citygate::app {
 
 class Gateway : public control::ControlTarget, public std::enable_shared_from_this<Gateway> {
  public:
+  // `registry`: the kinds of source (sourceRegistry(), or a test's); it must outlive the Gateway
+  // and be the one `config` was validated with.
   Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::unique_ptr<ValidatedConfig> config,
-          std::string version);
+          std::string version, const sources::SourceRegistry& registry = sourceRegistry());
   ~Gateway() override;
 
   Status start();
+  // Stops every source (asynchronously: each calls back when it is done), then the pipeline and
+  // the MQTT session; `done` on the executor.
   void stop(std::function<void()> done);
   // After the executor has stopped: ends the threads that post into it (Paho's callbacks).
   void release();
@@ -65,17 +65,18 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   const config::LoadedConfig& loadedConfig() const override { return config_->loaded; }
   const std::string& bootId() const override { return bootId_; }
 
-  // ---- run-time configuration changes and the control socket (issue 6) ----
   using ApplyOutcome = control::ApplyOutcome;  // control/control_target.hpp
 
   // Replaces the running configuration by `text` (or, without text, the file at `path`), or only
   // plans it (`dryRun`, for `config diff`). Validation, the plan and the checks that need I/O (new
   // serial ports open, a new LoRa port is free) run on a helper thread; the swap runs on the
-  // executor: unchanged buses keep running untouched, changed and added buses start, removed ones
-  // stop; the LoRa source is replaced when it changed, and put back when the new one cannot start
-  // (Failed, rolled back). Spool, seq numbering, pipeline and the MQTT session are never touched;
-  // settings that would need them to restart are Refused. One change at a time (Busy). `done` is
-  // called on the executor.
+  // executor (app/apply.cpp): unchanged sources keep running untouched; the new sources of added
+  // and changed ones are prepared first (a refused thread fails the change with nothing touched),
+  // then the removed and changed ones stop, and once all have stopped the new ones start; if one
+  // cannot start (a port taken meanwhile), the new ones stop and the old ones are made and started
+  // again from the running configuration (Failed, rolled back). Spool, seq numbering, pipeline
+  // and the MQTT session are never touched; settings that would need them to restart are Refused.
+  // One change at a time (Busy). `done` is called on the executor.
   void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) override;
 
   // Every reading as the pipeline numbers it (one tap: the control socket's).
@@ -83,9 +84,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   // Adds entries to every health report (the control socket's counters).
   void setHealthExtension(std::function<void(citygate::v1::GatewayHealth&)> extension);
 
-  const std::vector<std::shared_ptr<modbus::BusSource>>& buses() const override { return buses_; }
-  std::shared_ptr<modbus::BusSource> bus(const std::string& name) const override;
-  const lora::LoraSource* loraSource() const { return lora_.get(); }
+  const std::vector<std::shared_ptr<sources::Source>>& sources() const override { return sources_; }
   platform::Logging& logging() override { return logging_; }
   const std::string& version() const override { return version_; }
   WallTime startedAt() const override { return startedAt_; }
@@ -98,19 +97,25 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
 
  private:
   struct ApplyCheck;
+  struct Swap;
 
-  std::shared_ptr<modbus::BusSource> makeBus(const modbus::BusSpec& spec);
-  std::shared_ptr<lora::LoraSource> makeLora(const lora::LoraSpec& spec);
+  sources::SourceContext sourceContext();
+  std::shared_ptr<sources::Source> makeSource(const std::shared_ptr<const sources::SourceSpec>& spec);
+  void stopSources(std::vector<std::shared_ptr<sources::Source>> sources, std::function<void()> done);
   void onApplyChecked(bool dryRun, const ApplyDone& done, const std::shared_ptr<ApplyCheck>& check);
-  ApplyOutcome swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan);
+  void swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan, std::function<void(ApplyOutcome)> done);
+  void onOldStopped(const std::shared_ptr<Swap>& swap);
+  void onSwapFailed(const std::shared_ptr<Swap>& swap);
+  void finishSwap(const std::shared_ptr<Swap>& swap);
   void applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& plan);
   void scheduleHealth();
   void notifyState();
   void onHealthTimer();
 
   boost::asio::io_context& ioc_;
-  core::SystemClock clock_;  // every component's time and timers
   platform::Logging& logging_;
+  const sources::SourceRegistry& registry_;
+  core::SystemClock clock_;  // every component's time and timers
   std::unique_ptr<ValidatedConfig> config_;
   std::string version_;
   std::string bootId_;
@@ -122,22 +127,18 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::shared_ptr<mqtt::Session> mqtt_;  // the broker link; its clients below
   std::shared_ptr<mqtt::ReadingsSink> readings_;
   std::shared_ptr<core::Pipeline> pipeline_;
-  std::vector<std::shared_ptr<modbus::BusSource>> buses_;
-  std::shared_ptr<lora::LoraSource> lora_;  // when the config has a lora block
+  std::vector<std::shared_ptr<sources::Source>> sources_;  // in the order of config_->sources
   std::unique_ptr<core::Timer> healthTimer_;
   bool stopping_ = false;
-  // issue 6: run-time configuration changes, control socket hooks
   WallTime configLoadedAt_;
   std::uint64_t generation_ = 1;
   bool applying_ = false;
   std::thread applyThread_;
   std::function<void(citygate::v1::GatewayHealth&)> healthExtension_;
-  // issue 12
   std::uint64_t seqRecovered_ = 0;  // the seq file was damaged at start and recovered
   std::string lastStatusText_;
 };
 
 std::string randomHex(std::size_t bytes);
-std::uint64_t currentRssBytes();
 
 }  // namespace citygate::app

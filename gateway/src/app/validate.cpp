@@ -5,31 +5,30 @@
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
-#include <map>
-#include <set>
 
 namespace citygate::app {
 
 std::unique_ptr<ValidatedConfig> validateText(const std::string& path, const std::string& text,
-                                              config::Diagnostics& diags, const config::ReadPolicy& policy) {
+                                              config::Diagnostics& diags, const config::ReadPolicy& policy,
+                                              const sources::SourceRegistry& registry) {
   auto v = std::make_unique<ValidatedConfig>();
   const std::size_t before = diags.size();
   config::loadConfigText(path, text, v->loaded, diags, policy);
   if (!v->loaded.syntaxOk) return nullptr;
   // Keep checking after gateway-wide errors so the technician sees every problem at once.
-  v->buses = modbus::compileBuses(v->loaded, diags);
-  v->lora = lora::compile(v->loaded, diags);
+  v->sources = registry.validate(v->loaded, diags);
   if (diags.size() != before) return nullptr;
   return v;
 }
 
-std::unique_ptr<ValidatedConfig> validateFile(const std::string& path, config::Diagnostics& diags) {
+std::unique_ptr<ValidatedConfig> validateFile(const std::string& path, config::Diagnostics& diags,
+                                              const sources::SourceRegistry& registry) {
   std::string text;
   if (!config::readFile(path, text, diags, config::kMaxConfigBytes)) return nullptr;
-  return validateText(path, text, diags);
+  return validateText(path, text, diags, config::ReadPolicy::any(), registry);
 }
 
-config::ReadPolicy applyReadPolicy(const ValidatedConfig& running) {
+config::ReadPolicy applyReadPolicy(const ValidatedConfig& running, const sources::SourceRegistry& registry) {
   const auto& c = running.loaded.config;
   const std::string configDir = config::absolutePath(running.loaded.path + "/..");
   std::vector<std::string> dirs{configDir};
@@ -43,15 +42,7 @@ config::ReadPolicy applyReadPolicy(const ValidatedConfig& running) {
   for (const auto* f : {&tls.ca_file(), &tls.cert_file(), &tls.key_file(), &c.mqtt().password_file()}) {
     files.push_back(*f);
   }
-  for (const auto& bus : c.modbus_bus()) {
-    if (bus.has_rtu()) files.push_back(bus.rtu().device());
-  }
-  if (c.has_lora()) {
-    for (const auto& d : c.lora().device()) {
-      files.push_back(d.nwk_s_key_file());
-      files.push_back(d.app_s_key_file());
-    }
-  }
+  registry.namedFiles(running.loaded, files);
   return config::ReadPolicy::within(dirs, files, description);
 }
 
@@ -69,34 +60,6 @@ std::string serialized(const google::protobuf::Message& m) {
   m.SerializeToCodedStream(&coded);
   coded.Trim();
   return out;
-}
-
-// Everything a running bus depends on: its settings and devices, the profiles they use and the
-// gateway location a device without its own inherits.
-std::string busFingerprint(const config::LoadedConfig& cfg, const pb::ModbusBus& bus) {
-  std::string fp = serialized(bus);
-  for (const auto& dev : bus.device()) {
-    fp += '\x1f';
-    if (const auto* prof = cfg.profiles.find(dev.profile())) fp += serialized(prof->profile);
-    if (!dev.has_location() && cfg.config.has_location()) fp += serialized(cfg.config.location());
-  }
-  return fp;
-}
-
-bool sameLora(const ValidatedConfig& a, const ValidatedConfig& b) {
-  const auto& ca = a.loaded.config;
-  const auto& cb = b.loaded.config;
-  if (serialized(ca.lora()) != serialized(cb.lora())) return false;
-  if (ca.state_dir() != cb.state_dir()) return false;
-  if (serialized(ca.location()) != serialized(cb.location())) return false;
-  // Keys read from key files: same file names, possibly new content.
-  if (a.lora->devices.size() != b.lora->devices.size()) return false;
-  for (std::size_t i = 0; i < a.lora->devices.size(); ++i) {
-    const auto& da = a.lora->devices[i];
-    const auto& db = b.lora->devices[i];
-    if (!(da.nwkSKey == db.nwkSKey) || !(da.appSKey == db.appSKey)) return false;
-  }
-  return true;
 }
 
 void refuseIfChanged(const google::protobuf::Message& a, const google::protobuf::Message& b, const std::string& prefix,
@@ -125,7 +88,8 @@ void refuseIfChanged(const google::protobuf::Message& a, const google::protobuf:
 
 }  // namespace
 
-ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& next) {
+ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& next,
+                      const sources::SourceRegistry& registry) {
   ConfigPlan plan;
   const pb::GatewayConfig& a = running.loaded.config;
   const pb::GatewayConfig& b = next.loaded.config;
@@ -146,31 +110,7 @@ ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& nex
   if (serialized(a.location()) != serialized(b.location())) plan.live.push_back("location");
   if (a.profile_dir() != b.profile_dir()) plan.live.push_back("profile_dir");
 
-  std::map<std::string, const pb::ModbusBus*> before;
-  for (const auto& bus : a.modbus_bus()) before.emplace(bus.name(), &bus);
-  std::set<std::string> seen;
-  for (const auto& bus : b.modbus_bus()) {
-    seen.insert(bus.name());
-    auto it = before.find(bus.name());
-    if (it == before.end()) {
-      plan.added.push_back(bus.name());
-    } else if (busFingerprint(running.loaded, *it->second) != busFingerprint(next.loaded, bus)) {
-      plan.changed.push_back(bus.name());
-    } else {
-      plan.unchanged.push_back(bus.name());
-    }
-  }
-  for (const auto& bus : a.modbus_bus()) {
-    if (!seen.contains(bus.name())) plan.removed.push_back(bus.name());
-  }
-
-  if (running.lora && !next.lora) {
-    plan.removed.push_back(kLoraSourceName);
-  } else if (!running.lora && next.lora) {
-    plan.added.push_back(kLoraSourceName);
-  } else if (running.lora && next.lora) {
-    (sameLora(running, next) ? plan.unchanged : plan.changed).push_back(kLoraSourceName);
-  }
+  registry.plan(running.sources, next.sources, plan);
   return plan;
 }
 

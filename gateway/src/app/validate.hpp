@@ -10,42 +10,46 @@
 
 #include "config/loader.hpp"
 #include "config/plan.hpp"
-#include "inputs/lora/spec.hpp"
-#include "inputs/modbus/spec.hpp"
+#include "sources/kind.hpp"
 
 namespace citygate::app {
 
 struct ValidatedConfig {
   config::LoadedConfig loaded;
-  std::vector<modbus::BusSpec> buses;
-  std::optional<lora::LoraSpec> lora;  // when the config has a lora block
+  sources::SpecList sources;  // every source, as its kind compiled it (registration order)
 };
+
+// The kinds of source citygated and citygatectl know (app/sources.cpp: one line per kind).
+const sources::SourceRegistry& sourceRegistry();
 
 // nullptr when the configuration has errors (all of them are in `diags`). The file is read through
 // config::readSmallFile (a regular file of at most kMaxConfigBytes). `policy`: which files the
 // configuration may make the check read (any, for the daemon's own file; applyReadPolicy() for a
 // text sent through the control socket).
-std::unique_ptr<ValidatedConfig> validateFile(const std::string& path, config::Diagnostics& diags);
+// `registry`: the kinds of source to validate (sourceRegistry(), or a test's).
+std::unique_ptr<ValidatedConfig> validateFile(const std::string& path, config::Diagnostics& diags,
+                                              const sources::SourceRegistry& registry = sourceRegistry());
 std::unique_ptr<ValidatedConfig> validateText(const std::string& path, const std::string& text,
                                               config::Diagnostics& diags,
-                                              const config::ReadPolicy& policy = config::ReadPolicy::any());
+                                              const config::ReadPolicy& policy = config::ReadPolicy::any(),
+                                              const sources::SourceRegistry& registry = sourceRegistry());
 
 // What a configuration sent through the control socket (`config apply`, `config diff`) may make
 // the daemon read or open: files inside the running configuration's directory and its
 // profile_dir, and the files the running configuration names (its key, password, CA and
 // certificate files, its serial ports). Anything else is refused by its path alone.
-config::ReadPolicy applyReadPolicy(const ValidatedConfig& running);
+config::ReadPolicy applyReadPolicy(const ValidatedConfig& running,
+                                   const sources::SourceRegistry& registry = sourceRegistry());
 
 // ---- configuration changes at run time (config apply, SIGHUP) ----
-// What replacing `running` by `next` takes, per Modbus bus (by name) and for the LoRa source
-// ("lora"). A bus is unchanged when its settings, its devices and the profiles they use (and the
-// gateway location they inherit) are the same; the LoRa source likewise, session keys from key
-// files included. Settings the running daemon cannot change without a restart (gateway_id, mqtt,
-// spool, state_dir, control.socket) go to `refused`. Pure: no I/O.
+// What replacing `running` by `next` takes, per source (by name: a Modbus bus's name, "lora"): its
+// kind decides whether it is unchanged (SourceKind::unchanged: settings, devices, the profiles
+// they use, the location they inherit, session keys from key files). Settings the running daemon
+// cannot change without a restart (gateway_id, mqtt, spool, state_dir, control.socket) go to
+// `refused`. Pure: no I/O.
 using config::ConfigPlan;  // config/plan.hpp (the control socket reports it too)
 
-inline constexpr const char* kLoraSourceName = "lora";
-
-ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& next);
+ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& next,
+                      const sources::SourceRegistry& registry = sourceRegistry());
 
 }  // namespace citygate::app

@@ -1,5 +1,6 @@
 // ControlTarget: what the control socket's handlers need from the running daemon. app::Gateway
-// implements it; the handlers hold this interface, never app::Gateway, so control/ sits below app/
+// implements it; the handlers hold this interface and the sources' (sources/source.hpp), never
+// app::Gateway, so control/ sits below app/
 // in the folder graph (toolchains/check-includes.py) and can be tested against a fake daemon.
 //
 // Threading: every call on the executor; `done` and the reading tap are called on it too.
@@ -18,10 +19,8 @@
 #include "config/loader.hpp"
 #include "config/plan.hpp"
 #include "core/time.hpp"
+#include "sources/source.hpp"
 
-namespace citygate::modbus {
-class BusSource;
-}
 namespace citygate::platform {
 class Logging;
 }
@@ -64,8 +63,16 @@ class ControlTarget {
   // Every reading as the pipeline numbers it (one tap: the control socket's).
   virtual void setReadingTap(ReadingTap tap) = 0;
 
-  virtual const std::vector<std::shared_ptr<modbus::BusSource>>& buses() const = 0;
-  virtual std::shared_ptr<modbus::BusSource> bus(const std::string& name) const = 0;
+  // The running sources, every kind (devices, health; a kind's own handler casts them).
+  virtual const std::vector<std::shared_ptr<sources::Source>>& sources() const = 0;
+
+  // The running source of `kind` named `name`, or nullptr.
+  std::shared_ptr<sources::Source> findSource(std::string_view kind, std::string_view name) const {
+    for (const auto& s : sources()) {
+      if (s->kind() == kind && s->name() == name) return s;
+    }
+    return nullptr;
+  }
 };
 
 }  // namespace citygate::control

@@ -1,7 +1,10 @@
 // The control socket's commands (contract section 4), served from the running daemon through
-// ControlTarget (control_target.hpp; app::Gateway implements it) on the executor. Nothing here
-// blocks: Modbus reads go to the bus worker through BusSource::adhocRead (queued behind the
-// polls, so the bus is not disturbed), configuration checks run on the Gateway's helper thread.
+// ControlTarget (control_target.hpp; app::Gateway implements it) on the executor. The generic
+// commands see sources only through sources::Source (devices and health of every kind); the
+// commands of one kind (`modbus read/scan`: modbus_handlers.cpp) find their source by kind and
+// name and cast it to that kind's class. Nothing here blocks: Modbus reads go to the bus worker
+// through BusSource::adhocRead (queued behind the polls, so the bus is not disturbed),
+// configuration checks run on the Gateway's helper thread.
 //
 // The handlers tap the pipeline: every numbered reading updates the "latest values" kept per
 // configured device (`devices`, bounded by the configuration) and goes to the `tail` streams.
@@ -22,7 +25,7 @@ namespace spdlog {
 class logger;
 }
 namespace citygate::modbus {
-class BusSource;
+class ModbusSource;
 struct JobResult;
 }  // namespace citygate::modbus
 
@@ -80,7 +83,7 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
 
   // DeviceInfo for every configured device (`withLatest`: and its latest readings).
   std::vector<citygate::v1::DeviceInfo> deviceInfos(bool withLatest, const citygate::v1::GatewayHealth& health);
-  std::shared_ptr<modbus::BusSource> findBus(const std::string& name, Reply& reply);
+  std::shared_ptr<modbus::ModbusSource> findBus(const std::string& name, Reply& reply);
   bool knownDevice(const std::string& id);
   void refreshKnown();
 

@@ -1,52 +1,20 @@
 #include "core/generic_wire.hpp"
 
 #include <bit>
-#include <cstring>
+
+#include "core/wire.hpp"
 
 namespace citygate::core {
-namespace {
 
-// Wire types: 0 varint, 1 64-bit, 2 length-delimited.
-constexpr char tag(int field, int wireType) {
-  return static_cast<char>((field << 3) | wireType);
-}
-
-std::size_t varintSize(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-char* putVarint(char* p, std::uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
-}
-
-char* putBytes(char* p, std::string_view s) {
-  p = putVarint(p, s.size());
-  std::memcpy(p, s.data(), s.size());
-  return p + s.size();
-}
-
-// Room for `n` more bytes at the end of `out`; returns where they start. The caller trims.
-char* grow(std::string& out, std::size_t n) {
-  const std::size_t at = out.size();
-  out.resize(at + n);
-  return out.data() + at;
-}
-
-void finish(std::string& out, const char* end) {
-  out.resize(static_cast<std::size_t>(end - out.data()));
-}
-
-}  // namespace
+using wire::finish;
+using wire::grow;
+using wire::kMapKeyField;
+using wire::kMapValueField;
+using wire::putBytes;
+using wire::putVarint;
+using wire::tag;
+using wire::varintSize;
+using wire::WireType;
 
 void GenericWire::value(std::string_view name, double value, std::string_view unitCode, pb::Quality quality) {
   // Measurement: value (1, fixed64; proto3 omits +0.0), unit_code (2), quality (3, omitted when 0).
@@ -58,22 +26,22 @@ void GenericWire::value(std::string_view name, double value, std::string_view un
   // Map entry: key (1), value (2). protobuf writes both even when empty.
   const std::size_t entry = 1 + varintSize(name.size()) + name.size() + 1 + varintSize(measurement) + measurement;
   char* p = grow(bytes_, 1 + varintSize(entry) + entry);
-  *p++ = tag(pb::GenericObservation::kValuesFieldNumber, 2);
+  *p++ = tag(pb::GenericObservation::kValuesFieldNumber, WireType::LengthDelimited);
   p = putVarint(p, entry);
-  *p++ = tag(1, 2);
+  *p++ = tag(kMapKeyField, WireType::LengthDelimited);
   p = putBytes(p, name);
-  *p++ = tag(2, 2);
+  *p++ = tag(kMapValueField, WireType::LengthDelimited);
   p = putVarint(p, measurement);
   if (bits != 0) {
-    *p++ = tag(pb::Measurement::kValueFieldNumber, 1);
+    *p++ = tag(pb::Measurement::kValueFieldNumber, WireType::Fixed64);
     for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(bits >> (8 * i));
   }
   if (!unitCode.empty()) {
-    *p++ = tag(pb::Measurement::kUnitCodeFieldNumber, 2);
+    *p++ = tag(pb::Measurement::kUnitCodeFieldNumber, WireType::LengthDelimited);
     p = putBytes(p, unitCode);
   }
   if (q != 0) {
-    *p++ = tag(pb::Measurement::kQualityFieldNumber, 0);
+    *p++ = tag(pb::Measurement::kQualityFieldNumber, WireType::Varint);
     p = putVarint(p, q);
   }
   finish(bytes_, p);
@@ -82,18 +50,18 @@ void GenericWire::value(std::string_view name, double value, std::string_view un
 void GenericWire::text(std::string_view name, std::string_view text) {
   const std::size_t entry = 1 + varintSize(name.size()) + name.size() + 1 + varintSize(text.size()) + text.size();
   char* p = grow(bytes_, 1 + varintSize(entry) + entry);
-  *p++ = tag(pb::GenericObservation::kTextValuesFieldNumber, 2);
+  *p++ = tag(pb::GenericObservation::kTextValuesFieldNumber, WireType::LengthDelimited);
   p = putVarint(p, entry);
-  *p++ = tag(1, 2);
+  *p++ = tag(kMapKeyField, WireType::LengthDelimited);
   p = putBytes(p, name);
-  *p++ = tag(2, 2);
+  *p++ = tag(kMapValueField, WireType::LengthDelimited);
   p = putBytes(p, text);
   finish(bytes_, p);
 }
 
 void GenericWire::appendTo(std::string& reading) const {
   char* p = grow(reading, 1 + varintSize(bytes_.size()) + bytes_.size());
-  *p++ = tag(pb::Reading::kGenericFieldNumber, 2);
+  *p++ = tag(pb::Reading::kGenericFieldNumber, WireType::LengthDelimited);
   p = putBytes(p, bytes_);
   finish(reading, p);
 }

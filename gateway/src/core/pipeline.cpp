@@ -4,20 +4,31 @@
 
 #include <google/protobuf/arena.h>
 
-#include <boost/asio/post.hpp>
-
 namespace citygate::core {
 
-Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, Spool& spool, Sink& sink,
-                   SeqStore& seq, std::shared_ptr<spdlog::logger> log)
-    : executor_(std::move(executor)),
+namespace {
+
+FanoutOptions fanoutOptions(const PipelineOptions& o) {
+  FanoutOptions f;
+  f.maxBatchReadings = o.maxBatchReadings;
+  f.maxBatchDelay = o.maxBatchDelay;
+  f.maxInflightBatches = o.maxInflightBatches;
+  f.maxBatchBytes = o.maxBatchBytes;
+  f.retryDelay = o.retryDelay;
+  return f;
+}
+
+}  // namespace
+
+Pipeline::Pipeline(Clock& clock, PipelineOptions options, Spool& spool, std::vector<Sink*> sinks, SeqStore& seq,
+                   std::shared_ptr<spdlog::logger> log)
+    : clock_(clock),
       options_(std::move(options)),
       spool_(spool),
-      sink_(sink),
       seq_(seq),
       log_(std::move(log)),
-      batchTimer_(executor_),
-      retryTimer_(executor_),
+      fanout_(clock_, fanoutOptions(options_), spool_, std::move(sinks), log_),
+      retryTimer_(clock_.makeTimer()),
       retryWait_(options_.retryMin) {
   constexpr std::size_t kArenaBlock = 16 * 1024;  // a reading needs well under 1 KiB (generic maps are not built)
   arenaBlock_ = std::make_unique<char[]>(kArenaBlock);
@@ -27,29 +38,24 @@ Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions option
   arenaOptions.start_block_size = 16 * 1024;
   arenaOptions.max_block_size = 256 * 1024;
   arena_ = std::make_unique<google::protobuf::Arena>(arenaOptions);
-  pb::ReadingBatch header;
-  header.set_gateway_id(options_.gatewayId);
-  header.set_boot_id(options_.bootId);
-  batchHeader_ = header.SerializeAsString();
 }
 
 void Pipeline::start() {
   auto self = weak_from_this();
-  sink_.setReadyCallback([self](bool ready) {
-    if (auto p = self.lock()) p->onSinkReady(ready);
+  fanout_.start([self] {
+    if (auto p = self.lock()) p->pump();
   });
   spool_.setReadableCallback([self] {
     if (auto p = self.lock()) p->retryHeld();
   });
-  nextUnread_ = spool_.stats().oldestSeq;  // a backlog from the last run is due at once (not in the ring)
   pump();
 }
 
 void Pipeline::stop() {
   if (stopped_) return;
   stopped_ = true;
-  batchTimer_.cancel();
-  retryTimer_.cancel();
+  fanout_.stop();
+  retryTimer_->cancel();
   if (blocked_.empty()) return;
   // One last attempt (the disk may be writable again), then every reading still held is lost:
   // counted and logged with its seqs, never dropped silently.
@@ -72,12 +78,11 @@ void Pipeline::stop() {
 void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample) {
   scratchReadings_.clear();
   Normaliser::normalise(spec, sample, memory, *arena_, scratchReadings_, scratchGeneric_);
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = clock_.steadyNow();
   for (std::size_t i = 0; i < scratchReadings_.size(); ++i) {
     pb::Reading& r = *scratchReadings_[i];
     r.set_seq(seq_.next());
-    numberedAt_[r.seq() % numberedAt_.size()] = Numbered{r.seq(), now};
-    if (nextUnread_ == 0) nextUnread_ = r.seq();
+    fanout_.numbered(r.seq(), now);
     scratchBytes_.clear();
     r.AppendToString(&scratchBytes_);
     if (scratchGeneric_[i].active()) scratchGeneric_[i].appendTo(scratchBytes_);
@@ -161,7 +166,7 @@ bool Pipeline::drainBlocked() {
   }
   if (state_ != SpoolState::Ok) {
     const auto held = troubleSince_
-                          ? std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - *troubleSince_)
+                          ? std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steadyNow() - *troubleSince_)
                           : std::chrono::milliseconds(0);
     if (state_ == SpoolState::Failing) {
       log_->warn("spool writable again after {:.1f} s: {} held reading(s) stored; {} not stored in all",
@@ -176,7 +181,7 @@ bool Pipeline::drainBlocked() {
 }
 
 void Pipeline::onAppendFailed(AppendResult r) {
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = clock_.steadyNow();
   if (r == AppendResult::Full) {
     if (state_ == SpoolState::Ok) {
       troubleSince_ = now;
@@ -243,7 +248,7 @@ void Pipeline::lose(std::uint64_t seq) {
 // One line for the readings lost since the last one, at most every logEvery unless forced.
 void Pipeline::logLost(bool force, const char* why) {
   if (lost_.count == 0) return;
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = clock_.steadyNow();
   if (!force && lost_.lastLine && now - *lost_.lastLine < options_.logEvery) return;
   std::string seqs;
   for (const auto& [lo, hi] : lost_.ranges) {
@@ -257,15 +262,14 @@ void Pipeline::logLost(bool force, const char* why) {
 }
 
 void Pipeline::armRetry() {
-  if (retryArmed_ || stopped_) return;
-  retryArmed_ = true;
-  retryTimer_.expires_after(retryWait_);
-  retryTimer_.async_wait(std::bind_front(&Pipeline::onRetryTimer, shared_from_this()));
+  if (retryTimer_->armed() || stopped_) return;
+  retryTimer_->start(retryWait_, [self = weak_from_this()] {
+    if (auto p = self.lock()) p->onRetryTimer();
+  });
 }
 
-void Pipeline::onRetryTimer(const boost::system::error_code& ec) {
-  retryArmed_ = false;
-  if (ec || stopped_) return;
+void Pipeline::onRetryTimer() {
+  if (stopped_) return;
   retryWait_ = std::min(retryWait_ * 2, options_.retryMax);
   retryHeld();
 }
@@ -282,114 +286,22 @@ void Pipeline::pump() {
   // While the spool is failing, held readings are retried by the timer and when the spool has
   // room (retryHeld), not on every submit: a failing write is not free, and counted.
   if (!blocked_.empty() && state_ != SpoolState::Failing && !drainBlocked()) armRetry();
-  while (sink_.ready() && inflight_.size() < options_.maxInflightBatches) {
-    const std::uint64_t unread = spool_.unread();
-    if (unread == 0) return;
-    if (unread < options_.maxBatchReadings) {
-      const auto now = SteadyClock::now();
-      // A reading numbered too long ago to be in the ring is due at once.
-      if (const auto at = oldestUnreadAt(); at && now < *at + options_.maxBatchDelay) {
-        armBatchTimer(*at + options_.maxBatchDelay - now);
-        return;
-      }
-    }
-    std::string payload;
-    payload.reserve(batchHeader_.size() + options_.maxBatchBytes / 4);
-    payload = batchHeader_;
-    const ReadResult r = spool_.readBatch(options_.maxBatchReadings, options_.maxBatchBytes, payload);
-    if (r.count == 0) return;
-    nextUnread_ = r.lastSeq + 1;
-    inflight_.push_back(InFlight{r.firstSeq, r.lastSeq, r.count, false, false});
-    ++stats_.batchesSent;
-    stats_.readingsSent += r.count;
-    auto self = weak_from_this();
-    const std::uint64_t epoch = epoch_;
-    const std::uint64_t lastSeq = r.lastSeq;
-    sink_.asyncDeliver(std::move(payload), r.count, [self, epoch, lastSeq](Outcome o) {
-      if (auto p = self.lock()) p->onOutcome(epoch, lastSeq, o);
-    });
-  }
-}
-
-void Pipeline::onOutcome(std::uint64_t epoch, std::uint64_t lastSeq, Outcome outcome) {
-  if (epoch != epoch_ || stopped_) return;  // a batch of a lost link: the spool already rewound
-  if (outcome == Outcome::Rejected) {
-    // It can never be delivered: resending it would stop every later batch for good.
-    for (auto& f : inflight_) {
-      if (f.lastSeq == lastSeq && !f.delivered) setAside(f);
-    }
-  } else if (outcome != Outcome::Delivered) {
-    ++stats_.retries;
-    log_->warn("batch up to seq {} not delivered ({}); resending from seq {}", lastSeq,
-               outcome == Outcome::Retry ? "retry" : "rejected", spool_.stats().oldestSeq);
-    linkLost();
-    armBatchTimer(options_.retryDelay);
-    return;
-  }
-  for (auto& f : inflight_) {
-    if (f.lastSeq == lastSeq) f.delivered = true;
-  }
-  std::uint64_t ackUpTo = 0;
-  while (!inflight_.empty() && inflight_.front().delivered) {
-    ackUpTo = inflight_.front().lastSeq;
-    if (!inflight_.front().rejected) {
-      ++stats_.batchesDelivered;
-      stats_.readingsDelivered += inflight_.front().count;
-    }
-    inflight_.pop_front();
-  }
-  if (ackUpTo > 0) spool_.acknowledge(ackUpTo);
-  pump();
-}
-
-void Pipeline::setAside(InFlight& f) {
-  f.delivered = true;
-  f.rejected = true;
-  ++stats_.rejectedBatches;
-  stats_.rejectedReadings += f.count;
-  const SetAsideResult kept = spool_.setAside(f.firstSeq, f.lastSeq);
-  log_->error("batch of {} reading(s), seq {}..{}, rejected by the sink: not sent again; {}", f.count, f.firstSeq,
-              f.lastSeq, kept.kept > 0 ? "set aside in " + kept.where : "not kept (" + kept.why + "); it is lost");
-}
-
-void Pipeline::linkLost() {
-  ++epoch_;
-  inflight_.clear();
-  spool_.rewind();
-  nextUnread_ = spool_.stats().oldestSeq;  // resent at once: their times have passed
-}
-
-std::optional<SteadyTime> Pipeline::oldestUnreadAt() const {
-  const Numbered& n = numberedAt_[nextUnread_ % numberedAt_.size()];
-  if (n.seq != nextUnread_) return std::nullopt;  // not in the ring: older than any delay
-  return n.at;
-}
-
-void Pipeline::onSinkReady(bool ready) {
-  if (!ready) {
-    if (!inflight_.empty()) log_->info("link lost with {} batch(es) in flight; they will be resent", inflight_.size());
-    linkLost();
-    return;
-  }
-  pump();
-}
-
-void Pipeline::armBatchTimer(std::chrono::steady_clock::duration wait) {
-  if (timerArmed_) return;
-  timerArmed_ = true;
-  batchTimer_.expires_after(wait);
-  batchTimer_.async_wait(std::bind_front(&Pipeline::onBatchTimer, shared_from_this()));
-}
-
-void Pipeline::onBatchTimer(const boost::system::error_code& ec) {
-  timerArmed_ = false;
-  if (ec || stopped_) return;
-  pump();
+  fanout_.pump();
 }
 
 PipelineStats Pipeline::stats() const {
   PipelineStats s = stats_;
   s.blockedNow = blocked_.size();
+  s.sinks = fanout_.stats();
+  for (const SinkStats& k : s.sinks) {
+    s.batchesSent += k.batchesSent;
+    s.batchesDelivered += k.batchesDelivered;
+    s.readingsSent += k.readingsSent;
+    s.readingsDelivered += k.readingsDelivered;
+    s.retries += k.retries;
+    s.rejectedBatches += k.rejectedBatches;
+    s.rejectedReadings += k.rejectedReadings;
+  }
   return s;
 }
 

@@ -1,10 +1,12 @@
-// Pipeline: sources -> normaliser -> spool -> sink, on the executor.
+// Pipeline: sources -> normaliser -> spool -> sinks, on the executor.
 //
 // submit() normalises a raw sample, numbers each reading with the gateway-wide seq and appends it
-// to the spool. pump() moves batches from the spool to the sink: a full batch at once, a partial
-// one when its oldest reading has waited max_batch_delay. A batch is acknowledged in the spool
-// only when the sink reports Delivered, in seq order; when the sink loses its link, every batch in
-// flight is forgotten and the spool rewinds, so the next connection resends them (at least once).
+// to the spool (the record: the serialized Reading). pump() hands over to SinkFanout
+// (core/fanout.hpp), which moves batches from the spool to every sink, each on its own cursor,
+// each sink framing its own payload: a full batch at once, a partial one when its oldest reading
+// has waited max_batch_delay. A record leaves the spool only when every sink has delivered it;
+// when a sink loses its link, its batches in flight are forgotten and its cursor goes back, so the
+// next connection resends them (at least once).
 //
 // Back-pressure: when the spool cannot take a reading (BLOCK_SOURCES and full, or a write error:
 // a full disk, a read-only directory), readings wait in memory, in a bounded queue, and are
@@ -15,13 +17,13 @@
 // counted (notStored) and logged with its seq, rate-limited; so are those still held at stop(),
 // after one last attempt.
 //
-// A batch the sink rejects (Outcome::Rejected: it can never be delivered) is counted, set aside
-// in the spool (Spool::setAside) and acknowledged in its turn, so delivery goes on.
+// A batch a sink rejects (Outcome::Rejected: it can never be delivered) is counted for that sink,
+// set aside in the spool (Spool::setAside, the dead letters) and counts as delivered for that sink
+// in its turn, so delivery goes on.
+//
+// Time: the injected Clock (core/clock.hpp): its now() and its timers (batch delay, retries).
 #pragma once
 
-#include <array>
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -32,6 +34,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.hpp"
+#include "core/fanout.hpp"
 #include "core/normaliser.hpp"
 #include "core/sensor.hpp"
 #include "core/seq_store.hpp"
@@ -48,11 +52,9 @@ class Arena;
 namespace citygate::core {
 
 struct PipelineOptions {
-  std::string gatewayId;
-  std::string bootId;
   std::uint32_t maxBatchReadings = 200;
   std::chrono::milliseconds maxBatchDelay{500};
-  std::uint32_t maxInflightBatches = 8;
+  std::uint32_t maxInflightBatches = 8;  // per sink
   std::size_t maxBatchBytes = 256 * 1024;
   std::size_t maxBlockedReadings = 10000;
   std::chrono::milliseconds retryDelay{1000};  // after a failed delivery
@@ -74,18 +76,20 @@ enum class SpoolState : std::uint8_t {
 
 struct PipelineStats {
   std::uint64_t readings = 0;  // numbered and handed to the spool
+  // The delivery figures are the sums over the sinks (`sinks` has each one's).
   std::uint64_t batchesSent = 0;
   std::uint64_t batchesDelivered = 0;
   std::uint64_t readingsSent = 0;  // counting resends
   std::uint64_t readingsDelivered = 0;
   std::uint64_t retries = 0;
-  std::uint64_t lostBlocked = 0;  // the queue of held readings was full (see notStored)
-  std::uint64_t spoolErrors = 0;  // appends that failed (every attempt)
-  std::uint64_t blockedNow = 0;   // readings held in memory now
-  std::uint64_t notStored = 0;    // numbered, never stored: lostBlocked + lostAtStop
-  std::uint64_t lostAtStop = 0;   // still held when the pipeline stopped
-  std::uint64_t rejectedBatches = 0;
+  std::uint64_t lostBlocked = 0;      // the queue of held readings was full (see notStored)
+  std::uint64_t spoolErrors = 0;      // appends that failed (every attempt)
+  std::uint64_t blockedNow = 0;       // readings held in memory now
+  std::uint64_t notStored = 0;        // numbered, never stored: lostBlocked + lostAtStop
+  std::uint64_t lostAtStop = 0;       // still held when the pipeline stopped
+  std::uint64_t rejectedBatches = 0;  // dead letters, every sink's
   std::uint64_t rejectedReadings = 0;
+  std::vector<SinkStats> sinks;
 };
 
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
@@ -95,8 +99,13 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   // observation is only in them (Normaliser's hot path), so a tap that needs it parses them.
   using Tap = std::function<void(const pb::Reading&, std::string_view bytes)>;
 
-  Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, Spool& spool, Sink& sink, SeqStore& seq,
+  // One or more sinks (each gets every reading, on its own spool reader); they, the spool, the
+  // seq store and the clock outlive the pipeline.
+  Pipeline(Clock& clock, PipelineOptions options, Spool& spool, std::vector<Sink*> sinks, SeqStore& seq,
            std::shared_ptr<spdlog::logger> log);
+  Pipeline(Clock& clock, PipelineOptions options, Spool& spool, Sink& sink, SeqStore& seq,
+           std::shared_ptr<spdlog::logger> log)
+      : Pipeline(clock, std::move(options), spool, std::vector<Sink*>{&sink}, seq, std::move(log)) {}
   ~Pipeline();
 
   void start();
@@ -113,20 +122,13 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   // Called with every reading after it is numbered (control socket `tail`).
   void setTap(Tap tap) { tap_ = std::move(tap); }
 
-  // Re-examine the spool and the sink (e.g. when the spool has new durable records).
+  // Re-examine the spool and the sinks (e.g. when the spool has new durable records).
   void pump();
 
   PipelineStats stats() const;
   const PipelineOptions& options() const { return options_; }
 
  private:
-  struct InFlight {
-    std::uint64_t firstSeq;
-    std::uint64_t lastSeq;
-    std::uint32_t count;
-    bool delivered;  // or rejected and set aside: either way it goes in its turn
-    bool rejected;
-  };
   // Readings not stored, by seq, waiting for their (rate-limited) log line.
   struct LostLog {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // the first kMaxRanges
@@ -144,28 +146,17 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void refuse(std::uint64_t seq);
   void logLost(bool force, const char* why);
   void armRetry();
-  void onRetryTimer(const boost::system::error_code& ec);
+  void onRetryTimer();
   void retryHeld();
-  void setAside(InFlight& f);
-  void onSinkReady(bool ready);
-  void onOutcome(std::uint64_t epoch, std::uint64_t lastSeq, Outcome outcome);
-  void linkLost();
-  void armBatchTimer(std::chrono::steady_clock::duration wait);
-  void onBatchTimer(const boost::system::error_code& ec);
-  // When the oldest unread reading was numbered; none when it is no longer in the ring.
-  std::optional<SteadyTime> oldestUnreadAt() const;
 
-  boost::asio::any_io_executor executor_;
+  Clock& clock_;
   PipelineOptions options_;
   Spool& spool_;
-  Sink& sink_;
   SeqStore& seq_;
   std::shared_ptr<spdlog::logger> log_;
-  boost::asio::steady_timer batchTimer_;
-  bool timerArmed_ = false;
+  SinkFanout fanout_;
   bool stopped_ = false;
-  boost::asio::steady_timer retryTimer_;
-  bool retryArmed_ = false;
+  std::unique_ptr<Timer> retryTimer_;
   std::chrono::milliseconds retryWait_;
   SpoolState state_ = SpoolState::Ok;
   std::optional<SteadyTime> troubleSince_;  // when the spool stopped taking readings
@@ -174,7 +165,6 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::function<void(SpoolState, const std::string&)> stateCb_;
   LostLog lost_;
 
-  std::string batchHeader_;
   // Readings live on an arena for the length of one submit(): no malloc/free per point.
   std::unique_ptr<char[]> arenaBlock_;  // the arena's first block, reused by every submit()
   std::unique_ptr<google::protobuf::Arena> arena_;
@@ -182,17 +172,6 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::vector<GenericWire> scratchGeneric_;  // aligned with scratchReadings_
   std::string scratchBytes_;
   std::deque<std::pair<std::uint64_t, std::string>> blocked_;
-  std::deque<InFlight> inflight_;
-  std::uint64_t epoch_ = 0;
-  // A partial batch goes when its oldest reading has waited max_batch_delay since it was
-  // numbered, whenever the spool made it readable (a group commit may come later). The numbering
-  // times of the last 1024 seqs are kept; an older reading is due at once.
-  struct Numbered {
-    std::uint64_t seq = 0;
-    SteadyTime at{};
-  };
-  std::array<Numbered, 1024> numberedAt_{};
-  std::uint64_t nextUnread_ = 0;  // seq of the oldest reading not handed out yet (0: none numbered)
   Tap tap_;
   PipelineStats stats_;
 };

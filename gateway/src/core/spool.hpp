@@ -6,9 +6,19 @@
 // Threading: every method is called on the executor. Implementations may use workers of their
 // own (the file spool syncs on one) but never block the caller beyond a bounded write().
 //
-// Cursor model: records are [acked | in flight | unread]. readBatch() hands out unread records
-// and moves the read cursor; acknowledge(seq) deletes every record up to seq; rewind() moves the
-// read cursor back to the oldest unacknowledged record (after a lost connection).
+// Records, not payloads: the spool stores each record (a serialized Reading) with its seq and hands
+// the records out to a RecordVisitor; each sink frames its own payload from them (core/sink.hpp,
+// core/wire.hpp). The spool knows no batch format.
+//
+// Cursor model: one read cursor per reader (a reader is one sink; reader 0 always exists, more are
+// added with addReader() before the first read). For each reader the records are
+// [acked | in flight | unread]: readBatch(reader) hands out that reader's unread records and moves
+// its cursor; rewindReader(reader, afterSeq) moves it back to the first record above afterSeq
+// (after that sink lost its link). acknowledge(seq) deletes every record up to seq: the caller
+// (core's SinkFanout) passes the lowest seq every reader has delivered, so a record leaves the
+// spool only when every sink has it. A reader that does not read (its sink is down) holds records
+// in the spool but never stops another reader; when the spool fills, its policy (DROP_OLDEST,
+// BLOCK_SOURCES) applies as with one reader, and a dropped record is skipped by every cursor.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +51,7 @@ struct ReadResult {
 struct SpoolStats {
   std::uint64_t bytes = 0;               // on disk (or in memory), headers included
   std::uint64_t readings = 0;            // records not yet acknowledged
-  std::uint64_t unread = 0;              // records not yet handed out
+  std::uint64_t unread = 0;              // records not yet handed out (to the reader furthest behind)
   std::uint64_t oldestSeq = 0;           // 0 when empty
   std::uint64_t dropped = 0;             // by DROP_OLDEST, since start
   std::uint64_t replayed = 0;            // records handed out again after a rewind or a restart
@@ -64,8 +74,16 @@ struct SetAsideResult {
   std::string why;         // when none was kept
 };
 
-// The framing of one record inside a ReadingBatch payload: field 3 (readings), length-delimited.
-void appendBatchRecord(std::string& out, std::string_view record);
+// Receives the records a read hands out, oldest first. `record` is valid for the call only.
+class RecordVisitor {
+ public:
+  virtual void record(std::uint64_t seq, std::string_view record) = 0;
+
+ protected:
+  ~RecordVisitor() = default;
+};
+
+using ReaderId = std::uint32_t;
 
 class Spool {
  public:
@@ -73,23 +91,37 @@ class Spool {
 
   virtual AppendResult append(std::uint64_t seq, std::string_view record) = 0;
 
-  // Appends up to maxRecords unread records (and at most about maxBytes) to `out`, each framed
-  // by appendBatchRecord(), oldest first.
-  virtual ReadResult readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) = 0;
+  // A new read cursor at the oldest unacknowledged record; call before the first read. Reader 0
+  // exists from the start.
+  virtual ReaderId addReader() = 0;
+  // The number of readers (1 + the addReader() calls).
+  virtual std::size_t readers() const = 0;
 
-  // Every record with seq <= lastSeq has been delivered.
+  // Hands `reader`'s next unread records to `to`, oldest first: up to maxRecords, and at most
+  // about maxBytes of records (always at least one when any is unread).
+  virtual ReadResult readBatch(ReaderId reader, std::size_t maxRecords, std::size_t maxBytes, RecordVisitor& to) = 0;
+
+  // Every reader has delivered every record with seq <= lastSeq: they may go.
   virtual void acknowledge(std::uint64_t lastSeq) = 0;
 
-  // Hand out every unacknowledged record again, from the oldest.
-  virtual void rewind() = 0;
+  // `reader` reads again from the first unacknowledged record above afterSeq (0: the oldest).
+  virtual void rewindReader(ReaderId reader, std::uint64_t afterSeq) = 0;
+  // Every reader reads again from the oldest unacknowledged record.
+  void rewind() {
+    for (std::size_t r = 0; r < readers(); ++r) rewindReader(static_cast<ReaderId>(r), 0);
+  }
 
-  // Keeps the unacknowledged records firstSeq..lastSeq (a batch the sink rejected) where a person
-  // can look at them, outside the FIFO; the caller acknowledges them in their turn as usual.
+  // Keeps the unacknowledged records firstSeq..lastSeq (a batch a sink rejected: the dead letters)
+  // where a person can look at them, outside the FIFO; the caller acknowledges them in their turn
+  // as usual.
   virtual SetAsideResult setAside(std::uint64_t /*firstSeq*/, std::uint64_t /*lastSeq*/) {
     return SetAsideResult{0, {}, "this spool keeps no rejected batches"};
   }
 
-  virtual std::uint64_t unread() const = 0;
+  // Records readable by `reader` and not handed out to it yet.
+  virtual std::uint64_t unreadBy(ReaderId reader) const = 0;
+  std::uint64_t unread() const { return unreadBy(0); }
+  // stats().unread: the reader furthest behind.
   virtual SpoolStats stats() const = 0;
 
   // The seq after the highest one ever appended (recovered across restarts by durable spools;

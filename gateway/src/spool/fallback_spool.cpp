@@ -110,6 +110,7 @@ void FallbackSpool::onAttempt(const std::shared_ptr<Attempt>& a) {
 
 void FallbackSpool::takeOver(std::unique_ptr<FileSpool> file) {
   file_ = std::move(file);
+  while (file_->readers() < memory_.readers()) file_->addReader();
   const std::uint64_t next = file_->recoveredNextSeq();
   log_->warn(
       "spool {} is available again (after {} attempt(s)): the file spool takes over; {} reading(s) held in "
@@ -183,14 +184,20 @@ AppendResult FallbackSpool::append(std::uint64_t seq, std::string_view record) {
   return memory_.append(seq, record);
 }
 
-ReadResult FallbackSpool::readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) {
+ReaderId FallbackSpool::addReader() {
+  const ReaderId id = memory_.addReader();
+  if (file_) file_->addReader();
+  return id;
+}
+
+ReadResult FallbackSpool::readBatch(ReaderId reader, std::size_t maxRecords, std::size_t maxBytes, RecordVisitor& to) {
   switch (phase_) {
     case Phase::Memory:
-      return memory_.readBatch(maxRecords, maxBytes, out);
+      return memory_.readBatch(reader, maxRecords, maxBytes, to);
     case Phase::Moving:
       return ReadResult{};  // nothing until the held readings have moved (see the header)
     case Phase::File:
-      return file_->readBatch(maxRecords, maxBytes, out);
+      return file_->readBatch(reader, maxRecords, maxBytes, to);
   }
   return ReadResult{};
 }
@@ -204,12 +211,12 @@ void FallbackSpool::acknowledge(std::uint64_t lastSeq) {
   if (phase_ == Phase::Moving && moveHeld() && readable_) readable_();
 }
 
-void FallbackSpool::rewind() {
+void FallbackSpool::rewindReader(ReaderId reader, std::uint64_t afterSeq) {
   if (phase_ == Phase::File) {
-    file_->rewind();
+    file_->rewindReader(reader, afterSeq);
     return;
   }
-  memory_.rewind();
+  memory_.rewindReader(reader, afterSeq);
   if (phase_ == Phase::Moving && moveHeld() && readable_) readable_();
 }
 
@@ -218,14 +225,14 @@ SetAsideResult FallbackSpool::setAside(std::uint64_t firstSeq, std::uint64_t las
   return SetAsideResult{0, {}, "the spool directory is unavailable (" + reason_ + ")"};
 }
 
-std::uint64_t FallbackSpool::unread() const {
+std::uint64_t FallbackSpool::unreadBy(ReaderId reader) const {
   switch (phase_) {
     case Phase::Memory:
-      return memory_.unread();
+      return memory_.unreadBy(reader);
     case Phase::Moving:
       return 0;
     case Phase::File:
-      return file_->unread();
+      return file_->unreadBy(reader);
   }
   return 0;
 }

@@ -11,7 +11,9 @@
 // memory batch must not acknowledge the file spool's older, unsent records). A held reading whose
 // seq is not above the directory's (the directory could not even be read at start, so numbering
 // did not know where to begin) cannot go into it: it is counted and logged as lost by seq, and
-// onOpened tells the owner to number above the directory from now on.
+// onOpened tells the owner to number above the directory from now on. With several readers (sinks),
+// "in flight" means handed out to any of them and not acknowledged by all: a sink that stays down
+// keeps the held readings in memory until it has them too.
 //
 // close() makes one last attempt to open the directory; readings still only in memory are then
 // logged by seq as lost.
@@ -69,11 +71,13 @@ class FallbackSpool final : public Spool {
   Phase phase() const { return phase_; }
 
   AppendResult append(std::uint64_t seq, std::string_view record) override;
-  ReadResult readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) override;
+  ReaderId addReader() override;
+  std::size_t readers() const override { return memory_.readers(); }
+  ReadResult readBatch(ReaderId reader, std::size_t maxRecords, std::size_t maxBytes, RecordVisitor& to) override;
   void acknowledge(std::uint64_t lastSeq) override;
-  void rewind() override;
+  void rewindReader(ReaderId reader, std::uint64_t afterSeq) override;
   SetAsideResult setAside(std::uint64_t firstSeq, std::uint64_t lastSeq) override;
-  std::uint64_t unread() const override;
+  std::uint64_t unreadBy(ReaderId reader) const override;
   SpoolStats stats() const override;
   std::uint64_t recoveredNextSeq() const override { return floor_.value_or(0); }
   void setReadableCallback(std::function<void()> cb) override;

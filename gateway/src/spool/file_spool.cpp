@@ -484,9 +484,11 @@ Status FileSpool::recover() {
   corruptAtStart = corrupt_;
 
   bytes_ += ack::kFileSize;
-  read_ = ack_;
   durableOrd_ = endOrd_;
-  maxHandedOrd_ = endOrd_;  // everything recovered counts as replayed when it is sent
+  for (Reader& rd : readers_) {
+    rd.read = ack_;
+    rd.maxHandedOrd = endOrd_;  // everything recovered counts as replayed when it is sent
+  }
   recoveredNextSeq_ = 0;
   if (maxSeq > 0) recoveredNextSeq_ = maxSeq + 1;
   if (headerNext > recoveredNextSeq_) recoveredNextSeq_ = headerNext;
@@ -520,7 +522,7 @@ void FileSpool::onSynced(const SyncWorker::Result& r) {
   bool call = false;
   if (r.token > durableOrd_ && r.token <= endOrd_) {
     durableOrd_ = r.token;
-    call = unread() > 0;
+    for (std::size_t i = 0; i < readers_.size(); ++i) call = call || unreadBy(static_cast<ReaderId>(i)) > 0;
   }
   if (roomAfterUnlinks_ && r.unlinks >= *roomAfterUnlinks_) {
     roomAfterUnlinks_.reset();  // the segments dropped for room are gone: try again
@@ -716,8 +718,7 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
     std::string why = errnoText("cannot write " + s.path);
     // Leave no partial frame behind; if even that fails, never append to this file again.
     if (::ftruncate(s.fd->fd(), static_cast<off_t>(s.size)) != 0) activeOpen_ = false;
-    if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
-    if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
+    forgetBuffers(s.name);
     setError(std::move(why), false);
     return makeRoom() ? AppendResult::Full : AppendResult::Error;
   }
@@ -779,7 +780,9 @@ AppendResult FileSpool::rotate(std::uint64_t seq) {
   worker_->submitWrite(handle, endOrd_);
   worker_->submitCreated();
   if (!find(ack_.seg)) resolve(ack_);
-  if (!find(read_.seg)) resolve(read_);
+  for (Reader& rd : readers_) {
+    if (!find(rd.read.seg)) resolve(rd.read);
+  }
   // The segment that was the newest may go now if it is fully acknowledged (the new one carries
   // the seq forward and is submitted for sync ahead of the deletion).
   while (segs_.size() > 1 && ack_.ord >= segs_.front().endOrd()) deleteSegmentFront();
@@ -791,14 +794,13 @@ void FileSpool::deleteSegmentFront() {
   bytes_ -= s.size;
   worker_->submitUnlink(s.path);
   ++unlinksSubmitted_;
-  if (readBuf_.seg == s.name) readBuf_.seg = kNoSegment;
-  if (statBuf_.seg == s.name) statBuf_.seg = kNoSegment;
+  forgetBuffers(s.name);
   const bool wasActive = segs_.size() == 1 && activeOpen_;
   const Pos end = endOf(s, 0);
   const std::uint64_t name = s.name;
   segs_.pop_front();
   if (wasActive) activeOpen_ = false;
-  for (Pos* p : {&ack_, &read_}) {
+  for (Pos* p : positions()) {
     if (p->seg != name) continue;
     if (segs_.empty()) {
       *p = Pos{kNoSegment, 0, std::max(p->ord, end.ord), end.prevSeq};
@@ -816,7 +818,9 @@ bool FileSpool::dropOldest() {
   if (hi > lo) {
     dropped_ += hi - lo;
     // Records of it already handed out may still be acknowledged: then they did arrive.
-    const std::uint64_t handedHi = std::min(read_.ord, hi);
+    std::uint64_t handed = 0;
+    for (const Reader& rd : readers_) handed = std::max(handed, rd.read.ord);
+    const std::uint64_t handedHi = std::min(handed, hi);
     if (handedHi > lo) droppedInFlight_.push_back(Range{lo, handedHi});
     log_->warn("spool full: dropped {} reading(s), seq {}..{}", hi - lo, s.firstSeq, s.lastSeq);
   }
@@ -827,7 +831,7 @@ bool FileSpool::dropOldest() {
   deleteSegmentFront();
   // Positions that pointed into the dropped segment moved to the next one in deleteSegmentFront;
   // those behind it move too.
-  for (Pos* p : {&ack_, &read_}) {
+  for (Pos* p : positions()) {
     if (p->ord < hi) {
       if (segs_.empty()) {
         *p = Pos{kNoSegment, 0, hi, 0};
@@ -840,43 +844,65 @@ bool FileSpool::dropOldest() {
   return true;
 }
 
-ReadResult FileSpool::readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) {
+std::vector<FileSpool::Pos*> FileSpool::positions() {
+  std::vector<Pos*> v{&ack_};
+  for (Reader& rd : readers_) v.push_back(&rd.read);
+  return v;
+}
+
+void FileSpool::forgetBuffers(std::uint64_t seg) {
+  for (Reader& rd : readers_) {
+    if (rd.buf.seg == seg) rd.buf.seg = kNoSegment;
+  }
+  if (statBuf_.seg == seg) statBuf_.seg = kNoSegment;
+}
+
+ReaderId FileSpool::addReader() {
+  Reader rd;
+  rd.read = ack_;
+  rd.maxHandedOrd = readers_.front().maxHandedOrd;
+  readers_.push_back(std::move(rd));
+  return static_cast<ReaderId>(readers_.size() - 1);
+}
+
+ReadResult FileSpool::readBatch(ReaderId reader, std::size_t maxRecords, std::size_t maxBytes, RecordVisitor& to) {
+  Reader& rd = readers_[reader];
   ReadResult r;
   std::size_t taken = 0;
-  while (r.count < maxRecords && read_.ord < durableOrd_) {
-    resolve(read_);
-    Segment* s = find(read_.seg);
+  while (r.count < maxRecords && rd.read.ord < durableOrd_) {
+    resolve(rd.read);
+    Segment* s = find(rd.read.seg);
     if (!s) break;
-    if (read_.ord >= s->endOrd()) {
+    if (rd.read.ord >= s->endOrd()) {
       const auto idx = indexOf(*s);
       if (idx + 1 >= segs_.size()) break;
-      read_ = startOf(segs_[idx + 1]);
+      rd.read = startOf(segs_[idx + 1]);
       continue;
     }
     segment::Frame f;
-    std::uint64_t off = read_.off;
-    const Step step = readFrame(*s, off, read_.prevSeq, f, readBuf_, kReadChunk);
+    std::uint64_t off = rd.read.off;
+    const Step step = readFrame(*s, off, rd.read.prevSeq, f, rd.buf, kReadChunk);
     if (step == Step::Skipped) {
-      read_.off = off;
+      rd.read.off = off;
       continue;
     }
     if (step == Step::End) {  // records lost to damage found only now
-      read_ = endOf(*s, read_.prevSeq);
+      rd.read = endOf(*s, rd.read.prevSeq);
       continue;
     }
     if (r.count > 0 && taken + f.payload.size() > maxBytes) break;
-    appendBatchRecord(out, f.payload);
+    to.record(f.seq, f.payload);
     taken += f.payload.size();
     if (r.count == 0) r.firstSeq = f.seq;
     r.lastSeq = f.seq;
     ++r.count;
-    if (read_.ord < maxHandedOrd_) ++replayed_;
-    read_ = Pos{s->name, off + f.size, read_.ord + 1, f.seq};
+    if (rd.read.ord < rd.maxHandedOrd) ++replayed_;
+    rd.read = Pos{s->name, off + f.size, rd.read.ord + 1, f.seq};
   }
-  maxHandedOrd_ = std::max(maxHandedOrd_, read_.ord);
+  rd.maxHandedOrd = std::max(rd.maxHandedOrd, rd.read.ord);
   if (r.count > 0) {
-    ledger_.push_back(Handed{r.lastSeq, read_});
-    if (ledger_.size() > kMaxLedger) ledger_.pop_front();
+    rd.ledger.push_back(Handed{r.lastSeq, rd.read});
+    if (rd.ledger.size() > kMaxLedger) rd.ledger.pop_front();
   }
   return r;
 }
@@ -916,10 +942,13 @@ void FileSpool::acknowledge(std::uint64_t lastSeq) {
   if (lastSeq <= ackedSeq_) return;
   Pos target = ack_;
   bool exact = false;
-  while (!ledger_.empty() && ledger_.front().lastSeq <= lastSeq) {
-    if (ledger_.front().end.ord > target.ord) target = ledger_.front().end;
-    exact = ledger_.front().lastSeq == lastSeq;
-    ledger_.pop_front();
+  // Any reader's batch that ended at lastSeq says where that is without reading the segments.
+  for (Reader& rd : readers_) {
+    while (!rd.ledger.empty() && rd.ledger.front().lastSeq <= lastSeq) {
+      if (rd.ledger.front().end.ord > target.ord) target = rd.ledger.front().end;
+      exact = exact || rd.ledger.front().lastSeq == lastSeq;
+      rd.ledger.pop_front();
+    }
   }
   if (!exact) target = locate(lastSeq, target);
   applyAck(target, lastSeq);
@@ -942,7 +971,9 @@ void FileSpool::applyAck(const Pos& target, std::uint64_t seq) {
     if (!find(t.seg)) resolve(t);
     if (find(t.seg) || segs_.empty()) ack_ = t;
   }
-  if (read_.ord < ack_.ord) read_ = ack_;
+  for (Reader& rd : readers_) {
+    if (rd.read.ord < ack_.ord) rd.read = ack_;
+  }
   while (segs_.size() > 1 && ack_.ord >= segs_.front().endOrd()) deleteSegmentFront();
   if (seq > settledSeq_) {
     settledSeq_ = seq;
@@ -1066,21 +1097,26 @@ SetAsideResult FileSpool::setAside(std::uint64_t firstSeq, std::uint64_t lastSeq
   return res;
 }
 
-void FileSpool::rewind() {
-  read_ = ack_;
-  ledger_.clear();
-  droppedInFlight_.clear();  // what was in flight is forgotten: dropped stays dropped
+void FileSpool::rewindReader(ReaderId reader, std::uint64_t afterSeq) {
+  Reader& rd = readers_[reader];
+  rd.read = afterSeq > ackedSeq_ ? locate(afterSeq, ack_) : ack_;
+  rd.ledger.clear();
+  // What was in flight is forgotten: dropped stays dropped.
+  bool any = false;
+  for (const Reader& other : readers_) any = any || other.read.ord > ack_.ord;
+  if (!any) droppedInFlight_.clear();
 }
 
-std::uint64_t FileSpool::unread() const {
-  return durableOrd_ > read_.ord ? durableOrd_ - read_.ord : 0;
+std::uint64_t FileSpool::unreadBy(ReaderId reader) const {
+  const Pos& read = readers_[reader].read;
+  return durableOrd_ > read.ord ? durableOrd_ - read.ord : 0;
 }
 
 SpoolStats FileSpool::stats() const {
   SpoolStats s;
   s.bytes = bytes_;
   s.readings = endOrd_ > ack_.ord ? endOrd_ - ack_.ord : 0;
-  s.unread = unread();
+  for (std::size_t i = 0; i < readers_.size(); ++i) s.unread = std::max(s.unread, unreadBy(static_cast<ReaderId>(i)));
   s.oldestSeq = s.readings > 0 ? oldestSeq_ : 0;
   s.dropped = dropped_;
   s.replayed = replayed_;

@@ -3,8 +3,12 @@
 // handed to readBatch() only once it is durable, so a seq the platform has seen can never be
 // lost in a power cut and reused for another reading (FORMAT.md, "When a record is readable").
 //
-// Memory: an index of segments (not of records) plus one read buffer; recovery reads one
-// segment at a time.
+// Readers (one per sink, Spool's cursor model): each has its own position, read buffer and ledger of
+// batches handed out; the acknowledged position is shared (the lowest every sink has delivered).
+// After a restart every reader starts at the acknowledged position.
+//
+// Memory: an index of segments (not of records) plus one read buffer per reader; recovery reads
+// one segment at a time.
 //
 // Capacity: stats().bytes is what the spool occupies on disk (segment headers, frames, the ack
 // file). The cap counts the same bytes minus the acknowledged head of the oldest segment, which
@@ -81,15 +85,17 @@ class FileSpool final : public Spool {
   FileSpool& operator=(const FileSpool&) = delete;
 
   AppendResult append(std::uint64_t seq, std::string_view record) override;
-  ReadResult readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) override;
+  ReaderId addReader() override;
+  std::size_t readers() const override { return readers_.size(); }
+  ReadResult readBatch(ReaderId reader, std::size_t maxRecords, std::size_t maxBytes, RecordVisitor& to) override;
   void acknowledge(std::uint64_t lastSeq) override;
-  void rewind() override;
+  void rewindReader(ReaderId reader, std::uint64_t afterSeq) override;
   // Appends the records to `rejected.cgs` in the directory (segment format, mode 0600, at most
   // kMaxRejectedBytes; FORMAT.md) and syncs it, so they survive their acknowledgement.
   SetAsideResult setAside(std::uint64_t firstSeq, std::uint64_t lastSeq) override;
   // Durable records not yet handed out (records still waiting for their group commit are not
   // readable yet and not counted here; stats().readings counts them).
-  std::uint64_t unread() const override;
+  std::uint64_t unreadBy(ReaderId reader) const override;
   SpoolStats stats() const override;
   std::uint64_t recoveredNextSeq() const override { return recoveredNextSeq_; }
   void setReadableCallback(std::function<void()> cb) override { readable_ = std::move(cb); }
@@ -140,6 +146,14 @@ class FileSpool final : public Spool {
     std::uint64_t off = 0;
     std::string data;
   };
+  // One read cursor (a sink's): where it reads, its own read buffer (two readers far apart do not
+  // evict each other's), its batches until acknowledged.
+  struct Reader {
+    Pos read;
+    ReadBuffer buf;
+    std::deque<Handed> ledger;
+    std::uint64_t maxHandedOrd = 0;
+  };
   enum class Step : std::uint8_t { Record, Skipped, End };
 
   FileSpool(boost::asio::any_io_executor executor, FileSpoolOptions options, std::shared_ptr<spdlog::logger> log);
@@ -165,6 +179,10 @@ class FileSpool final : public Spool {
   bool fill(Segment& s, std::uint64_t off, std::size_t want, ReadBuffer& rb, std::size_t chunk);
   Pos locate(std::uint64_t seq, Pos from);
   void updateOldest();
+  // ack_ and every reader's position (fixed up when segments go).
+  std::vector<Pos*> positions();
+  // Read buffers holding segment `seg` (deleted, or cut after a failed write) are stale.
+  void forgetBuffers(std::uint64_t seg);
 
   std::uint64_t chargedBytes() const;
   bool dropOldest();
@@ -192,16 +210,13 @@ class FileSpool final : public Spool {
   std::uint64_t bytes_ = 0;  // segment files + the ack file
 
   Pos ack_;
-  Pos read_;
+  std::vector<Reader> readers_{1};
   std::uint64_t ackedSeq_ = 0;         // highest seq acknowledged
   std::uint64_t settledSeq_ = 0;       // every seq <= this is acknowledged or dropped (the ack file)
   std::uint64_t ackedSinceWrite_ = 0;  // records acknowledged since the last ack-file request
   std::uint64_t endOrd_ = 0;
   std::uint64_t durableOrd_ = 0;
-  std::uint64_t maxHandedOrd_ = 0;
-  std::deque<Handed> ledger_;
   std::deque<Range> droppedInFlight_;
-  ReadBuffer readBuf_;
   ReadBuffer statBuf_;
   std::uint64_t oldestSeq_ = 0;
 

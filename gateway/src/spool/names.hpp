@@ -8,9 +8,10 @@ namespace citygate::spool {
 
 namespace pb = citygate::v1;
 
-using core::appendBatchRecord;
 using core::AppendResult;
+using core::ReaderId;
 using core::ReadResult;
+using core::RecordVisitor;
 using core::SetAsideResult;
 using core::Spool;
 using core::SpoolStats;

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "app/validate.hpp"
+#include "inputs/modbus/spec.hpp"
 
 namespace fs = std::filesystem;
 using namespace citygate;

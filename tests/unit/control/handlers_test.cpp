@@ -36,6 +36,28 @@ std::shared_ptr<spdlog::logger> quiet(const std::string& name) {
   return std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::null_sink_mt>());
 }
 
+// A source that lists one Modbus-like device (the handlers list devices through sources::Source).
+class ListedSource : public sources::Source {
+ public:
+  ListedSource() {
+    spec_.kind = "modbus";
+    spec_.name = "bus1";
+    auto& d = spec_.devices.emplace_back();
+    d.set_id("meter-1");
+    d.set_kind("modbus");
+    d.set_bus("bus1");
+    d.set_unit_id(3);
+    d.set_profile("fake-meter");
+  }
+  const sources::SourceSpec& spec() const override { return spec_; }
+  Status start() override { return Ok{}; }
+  void stop(std::function<void()> done) override { done(); }
+  void fillHealth(pb::GatewayHealth&) const override {}
+
+ private:
+  sources::SourceSpec spec_;
+};
+
 // A running configuration with one Modbus device and a secret, and an applyConfig that answers
 // at once with a fixed plan and records what it was asked.
 class FakeTarget : public ControlTarget {
@@ -77,8 +99,7 @@ class FakeTarget : public ControlTarget {
   }
   void setReadingTap(ReadingTap t) override { tap = std::move(t); }
 
-  const std::vector<std::shared_ptr<modbus::BusSource>>& buses() const override { return buses_; }
-  std::shared_ptr<modbus::BusSource> bus(const std::string&) const override { return nullptr; }
+  const std::vector<std::shared_ptr<sources::Source>>& sources() const override { return sources_; }
 
   struct Call {
     std::string path;
@@ -93,7 +114,7 @@ class FakeTarget : public ControlTarget {
   std::string bootId_ = "b00t";
   std::string version_ = "0.0-test";
   platform::Logging logging_{true};
-  std::vector<std::shared_ptr<modbus::BusSource>> buses_;
+  std::vector<std::shared_ptr<sources::Source>> sources_{std::make_shared<ListedSource>()};
 };
 
 struct World {

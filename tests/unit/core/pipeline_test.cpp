@@ -1,16 +1,15 @@
-// Pipeline on a real io_context with a fake Sink and the memory spool.
+// Pipeline on a manual clock (no sleeping) with fake sinks and the memory spool.
 #include <doctest/doctest.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <sstream>
-#include <thread>
 
 #include "core/pipeline.hpp"
+#include "core/wire.hpp"
 #include "spool/memory_spool.hpp"
+#include "support/manual_clock.hpp"
 
 using namespace citygate;
 using namespace citygate::core;
@@ -18,38 +17,73 @@ namespace pb = citygate::v1;
 
 namespace {
 
+std::vector<std::uint64_t> seqs(const pb::ReadingBatch& b) {
+  std::vector<std::uint64_t> v;
+  for (const auto& r : b.readings()) v.push_back(r.seq());
+  return v;
+}
+
+// Frames a ReadingBatch as the native sink does; keeps every batch it is given and its completion.
 class FakeSink final : public Sink {
  public:
+  explicit FakeSink(std::string name = "fake") : name_(std::move(name)) {}
+  std::string_view name() const override { return name_; }
   bool ready() const override { return ready_; }
+  void beginBatch(std::string& payload) override {
+    wire::appendString(payload, pb::ReadingBatch::kGatewayIdFieldNumber, "gw");
+  }
+  void addRecord(std::string& payload, std::uint64_t seq, std::string_view record) override {
+    CHECK(seq > lastRecordSeq_);  // oldest first within a batch
+    lastRecordSeq_ = seq;
+    wire::appendLengthDelimited(payload, pb::ReadingBatch::kReadingsFieldNumber, record);
+  }
   void asyncDeliver(std::string payload, std::uint32_t count, std::function<void(Outcome)> done) override {
+    lastRecordSeq_ = 0;
     pb::ReadingBatch b;
     REQUIRE(b.ParseFromString(payload));
     CHECK(b.readings_size() == static_cast<int>(count));
     CHECK(b.gateway_id() == "gw");
     batches.push_back(b);
     pending.push_back(std::move(done));
+    pendingBatches.push_back(b);
   }
   void setReadyCallback(std::function<void(bool)> cb) override { cb_ = std::move(cb); }
   void setReady(bool r) {
     ready_ = r;
-    if (!r) pending.clear();
+    if (!r) {
+      pending.clear();
+      pendingBatches.clear();
+    }
     if (cb_) cb_(r);
   }
-  void ackAll() {
+  void ackAll() { completeAll(Outcome::Delivered); }
+  // Completes every batch in flight with `o`, oldest first; Delivered ones count in `delivered`.
+  void completeAll(Outcome o) {
     auto p = std::move(pending);
+    auto b = std::move(pendingBatches);
     pending.clear();
-    for (auto& d : p) d(Outcome::Delivered);
+    pendingBatches.clear();
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      if (o == Outcome::Delivered) {
+        for (auto s : seqs(b[i])) delivered.push_back(s);
+      }
+      p[i](o);
+    }
   }
   std::vector<pb::ReadingBatch> batches;
   std::vector<std::function<void(Outcome)>> pending;
+  std::vector<pb::ReadingBatch> pendingBatches;  // aligned with pending
+  std::vector<std::uint64_t> delivered;          // seqs of the batches completed as Delivered
 
  private:
+  std::string name_;
+  std::uint64_t lastRecordSeq_ = 0;
   bool ready_ = true;
   std::function<void(bool)> cb_;
 };
 
 struct Fixture {
-  boost::asio::io_context ioc;
+  testing::ManualClock clock;
   spool::MemorySpool spool{1 << 20, pb::SpoolConfig::DROP_OLDEST};
   FakeSink sink;
   SeqStore seq{"", false};
@@ -68,19 +102,17 @@ struct Fixture {
     spec.points.push_back(p);
     buildGroups(spec);
     PipelineOptions o;
-    o.gatewayId = "gw";
-    o.bootId = "b";
     o.maxBatchReadings = maxBatch;
     o.maxBatchDelay = delay;
     o.retryDelay = std::chrono::milliseconds(10);
     pipeline = std::make_shared<Pipeline>(
-        ioc.get_executor(), o, other ? *other : spool, sink, seq,
+        clock, o, other ? *other : spool, sink, seq,
         std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
     pipeline->start();
   }
   void submit(double v) {
     RawSample s;
-    s.observedAt = WallClock::now();
+    s.observedAt = clock.wallNow();
     s.values.push_back(RawValue{v, RawValue::State::Ok});
     pipeline->submit(spec, memory, std::move(s));
   }
@@ -90,12 +122,15 @@ struct Fixture {
 class LateSpool final : public spool::Spool {
  public:
   spool::AppendResult append(std::uint64_t seq, std::string_view record) override { return inner.append(seq, record); }
-  spool::ReadResult readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) override {
-    return released ? inner.readBatch(maxRecords, maxBytes, out) : spool::ReadResult{};
+  spool::ReaderId addReader() override { return inner.addReader(); }
+  std::size_t readers() const override { return inner.readers(); }
+  spool::ReadResult readBatch(spool::ReaderId reader, std::size_t maxRecords, std::size_t maxBytes,
+                              spool::RecordVisitor& to) override {
+    return released ? inner.readBatch(reader, maxRecords, maxBytes, to) : spool::ReadResult{};
   }
   void acknowledge(std::uint64_t lastSeq) override { inner.acknowledge(lastSeq); }
-  void rewind() override { inner.rewind(); }
-  std::uint64_t unread() const override { return released ? inner.unread() : 0; }
+  void rewindReader(spool::ReaderId reader, std::uint64_t afterSeq) override { inner.rewindReader(reader, afterSeq); }
+  std::uint64_t unreadBy(spool::ReaderId reader) const override { return released ? inner.unreadBy(reader) : 0; }
   spool::SpoolStats stats() const override { return inner.stats(); }
   std::uint64_t recoveredNextSeq() const override { return 0; }
   void setReadableCallback(std::function<void()> cb) override { readable = std::move(cb); }
@@ -110,12 +145,6 @@ class LateSpool final : public spool::Spool {
   std::function<void()> readable;
 };
 
-std::vector<std::uint64_t> seqs(const pb::ReadingBatch& b) {
-  std::vector<std::uint64_t> v;
-  for (const auto& r : b.readings()) v.push_back(r.seq());
-  return v;
-}
-
 }  // namespace
 
 TEST_CASE("a full batch goes at once; a partial one after max_batch_delay") {
@@ -127,10 +156,9 @@ TEST_CASE("a full batch goes at once; a partial one after max_batch_delay") {
   REQUIRE(f.sink.batches.size() == 1);
   CHECK(seqs(f.sink.batches[0]) == std::vector<std::uint64_t>{1, 2, 3});
   f.submit(4);
-  f.ioc.run_for(std::chrono::milliseconds(20));
+  f.clock.advance(std::chrono::milliseconds(49));
   CHECK(f.sink.batches.size() == 1);
-  f.ioc.restart();
-  f.ioc.run_for(std::chrono::milliseconds(60));
+  f.clock.advance(std::chrono::milliseconds(1));
   REQUIRE(f.sink.batches.size() == 2);
   CHECK(seqs(f.sink.batches[1]) == std::vector<std::uint64_t>{4});
 }
@@ -139,17 +167,18 @@ TEST_CASE("the batch delay counts from numbering: a reading readable late goes a
   LateSpool late;
   Fixture f(10, std::chrono::milliseconds(30), &late);
   f.submit(1);
-  CHECK(f.ioc.poll() == 0);  // nothing readable, so no timer either
-  // The delay passes while the record is not yet durable (time itself is the input here).
-  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  CHECK(f.clock.armedTimers() == 0);  // nothing readable, so no timer either
+  // The delay passes while the record is not yet durable.
+  f.clock.advance(std::chrono::milliseconds(40));
   CHECK(f.sink.batches.empty());
   late.release();  // the group commit: due already, so no second wait
   REQUIRE(f.sink.batches.size() == 1);
   CHECK(seqs(f.sink.batches[0]) == std::vector<std::uint64_t>{1});
   f.submit(2);  // the next one waits its own delay
   CHECK(f.sink.batches.size() == 1);
-  f.ioc.restart();
-  f.ioc.run_for(std::chrono::milliseconds(60));
+  f.clock.advance(std::chrono::milliseconds(29));
+  CHECK(f.sink.batches.size() == 1);
+  f.clock.advance(std::chrono::milliseconds(1));
   REQUIRE(f.sink.batches.size() == 2);
   CHECK(seqs(f.sink.batches[1]) == std::vector<std::uint64_t>{2});
 }
@@ -172,13 +201,11 @@ TEST_CASE("a lost link resends every unacknowledged reading, in order") {
   f.submit(9);
   CHECK(f.sink.batches.size() == 2);
   f.sink.setReady(true);
-  f.ioc.run_for(std::chrono::milliseconds(10));
   REQUIRE(f.sink.batches.size() >= 4);
   CHECK(seqs(f.sink.batches[2]) == std::vector<std::uint64_t>{1, 2});
   CHECK(seqs(f.sink.batches[3]) == std::vector<std::uint64_t>{3, 4});
   f.sink.ackAll();
-  f.ioc.restart();
-  f.ioc.run_for(std::chrono::milliseconds(80));
+  f.clock.advance(std::chrono::milliseconds(80));
   f.sink.ackAll();
   CHECK(f.spool.stats().readings == 0);
 }
@@ -197,7 +224,7 @@ TEST_CASE("seq is strictly increasing across submits") {
 }
 
 TEST_CASE("BLOCK_SOURCES: a full spool pauses the sources and loses nothing") {
-  boost::asio::io_context ioc;
+  testing::ManualClock clock;
   spool::MemorySpool spool{70 * 1024, pb::SpoolConfig::BLOCK_SOURCES};
   FakeSink sink;
   sink.setReady(false);
@@ -213,11 +240,10 @@ TEST_CASE("BLOCK_SOURCES: a full spool pauses the sources and loses nothing") {
   buildGroups(spec);
   SensorMemory mem;
   PipelineOptions o;
-  o.gatewayId = "gw";
   o.maxBatchReadings = 1000;
   o.maxBatchDelay = std::chrono::milliseconds(5);
   auto pl = std::make_shared<Pipeline>(
-      ioc.get_executor(), o, spool, sink, seq,
+      clock, o, spool, sink, seq,
       std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
   pl->start();
   int n = 0;
@@ -232,8 +258,7 @@ TEST_CASE("BLOCK_SOURCES: a full spool pauses the sources and loses nothing") {
   sink.setReady(true);
   for (int round = 0; round < 100 && (!sink.pending.empty() || spool.stats().readings > 0); ++round) {
     sink.ackAll();
-    ioc.restart();
-    ioc.run_for(std::chrono::milliseconds(50));
+    clock.advance(std::chrono::milliseconds(50));
   }
   CHECK(pl->accepting());
   std::uint64_t total = 0;
@@ -253,16 +278,19 @@ class FailingSpool final : public spool::Spool {
     if (failing) return spool::AppendResult::Error;
     return inner.append(seq, record);
   }
-  spool::ReadResult readBatch(std::size_t maxRecords, std::size_t maxBytes, std::string& out) override {
-    return inner.readBatch(maxRecords, maxBytes, out);
+  spool::ReaderId addReader() override { return inner.addReader(); }
+  std::size_t readers() const override { return inner.readers(); }
+  spool::ReadResult readBatch(spool::ReaderId reader, std::size_t maxRecords, std::size_t maxBytes,
+                              spool::RecordVisitor& to) override {
+    return inner.readBatch(reader, maxRecords, maxBytes, to);
   }
   void acknowledge(std::uint64_t lastSeq) override { inner.acknowledge(lastSeq); }
-  void rewind() override { inner.rewind(); }
+  void rewindReader(spool::ReaderId reader, std::uint64_t afterSeq) override { inner.rewindReader(reader, afterSeq); }
   spool::SetAsideResult setAside(std::uint64_t firstSeq, std::uint64_t lastSeq) override {
     asides.emplace_back(firstSeq, lastSeq);
     return spool::SetAsideResult{lastSeq - firstSeq + 1, "the test's list", {}};
   }
-  std::uint64_t unread() const override { return inner.unread(); }
+  std::uint64_t unreadBy(spool::ReaderId reader) const override { return inner.unreadBy(reader); }
   spool::SpoolStats stats() const override {
     auto s = inner.stats();
     if (failing) s.lastError = "cannot create /spool/seg-1.cgs: No space left on device";
@@ -280,7 +308,7 @@ class FailingSpool final : public spool::Spool {
 };
 
 struct FailureFixture {
-  boost::asio::io_context ioc;
+  testing::ManualClock clock;
   FailingSpool spool;
   FakeSink sink;
   SeqStore seq{"", false};
@@ -300,7 +328,6 @@ struct FailureFixture {
     spec.points.push_back(p);
     buildGroups(spec);
     PipelineOptions o;
-    o.gatewayId = "gw";
     o.maxBatchReadings = 1000;
     o.maxBatchDelay = std::chrono::milliseconds(5);
     o.maxBlockedReadings = maxHeld;
@@ -308,7 +335,7 @@ struct FailureFixture {
     o.retryMin = std::chrono::milliseconds(10);
     o.retryMax = std::chrono::milliseconds(40);
     auto log = std::make_shared<spdlog::logger>("spool", std::make_shared<spdlog::sinks::ostream_sink_st>(logText));
-    pipeline = std::make_shared<Pipeline>(ioc.get_executor(), o, spool, sink, seq, log);
+    pipeline = std::make_shared<Pipeline>(clock, o, spool, sink, seq, log);
     pipeline->setStateCallback([this](SpoolState st, const std::string&) { states.push_back(st); });
     pipeline->start();
   }
@@ -317,13 +344,12 @@ struct FailureFixture {
     s.values.push_back(RawValue{1, RawValue::State::Ok});
     pipeline->submit(spec, memory, std::move(s));
   }
-  // Runs the io_context until `done`, for at most `timeout` (then the test fails).
+  // Moves the manual clock on in 5 ms steps until `done`, for at most `timeout` of its time.
   void runUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    ioc.restart();
+    const auto deadline = clock.steadyNow() + timeout;
     while (!done()) {
-      REQUIRE(std::chrono::steady_clock::now() < deadline);
-      ioc.run_one_for(std::chrono::milliseconds(5));
+      REQUIRE(clock.steadyNow() < deadline);
+      clock.advance(std::chrono::milliseconds(5));
     }
   }
 };
@@ -405,18 +431,17 @@ TEST_CASE("stopping while the spool fails: one last attempt, then every held rea
 TEST_CASE("a batch the sink rejects is counted, set aside, and delivery goes on") {
   FailureFixture f(false);
   f.pipeline->stop();  // a fixture with small batches instead
-  boost::asio::io_context ioc;
+  testing::ManualClock clock;
   FailingSpool spool;
   FakeSink sink;
   SeqStore seq{"", false};
   REQUIRE(seq.open(0));
   PipelineOptions o;
-  o.gatewayId = "gw";
   o.maxBatchReadings = 2;
   o.maxBatchDelay = std::chrono::milliseconds(5);
   o.retryDelay = std::chrono::milliseconds(1);
   auto pl = std::make_shared<Pipeline>(
-      ioc.get_executor(), o, spool, sink, seq,
+      clock, o, spool, sink, seq,
       std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
   pl->start();
   for (int i = 0; i < 6; ++i) {
@@ -439,4 +464,140 @@ TEST_CASE("a batch the sink rejects is counted, set aside, and delivery goes on"
   CHECK(st.rejectedReadings == 2);
   CHECK(st.readingsDelivered == 4);
   CHECK(st.retries == 0);
+}
+
+// ---- issue 13: two sinks on one spool ----------------------------------------------------------
+
+TEST_CASE(
+    "two sinks on one spool: each gets every record once, in order; the spool frees a record only when both have it") {
+  testing::ManualClock clock;
+  spool::MemorySpool spool{1 << 20, pb::SpoolConfig::DROP_OLDEST};
+  FakeSink a("a");
+  FakeSink b("b");
+  SeqStore seq{"", false};
+  REQUIRE(seq.open(0));
+  SensorSpec spec;
+  spec.id = "s";
+  spec.kind = pb::GENERIC;
+  PointSpec p;
+  p.name = "v";
+  p.field = FieldRef{pb::GENERIC, -1};
+  spec.points.push_back(p);
+  buildGroups(spec);
+  SensorMemory memory;
+  PipelineOptions o;
+  o.maxBatchReadings = 2;
+  o.maxBatchDelay = std::chrono::milliseconds(50);
+  o.retryDelay = std::chrono::milliseconds(100);
+  auto pl = std::make_shared<Pipeline>(
+      clock, o, spool, std::vector<Sink*>{&a, &b}, seq,
+      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  pl->start();
+  REQUIRE(spool.readers() == 2);
+  auto submit = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      RawSample s;
+      s.values.push_back(RawValue{1, RawValue::State::Ok});
+      pl->submit(spec, memory, std::move(s));
+    }
+  };
+  const auto upTo = [](std::uint64_t n) {
+    std::vector<std::uint64_t> v;
+    for (std::uint64_t i = 1; i <= n; ++i) v.push_back(i);
+    return v;
+  };
+
+  submit(4);
+  REQUIRE(a.pending.size() == 2);
+  REQUIRE(b.pending.size() == 2);
+  a.ackAll();
+  CHECK(spool.stats().readings == 4);  // b has none of them yet
+
+  // b fails for a while: its batches come back Retry, twice; a goes on meanwhile.
+  b.completeAll(Outcome::Retry);
+  CHECK(b.pending.empty());  // paused for retry_delay, not resent at once
+  submit(2);
+  REQUIRE(a.pending.size() == 1);
+  a.ackAll();
+  CHECK(a.delivered == upTo(6));
+  CHECK(b.pending.empty());
+  CHECK(spool.stats().readings == 6);
+  clock.advance(std::chrono::milliseconds(100));
+  REQUIRE(b.pending.size() == 3);  // 1..2, 3..4, 5..6 again
+  b.completeAll(Outcome::Retry);
+  submit(2);
+  a.ackAll();
+  CHECK(a.delivered == upTo(8));
+  CHECK(spool.stats().readings == 8);
+  clock.advance(std::chrono::milliseconds(100));
+  REQUIRE(b.pending.size() == 4);
+  b.ackAll();
+  CHECK(b.delivered == upTo(8));
+  CHECK(spool.stats().readings == 0);  // both have every record: the spool freed them
+
+  // b rejects a batch: it goes to the dead letters, counted for b; a and b go on.
+  submit(2);
+  REQUIRE(a.pending.size() == 1);
+  REQUIRE(b.pending.size() == 1);
+  b.completeAll(Outcome::Rejected);
+  CHECK(spool.stats().readings == 2);  // a does not have 9..10 yet
+  a.ackAll();
+  CHECK(spool.stats().readings == 0);
+  submit(2);
+  a.ackAll();
+  b.ackAll();
+  CHECK(a.delivered == upTo(12));
+  auto bExpected = upTo(8);
+  bExpected.push_back(11);
+  bExpected.push_back(12);
+  CHECK(b.delivered == bExpected);
+  CHECK(spool.stats().readings == 0);
+
+  const auto st = pl->stats();
+  REQUIRE(st.sinks.size() == 2);
+  CHECK(st.sinks[0].name == "a");
+  CHECK(st.sinks[0].rejectedBatches == 0);
+  CHECK(st.sinks[0].retries == 0);
+  CHECK(st.sinks[0].readingsDelivered == 12);
+  CHECK(st.sinks[1].name == "b");
+  CHECK(st.sinks[1].rejectedBatches == 1);
+  CHECK(st.sinks[1].rejectedReadings == 2);
+  CHECK(st.sinks[1].retries == 2);  // one per failure: the rest of its batches in flight went with it
+  CHECK(st.sinks[1].readingsDelivered == 10);
+  CHECK(st.rejectedReadings == 2);
+  // Every record went to each sink once when delivered (b's resends were never delivered).
+  CHECK(a.batches.size() == 6);
+}
+
+TEST_CASE("two sinks: one that is down does not hold the other up; it catches up from its own cursor") {
+  Fixture f(2);
+  // The fixture's pipeline has one sink; this one has two on a spool of its own.
+  spool::MemorySpool spool{1 << 20, pb::SpoolConfig::DROP_OLDEST};
+  FakeSink up("up");
+  FakeSink down("down");
+  down.setReady(false);
+  SeqStore seq{"", false};
+  REQUIRE(seq.open(0));
+  PipelineOptions o;
+  o.maxBatchReadings = 2;
+  auto pl = std::make_shared<Pipeline>(
+      f.clock, o, spool, std::vector<Sink*>{&up, &down}, seq,
+      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  pl->start();
+  for (int i = 0; i < 6; ++i) {
+    RawSample s;
+    s.values.push_back(RawValue{1, RawValue::State::Ok});
+    pl->submit(f.spec, f.memory, std::move(s));
+    up.ackAll();
+  }
+  CHECK(up.delivered == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6});
+  CHECK(down.batches.empty());
+  CHECK(spool.stats().readings == 6);
+  down.setReady(true);
+  REQUIRE(down.batches.size() == 3);
+  CHECK(seqs(down.batches[0]) == std::vector<std::uint64_t>{1, 2});
+  CHECK(seqs(down.batches[2]) == std::vector<std::uint64_t>{5, 6});
+  CHECK(up.batches.size() == 3);  // nothing resent to the one that had them
+  down.ackAll();
+  CHECK(spool.stats().readings == 0);
 }

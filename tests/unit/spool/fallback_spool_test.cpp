@@ -16,6 +16,7 @@
 using namespace file_spool_support;
 using spool_contract::drain;
 using spool_contract::range;
+using spool_contract::readInto;
 using spool_contract::record;
 
 namespace {
@@ -89,7 +90,7 @@ TEST_CASE("fallback spool: when the directory becomes usable, held readings move
   s->start();
   for (std::uint64_t i = 1; i <= 6; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
   std::string out;
-  REQUIRE(s->readBatch(2, 1 << 20, out).count == 2);  // 1..2 in flight
+  REQUIRE(readInto(*s, 2, 1 << 20, out).count == 2);  // 1..2 in flight
   b.unblock();
   b.clock.advance(std::chrono::milliseconds(9));
   CHECK_FALSE(opened.has_value());  // not tried before the retry timer (retryMin 10 ms)

@@ -15,6 +15,7 @@
 using namespace file_spool_support;
 using spool_contract::drain;
 using spool_contract::range;
+using spool_contract::readInto;
 using spool_contract::record;
 
 namespace {
@@ -77,7 +78,7 @@ TEST_CASE("file spool: a record is readable only once it is durable, and the cal
   CHECK(s->unread() == 0);
   CHECK(s->stats().readings == 10);
   std::string out;
-  CHECK(s->readBatch(100, 1 << 20, out).count == 0);
+  CHECK(readInto(*s, 100, 1 << 20, out).count == 0);
   s->syncNow();
   runUntil([&] { return calls > 0; });
   CHECK(s->unread() == 10);

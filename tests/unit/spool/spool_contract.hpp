@@ -17,11 +17,31 @@
 
 #include "citygate/v1/reading.pb.h"
 #include "core/spool.hpp"
+#include "core/wire.hpp"
 
 namespace spool_contract {
 
 using namespace citygate::core;
 namespace pb = citygate::v1;
+
+// Frames the records a read hands out as a ReadingBatch's readings, as the native sink does.
+class BatchFramer final : public RecordVisitor {
+ public:
+  explicit BatchFramer(std::string& out) : out_(out) {}
+  void record(std::uint64_t /*seq*/, std::string_view record) override {
+    wire::appendLengthDelimited(out_, pb::ReadingBatch::kReadingsFieldNumber, record);
+  }
+
+ private:
+  std::string& out_;
+};
+
+// readBatch() into a ReadingBatch payload.
+inline ReadResult readInto(Spool& s, std::size_t maxRecords, std::size_t maxBytes, std::string& out,
+                           ReaderId reader = 0) {
+  BatchFramer framer(out);
+  return s.readBatch(reader, maxRecords, maxBytes, framer);
+}
 
 inline std::vector<std::uint64_t> seqsOf(const std::string& payload) {
   pb::ReadingBatch b;
@@ -44,7 +64,7 @@ inline std::vector<std::uint64_t> drain(Spool& s, std::size_t batch = 1000,
   std::vector<std::uint64_t> all;
   for (;;) {
     std::string out;
-    const ReadResult r = s.readBatch(batch, 1 << 24, out);
+    const ReadResult r = readInto(s, batch, 1 << 24, out);
     if (r.count == 0) break;
     if (results) results->push_back(r);
     const auto seqs = seqsOf(out);
@@ -62,9 +82,95 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
   return v;
 }
 
+// Two readers (two sinks): each reads every record on its own cursor, in order; acknowledge()
+// (the lowest both have) frees records; one reader goes back after a lost link without moving the
+// other; a reader that does not read never stops the other.
+template <class F>
+void twoReaders() {
+  F::reset();
+  auto s = F::make(1 << 20, pb::SpoolConfig::DROP_OLDEST);
+  const ReaderId second = s->addReader();
+  CHECK(second == 1);
+  CHECK(s->readers() == 2);
+  for (std::uint64_t i = 1; i <= 10; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  F::settle(*s);
+  std::string out;
+  CHECK(readInto(*s, 100, 1 << 20, out, 0).lastSeq == 10);
+  CHECK(seqsOf(out) == range(1, 10));
+  CHECK(s->unreadBy(0) == 0);
+  CHECK(s->unreadBy(second) == 10);  // the other reader has read nothing
+  CHECK(s->stats().unread == 10);    // the reader furthest behind
+  out.clear();
+  CHECK(readInto(*s, 4, 1 << 20, out, second).lastSeq == 4);
+  CHECK(seqsOf(out) == range(1, 4));
+  s->acknowledge(4);  // both have 1..4
+  CHECK(s->stats().readings == 6);
+  // The second reader lost its link after delivering up to 2 (acknowledged already: from 5).
+  s->rewindReader(second, 2);
+  out.clear();
+  readInto(*s, 100, 1 << 20, out, second);
+  CHECK(seqsOf(out) == range(5, 10));
+  // The first lost its link having delivered up to 7: it reads 8.. again, the second is untouched.
+  s->rewindReader(0, 7);
+  CHECK(s->unreadBy(0) == 3);
+  CHECK(s->unreadBy(second) == 0);
+  out.clear();
+  readInto(*s, 100, 1 << 20, out, 0);
+  CHECK(seqsOf(out) == range(8, 10));
+  for (std::uint64_t i = 11; i <= 12; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
+  F::settle(*s);
+  CHECK(s->unreadBy(0) == 2);
+  CHECK(s->unreadBy(second) == 2);
+  s->acknowledge(12);
+  CHECK(s->stats().readings == 0);
+  CHECK(s->unreadBy(0) == 0);
+  CHECK(s->unreadBy(second) == 0);
+  s->close();
+}
+
+// A reader that never reads (its sink is down) holds records in the spool; when the spool fills,
+// DROP_OLDEST still makes room, and that reader goes on from the oldest record kept.
+template <class F>
+void laggingReaderDropOldest() {
+  F::reset();
+  const std::uint64_t cap = 64 * 1024;
+  auto s = F::make(cap, pb::SpoolConfig::DROP_OLDEST);
+  const ReaderId lagging = s->addReader();
+  std::uint64_t last = 0;
+  for (std::uint64_t i = 1; i <= 2000; ++i) {
+    const auto res = s->append(i, record(i, 100));
+    REQUIRE((res == AppendResult::Ok || res == AppendResult::OkDroppedOldest));
+    last = i;
+    if (i % 50 == 0) {
+      F::settle(*s);
+      std::string out;
+      while (readInto(*s, 1000, 1 << 24, out, 0).count > 0) {
+      }
+    }
+  }
+  F::settle(*s);
+  const SpoolStats st = s->stats();
+  CHECK(st.dropped > 0);
+  CHECK(st.bytes <= cap + F::slack());
+  std::string out;
+  readInto(*s, 100000, 1 << 30, out, lagging);
+  const auto seqs = seqsOf(out);
+  REQUIRE_FALSE(seqs.empty());
+  CHECK(seqs.front() == st.oldestSeq);
+  CHECK(seqs.back() == last);
+  CHECK(seqs.size() == st.readings);
+  s->close();
+}
+
 }  // namespace spool_contract
 
 #define CITYGATE_SPOOL_CONTRACT(Factory)                                                                            \
+  TEST_CASE_TEMPLATE("spool contract: two readers, one cursor each", F, Factory) {                                  \
+    spool_contract::twoReaders<F>();                                                                                \
+  }                                                                                                                 \
+  TEST_CASE_TEMPLATE("spool contract: a reader that never reads does not stop DROP_OLDEST", F, Factory) {           \
+    spool_contract::laggingReaderDropOldest<F>();                                                                   \
+  }                                                                                                                 \
   TEST_CASE_TEMPLATE("spool contract: FIFO, cursor, acknowledge", F, Factory) {                                     \
     using namespace spool_contract;                                                                                 \
     F::reset();                                                                                                     \
@@ -73,21 +179,21 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
     F::settle(*s);                                                                                                  \
     CHECK(s->unread() == 10);                                                                                       \
     std::string out;                                                                                                \
-    auto r = s->readBatch(4, 1 << 20, out);                                                                         \
+    auto r = readInto(*s, 4, 1 << 20, out);                                                                         \
     CHECK(r.count == 4);                                                                                            \
     CHECK(r.firstSeq == 1);                                                                                         \
     CHECK(r.lastSeq == 4);                                                                                          \
     CHECK(seqsOf(out) == std::vector<std::uint64_t>{1, 2, 3, 4});                                                   \
     CHECK(s->unread() == 6);                                                                                        \
     out.clear();                                                                                                    \
-    r = s->readBatch(100, 1 << 20, out);                                                                            \
+    r = readInto(*s, 100, 1 << 20, out);                                                                            \
     CHECK(seqsOf(out) == std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10});                                            \
     s->acknowledge(4);                                                                                              \
     CHECK(s->stats().readings == 6);                                                                                \
     CHECK(s->stats().oldestSeq == 5);                                                                               \
     s->rewind();                                                                                                    \
     out.clear();                                                                                                    \
-    r = s->readBatch(100, 1 << 20, out);                                                                            \
+    r = readInto(*s, 100, 1 << 20, out);                                                                            \
     CHECK(seqsOf(out) == std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10});                                            \
     CHECK(s->stats().replayed == 6);                                                                                \
     s->acknowledge(10);                                                                                             \
@@ -112,7 +218,7 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
     CHECK(st.dropped + st.readings == appended);                                                                    \
     CHECK(st.oldestSeq == st.dropped + 1);                                                                          \
     std::string out;                                                                                                \
-    auto r = s->readBatch(1, 1 << 20, out);                                                                         \
+    auto r = readInto(*s, 1, 1 << 20, out);                                                                         \
     CHECK(r.firstSeq == st.dropped + 1);                                                                            \
     s->close();                                                                                                     \
   }                                                                                                                 \
@@ -133,7 +239,7 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
     CHECK(s->stats().readings == seq);                                                                              \
     CHECK(s->stats().blocked);                                                                                      \
     std::string out;                                                                                                \
-    auto r = s->readBatch(50, 1 << 20, out);                                                                        \
+    auto r = readInto(*s, 50, 1 << 20, out);                                                                        \
     s->acknowledge(r.lastSeq);                                                                                      \
     F::settle(*s);                                                                                                  \
     CHECK(s->append(seq + 1, record(seq + 1, 100)) == AppendResult::Ok);                                            \
@@ -146,10 +252,10 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
     for (std::uint64_t i = 1; i <= 5; ++i) REQUIRE(s->append(i, record(i, 1000)) == AppendResult::Ok);              \
     F::settle(*s);                                                                                                  \
     std::string out;                                                                                                \
-    auto r = s->readBatch(100, 10, out);                                                                            \
+    auto r = readInto(*s, 100, 10, out);                                                                            \
     CHECK(r.count == 1);                                                                                            \
     out.clear();                                                                                                    \
-    r = s->readBatch(100, 2500, out);                                                                               \
+    r = readInto(*s, 100, 2500, out);                                                                               \
     CHECK(r.count == 2);                                                                                            \
     s->close();                                                                                                     \
   }                                                                                                                 \
@@ -224,7 +330,7 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
       if (seq == 20) {                                                                                              \
         F::settle(*s);                                                                                              \
         std::string out;                                                                                            \
-        REQUIRE(s->readBatch(20, 1 << 20, out).lastSeq == 20); /* in flight */                                      \
+        REQUIRE(readInto(*s, 20, 1 << 20, out).lastSeq == 20); /* in flight */                                      \
       }                                                                                                             \
     }                                                                                                               \
     F::settle(*s);                                                                                                  \
@@ -252,9 +358,9 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
     for (std::uint64_t i = 1; i <= 20; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);                   \
     F::settle(*s);                                                                                                  \
     std::string out;                                                                                                \
-    REQUIRE(s->readBatch(5, 1 << 20, out).lastSeq == 5);                                                            \
+    REQUIRE(readInto(*s, 5, 1 << 20, out).lastSeq == 5);                                                            \
     s->acknowledge(5);                                                                                              \
-    REQUIRE(s->readBatch(5, 1 << 20, out).lastSeq == 10); /* in flight when it stops */                             \
+    REQUIRE(readInto(*s, 5, 1 << 20, out).lastSeq == 10); /* in flight when it stops */                             \
     s = F::restart(std::move(s), 1 << 20, pb::SpoolConfig::DROP_OLDEST, false);                                     \
     CHECK(s->recoveredNextSeq() == 21);                                                                             \
     CHECK(s->stats().readings == 15);                                                                               \
@@ -306,7 +412,7 @@ inline std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
       CHECK(s->stats().blocked);                                                                                    \
       F::settle(*s);                                                                                                \
       std::string out;                                                                                              \
-      auto r = s->readBatch(200, 1 << 24, out);                                                                     \
+      auto r = readInto(*s, 200, 1 << 24, out);                                                                     \
       REQUIRE(r.count > 0);                                                                                         \
       const auto seqs = seqsOf(out);                                                                                \
       got.insert(got.end(), seqs.begin(), seqs.end());                                                              \

@@ -2,10 +2,25 @@
 
 #include <spdlog/spdlog.h>
 
+#include "citygate/v1/reading.pb.h"
+#include "core/wire.hpp"
+
 namespace citygate::mqtt {
 
 ReadingsSink::ReadingsSink(std::shared_ptr<Session> session)
-    : session_(std::move(session)), topic_(session_->topic("readings")) {}
+    : session_(std::move(session)), topic_(session_->topic("readings")) {
+  // Fields in number order, as protobuf writes them; the readings (3) follow.
+  core::wire::appendString(header_, citygate::v1::ReadingBatch::kGatewayIdFieldNumber, session_->options().gatewayId);
+  core::wire::appendString(header_, citygate::v1::ReadingBatch::kBootIdFieldNumber, session_->options().bootId);
+}
+
+void ReadingsSink::beginBatch(std::string& payload) {
+  payload.append(header_);
+}
+
+void ReadingsSink::addRecord(std::string& payload, std::uint64_t /*seq*/, std::string_view record) {
+  core::wire::appendLengthDelimited(payload, citygate::v1::ReadingBatch::kReadingsFieldNumber, record);
+}
 
 std::shared_ptr<ReadingsSink> ReadingsSink::create(std::shared_ptr<Session> session) {
   auto sink = std::make_shared<ReadingsSink>(std::move(session));

@@ -1,5 +1,8 @@
-// ReadingsSink: the pipeline's sink on MQTT, a client of the Session. Publishes each batch (a
-// serialized ReadingBatch) on <prefix>/<gateway_id>/readings at QoS 1, not retained, and reports:
+// ReadingsSink: the pipeline's native sink on MQTT, a client of the Session. Frames each batch as a
+// ReadingBatch (gateway_id and boot_id from the session's options, then the spool's records as its
+// `readings`, each appended once through core/wire.hpp with the generated field numbers: the
+// bytes protobuf would write for the same message) and publishes it on
+// <prefix>/<gateway_id>/readings at QoS 1, not retained, and reports:
 //   Delivered  the broker acknowledged it (PUBACK);
 //   Rejected   the publish can never succeed as it is (ErrorCause::Invalid: bad topic, too large);
 //   Retry      any other failure (the link dropped, not connected, a timeout).
@@ -31,7 +34,10 @@ class ReadingsSink final : public core::Sink, public std::enable_shared_from_thi
   // Registers its state listener with the session; build it before session->start().
   static std::shared_ptr<ReadingsSink> create(std::shared_ptr<Session> session);
 
+  std::string_view name() const override { return "readings"; }
   bool ready() const override { return session_->connected(); }
+  void beginBatch(std::string& payload) override;
+  void addRecord(std::string& payload, std::uint64_t seq, std::string_view record) override;
   void asyncDeliver(std::string payload, std::uint32_t count, std::function<void(core::Outcome)> done) override;
   void setReadyCallback(std::function<void(bool)> cb) override { readyCb_ = std::move(cb); }
 
@@ -46,6 +52,7 @@ class ReadingsSink final : public core::Sink, public std::enable_shared_from_thi
 
   std::shared_ptr<Session> session_;
   std::string topic_;
+  std::string header_;  // gateway_id and boot_id, framed once
   std::function<void(bool)> readyCb_;
   ReadingsStats stats_;
 };

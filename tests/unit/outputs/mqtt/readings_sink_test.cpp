@@ -4,6 +4,7 @@
 
 #include <optional>
 
+#include "citygate/v1/reading.pb.h"
 #include "fake_client.hpp"
 
 namespace citygate::mqtt {
@@ -25,6 +26,7 @@ struct Fixture {
     broker->ioc = &ioc;
     SessionOptions o;
     o.gatewayId = "gw-1";
+    o.bootId = "boot-7";
     o.topicPrefix = "city/";
     o.reconnectMin = std::chrono::milliseconds(0);
     o.reconnectMax = std::chrono::milliseconds(0);
@@ -109,4 +111,21 @@ TEST_CASE("after stop, a batch is not lost silently: it completes with Retry") {
 }
 
 }  // namespace
+TEST_CASE("the readings sink frames a ReadingBatch byte for byte as protobuf would, from the spool's records") {
+  Fixture f;
+  v1::ReadingBatch expected;
+  expected.set_gateway_id("gw-1");
+  expected.set_boot_id("boot-7");
+  std::string payload;
+  f.sink->beginBatch(payload);
+  for (std::uint64_t seq : {1ULL, 2ULL, 300ULL}) {
+    v1::Reading r;
+    r.set_seq(seq);
+    r.set_sensor_id(std::string(seq, 's'));  // 300 bytes: a two-byte length
+    *expected.add_readings() = r;
+    f.sink->addRecord(payload, seq, r.SerializeAsString());
+  }
+  CHECK(payload == expected.SerializeAsString());
+}
+
 }  // namespace citygate::mqtt

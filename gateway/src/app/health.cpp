@@ -1,0 +1,121 @@
+#include "app/health.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "app/gateway.hpp"
+#include "core/pipeline.hpp"
+#include "core/seq_store.hpp"
+#include "core/spool.hpp"
+#include "outputs/mqtt/readings_sink.hpp"
+#include "outputs/mqtt/session.hpp"
+
+namespace citygate::app {
+
+namespace pb = citygate::v1;
+
+std::uint64_t currentRssBytes() {
+  std::ifstream in("/proc/self/statm");
+  std::uint64_t size = 0;
+  std::uint64_t resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, const core::SeqStore* seq,
+                     pb::SpoolHealth& sp) {
+  const auto s = spool.stats();
+  // Whether the spool takes readings, and why not.
+  const bool failing = pipeline && pipeline->spoolState() == core::SpoolState::Failing;
+  sp.set_state(s.unavailable ? pb::SPOOL_UNAVAILABLE : failing ? pb::SPOOL_FAILING : pb::SPOOL_OK);
+  if (s.unavailable || failing) sp.set_last_error(s.lastError);
+  if (pipeline) {
+    const auto ps = pipeline->stats();
+    sp.set_write_errors(ps.spoolErrors);
+    sp.set_held(ps.blockedNow);
+    sp.set_not_stored(ps.notStored + s.notStored);
+    sp.set_rejected(ps.rejectedReadings);
+  }
+  sp.set_bytes(s.bytes);
+  sp.set_readings(s.readings);
+  sp.set_oldest_seq(s.oldestSeq);
+  sp.set_dropped(s.dropped);
+  sp.set_replayed(s.replayed);
+  sp.set_bytes_written(s.bytesWritten);
+  sp.set_max_bytes(s.maxBytes);
+  sp.set_blocked(s.blocked || (pipeline && !pipeline->accepting()));
+  sp.set_corrupt_records(s.corruptRecords);
+  sp.set_corrupt_readings(s.corruptReadings);
+  if (seq) sp.set_next_seq(seq->peek());
+}
+
+void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, pb::MqttHealth& mq) {
+  const auto& s = session.stats();
+  const auto& r = readings.stats();
+  mq.set_reconnects(s.reconnects);
+  mq.set_published(r.published);
+  mq.set_acked(r.acked);
+  mq.set_connected(session.connected());
+  mq.set_last_error(s.lastError);
+  mq.set_batches_published(r.batchesPublished);
+  mq.set_batches_acked(r.batchesAcked);
+  if (session.connected() && s.connectedSince) toTimestamp(*s.connectedSince, mq.mutable_connected_since());
+}
+
+void fillProcessHealth(SteadyClock::duration uptime, pb::ProcessHealth& p) {
+  p.set_rss_bytes(currentRssBytes());
+  p.set_uptime_s(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(uptime).count()));
+  rusage ru{};
+  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+    p.set_cpu_user_us(static_cast<std::uint64_t>(ru.ru_utime.tv_sec) * 1000000 +
+                      static_cast<std::uint64_t>(ru.ru_utime.tv_usec));
+    p.set_cpu_system_us(static_cast<std::uint64_t>(ru.ru_stime.tv_sec) * 1000000 +
+                        static_cast<std::uint64_t>(ru.ru_stime.tv_usec));
+  }
+}
+
+void addPipelineCounters(const core::Pipeline& pipeline, pb::GatewayHealth& h) {
+  const auto ps = pipeline.stats();
+  auto& ctr = *h.mutable_counters();
+  ctr["readings"] = ps.readings;
+  ctr["batches_sent"] = ps.batchesSent;
+  ctr["batches_delivered"] = ps.batchesDelivered;
+  ctr["delivery_retries"] = ps.retries;
+  ctr["lost_blocked"] = ps.lostBlocked;
+  ctr["spool_errors"] = ps.spoolErrors;
+  ctr["batches_rejected"] = ps.rejectedBatches;
+}
+
+pb::GatewayHealth Gateway::health() const {
+  pb::GatewayHealth h;
+  h.set_gateway_id(config_->loaded.config.gateway_id());
+  h.set_boot_id(bootId_);
+  toTimestamp(clock_.wallNow(), h.mutable_at());
+  for (const auto& s : sources_) s->fillHealth(h);  // devices, their kind's section and counters
+  if (spool_) {
+    fillSpoolHealth(*spool_, pipeline_.get(), seq_.get(), *h.mutable_spool());
+    (*h.mutable_counters())["spool_bytes_written_per_day"] = spool_->stats().bytesWrittenPerDay;
+  }
+  if (mqtt_) fillMqttHealth(*mqtt_, *readings_, *h.mutable_mqtt());
+  fillProcessHealth(clock_.steadyNow() - startedSteady_, *h.mutable_process());
+  if (pipeline_) addPipelineCounters(*pipeline_, h);
+  (*h.mutable_counters())["seq_file_recovered"] = seqRecovered_;
+  (*h.mutable_counters())["config_generation"] = generation_;
+  if (healthExtension_) healthExtension_(h);
+  return h;
+}
+
+std::string Gateway::statusText() const {
+  if (!spool_) return "running";
+  const auto s = spool_->stats();
+  if (s.unavailable) return "running; spool unavailable: " + s.lastError;
+  if (pipeline_ && pipeline_->spoolState() == core::SpoolState::Failing) {
+    return "running; spool failing: " + s.lastError + " (" + std::to_string(pipeline_->stats().blockedNow) +
+           " reading(s) held in memory)";
+  }
+  return "running";
+}
+
+}  // namespace citygate::app
