@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
+
 #include "fake_client.hpp"
 
 namespace citygate::mqtt {
@@ -18,7 +20,8 @@ struct Fixture {
   std::shared_ptr<FakeBroker> broker = std::make_shared<FakeBroker>();
   std::shared_ptr<Session> session;
 
-  explicit Fixture(std::chrono::milliseconds reconnectMin = std::chrono::milliseconds(0)) {
+  explicit Fixture(std::chrono::milliseconds reconnectMin = std::chrono::milliseconds(0),
+                   std::optional<std::chrono::milliseconds> reconnectMax = std::nullopt) {
     broker->ioc = &ioc;
     SessionOptions o;
     o.gatewayId = "gw-1";
@@ -26,7 +29,7 @@ struct Fixture {
     o.version = "1.2.3";
     o.topicPrefix = "citygate/v1";
     o.reconnectMin = reconnectMin;
-    o.reconnectMax = reconnectMin;
+    o.reconnectMax = reconnectMax.value_or(reconnectMin);
     o.jitterSeed = 7;
     session = std::make_shared<Session>(ioc.get_executor(), clock, std::make_unique<FakeClient>(broker), o,
                                         testing::nullLogger());
@@ -153,6 +156,30 @@ TEST_CASE("the reconnect wait is drawn from a growing ceiling; the session waits
   CHECK(stopped);
   CHECK(f.session->state() == ConnState::Stopped);
   CHECK(f.broker->connects.empty());  // the timer was cancelled
+}
+
+TEST_CASE("the reconnect ceiling grows while links are short and resets once one has held for stableAfter") {
+  using namespace std::chrono_literals;
+  Fixture f(1000ms, 1000000ms);  // stableAfter: 30 s
+  f.session->start();
+  f.connect();
+  // The wait drawn after losing a link that held `held`: the reconnect timer's due time.
+  auto loseAfter = [&f](std::chrono::milliseconds held) {
+    f.clock.advance(held);
+    f.broker->dropLink("gone");
+    settle(f.ioc, f.clock);
+    REQUIRE(f.session->state() == ConnState::Backoff);
+    const auto wait = *f.clock.nextDue() - f.clock.steadyNow();
+    f.clock.advance(wait);
+    settle(f.ioc, f.clock);
+    f.connect();
+    return wait;
+  };
+  SteadyClock::duration wait{};
+  for (int i = 0; i < 12; ++i) wait = loseAfter(29999ms);  // short links: 1 s * 2^11, capped at 1000 s
+  CHECK(wait > 1000ms);
+  CHECK(wait <= 1000000ms);
+  CHECK(loseAfter(30000ms) <= 1000ms);  // a stable link: the ceiling is reconnectMin again
 }
 
 TEST_CASE("a registered handler gets its messages on the executor; subscriptions are made again after a reconnect") {
