@@ -22,6 +22,7 @@
 
 #include "control/framing.hpp"
 #include "control/server.hpp"
+#include "core/clock.hpp"
 
 namespace pb = citygate::v1;
 using namespace citygate::control;
@@ -57,6 +58,7 @@ class AnswerEverything : public RequestHandler {
 
 struct Server {
   boost::asio::io_context ioc;
+  citygate::core::SystemClock clock{ioc.get_executor()};
   std::shared_ptr<ControlServer> server;
   std::string dir;
   std::string path;
@@ -70,7 +72,7 @@ struct Server {
     o.group = "";
     o.maxRequestBytes = 4096;  // so that "oversize" is reachable with small inputs
     server = std::make_shared<ControlServer>(
-        ioc.get_executor(), o, std::make_shared<AnswerEverything>(),
+        ioc.get_executor(), clock, o, std::make_shared<AnswerEverything>(),
         std::make_shared<spdlog::logger>("control", std::make_shared<spdlog::sinks::null_sink_mt>()));
     if (!server->start().ok()) std::abort();
   }

@@ -239,7 +239,7 @@ void Gateway::finishSwap(const std::shared_ptr<Swap>& swap) {
   applyLiveSettings(*swap->next, p);
   config_ = std::move(swap->next);
   ++generation_;
-  configLoadedAt_ = WallClock::now();
+  configLoadedAt_ = clock_.wallNow();
   swap->out.kind = ApplyOutcome::Kind::Applied;
   swap->out.message = "configuration " + std::to_string(generation_) + " running";
   log_->info("configuration {} applied from {}: added [{}] removed [{}] changed [{}] unchanged [{}] live [{}]",
@@ -254,8 +254,8 @@ void Gateway::applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& p
     if (what == "log_level") {
       logging_.setLevel(c.log_level().empty() ? "info" : c.log_level());
     } else if (what == "health_interval_s") {
-      healthTimer_.expires_after(std::chrono::seconds(c.health_interval_s()));
-      healthTimer_.async_wait(std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
+      healthTimer_->start(std::chrono::seconds(c.health_interval_s()),
+                          std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
     }
   }
 }

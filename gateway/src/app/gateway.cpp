@@ -73,10 +73,10 @@ Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::
       config_(std::move(config)),
       version_(std::move(version)),
       bootId_(randomHex(16)),
-      startedAt_(WallClock::now()),
-      startedSteady_(SteadyClock::now()),
+      startedAt_(clock_.wallNow()),
+      startedSteady_(clock_.steadyNow()),
       log_(logging.get("main")),
-      healthTimer_(ioc),
+      healthTimer_(clock_.makeTimer()),
       configLoadedAt_(startedAt_) {}
 
 Gateway::~Gateway() {
@@ -112,8 +112,8 @@ Status Gateway::start() {
       spool::FallbackOptions fo;
       fo.file = so;
       auto fb = std::make_unique<spool::FallbackSpool>(
-          ioc_.get_executor(), fo, opened.error(), floor ? std::optional<std::uint64_t>(floor.value()) : std::nullopt,
-          spoolLog);
+          ioc_.get_executor(), clock_, fo, opened.error(),
+          floor ? std::optional<std::uint64_t>(floor.value()) : std::nullopt, spoolLog);
       spoolLog->error(
           "spool {} unavailable: {}; readings are kept in memory (at most {} bytes, {}) until it can be "
           "opened, which is tried again every {}..{} s{}",
@@ -195,8 +195,8 @@ Status Gateway::start() {
   co.willPayload = mqtt::statusPayload(oo, pb::OFFLINE);
   auto mqttLog = logging_.get("mqtt");
   if (co.insecureSkipVerify) mqttLog->warn("tls.insecure_skip_verify is set: the broker's certificate is NOT checked");
-  mqtt_ =
-      std::make_shared<mqtt::Session>(ioc_.get_executor(), mqtt::makePahoClient(ioc_.get_executor(), co), oo, mqttLog);
+  mqtt_ = std::make_shared<mqtt::Session>(ioc_.get_executor(), clock_, mqtt::makePahoClient(ioc_.get_executor(), co),
+                                          oo, mqttLog);
   readings_ = mqtt::ReadingsSink::create(mqtt_);
 
   // One sink today (the native readings); a second output (Sparkplug B) is one more entry.
@@ -277,7 +277,7 @@ void Gateway::stopSources(std::vector<std::shared_ptr<sources::Source>> sources,
 void Gateway::stop(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
-  healthTimer_.cancel();
+  healthTimer_->cancel();
   if (applyThread_.joinable()) applyThread_.join();  // a config check in progress (bounded)
   auto self = shared_from_this();
   auto finish = [self, done = std::move(done)]() {
@@ -309,12 +309,12 @@ void Gateway::release() {
 }
 
 void Gateway::scheduleHealth() {
-  healthTimer_.expires_after(std::chrono::seconds(config_->loaded.config.health_interval_s()));
-  healthTimer_.async_wait(std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
+  healthTimer_->start(std::chrono::seconds(config_->loaded.config.health_interval_s()),
+                      std::bind_front(&Gateway::onHealthTimer, shared_from_this()));
 }
 
-void Gateway::onHealthTimer(const boost::system::error_code& ec) {
-  if (ec || stopping_) return;
+void Gateway::onHealthTimer() {
+  if (stopping_) return;
   mqtt_->publishHealth(health());
   scheduleHealth();
 }

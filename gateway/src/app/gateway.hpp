@@ -7,7 +7,6 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -60,6 +59,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   void release();
 
   citygate::v1::GatewayHealth health() const override;
+  // The daemon's one clock (steady_clock, system_clock, timers on the executor), for every component.
+  core::Clock& clock() { return clock_; }
   const ValidatedConfig& config() const { return *config_; }
   const config::LoadedConfig& loadedConfig() const override { return config_->loaded; }
   const std::string& bootId() const override { return bootId_; }
@@ -109,7 +110,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   void applyLiveSettings(const ValidatedConfig& next, const ConfigPlan& plan);
   void scheduleHealth();
   void notifyState();
-  void onHealthTimer(const boost::system::error_code& ec);
+  void onHealthTimer();
 
   boost::asio::io_context& ioc_;
   platform::Logging& logging_;
@@ -127,7 +128,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::shared_ptr<mqtt::ReadingsSink> readings_;
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<sources::Source>> sources_;  // in the order of config_->sources
-  boost::asio::steady_timer healthTimer_;
+  std::unique_ptr<core::Timer> healthTimer_;
   bool stopping_ = false;
   WallTime configLoadedAt_;
   std::uint64_t generation_ = 1;

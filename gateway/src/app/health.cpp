@@ -102,14 +102,14 @@ pb::GatewayHealth Gateway::health() const {
   pb::GatewayHealth h;
   h.set_gateway_id(config_->loaded.config.gateway_id());
   h.set_boot_id(bootId_);
-  toTimestamp(WallClock::now(), h.mutable_at());
+  toTimestamp(clock_.wallNow(), h.mutable_at());
   for (const auto& s : sources_) s->fillHealth(h);  // devices, their kind's section and counters
   if (spool_) {
     fillSpoolHealth(*spool_, pipeline_.get(), seq_.get(), *h.mutable_spool());
     (*h.mutable_counters())["spool_bytes_written_per_day"] = spool_->stats().bytesWrittenPerDay;
   }
   if (mqtt_) fillMqttHealth(*mqtt_, *readings_, *h.mutable_mqtt());
-  fillProcessHealth(SteadyClock::now() - startedSteady_, *h.mutable_process());
+  fillProcessHealth(clock_.steadyNow() - startedSteady_, *h.mutable_process());
   if (pipeline_) addPipelineCounters(*pipeline_, h);
   (*h.mutable_counters())["seq_file_recovered"] = seqRecovered_;
   (*h.mutable_counters())["config_generation"] = generation_;

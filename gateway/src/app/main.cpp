@@ -143,8 +143,8 @@ int main(int argc, char** argv) {
   controlOptions.path = gateway->config().loaded.config.control().socket();
   auto handlers = std::make_shared<citygate::control::Handlers>(ioc.get_executor(), gateway, logging.get("control"));
   handlers->install();
-  auto control = std::make_shared<citygate::control::ControlServer>(ioc.get_executor(), controlOptions, handlers,
-                                                                    logging.get("control"));
+  auto control = std::make_shared<citygate::control::ControlServer>(ioc.get_executor(), gateway->clock(),
+                                                                    controlOptions, handlers, logging.get("control"));
   if (auto st = control->start(); !st) {
     // The data path matters more than the technician's tool: keep running, say so loudly.
     log->error("{}; citygatectl cannot reach this daemon", st.error());

@@ -27,15 +27,13 @@ using boost::asio::local::stream_protocol;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  using Clock = std::chrono::steady_clock;
-
   Session(std::shared_ptr<ControlServer> server, ControlServer::Socket socket, std::uint64_t id)
       : server_(std::move(server)),
         socket_(std::move(socket)),
         id_(id),
         decoder_(server_->options_.maxRequestBytes),
-        timer_(socket_.get_executor()),
-        quietSince_(Clock::now()) {
+        timer_(server_->clock_.makeTimer()),
+        quietSince_(server_->clock_.steadyNow()) {
     ucred cred{};
     socklen_t len = sizeof(cred);
     if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -56,7 +54,7 @@ class Session : public std::enable_shared_from_this<Session> {
     boost::system::error_code ignored;
     socket_.shutdown(stream_protocol::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    timer_.cancel();
+    timer_->cancel();
     // The queue stays until a write in progress completes (its buffers point into it).
     if (!writing_) {
       queue_.clear();
@@ -85,7 +83,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed() const { return closed_; }
   // Nothing in progress and nothing being written: may make room for a new client.
   bool evictable() const { return !closed_ && active_.empty() && !writing_ && !closeWhenWritten_; }
-  Clock::time_point quietSince() const { return quietSince_; }
+  SteadyTime quietSince() const { return quietSince_; }
 
   bool send(std::uint64_t token, pb::ControlResponse&& response, bool more, bool stream) {
     if (closed_ || !active_.contains(token)) return false;
@@ -116,7 +114,7 @@ class Session : public std::enable_shared_from_this<Session> {
     active_.erase(token);
     cancelHooks_.erase(token);
     if (active_.empty()) {
-      quietSince_ = Clock::now();
+      quietSince_ = server_->clock_.steadyNow();
       updateDeadline();
     }
   }
@@ -185,7 +183,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     std::span<const std::uint8_t> in(buffer_.data(), n);
     while (!in.empty() && !closed_ && !closeWhenWritten_) {
-      if (decoder_.pending() == 0) frameStart_ = Clock::now();
+      if (decoder_.pending() == 0) frameStart_ = server_->clock_.steadyNow();
       in = in.subspan(decoder_.feed(in));
       if (!account()) return;
       if (decoder_.state() == FrameDecoder::State::Ready) {
@@ -219,8 +217,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     armed_ = Deadline::Linger;
     ++deadlineGeneration_;
-    timer_.expires_after(kLinger);
-    timer_.async_wait(std::bind_front(&Session::onDeadline, shared_from_this(), deadlineGeneration_));
+    timer_->start(kLinger, std::bind_front(&Session::onDeadline, shared_from_this(), deadlineGeneration_));
   }
 
   // Keeps the server's total of unfinished frames' buffers up to date; false (and the connection
@@ -249,7 +246,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_ || closeWhenWritten_) return;
     const auto& o = server_->options_;
     Deadline kind = Deadline::None;
-    Clock::time_point at{};
+    SteadyTime at{};
     if (decoder_.pending() > 0) {
       kind = Deadline::Frame;
       at = frameStart_ + o.frameTimeout;
@@ -262,15 +259,15 @@ class Session : public std::enable_shared_from_this<Session> {
     armedAt_ = at;
     ++deadlineGeneration_;
     if (kind == Deadline::None) {
-      timer_.cancel();
+      timer_->cancel();
       return;
     }
-    timer_.expires_at(at);
-    timer_.async_wait(std::bind_front(&Session::onDeadline, shared_from_this(), deadlineGeneration_));
+    timer_->start(at - server_->clock_.steadyNow(),
+                  std::bind_front(&Session::onDeadline, shared_from_this(), deadlineGeneration_));
   }
 
-  void onDeadline(std::uint64_t generation, const boost::system::error_code& ec) {
-    if (ec || closed_ || generation != deadlineGeneration_) return;
+  void onDeadline(std::uint64_t generation) {
+    if (closed_ || generation != deadlineGeneration_) return;
     if (armed_ == Deadline::Frame) {
       ++server_->counters_.frameTimeouts;
       server_->logBad(peer_, "a frame not complete " + std::to_string(server_->options_.frameTimeout.count()) +
@@ -323,12 +320,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::set<std::uint64_t> active_;  // requests not finished yet (bounded by maxInflightPerClient + 1)
   std::map<std::uint64_t, std::function<void()>> cancelHooks_;  // of requests in active_
   std::uint64_t nextToken_ = 1;
-  boost::asio::steady_timer timer_;
+  std::unique_ptr<core::Timer> timer_;
   Deadline armed_ = Deadline::None;
-  Clock::time_point armedAt_{};
+  SteadyTime armedAt_{};
   std::uint64_t deadlineGeneration_ = 0;
-  Clock::time_point quietSince_;  // since when no request has been in progress
-  Clock::time_point frameStart_{};
+  SteadyTime quietSince_;  // since when no request has been in progress
+  SteadyTime frameStart_{};
   bool writing_ = false;
   bool closed_ = false;
   bool closeWhenWritten_ = false;
@@ -388,14 +385,15 @@ std::optional<gid_t> lookupGroup(const std::string& name) {
 
 }  // namespace
 
-ControlServer::ControlServer(boost::asio::any_io_executor executor, ServerOptions options,
+ControlServer::ControlServer(boost::asio::any_io_executor executor, core::Clock& clock, ServerOptions options,
                              std::shared_ptr<RequestHandler> handler, std::shared_ptr<spdlog::logger> log)
     : executor_(executor),
+      clock_(clock),
       options_(std::move(options)),
       handler_(std::move(handler)),
       log_(std::move(log)),
       acceptor_(executor),
-      retryTimer_(executor) {}
+      retryTimer_(clock_.makeTimer()) {}
 
 ControlServer::~ControlServer() = default;
 
@@ -453,7 +451,7 @@ void ControlServer::stop() {
   stopped_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
-  retryTimer_.cancel();
+  retryTimer_->cancel();
   auto sessions = std::move(sessions_);
   sessions_.clear();
   for (auto& [id, weak] : sessions) {
@@ -477,8 +475,8 @@ void ControlServer::onAccept(const boost::system::error_code& ec, Socket socket)
     if (counters_.acceptErrors == 1 || counters_.acceptErrors % 100 == 0) {
       log_->warn("control socket: accept failed: {} ({} so far)", ec.message(), counters_.acceptErrors);
     }
-    retryTimer_.expires_after(std::chrono::milliseconds(100));
-    retryTimer_.async_wait(std::bind_front(&ControlServer::onAcceptRetry, shared_from_this()));
+    retryTimer_->start(std::chrono::milliseconds(100),
+                       std::bind_front(&ControlServer::onAcceptRetry, shared_from_this()));
     return;
   }
   if (sessions_.size() >= options_.maxClients && !evictOne()) {
@@ -494,8 +492,8 @@ void ControlServer::onAccept(const boost::system::error_code& ec, Socket socket)
   accept();
 }
 
-void ControlServer::onAcceptRetry(const boost::system::error_code& ec) {
-  if (ec || stopped_) return;
+void ControlServer::onAcceptRetry() {
+  if (stopped_) return;
   accept();
 }
 
@@ -532,7 +530,7 @@ void ControlServer::forget(std::uint64_t sessionId) {
 }
 
 void ControlServer::logBad(const Peer& peer, const std::string& what) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = clock_.steadyNow();
   if (lastBadLog_ && now - *lastBadLog_ < options_.logInterval) {
     ++badUnlogged_;
     ++counters_.logsSuppressed;

@@ -27,7 +27,6 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -37,6 +36,7 @@
 #include <string>
 
 #include "control/framing.hpp"
+#include "core/clock.hpp"
 #include "core/result.hpp"
 
 namespace spdlog {
@@ -123,8 +123,9 @@ class RequestHandler {
 
 class ControlServer : public std::enable_shared_from_this<ControlServer> {
  public:
-  ControlServer(boost::asio::any_io_executor executor, ServerOptions options, std::shared_ptr<RequestHandler> handler,
-                std::shared_ptr<spdlog::logger> log);
+  // `clock` (time and timers: idle timeout, frame deadline, accept retry) must outlive the server.
+  ControlServer(boost::asio::any_io_executor executor, core::Clock& clock, ServerOptions options,
+                std::shared_ptr<RequestHandler> handler, std::shared_ptr<spdlog::logger> log);
   ~ControlServer();
 
   // Creates the directory, replaces a stale socket, binds, sets mode and group, listens. Fails
@@ -164,7 +165,7 @@ class ControlServer : public std::enable_shared_from_this<ControlServer> {
 
   void accept();
   void onAccept(const boost::system::error_code& ec, Socket socket);
-  void onAcceptRetry(const boost::system::error_code& ec);
+  void onAcceptRetry();
   void reject(Socket& socket);
   bool evictOne();
   void forget(std::uint64_t sessionId);
@@ -173,17 +174,18 @@ class ControlServer : public std::enable_shared_from_this<ControlServer> {
   void logBad(const Peer& peer, const std::string& what);
 
   boost::asio::any_io_executor executor_;
+  core::Clock& clock_;
   ServerOptions options_;
   std::shared_ptr<RequestHandler> handler_;
   std::shared_ptr<spdlog::logger> log_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
-  boost::asio::steady_timer retryTimer_;
+  std::unique_ptr<core::Timer> retryTimer_;
   std::map<std::uint64_t, std::weak_ptr<Session>> sessions_;
   std::uint64_t nextSessionId_ = 1;
   ServerCounters counters_;
   bool stopped_ = false;
   std::size_t partialBytes_ = 0;
-  std::optional<std::chrono::steady_clock::time_point> lastBadLog_;
+  std::optional<SteadyTime> lastBadLog_;
   std::uint64_t badUnlogged_ = 0;
   dev_t socketDev_ = 0;
   ino_t socketIno_ = 0;

@@ -14,15 +14,17 @@ struct FallbackSpool::Attempt {
   bool refused = false;
 };
 
-FallbackSpool::FallbackSpool(boost::asio::any_io_executor executor, FallbackOptions options, std::string reason,
-                             std::optional<std::uint64_t> floor, std::shared_ptr<spdlog::logger> log)
+FallbackSpool::FallbackSpool(boost::asio::any_io_executor executor, core::Clock& clock, FallbackOptions options,
+                             std::string reason, std::optional<std::uint64_t> floor,
+                             std::shared_ptr<spdlog::logger> log)
     : executor_(std::move(executor)),
+      clock_(clock),
       options_(std::move(options)),
       reason_(std::move(reason)),
       floor_(floor),
       log_(std::move(log)),
       memory_(std::min(options_.memoryBytes, options_.file.maxBytes), options_.file.whenFull),
-      timer_(executor_),
+      timer_(clock_.makeTimer()),
       wait_(options_.retryMin),
       alive_(std::make_shared<int>(0)) {}
 
@@ -41,14 +43,13 @@ void FallbackSpool::start() {
 
 void FallbackSpool::schedule() {
   if (closed_ || phase_ == Phase::File) return;
-  timer_.expires_after(wait_);
-  timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
-    if (alive.lock()) onTimer(ec);
+  timer_->start(wait_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.lock()) onTimer();
   });
 }
 
-void FallbackSpool::onTimer(const boost::system::error_code& ec) {
-  if (ec || closed_) return;
+void FallbackSpool::onTimer() {
+  if (closed_) return;
   wait_ = std::min(wait_ * 2, options_.retryMax);
   if (phase_ == Phase::Memory) {
     tryOpen();
@@ -63,7 +64,7 @@ void FallbackSpool::onTimer(const boost::system::error_code& ec) {
 }
 
 void FallbackSpool::retryNow() {
-  timer_.cancel();
+  timer_->cancel();
   tryOpen();
 }
 
@@ -262,7 +263,7 @@ void FallbackSpool::setReadableCallback(std::function<void()> cb) {
 void FallbackSpool::close() {
   if (closed_) return;
   closed_ = true;
-  timer_.cancel();
+  timer_->cancel();
   if (helper_.joinable()) helper_.join();  // an attempt under way ends
   if (pending_ && pending_->file && phase_ == Phase::Memory) {
     file_ = std::move(pending_->file);  // it opened just now: use it

@@ -22,7 +22,6 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -30,6 +29,7 @@
 #include <string>
 #include <thread>
 
+#include "core/clock.hpp"
 #include "spool/file_spool.hpp"
 #include "spool/memory_spool.hpp"
 #include "spool/names.hpp"
@@ -57,7 +57,8 @@ class FallbackSpool final : public Spool {
 
   // `reason`: why the directory could not be opened. `floor`: probeNextSeq() of the directory
   // (none: it could not be read).
-  FallbackSpool(boost::asio::any_io_executor executor, FallbackOptions options, std::string reason,
+  // `clock` (the retry timer) must outlive the spool.
+  FallbackSpool(boost::asio::any_io_executor executor, core::Clock& clock, FallbackOptions options, std::string reason,
                 std::optional<std::uint64_t> floor, std::shared_ptr<spdlog::logger> log);
   ~FallbackSpool() override;
   FallbackSpool(const FallbackSpool&) = delete;
@@ -89,7 +90,7 @@ class FallbackSpool final : public Spool {
   struct Attempt;
 
   void schedule();
-  void onTimer(const boost::system::error_code& ec);
+  void onTimer();
   void tryOpen();
   void onAttempt(const std::shared_ptr<Attempt>& a);
   void takeOver(std::unique_ptr<FileSpool> file);
@@ -97,6 +98,7 @@ class FallbackSpool final : public Spool {
   void logHeldLost(const std::deque<std::pair<std::uint64_t, std::string>>& lost, const char* why);
 
   boost::asio::any_io_executor executor_;
+  core::Clock& clock_;
   FallbackOptions options_;
   std::string reason_;
   std::optional<std::uint64_t> floor_;
@@ -104,7 +106,7 @@ class FallbackSpool final : public Spool {
   MemorySpool memory_;
   std::unique_ptr<FileSpool> file_;
   Phase phase_ = Phase::Memory;
-  boost::asio::steady_timer timer_;
+  std::unique_ptr<core::Timer> timer_;
   std::chrono::milliseconds wait_;
   bool attempting_ = false;
   bool closed_ = false;

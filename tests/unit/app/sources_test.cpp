@@ -258,7 +258,8 @@ TEST_CASE("a new kind of source is started by the Gateway, listed by `devices` a
   so.group = "";
   auto handlers = std::make_shared<control::Handlers>(ioc.get_executor(), gateway, logging.get("control"));
   handlers->install();
-  auto server = std::make_shared<control::ControlServer>(ioc.get_executor(), so, handlers, logging.get("control"));
+  auto server = std::make_shared<control::ControlServer>(ioc.get_executor(), gateway->clock(), so, handlers,
+                                                         logging.get("control"));
   REQUIRE(server->start().ok());
   std::thread thread([&ioc] { ioc.run(); });
 

@@ -22,6 +22,7 @@
 #include "control/handlers.hpp"
 #include "control/server.hpp"
 #include "platform/logging.hpp"
+#include "support/manual_clock.hpp"
 
 using namespace citygate;
 using namespace citygate::control;
@@ -117,6 +118,7 @@ class FakeTarget : public ControlTarget {
 };
 
 struct World {
+  testing::ManualClock clock;  // outlives the io_context (sessions' timers)
   asio::io_context ioc;
   std::shared_ptr<FakeTarget> target = std::make_shared<FakeTarget>();
   std::shared_ptr<Handlers> handlers;
@@ -133,7 +135,7 @@ struct World {
     o.group = "";
     handlers = std::make_shared<Handlers>(ioc.get_executor(), target, quiet("control"));
     handlers->install();
-    server = std::make_shared<ControlServer>(ioc.get_executor(), o, handlers, quiet("control"));
+    server = std::make_shared<ControlServer>(ioc.get_executor(), clock, o, handlers, quiet("control"));
     REQUIRE(server->start().ok());
     fd = ::socket(AF_UNIX, SOCK_STREAM, 0);  // the listening socket's backlog takes it
     sockaddr_un sa{};
@@ -152,6 +154,7 @@ struct World {
     stopped.get_future().wait();
     ioc.stop();
     thread.join();
+    clock.dropHandlers();  // the sessions they hold, while the io_context is alive
     std::filesystem::remove_all(dir);
   }
 

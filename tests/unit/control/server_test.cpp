@@ -1,6 +1,7 @@
 // ControlServer on a real io_context (run on its own thread) with a fake handler at the
 // RequestHandler seam, and real clients on the Unix socket: modes, round trips, malformed and
 // oversize frames, the client limit, the in-flight limit, a stuck `tail` reader, stale sockets.
+// Timeouts run on a manual clock, moved on the executor's thread (World::advance).
 #include <doctest/doctest.h>
 #include <grp.h>
 #include <poll.h>
@@ -25,6 +26,7 @@
 #include <thread>
 
 #include "control/server.hpp"
+#include "support/manual_clock.hpp"
 
 using namespace citygate;
 using namespace citygate::control;
@@ -72,6 +74,7 @@ class FakeHandler : public RequestHandler {
 };
 
 struct World {
+  testing::ManualClock clock;  // outlives the io_context (sessions' timers)
   asio::io_context ioc;
   std::shared_ptr<FakeHandler> handler = std::make_shared<FakeHandler>();
   std::shared_ptr<ControlServer> server;
@@ -86,7 +89,7 @@ struct World {
     o.path = path;
     o.group = "";  // tests run without a citygate group
     server = std::make_shared<ControlServer>(
-        ioc.get_executor(), o, handler,
+        ioc.get_executor(), clock, o, handler,
         std::make_shared<spdlog::logger>("control", std::make_shared<spdlog::sinks::null_sink_mt>()));
   }
   // The listening socket's pending accept keeps run() going until the server stops.
@@ -108,10 +111,21 @@ struct World {
   ServerCounters counters() {
     return onLoop([this] { return server->counters(); });
   }
+  // Moves the manual clock on the executor's thread (timers fire there, as they would).
+  void advance(std::chrono::milliseconds d) {
+    onLoop([this, d] {
+      clock.advance(d);
+      return 0;
+    });
+  }
+  std::size_t clients() {
+    return onLoop([this] { return server->clients(); });
+  }
   ~World() {
     onLoop([this] { server->stop(); });
     ioc.stop();
     if (thread.joinable()) thread.join();
+    clock.dropHandlers();  // the sessions they hold, while the io_context is alive
     std::filesystem::remove_all(dir);
   }
 };
@@ -202,7 +216,7 @@ TEST_CASE("the socket goes to the configured group when it exists") {
   if (g == nullptr || ::getegid() == g->gr_gid || ::geteuid() != 0) return;  // nothing to show as non-root
   World w;
   w.server = std::make_shared<ControlServer>(
-      w.ioc.get_executor(), ServerOptions{w.path, "daemon"}, w.handler,
+      w.ioc.get_executor(), w.clock, ServerOptions{w.path, "daemon"}, w.handler,
       std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
   REQUIRE(w.server->start().ok());
   struct stat st {};
@@ -356,8 +370,12 @@ TEST_CASE("a connection without a request is closed after the idle timeout") {
   sendAll(used, request(1));
   pb::ControlResponse r;
   REQUIRE(readResponse(used, r));
-  CHECK(closedByPeer(idle, 3s));
-  CHECK(closedByPeer(used, 3s));  // idle again after its answer
+  REQUIRE(eventually([&] { return w.counters().accepted == 2; }));
+  w.advance(299ms);
+  CHECK(w.clients() == 2);
+  w.advance(1ms);
+  CHECK(closedByPeer(idle));
+  CHECK(closedByPeer(used));  // idle again after its answer
   CHECK(w.counters().idleClosed == 2);
   // A request in progress (a tail, a long read) keeps its connection however long it takes.
   const int waiting = connectTo(w.path);
@@ -365,11 +383,17 @@ TEST_CASE("a connection without a request is closed after the idle timeout") {
   parked.set_id(5);
   parked.mutable_spool();
   sendAll(waiting, frameMessage(parked, kMaxRequestBytes));
-  CHECK_FALSE(closedByPeer(waiting, 800ms));
+  REQUIRE(eventually([&] { return w.onLoop([&] { return w.handler->parked.size(); }) == 1; }));
+  w.advance(800ms);
+  CHECK(w.clients() == 1);
   w.onLoop([&] { return w.handler->parked[0].send(pb::ControlResponse()); });
   REQUIRE(readResponse(waiting, r));
   CHECK(r.id() == 5);
-  CHECK(closedByPeer(waiting, 3s));
+  w.advance(299ms);
+  CHECK(w.clients() == 1);
+  w.advance(1ms);
+  CHECK(closedByPeer(waiting));
+  CHECK(w.counters().idleClosed == 3);
   ::close(idle);
   ::close(used);
   ::close(waiting);
@@ -382,31 +406,39 @@ TEST_CASE("a frame that trickles in (slowloris) is refused at the frame deadline
   World w(o);
   REQUIRE(w.server->start().ok());
   w.run();
-  const int slow = connectTo(w.path);
   const std::string f = request(3);
-  const auto start = std::chrono::steady_clock::now();
-  bool closed = false;
-  for (std::size_t i = 0; i < f.size() - 1 && !closed; ++i) {  // never the last byte
-    if (::send(slow, f.data() + i, 1, MSG_NOSIGNAL) != 1) break;
-    pollfd p{slow, POLLIN, 0};
-    closed = ::poll(&p, 1, 100) > 0;
+  // The frame deadline is the session's timer once a frame's first byte is in.
+  auto frameDeadlineAt = [&](SteadyTime at) {
+    return eventually([&] { return w.onLoop([&] { return w.clock.nextDue(); }) == std::optional<SteadyTime>(at); });
+  };
+  const int slow = connectTo(w.path);
+  const SteadyTime start = w.clock.steadyNow();
+  sendAll(slow, f.substr(0, 1));
+  REQUIRE(frameDeadlineAt(start + 500ms));
+  for (std::size_t i = 1; i + 1 < f.size() && i < 5; ++i) {  // a byte every 100 ms, never the last
+    w.advance(100ms);
+    sendAll(slow, f.substr(i, 1));
   }
+  w.advance(499ms - 100ms * std::min<std::size_t>(f.size() - 2, 4));
+  CHECK(w.counters().frameTimeouts == 0);
+  w.advance(1ms);
   pb::ControlResponse r;
-  REQUIRE(readResponse(slow, r, 3s));
+  REQUIRE(readResponse(slow, r));
   CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
   CHECK(r.error().message().find("no complete request within 500 ms") != std::string::npos);
-  CHECK(closedByPeer(slow, 3s));
-  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  CHECK(closedByPeer(slow));
   CHECK(w.counters().frameTimeouts == 1);
   ::close(slow);
   // A whole frame sent slowly but within the deadline is served.
   const int ok = connectTo(w.path);
-  for (char c : f) {
-    sendAll(ok, std::string(1, c));
-    std::this_thread::sleep_for(10ms);
-  }
+  const SteadyTime okStart = w.clock.steadyNow();
+  sendAll(ok, f.substr(0, 1));
+  REQUIRE(frameDeadlineAt(okStart + 500ms));
+  w.advance(499ms);
+  sendAll(ok, f.substr(1));
   REQUIRE(readResponse(ok, r));
   CHECK(r.id() == 3);
+  CHECK(w.counters().frameTimeouts == 1);
   ::close(ok);
 }
 
@@ -427,8 +459,13 @@ TEST_CASE("unfinished frames cost the bytes that arrived, within one budget for 
   for (int i = 0; i < 4 && refused < 0; ++i) {
     fat.push_back(connectTo(w.path));
     sendAll(fat.back(), std::string("\x00\x10\x00\x00", 4) + std::string(200 * 1024, 'x'));
+    // Wait for the event: the server holds this client's bytes too, or it refused one.
+    const std::size_t held = FrameDecoder::kGrowStep + static_cast<std::size_t>(i + 1) * 4 * FrameDecoder::kGrowStep;
+    REQUIRE(eventually(
+        [&] { return w.counters().overBudget > 0 || w.onLoop([&] { return w.server->partialBytes(); }) == held; }));
     pb::ControlResponse r;
-    if (readResponse(fat.back(), r, 1s)) {
+    if (w.counters().overBudget > 0) {
+      REQUIRE(readResponse(fat.back(), r));
       CHECK(r.error().message().find("unfinished requests") != std::string::npos);
       CHECK(closedByPeer(fat.back()));
       refused = i;
@@ -460,7 +497,7 @@ TEST_CASE("malformed requests are counted, each answered, and logged at most onc
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logged);
   o.path = w.path;
   o.group = "";
-  w.server = std::make_shared<ControlServer>(w.ioc.get_executor(), o, w.handler,
+  w.server = std::make_shared<ControlServer>(w.ioc.get_executor(), w.clock, o, w.handler,
                                              std::make_shared<spdlog::logger>("control", sink));
   REQUIRE(w.server->start().ok());
   w.run();
@@ -631,7 +668,7 @@ TEST_CASE("a stale socket file is replaced; a live one is not taken over") {
   REQUIRE(first.server->start().ok());
   // A second server on the same path while the first listens: refused.
   auto second = std::make_shared<ControlServer>(
-      first.ioc.get_executor(), ServerOptions{first.path, ""}, first.handler,
+      first.ioc.get_executor(), first.clock, ServerOptions{first.path, ""}, first.handler,
       std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
   auto st = second->start();
   REQUIRE_FALSE(st.ok());
@@ -648,7 +685,7 @@ TEST_CASE("a stale socket file is replaced; a live one is not taken over") {
     ::close(fd);  // the file stays, nobody listens
   }
   auto third = std::make_shared<ControlServer>(
-      first.ioc.get_executor(), ServerOptions{stale, ""}, first.handler,
+      first.ioc.get_executor(), first.clock, ServerOptions{stale, ""}, first.handler,
       std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
   CHECK(third->start().ok());
   third->stop();
@@ -657,7 +694,7 @@ TEST_CASE("a stale socket file is replaced; a live one is not taken over") {
   const std::string file = (first.dir / "file.sock").string();
   { std::ofstream(file) << "data"; }
   auto fourth = std::make_shared<ControlServer>(
-      first.ioc.get_executor(), ServerOptions{file, ""}, first.handler,
+      first.ioc.get_executor(), first.clock, ServerOptions{file, ""}, first.handler,
       std::make_shared<spdlog::logger>("c", std::make_shared<spdlog::sinks::null_sink_mt>()));
   CHECK_FALSE(fourth->start().ok());
   CHECK(std::filesystem::exists(file));

@@ -11,6 +11,7 @@
 
 #include "spool/file_spool_support.hpp"
 #include "spool/spool_contract.hpp"
+#include "support/manual_clock.hpp"
 
 using namespace file_spool_support;
 using spool_contract::drain;
@@ -21,6 +22,7 @@ using spool_contract::record;
 namespace {
 
 struct Blocked {
+  citygate::testing::ManualClock clock;  // the retry timer
   std::string root = tempDir("fallback");
   std::string dir = root + "/blocker/spool";
   std::ostringstream logText;
@@ -56,7 +58,7 @@ TEST_CASE("fallback spool: a directory that cannot be opened is reported, readin
   auto r = FileSpool::open(ioc().get_executor(), b.options().file, quietLog(), &failure);
   REQUIRE_FALSE(r.ok());
   CHECK((failure == FileSpool::OpenFailure::Unavailable));
-  FallbackSpool s(ioc().get_executor(), b.options(), r.error(), std::uint64_t{1}, b.log);
+  FallbackSpool s(ioc().get_executor(), b.clock, b.options(), r.error(), std::uint64_t{1}, b.log);
   const auto st = s.stats();
   CHECK(st.unavailable);
   CHECK(st.lastError.find("unavailable") != std::string::npos);
@@ -79,7 +81,8 @@ TEST_CASE("fallback spool: a directory that cannot be opened is reported, readin
 
 TEST_CASE("fallback spool: when the directory becomes usable, held readings move into the file spool") {
   Blocked b;
-  auto s = std::make_unique<FallbackSpool>(ioc().get_executor(), b.options(), b.why(), std::uint64_t{1}, b.log);
+  auto s =
+      std::make_unique<FallbackSpool>(ioc().get_executor(), b.clock, b.options(), b.why(), std::uint64_t{1}, b.log);
   std::optional<std::uint64_t> opened;
   s->setOpenedCallback([&](std::uint64_t next) { opened = next; });
   int readable = 0;
@@ -89,6 +92,9 @@ TEST_CASE("fallback spool: when the directory becomes usable, held readings move
   std::string out;
   REQUIRE(readInto(*s, 2, 1 << 20, out).count == 2);  // 1..2 in flight
   b.unblock();
+  b.clock.advance(std::chrono::milliseconds(9));
+  CHECK_FALSE(opened.has_value());  // not tried before the retry timer (retryMin 10 ms)
+  b.clock.advance(std::chrono::milliseconds(1));
   runUntil([&] { return opened.has_value(); });
   CHECK(*opened == 0);  // an empty directory
   // 1..2 are in flight from memory: nothing more is handed out until they are acknowledged.
@@ -120,7 +126,7 @@ TEST_CASE(
     f->close();
   }
   // This run could not read it (no floor): numbering started at 1 again.
-  FallbackSpool s(ioc().get_executor(), b.options(), "cannot list: Permission denied", std::nullopt, b.log);
+  FallbackSpool s(ioc().get_executor(), b.clock, b.options(), "cannot list: Permission denied", std::nullopt, b.log);
   std::optional<std::uint64_t> opened;
   s.setOpenedCallback([&](std::uint64_t next) { opened = next; });
   for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(s.append(i, record(i)) == AppendResult::Ok);
@@ -137,7 +143,8 @@ TEST_CASE(
 
 TEST_CASE("fallback spool: at stop, one last attempt keeps what memory holds if the directory is usable by then") {
   Blocked b;
-  auto s = std::make_unique<FallbackSpool>(ioc().get_executor(), b.options(), b.why(), std::uint64_t{1}, b.log);
+  auto s =
+      std::make_unique<FallbackSpool>(ioc().get_executor(), b.clock, b.options(), b.why(), std::uint64_t{1}, b.log);
   for (std::uint64_t i = 1; i <= 4; ++i) REQUIRE(s->append(i, record(i)) == AppendResult::Ok);
   b.unblock();
   s->close();

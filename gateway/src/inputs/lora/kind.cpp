@@ -87,8 +87,8 @@ class LoraKind final : public sources::SourceKind {
   std::shared_ptr<sources::Source> make(std::shared_ptr<const sources::SourceSpec> spec,
                                         const sources::SourceContext& context) const override {
     auto loraSpec = std::static_pointer_cast<const LoraSourceSpec>(std::move(spec));
-    auto source =
-        std::make_shared<LoraSource>(context.executor, loraSpec->lora, context.submit, context.logger("lora"));
+    auto source = std::make_shared<LoraSource>(context.executor, *context.clock, loraSpec->lora, context.submit,
+                                               context.logger("lora"));
     return std::make_shared<LoraSourceHandle>(context.executor, std::move(loraSpec), std::move(source));
   }
 };

@@ -42,15 +42,16 @@ class LoraSource::Visitor final : public PushVisitor {
   WallTime wall_;
 };
 
-LoraSource::LoraSource(asio::any_io_executor executor, LoraSpec spec, Submit submit,
+LoraSource::LoraSource(asio::any_io_executor executor, core::Clock& clock, LoraSpec spec, Submit submit,
                        std::shared_ptr<spdlog::logger> log)
     : executor_(executor),
+      clock_(clock),
       spec_(std::move(spec)),
       submit_(std::move(submit)),
       log_(std::move(log)),
       socket_(executor),
-      flushTimer_(executor),
-      persistTimer_(executor),
+      flushTimer_(clock_.makeTimer()),
+      persistTimer_(clock_.makeTimer()),
       doc_(std::make_unique<json::Document>()) {}
 
 LoraSource::~LoraSource() = default;
@@ -104,7 +105,7 @@ Status LoraSource::start() {
   socket_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ignored);
   log_->info("packet forwarder on {}:{} (udp): {} device(s), dedup {} ms", spec_.bind, localPort(), devices,
              spec_.dedupWindow.count());
-  lastSummary_ = SteadyClock::now();
+  lastSummary_ = clock_.steadyNow();
   receive();
   schedulePersist();
   return Ok{};
@@ -115,8 +116,8 @@ void LoraSource::stop() {
   stopped_ = true;
   boost::system::error_code ec;
   socket_.close(ec);
-  flushTimer_.cancel();
-  persistTimer_.cancel();
+  flushTimer_->cancel();
+  persistTimer_->cancel();
   if (processor_) {
     processor_->flushAll();
     if (!spec_.statePath.empty() && persist(true)) {
@@ -155,7 +156,7 @@ void LoraSource::onReceive(const boost::system::error_code& ec, std::size_t n) {
   // An urgent save goes at once, unless a save failed less than kPersistRetry ago (a machine
   // booted a minute ago has had no failure "long ago": the first failure is an optional).
   if (processor_->urgentPersist() &&
-      (!lastPersistFailure_ || SteadyClock::now() - *lastPersistFailure_ >= kPersistRetry))
+      (!lastPersistFailure_ || clock_.steadyNow() - *lastPersistFailure_ >= kPersistRetry))
     persist(false);
   armFlushTimer();
   receive();
@@ -184,8 +185,8 @@ void LoraSource::handleDatagram(std::size_t n) {
     processor_->count(*why);
     return;
   }
-  const WallTime wall = WallClock::now();
-  const SteadyTime now = SteadyClock::now();
+  const WallTime wall = clock_.wallNow();
+  const SteadyTime now = clock_.steadyNow();
   if (pkt.type == PacketType::PushData || pkt.type == PacketType::PullData) {
     // Acknowledge at once, before any processing (the forwarder measures ackr from this).
     const auto ack = makeAck(pkt);
@@ -230,26 +231,24 @@ void LoraSource::armFlushTimer() {
   if (!next) return;
   if (flushArmedFor_ && *flushArmedFor_ <= *next) return;
   flushArmedFor_ = *next;
-  flushTimer_.expires_at(*next);
-  flushTimer_.async_wait(std::bind_front(&LoraSource::onFlushTimer, shared_from_this()));
+  flushTimer_->start(*next - clock_.steadyNow(), std::bind_front(&LoraSource::onFlushTimer, shared_from_this()));
 }
 
-void LoraSource::onFlushTimer(const boost::system::error_code& ec) {
-  if (ec || stopped_) return;  // cancelled: a sooner deadline was armed, or stopping
+void LoraSource::onFlushTimer() {
+  if (stopped_) return;
   flushArmedFor_.reset();
-  processor_->flushDue(SteadyClock::now());
+  processor_->flushDue(clock_.steadyNow());
   armFlushTimer();
 }
 
 void LoraSource::schedulePersist() {
-  persistTimer_.expires_after(spec_.persistInterval);
-  persistTimer_.async_wait(std::bind_front(&LoraSource::onPersistTimer, shared_from_this()));
+  persistTimer_->start(spec_.persistInterval, std::bind_front(&LoraSource::onPersistTimer, shared_from_this()));
 }
 
-void LoraSource::onPersistTimer(const boost::system::error_code& ec) {
-  if (ec || stopped_) return;
+void LoraSource::onPersistTimer() {
+  if (stopped_) return;
   if (processor_->dirty() && !spec_.statePath.empty()) persist(false);
-  if (SteadyClock::now() - lastSummary_ >= kSummaryEvery) logSummary();
+  if (clock_.steadyNow() - lastSummary_ >= kSummaryEvery) logSummary();
   schedulePersist();
 }
 
@@ -266,7 +265,7 @@ bool LoraSource::persist(bool clean) {
   const std::string text = encodeFcntState(processor_->snapshot(clean));
   if (auto st = core::writeFileAtomic(spec_.statePath, text, 0600); !st) {
     ++counters_.stateWriteErrors;
-    lastPersistFailure_ = SteadyClock::now();
+    lastPersistFailure_ = clock_.steadyNow();
     if (st.error() != lastPersistError_) log_->error("frame counters not saved: {}", st.error());
     lastPersistError_ = st.error();
     return false;
@@ -279,7 +278,7 @@ bool LoraSource::persist(bool clean) {
 }
 
 void LoraSource::logSummary() {
-  lastSummary_ = SteadyClock::now();
+  lastSummary_ = clock_.steadyNow();
   const auto& now = processor_->counters().rejected;
   std::string text;
   std::uint64_t total = 0;

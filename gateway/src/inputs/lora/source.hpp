@@ -16,13 +16,13 @@
 #include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/udp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "citygate/v1/status.pb.h"
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "inputs/lora/frame_processor.hpp"
 #include "inputs/lora/spec.hpp"
@@ -49,7 +49,9 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   static constexpr std::size_t kMaxConcentrators = 64;
   static constexpr std::size_t kBurst = 64;
 
-  LoraSource(boost::asio::any_io_executor executor, LoraSpec spec, Submit submit, std::shared_ptr<spdlog::logger> log);
+  // `clock` (time, the flush and persist timers) must outlive the source.
+  LoraSource(boost::asio::any_io_executor executor, core::Clock& clock, LoraSpec spec, Submit submit,
+             std::shared_ptr<spdlog::logger> log);
   ~LoraSource();
 
   Status start();
@@ -74,21 +76,22 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   void handleDatagram(std::size_t n);
   Concentrator* concentrator(std::uint64_t eui);
   void armFlushTimer();
-  void onFlushTimer(const boost::system::error_code& ec);
+  void onFlushTimer();
   void schedulePersist();
-  void onPersistTimer(const boost::system::error_code& ec);
+  void onPersistTimer();
   bool persist(bool clean);
   void setStateAside(const std::string& why);
   void logSummary();
 
   boost::asio::any_io_executor executor_;
+  core::Clock& clock_;
   LoraSpec spec_;
   Submit submit_;
   std::shared_ptr<spdlog::logger> log_;
   boost::asio::ip::udp::socket socket_;
   boost::asio::ip::udp::endpoint sender_;
-  boost::asio::steady_timer flushTimer_;
-  boost::asio::steady_timer persistTimer_;
+  std::unique_ptr<core::Timer> flushTimer_;
+  std::unique_ptr<core::Timer> persistTimer_;
   std::optional<SteadyTime> flushArmedFor_;
   std::unique_ptr<FrameProcessor> processor_;
   std::unique_ptr<json::Document> doc_;

@@ -9,20 +9,18 @@
 
 namespace citygate::modbus {
 
-namespace {
-using Clock = std::chrono::steady_clock;
-}
-
-BusSource::BusSource(boost::asio::any_io_executor executor, BusSpec spec, std::unique_ptr<Transport> transport,
-                     Submit submit, Accepting accepting, std::shared_ptr<spdlog::logger> log)
+BusSource::BusSource(boost::asio::any_io_executor executor, core::Clock& clock, BusSpec spec,
+                     std::unique_ptr<Transport> transport, Submit submit, Accepting accepting,
+                     std::shared_ptr<spdlog::logger> log)
     : executor_(executor),
+      clock_(clock),
       spec_(std::move(spec)),
       submit_(std::move(submit)),
       accepting_(std::move(accepting)),
       log_(std::move(log)),
       rng_(std::random_device{}()) {
   // One queued job per device plus room for the technician's ad-hoc reads.
-  worker_ = std::make_unique<BusWorker>(executor, std::move(transport),
+  worker_ = std::make_unique<BusWorker>(executor, clock_, std::move(transport),
                                         std::chrono::milliseconds(spec_.config.inter_frame_gap_ms()),
                                         spec_.devices.size() + 8);
   devices_.reserve(spec_.devices.size());
@@ -32,7 +30,7 @@ BusSource::BusSource(boost::asio::any_io_executor executor, BusSpec spec, std::u
     d.isolated.assign(ds.reads.size(), false);
     d.lastSent.assign(ds.reads.size(), 0.0);
     d.lastSentAt.assign(ds.reads.size(), WallTime{});
-    d.timer = std::make_unique<boost::asio::steady_timer>(executor_);
+    d.timer = clock_.makeTimer();
     d.health.set_sensor_id(ds.sensor->id);
     d.health.set_bus(spec_.name);
     d.health.set_state(citygate::v1::OK);
@@ -57,14 +55,14 @@ Status BusSource::prepare() {
 
 Status BusSource::start() {
   if (auto st = prepare(); !st) return st;
-  epoch_ = Clock::now();
+  epoch_ = clock_.steadyNow();
   const std::size_t n = devices_.size();
   log_->info("bus '{}' ({}): {} device(s)", spec_.name, worker_->describe(), n);
   for (std::size_t i = 0; i < n; ++i) {
     Device& d = devices_[i];
     // Staggered phases: device i of n starts i/n of its interval into the cycle.
     const auto phase = d.spec.interval * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
-    d.nextTick = epoch_ + std::chrono::duration_cast<Clock::duration>(phase);
+    d.nextTick = epoch_ + std::chrono::duration_cast<SteadyClock::duration>(phase);
     scheduleNext(i);
   }
   return Ok{};
@@ -79,7 +77,7 @@ void BusSource::stop() {
 void BusSource::scheduleNext(std::size_t index) {
   Device& d = devices_[index];
   if (stopped_ || d.busy) return;
-  const auto now = Clock::now();
+  const auto now = clock_.steadyNow();
   if (d.nextTick <= now) {
     // Ticks that came while the last poll was still running, or while the executor was behind,
     // are skipped and counted; the phase is kept.
@@ -104,14 +102,13 @@ void BusSource::scheduleNext(std::size_t index) {
 
 void BusSource::armTimer(std::size_t index) {
   Device& d = devices_[index];
-  d.timer->expires_at(d.nextTick);
-  d.timer->async_wait(std::bind_front(&BusSource::onTick, shared_from_this(), index));
+  d.timer->start(d.nextTick - clock_.steadyNow(), std::bind_front(&BusSource::onTick, shared_from_this(), index));
 }
 
-void BusSource::onTick(std::size_t index, const boost::system::error_code& ec) {
-  if (ec || stopped_) return;
+void BusSource::onTick(std::size_t index) {
+  if (stopped_) return;
   Device& d = devices_[index];
-  const auto now = Clock::now();
+  const auto now = clock_.steadyNow();
   d.nextTick += d.spec.interval;  // ticks missed meanwhile (suspend, overload): scheduleNext counts them
   ++counters_.polls;
   d.health.set_polls_scheduled(d.health.polls_scheduled() + 1);
@@ -125,7 +122,7 @@ void BusSource::onTick(std::size_t index, const boost::system::error_code& ec) {
   scheduleNext(index);  // nothing while the poll it issued runs: its result schedules the next
 }
 
-void BusSource::poll(std::size_t index, bool probe, Clock::time_point due) {
+void BusSource::poll(std::size_t index, bool probe, SteadyTime due) {
   Device& d = devices_[index];
   if (d.plan.empty()) return;
   Job job;
@@ -159,8 +156,8 @@ void BusSource::recordFailure(Device& d, const std::string& error) {
     const double window = std::min<double>(base, spec_.config.backoff_max_ms());
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
     const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(window * jitter(rng_)));
-    d.nextAttempt = Clock::now() + wait;
-    d.nextAttemptWall = WallClock::now() + wait;
+    d.nextAttempt = clock_.steadyNow() + wait;
+    d.nextAttemptWall = clock_.wallNow() + wait;
     ++d.downCount;
     d.state = citygate::v1::DOWN;
     toTimestamp(d.nextAttemptWall, d.health.mutable_next_attempt_at());
@@ -199,7 +196,7 @@ void BusSource::handleResult(std::size_t index, bool probe, JobResult&& r) {
   Device& d = devices_[index];
   d.busy = false;
   if (stopped_) return;
-  const WallTime now = WallClock::now();
+  const WallTime now = clock_.wallNow();
   d.health.set_requests(d.health.requests() + r.requestsSent);
   d.health.set_timeouts(d.health.timeouts() + r.timeouts);
   d.health.set_bad_frames(d.health.bad_frames() + r.badFrames);

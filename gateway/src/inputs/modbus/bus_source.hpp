@@ -12,10 +12,11 @@
 // and it is tried once per backoff window (doubling up to backoff_max_ms, with jitter) with a
 // single request and no retries, so a dead device costs at most one timeout per window. A merged
 // read refused with exception 02 is split, the split remembered, and the device polled again.
+//
+// Time and timers come from the injected clock (its steady time is also the worker's due time).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "citygate/v1/status.pb.h"
+#include "core/clock.hpp"
 #include "core/normaliser.hpp"
 #include "inputs/modbus/spec.hpp"
 #include "inputs/modbus/worker.hpp"
@@ -53,8 +55,10 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   using Submit = std::function<void(const core::SensorSpec&, core::SensorMemory&, core::RawSample&&)>;
   using Accepting = std::function<bool()>;
 
-  BusSource(boost::asio::any_io_executor executor, BusSpec spec, std::unique_ptr<Transport> transport, Submit submit,
-            Accepting accepting, std::shared_ptr<spdlog::logger> log);
+  // `clock` must outlive the source (and its worker's thread).
+  BusSource(boost::asio::any_io_executor executor, core::Clock& clock, BusSpec spec,
+            std::unique_ptr<Transport> transport, Submit submit, Accepting accepting,
+            std::shared_ptr<spdlog::logger> log);
 
   // Starts the bus worker's thread (no I/O, no polls yet). An error when the system refuses the
   // thread (TasksMax, RLIMIT_NPROC); nothing runs then, and stop() is still safe.
@@ -76,20 +80,23 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   // The last reading of each device, for `devices`.
   std::size_t deviceCount() const { return devices_.size(); }
 
+  // Tests on a manual clock: see BusWorker::settled().
+  bool workerSettled() { return worker_->settled(); }
+
  private:
   struct Device {
     DeviceSpec spec;
     std::vector<ReadRequest> plan;
-    std::vector<bool> isolated;                        // per point, learned from exception 02
-    std::unique_ptr<boost::asio::steady_timer> timer;  // DOWN or paused: the tick decides
-    std::chrono::steady_clock::time_point nextTick;    // the first tick not yet handed out
-    bool busy = false;                                 // a poll of it is queued or running
+    std::vector<bool> isolated;          // per point, learned from exception 02
+    std::unique_ptr<core::Timer> timer;  // DOWN or paused: the tick decides
+    SteadyTime nextTick;                 // the first tick not yet handed out
+    bool busy = false;                   // a poll of it is queued or running
     core::SensorMemory memory;
     // circuit breaker
     citygate::v1::DeviceState state = citygate::v1::OK;
     std::uint32_t consecutiveFailures = 0;
     std::uint32_t downCount = 0;
-    std::chrono::steady_clock::time_point nextAttempt{};
+    SteadyTime nextAttempt{};
     WallTime nextAttemptWall{};
     // report by exception
     std::vector<double> lastSent;
@@ -101,12 +108,11 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   };
 
   void replan(Device& d);
-  using Clock = std::chrono::steady_clock;
 
   void scheduleNext(std::size_t index);  // the device is idle: its next poll, or a timer
   void armTimer(std::size_t index);
-  void onTick(std::size_t index, const boost::system::error_code& ec);
-  void poll(std::size_t index, bool probe, Clock::time_point due = {});
+  void onTick(std::size_t index);
+  void poll(std::size_t index, bool probe, SteadyTime due = {});
   void onResult(std::size_t index, bool probe, JobResult&& result);
   void handleResult(std::size_t index, bool probe, JobResult&& result);
   void decode(Device& d, const JobResult& result, WallTime now);
@@ -114,6 +120,7 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   void countDiscarded(Device* asked, const std::vector<DiscardedFrames>& frames);
 
   boost::asio::any_io_executor executor_;
+  core::Clock& clock_;
   BusSpec spec_;
   std::unique_ptr<BusWorker> worker_;
   Submit submit_;
@@ -123,7 +130,7 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   BusCounters counters_;
   std::minstd_rand rng_;
   bool stopped_ = false;
-  std::chrono::steady_clock::time_point epoch_;
+  SteadyTime epoch_;
 };
 
 }  // namespace citygate::modbus

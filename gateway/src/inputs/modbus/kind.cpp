@@ -90,8 +90,9 @@ class ModbusKind final : public sources::SourceKind {
   std::shared_ptr<sources::Source> make(std::shared_ptr<const sources::SourceSpec> spec,
                                         const sources::SourceContext& context) const override {
     auto busSpec = std::static_pointer_cast<const BusSourceSpec>(std::move(spec));
-    auto bus = std::make_shared<BusSource>(context.executor, busSpec->bus, makeTransport(busSpec->bus.config),
-                                           context.submit, context.accepting, context.logger("modbus"));
+    auto bus =
+        std::make_shared<BusSource>(context.executor, *context.clock, busSpec->bus, makeTransport(busSpec->bus.config),
+                                    context.submit, context.accepting, context.logger("modbus"));
     return std::make_shared<ModbusSource>(context.executor, std::move(busSpec), std::move(bus));
   }
 };

@@ -11,9 +11,11 @@
 
 namespace citygate::modbus {
 
-BusWorker::BusWorker(boost::asio::any_io_executor executor, std::unique_ptr<Transport> transport,
-                     std::chrono::milliseconds interFrameGap, std::size_t queueCapacity)
+BusWorker::BusWorker(boost::asio::any_io_executor executor, const core::Clock& clock,
+                     std::unique_ptr<Transport> transport, std::chrono::milliseconds interFrameGap,
+                     std::size_t queueCapacity)
     : executor_(std::move(executor)),
+      clock_(clock),
       transport_(std::move(transport)),
       gap_(interFrameGap),
       capacity_(queueCapacity),
@@ -47,6 +49,17 @@ bool BusWorker::submit(Job job) {
   return true;
 }
 
+bool BusWorker::settled() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!waiting_) return false;
+    const auto now = clock_.steadyNow();
+    if (std::none_of(queue_.begin(), queue_.end(), [now](const Job& j) { return j.due <= now; })) return true;
+  }
+  cv_.notify_all();
+  return false;
+}
+
 std::size_t BusWorker::queued() const {
   std::lock_guard lock(mutex_);
   return queue_.size();
@@ -74,17 +87,20 @@ void BusWorker::run() {
         // The first of the earliest due (a handful of jobs: one per device, a few ad-hoc reads).
         auto next =
             std::min_element(queue_.begin(), queue_.end(), [](const Job& a, const Job& b) { return a.due < b.due; });
-        if (next != queue_.end() && next->due <= Clock::now()) {
+        const auto now = clock_.steadyNow();
+        if (next != queue_.end() && next->due <= now) {
           job = std::move(*next);
           queue_.erase(next);
           break;
         }
         wakeAt_ = next == queue_.end() ? Clock::time_point::max() : next->due;
+        waiting_ = true;
         if (wakeAt_ == Clock::time_point::max()) {
           cv_.wait(lock);
         } else {
-          cv_.wait_until(lock, wakeAt_);
+          cv_.wait_for(lock, wakeAt_ - now);  // the clock's time, waited for in real time
         }
+        waiting_ = false;
         wakeAt_ = Clock::time_point::min();
       }
       if (stopping_) break;

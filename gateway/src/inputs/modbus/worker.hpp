@@ -17,6 +17,11 @@
 //
 // The thread is made by start(), which fails (an error, never an exception) when the system
 // refuses another thread: TasksMax, RLIMIT_NPROC, memory.
+//
+// Due times are on the injected clock's steady time (the daemon's SystemClock: the real one). On a
+// manual clock (unit tests) the worker cannot see time move: the test calls settled() after each
+// step, which wakes the worker when a job has fallen due. The transport's own waits (t3.5, the
+// inter-frame gap, the response timeout) stay in real time: they are the line's, not the schedule's.
 #pragma once
 
 #include <atomic>
@@ -32,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "inputs/modbus/planner.hpp"
 #include "inputs/modbus/transport.hpp"
@@ -68,7 +74,8 @@ struct Job {
 
 class BusWorker {
  public:
-  BusWorker(boost::asio::any_io_executor executor, std::unique_ptr<Transport> transport,
+  // `clock` must outlive the worker; its steadyNow() is read on the worker's thread.
+  BusWorker(boost::asio::any_io_executor executor, const core::Clock& clock, std::unique_ptr<Transport> transport,
             std::chrono::milliseconds interFrameGap, std::size_t queueCapacity);
   ~BusWorker();
 
@@ -81,12 +88,16 @@ class BusWorker {
   void stop();  // waits for the running job (bounded by its timeouts), drops queued ones
   std::size_t queued() const;
   std::string describe() const { return description_; }
+  // For tests on a manual clock: true when the worker waits and no queued job is due; otherwise
+  // wakes it if a job has fallen due (time moved without it knowing) and returns false.
+  bool settled();
 
  private:
   void run();
   JobResult execute(Job& job);
 
   boost::asio::any_io_executor executor_;
+  const core::Clock& clock_;
   std::unique_ptr<Transport> transport_;
   std::chrono::microseconds gap_;
   std::size_t capacity_;
@@ -98,6 +109,7 @@ class BusWorker {
   // queue again before it waits).
   std::chrono::steady_clock::time_point wakeAt_ = std::chrono::steady_clock::time_point::min();
   bool stopping_ = false;
+  bool waiting_ = false;  // the thread waits for a job to be due (or to come)
   std::optional<std::chrono::steady_clock::time_point> lastTransaction_;  // none yet
   std::thread thread_;
 };

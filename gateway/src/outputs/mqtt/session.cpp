@@ -76,13 +76,14 @@ std::string statusPayload(const SessionOptions& o, pb::GatewayState state) {
   return s.SerializeAsString();
 }
 
-Session::Session(boost::asio::any_io_executor executor, std::unique_ptr<MqttClient> client, SessionOptions options,
-                 std::shared_ptr<spdlog::logger> log)
+Session::Session(boost::asio::any_io_executor executor, core::Clock& clock, std::unique_ptr<MqttClient> client,
+                 SessionOptions options, std::shared_ptr<spdlog::logger> log)
     : executor_(std::move(executor)),
+      clock_(clock),
       client_(std::move(client)),
       options_(std::move(options)),
       log_(std::move(log)),
-      reconnectTimer_(executor_),
+      reconnectTimer_(clock_.makeTimer()),
       statusTopic_(topicFor(options_.topicPrefix, options_.gatewayId, "status")),
       healthTopic_(topicFor(options_.topicPrefix, options_.gatewayId, "health")),
       rng_(options_.jitterSeed ? *options_.jitterSeed : std::random_device{}()) {}
@@ -101,7 +102,7 @@ void Session::start() {
 
 void Session::release() {
   state_ = ConnState::Stopped;
-  reconnectTimer_.cancel();
+  reconnectTimer_->cancel();
   client_.reset();
 }
 
@@ -135,8 +136,8 @@ void Session::onConnect(const Status& result) {
   if (everConnected_) ++stats_.reconnects;
   everConnected_ = true;
   state_ = ConnState::Connected;
-  stats_.connectedSince = options_.wallNow();
-  connectedAt_ = options_.steadyNow();
+  stats_.connectedSince = clock_.wallNow();
+  connectedAt_ = clock_.steadyNow();
   lastLoggedError_.clear();
   log_->info("connected to the broker; birth on {}", statusTopic_);
   client_->publish(statusTopic_, statusPayload(options_, pb::ONLINE), 1, true,
@@ -184,7 +185,7 @@ void Session::onLost(const std::string& cause) {
   stats_.lastCause = ErrorCause::NotConnected;
   stats_.connectedSince.reset();
   log_->warn("lost the broker: {}", cause);
-  if (connectedAt_ && options_.steadyNow() - *connectedAt_ >= options_.stableAfter) attempt_ = 0;
+  if (connectedAt_ && clock_.steadyNow() - *connectedAt_ >= options_.stableAfter) attempt_ = 0;
   connectedAt_.reset();
   scheduleReconnect();  // state: Backoff before the listeners hear of it
   notify(false);
@@ -200,12 +201,11 @@ void Session::scheduleReconnect() {
   const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(dist(rng_)));
   ++attempt_;
   log_->debug("reconnecting in {} ms (attempt {})", wait.count(), attempt_);
-  reconnectTimer_.expires_after(wait);
-  reconnectTimer_.async_wait(std::bind_front(&Session::onReconnectTimer, shared_from_this()));
+  reconnectTimer_->start(wait, std::bind_front(&Session::onReconnectTimer, shared_from_this()));
 }
 
-void Session::onReconnectTimer(const boost::system::error_code& ec) {
-  if (!ec) connect();
+void Session::onReconnectTimer() {
+  connect();
 }
 
 void Session::publish(const std::string& topic, std::string payload, int qos, bool retain, MqttClient::Done done) {
@@ -242,7 +242,7 @@ void Session::publishHealth(const pb::GatewayHealth& health) {
 }
 
 void Session::stop(std::chrono::milliseconds timeout, std::function<void()> done) {
-  reconnectTimer_.cancel();
+  reconnectTimer_->cancel();
   if (state_ != ConnState::Connected || !client_) {
     state_ = ConnState::Stopped;
     boost::asio::post(executor_, std::move(done));

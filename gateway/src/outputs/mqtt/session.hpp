@@ -16,7 +16,6 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -28,6 +27,7 @@
 #include <vector>
 
 #include "citygate/v1/status.pb.h"
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
 #include "outputs/mqtt/client.hpp"
@@ -60,9 +60,6 @@ struct SessionOptions {
   int healthQos = 1;
   // Fills GatewayStatus.spool in the ONLINE birth (the will carries none).
   std::function<void(citygate::v1::SpoolHealth&)> birthSpool;
-  // The clocks (style habit 13); tests inject their own.
-  std::function<SteadyTime()> steadyNow = [] { return SteadyClock::now(); };
-  std::function<WallTime()> wallNow = [] { return WallClock::now(); };
   std::optional<std::uint32_t> jitterSeed;  // unset: random
 };
 
@@ -90,8 +87,9 @@ class Session final : public std::enable_shared_from_this<Session> {
   using StateListener = std::function<void(bool connected)>;
   using SubscriptionId = std::uint64_t;
 
-  Session(boost::asio::any_io_executor executor, std::unique_ptr<MqttClient> client, SessionOptions options,
-          std::shared_ptr<spdlog::logger> log);
+  // `clock` (the link's times, the reconnect timer) must outlive the session.
+  Session(boost::asio::any_io_executor executor, core::Clock& clock, std::unique_ptr<MqttClient> client,
+          SessionOptions options, std::shared_ptr<spdlog::logger> log);
 
   void start();
   // Publishes OFFLINE (bounded wait) and disconnects; `done` runs on the executor.
@@ -137,16 +135,17 @@ class Session final : public std::enable_shared_from_this<Session> {
   void onMessage(const InboundMessage& message);
   void onBirth(const Status& result);
   void onSubscribed(SubscriptionId id, const Status& result);
-  void onReconnectTimer(const boost::system::error_code& ec);
+  void onReconnectTimer();
   void makeSubscription(SubscriptionId id, const Subscription& sub);
   void scheduleReconnect();
   void notify(bool up);
 
   boost::asio::any_io_executor executor_;
+  core::Clock& clock_;
   std::unique_ptr<MqttClient> client_;
   SessionOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  boost::asio::steady_timer reconnectTimer_;
+  std::unique_ptr<core::Timer> reconnectTimer_;
   std::vector<StateListener> listeners_;
   std::map<SubscriptionId, Subscription> subscriptions_;
   SubscriptionId nextSubscription_ = 1;

@@ -1,5 +1,7 @@
 // LoraSource on a real io_context with real UDP datagrams on loopback: ACKs, stat, readings after
-// the dedup window, the state file across a restart, junk floods, a taken port.
+// the dedup window, the state file across a restart, junk floods, a taken port. Its timers (the
+// dedup window's flush, the periodic save) run on a manual clock: runUntil() handles every datagram
+// that has come in before it moves the clock to the next timer.
 #include <doctest/doctest.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +17,7 @@
 #include "inputs/lora/codecs/parking.hpp"
 #include "inputs/lora/source.hpp"
 #include "lora_test_util.hpp"
+#include "support/manual_clock.hpp"
 
 using namespace citygate;
 using namespace citygate::lora;
@@ -71,7 +74,7 @@ struct Rig {
   explicit Rig(const std::string& stateDir) : client(ioc) {
     auto log = std::make_shared<spdlog::logger>("lora", std::make_shared<spdlog::sinks::null_sink_mt>());
     source = std::make_shared<LoraSource>(
-        ioc.get_executor(), spec(stateDir),
+        ioc.get_executor(), clock, spec(stateDir),
         [this](const core::SensorSpec&, core::SensorMemory&, core::RawSample&& s) { samples.push_back(std::move(s)); },
         log);
     started = source->start();
@@ -79,17 +82,30 @@ struct Rig {
     client.non_blocking(true);
     server = udp::endpoint(asio::ip::make_address("127.0.0.1"), source->localPort());
   }
-  ~Rig() { source->stop(); }
+  ~Rig() {
+    source->stop();
+    clock.dropHandlers();  // they hold the source (its socket), which must go before the io_context
+  }
 
   void send(const std::vector<std::uint8_t>& d) { client.send_to(asio::buffer(d), server); }
 
-  // Runs the executor until `done` or the deadline; true when done.
+  // Runs the executor until `done` or the (real) deadline; true when done. What has come in is
+  // handled first; only then does the clock move, to the next timer's time.
   bool runUntil(const std::function<bool()>& done, std::chrono::milliseconds deadline = 3000ms) {
     const auto end = std::chrono::steady_clock::now() + deadline;
     while (!done()) {
       if (std::chrono::steady_clock::now() > end) return false;
-      ioc.run_for(5ms);
       ioc.restart();
+      if (ioc.poll() > 0) continue;
+      if (const auto due = clock.nextDue()) {
+        clock.advance(*due - clock.steadyNow(), [this] {
+          ioc.restart();
+          ioc.poll();
+        });
+        continue;
+      }
+      ioc.restart();
+      ioc.run_one_for(5ms);  // a datagram on its way (the event), with a bound
     }
     return true;
   }
@@ -118,6 +134,7 @@ struct Rig {
     return it == h.lora().rejected().end() ? 0 : it->second;
   }
 
+  testing::ManualClock clock;  // outlives the io_context (the source's timers)
   asio::io_context ioc;
   std::shared_ptr<LoraSource> source;
   Status started = Ok{};
@@ -189,6 +206,23 @@ TEST_CASE("PUSH_DATA is acknowledged with its token, PULL_DATA too, the frame be
   REQUIRE(h.devices_size() == 1);
   CHECK(h.devices(0).last_f_cnt() == 1);
   CHECK(h.devices(0).last_rssi() == -80);
+}
+
+TEST_CASE("a frame becomes a sample when its dedup window (50 ms) ends, not before") {
+  TempDir t;
+  Rig r(t.path);
+  REQUIRE_MESSAGE(r.started.ok(), r.started.error());
+  r.send(pushData(1, frame(1)));
+  REQUIRE(r.runUntil([&] { return r.health().lora().datagrams() == 1; }));
+  auto poll = [&r] {
+    r.ioc.restart();
+    r.ioc.poll();
+  };
+  CHECK(r.samples.empty());
+  r.clock.advance(49ms, poll);
+  CHECK(r.samples.empty());
+  r.clock.advance(1ms, poll);
+  CHECK(r.samples.size() == 1);
 }
 
 TEST_CASE("stat reports are kept per concentrator") {
@@ -289,11 +323,11 @@ TEST_CASE("start fails with a clear reason when the port is taken or the state c
   std::filesystem::create_directory(t.path + "/other");
   s.port = first.source->localPort();
   auto log = std::make_shared<spdlog::logger>("lora", std::make_shared<spdlog::sinks::null_sink_mt>());
-  auto second = std::make_shared<LoraSource>(ioc.get_executor(), s, nullptr, log);
+  auto second = std::make_shared<LoraSource>(ioc.get_executor(), first.clock, s, nullptr, log);
   const auto st = second->start();
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().find("cannot listen on 127.0.0.1:") != std::string::npos);
-  auto third = std::make_shared<LoraSource>(ioc.get_executor(), spec("/nonexistent/dir"), nullptr, log);
+  auto third = std::make_shared<LoraSource>(ioc.get_executor(), first.clock, spec("/nonexistent/dir"), nullptr, log);
   const auto st3 = third->start();
   REQUIRE_FALSE(st3.ok());
   CHECK(st3.error().find("cannot write /nonexistent/dir/lora-fcnt.state") != std::string::npos);

@@ -1,4 +1,7 @@
-// BusSource on a real io_context with a fake Transport at the seam.
+// BusSource on a real io_context with a fake Transport at the seam, on a manual clock: time moves
+// in 1 ms steps, and after each step the test waits (for the event, with a deadline) until the bus
+// worker has run every job due and the executor every result. A dead unit answers at once with a
+// timeout: its cost in time is the transport's, not the schedule's, which is what these test.
 #include <doctest/doctest.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -9,15 +12,18 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <utility>
 
 #include "inputs/modbus/bus_source.hpp"
+#include "support/manual_clock.hpp"
 
 using namespace citygate;
 using namespace citygate::modbus;
 namespace pb = citygate::v1;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -31,6 +37,10 @@ struct FakeState {
   int reads = 0;
   std::map<int, std::vector<DiscardedFrames>> discardsWhenReading;  // by the unit read
   std::vector<DiscardedFrames> discarded;                           // not yet taken
+  // A read of a held unit blocks until released: a poll still running while time moves.
+  std::set<int> heldUnits;
+  int readsInProgress = 0;
+  std::condition_variable changed;
 };
 
 class FakeTransport final : public Transport {
@@ -40,14 +50,18 @@ class FakeTransport final : public Transport {
   void close() override {}
   bool isOpen() const override { return true; }
   ReadError read(std::uint8_t unit, pb::RegisterTable, std::uint16_t address, std::uint16_t count,
-                 std::chrono::milliseconds timeout, std::span<std::uint16_t> out) override {
+                 std::chrono::milliseconds, std::span<std::uint16_t> out) override {
     {
-      std::lock_guard lock(s_->mutex);
+      std::unique_lock lock(s_->mutex);
+      ++s_->readsInProgress;
+      s_->changed.notify_all();
+      s_->changed.wait(lock, [&] { return !s_->heldUnits.contains(unit); });
+      --s_->readsInProgress;
       ++s_->requestsPerUnit[unit];
       s_->maxCount = std::max<int>(s_->maxCount, count);
       for (const auto& d : s_->discardsWhenReading[unit]) addDiscarded(s_->discarded, d.unit, d.frames);
       if (s_->deadUnits.contains(unit)) {
-        // a dead device costs its timeout
+        return ReadError{ErrorKind::Timeout, 0, "timeout"};  // at once (see the top of the file)
       } else if (s_->refuseMergedUnits.contains(unit) && count > 1) {
         return ReadError{ErrorKind::Exception, 2, "02 illegal data address"};
       } else {
@@ -58,8 +72,6 @@ class FakeTransport final : public Transport {
         return {};
       }
     }
-    std::this_thread::sleep_for(timeout);
-    return ReadError{ErrorKind::Timeout, 0, "timeout"};
   }
   std::vector<DiscardedFrames> takeDiscarded() override {
     std::lock_guard lock(s_->mutex);
@@ -101,7 +113,26 @@ std::shared_ptr<spdlog::logger> quietLog() {
   return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
 }
 
+// Runs the executor and waits for `worker` (a BusWorker or a BusSource) until neither has anything
+// left to do at the manual clock's time. Fails after a real deadline (a hung worker).
+template <typename Worker>
+void settle(boost::asio::io_context& ioc, Worker&& workerSettled) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    if (ioc.stopped()) ioc.restart();  // it stops whenever it runs out of work
+    if (ioc.poll() > 0) continue;
+    if (workerSettled()) {
+      if (ioc.stopped()) ioc.restart();
+      if (ioc.poll() == 0) return;
+      continue;
+    }
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::yield();
+  }
+}
+
 struct Run {
+  testing::ManualClock clock;
   boost::asio::io_context ioc;
   std::shared_ptr<FakeState> state = std::make_shared<FakeState>();
   std::map<std::string, int> samples;
@@ -110,7 +141,7 @@ struct Run {
 
   void make(BusSpec spec) {
     source = std::make_shared<BusSource>(
-        ioc.get_executor(), std::move(spec), std::make_unique<FakeTransport>(state),
+        ioc.get_executor(), clock, std::move(spec), std::make_unique<FakeTransport>(state),
         [this](const core::SensorSpec& s, core::SensorMemory&, core::RawSample&& raw) {
           ++samples[s.id];
           auto& v = lastValues[s.id];
@@ -119,9 +150,20 @@ struct Run {
         },
         [] { return true; }, quietLog());
   }
+  void settle() {
+    ::settle(ioc, [this] { return source->workerSettled(); });
+  }
+  // Moves the clock by `d` in 1 ms steps, settling after each.
+  void advance(std::chrono::milliseconds d) {
+    for (auto t = 0ms; t < d; t += 1ms) {
+      clock.advance(1ms, [this] { settle(); });
+      settle();
+    }
+  }
   void runFor(std::chrono::milliseconds d) {
     REQUIRE(source->start());
-    ioc.run_for(d);
+    settle();
+    advance(d);
     source->stop();
   }
 };
@@ -144,8 +186,7 @@ TEST_CASE("a healthy device is polled at its interval and its values decoded") {
   b.devices.push_back(device("a", 1, std::chrono::milliseconds(50), 3));
   r.make(b);
   r.runFor(std::chrono::milliseconds(530));
-  CHECK(r.samples["a"] >= 9);
-  CHECK(r.samples["a"] <= 12);
+  CHECK(r.samples["a"] == 10);  // 50, 100, ... 500 ms (the tick at start is counted as skipped)
   CHECK(r.lastValues["a"] == std::vector<double>{100, 102, 104});
   CHECK(r.state->requestsPerUnit[1] == r.samples["a"]);  // the three points merge into one read
 }
@@ -159,12 +200,13 @@ TEST_CASE("a dead device goes DOWN and costs one timeout per backoff window") {
   b.devices.push_back(device("ok2", 2, std::chrono::milliseconds(50), 2));
   r.make(b);
   r.runFor(std::chrono::milliseconds(2000));
-  // 2 failures to go DOWN, then one probe per window of 200..400 ms: at most 2 + 2000/200.
-  CHECK(r.state->requestsPerUnit[9] <= 12);
-  CHECK(r.state->requestsPerUnit[9] >= 3);
-  // The healthy ones keep their polls (40 ticks each; allow the ones the dead timeouts skip).
-  CHECK(r.samples["ok1"] >= 34);
-  CHECK(r.samples["ok2"] >= 34);
+  // 2 failures to go DOWN (at 50 and 100 ms), then one probe per window of 200..400 ms (jitter),
+  // each at the first tick after it: between 2 + 1900/450 and 2 + 1900/200.
+  CHECK(r.state->requestsPerUnit[9] <= 11);
+  CHECK(r.state->requestsPerUnit[9] >= 6);
+  // The healthy ones keep every poll: 40 ticks each.
+  CHECK(r.samples["ok1"] == 40);
+  CHECK(r.samples["ok2"] == 40);
   google::protobuf::RepeatedPtrField<pb::DeviceHealth> health;
   r.source->fillHealth(health);
   CHECK(health[0].state() == pb::DOWN);
@@ -179,7 +221,7 @@ TEST_CASE("exception 02 on a merged read splits it, remembers the split, and car
   b.devices.push_back(device("picky", 4, std::chrono::milliseconds(100), 3));
   r.make(b);
   r.runFor(std::chrono::milliseconds(450));
-  CHECK(r.samples["picky"] >= 3);
+  CHECK(r.samples["picky"] == 4);  // 100, 200, 300, 400 ms
   CHECK(r.lastValues["picky"] == std::vector<double>{400, 402, 404});
   CHECK(r.source->counters().splits == 1);
 }
@@ -187,15 +229,32 @@ TEST_CASE("exception 02 on a merged read splits it, remembers the split, and car
 TEST_CASE("a tick that finds the previous poll still running is skipped and counted") {
   Run r;
   r.state->deadUnits.insert(3);
+  r.state->heldUnits.insert(3);
   BusSpec b = bus();
   b.config.set_failures_to_down(1000);  // keep polling it
-  auto d = device("slow", 3, std::chrono::milliseconds(20), 1);
-  d.timeout = std::chrono::milliseconds(70);
-  b.devices.push_back(d);
+  b.devices.push_back(device("slow", 3, 20ms, 1));
   r.make(b);
-  r.runFor(std::chrono::milliseconds(500));
-  CHECK(r.source->counters().skipped >= 10);
-  CHECK(r.state->requestsPerUnit[3] <= 8);
+  REQUIRE(r.source->start());
+  r.clock.advance(20ms);      // the first poll falls due (the tick at start is counted as skipped)
+  r.source->workerSettled();  // wakes the worker: the job is due
+  {
+    // Wait for the event: the worker has begun the read (and blocks in it).
+    std::unique_lock lock(r.state->mutex);
+    const bool began = r.state->changed.wait_for(lock, 10s, [&] { return r.state->readsInProgress > 0; });
+    REQUIRE(began);
+  }
+  CHECK(r.source->counters().skipped == 1);
+  r.clock.advance(500ms);  // 25 ticks while the poll runs
+  {
+    std::lock_guard lock(r.state->mutex);
+    r.state->heldUnits.clear();
+  }
+  r.state->changed.notify_all();
+  r.settle();
+  r.source->stop();
+  CHECK(r.state->requestsPerUnit[3] == 1);
+  CHECK(r.source->counters().skipped == 1 + 25);
+  CHECK(r.source->counters().polls == 1 + 1 + 25 + 1);  // the last: the next poll, queued
 }
 
 TEST_CASE("report by exception: unchanged values inside the deadband are not sent until max_silent") {
@@ -211,7 +270,7 @@ TEST_CASE("report by exception: unchanged values inside the deadband are not sen
   r.runFor(std::chrono::milliseconds(1300));
   // the first poll, then silence, then one more when max_silent (1 s) has passed
   CHECK(r.samples["rbe"] == 2);
-  CHECK(r.state->requestsPerUnit[1] >= 20);
+  CHECK(r.state->requestsPerUnit[1] == 26);  // 50, 100, ... 1300 ms
 }
 
 TEST_CASE("report by exception: a change beyond the deadband is sent at once") {
@@ -227,18 +286,17 @@ TEST_CASE("report by exception: a change beyond the deadband is sent at once") {
   r.make(b);
   r.runFor(std::chrono::milliseconds(530));
   CHECK(r.samples["rbe"] == r.state->requestsPerUnit[1]);
-  CHECK(r.samples["rbe"] >= 9);
+  CHECK(r.samples["rbe"] == 10);
 }
 
 TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc read due now goes first") {
-  using namespace std::chrono_literals;
+  testing::ManualClock clock;
   boost::asio::io_context ioc;
   auto state = std::make_shared<FakeState>();
-  BusWorker worker(ioc.get_executor(), std::make_unique<FakeTransport>(state), 0ms, 4);
+  BusWorker worker(ioc.get_executor(), clock, std::make_unique<FakeTransport>(state), 0ms, 4);
   REQUIRE(worker.start());
   std::vector<int> order;
-  std::chrono::steady_clock::time_point laterRan{};
-  auto job = [&](int unit, std::chrono::steady_clock::time_point due) {
+  auto job = [&](int unit, SteadyTime due) {
     Job j;
     j.due = due;
     j.unit = static_cast<std::uint8_t>(unit);
@@ -246,16 +304,20 @@ TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc r
     j.done = [&, unit](JobResult&& r) {
       CHECK(r.errors.at(0).ok());
       order.push_back(unit);
-      if (unit == 1) laterRan = std::chrono::steady_clock::now();
     };
     return j;
   };
-  const auto submitted = std::chrono::steady_clock::now();
-  REQUIRE(worker.submit(job(1, submitted + 150ms)));  // a poll due at its tick
-  REQUIRE(worker.submit(job(2, {})));                 // an ad-hoc read: at once
-  ioc.run();  // returns once both results are handled: queued jobs are the executor's work
+  REQUIRE(worker.submit(job(1, clock.steadyNow() + 150ms)));  // a poll due at its tick
+  REQUIRE(worker.submit(job(2, {})));                         // an ad-hoc read: at once
+  settle(ioc, [&] { return worker.settled(); });
+  CHECK(order == std::vector<int>{2});
+  clock.advance(149ms);
+  settle(ioc, [&] { return worker.settled(); });
+  CHECK(order == std::vector<int>{2});
+  clock.advance(1ms);
+  settle(ioc, [&] { return worker.settled(); });
   CHECK(order == std::vector<int>{2, 1});
-  CHECK(laterRan - submitted >= 150ms);
+  worker.stop();
 }
 
 TEST_CASE("a bus whose worker thread the system refuses fails to start with a message, not an abort") {
@@ -292,14 +354,10 @@ TEST_CASE("discarded answers count on the device they came from, else on the dev
   b.devices.push_back(device("two", 2, std::chrono::milliseconds(100), 1));
   r.make(b);
   r.runFor(std::chrono::milliseconds(450));
-  const int reads1 = r.state->requestsPerUnit[1];
-  REQUIRE(reads1 >= 3);
+  REQUIRE(r.state->requestsPerUnit[1] == 4);  // 100, 200, 300, 400 ms, every result handled
   google::protobuf::RepeatedPtrField<pb::DeviceHealth> health;
   r.source->fillHealth(health);
-  // (The last read's result may not have been handled when the run stopped.)
-  const auto handled = health[1].answers_discarded();  // unit 2's own late answers
-  CHECK(handled + 1 >= static_cast<unsigned>(reads1));
-  CHECK(handled >= 2);
-  CHECK(health[0].answers_discarded() == 2 * handled);  // unit 9's, on the device asked
-  CHECK(r.source->counters().discarded == 3 * handled);
+  CHECK(health[1].answers_discarded() == 4);  // unit 2's own late answers
+  CHECK(health[0].answers_discarded() == 8);  // unit 9's, on the device asked
+  CHECK(r.source->counters().discarded == 12);
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "outputs/mqtt/client.hpp"
+#include "support/manual_clock.hpp"
 
 namespace citygate::mqtt::testing {
 
@@ -101,6 +102,20 @@ inline void settle(boost::asio::io_context& ioc) {
       ioc.restart();
       if (ioc.run_one_for(std::chrono::milliseconds(1)) == 0) return;
     }
+  }
+}
+
+// The same on a manual clock: also fires its timers already due (reconnect waits of 0 ms), without
+// waiting in real time.
+inline void settle(boost::asio::io_context& ioc, citygate::testing::ManualClock& clock) {
+  for (;;) {
+    ioc.restart();
+    const auto ran = ioc.poll();
+    if (const auto due = clock.nextDue(); due && *due <= clock.steadyNow()) {
+      clock.advance(SteadyClock::duration::zero());
+      continue;
+    }
+    if (ran == 0) return;
   }
 }
 

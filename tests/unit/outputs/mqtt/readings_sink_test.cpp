@@ -16,6 +16,7 @@ using testing::settle;
 
 struct Fixture {
   boost::asio::io_context ioc;
+  core::SystemClock clock{ioc.get_executor()};  // reconnect waits of 0 ms, run by settle()
   std::shared_ptr<FakeBroker> broker = std::make_shared<FakeBroker>();
   std::shared_ptr<Session> session;
   std::shared_ptr<ReadingsSink> sink;
@@ -29,8 +30,8 @@ struct Fixture {
     o.topicPrefix = "city/";
     o.reconnectMin = std::chrono::milliseconds(0);
     o.reconnectMax = std::chrono::milliseconds(0);
-    session =
-        std::make_shared<Session>(ioc.get_executor(), std::make_unique<FakeClient>(broker), o, testing::nullLogger());
+    session = std::make_shared<Session>(ioc.get_executor(), clock, std::make_unique<FakeClient>(broker), o,
+                                        testing::nullLogger());
     sink = ReadingsSink::create(session);
     sink->setReadyCallback([this](bool up) { ready.push_back(up); });
     session->start();

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
+
 #include "fake_client.hpp"
 
 namespace citygate::mqtt {
@@ -13,12 +15,13 @@ using testing::FakeClient;
 using testing::settle;
 
 struct Fixture {
+  citygate::testing::ManualClock clock;
   boost::asio::io_context ioc;
   std::shared_ptr<FakeBroker> broker = std::make_shared<FakeBroker>();
-  SteadyTime steady{std::chrono::hours(1)};
   std::shared_ptr<Session> session;
 
-  explicit Fixture(std::chrono::milliseconds reconnectMin = std::chrono::milliseconds(0)) {
+  explicit Fixture(std::chrono::milliseconds reconnectMin = std::chrono::milliseconds(0),
+                   std::optional<std::chrono::milliseconds> reconnectMax = std::nullopt) {
     broker->ioc = &ioc;
     SessionOptions o;
     o.gatewayId = "gw-1";
@@ -26,15 +29,15 @@ struct Fixture {
     o.version = "1.2.3";
     o.topicPrefix = "citygate/v1";
     o.reconnectMin = reconnectMin;
-    o.reconnectMax = reconnectMin;
-    o.steadyNow = [this] { return steady; };
+    o.reconnectMax = reconnectMax.value_or(reconnectMin);
     o.jitterSeed = 7;
-    session =
-        std::make_shared<Session>(ioc.get_executor(), std::make_unique<FakeClient>(broker), o, testing::nullLogger());
+    session = std::make_shared<Session>(ioc.get_executor(), clock, std::make_unique<FakeClient>(broker), o,
+                                        testing::nullLogger());
   }
   ~Fixture() {  // NOLINT(bugprone-exception-escape): a test fixture; asio throws only on a broken io_context
     session->release();
-    settle(ioc);
+    settle(ioc, clock);
+    clock.dropHandlers();
   }
   Fixture(const Fixture&) = delete;
   Fixture& operator=(const Fixture&) = delete;
@@ -42,7 +45,7 @@ struct Fixture {
   void connect() {
     REQUIRE(broker->connects.size() == 1);
     broker->answerConnect(Ok{});
-    settle(ioc);
+    settle(ioc, clock);
   }
 };
 
@@ -99,7 +102,7 @@ TEST_CASE("birth on every connect, OFFLINE will payload, OFFLINE on stop") {
   CHECK(decodeStatus(offline.payload).state() == pb::OFFLINE);
   CHECK(f.broker->disconnects == 0);  // waits for the OFFLINE's acknowledgement
   f.broker->answer(offline.done, Ok{});
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   CHECK(f.broker->disconnects == 1);
   CHECK(stopped);
   CHECK(f.session->state() == ConnState::Stopped);
@@ -113,7 +116,7 @@ TEST_CASE("a lost link: listeners hear of it, the session reconnects and births 
   f.connect();
   CHECK(heard == std::vector<bool>{true});
   f.broker->dropLink("keepalive timeout");
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   CHECK(heard == std::vector<bool>{true, false});
   CHECK(f.session->stats().lastError == "keepalive timeout");
   CHECK(f.session->stats().lastCause == ErrorCause::NotConnected);
@@ -130,7 +133,7 @@ TEST_CASE("a refused connect is counted with its cause and tried again") {
   Fixture f;
   f.session->start();
   f.broker->answerConnect(Error{"refused by broker: not authorized", ErrorCause::Refused});
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   CHECK(f.session->stats().connectFailures == 1);
   CHECK(f.session->stats().lastCause == ErrorCause::Refused);
   CHECK(f.session->state() == ConnState::Connecting);  // the wait (0 ms) is over: next attempt
@@ -143,16 +146,40 @@ TEST_CASE("the reconnect wait is drawn from a growing ceiling; the session waits
   Fixture f(std::chrono::milliseconds(60000));
   f.session->start();
   f.broker->answerConnect(Error{"connection failed", ErrorCause::Unreachable});
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   // A wait in [0, 60 s] with this seed is not 0; no second CONNECT before it.
   CHECK(f.session->state() == ConnState::Backoff);
   CHECK(f.broker->connects.empty());
   bool stopped = false;
   f.session->stop(std::chrono::milliseconds(100), [&stopped] { stopped = true; });
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   CHECK(stopped);
   CHECK(f.session->state() == ConnState::Stopped);
   CHECK(f.broker->connects.empty());  // the timer was cancelled
+}
+
+TEST_CASE("the reconnect ceiling grows while links are short and resets once one has held for stableAfter") {
+  using namespace std::chrono_literals;
+  Fixture f(1000ms, 1000000ms);  // stableAfter: 30 s
+  f.session->start();
+  f.connect();
+  // The wait drawn after losing a link that held `held`: the reconnect timer's due time.
+  auto loseAfter = [&f](std::chrono::milliseconds held) {
+    f.clock.advance(held);
+    f.broker->dropLink("gone");
+    settle(f.ioc, f.clock);
+    REQUIRE(f.session->state() == ConnState::Backoff);
+    const auto wait = *f.clock.nextDue() - f.clock.steadyNow();
+    f.clock.advance(wait);
+    settle(f.ioc, f.clock);
+    f.connect();
+    return wait;
+  };
+  SteadyClock::duration wait{};
+  for (int i = 0; i < 12; ++i) wait = loseAfter(29999ms);  // short links: 1 s * 2^11, capped at 1000 s
+  CHECK(wait > 1000ms);
+  CHECK(wait <= 1000000ms);
+  CHECK(loseAfter(30000ms) <= 1000ms);  // a stable link: the ceiling is reconnectMin again
 }
 
 TEST_CASE("a registered handler gets its messages on the executor; subscriptions are made again after a reconnect") {
@@ -177,7 +204,7 @@ TEST_CASE("a registered handler gets its messages on the executor; subscriptions
   f.broker->deliver("spBv1.0/city/NCMD/gw-1", "rebirth");
   f.broker->deliver("elsewhere/topic", "x");
   CHECK(commands.empty());  // posted, not called from the client's thread
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   REQUIRE(commands.size() == 1);
   CHECK(commands[0].topic == "citygate/v1/gw-1/cmd");
   CHECK(commands[0].payload == "write 1");
@@ -189,11 +216,11 @@ TEST_CASE("a registered handler gets its messages on the executor; subscriptions
   // Clean session: after a reconnect the broker has forgotten them; the session subscribes again.
   f.broker->subscribed.clear();
   f.broker->dropLink("broker restarted");
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   f.connect();
   CHECK(f.broker->subscribedFilters() == std::vector<std::string>{"citygate/v1/gw-1/cmd", "spBv1.0/city/NCMD/#"});
   f.broker->deliver("citygate/v1/gw-1/cmd", "write 2");
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   REQUIRE(commands.size() == 2);
   CHECK(commands[1].payload == "write 2");
 
@@ -201,7 +228,7 @@ TEST_CASE("a registered handler gets its messages on the executor; subscriptions
   f.session->unsubscribe(ncmdId);
   CHECK(f.broker->unsubscribed == std::vector<std::string>{"spBv1.0/city/NCMD/#"});
   f.broker->deliver("spBv1.0/city/NCMD/gw-1", "rebirth");
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   CHECK(ncmd.size() == 1);
 }
 
@@ -212,10 +239,10 @@ TEST_CASE("a refused subscription is counted with its cause; it is tried again o
   f.connect();
   REQUIRE(f.broker->subscribed.size() == 1);
   f.broker->answer(f.broker->subscribed[0].done, Error{"subscription refused by broker", ErrorCause::Refused});
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   CHECK(f.session->stats().subscribeFailures == 1);
   f.broker->dropLink("x");
-  settle(f.ioc);
+  settle(f.ioc, f.clock);
   f.connect();
   CHECK(f.broker->subscribed.size() == 2);
 }
