@@ -1,8 +1,10 @@
 // The only file that includes Paho: its exceptions and snake_case stop here.
 #include <mqtt/async_client.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <mutex>
+#include <vector>
 
 #include "outputs/mqtt/client.hpp"
 #include "outputs/mqtt/tls_probe.hpp"
@@ -10,10 +12,16 @@
 namespace citygate::mqtt {
 namespace {
 
+class Listener;
+
 // Shared with Paho's callbacks, which may outlive the client object by a little.
 struct Shared {
   boost::asio::any_io_executor executor;
   std::mutex mutex;
+  // Listeners Paho holds by reference until their token completes. A client destroyed with a
+  // token still open (a connect in flight at shutdown) drops them uncalled: Paho can no longer
+  // call them, and nothing else would free them (nor what their callbacks hold).
+  std::vector<std::shared_ptr<Listener>> pending;
   std::function<void(const std::string&)> lost;
   std::function<void(InboundMessage)> message;
   bool closing = false;
@@ -76,16 +84,20 @@ class Listener final : public ::mqtt::iaction_listener {
 
  private:
   void finish(Status status) {
-    // Paho holds a reference to this listener until the token completes; `self` keeps it alive
-    // until the executor has run the callback.
-    auto self = self_;
-    self_.reset();
+    // Paho holds a reference to this listener until the token completes (Shared::pending keeps
+    // it); `self` keeps it alive until the executor has run the callback.
+    std::shared_ptr<Listener> self;
+    {
+      std::lock_guard lock(shared_->mutex);
+      const auto it = std::find_if(shared_->pending.begin(), shared_->pending.end(),
+                                   [this](const std::shared_ptr<Listener>& l) { return l.get() == this; });
+      if (it == shared_->pending.end()) return;  // dropped at teardown, or already finished
+      self = std::move(*it);
+      shared_->pending.erase(it);
+    }
     boost::asio::post(shared_->executor,
                       [done = std::move(done_), status = std::move(status), self]() { done(status); });
   }
-
- public:
-  std::shared_ptr<Listener> self_;
 
  private:
   std::shared_ptr<Shared> shared_;
@@ -143,6 +155,17 @@ class PahoClient final : public MqttClient {
       if (client_->is_connected()) client_->disconnect(0)->wait_for(std::chrono::milliseconds(500));
     } catch (const std::exception&) {  // nothing more to do at teardown
     }
+    client_.reset();  // Paho's threads are done with this client: no listener is called after this
+    std::vector<std::shared_ptr<Listener>> dropped;
+    {
+      std::lock_guard lock(shared_->mutex);
+      dropped.swap(shared_->pending);
+    }
+  }
+
+  void hold(const std::shared_ptr<Listener>& listener) {
+    std::lock_guard lock(shared_->mutex);
+    shared_->pending.push_back(listener);
   }
 
   void connect(Done done) override {
@@ -171,7 +194,7 @@ class PahoClient final : public MqttClient {
       opts.set_ssl(std::move(ssl));
     }
     auto listener = std::make_shared<Listener>(shared_, std::move(done));
-    listener->self_ = listener;
+    hold(listener);
     if (options_.tls) listener->probe_ = [o = options_]() { return probeTlsFor(o); };
     try {
       {
@@ -191,7 +214,7 @@ class PahoClient final : public MqttClient {
       shared_->closing = true;
     }
     auto listener = std::make_shared<Listener>(shared_, [done = std::move(done)](const Status&) { done(); });
-    listener->self_ = listener;
+    hold(listener);
     try {
       client_->disconnect(static_cast<int>(timeout.count()), nullptr, *listener);
     } catch (const ::mqtt::exception& e) {
@@ -201,7 +224,7 @@ class PahoClient final : public MqttClient {
 
   void publish(const std::string& topic, std::string payload, int qos, bool retain, Done done) override {
     auto listener = std::make_shared<Listener>(shared_, std::move(done));
-    listener->self_ = listener;
+    hold(listener);
     try {
       auto msg = ::mqtt::make_message(topic, std::move(payload), qos, retain);
       client_->publish(msg, nullptr, *listener);
@@ -212,7 +235,7 @@ class PahoClient final : public MqttClient {
 
   void subscribe(const std::string& filter, int qos, Done done) override {
     auto listener = std::make_shared<Listener>(shared_, std::move(done));
-    listener->self_ = listener;
+    hold(listener);
     try {
       client_->subscribe(filter, qos, nullptr, *listener);
     } catch (const ::mqtt::exception& e) {
@@ -222,7 +245,7 @@ class PahoClient final : public MqttClient {
 
   void unsubscribe(const std::string& filter, Done done) override {
     auto listener = std::make_shared<Listener>(shared_, std::move(done));
-    listener->self_ = listener;
+    hold(listener);
     try {
       client_->unsubscribe(filter, nullptr, *listener);
     } catch (const ::mqtt::exception& e) {
