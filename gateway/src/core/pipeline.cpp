@@ -6,6 +6,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "core/report_by_exception.hpp"
+
 namespace citygate::core {
 
 Pipeline::Pipeline(boost::asio::any_io_executor executor, PipelineOptions options, Spool& spool, Sink& sink,
@@ -70,6 +72,7 @@ void Pipeline::stop() {
 }
 
 void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample) {
+  if (!reportByException(spec, sample, memory)) return;  // nothing changed enough to report
   scratchReadings_.clear();
   Normaliser::normalise(spec, sample, memory, *arena_, scratchReadings_, scratchGeneric_);
   const SteadyTime now = SteadyClock::now();

@@ -1,6 +1,7 @@
 // Pipeline: sources -> normaliser -> spool -> sink, on the executor.
 //
-// submit() normalises a raw sample, numbers each reading with the gateway-wide seq and appends it
+// submit() normalises a raw sample (after report by exception, core/report_by_exception.hpp),
+// numbers each reading with the gateway-wide seq and appends it
 // to the spool. pump() moves batches from the spool to the sink: a full batch at once, a partial
 // one when its oldest reading has waited max_batch_delay. A batch is acknowledged in the spool
 // only when the sink reports Delivered, in seq order; when the sink loses its link, every batch in

@@ -91,9 +91,6 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
     std::uint32_t downCount = 0;
     std::chrono::steady_clock::time_point nextAttempt{};
     WallTime nextAttemptWall{};
-    // report by exception
-    std::vector<double> lastSent;
-    std::vector<WallTime> lastSentAt;
     WallTime lastObservedAt{};
     // health
     citygate::v1::DeviceHealth health;

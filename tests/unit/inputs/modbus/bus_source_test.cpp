@@ -198,38 +198,6 @@ TEST_CASE("a tick that finds the previous poll still running is skipped and coun
   CHECK(r.state->requestsPerUnit[3] <= 8);
 }
 
-TEST_CASE("report by exception: unchanged values inside the deadband are not sent until max_silent") {
-  Run r;
-  BusSpec b = bus();
-  auto d = device("rbe", 1, std::chrono::milliseconds(50), 1);
-  auto sensor = std::make_shared<core::SensorSpec>(*d.sensor);
-  sensor->points[0].deadbandAbsolute = 5;
-  sensor->points[0].maxSilentS = 1;
-  d.sensor = sensor;
-  b.devices.push_back(d);
-  r.make(b);
-  r.runFor(std::chrono::milliseconds(1300));
-  // the first poll, then silence, then one more when max_silent (1 s) has passed
-  CHECK(r.samples["rbe"] == 2);
-  CHECK(r.state->requestsPerUnit[1] >= 20);
-}
-
-TEST_CASE("report by exception: a change beyond the deadband is sent at once") {
-  Run r;
-  r.state->drift = 10;
-  BusSpec b = bus();
-  auto d = device("rbe", 1, std::chrono::milliseconds(50), 1);
-  auto sensor = std::make_shared<core::SensorSpec>(*d.sensor);
-  sensor->points[0].deadbandAbsolute = 5;
-  sensor->points[0].maxSilentS = 60;
-  d.sensor = sensor;
-  b.devices.push_back(d);
-  r.make(b);
-  r.runFor(std::chrono::milliseconds(530));
-  CHECK(r.samples["rbe"] == r.state->requestsPerUnit[1]);
-  CHECK(r.samples["rbe"] >= 9);
-}
-
 TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc read due now goes first") {
   using namespace std::chrono_literals;
   boost::asio::io_context ioc;
