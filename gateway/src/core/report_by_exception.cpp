@@ -1,7 +1,7 @@
 #include "core/report_by_exception.hpp"
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 namespace citygate::core {
