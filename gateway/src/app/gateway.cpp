@@ -84,7 +84,8 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
                      pb::SpoolHealth& sp) {
   const auto s = spool.stats();
   // issue 12: whether the spool takes readings, and why not.
-  const bool failing = pipeline && pipeline->spoolState() == core::SpoolState::Failing;
+  const bool failing =
+      (pipeline && pipeline->spoolState() == core::SpoolState::Failing) || (seq && !seq->numberingError().empty());
   sp.set_state(s.unavailable ? pb::SPOOL_UNAVAILABLE : failing ? pb::SPOOL_FAILING : pb::SPOOL_OK);
   if (s.unavailable || failing) sp.set_last_error(s.lastError);
   if (pipeline) {
@@ -105,6 +106,7 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
   sp.set_corrupt_records(s.corruptRecords);
   sp.set_corrupt_readings(s.corruptReadings);
   if (seq) sp.set_next_seq(seq->peek());
+  if (seq && !seq->numberingError().empty()) sp.set_last_error(seq->numberingError());
 }
 
 }  // namespace
@@ -187,9 +189,8 @@ Status Gateway::start() {
                                           "repeat (their readings carry another boot_id)"),
                d->tmp > 0 ? fmt::format(" (an interrupted write had left {} in {}.tmp)", d->tmp, seqPath) : "");
   }
-  if (!seq_->writeError().empty()) {
-    log_->error("cannot save the seq ({}): after a crash, numbering may repeat seqs of this run", seq_->writeError());
-  }
+  if (!seq_->writeError().empty()) log_->error("cannot save the seq: {}", seq_->numberingError());
+  if (auto st = seq_->writeOn(ioc_.get_executor()); !st) return st;
   log_->info("gateway '{}' boot {} starting at seq {}", c.gateway_id(), bootId_, seq_->peek());
   if (fallback) {
     fallback->setOpenedCallback([weakSelf = weak_from_this()](std::uint64_t nextSeq) {

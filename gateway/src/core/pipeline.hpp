@@ -87,6 +87,7 @@ struct PipelineStats {
   std::uint64_t lostAtStop = 0;   // still held when the pipeline stopped
   std::uint64_t rejectedBatches = 0;
   std::uint64_t rejectedReadings = 0;
+  std::uint64_t unnumbered = 0;  // not numbered: no durable seq reservation (in notStored too)
 };
 
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
@@ -106,7 +107,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void stop();
 
   void submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample);
-  bool accepting() const { return blocked_.empty() || options_.dropOldestHeld; }
+  bool accepting() const { return (blocked_.empty() && !numberingStopped_) || options_.dropOldestHeld; }
   SpoolState spoolState() const { return state_; }
   // Called on the executor when spoolState() changes, with a one-line description.
   void setStateCallback(std::function<void(SpoolState, const std::string&)> cb) { stateCb_ = std::move(cb); }
@@ -143,6 +144,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void setState(SpoolState s);
   void lose(std::uint64_t seq);
   void refuse(std::uint64_t seq);
+  void unnumbered(std::size_t n);
+  bool numberingResumed();
   void logLost(bool force, const char* why);
   void armRetry();
   void onRetryTimer(const boost::system::error_code& ec);
@@ -167,6 +170,9 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   bool stopped_ = false;
   boost::asio::steady_timer retryTimer_;
   bool retryArmed_ = false;
+  bool numberingStopped_ = false;  // the seq store has no durable reservation (SeqStore::next)
+  std::optional<SteadyTime> lastNumberingLine_;
+  std::string lastNumberingError_;
   std::chrono::milliseconds retryWait_;
   SpoolState state_ = SpoolState::Ok;
   std::optional<SteadyTime> troubleSince_;  // when the spool stopped taking readings
