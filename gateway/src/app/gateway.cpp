@@ -265,7 +265,10 @@ Status Gateway::start() {
     auto source = makeBus(bus);
     if (auto st = source->prepare(); !st) {
       source->stop();
-      for (auto& b : buses_) b->stop();
+      for (auto& b : buses_) {
+        b->stop();
+        b->join();  // the executor does not serve yet
+      }
       buses_.clear();
       return Error{"bus '" + bus.name + "': " + st.error() + " (" + std::to_string(config_->buses.size()) +
                    " bus(es) configured, one thread each)"};
@@ -313,7 +316,7 @@ void Gateway::stop(std::function<void()> done) {
   stopping_ = true;
   healthTimer_.cancel();
   if (applyThread_.joinable()) applyThread_.join();  // a config check in progress (bounded)
-  for (auto& b : buses_) b->stop();
+  for (auto& b : buses_) b->stop(busThreads_.add());
   if (lora_) lora_->stop();  // publishes frames still in their dedup window, saves the counters
   if (pipeline_) pipeline_->stop();
   auto self = shared_from_this();
@@ -329,11 +332,15 @@ void Gateway::stop(std::function<void()> done) {
                       : std::string());
     done();
   };
-  if (mqtt_) {
-    mqtt_->stop(std::chrono::milliseconds(2000), std::move(finish));
-  } else {
-    finish();
-  }
+  // Every bus worker ends (each after its transaction in progress) before the gateway is done.
+  auto stopOutput = [self, finish = std::move(finish)]() mutable {
+    if (self->mqtt_) {
+      self->mqtt_->stop(std::chrono::milliseconds(2000), std::move(finish));
+    } else {
+      finish();
+    }
+  };
+  busThreads_.whenIdle(std::move(stopOutput));
 }
 
 void Gateway::release() {
@@ -623,9 +630,9 @@ Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, Con
     return nullptr;
   };
   std::vector<std::shared_ptr<modbus::BusSource>> freshBuses;  // aligned with next->buses; null = kept
-  auto dropFresh = [&freshBuses] {
+  auto dropFresh = [this, &freshBuses] {
     for (auto& f : freshBuses) {
-      if (f) f->stop();
+      if (f) f->stop(busThreads_.add());
     }
   };
   for (const auto& spec : next->buses) {
@@ -635,7 +642,7 @@ Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, Con
     }
     auto source = makeBus(spec);
     if (auto st = source->prepare(); !st) {
-      source->stop();
+      source->stop(busThreads_.add());
       dropFresh();
       out.kind = ApplyOutcome::Kind::Failed;
       out.message = "bus '" + spec.name + "': " + st.error() + "; nothing was changed";
@@ -683,7 +690,7 @@ Gateway::ApplyOutcome Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, Con
   }
   for (auto& b : buses_) {
     const std::string& name = b->spec().name;
-    if (listed(p.removed, name) || listed(p.changed, name)) b->stop();
+    if (listed(p.removed, name) || listed(p.changed, name)) b->stop(busThreads_.add());
   }
   for (auto& f : freshBuses) {
     if (f) (void)f->start();  // prepared: cannot fail

@@ -18,6 +18,7 @@
 #include "citygate/v1/status.pb.h"
 #include "control/control_target.hpp"
 #include "core/result.hpp"
+#include "core/stop_tracker.hpp"
 #include "core/time.hpp"
 
 namespace spdlog {
@@ -120,6 +121,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::shared_ptr<mqtt::ReadingsSink> readings_;
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<modbus::BusSource>> buses_;
+  core::StopTracker busThreads_;            // stopped buses whose worker is still finishing (stop() waits)
   std::shared_ptr<lora::LoraSource> lora_;  // when the config has a lora block
   boost::asio::steady_timer healthTimer_;
   bool stopping_ = false;

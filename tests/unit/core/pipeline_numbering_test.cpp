@@ -98,7 +98,7 @@ TEST_CASE("a seq reservation that cannot be made durable stops numbering: counte
   CHECK_FALSE(pipeline->accepting());
   CHECK(logText.str().find("numbering stopped") != std::string::npos);
   REQUIRE(runUntil(ioc, [&] { return !seq.writeError().empty(); }));  // the write on the thread fails
-  submit();  // the reason, logged as soon as it is known
+  submit();                                                           // the reason, logged as soon as it is known
   CHECK(pipeline->stats().unnumbered == 11);
   CHECK(logText.str().find("Read-only file system") != std::string::npos);
 

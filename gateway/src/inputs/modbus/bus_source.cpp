@@ -68,10 +68,20 @@ Status BusSource::start() {
   return Ok{};
 }
 
-void BusSource::stop() {
+void BusSource::stop(std::function<void()> ended) {
   stopped_ = true;
   for (auto& d : devices_) d.timer->cancel();
-  worker_->stop();
+  // The worker may be inside a transaction (bounded by its timeouts): it is told to end, not
+  // waited for here. Its thread posts its exit as its last act; this source stays alive until
+  // then and joins a thread that has finished.
+  worker_->stop([self = shared_from_this(), ended = std::move(ended)] {
+    self->worker_->join();
+    if (ended) ended();
+  });
+}
+
+void BusSource::join() {
+  worker_->join();
 }
 
 void BusSource::scheduleNext(std::size_t index) {

@@ -61,7 +61,12 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   Status prepare();
   // prepare() if not done, then schedules every device's polls.
   Status start();
-  void stop();
+  // Stops polling at once; the worker's thread ends after its running transaction, off the
+  // executor (BusWorker::stop); the source stays alive until it has, and then `ended` runs on
+  // the executor. Never blocks.
+  void stop(std::function<void()> ended = {});
+  // Waits for the worker's thread: only where no executor is serving (a failed start).
+  void join();
 
   const BusSpec& spec() const { return spec_; }
   void fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const;

@@ -32,6 +32,7 @@ Status BusWorker::start() {
 
 BusWorker::~BusWorker() {
   stop();
+  join();
 }
 
 bool BusWorker::submit(Job job) {
@@ -52,14 +53,22 @@ std::size_t BusWorker::queued() const {
   return queue_.size();
 }
 
-void BusWorker::stop() {
+void BusWorker::stop(std::function<void()> exited) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && !thread_.joinable()) return;
+    if (stopping_) return;
     stopping_ = true;
     queue_.clear();
+    if (thread_.joinable()) {
+      exited_ = std::move(exited);
+    } else if (exited) {
+      boost::asio::post(executor_, std::move(exited));  // no thread: nothing to wait for
+    }
   }
   cv_.notify_all();
+}
+
+void BusWorker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
@@ -94,6 +103,12 @@ void BusWorker::run() {
                                   work = std::move(job.work)]() mutable { done(std::move(r)); });
   }
   transport_->close();
+  std::function<void()> exited;
+  {
+    std::lock_guard lock(mutex_);
+    exited = std::move(exited_);
+  }
+  if (exited) boost::asio::post(executor_, std::move(exited));
 }
 
 JobResult BusWorker::execute(Job& job) {
