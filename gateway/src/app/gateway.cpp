@@ -94,6 +94,7 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
     sp.set_held(ps.blockedNow);
     sp.set_not_stored(ps.notStored + s.notStored);
     sp.set_rejected(ps.rejectedReadings);
+    sp.set_unnumbered(ps.unnumbered);
   }
   sp.set_bytes(s.bytes);
   sp.set_readings(s.readings);

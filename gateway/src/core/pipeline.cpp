@@ -130,8 +130,8 @@ void Pipeline::refuse(std::uint64_t seq) {
 // The seq store could not make a reservation durable: a reading without a seq cannot be stored,
 // and a seq that could repeat after a crash must not be given. Counted (not_stored), said when it
 // starts and then every logEvery; sources pause (accepting()), and the retry timer asks again.
+// (Not in notStored: those are numbered readings, logged by seq.)
 void Pipeline::unnumbered(std::size_t n) {
-  stats_.notStored += n;
   stats_.unnumbered += n;
   const SteadyTime now = SteadyClock::now();
   std::string why = seq_.numberingError();

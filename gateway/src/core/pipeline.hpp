@@ -87,7 +87,7 @@ struct PipelineStats {
   std::uint64_t lostAtStop = 0;   // still held when the pipeline stopped
   std::uint64_t rejectedBatches = 0;
   std::uint64_t rejectedReadings = 0;
-  std::uint64_t unnumbered = 0;  // not numbered: no durable seq reservation (in notStored too)
+  std::uint64_t unnumbered = 0;  // not numbered, not stored: no durable seq reservation
 };
 
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
