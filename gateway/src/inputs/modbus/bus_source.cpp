@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cmath>
+#include <utility>
 
 #include "inputs/modbus/decode.hpp"
 
@@ -69,14 +71,23 @@ Status BusSource::start() {
 }
 
 void BusSource::stop(std::function<void()> ended) {
+  if (ended) {
+    if (workerEnded_) {
+      boost::asio::post(executor_, std::move(ended));
+    } else {
+      endedCallbacks_.push_back(std::move(ended));
+    }
+  }
+  if (stopped_) return;
   stopped_ = true;
   for (auto& d : devices_) d.timer->cancel();
   // The worker may be inside a transaction (bounded by its timeouts): it is told to end, not
   // waited for here. Its thread posts its exit as its last act; this source stays alive until
   // then and joins a thread that has finished.
-  worker_->stop([self = shared_from_this(), ended = std::move(ended)] {
+  worker_->stop([self = shared_from_this()] {
     self->worker_->join();
-    if (ended) ended();
+    self->workerEnded_ = true;
+    for (auto& cb : std::exchange(self->endedCallbacks_, {})) cb();
   });
 }
 

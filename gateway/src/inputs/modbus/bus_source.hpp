@@ -63,7 +63,9 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   Status start();
   // Stops polling at once; the worker's thread ends after its running transaction, off the
   // executor (BusWorker::stop); the source stays alive until it has, and then `ended` runs on
-  // the executor. Never blocks.
+  // the executor (every caller's, when stop() is called again). Never blocks. Whoever owns the
+  // executor lets it run until then: a thread still running when it is destroyed would post to
+  // a dead executor.
   void stop(std::function<void()> ended = {});
   // Waits for the worker's thread: only where no executor is serving (a failed start).
   void join();
@@ -125,6 +127,8 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   BusCounters counters_;
   std::minstd_rand rng_;
   bool stopped_ = false;
+  bool workerEnded_ = false;                           // its thread has ended (after stop())
+  std::vector<std::function<void()>> endedCallbacks_;  // stop()'s, until then
   std::chrono::steady_clock::time_point epoch_;
 };
 

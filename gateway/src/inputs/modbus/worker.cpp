@@ -60,7 +60,11 @@ void BusWorker::stop(std::function<void()> exited) {
     stopping_ = true;
     queue_.clear();
     if (thread_.joinable()) {
-      exited_ = std::move(exited);
+      // Outstanding work for the executor until it has run: run() does not return meanwhile.
+      if (exited) {
+        exited_ = [work = boost::asio::prefer(executor_, boost::asio::execution::outstanding_work.tracked),
+                   cb = std::move(exited)] { cb(); };
+      }
     } else if (exited) {
       boost::asio::post(executor_, std::move(exited));  // no thread: nothing to wait for
     }

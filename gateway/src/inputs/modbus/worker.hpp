@@ -81,7 +81,8 @@ class BusWorker {
   // Tells the thread to end and returns at once (it never waits, so the executor may call it):
   // queued jobs are dropped, the running one stops before its next request and its result is
   // still posted. `exited` (optional) is posted to the executor as the thread's last act, after
-  // it closed the transport: join() then does not wait.
+  // it closed the transport: join() then does not wait. Until then it counts as outstanding work
+  // of the executor.
   void stop(std::function<void()> exited = {});
   // Waits for the thread (bounded by the running job's timeouts). The destructor stops and joins:
   // the Gateway's shutdown waits there for every bus thread, after the executor stopped.

@@ -124,6 +124,16 @@ struct Run {
     ioc.run_for(d);
     source->stop();
   }
+  // The worker ends off the executor (BusSource::stop): the executor outlives it.
+  ~Run() {
+    if (!source) return;
+    auto ended = std::make_shared<bool>(false);
+    source->stop([ended] { *ended = true; });
+    for (int i = 0; i < 1000 && !*ended; ++i) {  // the worker's exit is outstanding work: run_for waits
+      ioc.restart();
+      ioc.run_for(std::chrono::milliseconds(10));
+    }
+  }
 };
 
 BusSpec bus() {
