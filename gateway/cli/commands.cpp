@@ -506,6 +506,10 @@ int cmdSpool(const Ctx& ctx, const Args&) {
   }
   if (sp.not_stored())
     row("Not stored   ", ctx.out.paint(std::to_string(sp.not_stored()) + " (logged with their seqs)", Colour::Red));
+  if (sp.unnumbered()) {
+    row("Unnumbered   ",
+        ctx.out.paint(std::to_string(sp.unnumbered()) + " (no seq reservation could be saved)", Colour::Red));
+  }
   if (sp.write_errors()) row("Write errors ", std::to_string(sp.write_errors()));
   if (sp.rejected()) row("Rejected     ", std::to_string(sp.rejected()) + " reading(s) set aside (rejected.cgs)");
   // One line per output when there is more than one, or when one has dead letters.

@@ -143,9 +143,8 @@ Status Gateway::start() {
                                           "repeat (their readings carry another boot_id)"),
                d->tmp > 0 ? fmt::format(" (an interrupted write had left {} in {}.tmp)", d->tmp, seqPath) : "");
   }
-  if (!seq_->writeError().empty()) {
-    log_->error("cannot save the seq ({}): after a crash, numbering may repeat seqs of this run", seq_->writeError());
-  }
+  if (!seq_->writeError().empty()) log_->error("cannot save the seq: {}", seq_->numberingError());
+  if (auto st = seq_->writeOn(ioc_.get_executor()); !st) return st;
   log_->info("gateway '{}' boot {} starting at seq {}", c.gateway_id(), bootId_, seq_->peek());
   if (fallback) {
     fallback->setOpenedCallback([weakSelf = weak_from_this()](std::uint64_t nextSeq) {

@@ -28,7 +28,8 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
                      pb::SpoolHealth& sp) {
   const auto s = spool.stats();
   // Whether the spool takes readings, and why not.
-  const bool failing = pipeline && pipeline->spoolState() == core::SpoolState::Failing;
+  const bool failing =
+      (pipeline && pipeline->spoolState() == core::SpoolState::Failing) || (seq && !seq->numberingError().empty());
   sp.set_state(s.unavailable ? pb::SPOOL_UNAVAILABLE : failing ? pb::SPOOL_FAILING : pb::SPOOL_OK);
   if (s.unavailable || failing) sp.set_last_error(s.lastError);
   if (pipeline) {
@@ -37,6 +38,7 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
     sp.set_held(ps.blockedNow);
     sp.set_not_stored(ps.notStored + s.notStored);
     sp.set_rejected(ps.rejectedReadings);
+    sp.set_unnumbered(ps.unnumbered);
     for (const auto& k : ps.sinks) {
       auto& out = *sp.add_sinks();
       out.set_name(k.name);
@@ -59,6 +61,7 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
   sp.set_corrupt_records(s.corruptRecords);
   sp.set_corrupt_readings(s.corruptReadings);
   if (seq) sp.set_next_seq(seq->peek());
+  if (seq && !seq->numberingError().empty()) sp.set_last_error(seq->numberingError());
 }
 
 void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, pb::MqttHealth& mq) {

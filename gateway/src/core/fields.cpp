@@ -6,70 +6,87 @@
 namespace citygate::core {
 namespace {
 
-// Molar volume at 20 °C and 101.325 kPa: 24.055 L/mol. ppb -> µg/m³ = M / 24.055. The contract
-// fixes the factors of the regulated gases (NO2 1.912, O3 1.995, SO2 2.663, CO ppm -> mg/m³
-// 1.164); the others use M / 24.055.
-struct Gas {
-  std::string_view field;
-  double ppbToCanonical;  // for CO: ppb -> mg/m³
-};
-constexpr std::array kGases{
-    Gas{"no2", 1.912},
-    Gas{"o3", 1.995},
-    Gas{"so2", 2.663},
-    Gas{"co", 0.001164},
-    Gas{"no", 30.006 / 24.055},
-    Gas{"nox", 1.912},  // NOx reported as NO2
-    Gas{"sh2", 34.08 / 24.055},
-    Gas{"co2", 44.01 / 24.055},
-    Gas{"volatile_organic_compounds_total", 78.11 / 24.055},  // as benzene equivalent
-};
+using AirSlot = pb::Measurement* (pb::AirQualityObserved::*)();
+using TrafficSlot = pb::Measurement* (pb::TrafficFlowObserved::*)();
+using ParkingSlot = pb::Measurement* (pb::ParkingSpot::*)();
 
-constexpr std::array kAir{
-    FieldInfo{"no2", "GQ", FieldType::Measurement},
-    FieldInfo{"no", "GQ", FieldType::Measurement},
-    FieldInfo{"nox", "GQ", FieldType::Measurement},
-    FieldInfo{"o3", "GQ", FieldType::Measurement},
-    FieldInfo{"co", "GP", FieldType::Measurement},
-    FieldInfo{"co2", "GQ", FieldType::Measurement},
-    FieldInfo{"so2", "GQ", FieldType::Measurement},
-    FieldInfo{"pm1", "GQ", FieldType::Measurement},
-    FieldInfo{"pm25", "GQ", FieldType::Measurement},
-    FieldInfo{"pm4", "GQ", FieldType::Measurement},
-    FieldInfo{"pm10", "GQ", FieldType::Measurement},
-    FieldInfo{"temperature", "CEL", FieldType::Measurement},
-    FieldInfo{"relative_humidity", "C62", FieldType::Measurement},
-    FieldInfo{"pressure", "A97", FieldType::Measurement},
-    FieldInfo{"wind_speed", "MTS", FieldType::Measurement},
-    FieldInfo{"wind_direction", "DD", FieldType::Measurement},
-    FieldInfo{"sh2", "GQ", FieldType::Measurement},
-    FieldInfo{"volatile_organic_compounds_total", "GQ", FieldType::Measurement},
+// One row per observation field: what a profile or codec names it, its kind, canonical UN/CEFACT
+// unit, type, FIWARE attribute name (the reading's JSON name), its Measurement in the observation
+// message (none for a flag or a status), and for gases the ppb -> canonical factor.
+//
+// Gases: molar volume at 20 °C and 101.325 kPa is 24.055 L/mol, so ppb -> µg/m³ = M / 24.055.
+// The contract fixes the factors of the regulated gases (NO2 1.912, O3 1.995, SO2 2.663, CO
+// ppm -> mg/m³ 1.164); the others use M / 24.055.
+struct FieldRow {
+  FieldInfo info;
+  pb::ObservationKind kind;
+  AirSlot air = nullptr;
+  TrafficSlot traffic = nullptr;
+  ParkingSlot parking = nullptr;
+  double ppbToCanonical = 0.0;  // 0: not a gas
 };
 
-constexpr std::array kTraffic{
-    FieldInfo{"intensity", "H87", FieldType::Measurement},
-    FieldInfo{"occupancy", "C62", FieldType::Measurement},
-    FieldInfo{"average_vehicle_speed", "KMH", FieldType::Measurement},
-    FieldInfo{"average_vehicle_length", "MTR", FieldType::Measurement},
-    FieldInfo{"average_headway_time", "SEC", FieldType::Measurement},
-    FieldInfo{"average_gap_distance", "MTR", FieldType::Measurement},
-    FieldInfo{"congested", "", FieldType::Flag},
+constexpr FieldRow air(std::string_view name, std::string_view unit, std::string_view fiware, AirSlot slot,
+                       double ppbToCanonical = 0.0) {
+  return FieldRow{
+      {name, unit, FieldType::Measurement, fiware}, pb::AIR_QUALITY, slot, nullptr, nullptr, ppbToCanonical};
+}
+constexpr FieldRow traffic(std::string_view name, std::string_view unit, FieldType type, std::string_view fiware,
+                           TrafficSlot slot) {
+  return FieldRow{{name, unit, type, fiware}, pb::TRAFFIC, nullptr, slot, nullptr, 0.0};
+}
+constexpr FieldRow parking(std::string_view name, std::string_view unit, FieldType type, std::string_view fiware,
+                           ParkingSlot slot) {
+  return FieldRow{{name, unit, type, fiware}, pb::PARKING, nullptr, nullptr, slot, 0.0};
+}
+
+using Air = pb::AirQualityObserved;
+using Traffic = pb::TrafficFlowObserved;
+using Parking = pb::ParkingSpot;
+constexpr auto kMeasurement = FieldType::Measurement;
+
+const std::array kFields{
+    air("no2", "GQ", "no2", &Air::mutable_no2, 1.912),
+    air("no", "GQ", "no", &Air::mutable_no, 30.006 / 24.055),
+    air("nox", "GQ", "nox", &Air::mutable_nox, 1.912),  // NOx reported as NO2
+    air("o3", "GQ", "o3", &Air::mutable_o3, 1.995),
+    air("co", "GP", "co", &Air::mutable_co, 0.001164),  // ppb -> mg/m³
+    air("co2", "GQ", "co2", &Air::mutable_co2, 44.01 / 24.055),
+    air("so2", "GQ", "so2", &Air::mutable_so2, 2.663),
+    air("pm1", "GQ", "pm1", &Air::mutable_pm1),
+    air("pm25", "GQ", "pm25", &Air::mutable_pm25),
+    air("pm4", "GQ", "pm4", &Air::mutable_pm4),
+    air("pm10", "GQ", "pm10", &Air::mutable_pm10),
+    air("temperature", "CEL", "temperature", &Air::mutable_temperature),
+    air("relative_humidity", "C62", "relativeHumidity", &Air::mutable_relative_humidity),
+    air("pressure", "A97", "pressure", &Air::mutable_pressure),
+    air("wind_speed", "MTS", "windSpeed", &Air::mutable_wind_speed),
+    air("wind_direction", "DD", "windDirection", &Air::mutable_wind_direction),
+    air("sh2", "GQ", "sh2", &Air::mutable_sh2, 34.08 / 24.055),
+    air("volatile_organic_compounds_total", "GQ", "volatileOrganicCompoundsTotal",
+        &Air::mutable_volatile_organic_compounds_total, 78.11 / 24.055),  // as benzene equivalent
+
+    traffic("intensity", "H87", kMeasurement, "intensity", &Traffic::mutable_intensity),
+    traffic("occupancy", "C62", kMeasurement, "occupancy", &Traffic::mutable_occupancy),
+    traffic("average_vehicle_speed", "KMH", kMeasurement, "averageVehicleSpeed",
+            &Traffic::mutable_average_vehicle_speed),
+    traffic("average_vehicle_length", "MTR", kMeasurement, "averageVehicleLength",
+            &Traffic::mutable_average_vehicle_length),
+    traffic("average_headway_time", "SEC", kMeasurement, "averageHeadwayTime", &Traffic::mutable_average_headway_time),
+    traffic("average_gap_distance", "MTR", kMeasurement, "averageGapDistance", &Traffic::mutable_average_gap_distance),
+    traffic("congested", "", FieldType::Flag, "congested", nullptr),
+
+    parking("status", "", FieldType::ParkingStatus, "status", nullptr),
+    parking("temperature", "CEL", kMeasurement, "temperature", &Parking::mutable_temperature),
+    parking("battery_voltage", "VLT", kMeasurement, "batteryVoltage", &Parking::mutable_battery_voltage),
 };
 
-constexpr std::array kParking{
-    FieldInfo{"status", "", FieldType::ParkingStatus},
-    FieldInfo{"temperature", "CEL", FieldType::Measurement},
-    FieldInfo{"battery_voltage", "VLT", FieldType::Measurement},
-};
+const FieldInfo kGenericInfo{"", "", FieldType::Measurement, ""};
 
-const FieldInfo kGenericInfo{"", "", FieldType::Measurement};
-
-template <typename Table>
-std::optional<FieldRef> lookup(const Table& table, pb::ObservationKind kind, std::string_view name) {
-  for (std::size_t i = 0; i < table.size(); ++i) {
-    if (table[i].name == name) return FieldRef{kind, static_cast<int>(i)};
-  }
-  return std::nullopt;
+const FieldRow* row(FieldRef ref) {
+  if (ref.index < 0 || static_cast<std::size_t>(ref.index) >= kFields.size()) return nullptr;
+  const FieldRow& r = kFields[static_cast<std::size_t>(ref.index)];
+  return r.kind == ref.kind ? &r : nullptr;
 }
 
 bool validGenericName(std::string_view name) {
@@ -158,33 +175,19 @@ constexpr std::array kCanonical{
 }  // namespace
 
 std::optional<FieldRef> findField(pb::ObservationKind kind, std::string_view name) {
-  switch (kind) {
-    case pb::AIR_QUALITY:
-      return lookup(kAir, kind, name);
-    case pb::TRAFFIC:
-      return lookup(kTraffic, kind, name);
-    case pb::PARKING:
-      return lookup(kParking, kind, name);
-    case pb::GENERIC:
-      if (validGenericName(name)) return FieldRef{kind, -1};
-      return std::nullopt;
-    default:
-      return std::nullopt;
+  if (kind == pb::GENERIC) {
+    if (validGenericName(name)) return FieldRef{kind, -1};
+    return std::nullopt;
   }
+  for (std::size_t i = 0; i < kFields.size(); ++i) {
+    if (kFields[i].kind == kind && kFields[i].info.name == name) return FieldRef{kind, static_cast<int>(i)};
+  }
+  return std::nullopt;
 }
 
 const FieldInfo& fieldInfo(FieldRef ref) {
-  if (ref.index < 0) return kGenericInfo;
-  switch (ref.kind) {
-    case pb::AIR_QUALITY:
-      return kAir.at(static_cast<std::size_t>(ref.index));
-    case pb::TRAFFIC:
-      return kTraffic.at(static_cast<std::size_t>(ref.index));
-    case pb::PARKING:
-      return kParking.at(static_cast<std::size_t>(ref.index));
-    default:
-      return kGenericInfo;
-  }
+  const FieldRow* r = row(ref);
+  return r != nullptr ? r->info : kGenericInfo;
 }
 
 std::optional<Conversion> conversionFor(FieldRef field, std::string_view unit, std::string* why) {
@@ -204,8 +207,8 @@ std::optional<Conversion> conversionFor(FieldRef field, std::string_view unit, s
   }
   if (unit == "ppb" || unit == "ppm" || unit == "61" || unit == "59") {
     const double perPpb = (unit == "ppm" || unit == "59") ? 1000.0 : 1.0;
-    for (const auto& g : kGases) {
-      if (g.field == info.name) return Conversion{g.ppbToCanonical * perPpb, 0.0};
+    if (const FieldRow* r = row(field); r != nullptr && r->ppbToCanonical > 0) {
+      return Conversion{r->ppbToCanonical * perPpb, 0.0};
     }
     if (why) *why = "'" + std::string(unit) + "' cannot be converted for '" + std::string(info.name) + "' (not a gas)";
     return std::nullopt;
@@ -232,77 +235,27 @@ std::string genericUnitCode(std::string_view unit) {
   return std::string(unit);
 }
 
-pb::Measurement* mutableMeasurement(pb::AirQualityObserved& o, int index) {
-  switch (index) {
-    case 0:
-      return o.mutable_no2();
-    case 1:
-      return o.mutable_no();
-    case 2:
-      return o.mutable_nox();
-    case 3:
-      return o.mutable_o3();
-    case 4:
-      return o.mutable_co();
-    case 5:
-      return o.mutable_co2();
-    case 6:
-      return o.mutable_so2();
-    case 7:
-      return o.mutable_pm1();
-    case 8:
-      return o.mutable_pm25();
-    case 9:
-      return o.mutable_pm4();
-    case 10:
-      return o.mutable_pm10();
-    case 11:
-      return o.mutable_temperature();
-    case 12:
-      return o.mutable_relative_humidity();
-    case 13:
-      return o.mutable_pressure();
-    case 14:
-      return o.mutable_wind_speed();
-    case 15:
-      return o.mutable_wind_direction();
-    case 16:
-      return o.mutable_sh2();
-    case 17:
-      return o.mutable_volatile_organic_compounds_total();
-    default:
-      return nullptr;
-  }
+pb::Measurement* mutableMeasurement(pb::AirQualityObserved& o, FieldRef field) {
+  const FieldRow* r = row(field);
+  return r != nullptr && r->air != nullptr ? (o.*(r->air))() : nullptr;
 }
 
-pb::Measurement* mutableMeasurement(pb::TrafficFlowObserved& o, int index) {
-  switch (index) {
-    case 0:
-      return o.mutable_intensity();
-    case 1:
-      return o.mutable_occupancy();
-    case 2:
-      return o.mutable_average_vehicle_speed();
-    case 3:
-      return o.mutable_average_vehicle_length();
-    case 4:
-      return o.mutable_average_headway_time();
-    case 5:
-      return o.mutable_average_gap_distance();
-    default:
-      return nullptr;
-  }
+pb::Measurement* mutableMeasurement(pb::TrafficFlowObserved& o, FieldRef field) {
+  const FieldRow* r = row(field);
+  return r != nullptr && r->traffic != nullptr ? (o.*(r->traffic))() : nullptr;
 }
 
-pb::Measurement* mutableMeasurement(pb::ParkingSpot& o, int index) {
-  switch (index) {
-    case 1:
-      return o.mutable_temperature();
-    case 2:
-      return o.mutable_battery_voltage();
-    default:
-      return nullptr;
+pb::Measurement* mutableMeasurement(pb::ParkingSpot& o, FieldRef field) {
+  const FieldRow* r = row(field);
+  return r != nullptr && r->parking != nullptr ? (o.*(r->parking))() : nullptr;
+}
+
+std::vector<FieldRef> fieldsOf(pb::ObservationKind kind) {
+  std::vector<FieldRef> out;
+  for (std::size_t i = 0; i < kFields.size(); ++i) {
+    if (kFields[i].kind == kind) out.push_back(FieldRef{kind, static_cast<int>(i)});
   }
+  return out;
 }
 
 }  // namespace citygate::core

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "citygate/v1/config.pb.h"
 #include "citygate/v1/reading.pb.h"
@@ -21,8 +22,8 @@ struct Conversion {
   double offset = 0.0;
 };
 
-// A resolved observation field: which kind, and which slot in that kind's table. Generic points
-// have index -1 and use their own name as the map key.
+// A resolved observation field: its kind and its row in the one field table (core/fields.cpp).
+// Generic points have index -1 and use their own name as the map key.
 struct FieldRef {
   pb::ObservationKind kind = pb::OBSERVATION_KIND_UNSPECIFIED;
   int index = -1;
@@ -36,12 +37,15 @@ struct FieldInfo {
   std::string_view name;
   std::string_view canonicalUnit;  // UN/CEFACT code
   FieldType type;
+  std::string_view fiwareName;  // the FIWARE attribute (the reading's JSON name), e.g. relativeHumidity
 };
 
 // Looks a field up by name for a kind; nullopt when the kind has no such field (GENERIC accepts
 // any name matching [a-z0-9_]{1,48}).
 std::optional<FieldRef> findField(pb::ObservationKind kind, std::string_view name);
 const FieldInfo& fieldInfo(FieldRef ref);
+// Every field of a kind, in table order (none for GENERIC).
+std::vector<FieldRef> fieldsOf(pb::ObservationKind kind);
 
 // Converts `unit` (a source unit name such as "ppb", "%", "degF", "mm", or a UN/CEFACT code)
 // into the field's canonical unit. An empty unit means "already canonical". Returns nullopt and
@@ -52,10 +56,10 @@ std::optional<Conversion> conversionFor(FieldRef field, std::string_view unit, s
 // kept as written.
 std::string genericUnitCode(std::string_view unit);
 
-// The Measurement slot of a field in an observation, created on first use. Only for
-// FieldType::Measurement fields of the matching kind.
-pb::Measurement* mutableMeasurement(pb::AirQualityObserved& obs, int index);
-pb::Measurement* mutableMeasurement(pb::TrafficFlowObserved& obs, int index);
-pb::Measurement* mutableMeasurement(pb::ParkingSpot& obs, int index);
+// The Measurement slot of a field in an observation, created on first use; nullptr for a field
+// of another kind, a flag, a parking status or a generic point.
+pb::Measurement* mutableMeasurement(pb::AirQualityObserved& obs, FieldRef field);
+pb::Measurement* mutableMeasurement(pb::TrafficFlowObserved& obs, FieldRef field);
+pb::Measurement* mutableMeasurement(pb::ParkingSpot& obs, FieldRef field);
 
 }  // namespace citygate::core

@@ -19,7 +19,7 @@ struct Value {
 
 Value canonicalValue(const PointSpec& p, const RawValue& raw) {
   if (raw.state == RawValue::State::Bad || !std::isfinite(raw.value)) return {raw.value, pb::BAD};
-  double v = (raw.value * p.scale + p.offset) * p.conversion.factor + p.conversion.offset;
+  const double v = p.canonical(raw.value);
   pb::Quality q = pb::GOOD;
   if (p.hasRange && (v < p.min || v > p.max)) q = pb::UNCERTAIN;
   return {v, q};
@@ -122,7 +122,7 @@ void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMe
           const RawValue& raw = sample.values[idx];
           if (raw.state == RawValue::State::Skip) continue;
           const Value v = canonicalValue(p, raw);
-          if (auto* m = mutableMeasurement(*o, p.field.index)) setMeasurement(m, p, v);
+          if (auto* m = mutableMeasurement(*o, p.field)) setMeasurement(m, p, v);
           quality = worse(quality, v.quality);
         }
         break;
@@ -142,7 +142,7 @@ void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMe
           const Value v = canonicalValue(p, raw);
           if (fieldInfo(p.field).type == FieldType::Flag) {
             o->set_congested(v.quality != pb::BAD && v.v != 0.0);
-          } else if (auto* m = mutableMeasurement(*o, p.field.index)) {
+          } else if (auto* m = mutableMeasurement(*o, p.field)) {
             setMeasurement(m, p, v);
           }
           quality = worse(quality, v.quality);
@@ -170,7 +170,7 @@ void Normaliser::build(const SensorSpec& spec, const RawSample& sample, SensorMe
             }
             if (memory.statusChangedAt[g]) toTimestamp(*memory.statusChangedAt[g], o->mutable_status_changed_at());
             quality = worse(quality, status == pb::UNKNOWN ? pb::BAD : v.quality);
-          } else if (auto* m = mutableMeasurement(*o, p.field.index)) {
+          } else if (auto* m = mutableMeasurement(*o, p.field)) {
             setMeasurement(m, p, v);
             quality = worse(quality, v.quality);
           }

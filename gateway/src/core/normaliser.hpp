@@ -20,11 +20,6 @@ class Arena;
 
 namespace citygate::core {
 
-struct SensorMemory {
-  std::vector<pb::ParkingStatus> lastStatus;             // per group
-  std::vector<std::optional<WallTime>> statusChangedAt;  // per group; none until a status is seen
-};
-
 class Normaliser {
  public:
   // Appends the readings of `sample` to `out` (seq left 0: the pipeline numbers them).

@@ -4,6 +4,8 @@
 
 #include <google/protobuf/arena.h>
 
+#include "core/report_by_exception.hpp"
+
 namespace citygate::core {
 
 namespace {
@@ -76,12 +78,19 @@ void Pipeline::stop() {
 }
 
 void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample) {
+  if (!reportByException(spec, sample, memory)) return;  // nothing changed enough to report
   scratchReadings_.clear();
   Normaliser::normalise(spec, sample, memory, *arena_, scratchReadings_, scratchGeneric_);
   const SteadyTime now = clock_.steadyNow();
   for (std::size_t i = 0; i < scratchReadings_.size(); ++i) {
     pb::Reading& r = *scratchReadings_[i];
-    r.set_seq(seq_.next());
+    const auto seq = seq_.next();
+    if (!seq) {
+      unnumbered(scratchReadings_.size() - i);
+      break;
+    }
+    if (numberingStopped_) numberingResumed();
+    r.set_seq(*seq);
     fanout_.numbered(r.seq(), now);
     scratchBytes_.clear();
     r.AppendToString(&scratchBytes_);
@@ -121,6 +130,34 @@ void Pipeline::refuse(std::uint64_t seq) {
   log_->error("seq {} cannot be stored: {}; dropped", seq, spool_.stats().lastError);
   lose(seq);
   logLost(true, "refused by the spool");
+}
+
+// The seq store could not make a reservation durable: a reading without a seq cannot be stored,
+// and a seq that could repeat after a crash must not be given. Counted (not_stored), said when it
+// starts and then every logEvery; sources pause (accepting()), and the retry timer asks again.
+// (Not in notStored: those are numbered readings, logged by seq.)
+void Pipeline::unnumbered(std::size_t n) {
+  stats_.unnumbered += n;
+  const SteadyTime now = clock_.steadyNow();
+  std::string why = seq_.numberingError();
+  if (!numberingStopped_ || why != lastNumberingError_ || !lastNumberingLine_ ||
+      now - *lastNumberingLine_ >= options_.logEvery) {
+    log_->error("{}; {} reading(s) not stored so far", why, stats_.unnumbered);
+    lastNumberingLine_ = now;
+    lastNumberingError_ = std::move(why);
+  }
+  numberingStopped_ = true;
+  armRetry();
+}
+
+bool Pipeline::numberingResumed() {
+  if (!numberingStopped_ || !seq_.ready()) return false;
+  numberingStopped_ = false;
+  lastNumberingLine_.reset();
+  lastNumberingError_.clear();
+  log_->warn("seq reserved on disk again: numbering goes on at seq {} ({} reading(s) were not stored meanwhile)",
+             seq_.peek(), stats_.unnumbered);
+  return true;
 }
 
 void Pipeline::hold(std::uint64_t seq, std::string_view bytes) {
@@ -277,6 +314,7 @@ void Pipeline::onRetryTimer() {
 // Tries the held readings now (the retry timer, or the spool saying it has room again).
 void Pipeline::retryHeld() {
   if (stopped_) return;
+  if (numberingStopped_ && !numberingResumed()) armRetry();
   if (!blocked_.empty() && !drainBlocked()) armRetry();
   pump();
 }

@@ -1,6 +1,7 @@
 // Pipeline: sources -> normaliser -> spool -> sinks, on the executor.
 //
-// submit() normalises a raw sample, numbers each reading with the gateway-wide seq and appends it
+// submit() normalises a raw sample (after report by exception, core/report_by_exception.hpp),
+// numbers each reading with the gateway-wide seq and appends it
 // to the spool (the record: the serialized Reading). pump() hands over to SinkFanout
 // (core/fanout.hpp), which moves batches from the spool to every sink, each on its own cursor,
 // each sink framing its own payload: a full batch at once, a partial one when its oldest reading
@@ -90,6 +91,7 @@ struct PipelineStats {
   std::uint64_t rejectedBatches = 0;  // dead letters, every sink's
   std::uint64_t rejectedReadings = 0;
   std::vector<SinkStats> sinks;
+  std::uint64_t unnumbered = 0;  // not numbered, not stored: no durable seq reservation
 };
 
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
@@ -114,7 +116,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void stop();
 
   void submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& sample);
-  bool accepting() const { return blocked_.empty() || options_.dropOldestHeld; }
+  bool accepting() const { return (blocked_.empty() && !numberingStopped_) || options_.dropOldestHeld; }
   SpoolState spoolState() const { return state_; }
   // Called on the executor when spoolState() changes, with a one-line description.
   void setStateCallback(std::function<void(SpoolState, const std::string&)> cb) { stateCb_ = std::move(cb); }
@@ -144,6 +146,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void setState(SpoolState s);
   void lose(std::uint64_t seq);
   void refuse(std::uint64_t seq);
+  void unnumbered(std::size_t n);
+  bool numberingResumed();
   void logLost(bool force, const char* why);
   void armRetry();
   void onRetryTimer();
@@ -157,6 +161,9 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   SinkFanout fanout_;
   bool stopped_ = false;
   std::unique_ptr<Timer> retryTimer_;
+  bool numberingStopped_ = false;  // the seq store has no durable reservation (SeqStore::next)
+  std::optional<SteadyTime> lastNumberingLine_;
+  std::string lastNumberingError_;
   std::chrono::milliseconds retryWait_;
   SpoolState state_ = SpoolState::Ok;
   std::optional<SteadyTime> troubleSince_;  // when the spool stopped taking readings

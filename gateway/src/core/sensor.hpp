@@ -32,11 +32,16 @@ struct PointSpec {
   pb::LaneDirection laneDirection = pb::LANE_DIRECTION_UNSPECIFIED;
   std::string bay;
   bool invert = false;
-  // report by exception (0 = off)
+  // report by exception (0 = off; see core/report_by_exception.hpp)
   double deadbandAbsolute = 0.0;
   double deadbandPercent = 0.0;
   std::uint32_t maxSilentS = 0;
   std::uint32_t address = 0;  // Modbus PDU address, for the reading's source
+
+  bool hasDeadband() const { return deadbandAbsolute > 0 || deadbandPercent > 0; }
+  // The one scaling of a raw value into the field's canonical unit (the normaliser's value, and
+  // what report by exception compares).
+  double canonical(double raw) const { return (raw * scale + offset) * conversion.factor + conversion.offset; }
 };
 
 // One output group: the points that make one Reading (a traffic lane, a parking bay, or all the
@@ -78,6 +83,23 @@ struct LoraMeta {
   std::string dataRate;
   std::string gatewayEui;
   std::uint32_t receptions = 1;
+};
+
+// Report by exception's memory of one point: the canonical value last let through, and when.
+struct LastReported {
+  double value = 0.0;
+  WallTime at;
+};
+
+// What the pipeline remembers of one sensor between its samples. Owned by the source (one per
+// device), used on the executor only.
+struct SensorMemory {
+  // Report by exception, per point (aligned with SensorSpec::points; none until one is sent).
+  std::vector<std::optional<LastReported>> lastReported;
+  std::uint64_t samplesHeldBack = 0;  // samples report by exception found unchanged entirely
+  // The normaliser, per group.
+  std::vector<pb::ParkingStatus> lastStatus;
+  std::vector<std::optional<WallTime>> statusChangedAt;  // none until a status is seen
 };
 
 struct RawSample {

@@ -123,6 +123,18 @@ std::string describe(std::string_view bytes) {
 
 SeqStore::SeqStore(std::string path, bool reserveBlocks) : path_(std::move(path)), reserveBlocks_(reserveBlocks) {}
 
+SeqStore::~SeqStore() {
+  *alive_ = false;
+}
+
+Status SeqStore::writeOn(boost::asio::any_io_executor executor, FileWriter::WriteFn write) {
+  if (path_.empty()) return Ok{};
+  auto w = std::make_unique<FileWriter>(std::move(executor), path_, 0644, std::move(write));
+  if (auto st = w->start(); !st) return st;
+  writer_ = std::move(w);
+  return Ok{};
+}
+
 Status SeqStore::open(std::uint64_t floor) {
   std::uint64_t stored = 0;
   bool damaged = false;
@@ -160,45 +172,78 @@ Status SeqStore::open(std::uint64_t floor) {
     damage_ = std::move(d);
   }
   reservedUpTo_ = next_;
-  if (reserveBlocks_ && !path_.empty()) {
-    reservedUpTo_ = next_ + kBlock;
-    (void)write(reservedUpTo_);  // a failure is in writeError(); the next block retries
+  if (reserving()) {
+    reserve();  // before anything is numbered: on this thread (writeOn() comes later)
   } else if (damaged && !path_.empty()) {
     (void)write(next_);  // replace the damaged file, so that the next start finds it whole
   }
   return Ok{};
 }
 
-std::uint64_t SeqStore::next() {
-  const std::uint64_t v = next_++;
-  if (reserveBlocks_ && !path_.empty() && next_ >= reservedUpTo_) {
-    reservedUpTo_ = next_ + kBlock;
-    (void)write(reservedUpTo_);  // a failed write is retried at the next block
+std::optional<std::uint64_t> SeqStore::next() {
+  if (!reserving()) return next_++;
+  if (next_ >= reservedUpTo_) {
+    reserve();  // numbering stopped: ask again (on this thread when there is no writer)
+    if (next_ >= reservedUpTo_) return std::nullopt;
   }
+  const std::uint64_t v = next_++;
+  if (reservedUpTo_ - next_ < kBlock / 2) reserve();  // half of the block used: the next one
   return v;
+}
+
+bool SeqStore::ready() {
+  if (!reserving() || next_ < reservedUpTo_) return true;
+  reserve();
+  return next_ < reservedUpTo_;
+}
+
+std::string SeqStore::numberingError() const {
+  if (!reserving() || next_ < reservedUpTo_) return {};
+  return "no sequence numbers reserved on disk (" +
+         (writeError_.empty() ? std::string("the reservation is still being written") : writeError_) +
+         "): numbering stopped so that no seq can repeat after a crash";
+}
+
+void SeqStore::reserve() {
+  if (reservationInFlight_) return;
+  const std::uint64_t value = next_ + kBlock;
+  if (!writer_) {
+    onReserved(value, write(value));
+    return;
+  }
+  reservationInFlight_ = true;
+  writer_->write(std::to_string(value) + "\n", [alive = alive_, this, value](const Status& st) {
+    if (*alive) onReserved(value, st);
+  });
+}
+
+void SeqStore::onReserved(std::uint64_t value, const Status& st) {
+  reservationInFlight_ = false;
+  writeError_ = st ? std::string() : st.error();
+  if (st) reservedUpTo_ = std::max(reservedUpTo_, value);
 }
 
 void SeqStore::raiseTo(std::uint64_t floor) {
   if (floor <= next_) return;
   next_ = floor;
-  if (reserveBlocks_ && !path_.empty() && next_ >= reservedUpTo_) {
-    reservedUpTo_ = next_ + kBlock;
-    (void)write(reservedUpTo_);
-  }
+  if (reserving() && (next_ >= reservedUpTo_ || reservedUpTo_ - next_ < kBlock / 2)) reserve();
 }
 
 void SeqStore::setReserveBlocks(bool on) {
   if (on == reserveBlocks_) return;
   reserveBlocks_ = on;
-  if (on && !path_.empty()) {
-    reservedUpTo_ = next_ + kBlock;
-    (void)write(reservedUpTo_);
-  }
+  if (reserving() && (next_ >= reservedUpTo_ || reservedUpTo_ - next_ < kBlock / 2)) reserve();
 }
 
 Status SeqStore::close() {
   if (path_.empty()) return Ok{};
-  return write(next_);
+  Status st = writer_ ? writer_->writeNow(std::to_string(next_) + "\n") : write(next_);
+  if (writer_) {
+    writer_->stop();
+    writer_->join();
+    writer_.reset();
+  }
+  return st;
 }
 
 Status SeqStore::write(std::uint64_t value) {

@@ -4,16 +4,27 @@
 //
 // A damaged `seq` file (empty, not a number, unreadable) does not stop the start: open() takes
 // the floor (what the spool has seen) and a complete `seq.tmp` left by an interrupted write, says
-// what it found and chose in damage(), and rewrites the file. A write that fails (a read-only or
-// full disk) is not fatal either: writeError() says why, and the next block retries it.
+// what it found and chose in damage(), and rewrites the file.
 //
-// Threading: executor only. The file writes are small, atomic (write + fsync + rename) and rare.
+// Reservations: a seq is handed out only below a reservation already durable on disk. The next
+// block is reserved when half of the current one is used, on a core::FileWriter thread once
+// writeOn() gave it the executor (before that, and without it, on the caller's thread), so the
+// executor never waits for the disk. When a reservation cannot be made durable (a read-only or
+// full disk) numbering stops when the durable block is used up: next() returns nothing,
+// numberingError() says why, and every later next() or ready() asks again; numbering resumes
+// by itself once a write succeeds. A seq is never handed out twice, even after a crash.
+//
+// Threading: executor only (the writes run on the writer's thread, their results come back on
+// the executor). The file writes are small, atomic (write + fsync + rename) and rare.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "core/file_writer.hpp"
 #include "core/result.hpp"
 
 namespace citygate::core {
@@ -33,14 +44,25 @@ class SeqStore {
 
   // `path` empty: nothing persisted (tests).
   SeqStore(std::string path, bool reserveBlocks);
+  ~SeqStore();
+
+  // Later reservations are written on a FileWriter thread, their results posted to `executor`.
+  // `write`: a test seam (default writeFileAtomic).
+  Status writeOn(boost::asio::any_io_executor executor, FileWriter::WriteFn write = {});
 
   // Reads the stored value; next() starts at max(stored, floor, 1). A damaged or unreadable file
   // is replaced (damage() says what was found and chosen); in reserve mode the first block is
-  // reserved at once. Always Ok: a write that fails is in writeError().
+  // reserved at once (on this thread). Always Ok: a write that fails is in writeError(), and
+  // numbering waits for a reservation that is durable (numberingError()).
   Status open(std::uint64_t floor);
 
-  std::uint64_t next();
+  // The next seq; nothing when numbering is stopped (no durable reservation left).
+  std::optional<std::uint64_t> next();
   std::uint64_t peek() const { return next_; }
+  // Whether next() would give a seq now; when not, asks for a reservation again.
+  bool ready();
+  // Why numbering is stopped (empty: it is not).
+  std::string numberingError() const;
 
   // Numbering goes on at `floor` at least (a spool found later holds higher seqs).
   void raiseTo(std::uint64_t floor);
@@ -48,21 +70,28 @@ class SeqStore {
   void setReserveBlocks(bool on);
 
   const std::optional<Damage>& damage() const { return damage_; }
-  // Why the last write failed (empty: it did not). The caller logs it; the store goes on.
+  // Why the last write failed (empty: it did not).
   const std::string& writeError() const { return writeError_; }
+  std::uint64_t reservedUpTo() const { return reservedUpTo_; }  // durable: seqs below it are safe
 
-  // Writes the exact next value (clean shutdown).
+  // Writes the exact next value (clean shutdown), after any reservation in progress.
   Status close();
 
  private:
+  bool reserving() const { return reserveBlocks_ && !path_.empty(); }
+  void reserve();  // the next block, unless a reservation is in flight
+  void onReserved(std::uint64_t value, const Status& st);
   Status write(std::uint64_t value);
 
   std::string path_;
   bool reserveBlocks_;
   std::uint64_t next_ = 1;
-  std::uint64_t reservedUpTo_ = 0;
+  std::uint64_t reservedUpTo_ = 0;  // durable
+  bool reservationInFlight_ = false;
   std::optional<Damage> damage_;
   std::string writeError_;
+  std::unique_ptr<FileWriter> writer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the writer's callbacks
 };
 
 // Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename,

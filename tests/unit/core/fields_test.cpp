@@ -55,3 +55,45 @@ TEST_CASE("fields per kind") {
   CHECK_FALSE(findField(pb::GENERIC, "Bad Name"));
   CHECK(genericUnitCode("V") == "VLT");
 }
+
+namespace {
+
+// Each row of the one field table against reading.proto: the field of that name in the kind's
+// observation message, its JSON (FIWARE) name, and the Measurement the accessor returns.
+template <typename Observation>
+void checkRows(pb::ObservationKind kind, std::size_t expected) {
+  const auto refs = fieldsOf(kind);
+  CHECK(refs.size() == expected);
+  const auto* desc = Observation::descriptor();
+  for (const FieldRef ref : refs) {
+    const FieldInfo& info = fieldInfo(ref);
+    INFO(info.name);
+    CHECK(findField(kind, info.name)->index == ref.index);
+    const auto* fd = desc->FindFieldByName(std::string(info.name));
+    REQUIRE(fd != nullptr);
+    CHECK(fd->json_name() == info.fiwareName);
+    Observation obs;
+    pb::Measurement* m = mutableMeasurement(obs, ref);
+    if (info.type == FieldType::Measurement) {
+      REQUIRE(m != nullptr);
+      CHECK(fd->message_type() == pb::Measurement::descriptor());
+      CHECK(obs.GetReflection()->HasField(obs, fd));  // the accessor reached this field, not another
+      CHECK(&obs.GetReflection()->GetMessage(obs, fd) == m);
+    } else {
+      CHECK(m == nullptr);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("one field table: names, FIWARE names and accessors agree with reading.proto") {
+  checkRows<pb::AirQualityObserved>(pb::AIR_QUALITY, 18);
+  checkRows<pb::TrafficFlowObserved>(pb::TRAFFIC, 7);
+  checkRows<pb::ParkingSpot>(pb::PARKING, 3);
+  CHECK(fieldsOf(pb::GENERIC).empty());
+  // a field of another kind reaches nothing
+  pb::ParkingSpot spot;
+  CHECK(mutableMeasurement(spot, *findField(pb::AIR_QUALITY, "temperature")) == nullptr);
+  CHECK(fieldInfo(FieldRef{pb::GENERIC, -1}).name.empty());
+}

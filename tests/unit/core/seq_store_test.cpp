@@ -6,6 +6,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "core/seq_store.hpp"
 
 using namespace citygate::core;
@@ -38,8 +45,8 @@ TEST_CASE("after a crash (no close) seq never repeats") {
   {
     SeqStore s(dir + "/seq", true);
     REQUIRE(s.open(0));
-    for (int i = 0; i < 5000; ++i) last = s.next();  // crosses a reservation block
-  }                                                  // no close(): a crash
+    for (int i = 0; i < 5000; ++i) last = s.next().value_or(0);  // crosses a reservation block
+  }                                                              // no close(): a crash
   SeqStore s(dir + "/seq", true);
   REQUIRE(s.open(0));
   CHECK(s.next() > last);
@@ -108,11 +115,109 @@ TEST_CASE("a seq file that is not a regular file is not read (no hang on a FIFO)
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("a seq file that cannot be written is not fatal: writeError() says why") {
+TEST_CASE("a seq file that cannot be written stops numbering with the reason, never a seq that could repeat") {
   SeqStore s("/nonexistent-dir-for-citygate/seq", true);
   REQUIRE(s.open(3));
-  CHECK(s.next() == 3);
   CHECK(s.writeError().find("cannot create") != std::string::npos);
+  CHECK_FALSE(s.next());  // before: 3, with nothing on disk to keep it from repeating after a crash
+  CHECK_FALSE(s.ready());
+  CHECK(s.numberingError().find("numbering stopped") != std::string::npos);
+  CHECK(s.numberingError().find("cannot create") != std::string::npos);
+}
+
+namespace {
+
+// The writer seam: fails while `fail` is set, records the values written and on which thread.
+struct Disk {
+  std::mutex m;
+  bool fail = false;
+  std::vector<std::uint64_t> written;
+  std::vector<std::thread::id> threads;
+};
+
+FileWriter::WriteFn seam(const std::shared_ptr<Disk>& disk) {
+  return [disk](const std::string& path, std::string_view data, unsigned mode) -> citygate::Status {
+    std::lock_guard lock(disk->m);
+    disk->threads.push_back(std::this_thread::get_id());
+    if (disk->fail) return citygate::Error{"cannot write " + path + ": Read-only file system"};
+    disk->written.push_back(std::stoull(std::string(data)));
+    return writeFileAtomic(path, data, mode);
+  };
+}
+
+// Runs the executor until `done` (5 s at most).
+bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    ioc.run_for(std::chrono::milliseconds(2));
+    ioc.restart();
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("reservations are written on the writer's thread, ahead: the caller never writes after open") {
+  const std::string dir = tempDir();
+  boost::asio::io_context ioc;
+  auto disk = std::make_shared<Disk>();
+  SeqStore s(dir + "/seq", true);
+  REQUIRE(s.open(1));
+  CHECK(s.reservedUpTo() == 1 + SeqStore::kBlock);
+  REQUIRE(s.writeOn(ioc.get_executor(), seam(disk)));
+  // Half a block: the next one is asked for, not yet durable; numbering goes on meanwhile.
+  for (std::uint64_t i = 1; i <= SeqStore::kBlock / 2 + 1; ++i) REQUIRE(s.next() == i);
+  REQUIRE(runUntil(ioc, [&] { return s.reservedUpTo() > 1 + SeqStore::kBlock; }));
+  std::lock_guard lock(disk->m);
+  REQUIRE(disk->written.size() == 1);
+  CHECK(disk->written[0] == SeqStore::kBlock / 2 + 2 + SeqStore::kBlock);
+  CHECK(disk->threads[0] != std::this_thread::get_id());
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a reservation that fails stops numbering at the durable block's end; it resumes when the disk takes it") {
+  const std::string dir = tempDir();
+  boost::asio::io_context ioc;
+  auto disk = std::make_shared<Disk>();
+  disk->fail = true;
+  std::uint64_t last = 0;
+  {
+    SeqStore s(dir + "/seq", true);
+    REQUIRE(s.open(1));
+    REQUIRE(s.writeOn(ioc.get_executor(), seam(disk)));
+    // The whole durable block is used, then nothing: every seq given is below what the file says.
+    std::uint64_t given = 0;
+    for (std::uint64_t i = 0; i < 2 * SeqStore::kBlock; ++i) {
+      if (const auto v = s.next()) {
+        last = *v;
+        ++given;
+      }
+      ioc.poll();
+      ioc.restart();
+    }
+    CHECK(given == SeqStore::kBlock);
+    CHECK(last == SeqStore::kBlock);
+    CHECK_FALSE(s.ready());
+    REQUIRE(runUntil(ioc, [&] { return !s.writeError().empty(); }));  // the write on the thread fails
+    CHECK_FALSE(s.ready());
+    CHECK_FALSE(s.next());
+    CHECK(s.numberingError().find("Read-only file system") != std::string::npos);
+    // The disk takes writes again: numbering goes on where it stopped.
+    {
+      std::lock_guard lock(disk->m);
+      disk->fail = false;
+    }
+    REQUIRE(runUntil(ioc, [&] { return s.ready(); }));
+    CHECK(s.numberingError().empty());
+    CHECK(s.next() == last + 1);
+    last = last + 1;
+    // a crash: no close()
+  }
+  SeqStore again(dir + "/seq", true);
+  REQUIRE(again.open(0));
+  CHECK(again.next() > last);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("raiseTo moves numbering up, never down") {

@@ -381,14 +381,24 @@ FcntState FrameProcessor::snapshot(bool clean) const {
   return st;
 }
 
-void FrameProcessor::markPersisted() {
-  for (auto& s : sessions_) {
-    if (!s.seen) continue;
-    s.persistedSeen = true;
-    s.persistedFcnt = s.lastFcnt;
-  }
+void FrameProcessor::markPersisted(const FcntState& written) {
   dirty_ = false;
   urgent_ = false;
+  for (auto& s : sessions_) {
+    if (!s.seen) continue;
+    for (const auto& r : written.records) {
+      if (r.id != s.spec.sensor->id || r.devAddr != s.spec.devAddr) continue;
+      s.persistedSeen = true;
+      s.persistedFcnt = r.lastFcnt;
+      break;
+    }
+    // Accepted while the snapshot was being written: still to write, and at once if it ran
+    // the margin ahead (the rule of accept()).
+    if (!s.persistedSeen || s.lastFcnt != s.persistedFcnt) dirty_ = true;
+    if (!s.persistedSeen || s.lastFcnt - s.persistedFcnt > options_.resumeMargin || s.lastFcnt < s.persistedFcnt) {
+      urgent_ = true;
+    }
+  }
 }
 
 void FrameProcessor::fillHealth(google::protobuf::RepeatedPtrField<pb::DeviceHealth>& out) const {

@@ -84,8 +84,9 @@ class FrameProcessor {
   void restore(const FcntState& state);
   // The state to write now; `clean` only at a clean stop.
   FcntState snapshot(bool clean) const;
-  // After a successful write of snapshot(): the counters in it are durable.
-  void markPersisted();
+  // After a successful write of `written` (a snapshot()): the counters in it are durable. What
+  // changed since it was taken stays dirty (and urgent if so).
+  void markPersisted(const FcntState& written);
   bool dirty() const { return dirty_; }
   // A counter has run `resumeMargin` ahead of the file: write before anything else.
   bool urgentPersist() const { return urgent_; }

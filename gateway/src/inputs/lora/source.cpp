@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "config/files.hpp"
+#include "core/file_writer.hpp"
 #include "core/seq_store.hpp"
 
 namespace citygate::lora {
@@ -86,7 +88,11 @@ Status LoraSource::start() {
     } else if (in.fault != config::FileFault::Missing) {
       return Error{"lora: cannot read " + spec_.statePath + ": " + in.error};
     }
-    if (!persist(false)) return Error{"lora: cannot write " + spec_.statePath + ": " + lastPersistError_};
+    // The counters' file, written from now on by its own thread; this first write (a check that
+    // the state can be written at all) is made here, before the socket serves anything.
+    stateWriter_ = std::make_unique<core::FileWriter>(executor_, spec_.statePath, 0600, stateWrite_);
+    if (auto st = stateWriter_->start(); !st) return Error{"lora: " + st.error()};
+    if (!persistNow(false)) return Error{"lora: cannot write " + spec_.statePath + ": " + lastPersistError_};
   }
 
   boost::system::error_code ec;
@@ -120,10 +126,11 @@ void LoraSource::stop() {
   persistTimer_->cancel();
   if (processor_) {
     processor_->flushAll();
-    if (!spec_.statePath.empty() && persist(true)) {
-      log_->info("frame counters written to {}", spec_.statePath);
-    }
+    // The clean stop's write, after any write in progress: a source started next (a config
+    // apply) reads it at once.
+    if (stateWriter_ && persistNow(true)) log_->info("frame counters written to {}", spec_.statePath);
   }
+  if (stateWriter_) stateWriter_->stop();
 }
 
 std::uint16_t LoraSource::localPort() const {
@@ -157,7 +164,7 @@ void LoraSource::onReceive(const boost::system::error_code& ec, std::size_t n) {
   // booted a minute ago has had no failure "long ago": the first failure is an optional).
   if (processor_->urgentPersist() &&
       (!lastPersistFailure_ || clock_.steadyNow() - *lastPersistFailure_ >= kPersistRetry))
-    persist(false);
+    persist();
   armFlushTimer();
   receive();
 }
@@ -237,6 +244,9 @@ void LoraSource::armFlushTimer() {
 void LoraSource::onFlushTimer() {
   if (stopped_) return;
   flushArmedFor_.reset();
+  // A counter that must be durable before its reading goes out is being written: the write's
+  // completion flushes (onPersisted).
+  if (persisting_ && persistingUrgent_) return;
   processor_->flushDue(clock_.steadyNow());
   armFlushTimer();
 }
@@ -247,7 +257,7 @@ void LoraSource::schedulePersist() {
 
 void LoraSource::onPersistTimer() {
   if (stopped_) return;
-  if (processor_->dirty() && !spec_.statePath.empty()) persist(false);
+  if (processor_->dirty() && stateWriter_) persist();
   if (clock_.steadyNow() - lastSummary_ >= kSummaryEvery) logSummary();
   schedulePersist();
 }
@@ -261,9 +271,42 @@ void LoraSource::setStateAside(const std::string& why) {
   log_->error("{}: {}; moved to {}; frame counters start afresh", spec_.statePath, why, aside);
 }
 
-bool LoraSource::persist(bool clean) {
-  const std::string text = encodeFcntState(processor_->snapshot(clean));
-  if (auto st = core::writeFileAtomic(spec_.statePath, text, 0600); !st) {
+// Hands the counters to the state writer's thread; the executor goes on. One write at a time:
+// what changes meanwhile is written when it completes (onPersisted).
+void LoraSource::persist() {
+  if (!stateWriter_ || persisting_) return;
+  persisting_ = true;
+  persistingUrgent_ = processor_->urgentPersist();
+  auto state = std::make_shared<FcntState>(processor_->snapshot(false));
+  std::string text = encodeFcntState(*state);
+  std::weak_ptr<LoraSource> weak = weak_from_this();
+  stateWriter_->write(std::move(text), [weak, state](const Status& st) {
+    if (auto self = weak.lock()) self->onPersisted(*state, st);
+  });
+}
+
+void LoraSource::onPersisted(const FcntState& written, const Status& st) {
+  persisting_ = false;
+  const bool urgent = std::exchange(persistingUrgent_, false);
+  if (stopped_) return;
+  recordPersist(written, st);
+  if (urgent) {
+    processor_->flushDue(clock_.steadyNow());  // held while the write was in flight
+    armFlushTimer();
+  }
+  // A counter ran ahead again while this one was written: at once (not after a failure: the
+  // next frame or the timer retries).
+  if (st && processor_->urgentPersist()) persist();
+}
+
+// Start-up and clean stop: written on this thread (before the socket serves, or after it closed).
+bool LoraSource::persistNow(bool clean) {
+  const FcntState state = processor_->snapshot(clean);
+  return recordPersist(state, stateWriter_->writeNow(encodeFcntState(state)));
+}
+
+bool LoraSource::recordPersist(const FcntState& written, const Status& st) {
+  if (!st) {
     ++counters_.stateWriteErrors;
     lastPersistFailure_ = clock_.steadyNow();
     if (st.error() != lastPersistError_) log_->error("frame counters not saved: {}", st.error());
@@ -273,7 +316,7 @@ bool LoraSource::persist(bool clean) {
   if (!lastPersistError_.empty()) log_->info("frame counters saved again to {}", spec_.statePath);
   lastPersistError_.clear();
   ++counters_.stateWrites;
-  processor_->markPersisted();
+  processor_->markPersisted(written);
   return true;
 }
 

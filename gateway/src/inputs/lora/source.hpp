@@ -8,9 +8,11 @@
 //
 // Frame counters: loaded from state_dir/lora-fcnt.state at start (and written straight back as
 // "unclean"), written every persist interval when they changed, at once when one runs
-// `resume margin` ahead of the file, and with "clean 1" at stop. A corrupt state file is set aside
-// (renamed *.corrupt), logged, and visible in health; start() fails only when the state cannot
-// be written at all or the port cannot be bound.
+// `resume margin` ahead of the file (or a device is new: its readings wait for that write), and
+// with "clean 1" at stop. The periodic and urgent writes run on a core::FileWriter thread, never
+// on the executor; the start-up and clean-stop writes are made by start() and stop() themselves. A corrupt state file
+// is set aside (renamed *.corrupt), logged, and visible in health; start() fails only when the state cannot be written
+// at all or the port cannot be bound.
 #pragma once
 
 #include <array>
@@ -23,6 +25,7 @@
 
 #include "citygate/v1/status.pb.h"
 #include "core/clock.hpp"
+#include "core/file_writer.hpp"
 #include "core/result.hpp"
 #include "inputs/lora/frame_processor.hpp"
 #include "inputs/lora/spec.hpp"
@@ -63,6 +66,8 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   void fillHealth(citygate::v1::GatewayHealth& health) const;
   const SourceCounters& counters() const { return counters_; }
   const FrameProcessor* processor() const { return processor_.get(); }
+  // Test seam: the state file's write (default core::writeFileAtomic); before start().
+  void setStateWrite(core::FileWriter::WriteFn write) { stateWrite_ = std::move(write); }
 
  private:
   struct Concentrator {
@@ -79,7 +84,10 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   void onFlushTimer();
   void schedulePersist();
   void onPersistTimer();
-  bool persist(bool clean);
+  void persist();
+  void onPersisted(const FcntState& written, const Status& st);
+  bool persistNow(bool clean);
+  bool recordPersist(const FcntState& written, const Status& st);
   void setStateAside(const std::string& why);
   void logSummary();
 
@@ -94,6 +102,10 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   std::unique_ptr<core::Timer> persistTimer_;
   std::optional<SteadyTime> flushArmedFor_;
   std::unique_ptr<FrameProcessor> processor_;
+  core::FileWriter::WriteFn stateWrite_;
+  std::unique_ptr<core::FileWriter> stateWriter_;
+  bool persisting_ = false;        // a write of the counters is on the writer's thread
+  bool persistingUrgent_ = false;  // ... one that readings wait for
   std::unique_ptr<json::Document> doc_;
   std::array<std::uint8_t, 65536> buffer_{};
   std::vector<Concentrator> concentrators_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "inputs/lora/codecs/registry.hpp"
 
@@ -81,6 +82,43 @@ std::optional<Key> loadKey(const std::string& inlineHex, const std::string& file
 bool validBind(const std::string& s) {
   unsigned char buf[16];
   return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// `deadband { field ... }` entries: report by exception for the codec's points of that field (in
+// every lane). The core stage applies them (core/report_by_exception.hpp), as for Modbus.
+void applyDeadbands(const pb::LoraDevice& dev, const Location& dl, std::vector<core::PointSpec>& points,
+                    Diagnostics& diags) {
+  std::set<std::string> seen;
+  for (int i = 0; i < dev.deadband_size(); ++i) {
+    const pb::PointDeadband& db = dev.deadband(i);
+    const Location at = dl.child("deadband", i);
+    if (!seen.insert(db.field()).second) {
+      at.field("field").error(diags, "field '" + db.field() + "' has two deadbands");
+      continue;
+    }
+    if (!(db.absolute() >= 0) || !(db.percent() >= 0) || !std::isfinite(db.absolute()) ||
+        !std::isfinite(db.percent()) || (db.absolute() == 0 && db.percent() == 0)) {
+      at.field(db.absolute() == 0 && db.percent() != 0 ? "percent" : "absolute")
+          .error(diags, "deadband of '" + db.field() + "' needs absolute or percent > 0 (and neither negative)");
+      continue;
+    }
+    bool found = false;
+    for (auto& p : points) {
+      if (p.name != db.field()) continue;
+      found = true;
+      p.deadbandAbsolute = db.absolute();
+      p.deadbandPercent = db.percent();
+      p.maxSilentS = db.max_silent_s() == 0 ? 900 : db.max_silent_s();
+    }
+    if (!found) {
+      std::string names;
+      for (const auto& p : points) {
+        if (names.find("'" + p.name + "'") == std::string::npos) names += (names.empty() ? "'" : ", '") + p.name + "'";
+      }
+      at.field("field").error(
+          diags, "codec '" + dev.codec() + "' fills no field '" + db.field() + "' (it fills " + names + ")");
+    }
+  }
 }
 
 }  // namespace
@@ -164,6 +202,7 @@ std::optional<LoraSpec> compile(const config::LoadedConfig& cfg, Diagnostics& di
                               "): their frames could not be told apart");
       }
     }
+    if (built) applyDeadbands(dev, dl, built->points, diags);
     if (diags.size() != before || !built || !nwk || !app || !addr) continue;
 
     ds.nwkSKey = *nwk;

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cmath>
+#include <utility>
 
 #include "inputs/modbus/decode.hpp"
 
@@ -28,8 +30,6 @@ BusSource::BusSource(boost::asio::any_io_executor executor, core::Clock& clock, 
     Device d;
     d.spec = ds;
     d.isolated.assign(ds.reads.size(), false);
-    d.lastSent.assign(ds.reads.size(), 0.0);
-    d.lastSentAt.assign(ds.reads.size(), WallTime{});
     d.timer = clock_.makeTimer();
     d.health.set_sensor_id(ds.sensor->id);
     d.health.set_bus(spec_.name);
@@ -68,10 +68,29 @@ Status BusSource::start() {
   return Ok{};
 }
 
-void BusSource::stop() {
+void BusSource::stop(std::function<void()> ended) {
+  if (ended) {
+    if (workerEnded_) {
+      boost::asio::post(executor_, std::move(ended));
+    } else {
+      endedCallbacks_.push_back(std::move(ended));
+    }
+  }
+  if (stopped_) return;
   stopped_ = true;
   for (auto& d : devices_) d.timer->cancel();
-  worker_->stop();
+  // The worker may be inside a transaction (bounded by its timeouts): it is told to end, not
+  // waited for here. Its thread posts its exit as its last act; this source stays alive until
+  // then and joins a thread that has finished.
+  worker_->stop([self = shared_from_this()] {
+    self->worker_->join();
+    self->workerEnded_ = true;
+    for (auto& cb : std::exchange(self->endedCallbacks_, {})) cb();
+  });
+}
+
+void BusSource::join() {
+  worker_->join();
 }
 
 void BusSource::scheduleNext(std::size_t index) {
@@ -303,22 +322,6 @@ void BusSource::decode(Device& d, const JobResult& r, WallTime now) {
       } else {
         v.state = core::RawValue::State::Bad;
       }
-      // Report by exception: unchanged inside the deadband and not silent for too long -> skip.
-      const core::PointSpec& ps = sensor.points[idx];
-      if (v.state == core::RawValue::State::Ok && (ps.deadbandAbsolute > 0 || ps.deadbandPercent > 0)) {
-        const double canon = (v.value * ps.scale + ps.offset) * ps.conversion.factor + ps.conversion.offset;
-        const double last = d.lastSent[idx];
-        const double delta = std::fabs(canon - last);
-        const bool silentTooLong = now - d.lastSentAt[idx] >= std::chrono::seconds(ps.maxSilentS);
-        const bool changed = (ps.deadbandAbsolute > 0 && delta >= ps.deadbandAbsolute) ||
-                             (ps.deadbandPercent > 0 && delta >= std::fabs(last) * ps.deadbandPercent / 100.0);
-        if (d.lastSentAt[idx] != WallTime{} && !changed && !silentTooLong) {
-          v.state = core::RawValue::State::Skip;
-          continue;
-        }
-        d.lastSent[idx] = canon;
-        d.lastSentAt[idx] = now;
-      }
       anySent = true;
     }
   }
@@ -332,7 +335,11 @@ void BusSource::decode(Device& d, const JobResult& r, WallTime now) {
 }
 
 void BusSource::fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const {
-  for (const auto& d : devices_) *out.Add() = d.health;
+  for (const auto& d : devices_) {
+    auto* h = out.Add();
+    *h = d.health;
+    h->set_readings(d.health.readings() - d.memory.samplesHeldBack);  // held back: no reading
+  }
 }
 
 bool BusSource::adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,

@@ -65,7 +65,14 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   Status prepare();
   // prepare() if not done, then schedules every device's polls.
   Status start();
-  void stop();
+  // Stops polling at once; the worker's thread ends after its running transaction, off the
+  // executor (BusWorker::stop); the source stays alive until it has, and then `ended` runs on
+  // the executor (every caller's, when stop() is called again). Never blocks. Whoever owns the
+  // executor lets it run until then: a thread still running when it is destroyed would post to
+  // a dead executor.
+  void stop(std::function<void()> ended = {});
+  // Waits for the worker's thread: only where no executor is serving (a failed start).
+  void join();
 
   const BusSpec& spec() const { return spec_; }
   void fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const;
@@ -98,9 +105,6 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
     std::uint32_t downCount = 0;
     SteadyTime nextAttempt{};
     WallTime nextAttemptWall{};
-    // report by exception
-    std::vector<double> lastSent;
-    std::vector<WallTime> lastSentAt;
     WallTime lastObservedAt{};
     // health
     citygate::v1::DeviceHealth health;
@@ -130,6 +134,8 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   BusCounters counters_;
   std::minstd_rand rng_;
   bool stopped_ = false;
+  bool workerEnded_ = false;                           // its thread has ended (after stop())
+  std::vector<std::function<void()>> endedCallbacks_;  // stop()'s, until then
   SteadyTime epoch_;
 };
 

@@ -117,9 +117,9 @@ Status ModbusSource::start() {
 }
 
 void ModbusSource::stop(std::function<void()> done) {
-  bus_->stop();
-  // BusSource::stop() ends its worker before it returns today; `done` follows it, never inline.
-  boost::asio::post(executor_, std::move(done));
+  // `done` runs on the executor once the bus worker's thread has ended (after its transaction in
+  // progress); the executor never waits for it.
+  bus_->stop(std::move(done));
 }
 
 void ModbusSource::fillHealth(pb::GatewayHealth& health) const {

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
@@ -208,6 +209,16 @@ class SerialLink final : public ByteLink {
     if (fd_ < 0) {
       modbus_close(ctx_);
       return ReadError{ErrorKind::Connection, 0, "cannot open " + rtu_.device()};
+    }
+    // One user of the port at a time: a bus stopped by a config apply may still be finishing its
+    // transaction on it (its worker is not waited for) when the new one opens it.
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      modbus_close(ctx_);
+      fd_ = -1;
+      return ReadError{
+          ErrorKind::Connection, 0,
+          rtu_.device() + " is in use" + (err == EWOULDBLOCK ? "" : std::string(": ") + std::strerror(err))};
     }
     const int flags = ::fcntl(fd_, F_GETFL);
     if (flags >= 0) ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK);

@@ -34,6 +34,7 @@ Status BusWorker::start() {
 
 BusWorker::~BusWorker() {
   stop();
+  join();
 }
 
 bool BusWorker::submit(Job job) {
@@ -65,14 +66,26 @@ std::size_t BusWorker::queued() const {
   return queue_.size();
 }
 
-void BusWorker::stop() {
+void BusWorker::stop(std::function<void()> exited) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && !thread_.joinable()) return;
+    if (stopping_) return;
     stopping_ = true;
     queue_.clear();
+    if (thread_.joinable()) {
+      // Outstanding work for the executor until it has run: run() does not return meanwhile.
+      if (exited) {
+        exited_ = [work = boost::asio::prefer(executor_, boost::asio::execution::outstanding_work.tracked),
+                   cb = std::move(exited)] { cb(); };
+      }
+    } else if (exited) {
+      boost::asio::post(executor_, std::move(exited));  // no thread: nothing to wait for
+    }
   }
   cv_.notify_all();
+}
+
+void BusWorker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
@@ -110,6 +123,12 @@ void BusWorker::run() {
                                   work = std::move(job.work)]() mutable { done(std::move(r)); });
   }
   transport_->close();
+  std::function<void()> exited;
+  {
+    std::lock_guard lock(mutex_);
+    exited = std::move(exited_);
+  }
+  if (exited) boost::asio::post(executor_, std::move(exited));
 }
 
 JobResult BusWorker::execute(Job& job) {

@@ -85,7 +85,15 @@ class BusWorker {
   // Starts the worker's thread. An error when it cannot be created; the worker then runs nothing.
   Status start();
   bool submit(Job job);
-  void stop();  // waits for the running job (bounded by its timeouts), drops queued ones
+  // Tells the thread to end and returns at once (it never waits, so the executor may call it):
+  // queued jobs are dropped, the running one stops before its next request and its result is
+  // still posted. `exited` (optional) is posted to the executor as the thread's last act, after
+  // it closed the transport: join() then does not wait. Until then it counts as outstanding work
+  // of the executor.
+  void stop(std::function<void()> exited = {});
+  // Waits for the thread (bounded by the running job's timeouts). The destructor stops and joins:
+  // the Gateway's shutdown waits there for every bus thread, after the executor stopped.
+  void join();
   std::size_t queued() const;
   std::string describe() const { return description_; }
   // For tests on a manual clock: true when the worker waits and no queued job is due; otherwise
@@ -110,6 +118,7 @@ class BusWorker {
   std::chrono::steady_clock::time_point wakeAt_ = std::chrono::steady_clock::time_point::min();
   bool stopping_ = false;
   bool waiting_ = false;  // the thread waits for a job to be due (or to come)
+  std::function<void()> exited_;
   std::optional<std::chrono::steady_clock::time_point> lastTransaction_;  // none yet
   std::thread thread_;
 };

@@ -298,7 +298,7 @@ TEST_CASE("restart: a clean stop resumes exactly, an unclean one with the margin
     CHECK(r.proc->urgentPersist() == false);
     CHECK_FALSE(r.rx(f20));
     CHECK(r.proc->urgentPersist());  // a first counter: write before anything else
-    r.proc->markPersisted();
+    r.proc->markPersisted(r.proc->snapshot(false));
     CHECK_FALSE(r.proc->urgentPersist());
     CHECK_FALSE(r.rx(f21));
     CHECK(r.proc->dirty());
@@ -336,14 +336,14 @@ TEST_CASE("the margin invariant: a counter never runs more than the margin ahead
   o.resumeMargin = 4;
   Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
   CHECK_FALSE(r.rx(r.frame(0)));
-  r.proc->markPersisted();
+  r.proc->markPersisted(r.proc->snapshot(false));
   for (std::uint32_t f = 1; f <= 4; ++f) {
     CHECK_FALSE(r.rx(r.frame(f)));
     CHECK_FALSE(r.proc->urgentPersist());
   }
   CHECK_FALSE(r.rx(r.frame(5)));
   CHECK(r.proc->urgentPersist());
-  r.proc->markPersisted();
+  r.proc->markPersisted(r.proc->snapshot(false));
   CHECK_FALSE(r.rx(r.frame(100)));  // a jump: urgent at once
   CHECK(r.proc->urgentPersist());
 }

@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "core/seq_store.hpp"
 #include "inputs/lora/base64.hpp"
 #include "inputs/lora/codecs/parking.hpp"
 #include "inputs/lora/source.hpp"
@@ -71,12 +73,13 @@ struct TempDir {
 
 // The gateway side on its own io_context; the test plays the concentrator with a plain socket.
 struct Rig {
-  explicit Rig(const std::string& stateDir) : client(ioc) {
+  explicit Rig(const std::string& stateDir, core::FileWriter::WriteFn stateWrite = {}) : client(ioc) {
     auto log = std::make_shared<spdlog::logger>("lora", std::make_shared<spdlog::sinks::null_sink_mt>());
     source = std::make_shared<LoraSource>(
         ioc.get_executor(), clock, spec(stateDir),
         [this](const core::SensorSpec&, core::SensorMemory&, core::RawSample&& s) { samples.push_back(std::move(s)); },
         log);
+    if (stateWrite) source->setStateWrite(std::move(stateWrite));
     started = source->start();
     client.open(udp::v4());
     client.non_blocking(true);
@@ -222,7 +225,9 @@ TEST_CASE("a frame becomes a sample when its dedup window (50 ms) ends, not befo
   r.clock.advance(49ms, poll);
   CHECK(r.samples.empty());
   r.clock.advance(1ms, poll);
-  CHECK(r.samples.size() == 1);
+  // Due now; a new device's first frame goes out once its counter is on disk (the state file's
+  // writer thread posts that back), so wait for that event, not for time.
+  CHECK(r.runUntil([&] { return r.samples.size() == 1; }));
 }
 
 TEST_CASE("stat reports are kept per concentrator") {
@@ -331,4 +336,58 @@ TEST_CASE("start fails with a clear reason when the port is taken or the state c
   const auto st3 = third->start();
   REQUIRE_FALSE(st3.ok());
   CHECK(st3.error().find("cannot write /nonexistent/dir/lora-fcnt.state") != std::string::npos);
+}
+
+TEST_CASE("the counters are written on the writer's thread: the executor serves on while the disk is stuck") {
+  TempDir t;
+  struct Gate {
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    int blocked = 0;
+    std::thread::id writer;
+  };
+  auto gate = std::make_shared<Gate>();
+  const auto executorThread = std::this_thread::get_id();
+  // Writes from the executor's thread (start-up, clean stop) go through; any other one waits for
+  // the gate (5 s at most, so that a regression fails instead of hanging).
+  auto write = [gate, executorThread](const std::string& path, std::string_view data, unsigned mode) -> Status {
+    if (std::this_thread::get_id() != executorThread) {
+      std::unique_lock lock(gate->m);
+      ++gate->blocked;
+      gate->writer = std::this_thread::get_id();
+      gate->cv.notify_all();
+      gate->cv.wait_for(lock, 5s, [&] { return gate->open; });
+    }
+    return core::writeFileAtomic(path, data, mode);
+  };
+  Rig r(t.path, write);
+  REQUIRE_MESSAGE(r.started.ok(), r.started.error());
+  CHECK(r.source->counters().stateWrites == 1);  // the start-up write, here
+
+  // A new device's counter must be written at once: it goes to the writer, which is stuck.
+  r.send(pushData(1, frame(7)));
+  REQUIRE(r.runUntil([&] {
+    std::lock_guard lock(gate->m);
+    return gate->blocked == 1;
+  }));
+  // The executor still serves: a PULL_DATA is answered while the write waits.
+  r.send({1, 0xBE, 0xEF, 2, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0});
+  std::vector<std::vector<std::uint8_t>> acks;
+  REQUIRE(r.runUntil([&] {
+    for (auto& a : r.replies()) acks.push_back(a);
+    return std::find(acks.begin(), acks.end(), std::vector<std::uint8_t>{1, 0xBE, 0xEF, 4}) != acks.end();
+  }));
+  CHECK(gate->writer != executorThread);
+  CHECK(r.samples.empty());  // its reading waits for the counter to be durable
+  CHECK(r.source->counters().stateWrites == 1);
+
+  {
+    std::lock_guard lock(gate->m);
+    gate->open = true;
+    gate->cv.notify_all();
+  }
+  REQUIRE(r.runUntil([&] { return r.source->counters().stateWrites == 2 && r.samples.size() == 1; }));
+  CHECK(slurp(t.path + "/lora-fcnt.state").find(" 7\ncrc32 ") != std::string::npos);
+  CHECK_FALSE(r.source->processor()->urgentPersist());
 }

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "config/loader.hpp"
+#include "core/report_by_exception.hpp"
 #include "inputs/lora/spec.hpp"
 
 using namespace citygate;
@@ -159,4 +160,77 @@ TEST_CASE("lora needs somewhere to keep its frame counters") {
   lora::compile(cfg, d);
   REQUIRE(d.size() == 1);
   CHECK(d.items()[0].message.find("state_dir") != std::string::npos);
+}
+
+TEST_CASE("deadband: a LoRa device's codec points get report by exception from the config") {
+  config::Diagnostics d;
+  auto spec = compile(configText(std::string("  device { id: \"bay\" dev_addr: \"26011f42\" nwk_s_key: \"") + kNwk +
+                                 "\" app_s_key: \"" + kApp +
+                                 "\" codec: \"nwave-nps405\"\n"
+                                 "    deadband { field: \"temperature\" absolute: 2 }\n"
+                                 "    deadband { field: \"battery_voltage\" percent: 5 max_silent_s: 3600 } }\n"),
+                      d);
+  INFO(d.str());
+  REQUIRE(d.empty());
+  REQUIRE(spec);
+  const core::SensorSpec& s = *spec->devices.at(0).sensor;
+  const auto point = [&](std::string_view name) -> const core::PointSpec& {
+    for (const auto& p : s.points) {
+      if (p.name == name) return p;
+    }
+    FAIL("no point " << name);
+    return s.points.front();
+  };
+  CHECK_FALSE(point("status").hasDeadband());
+  CHECK(point("temperature").deadbandAbsolute == 2);
+  CHECK(point("temperature").maxSilentS == 900);  // the default, as for a profile point
+  CHECK(point("battery_voltage").deadbandPercent == 5);
+  CHECK(point("battery_voltage").maxSilentS == 3600);
+
+  // The core stage then holds back a heartbeat whose temperature moved less than 2 °C.
+  core::SensorMemory memory;
+  const auto heartbeat = [&](std::int64_t atS, double status, double temperature, double volts) {
+    core::RawSample r;
+    r.observedAt = citygate::WallTime{} + std::chrono::seconds(1'800'000'000 + atS);
+    r.values.resize(s.points.size());
+    for (std::size_t i = 0; i < s.points.size(); ++i) {
+      const double v = s.points[i].name == "status" ? status : s.points[i].name == "temperature" ? temperature : volts;
+      r.values[i] = core::RawValue{v, core::RawValue::State::Ok};
+    }
+    return r;
+  };
+  auto first = heartbeat(0, 0, 10, 3.3);
+  CHECK(core::reportByException(s, first, memory));
+  auto steady = heartbeat(600, 0, 11, 3.3);
+  CHECK(core::reportByException(s, steady, memory));  // status has no deadband: it always goes
+  for (std::size_t i = 0; i < s.points.size(); ++i) {
+    CHECK((steady.values[i].state == core::RawValue::State::Skip) == (s.points[i].name != "status"));
+  }
+  auto warmer = heartbeat(1200, 0, 12.5, 3.3);
+  CHECK(core::reportByException(s, warmer, memory));
+  for (std::size_t i = 0; i < s.points.size(); ++i) {
+    if (s.points[i].name == "temperature") CHECK(warmer.values[i].state == core::RawValue::State::Ok);
+  }
+}
+
+TEST_CASE("deadband: an unknown field, a second entry or no threshold is an error at its line") {
+  config::Diagnostics d;
+  compile(configText(std::string("  device { id: \"bay\" dev_addr: \"26011f42\" nwk_s_key: \"") + kNwk +
+                     "\" app_s_key: \"" + kApp +
+                     "\" codec: \"nwave-nps405\"\n"
+                     "    deadband { field: \"pm25\" absolute: 2 }\n"
+                     "    deadband { field: \"temperature\" absolute: 2 }\n"
+                     "    deadband { field: \"temperature\" absolute: 3 }\n"
+                     "    deadband { field: \"battery_voltage\" }\n"
+                     "    deadband { field: \"status\" absolute: -1 } }\n"),
+          d);
+  const std::string text = d.str();
+  INFO(text);
+  CHECK(d.size() == 4);
+  CHECK(text.find("c.textproto:7:") != std::string::npos);
+  CHECK(text.find("codec 'nwave-nps405' fills no field 'pm25' (it fills 'status', 'temperature', 'battery_voltage')") !=
+        std::string::npos);
+  CHECK(text.find("field 'temperature' has two deadbands") != std::string::npos);
+  CHECK(text.find("deadband of 'battery_voltage' needs absolute or percent > 0") != std::string::npos);
+  CHECK(text.find("deadband of 'status' needs") != std::string::npos);
 }
