@@ -1,7 +1,5 @@
 #include "app/validate.hpp"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
@@ -52,16 +50,6 @@ namespace {
 
 namespace pb = citygate::v1;
 
-std::string serialized(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
-
 void refuseIfChanged(const google::protobuf::Message& a, const google::protobuf::Message& b, const std::string& prefix,
                      std::vector<std::string>& refused) {
   const auto* d = a.GetDescriptor();
@@ -73,11 +61,11 @@ void refuseIfChanged(const google::protobuf::Message& a, const google::protobuf:
     std::string vb;
     if (f->is_repeated()) {
       // None of the refused messages has repeated fields today; compare them whole if one appears.
-      va = serialized(a);
-      vb = serialized(b);
+      va = config::canonicalBytes(a);
+      vb = config::canonicalBytes(b);
     } else if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
-      va = serialized(ra->GetMessage(a, f));
-      vb = serialized(rb->GetMessage(b, f));
+      va = config::canonicalBytes(ra->GetMessage(a, f));
+      vb = config::canonicalBytes(rb->GetMessage(b, f));
     } else {
       google::protobuf::TextFormat::PrintFieldValueToString(a, f, -1, &va);
       google::protobuf::TextFormat::PrintFieldValueToString(b, f, -1, &vb);
@@ -107,7 +95,7 @@ ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& nex
   }
   if (a.log_level() != b.log_level()) plan.live.push_back("log_level");
   if (a.health_interval_s() != b.health_interval_s()) plan.live.push_back("health_interval_s");
-  if (serialized(a.location()) != serialized(b.location())) plan.live.push_back("location");
+  if (config::canonicalBytes(a.location()) != config::canonicalBytes(b.location())) plan.live.push_back("location");
   if (a.profile_dir() != b.profile_dir()) plan.live.push_back("profile_dir");
 
   registry.plan(running.sources, next.sources, plan);

@@ -1,5 +1,8 @@
 #include "config/loader.hpp"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -324,6 +327,16 @@ bool loadConfigFile(const std::string& path, LoadedConfig& out, Diagnostics& dia
   std::string text;
   if (!readFile(path, text, diags, kMaxConfigBytes)) return false;
   return loadConfigText(path, text, out, diags);
+}
+
+std::string canonicalBytes(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  m.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
 }
 
 }  // namespace citygate::config

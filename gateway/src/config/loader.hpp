@@ -57,4 +57,8 @@ void checkReadableFile(const std::string& path, const Location& at, std::string_
 
 bool isValidId(std::string_view id);
 
+// A message's bytes, serialized deterministically: equal settings give equal bytes (the plan of a
+// configuration change compares sources and settings this way).
+std::string canonicalBytes(const google::protobuf::Message& m);
+
 }  // namespace citygate::config

@@ -1,8 +1,5 @@
 #include "inputs/lora/kind.hpp"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include <boost/asio/post.hpp>
 
 #include "inputs/lora/source.hpp"
@@ -13,16 +10,6 @@ namespace citygate::lora {
 namespace {
 
 namespace pb = citygate::v1;
-
-std::string serialized(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
 
 class LoraKind final : public sources::SourceKind {
  public:
@@ -35,7 +22,8 @@ class LoraKind final : public sources::SourceKind {
     auto spec = std::make_shared<LoraSourceSpec>();
     spec->kind = kKindName;
     spec->name = kSourceName;
-    spec->settings = serialized(c.lora()) + '\x1f' + c.state_dir() + '\x1f' + serialized(c.location());
+    spec->settings =
+        config::canonicalBytes(c.lora()) + '\x1f' + c.state_dir() + '\x1f' + config::canonicalBytes(c.location());
     const std::string transport = "lorawan " + c.lora().packet_forwarder().bind() + ":" +
                                   std::to_string(c.lora().packet_forwarder().port()) + "/udp";
     for (const auto& dev : c.lora().device()) {

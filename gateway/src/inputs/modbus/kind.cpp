@@ -1,8 +1,5 @@
 #include "inputs/modbus/kind.hpp"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include <boost/asio/post.hpp>
 
 #include "config/files.hpp"
@@ -13,22 +10,12 @@ namespace citygate::modbus {
 
 namespace {
 
-std::string serialized(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
-
 std::string busFingerprint(const config::LoadedConfig& cfg, const pb::ModbusBus& bus) {
-  std::string fp = serialized(bus);
+  std::string fp = config::canonicalBytes(bus);
   for (const auto& dev : bus.device()) {
     fp += '\x1f';
-    if (const auto* prof = cfg.profiles.find(dev.profile())) fp += serialized(prof->profile);
-    if (!dev.has_location() && cfg.config.has_location()) fp += serialized(cfg.config.location());
+    if (const auto* prof = cfg.profiles.find(dev.profile())) fp += config::canonicalBytes(prof->profile);
+    if (!dev.has_location() && cfg.config.has_location()) fp += config::canonicalBytes(cfg.config.location());
   }
   return fp;
 }
