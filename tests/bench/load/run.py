@@ -6,12 +6,20 @@
     tests/bench/load/run.py --sizes 2000 --peer none --duration 60
     tests/bench/load/run.py --soak 1800 --restart-every 300 --sizes 2000   the soak test
     tests/bench/load/run.py --profile 20 --sizes 1000    instructions per point (callgrind)
+    tests/bench/load/run.py --wear --sizes 10,2000  device bytes written per reading (root: loop device)
 
 For each size (points per second = devices x points / interval) it prints: points/s delivered,
 CPU µs per point (user+sys from /proc), peak and steady RSS, end-to-end latency p50/p99 (a
 register's value is the simulator's clock when it was read; latency = arrival at the subscriber
 minus that value), Modbus requests per point, and seq continuity. Figures only: nothing here
 asserts on time.
+
+--wear: each size gets an ext4 file system of its own (default journal) on a loop device, made from
+a sparse file in the run's temp dir; citygated's spool and state_dir, the floor's file and
+Node-RED's userDir live on it, and field 7 (sectors written) of /sys/block/loopN/stat, read at the
+start and the end of each system's window, gives the bytes that reached the device, journal and
+metadata included. Needs root; without it, or without a loop device, the wear columns are skipped
+and the reason printed.
 """
 import argparse
 import json
@@ -41,7 +49,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # points/s -> (devices, points per device, interval ms)
-SIZES = {100: (10, 10, 1000), 2000: (40, 50, 1000), 10000: (100, 100, 1000),
+SIZES = {10: (10, 1, 1000), 100: (10, 10, 1000), 2000: (40, 50, 1000), 10000: (100, 100, 1000),
          1000: (10, 100, 1000)}  # 1000: the 10,000 size's devices at a tenth of the rate (--profile)
 
 
@@ -196,6 +204,64 @@ class Subscriber:
         self.client.disconnect()
 
 
+class LoopFs:
+    """An ext4 file system (default journal) on a loop device over a sparse file in `tmp`, mounted
+    at tmp/dev; written() is the device's own counter of bytes written. close() unmounts, detaches
+    and removes, and is safe to call at any point of a failed set-up."""
+
+    @staticmethod
+    def unavailable():
+        """Why the wear figures cannot be measured here, or None."""
+        if os.geteuid() != 0:
+            return "not root (losetup and mount need it)"
+        if not Path("/dev/loop-control").exists():
+            return "no /dev/loop-control (no loop device support)"
+        for tool in ("losetup", "mkfs.ext4", "mount", "umount"):
+            if not shutil.which(tool):
+                return f"{tool} not found"
+        return None
+
+    def __init__(self, tmp, size_mb=512):
+        self.image = Path(tmp) / "wear.img"
+        self.mnt = Path(tmp) / "dev"
+        self.dev = None
+        self.mounted = False
+        try:
+            with open(self.image, "wb") as f:
+                f.truncate(size_mb * 2**20)
+            # inode tables and journal zeroed now, into the file: left lazy, ext4lazyinit would write
+            # them through the device after mounting, inside the measurement windows
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(self.image)],
+                           check=True, capture_output=True)
+            self.dev = subprocess.run(["losetup", "-f", "--show", str(self.image)], check=True,
+                                      capture_output=True, text=True).stdout.strip()
+            self.mnt.mkdir()
+            subprocess.run(["mount", "-t", "ext4", self.dev, str(self.mnt)], check=True, capture_output=True)
+            self.mounted = True
+            self.stat = Path("/sys/block") / Path(self.dev).name / "stat"
+        except BaseException:
+            self.close()
+            raise
+
+    def written(self):
+        """Bytes written to the device since it was attached (field 7: 512-byte sectors)."""
+        return int(self.stat.read_text().split()[6]) * 512
+
+    def close(self):
+        if self.mounted:
+            r = subprocess.run(["umount", str(self.mnt)], capture_output=True)
+            if r.returncode != 0:  # something still holds it open: detach it lazily
+                subprocess.run(["umount", "-l", str(self.mnt)], capture_output=True)
+            self.mounted = False
+        if self.dev:
+            subprocess.run(["losetup", "-d", self.dev], capture_output=True)
+            self.dev = None
+        try:
+            self.image.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def percentile(values, p):
     if not values:
         return float("nan")
@@ -255,7 +321,9 @@ class World:
                     p.kill()
 
 
-def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms, durability_ms=50):
+def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms, durability_ms=50, data=None):
+    """data: where the spool and state_dir go (tmp unless given: --wear's loop device)."""
+    data = Path(data or tmp)
     prof = tmp / "profiles"
     prof.mkdir(exist_ok=True)
     pts = "\n".join(f'point {{ field: "p{i}" table: HOLDING_REGISTER address: {2 * i} type: UINT32 }}' for i in range(points))
@@ -272,7 +340,8 @@ profile_dir: "{prof}"
 mqtt {{ uri: "tcp://127.0.0.1:{broker_port}" max_batch_readings: 200 max_batch_delay_ms: 50 reconnect_min_ms: 200 reconnect_max_ms: 2000 }}
 control {{ socket: "{tmp}/control.sock" }}
 health_interval_s: 10
-spool {{ dir: "{tmp}/spool" max_bytes: 268435456 durability_ms: {durability_ms} }}
+state_dir: "{data}/state"
+spool {{ dir: "{data}/spool" max_bytes: 268435456 durability_ms: {durability_ms} }}
 {chr(10).join(buses)}
 """
 
@@ -306,8 +375,9 @@ def node_red_flow(broker_port, sim_port, devices, points, interval_ms):
     return nodes
 
 
-def measure(name, pids, sub, duration, sim_stats, points_expected):
+def measure(name, pids, sub, duration, sim_stats, points_expected, wear=None):
     cpu0 = proc_cpu_seconds(pids)
+    written0 = wear.written() if wear else None
     threads0 = thread_cpu_seconds(pids[0]) if len(pids) == 1 else {}
     req0 = sim_stats()
     sub.start_window()
@@ -321,6 +391,7 @@ def measure(name, pids, sub, duration, sim_stats, points_expected):
         peak_rss = max(peak_rss, hwm, rss)
     elapsed = time.monotonic() - t0
     points, readings, lat = sub.stop_window()
+    written = wear.written() - written0 if wear else None
     cpu = proc_cpu_seconds(pids) - cpu0
     req = sim_stats() - req0
     threads = {}
@@ -339,22 +410,43 @@ def measure(name, pids, sub, duration, sim_stats, points_expected):
         "p50_ms": percentile(lat, 50),
         "p99_ms": percentile(lat, 99),
         "requests_per_point": req / points if points else float("nan"),
+        "wear": None if written is None else {"bytes": written, "readings": readings, "seconds": elapsed},
     }
 
 
-def floor(tmp, sim_port, devices, points, interval, record_bytes, args):
+def floor(tmp, sim_port, devices, points, interval, record_bytes, args, wear=None):
     """bench_floor on the same simulator: citygate's Modbus polls (libmodbus, one connection per
     25 devices) and its spool's writes and group commit, with nothing in between."""
+    spool_dir = tmp
+    if wear:
+        spool_dir = wear.mnt / "floor"
+        spool_dir.mkdir()
     argv = [BUILD / "bin" / "bench_floor", "--port", sim_port, "--devices", devices, "--points", points,
             "--interval-ms", interval, "--bytes-per-reading", record_bytes, "--durability-ms", args.durability_ms,
-            "--spool-dir", tmp, "--warmup", args.warmup, "--duration", args.duration]
-    out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=True,
-                         timeout=args.warmup + args.duration + 60)
-    f = json.loads(out.stdout.strip().splitlines()[-1])
+            "--spool-dir", spool_dir, "--warmup", args.warmup, "--duration", args.duration]
+    proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        written = None
+        if wear:
+            # the floor's window opens --warmup s after it starts and it exits when the window closes
+            time.sleep(args.warmup)  # a duration, not an event: the floor's own warm-up
+            written0 = wear.written()
+        stdout, stderr = proc.communicate(timeout=args.warmup + args.duration + 60)
+        if wear:
+            written = wear.written() - written0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_floor failed ({proc.returncode}): {stderr.strip()}")
+    f = json.loads(stdout.strip().splitlines()[-1])
     nan = float("nan")
     return {"name": "floor", "points_per_s": f["points"] / args.duration, "cpu_us_per_point": f["cpu_us_per_point"],
             "cpu_percent": 100 * f["cpu_s"] / args.duration, "rss_steady_mb": nan, "rss_peak_mb": nan,
             "p50_ms": nan, "p99_ms": nan, "requests_per_point": nan, "seq_gaps": None,
+            "wear": None if written is None else {"bytes": written, "readings": f["points"] // points,
+                                                  "seconds": args.duration},
             "detail": f"floor: Modbus {f['modbus_us_per_point']:.2f} + durability {f['durability_us_per_point']:.2f} "
                       f"µs/pt ({record_bytes} B per reading, fdatasync every {args.durability_ms} ms)"}
 
@@ -364,30 +456,34 @@ def run_size(size, args, node_red_dir):
     tmp = Path(tempfile.mkdtemp(prefix=f"cg-bench-{size}-"))
     world = World(tmp)
     results = []
+    wear = None
+    encoded = None
     try:
-        broker_port, _, _ = world.broker()
+        if args.wear:
+            wear = LoopFs(tmp)
         sim_port, sim_requests = world.simulator()
         expected = devices * points * 1000 / interval
         # citygate
         sub = Subscriber(broker_port, "citygate/v1/bench-gw/readings")
         cfg = tmp / "citygate.textproto"
         cfg.write_text(citygate_config(tmp, "bench-gw", broker_port, sim_port, devices, points, interval,
-                                       args.durability_ms))
+                                       args.durability_ms, data=wear.mnt if wear else None))
         gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
         time.sleep(args.warmup)  # warm-up before the measurement window (a duration, not an event)
-        results.append(measure("citygate", [gw.pid], sub, args.duration, sim_requests, expected))
+        results.append(measure("citygate", [gw.pid], sub, args.duration, sim_requests, expected, wear))
         results[-1]["seq_gaps"] = sub.gaps()
-        record = round(sub.reading_bytes / max(sub.readings, 1)) + 16  # + the spool's frame
+        encoded = sub.reading_bytes / max(sub.readings, 1)  # a Reading's encoded size at the subscriber
+        record = round(encoded) + 16  # + the spool's frame
         gw.terminate()
         gw.wait(20)
         sub.close()
         # the floor: the same polls and syncs, nothing else
-        results.append(floor(tmp, sim_port, devices, points, interval, record, args))
+        results.append(floor(tmp, sim_port, devices, points, interval, record, args, wear))
         # the peer on the identical workload
         if node_red_dir:
             flow = tmp / "flows.json"
             flow.write_text(json.dumps(node_red_flow(broker_port, sim_port, devices, points, interval)))
-            user = tmp / "node-red"
+            user = (wear.mnt if wear else tmp) / "node-red"
             user.mkdir()
             (user / "settings.js").write_text("module.exports = { uiPort: %d, uiHost: '127.0.0.1', logging: "
                                               "{ console: { level: 'warn' } }, flowFile: '%s', editorTheme: "
@@ -397,15 +493,17 @@ def run_size(size, args, node_red_dir):
                                           "--userDir", user, "--settings", user / "settings.js"],
                              cwd=node_red_dir)
             time.sleep(args.warmup + 5)  # Node-RED needs longer to load its nodes
-            results.append(measure("node-red", children(nr.pid), sub, args.duration, sim_requests, expected))
+            results.append(measure("node-red", children(nr.pid), sub, args.duration, sim_requests, expected, wear))
             results[-1]["seq_gaps"] = None
             nr.terminate()
             sub.close()
     finally:
         world.close()
+        if wear:
+            wear.close()
         if not os.environ.get("CITYGATE_KEEP_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
-    return size, (devices, points, interval), results
+    return size, (devices, points, interval), results, encoded
 
 
 def wait_delivered(tmp, sub, timeout=180):
@@ -540,6 +638,28 @@ def profile(args):
     print(f"  instructions per point: {(ir_b - ir_a) / pts:.0f}  (B - A over {pts:,} points)")
 
 
+def print_wear(rows):
+    print()
+    print(f"{'size':>6} {'shape':<12} {'system':<9} {'read/s':>7} {'device B':>11} {'B/reading':>10} "
+          f"{'x encoded':>10} {'MB/day':>9}")
+    for size, (d, p, i), results, encoded in rows:
+        for r in results:
+            w = r.get("wear")
+            if w is None:
+                continue
+            per_s = w["readings"] / w["seconds"]
+            per_reading = w["bytes"] / w["readings"] if w["readings"] else float("nan")
+            ratio = per_reading / encoded if encoded else float("nan")
+            per_day = w["bytes"] / w["seconds"] * 86400 / 1e6
+            print(f"{size:>6} {f'{d}x{p}/{i}ms':<12} {r['name']:<9} {per_s:>7.1f} {w['bytes']:>11,} "
+                  f"{per_reading:>10.0f} {ratio:>10.2f} {per_day:>9.1f}")
+        if encoded:
+            print(f"{'':>6} encoded reading (at the subscriber): {encoded:.0f} B")
+    print("(wear: bytes written to the loop device's ext4, journal and metadata included, in the window;\n"
+          " x encoded = per reading / citygate's encoded Reading; Node-RED's readings are its JSON messages,\n"
+          " it keeps nothing durable of them, so its figure is what its userDir costs the device)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,2000,10000")
@@ -553,7 +673,14 @@ def main():
     ap.add_argument("--profile", type=float, default=0,
                     help="instructions per point under callgrind: two runs of this many s and 2.5 x as long")
     ap.add_argument("--profile-keep", default="", help="directory to keep the callgrind outputs in")
+    ap.add_argument("--wear", action="store_true",
+                    help="bytes written to the storage device per reading (ext4 on a loop device; root)")
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so every finally runs (processes stopped, loop devices detached)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.wear and (why := LoopFs.unavailable()):
+        print(f"bench: --wear skipped: {why}", flush=True)
+        args.wear = False
     args.sizes = [int(s) for s in args.sizes.split(",")]
     if args.profile:
         return profile(args)
@@ -572,7 +699,7 @@ def main():
     print()
     print(f"{'size':>6} {'system':<9} {'pts/s':>8} {'CPU µs/pt':>10} {'CPU %':>6} {'RSS MB':>7} {'peak MB':>8} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'req/pt':>7} {'gaps':>5}")
-    for size, (d, p, i), results in rows:
+    for size, (d, p, i), results, _ in rows:
         for r in results:
             gaps = "-" if r["seq_gaps"] is None else str(r["seq_gaps"])
             print(f"{size:>6} {r['name']:<9} {r['points_per_s']:>8.0f} {r['cpu_us_per_point']:>10.2f} "
@@ -589,6 +716,8 @@ def main():
             print(f"{size:>6} {'ratio':<9} {'':>8} {a['cpu_us_per_point'] / b['cpu_us_per_point']:>10.3f} {'':>6} "
                   f"{a['rss_steady_mb'] / b['rss_steady_mb']:>7.3f} {a['rss_peak_mb'] / b['rss_peak_mb']:>8.3f} "
                   f"{a['p50_ms'] / max(b['p50_ms'], 1e-9):>7.3f} {a['p99_ms'] / max(b['p99_ms'], 1e-9):>7.3f}")
+    if args.wear:
+        print_wear(rows)
     print("\n(size = points/s offered: devices x points / interval; ratio = citygate / Node-RED; floor = the same\n"
           " Modbus polls and spool syncs with nothing else, tests/bench/load/floor.cpp)")
 
