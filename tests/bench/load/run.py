@@ -644,6 +644,15 @@ def profile(args):
     print(f"  instructions per point: {(ir_b - ir_a) / pts:.0f}  (B - A over {pts:,} points)")
 
 
+def parse_size(text):
+    """A size of SIZES (points/s: 2000) or a shape DEVICESxPOINTSxINTERVAL_MS (200x1x100: 2,000
+    readings/s of one point), added to SIZES under its own text."""
+    if "x" not in text:
+        return int(text)
+    SIZES[text] = tuple(int(v) for v in text.split("x"))
+    return text
+
+
 def print_wear(rows):
     print()
     print(f"{'size':>6} {'shape':<12} {'system':<9} {'read/s':>7} {'device B':>11} {'B/reading':>10} "
@@ -687,7 +696,7 @@ def main():
     if args.wear and (why := LoopFs.unavailable()):
         print(f"bench: --wear skipped: {why}", flush=True)
         args.wear = False
-    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.sizes = [parse_size(s) for s in args.sizes.split(",")]
     if args.profile:
         return profile(args)
     if args.soak:
