@@ -655,7 +655,7 @@ def parse_size(text):
 
 def print_wear(rows):
     print()
-    print(f"{'size':>6} {'shape':<12} {'system':<9} {'read/s':>7} {'device B':>11} {'B/reading':>10} "
+    print(f"{'size':>9} {'shape':<12} {'system':<9} {'read/s':>7} {'device B':>11} {'B/reading':>10} "
           f"{'x encoded':>10} {'MB/day':>9}")
     for size, (d, p, i), results, encoded in rows:
         for r in results:
@@ -666,10 +666,10 @@ def print_wear(rows):
             per_reading = w["bytes"] / w["readings"] if w["readings"] else float("nan")
             ratio = per_reading / encoded if encoded else float("nan")
             per_day = w["bytes"] / w["seconds"] * 86400 / 1e6
-            print(f"{size:>6} {f'{d}x{p}/{i}ms':<12} {r['name']:<9} {per_s:>7.1f} {w['bytes']:>11,} "
+            print(f"{size:>9} {f'{d}x{p}/{i}ms':<12} {r['name']:<9} {per_s:>7.1f} {w['bytes']:>11,} "
                   f"{per_reading:>10.0f} {ratio:>10.2f} {per_day:>9.1f}")
         if encoded:
-            print(f"{'':>6} encoded reading (at the subscriber): {encoded:.0f} B")
+            print(f"{'':>9} encoded reading (at the subscriber): {encoded:.0f} B")
     print("(wear: bytes written to the loop device's ext4, journal and metadata included, in the window;\n"
           " x encoded = per reading / citygate's encoded Reading; Node-RED's readings are its JSON messages,\n"
           " it keeps nothing durable of them, so its figure is what its userDir costs the device)")
