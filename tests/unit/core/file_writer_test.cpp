@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "core/file_writer.hpp"
+#include "support/run_until.hpp"
 
 using namespace citygate;
 using namespace citygate::core;
 using namespace std::chrono_literals;
+using citygate::testing::runUntil;
 
 namespace {
 
@@ -27,16 +29,6 @@ struct Disk {
   std::vector<std::string> written;
   std::vector<std::thread::id> threads;
 };
-
-bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done) {
-  const auto end = std::chrono::steady_clock::now() + 5s;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    ioc.run_for(2ms);
-    ioc.restart();
-  }
-  return true;
-}
 
 }  // namespace
 

@@ -16,9 +16,11 @@
 #include "core/seq_store.hpp"
 #include "spool/memory_spool.hpp"
 #include "support/manual_clock.hpp"
+#include "support/run_until.hpp"
 
 using namespace citygate;
 using namespace citygate::core;
+using citygate::testing::runUntil;
 namespace pb = citygate::v1;
 
 namespace {
@@ -37,16 +39,6 @@ struct Disk {
   std::mutex m;
   bool fail = true;
 };
-
-bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    ioc.run_for(std::chrono::milliseconds(2));
-    ioc.restart();
-  }
-  return true;
-}
 
 }  // namespace
 

@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "core/seq_store.hpp"
+#include "support/run_until.hpp"
 
 using namespace citygate::core;
+using citygate::testing::runUntil;
 
 namespace {
 std::string tempDir() {
@@ -146,16 +148,6 @@ FileWriter::WriteFn seam(const std::shared_ptr<Disk>& disk) {
 }
 
 // Runs the executor until `done` (5 s at most).
-bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    ioc.run_for(std::chrono::milliseconds(2));
-    ioc.restart();
-  }
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("reservations are written on the writer's thread, ahead: the caller never writes after open") {

@@ -12,11 +12,13 @@
 
 #include "core/clock.hpp"
 #include "inputs/modbus/bus_source.hpp"
+#include "support/run_until.hpp"
 
 using namespace citygate;
 using namespace citygate::modbus;
 namespace pb = citygate::v1;
 using namespace std::chrono_literals;
+using citygate::testing::runUntil;
 
 namespace {
 
@@ -53,16 +55,6 @@ class StuckTransport final : public Transport {
  private:
   std::shared_ptr<Gate> g_;
 };
-
-bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done) {
-  const auto end = std::chrono::steady_clock::now() + 5s;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    ioc.run_for(2ms);
-    ioc.restart();
-  }
-  return true;
-}
 
 }  // namespace
 
