@@ -15,6 +15,7 @@
 #include "core/pipeline.hpp"
 #include "core/seq_store.hpp"
 #include "spool/memory_spool.hpp"
+#include "support/generic_sensor.hpp"
 #include "support/manual_clock.hpp"
 #include "support/run_until.hpp"
 
@@ -65,14 +66,7 @@ TEST_CASE("a seq reservation that cannot be made durable stops numbering: counte
   auto pipeline = std::make_shared<Pipeline>(clock, o, spool, sink, seq, log);
   pipeline->start();
 
-  SensorSpec spec;
-  spec.id = "s";
-  spec.kind = pb::GENERIC;
-  PointSpec p;
-  p.name = "v";
-  p.field = FieldRef{pb::GENERIC, -1};
-  spec.points.push_back(p);
-  buildGroups(spec);
+  SensorSpec spec = testing::genericSensor("s");
   SensorMemory memory;
   std::vector<std::uint64_t> numbered;
   pipeline->setTap([&](const pb::Reading& r, std::string_view) { numbered.push_back(r.seq()); });

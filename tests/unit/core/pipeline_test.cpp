@@ -9,6 +9,7 @@
 #include "core/pipeline.hpp"
 #include "core/wire.hpp"
 #include "spool/memory_spool.hpp"
+#include "support/generic_sensor.hpp"
 #include "support/manual_clock.hpp"
 
 using namespace citygate;
@@ -94,13 +95,7 @@ struct Fixture {
   explicit Fixture(std::uint32_t maxBatch = 3, std::chrono::milliseconds delay = std::chrono::milliseconds(50),
                    spool::Spool* other = nullptr) {
     REQUIRE(seq.open(0));
-    spec.id = "s";
-    spec.kind = pb::GENERIC;
-    PointSpec p;
-    p.name = "v";
-    p.field = FieldRef{pb::GENERIC, -1};
-    spec.points.push_back(p);
-    buildGroups(spec);
+    spec = testing::genericSensor("s");
     PipelineOptions o;
     o.maxBatchReadings = maxBatch;
     o.maxBatchDelay = delay;
@@ -230,14 +225,7 @@ TEST_CASE("BLOCK_SOURCES: a full spool pauses the sources and loses nothing") {
   sink.setReady(false);
   SeqStore seq{"", false};
   REQUIRE(seq.open(0));
-  SensorSpec spec;
-  spec.id = std::string(200, 's');
-  spec.kind = pb::GENERIC;
-  PointSpec p;
-  p.name = "v";
-  p.field = FieldRef{pb::GENERIC, -1};
-  spec.points.push_back(p);
-  buildGroups(spec);
+  SensorSpec spec = testing::genericSensor(std::string(200, 's'));
   SensorMemory mem;
   PipelineOptions o;
   o.maxBatchReadings = 1000;
@@ -320,13 +308,7 @@ struct FailureFixture {
 
   explicit FailureFixture(bool dropOldest, std::size_t maxHeld = 100) {
     REQUIRE(seq.open(0));
-    spec.id = "s";
-    spec.kind = pb::GENERIC;
-    PointSpec p;
-    p.name = "v";
-    p.field = FieldRef{pb::GENERIC, -1};
-    spec.points.push_back(p);
-    buildGroups(spec);
+    spec = testing::genericSensor("s");
     PipelineOptions o;
     o.maxBatchReadings = 1000;
     o.maxBatchDelay = std::chrono::milliseconds(5);
@@ -476,14 +458,7 @@ TEST_CASE(
   FakeSink b("b");
   SeqStore seq{"", false};
   REQUIRE(seq.open(0));
-  SensorSpec spec;
-  spec.id = "s";
-  spec.kind = pb::GENERIC;
-  PointSpec p;
-  p.name = "v";
-  p.field = FieldRef{pb::GENERIC, -1};
-  spec.points.push_back(p);
-  buildGroups(spec);
+  SensorSpec spec = testing::genericSensor("s");
   SensorMemory memory;
   PipelineOptions o;
   o.maxBatchReadings = 2;
