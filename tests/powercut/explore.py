@@ -37,7 +37,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import struct
 import time
 import zlib
@@ -46,7 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 import harness  # noqa: E402
-from harness import BIN, Env, Process, gateway_config, reading_pb2, wait_for  # noqa: E402
+from harness import Env, Process, gateway_config, reading_pb2  # noqa: E402
 
 GW = "gw-pc"
 SEGMENT = 4096
@@ -180,7 +179,7 @@ class State:
 
     def apply(self, op, args):
         if op == "OPEN":
-            fd, flags, existed, name = int(args[0]), int(args[1]), args[2] == "1", args[3]
+            fd, existed, name = int(args[0]), args[2] == "1", args[3]
             if name == ".":
                 self.fds[fd] = "."
                 return
@@ -391,7 +390,6 @@ def check_state(env, broker, sim, platform, recorded, t_crash, spool, name, disk
             g.wait_log("ready", timeout=20)
         except AssertionError as e:
             return [f"did not start: {str(e)[-1500:]}"]
-        t0 = time.monotonic()
         # replay comes first (seq order): once a seq above everything on disk arrived, and every
         # reading on disk above the settled seq, the replay is complete
         top = max(disk[0] | {disk[1]})
@@ -466,6 +464,7 @@ def main():
     env = Env("powercut")
     failures = []
     explored = {p: 0 for p in PHASES}
+    distinct = set()  # the different directories among the states explored
     notes = []  # passing states where the daemon reported damage (worth a look, not a failure)
     try:
         broker = env.broker()
@@ -501,6 +500,7 @@ def main():
             snap = st.snapshot()
             d = Path(env.path(f"state-{n}"))
             files, desc = rebuild(snap, rng, d)
+            distinct.add(hashlib.sha256(repr(sorted(files.items())).encode()).digest())
             durable, _ = rebuild(snap, None)
             fails, note = check_state(env, broker, sim, platform, recorded, t_crash, d, f"s{n}",
                                 on_disk(files), on_disk(durable))
@@ -524,7 +524,7 @@ def main():
     total = sum(explored.values())
     took = time.monotonic() - started
     print(f"crash states explored: {total} ({', '.join(f'{p} {explored[p]}' for p in PHASES)}) "
-          f"in {took:.0f} s; failures: {len(failures)}; seed {seed}")
+          f"in {took:.0f} s; {len(distinct)} distinct directories; failures: {len(failures)}; seed {seed}")
     if notes:
         print(f"{len(notes)} passing states where citygated reported damage; the first ones:")
         for line in notes[:5]:

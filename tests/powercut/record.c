@@ -43,16 +43,19 @@ static long long dataOff;
 static unsigned char tracked[MAX_FDS];
 static int ready;
 
-#define REAL(name) static __typeof__(name) *real_##name; if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name)
+#define REAL(name)                      \
+  static __typeof__(name)* real_##name; \
+  if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name)
 
 static void init(void) {
   if (ready) return;
   ready = -1;
-  const char *d = getenv("CITYGATE_RECORD_DIR"), *l = getenv("CITYGATE_RECORD_LOG"), *b = getenv("CITYGATE_RECORD_DATA");
+  const char *d = getenv("CITYGATE_RECORD_DIR"), *l = getenv("CITYGATE_RECORD_LOG"),
+             *b = getenv("CITYGATE_RECORD_DATA");
   if (!d || !l || !b) return;
   if (!realpath(d, watch)) return;
   watchLen = strlen(watch);
-  static int (*ropen)(const char *, int, ...);
+  static int (*ropen)(const char*, int, ...);
   ropen = dlsym(RTLD_NEXT, "open");
   logFd = ropen(l, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   dataFd = ropen(b, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -67,7 +70,7 @@ static long long nowNs(void) {
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void logLine(const char *fmt, ...) {
+static void logLine(const char* fmt, ...) {
   char buf[3 * PATH_MAX];
   int n = snprintf(buf, sizeof buf, "%lld ", nowNs());
   va_list ap;
@@ -83,10 +86,10 @@ static void logLine(const char *fmt, ...) {
   }
 }
 
-static long long saveData(const void *p, size_t n) {
+static long long saveData(const void* p, size_t n) {
   long long at = dataOff;
   for (size_t off = 0; off < n;) {
-    ssize_t w = write(dataFd, (const char *)p + off, n - off);
+    ssize_t w = write(dataFd, (const char*)p + off, n - off);
     if (w <= 0) break;
     off += w;
   }
@@ -95,7 +98,7 @@ static long long saveData(const void *p, size_t n) {
 }
 
 /* The path of `path` (relative to dirfd) relative to the watched dir, or NULL if not below it. */
-static const char *relPath(int dirfd, const char *path, char *out) {
+static const char* relPath(int dirfd, const char* path, char* out) {
   char base[PATH_MAX], full[2 * PATH_MAX + 2];
   if (path[0] == '/') {
     snprintf(full, sizeof full, "%s", path);
@@ -120,9 +123,11 @@ static const char *relPath(int dirfd, const char *path, char *out) {
   return out;
 }
 
-static int isTracked(int fd) { return ready == 1 && fd >= 0 && fd < MAX_FDS && tracked[fd]; }
+static int isTracked(int fd) {
+  return ready == 1 && fd >= 0 && fd < MAX_FDS && tracked[fd];
+}
 
-static int afterOpen(int fd, int dirfd, const char *path, int flags, int existed) {
+static int afterOpen(int fd, int dirfd, const char* path, int flags, int existed) {
   char rel[PATH_MAX];
   if (fd < 0 || fd >= MAX_FDS) return fd;
   tracked[fd] = 0;
@@ -134,12 +139,12 @@ static int afterOpen(int fd, int dirfd, const char *path, int flags, int existed
   return fd;
 }
 
-static int existsAt(int dirfd, const char *path) {
+static int existsAt(int dirfd, const char* path) {
   struct stat st;
   return fstatat(dirfd, path, &st, 0) == 0;
 }
 
-static int doOpenat(int dirfd, const char *path, int flags, mode_t mode, int (*fn)(int, const char *, int, ...)) {
+static int doOpenat(int dirfd, const char* path, int flags, mode_t mode, int (*fn)(int, const char*, int, ...)) {
   pthread_mutex_lock(&mu);
   init();
   int existed = ready == 1 ? existsAt(dirfd, path) : 1;
@@ -155,7 +160,7 @@ static mode_t modeArg(int flags, va_list ap) {
   return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
 }
 
-int openat(int dirfd, const char *path, int flags, ...) {
+int openat(int dirfd, const char* path, int flags, ...) {
   REAL(openat);
   va_list ap;
   va_start(ap, flags);
@@ -163,9 +168,9 @@ int openat(int dirfd, const char *path, int flags, ...) {
   va_end(ap);
   return doOpenat(dirfd, path, flags, m, real_openat);
 }
-int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+int openat64(int dirfd, const char* path, int flags, ...) __attribute__((alias("openat")));
 
-int open(const char *path, int flags, ...) {
+int open(const char* path, int flags, ...) {
   REAL(openat);
   va_list ap;
   va_start(ap, flags);
@@ -173,12 +178,14 @@ int open(const char *path, int flags, ...) {
   va_end(ap);
   return doOpenat(AT_FDCWD, path, flags, m, real_openat);
 }
-int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+int open64(const char* path, int flags, ...) __attribute__((alias("open")));
 
-int creat(const char *path, mode_t mode) { return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode); }
-int creat64(const char *path, mode_t mode) __attribute__((alias("creat")));
+int creat(const char* path, mode_t mode) {
+  return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+int creat64(const char* path, mode_t mode) __attribute__((alias("creat")));
 
-static void logWrite(int fd, long long off, const struct iovec *iov, int cnt, ssize_t n) {
+static void logWrite(int fd, long long off, const struct iovec* iov, int cnt, ssize_t n) {
   if (n <= 0) return;
   long long at = dataOff;
   ssize_t left = n;
@@ -190,14 +197,14 @@ static void logWrite(int fd, long long off, const struct iovec *iov, int cnt, ss
   logLine("WRITE %d %lld %zd %lld", fd, off, n, at);
 }
 
-ssize_t write(int fd, const void *buf, size_t n) {
+ssize_t write(int fd, const void* buf, size_t n) {
   REAL(write);
   if (!isTracked(fd)) return real_write(fd, buf, n);
   pthread_mutex_lock(&mu);
   ssize_t r = real_write(fd, buf, n);
   int e = errno;
   if (r > 0) {
-    struct iovec v = {(void *)buf, (size_t)r};
+    struct iovec v = {(void*)buf, (size_t)r};
     logWrite(fd, lseek(fd, 0, SEEK_CUR) - r, &v, 1, r);
   }
   pthread_mutex_unlock(&mu);
@@ -205,7 +212,7 @@ ssize_t write(int fd, const void *buf, size_t n) {
   return r;
 }
 
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
+ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
   REAL(pwrite);
   if (!isTracked(fd)) return real_pwrite(fd, buf, n, off);
   pthread_mutex_lock(&mu);
@@ -214,16 +221,16 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
   if (r > 0) {
     /* pwrite on an O_APPEND fd appends on Linux whatever the offset */
     long long at = (fcntl(fd, F_GETFL) & O_APPEND) ? lseek(fd, 0, SEEK_END) - r : off;
-    struct iovec v = {(void *)buf, (size_t)r};
+    struct iovec v = {(void*)buf, (size_t)r};
     logWrite(fd, at, &v, 1, r);
   }
   pthread_mutex_unlock(&mu);
   errno = e;
   return r;
 }
-ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) __attribute__((alias("pwrite")));
+ssize_t pwrite64(int fd, const void* buf, size_t n, off_t off) __attribute__((alias("pwrite")));
 
-ssize_t writev(int fd, const struct iovec *iov, int cnt) {
+ssize_t writev(int fd, const struct iovec* iov, int cnt) {
   REAL(writev);
   if (!isTracked(fd)) return real_writev(fd, iov, cnt);
   pthread_mutex_lock(&mu);
@@ -235,7 +242,7 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt) {
   return r;
 }
 
-ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off) {
+ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
   REAL(pwritev);
   if (!isTracked(fd)) return real_pwritev(fd, iov, cnt, off);
   pthread_mutex_lock(&mu);
@@ -246,7 +253,7 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off) {
   errno = e;
   return r;
 }
-ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off) __attribute__((alias("pwritev")));
+ssize_t pwritev64(int fd, const struct iovec* iov, int cnt, off_t off) __attribute__((alias("pwritev")));
 
 int ftruncate(int fd, off_t len) {
   REAL(ftruncate);
@@ -261,7 +268,7 @@ int ftruncate(int fd, off_t len) {
 }
 int ftruncate64(int fd, off_t len) __attribute__((alias("ftruncate")));
 
-static int syncCall(int fd, int (*fn)(int), const char *what) {
+static int syncCall(int fd, int (*fn)(int), const char* what) {
   if (!isTracked(fd)) return fn(fd);
   pthread_mutex_lock(&mu);
   int r = fn(fd);
@@ -364,51 +371,53 @@ int fcntl(int fd, int cmd, ...) {
 }
 int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
-static int nameOp(int d1, const char *p1, int d2, const char *p2, int r, const char *what) {
+static int nameOp(int d1, const char* p1, int d2, const char* p2, int r, const char* what) {
   char a[PATH_MAX], b[PATH_MAX];
   if (r != 0 || ready != 1) return r;
-  const char *ra = relPath(d1, p1, a);
-  const char *rb = p2 ? relPath(d2, p2, b) : NULL;
-  if (p2 && (ra || rb)) logLine("RENAME %s %s", ra ? ra : "-", rb ? rb : "-");
-  else if (!p2 && ra) logLine("%s %s", what, ra);
+  const char* ra = relPath(d1, p1, a);
+  const char* rb = p2 ? relPath(d2, p2, b) : NULL;
+  if (p2 && (ra || rb))
+    logLine("RENAME %s %s", ra ? ra : "-", rb ? rb : "-");
+  else if (!p2 && ra)
+    logLine("%s %s", what, ra);
   return r;
 }
 
-#define NAMEOP(call, d1, p1, d2, p2, what)                                                         \
-  pthread_mutex_lock(&mu);                                                                          \
-  init();                                                                                           \
-  int r = call;                                                                                     \
-  int e = errno;                                                                                    \
-  nameOp(d1, p1, d2, p2, r, what);                                                                  \
-  pthread_mutex_unlock(&mu);                                                                        \
-  errno = e;                                                                                        \
+#define NAMEOP(call, d1, p1, d2, p2, what) \
+  pthread_mutex_lock(&mu);                 \
+  init();                                  \
+  int r = call;                            \
+  int e = errno;                           \
+  nameOp(d1, p1, d2, p2, r, what);         \
+  pthread_mutex_unlock(&mu);               \
+  errno = e;                               \
   return r;
 
-int rename(const char *a, const char *b) {
+int rename(const char* a, const char* b) {
   REAL(rename);
   NAMEOP(real_rename(a, b), AT_FDCWD, a, AT_FDCWD, b, "RENAME")
 }
-int renameat(int da, const char *a, int db, const char *b) {
+int renameat(int da, const char* a, int db, const char* b) {
   REAL(renameat);
   NAMEOP(real_renameat(da, a, db, b), da, a, db, b, "RENAME")
 }
-int renameat2(int da, const char *a, int db, const char *b, unsigned int flags) {
+int renameat2(int da, const char* a, int db, const char* b, unsigned int flags) {
   REAL(renameat2);
   NAMEOP(real_renameat2(da, a, db, b, flags), da, a, db, b, "RENAME")
 }
-int unlink(const char *p) {
+int unlink(const char* p) {
   REAL(unlink);
   NAMEOP(real_unlink(p), AT_FDCWD, p, 0, NULL, "UNLINK")
 }
-int unlinkat(int d, const char *p, int flags) {
+int unlinkat(int d, const char* p, int flags) {
   REAL(unlinkat);
   NAMEOP(real_unlinkat(d, p, flags), d, p, 0, NULL, (flags & AT_REMOVEDIR) ? "RMDIR" : "UNLINK")
 }
-int mkdir(const char *p, mode_t m) {
+int mkdir(const char* p, mode_t m) {
   REAL(mkdir);
   NAMEOP(real_mkdir(p, m), AT_FDCWD, p, 0, NULL, "MKDIR")
 }
-int mkdirat(int d, const char *p, mode_t m) {
+int mkdirat(int d, const char* p, mode_t m) {
   REAL(mkdirat);
   NAMEOP(real_mkdirat(d, p, m), d, p, 0, NULL, "MKDIR")
 }
