@@ -488,16 +488,19 @@ def main():
         points = choose_points(ops, marks, args.states, rng)
         st = State(data, args.lying_disk)
         applied = 0
-        for n, (k, phase) in enumerate(points):
-            if args.budget_s is not None and time.monotonic() - started > args.budget_s:
-                break
+        snaps = []  # one pass over the log; the snapshots share their bytes
+        for k, phase in points:
             while applied < k:
                 _, op, a = ops[applied]
                 st.apply(op, a)
                 applied += 1
+            snaps.append((k, phase, st.snapshot()))
+        rng.shuffle(snaps)  # so that a --budget-s cut still spreads over the phases
+        for n, (k, phase, snap) in enumerate(snaps):
+            if args.budget_s is not None and time.monotonic() - started > args.budget_s:
+                break
             t_crash = ops[k][0] if k < len(ops) else marks["end"]
             t_state = time.monotonic()
-            snap = st.snapshot()
             d = Path(env.path(f"state-{n}"))
             files, desc = rebuild(snap, rng, d)
             distinct.add(hashlib.sha256(repr(sorted(files.items())).encode()).digest())
