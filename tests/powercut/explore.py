@@ -460,7 +460,7 @@ def main():
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     started = time.monotonic()
-    keep = Path(args.keep or tempfile.mkdtemp(prefix="cg-powercut-failures-"))
+    keep = Path(args.keep) if args.keep else None  # made at the first failure
     env = Env("powercut")
     failures = []
     explored = {p: 0 for p in PHASES}
@@ -513,6 +513,8 @@ def main():
             if args.verbose:
                 print(f"  state {n} {phase} op {k}: {time.monotonic() - t_state:.2f} s; {desc}", flush=True)
             if fails:
+                if keep is None:
+                    keep = Path(tempfile.mkdtemp(prefix="cg-powercut-failures-"))
                 kept = keep / f"state-{n}-op{k}"
                 shutil.copytree(d, kept)
                 failures.append((f"state {n} ({phase}, crash before op {k}: "
@@ -534,8 +536,6 @@ def main():
             print(f"  {line[:400]}")
     for where, what in failures:
         print(f"FAIL {where}\n  {what}")
-    if not failures:
-        shutil.rmtree(keep, ignore_errors=True)
     return 1 if failures or total == 0 else 0
 
 
