@@ -8,20 +8,6 @@
 
 namespace citygate::core {
 
-namespace {
-
-FanoutOptions fanoutOptions(const PipelineOptions& o) {
-  FanoutOptions f;
-  f.maxBatchReadings = o.maxBatchReadings;
-  f.maxBatchDelay = o.maxBatchDelay;
-  f.maxInflightBatches = o.maxInflightBatches;
-  f.maxBatchBytes = o.maxBatchBytes;
-  f.retryDelay = o.retryDelay;
-  return f;
-}
-
-}  // namespace
-
 Pipeline::Pipeline(Clock& clock, PipelineOptions options, Spool& spool, std::vector<Sink*> sinks, SeqStore& seq,
                    std::shared_ptr<spdlog::logger> log)
     : clock_(clock),
@@ -29,7 +15,7 @@ Pipeline::Pipeline(Clock& clock, PipelineOptions options, Spool& spool, std::vec
       spool_(spool),
       seq_(seq),
       log_(std::move(log)),
-      fanout_(clock_, fanoutOptions(options_), spool_, std::move(sinks), log_),
+      fanout_(clock_, static_cast<const FanoutOptions&>(options_), spool_, std::move(sinks), log_),
       retryTimer_(clock_.makeTimer()),
       retryWait_(options_.retryMin) {
   constexpr std::size_t kArenaBlock = 16 * 1024;  // a reading needs well under 1 KiB (generic maps are not built)

@@ -52,13 +52,10 @@ class Arena;
 
 namespace citygate::core {
 
-struct PipelineOptions {
-  std::uint32_t maxBatchReadings = 200;
-  std::chrono::milliseconds maxBatchDelay{500};
-  std::uint32_t maxInflightBatches = 8;  // per sink
-  std::size_t maxBatchBytes = 256 * 1024;
+// The delivery settings (batching, in-flight limit, retry delay) are the fan-out's; the rest are
+// the pipeline's own.
+struct PipelineOptions : FanoutOptions {
   std::size_t maxBlockedReadings = 10000;
-  std::chrono::milliseconds retryDelay{1000};  // after a failed delivery
   // The spool's policy: with DROP_OLDEST the sources are never paused (see above).
   bool dropOldestHeld = false;
   // Retrying held readings: first after retryMin, doubling up to retryMax.
