@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -24,6 +25,23 @@ bool isValidId(std::string_view id) {
     if (!ok) return false;
   }
   return true;
+}
+
+std::string defaultRuntimeDir(const std::string& stateDir) {
+  // systemd's RuntimeDirectory= (a colon-separated list when there are several: the first).
+  if (const char* env = std::getenv("RUNTIME_DIRECTORY"); env && env[0] == '/') {
+    const std::string_view v(env);
+    return std::string(v.substr(0, v.find(':')));
+  }
+  // FNV-1a of the state directory: two daemons with different state never share RAM state.
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char ch : stateDir) {
+    h ^= static_cast<unsigned char>(ch);
+    h *= 0x100000001b3ULL;
+  }
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "/dev/shm/citygate-%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 void applyDefaults(pb::GatewayConfig& c) {
@@ -44,7 +62,10 @@ void applyDefaults(pb::GatewayConfig& c) {
   if (s->when_full() == pb::SpoolConfig::WHEN_FULL_UNSPECIFIED) s->set_when_full(pb::SpoolConfig::DROP_OLDEST);
   if (s->segment_bytes() == 0) s->set_segment_bytes(4U << 20);
   if (s->durability_ms() == 0) s->set_durability_ms(100);
+  if (s->durability() == pb::SpoolConfig::DURABILITY_UNSPECIFIED) s->set_durability(pb::SpoolConfig::ACK_DRIVEN);
+  if (s->sync_after_ms() == 0) s->set_sync_after_ms(1000);
   if (c.state_dir().empty()) c.set_state_dir(s->dir());
+  if (c.runtime_dir().empty()) c.set_runtime_dir(defaultRuntimeDir(c.state_dir()));
   for (auto& bus : *c.mutable_modbus_bus()) {
     if (bus.response_timeout_ms() == 0) bus.set_response_timeout_ms(500);
     if (bus.backoff_min_ms() == 0) bus.set_backoff_min_ms(5000);
@@ -242,6 +263,10 @@ void checkSpool(const pb::GatewayConfig& c, const Location& root, Diagnostics& d
   if (s.max_bytes() < (64U << 10)) at.field("max_bytes").error(d, "spool.max_bytes must be at least 65536");
   if (s.segment_bytes() < 4096) at.field("segment_bytes").error(d, "spool.segment_bytes must be at least 4096");
   if (s.durability_ms() > 10000) at.field("durability_ms").error(d, "spool.durability_ms must be 1..10000");
+  if (s.sync_after_ms() > 60000) at.field("sync_after_ms").error(d, "spool.sync_after_ms must be 1..60000");
+  if (!c.runtime_dir().empty() && c.runtime_dir()[0] != '/') {
+    root.field("runtime_dir").error(d, "runtime_dir must be an absolute path (a tmpfs directory)");
+  }
 }
 
 }  // namespace

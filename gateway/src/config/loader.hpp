@@ -37,6 +37,8 @@ bool loadConfigText(const std::string& path, const std::string& text, LoadedConf
 bool loadConfigFile(const std::string& path, LoadedConfig& out, Diagnostics& diags);
 
 void applyDefaults(pb::GatewayConfig& c);
+// runtime_dir's default: $RUNTIME_DIRECTORY (systemd), else /dev/shm/citygate-<FNV-1a of stateDir>.
+std::string defaultRuntimeDir(const std::string& stateDir);
 
 // A file holding a secret (a TLS private key, an MQTT password, a LoRa session key) must be a
 // regular file owned by the daemon's user or root, with mode 0600 or stricter, in a directory that
