@@ -448,6 +448,7 @@ mqtt {{
   {mqtt_extra}
 }}
 control {{ socket: "{env.path('control.sock')}" }}
+runtime_dir: "{env.path('run')}"
 health_interval_s: 1
 spool {{ dir: "{env.path('spool')}" {spool_extra} }}
 {buses}

@@ -19,6 +19,7 @@
 #include "spool/fallback_spool.hpp"
 #include "spool/file_spool.hpp"
 #include "spool/memory_spool.hpp"
+#include "spool/tiered_spool.hpp"
 
 namespace citygate::app {
 
@@ -62,7 +63,37 @@ Result<std::string> readSecretLine(const std::string& path) {
   return line;
 }
 
+// The kernel's id of this boot: RAM state written under another one is not this boot's.
+std::string kernelBootId() {
+  config::SmallFile f = config::readSmallFile("/proc/sys/kernel/random/boot_id", 128);
+  std::string id = f.ok() ? f.bytes : std::string();
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
 }  // namespace
+
+std::unique_ptr<core::Spool> Gateway::openTiered(std::unique_ptr<spool::FileSpool> durable,
+                                                 const std::shared_ptr<spdlog::logger>& log) {
+  const pb::GatewayConfig& c = config_->loaded.config;
+  spool::TieredOptions to;
+  to.syncAfter = std::chrono::milliseconds(c.spool().sync_after_ms());
+  const std::string youngDir = c.runtime_dir() + "/spool";
+  if (auto st = makeDirs(youngDir, 0750); !st) {
+    log->error("runtime_dir unusable ({}): every reading is synced to the storage before it is published (STRICT)",
+               st.error());
+    return durable;
+  }
+  sameBoot_ = spool::TieredSpool::sameBoot(youngDir, kernelBootId());
+  auto young = spool::FileSpool::open(ioc_.get_executor(), spool::TieredSpool::youngOptions(youngDir, to), log);
+  if (!young) {
+    log->error("runtime_dir unusable ({}): every reading is synced to the storage before it is published (STRICT)",
+               young.error());
+    return durable;
+  }
+  return std::make_unique<spool::TieredSpool>(ioc_.get_executor(), clock_, to, std::move(durable),
+                                              std::move(young).value(), log);
+}
 
 Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::unique_ptr<ValidatedConfig> config,
                  std::string version, const sources::SourceRegistry& registry)
@@ -101,7 +132,9 @@ Status Gateway::start() {
     auto spoolLog = logging_.get("spool");
     spool::FileSpool::OpenFailure failure = spool::FileSpool::OpenFailure::Unavailable;
     auto opened = spool::FileSpool::open(ioc_.get_executor(), so, spoolLog, &failure);
-    if (opened) {
+    if (opened && sc.durability() == pb::SpoolConfig::ACK_DRIVEN) {
+      spool_ = openTiered(std::move(opened).value(), spoolLog);
+    } else if (opened) {
       spool_ = std::move(opened).value();
     } else if (failure == spool::FileSpool::OpenFailure::Refused) {
       return Error{"spool: " + opened.error()};
@@ -131,8 +164,16 @@ Status Gateway::start() {
     spool_ = std::make_unique<spool::MemorySpool>(sc.max_bytes(), sc.when_full());
   }
   const std::string seqPath = c.state_dir().empty() ? std::string() : c.state_dir() + "/seq";
-  seq_ = std::make_unique<core::SeqStore>(seqPath, !durableSpool);
-  (void)seq_->open(spool_->recoveredNextSeq());
+  // A tiered spool publishes before it syncs: its seqs are reserved on disk like the fallback's.
+  const bool tiered = dynamic_cast<spool::TieredSpool*>(spool_.get()) != nullptr;
+  seq_ = std::make_unique<core::SeqStore>(seqPath, !durableSpool || tiered);
+  (void)seq_->open(spool_->recoveredNextSeq(), durableSpool && (!tiered || sameBoot_));
+  if (const auto& skip = seq_->skipped()) {
+    log_->warn(
+        "numbering continues at seq {}, the end of the last reservation: the spool's tail ({}) may have lost "
+        "readings published before a power cut, so seqs {}..{} are skipped rather than reused",
+        skip->to, skip->from, skip->from, skip->to - 1);
+  }
   if (const auto& d = seq_->damage()) {
     // A damaged seq file does not stop the start.
     ++seqRecovered_;

@@ -40,6 +40,9 @@ class ReadingsSink;
 namespace citygate::platform {
 class Logging;
 }
+namespace citygate::spool {
+class FileSpool;
+}
 
 namespace citygate::app {
 
@@ -100,6 +103,10 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   struct Swap;
 
   sources::SourceContext sourceContext();
+  // ACK_DRIVEN: the storage's spool behind a young tier in runtime_dir; the storage's alone (as
+  // STRICT) when runtime_dir cannot be used.
+  std::unique_ptr<core::Spool> openTiered(std::unique_ptr<spool::FileSpool> durable,
+                                          const std::shared_ptr<spdlog::logger>& log);
   std::shared_ptr<sources::Source> makeSource(const std::shared_ptr<const sources::SourceSpec>& spec);
   void stopSources(std::vector<std::shared_ptr<sources::Source>> sources, std::function<void()> done);
   void onApplyChecked(bool dryRun, const ApplyDone& done, const std::shared_ptr<ApplyCheck>& check);
@@ -124,6 +131,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<core::Spool> spool_;
   std::unique_ptr<core::SeqStore> seq_;
+  bool sameBoot_ = false;                // runtime_dir was written on this boot: an unclean stop lost nothing
   std::shared_ptr<mqtt::Session> mqtt_;  // the broker link; its clients below
   std::shared_ptr<mqtt::ReadingsSink> readings_;
   std::shared_ptr<core::Pipeline> pipeline_;

@@ -83,9 +83,8 @@ std::optional<std::string> readSmallFile(const std::string& path, bool& missing,
   return out;
 }
 
-// "123\n" -> 123; anything else (empty, signs, spaces, garbage, more than fits) -> nullopt.
-std::optional<std::uint64_t> parseSeq(std::string_view text) {
-  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+// "123" -> 123; anything else (empty, signs, spaces, garbage, more than fits) -> nullopt.
+std::optional<std::uint64_t> parseNumber(std::string_view text) {
   if (text.empty() || text.size() > 20) return std::nullopt;
   std::uint64_t v = 0;
   for (const char c : text) {
@@ -95,6 +94,31 @@ std::optional<std::uint64_t> parseSeq(std::string_view text) {
     v = v * 10 + d;
   }
   return v;
+}
+
+// The file: "N\n" (exact: written by a clean stop) or "R from F\n" (a reservation: every seq
+// handed out is below R, and those handed out since it was made are at least F).
+struct Stored {
+  std::uint64_t value = 0;
+  std::optional<std::uint64_t> from;
+};
+
+std::optional<Stored> parseSeq(std::string_view text) {
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  Stored out;
+  const auto sep = text.find(" from ");
+  const auto value = parseNumber(text.substr(0, sep));
+  if (!value) return std::nullopt;
+  out.value = *value;
+  if (sep != std::string_view::npos) {
+    out.from = parseNumber(text.substr(sep + 6));
+    if (!out.from || *out.from > out.value) return std::nullopt;
+  }
+  return out;
+}
+
+std::string reservationText(std::uint64_t value, std::uint64_t from) {
+  return std::to_string(value) + " from " + std::to_string(from) + "\n";
 }
 
 // What a damaged file held, fit for a log line: printable ASCII kept, the rest as \xNN, cut.
@@ -135,8 +159,9 @@ Status SeqStore::writeOn(boost::asio::any_io_executor executor, FileWriter::Writ
   return Ok{};
 }
 
-Status SeqStore::open(std::uint64_t floor) {
+Status SeqStore::open(std::uint64_t floor, bool floorExact) {
   std::uint64_t stored = 0;
+  std::optional<std::uint64_t> reservedFrom;
   bool damaged = false;
   std::string found;
   if (!path_.empty()) {
@@ -149,7 +174,8 @@ Status SeqStore::open(std::uint64_t floor) {
     } else if (!missing) {
       const auto value = bytes->size() <= kMaxFileBytes ? parseSeq(*bytes) : std::nullopt;
       if (value) {
-        stored = *value;
+        stored = value->value;
+        reservedFrom = value->from;
       } else {
         damaged = true;
         found = describe(*bytes);
@@ -157,6 +183,13 @@ Status SeqStore::open(std::uint64_t floor) {
     }
   }
   next_ = std::max({stored, floor, std::uint64_t{1}});
+  if (reservedFrom && floorExact && floor >= *reservedFrom) {
+    // An unclean stop on this boot: the spool (in RAM and on disk) holds every record numbered
+    // up to the crash, so its tail is exact and the rest of the reservation need not be skipped.
+    next_ = std::max(floor, std::uint64_t{1});
+  } else if (reservedFrom && next_ > floor) {
+    skipped_ = Skip{floor, next_};
+  }
   if (damaged) {
     // A write interrupted before its rename leaves the new value complete in seq.tmp.
     Damage d;
@@ -165,7 +198,7 @@ Status SeqStore::open(std::uint64_t floor) {
     bool missing = false;
     std::string why;
     if (const auto tmp = readSmallFile(path_ + ".tmp", missing, why); tmp && !missing) {
-      if (const auto v = parseSeq(*tmp)) d.tmp = *v;
+      if (const auto v = parseSeq(*tmp)) d.tmp = v->value;
     }
     next_ = std::max(next_, d.tmp);
     d.chosen = next_;
@@ -175,7 +208,7 @@ Status SeqStore::open(std::uint64_t floor) {
   if (reserving()) {
     reserve();  // before anything is numbered: on this thread (writeOn() comes later)
   } else if (damaged && !path_.empty()) {
-    (void)write(next_);  // replace the damaged file, so that the next start finds it whole
+    (void)write(std::to_string(next_) + "\n");  // replace the damaged file: the next start finds it whole
   }
   return Ok{};
 }
@@ -208,11 +241,11 @@ void SeqStore::reserve() {
   if (reservationInFlight_) return;
   const std::uint64_t value = next_ + kBlock;
   if (!writer_) {
-    onReserved(value, write(value));
+    onReserved(value, write(reservationText(value, next_)));
     return;
   }
   reservationInFlight_ = true;
-  writer_->write(std::to_string(value) + "\n", [alive = alive_, this, value](const Status& st) {
+  writer_->write(reservationText(value, next_), [alive = alive_, this, value](const Status& st) {
     if (*alive) onReserved(value, st);
   });
 }
@@ -237,7 +270,8 @@ void SeqStore::setReserveBlocks(bool on) {
 
 Status SeqStore::close() {
   if (path_.empty()) return Ok{};
-  Status st = writer_ ? writer_->writeNow(std::to_string(next_) + "\n") : write(next_);
+  const std::string exact = std::to_string(next_) + "\n";
+  Status st = writer_ ? writer_->writeNow(exact) : write(exact);
   if (writer_) {
     writer_->stop();
     writer_->join();
@@ -246,8 +280,8 @@ Status SeqStore::close() {
   return st;
 }
 
-Status SeqStore::write(std::uint64_t value) {
-  auto st = writeFileAtomic(path_, std::to_string(value) + "\n");
+Status SeqStore::write(const std::string& text) {
+  auto st = writeFileAtomic(path_, text);
   writeError_ = st ? std::string() : st.error();
   return st;
 }

@@ -1,6 +1,14 @@
 // SeqStore: the gateway-wide reading sequence number, persisted so it never repeats across
-// restarts. A durable spool knows the next seq exactly (its newest record); without one, the
-// store reserves blocks ahead on disk, so a crash skips at most one block and never repeats.
+// restarts. A spool that syncs every record before it is published (STRICT) knows the next seq
+// exactly (its newest record); otherwise (ACK_DRIVEN, where a published record may be lost in a
+// power cut, or no durable spool) the store reserves blocks ahead on disk, so a crash skips at
+// most one block and never repeats.
+//
+// The file: "N" (exact, written by a clean stop) or "R from F" (a reservation: every seq handed
+// out is below R, and those handed out since it was made are at least F). After an unclean stop
+// on the same boot the spool's tail is exact (the kernel kept every write), and numbering goes on
+// there when the spool reaches F; otherwise (a power cut, lost spool files) it goes on at R and
+// skipped() says so: the platform sees a gap, never a seq twice.
 //
 // A damaged `seq` file (empty, not a number, unreadable) does not stop the start: open() takes
 // the floor (what the spool has seen) and a complete `seq.tmp` left by an interrupted write, says
@@ -54,7 +62,9 @@ class SeqStore {
   // is replaced (damage() says what was found and chosen); in reserve mode the first block is
   // reserved at once (on this thread). Always Ok: a write that fails is in writeError(), and
   // numbering waits for a reservation that is durable (numberingError()).
-  Status open(std::uint64_t floor);
+  // `floorExact`: the floor is the spool's exact tail (an unclean stop on this boot, or a spool
+  // that syncs before it publishes); a reservation is then not skipped when the floor reaches it.
+  Status open(std::uint64_t floor, bool floorExact = false);
 
   // The next seq; nothing when numbering is stopped (no durable reservation left).
   std::optional<std::uint64_t> next();
@@ -70,6 +80,12 @@ class SeqStore {
   void setReserveBlocks(bool on);
 
   const std::optional<Damage>& damage() const { return damage_; }
+  // open() went on at the end of a reservation above the spool's tail: seqs from..to-1 are a gap.
+  struct Skip {
+    std::uint64_t from = 0;
+    std::uint64_t to = 0;
+  };
+  const std::optional<Skip>& skipped() const { return skipped_; }
   // Why the last write failed (empty: it did not).
   const std::string& writeError() const { return writeError_; }
   std::uint64_t reservedUpTo() const { return reservedUpTo_; }  // durable: seqs below it are safe
@@ -81,7 +97,7 @@ class SeqStore {
   bool reserving() const { return reserveBlocks_ && !path_.empty(); }
   void reserve();  // the next block, unless a reservation is in flight
   void onReserved(std::uint64_t value, const Status& st);
-  Status write(std::uint64_t value);
+  Status write(const std::string& text);
 
   std::string path_;
   bool reserveBlocks_;
@@ -89,6 +105,7 @@ class SeqStore {
   std::uint64_t reservedUpTo_ = 0;  // durable
   bool reservationInFlight_ = false;
   std::optional<Damage> damage_;
+  std::optional<Skip> skipped_;
   std::string writeError_;
   std::unique_ptr<FileWriter> writer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the writer's callbacks

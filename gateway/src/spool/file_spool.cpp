@@ -510,7 +510,8 @@ void FileSpool::startWorker(std::uint64_t ackGeneration) {
   std::weak_ptr<int> alive = alive_;
   auto executor = executor_;
   worker_ = std::make_unique<SyncWorker>(options_.dir, dirFd_, ackFd_, ackGeneration, options_.durability,
-                                         options_.ackInterval, [alive, executor, this](const SyncWorker::Result& r) {
+                                         options_.ackInterval, options_.durable,
+                                         [alive, executor, this](const SyncWorker::Result& r) {
                                            boost::asio::post(executor, [alive, this, r] {
                                              if (alive.lock()) onSynced(r);
                                            });
@@ -744,7 +745,13 @@ void FileSpool::sampleWear() {
 }
 
 AppendResult FileSpool::rotate(std::uint64_t seq) {
-  activeOpen_ = false;  // the old newest segment (if any) is sealed; it was submitted for sync
+  // The old newest segment (if any) is sealed. A durable spool syncs its tail before the successor
+  // exists, so that a power cut can tear only the newest segment (FORMAT.md, Recovery); the tail is
+  // what was appended since the last group commit, at most one window's worth.
+  if (activeOpen_ && options_.durable && !segs_.empty() && segs_.back().fd && ::fdatasync(segs_.back().fd->fd()) != 0) {
+    setError(errnoText("fdatasync of " + segs_.back().path + " failed"));
+  }
+  activeOpen_ = false;
   const std::string path = segmentPath(options_.dir, seq);
   if (!segs_.empty() && segs_.back().name >= seq) {
     setError("seq " + std::to_string(seq) + " does not sort after the newest segment; not stored");
@@ -869,7 +876,8 @@ ReadResult FileSpool::readBatch(ReaderId reader, std::size_t maxRecords, std::si
   Reader& rd = readers_[reader];
   ReadResult r;
   std::size_t taken = 0;
-  while (r.count < maxRecords && rd.read.ord < durableOrd_) {
+  const std::uint64_t readable = readableOrd();
+  while (r.count < maxRecords && rd.read.ord < readable) {
     resolve(rd.read);
     Segment* s = find(rd.read.seg);
     if (!s) break;
@@ -1109,7 +1117,13 @@ void FileSpool::rewindReader(ReaderId reader, std::uint64_t afterSeq) {
 
 std::uint64_t FileSpool::unreadBy(ReaderId reader) const {
   const Pos& read = readers_[reader].read;
-  return durableOrd_ > read.ord ? durableOrd_ - read.ord : 0;
+  const std::uint64_t readable = readableOrd();
+  return readable > read.ord ? readable - read.ord : 0;
+}
+
+std::uint64_t FileSpool::pendingFor(ReaderId reader) const {
+  const Pos& read = readers_[reader].read;
+  return endOrd_ > read.ord ? endOrd_ - read.ord : 0;
 }
 
 SpoolStats FileSpool::stats() const {

@@ -58,6 +58,9 @@ struct FileSpoolOptions {
   std::chrono::milliseconds durability{100};
   std::chrono::milliseconds ackInterval{1000};  // at most one ack-file write per interval...
   std::uint64_t ackEveryRecords = 4096;         // ...unless this many were acknowledged since
+  // false: nothing is ever synced and a record is readable as soon as it is appended (a spool in
+  // RAM, on tmpfs: it survives a crash of the process, never a power cut; TieredSpool's young tier).
+  bool durable = true;
 };
 
 class FileSpool final : public Spool {
@@ -96,6 +99,8 @@ class FileSpool final : public Spool {
   // Durable records not yet handed out (records still waiting for their group commit are not
   // readable yet and not counted here; stats().readings counts them).
   std::uint64_t unreadBy(ReaderId reader) const override;
+  // Records not yet handed out to `reader`, durable or not.
+  std::uint64_t pendingFor(ReaderId reader) const;
   SpoolStats stats() const override;
   std::uint64_t recoveredNextSeq() const override { return recoveredNextSeq_; }
   void setReadableCallback(std::function<void()> cb) override { readable_ = std::move(cb); }
@@ -104,6 +109,11 @@ class FileSpool final : public Spool {
 
   // Every appended record is durable (tests wait for this instead of sleeping).
   bool settled() const { return durableOrd_ == endOrd_; }
+  // Records not yet acknowledged, and the bytes the cap charges for (cheaper than stats()).
+  std::uint64_t held() const { return endOrd_ > ack_.ord ? endOrd_ - ack_.ord : 0; }
+  std::uint64_t heldBytes() const { return chargedBytes(); }
+  // The highest seq appended (0: none).
+  std::uint64_t lastSeq() const { return segs_.empty() ? 0 : segs_.back().lastSeq; }
   // Ask the worker to commit now rather than at the end of the durability window.
   void syncNow();
   // Stop the way kill -9 would: no final sync, no ack-file write (tests).
@@ -216,6 +226,8 @@ class FileSpool final : public Spool {
   std::uint64_t ackedSinceWrite_ = 0;  // records acknowledged since the last ack-file request
   std::uint64_t endOrd_ = 0;
   std::uint64_t durableOrd_ = 0;
+  // Records below this ordinal may be handed out: the durable ones, or all when !options_.durable.
+  std::uint64_t readableOrd() const { return options_.durable ? durableOrd_ : endOrd_; }
   std::deque<Range> droppedInFlight_;
   ReadBuffer statBuf_;
   std::uint64_t oldestSeq_ = 0;

@@ -66,13 +66,14 @@ SlotStatus decodeSlot(std::string_view bytes, Slot& out) {
 
 SyncWorker::SyncWorker(std::string dir, std::shared_ptr<FileHandle> dirFd, std::shared_ptr<FileHandle> ackFd,
                        std::uint64_t ackGeneration, std::chrono::milliseconds window,
-                       std::chrono::milliseconds ackInterval, Done done)
+                       std::chrono::milliseconds ackInterval, bool sync, Done done)
     : dir_(std::move(dir)),
       dirFd_(std::move(dirFd)),
       ackFd_(std::move(ackFd)),
       ackGeneration_(ackGeneration),
       window_(window),
       ackInterval_(ackInterval),
+      sync_(sync),
       done_(std::move(done)),
       thread_([this] { run(); }) {}
 
@@ -185,10 +186,10 @@ void SyncWorker::run() {
       if (result.error.empty()) result.error = what + ": " + std::strerror(errno);
     };
     for (const auto& f : dirty) {
-      if (::fdatasync(f->fd()) != 0) fail("fdatasync of a segment failed");
+      if (sync_ && ::fdatasync(f->fd()) != 0) fail("fdatasync of a segment failed");
     }
     dirty.clear();
-    if (created && ::fsync(dirFd_->fd()) != 0) fail("fsync of " + dir_ + " failed");
+    if (sync_ && created && ::fsync(dirFd_->fd()) != 0) fail("fsync of " + dir_ + " failed");
     if (settled) {
       ack::Slot s;
       s.generation = ++ackGeneration_;
@@ -199,14 +200,14 @@ void SyncWorker::run() {
         fail("writing the ack file failed");
       } else {
         ackBytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
-        if (::fdatasync(ackFd_->fd()) != 0) fail("fdatasync of the ack file failed");
+        if (sync_ && ::fdatasync(ackFd_->fd()) != 0) fail("fdatasync of the ack file failed");
       }
     }
     if (!unlinks.empty()) {
       for (const auto& p : unlinks) {
         if (::unlink(p.c_str()) != 0 && errno != ENOENT) fail("cannot delete " + p);
       }
-      if (::fsync(dirFd_->fd()) != 0) fail("fsync of " + dir_ + " failed");
+      if (sync_ && ::fsync(dirFd_->fd()) != 0) fail("fsync of " + dir_ + " failed");
       unlinksDone_ += unlinks.size();
     }
     result.unlinks = unlinksDone_;

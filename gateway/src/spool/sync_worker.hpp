@@ -6,6 +6,9 @@
 // snapshot of everything submitted so far, a deletion is never made durable before the data
 // submitted ahead of it (the newest segment, which carries the last seq, always is).
 //
+// Without `sync` (a spool on tmpfs) the same steps run with no fdatasync()/fsync() at all: the
+// worker then only writes the ack slot and deletes segments off the executor.
+//
 // Threading: submit*/flush are called on the executor and only take a mutex; `done` is invoked on
 // the worker thread with the token of the newest synced write and is expected to post to the
 // executor. stop() joins the thread (shutdown only).
@@ -50,7 +53,7 @@ class SyncWorker {
 
   SyncWorker(std::string dir, std::shared_ptr<FileHandle> dirFd, std::shared_ptr<FileHandle> ackFd,
              std::uint64_t ackGeneration, std::chrono::milliseconds window, std::chrono::milliseconds ackInterval,
-             Done done);
+             bool sync, Done done);
   ~SyncWorker();
 
   void submitWrite(const std::shared_ptr<FileHandle>& fd, std::uint64_t token);
@@ -76,6 +79,7 @@ class SyncWorker {
   std::uint64_t ackGeneration_;
   std::chrono::milliseconds window_;
   std::chrono::milliseconds ackInterval_;
+  bool sync_;  // false: the files live on tmpfs; writes, creations and deletions need no fsync
   Done done_;
 
   std::mutex mu_;
