@@ -49,7 +49,7 @@ void applyDefaults(pb::GatewayConfig& c) {
   if (m->client_id().empty()) m->set_client_id(c.gateway_id());
   if (m->topic_prefix().empty()) m->set_topic_prefix(kDefaultTopicPrefix);
   if (m->max_batch_readings() == 0) m->set_max_batch_readings(200);
-  if (m->max_batch_delay_ms() == 0) m->set_max_batch_delay_ms(500);
+  if (m->max_batch_delay_ms() == 0) m->set_max_batch_delay_ms(100);
   if (m->keepalive_s() == 0) m->set_keepalive_s(30);
   if (m->reconnect_min_ms() == 0) m->set_reconnect_min_ms(1000);
   if (m->reconnect_max_ms() == 0) m->set_reconnect_max_ms(300000);

@@ -71,7 +71,9 @@ void SinkFanout::pump(Cursor& c) {
     }
     const std::uint64_t unread = spool_.unreadBy(c.reader);
     if (unread == 0) return;
-    if (unread < options_.maxBatchReadings) {
+    // A partial batch goes at once when the sink has nothing in flight (the link is idle: waiting
+    // would only add latency); behind a batch in flight it waits for more, up to max_batch_delay.
+    if (unread < options_.maxBatchReadings && !c.inflight.empty()) {
       const SteadyTime now = clock_.steadyNow();
       // A reading numbered too long ago to be in the ring is due at once.
       if (const auto at = numberedAt(c.nextUnread); at && now < *at + options_.maxBatchDelay) {

@@ -2,8 +2,10 @@
 //
 // Each sink has a cursor of its own (SinkCursor: a spool reader, its batches in flight, the
 // highest seq it has delivered in order). pump() moves batches from the spool to each ready sink
-// independently: a full batch at once, a partial one when its oldest reading has waited
-// max_batch_delay since it was numbered. The sink frames the payload itself (core/sink.hpp). A
+// independently: a full batch at once; a partial one at once when the sink has no batch in flight
+// (an idle link: latency is one round trip), otherwise when its oldest reading has waited
+// max_batch_delay since it was numbered or when the batches in flight are acknowledged (so batches
+// grow with the load, as Nagle's algorithm does). The sink frames the payload itself (core/sink.hpp). A
 // batch counts for its sink only when the sink reports Delivered, in seq order; the spool frees a
 // record only when every sink has it (Spool::acknowledge with the lowest of the cursors' seqs). A
 // sink that is down or failing therefore never stops another from delivering; it only keeps
@@ -44,7 +46,7 @@ namespace citygate::core {
 
 struct FanoutOptions {
   std::uint32_t maxBatchReadings = 200;
-  std::chrono::milliseconds maxBatchDelay{500};
+  std::chrono::milliseconds maxBatchDelay{100};
   std::uint32_t maxInflightBatches = 8;  // per sink
   std::size_t maxBatchBytes = 256 * 1024;
   std::chrono::milliseconds retryDelay{1000};  // after a failed delivery

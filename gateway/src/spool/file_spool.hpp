@@ -2,6 +2,8 @@
 // in `dir`; a worker thread makes them durable by group commit (sync_worker.hpp). A record is
 // handed to readBatch() only once it is durable, so a seq the platform has seen can never be
 // lost in a power cut and reused for another reading (FORMAT.md, "When a record is readable").
+// With `durable = false` (the young tier of a TieredSpool, on tmpfs) nothing is synced and a
+// record is readable as soon as it is appended.
 //
 // Readers (one per sink, Spool's cursor model): each has its own position, read buffer and ledger of
 // batches handed out; the acknowledged position is shared (the lowest every sink has delivered).

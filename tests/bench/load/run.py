@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SHM = "/dev/shm"  # tmpfs on every Linux: citygated's runtime_dir, the floor's ACK_DRIVEN file
 REPO = HERE.parents[2]
 BUILD = Path(os.environ.get("CITYGATE_BUILD_DIR", REPO / "build" / "default")).resolve()
 sys.path.insert(0, str(BUILD / "python"))
@@ -279,6 +280,13 @@ class World:
     def __init__(self, tmp):
         self.tmp = Path(tmp)
         self.procs = []
+        self.cleanup_dirs = []  # removed at close (citygated's runtime_dir on tmpfs)
+
+    def runtime_dir(self):
+        """A fresh tmpfs directory for citygated's runtime_dir, removed at close."""
+        d = Path(tempfile.mkdtemp(prefix="cg-bench-run-", dir=SHM))
+        self.cleanup_dirs.append(d)
+        return d
 
     def start(self, name, argv, **kw):
         log = open(self.tmp / f"{name}.log", "ab")
@@ -324,10 +332,14 @@ class World:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        for d in self.cleanup_dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
-def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms, durability_ms=50, data=None):
-    """data: where the spool and state_dir go (tmp unless given: --wear's loop device)."""
+def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms, durability_ms=50, data=None,
+                    durability="ACK_DRIVEN", runtime_dir=None):
+    """data: where the spool and state_dir go (tmp unless given: --wear's loop device);
+    runtime_dir: citygated's tmpfs directory (young readings, ACK_DRIVEN)."""
     data = Path(data or tmp)
     prof = tmp / "profiles"
     prof.mkdir(exist_ok=True)
@@ -342,11 +354,12 @@ def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms
     return f"""
 gateway_id: "{gw}"
 profile_dir: "{prof}"
-mqtt {{ uri: "tcp://127.0.0.1:{broker_port}" max_batch_readings: 200 max_batch_delay_ms: 50 reconnect_min_ms: 200 reconnect_max_ms: 2000 }}
+mqtt {{ uri: "tcp://127.0.0.1:{broker_port}" reconnect_min_ms: 200 reconnect_max_ms: 2000 }}
 control {{ socket: "{tmp}/control.sock" }}
 health_interval_s: 10
 state_dir: "{data}/state"
-spool {{ dir: "{data}/spool" max_bytes: 268435456 durability_ms: {durability_ms} }}
+{f'runtime_dir: "{runtime_dir}"' if runtime_dir else ""}
+spool {{ dir: "{data}/spool" max_bytes: 268435456 durability_ms: {durability_ms} durability: {durability} }}
 {chr(10).join(buses)}
 """
 
@@ -423,11 +436,15 @@ def floor(tmp, sim_port, devices, points, interval, record_bytes, args, wear=Non
     """bench_floor on the same simulator: citygate's Modbus polls (libmodbus, one connection per
     25 devices) and its spool's writes and group commit, with nothing in between."""
     spool_dir = tmp
-    if wear:
+    strict = args.durability == "STRICT"
+    if not strict:
+        spool_dir = Path(tempfile.mkdtemp(prefix="cg-floor-", dir=SHM))  # ACK_DRIVEN: RAM, no fdatasync
+    elif wear:
         spool_dir = wear.mnt / "floor"
         spool_dir.mkdir()
     argv = [BUILD / "bin" / "bench_floor", "--port", sim_port, "--devices", devices, "--points", points,
-            "--interval-ms", interval, "--bytes-per-reading", record_bytes, "--durability-ms", args.durability_ms,
+            "--interval-ms", interval, "--bytes-per-reading", record_bytes,
+            "--durability-ms", args.durability_ms if strict else 0,
             "--spool-dir", spool_dir, "--warmup", args.warmup, "--duration", args.duration]
     proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -443,6 +460,8 @@ def floor(tmp, sim_port, devices, points, interval, record_bytes, args, wear=Non
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if not strict:
+            shutil.rmtree(spool_dir, ignore_errors=True)
     if proc.returncode != 0:
         raise RuntimeError(f"bench_floor failed ({proc.returncode}): {stderr.strip()}")
     f = json.loads(stdout.strip().splitlines()[-1])
@@ -453,7 +472,8 @@ def floor(tmp, sim_port, devices, points, interval, record_bytes, args, wear=Non
             "wear": None if written is None else {"bytes": written, "readings": f["points"] // points,
                                                   "seconds": args.duration},
             "detail": f"floor: Modbus {f['modbus_us_per_point']:.2f} + durability {f['durability_us_per_point']:.2f} "
-                      f"µs/pt ({record_bytes} B per reading, fdatasync every {args.durability_ms} ms)"}
+                      f"µs/pt ({record_bytes} B per reading, "
+                      + (f"fdatasync every {args.durability_ms} ms)" if strict else "written to tmpfs, no fdatasync)")}
 
 
 def run_size(size, args, node_red_dir):
@@ -472,8 +492,10 @@ def run_size(size, args, node_red_dir):
         # citygate
         sub = Subscriber(broker_port, "citygate/v1/bench-gw/readings")
         cfg = tmp / "citygate.textproto"
+        runtime_dir = world.runtime_dir()
         cfg.write_text(citygate_config(tmp, "bench-gw", broker_port, sim_port, devices, points, interval,
-                                       args.durability_ms, data=wear.mnt if wear else None))
+                                       args.durability_ms, data=wear.mnt if wear else None,
+                                       durability=args.durability, runtime_dir=runtime_dir))
         gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
         time.sleep(args.warmup)  # warm-up before the measurement window (a duration, not an event)
         results.append(measure("citygate", [gw.pid], sub, args.duration, sim_requests, expected, wear))
@@ -541,7 +563,8 @@ def soak(args):
         sub = Subscriber(broker_port, "citygate/v1/soak-gw/readings", persistent=True)
         cfg = tmp / "citygate.textproto"
         cfg.write_text(citygate_config(tmp, "soak-gw", broker_port, sim_port, devices, points, interval,
-                                       args.durability_ms))
+                                       args.durability_ms, durability=args.durability,
+                                       runtime_dir=world.runtime_dir()))
         gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
         time.sleep(args.warmup)
         mb = 2**20
@@ -617,7 +640,8 @@ def profile(args):
             sim_port, sim_requests = world.simulator()
             cfg = tmp / "citygate.textproto"
             cfg.write_text(citygate_config(tmp, "profile-gw", broker_port, sim_port, devices, points, interval,
-                                       args.durability_ms))
+                                       args.durability_ms, durability=args.durability,
+                                       runtime_dir=world.runtime_dir()))
             out = tmp / "callgrind.out"
             gw = world.start("callgrind", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                                            BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
@@ -681,8 +705,10 @@ def main():
     ap.add_argument("--duration", type=float, default=30, help="measurement window per run, s")
     ap.add_argument("--warmup", type=float, default=8, help="s before the window opens")
     ap.add_argument("--peer", default="node-red", choices=["node-red", "none"])
+    ap.add_argument("--durability", default="ACK_DRIVEN", choices=["ACK_DRIVEN", "STRICT"],
+                    help="citygated's spool.durability (and what the floor does: tmpfs writes, or fdatasync)")
     ap.add_argument("--durability-ms", type=int, default=50,
-                    help="citygated's spool group commit (a reading is published once durable)")
+                    help="citygated's spool group commit window (STRICT, or while the broker is away)")
     ap.add_argument("--soak", type=float, default=0, help="soak test duration, s")
     ap.add_argument("--restart-every", type=float, default=300)
     ap.add_argument("--profile", type=float, default=0,

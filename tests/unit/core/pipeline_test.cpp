@@ -181,8 +181,12 @@ TEST_CASE("the batch delay counts from numbering: a reading readable late goes a
 TEST_CASE("only delivered batches leave the spool") {
   Fixture f(2);
   for (int i = 0; i < 4; ++i) f.submit(i);
+  // 1 alone (the link was idle), then 2..3 (full); 4 waits behind them.
   CHECK(f.sink.batches.size() == 2);
   CHECK(f.spool.stats().readings == 4);
+  f.sink.ackAll();
+  CHECK(f.spool.stats().readings == 1);  // 4 went at once when the link was idle again
+  CHECK(f.sink.batches.size() == 3);
   f.sink.ackAll();
   CHECK(f.spool.stats().readings == 0);
   CHECK(f.pipeline->stats().readingsDelivered == 4);
@@ -431,16 +435,20 @@ TEST_CASE("a batch the sink rejects is counted, set aside, and delivery goes on"
     s.values.push_back(RawValue{1, RawValue::State::Ok});
     pl->submit(f.spec, f.memory, std::move(s));
   }
+  // 1 alone (the link was idle), 2..3 and 4..5 behind it; 6 waits.
   REQUIRE(sink.batches.size() == 3);
   REQUIRE(sink.pending.size() == 3);
   auto pending = std::move(sink.pending);
   sink.pending.clear();
-  pending[1](Outcome::Rejected);  // 3..4 can never be delivered
+  pending[1](Outcome::Rejected);  // 2..3 can never be delivered
   pending[0](Outcome::Delivered);
   pending[2](Outcome::Delivered);
+  REQUIRE(sink.batches.size() == 4);  // 6, at once on the idle link
+  REQUIRE(sink.pending.size() == 1);
+  sink.pending[0](Outcome::Delivered);
   CHECK(spool.stats().readings == 0);  // all acknowledged: nothing is resent
-  CHECK(sink.batches.size() == 3);
-  CHECK((spool.asides == std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 4}}));
+  CHECK(sink.batches.size() == 4);
+  CHECK((spool.asides == std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 3}}));
   const auto st = pl->stats();
   CHECK(st.rejectedBatches == 1);
   CHECK(st.rejectedReadings == 2);
