@@ -498,6 +498,14 @@ int cmdSpool(const Ctx& ctx, const Args&) {
   row("Dropped      ",
       sp.dropped() ? ctx.out.paint(std::to_string(sp.dropped()) + " (spool was full)", Colour::Red) : "0");
   row("Replayed     ", std::to_string(sp.replayed()));
+  if (sp.ack_driven()) {
+    row("Durability   ",
+        std::string(sp.syncing() ? ctx.out.paint("syncing (broker slow/away)", Colour::Yellow) : "ack-driven") + " · " +
+            std::to_string(sp.ram_readings()) + " in RAM · " + std::to_string(sp.moved_to_storage()) +
+            " moved to storage");
+  } else if (!s.memory()) {
+    row("Durability   ", "strict (synced before it is published)");
+  }
   row("Written      ", bytes(sp.bytes_written()) + " since start");
   row("Blocked      ", sp.blocked() ? ctx.out.paint("yes: sources paused (BLOCK_SOURCES)", Colour::Yellow) : "no");
   if (sp.corrupt_records()) {

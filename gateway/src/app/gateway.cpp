@@ -10,6 +10,7 @@
 #include <random>
 
 #include "app/health.hpp"
+#include "core/hash.hpp"
 #include "core/pipeline.hpp"
 #include "core/seq_store.hpp"
 #include "outputs/mqtt/readings_sink.hpp"
@@ -78,7 +79,8 @@ std::unique_ptr<core::Spool> Gateway::openTiered(std::unique_ptr<spool::FileSpoo
   const pb::GatewayConfig& c = config_->loaded.config;
   spool::TieredOptions to;
   to.syncAfter = std::chrono::milliseconds(c.spool().sync_after_ms());
-  const std::string youngDir = c.runtime_dir() + "/spool";
+  // Named after the storage's spool: a runtime_dir shared by mistake never mixes two spools' readings.
+  const std::string youngDir = fmt::format("{}/spool-{:016x}", c.runtime_dir(), core::fnv1a64(c.spool().dir()));
   if (auto st = makeDirs(youngDir, 0750); !st) {
     log->error("runtime_dir unusable ({}): every reading is synced to the storage before it is published (STRICT)",
                st.error());

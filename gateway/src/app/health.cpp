@@ -60,6 +60,10 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
   sp.set_blocked(s.blocked || (pipeline && !pipeline->accepting()));
   sp.set_corrupt_records(s.corruptRecords);
   sp.set_corrupt_readings(s.corruptReadings);
+  sp.set_ack_driven(s.ackDriven);
+  sp.set_ram_readings(s.ramReadings);
+  sp.set_moved_to_storage(s.movedToStorage);
+  sp.set_syncing(s.syncing);
   if (seq) sp.set_next_seq(seq->peek());
   if (seq && !seq->numberingError().empty()) sp.set_last_error(seq->numberingError());
 }

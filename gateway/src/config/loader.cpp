@@ -15,6 +15,8 @@
 #include <set>
 #include <vector>
 
+#include "core/hash.hpp"
+
 namespace citygate::config {
 
 bool isValidId(std::string_view id) {
@@ -33,14 +35,9 @@ std::string defaultRuntimeDir(const std::string& stateDir) {
     const std::string_view v(env);
     return std::string(v.substr(0, v.find(':')));
   }
-  // FNV-1a of the state directory: two daemons with different state never share RAM state.
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char ch : stateDir) {
-    h ^= static_cast<unsigned char>(ch);
-    h *= 0x100000001b3ULL;
-  }
+  // Named after the state directory: two daemons with different state never share RAM state.
   char buf[48];
-  std::snprintf(buf, sizeof buf, "/dev/shm/citygate-%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof buf, "/dev/shm/citygate-%016llx", static_cast<unsigned long long>(core::fnv1a64(stateDir)));
   return buf;
 }
 

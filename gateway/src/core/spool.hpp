@@ -64,6 +64,12 @@ struct SpoolStats {
   bool blocked = false;
   // The durable spool could not be opened: a bounded memory buffer stands in (FallbackSpool).
   bool unavailable = false;
+  // ACK_DRIVEN (TieredSpool): readings only in RAM, readings moved to the storage since start,
+  // and whether new readings are synced before they are published (the broker was slow or away).
+  bool ackDriven = false;
+  std::uint64_t ramReadings = 0;
+  std::uint64_t movedToStorage = 0;
+  bool syncing = false;
   std::string lastError;
 };
 

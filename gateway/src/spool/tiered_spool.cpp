@@ -258,6 +258,10 @@ SpoolStats TieredSpool::stats() const {
   s.corruptRecords += y.corruptRecords;
   s.corruptReadings += y.corruptReadings;
   if (s.lastError.empty()) s.lastError = y.lastError;
+  s.ackDriven = true;
+  s.ramReadings = y.readings;
+  s.movedToStorage = moved_;
+  s.syncing = direct_;
   return s;
 }
 
