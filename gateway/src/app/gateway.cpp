@@ -348,6 +348,12 @@ void Gateway::stop(std::function<void()> done) {
 
 void Gateway::release() {
   if (mqtt_) mqtt_->release();
+  // What owns timers and descriptors goes now, while the io_context is alive: a completion still
+  // queued may hold the last reference to this object, and would otherwise destroy it (and its
+  // timers) inside the io_context's own destructor.
+  pipeline_.reset();
+  readings_.reset();
+  spool_.reset();
 }
 
 void Gateway::scheduleHealth() {

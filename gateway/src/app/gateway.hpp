@@ -58,7 +58,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   // Stops every source (asynchronously: each calls back when it is done), then the pipeline and
   // the MQTT session; `done` on the executor.
   void stop(std::function<void()> done);
-  // After the executor has stopped: ends the threads that post into it (Paho's callbacks).
+  // After the executor has stopped: ends the threads that post into it (Paho's callbacks) and
+  // destroys the pipeline and the spool (their timers) while the io_context is still alive.
   void release();
 
   citygate::v1::GatewayHealth health() const override;
