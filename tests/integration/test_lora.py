@@ -376,11 +376,15 @@ class Lora(IntegrationTest):
         last_sent = sent[-1]
         self.restart(kill=True)
         self.assertIn(f"{len(devs)} exact from the RAM copy", self.gw.log())
-        # The next real frames of every device after the restart: all accepted, none a replay.
+        # The next real frames of every device after the restart: all accepted, none a replay; and
+        # the storage copy is not touched by them (steady state writes only the RAM copy).
+        state = next(Path(self.env.path("")).rglob("lora-fcnt.state"))
+        before = (state.stat().st_ino, state.stat().st_mtime_ns)
         token = 0x2000
         for k in range(last_sent + 1, last_sent + 6):
             token = self.send_round(rounds[k], token)
         self.assert_no_replay_and_all_accepted({i: 5 for i in self.KILL_IDS}, "the next frames after the kill -9")
+        self.assertEqual((state.stat().st_ino, state.stat().st_mtime_ns), before, "the storage copy was rewritten")
         for i in self.KILL_IDS:
             self.sub.wait_for(lambda i=i: set(range(last_sent + 1, last_sent + 6)) <= self.readings_fcnts(i), 15,
                               f"readings of {i} after the kill -9")

@@ -3,7 +3,13 @@
 // bad CRC, future version, bad line).
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "inputs/lora/fcnt.hpp"
@@ -146,4 +152,42 @@ TEST_CASE("RAM copy: another boot, a damaged header, a wrong size are refused; a
   REQUIRE(ram->records.size() == 1);
   CHECK(ram->records[0].id == "air-node-01");
   CHECK_FALSE(decodeFcntRam("citygate-lora-fcnt 2\n" + std::string(60, ' '), kBoot, &why));
+}
+
+// The RAM copy's cost per accepted frame (what LoraSource::onCounter does: encode one slot, one
+// pwrite on tmpfs), for many devices. Skipped by default; run with
+//   build/default/bin/unit_lora -tc='bench*' --no-skip
+TEST_CASE("bench: RAM copy, cost per frame" * doctest::skip()) {
+  for (const std::size_t devices : {10U, 1000U, 10000U}) {
+    const std::string path = "/dev/shm/citygate-fcnt-bench-" + std::to_string(::getpid());
+    std::vector<std::string> ids(devices);
+    std::vector<FcntSlotView> slots(devices);
+    for (std::size_t i = 0; i < devices; ++i) {
+      ids[i] = "parking-bay-" + std::to_string(100000 + i);
+      slots[i] = FcntSlotView{ids[i], static_cast<std::uint32_t>(0x26000000 + i), 0x1A2B3C4D, 0, 0};
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    const std::string image = encodeFcntRam(kBoot, slots);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, image.data(), image.size()) == static_cast<ssize_t>(image.size()));
+    const double imageUs = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    std::mt19937 rng(1);
+    constexpr int kFrames = 200000;
+    RamSlot buf;
+    t0 = std::chrono::steady_clock::now();
+    for (int n = 0; n < kFrames; ++n) {
+      const std::size_t i = rng() % devices;
+      ++slots[i].lastFcnt;
+      slots[i].floorFcnt = slots[i].lastFcnt;
+      encodeFcntRamSlot(slots[i], buf);
+      REQUIRE(::pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(fcntRamSlotOffset(i))) ==
+              static_cast<ssize_t>(buf.size()));
+    }
+    const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kFrames;
+    ::close(fd);
+    ::unlink(path.c_str());
+    std::printf("RAM copy, %zu devices: %zu bytes, whole image (start) %.0f us, per frame %.0f ns\n", devices,
+                image.size(), imageUs, ns);
+  }
 }
