@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/address.hpp>
@@ -361,6 +362,17 @@ std::optional<FcntRam> LoraSource::readRam() {
         "cannot create runtime_dir {}: {}; no RAM copy of the frame counters (a kill -9 costs up to {} frames "
         "per device)",
         spec_.runtimeDir, ec.message(), spec_.resumeMargin);
+    return std::nullopt;
+  }
+  // A directory others can write to (a /dev/shm name planted by another user) could hold a copy
+  // with low counters: a replay window. Such a directory is not used at all.
+  struct stat dir {};
+  if (::stat(spec_.runtimeDir.c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode) || dir.st_uid != ::geteuid() ||
+      (dir.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    log_->warn(
+        "runtime_dir {} is not a directory of this user that only it can write: no RAM copy of the frame "
+        "counters (a kill -9 costs up to {} frames per device)",
+        spec_.runtimeDir, spec_.resumeMargin);
     return std::nullopt;
   }
   ramPath_ = spec_.runtimeDir + "/lora-fcnt.ram";

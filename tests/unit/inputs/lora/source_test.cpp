@@ -394,6 +394,19 @@ TEST_CASE("kill -9: the RAM copy resumes exactly, the card is not written in ste
   }
 }
 
+TEST_CASE("a runtime_dir others can write to is not used (a planted copy could reopen a replay window)") {
+  TempDir t;
+  const std::string run = t.path + "/run";
+  std::filesystem::create_directory(run);
+  std::filesystem::permissions(run, std::filesystem::perms(0777));
+  Rig r(t.path, {}, run, kBootA);
+  REQUIRE(r.started.ok());
+  r.send(pushData(1, frame(1)));
+  REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
+  CHECK(r.source->counters().ramWrites == 0);
+  CHECK_FALSE(std::filesystem::exists(run + "/lora-fcnt.ram"));
+}
+
 TEST_CASE("power cut (RAM copy gone): storage + margin, and the margin does not compound") {
   TempDir t;
   const std::string run = t.path + "/run";
