@@ -484,6 +484,8 @@ void LoraSource::fillHealth(pb::GatewayHealth& health) const {
   l->set_state_writes(counters_.stateWrites);
   l->set_state_write_errors(counters_.stateWriteErrors);
   l->set_state_corrupt(counters_.stateCorrupt);
+  l->set_ram_writes(counters_.ramWrites);
+  l->set_ram_write_errors(counters_.ramWriteErrors);
   if (!processor_) return;
   const auto& pc = processor_->counters();
   for (std::size_t i = 0; i < kReasonCount; ++i) {

@@ -348,7 +348,7 @@ TEST_CASE("kill -9: the RAM copy resumes exactly, the card is not written in ste
     const auto writes = r.health().lora().state_writes();  // start-up + the device's first frame
     for (std::uint32_t f = 2; f <= 12; ++f) r.send(pushData(static_cast<std::uint16_t>(f), frame(f)));
     REQUIRE(r.runUntil([&] { return r.samples.size() == 12; }));
-    CHECK(r.source->counters().ramWrites == 12);
+    CHECK(r.health().lora().ram_writes() == 12);
     CHECK(r.health().lora().state_writes() == writes);  // nothing on the card for 11 frames
     killed = killImage(t.path, run);
   }
