@@ -6,14 +6,16 @@ mosquitto as decoded protobuf readings and health.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
 from pathlib import Path
 
-from harness import PEERS, REPO, IntegrationTest, free_port, gateway_config, reading_pb2, status_pb2, wait_for
+from harness import BIN, PEERS, REPO, IntegrationTest, free_port, gateway_config, reading_pb2, status_pb2, wait_for
 
 DEVICES_JSON = REPO / "tests" / "data" / "lora" / "devices.json"
 DEVICES = {d["id"]: d for d in json.loads(DEVICES_JSON.read_text())}
@@ -91,7 +93,9 @@ class Lora(IntegrationTest):
         blocks = "".join(device_block(DEVICES[i]) for i in devices)
         lora = (f'lora {{\n  packet_forwarder {{ bind: "127.0.0.1" port: {self.port} }}\n'
                 f'  dedup_window_ms: 150\n{extra_lora}{blocks}}}\n')
-        self.cfg = gateway_config("gw-lora", self.broker.uri, env, extra=lora)
+        # runtime_dir in the test's own directory: parallel tests never share a RAM copy.
+        self.runtime_dir = env.path("run")
+        self.cfg = gateway_config("gw-lora", self.broker.uri, env, extra=f'runtime_dir: "{self.runtime_dir}"\n' + lora)
         self.sub = env.subscriber(self.broker, "gw-lora")
         self.gw = env.gateway(self.cfg)
         self.gw.wait_log("packet forwarder on 127.0.0.1:")
@@ -99,9 +103,13 @@ class Lora(IntegrationTest):
         self.sock.settimeout(2)
         self.addCleanup(self.sock.close)
 
-    def restart(self, kill=False):
-        if kill:
+    def restart(self, kill=False, power_cut=False):
+        """A clean stop, a kill -9, or a simulated power cut (kill -9, and runtime_dir, a tmpfs,
+        is gone as after a reboot)."""
+        if kill or power_cut:
             self.gw.kill()
+            if power_cut:
+                shutil.rmtree(self.runtime_dir, ignore_errors=True)
         else:
             self.assertEqual(self.gw.stop(), 0)
         self.gw = self.env.gateway(self.cfg, name=f"citygated-{time.monotonic_ns()}")
@@ -277,19 +285,135 @@ class Lora(IntegrationTest):
         self.assertEqual(self.of("parking-bay-0042")[-1].source.lorawan.f_cnt, 65539)
         self.health(lambda h: self.rejected(h, "replay") == 1 and h.lora.frames_accepted == 1, "the replay counted")
 
-        # Crash (SIGKILL) right after accepting 65540: the counter resumes with the safety margin, so
-        # 65540 can never come back, even though the last periodic write may have missed it.
+        # Crash (SIGKILL) right after accepting 65540: the RAM copy (runtime_dir) has it, so the
+        # counter resumes exactly: 65539 and 65540 stay out, 65541 (the next real frame) is in.
         concentrator("send", "--port", self.port, "--devices", DEVICES_JSON, "--fcnt", 65540, "--count", 1)
         sub.wait_for(lambda: len(self.of("parking-bay-0042")) == 8, 10, "frame 65540")
         self.restart(kill=True)
-        self.assertIn("unclean stop", self.gw.log())
+        self.assertIn("1 exact from the RAM copy", self.gw.log())
         for f in (65539, 65540):
             concentrator("send", "--port", self.port, "--devices", DEVICES_JSON, "--fcnt", f, "--count", 1)
         self.health(lambda h: self.rejected(h, "replay") == 2, "both replays refused after the crash")
-        concentrator("send", "--port", self.port, "--devices", DEVICES_JSON, "--fcnt", 65540 + 17, "--count", 1)
-        sub.wait_for(lambda: len(self.of("parking-bay-0042")) == 9, 10, "a frame beyond the margin")
-        self.assertEqual(self.of("parking-bay-0042")[-1].source.lorawan.f_cnt, 65557)
+        concentrator("send", "--port", self.port, "--devices", DEVICES_JSON, "--fcnt", 65541, "--count", 1)
+        sub.wait_for(lambda: len(self.of("parking-bay-0042")) == 9, 10, "the next real frame after the crash")
+        self.assertEqual(self.of("parking-bay-0042")[-1].source.lorawan.f_cnt, 65541)
         self.assertEqual(len({r.source.lorawan.f_cnt for r in self.of("parking-bay-0042")}), 9)
+
+        # A power cut: kill -9, and the RAM copy is gone (a reboot empties the tmpfs). The storage
+        # copy + margin (16) applies: 65541 can never come back; frames within the margin of the
+        # storage copy's last counter are the documented cost.
+        self.restart(power_cut=True)
+        self.assertRegex(self.gw.log(), r"0 exact from the RAM copy, 0 exact from \S+ \(clean stop\), 1 from \S+ \+ 16")
+        concentrator("send", "--port", self.port, "--devices", DEVICES_JSON, "--fcnt", 65541, "--count", 1)
+        self.health(lambda h: self.rejected(h, "replay") == 1, "the replay refused after the power cut")
+        concentrator("send", "--port", self.port, "--devices", DEVICES_JSON, "--fcnt", 65541 + 17, "--count", 1)
+        sub.wait_for(lambda: len(self.of("parking-bay-0042")) == 10, 10, "a frame beyond the margin")
+        self.assertEqual(self.of("parking-bay-0042")[-1].source.lorawan.f_cnt, 65558)
+
+    # ---- issue 14: frame counters across kill -9 and power cuts ---------------------------------
+
+    KILL_IDS = ["parking-bay-0042", "parking-bay-0043", "air-node-01"]
+
+    def lora_devices(self):
+        """citygatectl lora devices --json of the running daemon: {id: health}."""
+        out = subprocess.run([str(BIN / "citygatectl"), "--socket", self.env.path("control.sock"), "--json", "lora",
+                              "devices"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return {d["id"]: d["health"] for d in json.loads(out.stdout)["devices"]}
+
+    def send_round(self, built, token):
+        """One frame per device (lora-packet built), each acknowledged by the gateway."""
+        for f in built:
+            self.send(push_data(token, [rxpk(f["b64"], len(bytes.fromhex(f["phy"])))]))
+            token += 1
+        return token
+
+    def assert_no_replay_and_all_accepted(self, accepted_by_id, what):
+        """The running daemon accepted exactly `accepted_by_id` frames per device, rejected none."""
+        def done():
+            devs = self.lora_devices()
+            return all(int(devs[i].get("frames_accepted", "0")) == n for i, n in accepted_by_id.items()) and devs
+        devs = wait_for(done, 10, what=what)
+        for i in accepted_by_id:
+            self.assertEqual(devs[i].get("frames_rejected", {}), {}, f"{what}: {i} rejected frames")
+
+    def readings_fcnts(self, sensor_id):
+        return {r.source.lorawan.f_cnt for r in self.sub.of(sensor_id)}
+
+    def test_kill9_under_traffic_and_ten_in_a_row_never_reject_a_real_frame(self):
+        self.start_world(self.KILL_IDS)
+        devs = [DEVICES[i] for i in self.KILL_IDS]
+        # Frames 0..199 of every device, built by lora-packet; sent in rounds (one frame per device).
+        built = frames(devs, count=200, fcnt=0)
+        rounds = [built[k * len(devs):(k + 1) * len(devs)] for k in range(200)]
+        for r in rounds:
+            self.assertEqual([f["fcnt"] for f in r], [r[0]["fcnt"]] * len(devs))
+
+        # Traffic from a thread (its own socket, no wait on ACKs: the gateway may be dead), a round
+        # every 30 ms; kill -9 while it runs.
+        sent = []
+        stop = threading.Event()
+
+        def traffic(first):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            k = first
+            while not stop.is_set() and k < 60:
+                for f in rounds[k]:
+                    sock.sendto(push_data(0x100 + k, [rxpk(f["b64"], len(bytes.fromhex(f["phy"])))]),
+                                ("127.0.0.1", self.port))
+                sent.append(k)
+                k += 1
+                time.sleep(0.03)
+            sock.close()
+
+        t = threading.Thread(target=traffic, args=(0,))
+        t.start()
+        self.sub.wait_for(lambda: all(len(self.readings_fcnts(i)) >= 5 for i in self.KILL_IDS), 15,
+                          "readings of the first frames")
+        self.gw.kill()  # mid-traffic
+        stop.set()  # (a device whose frames are lost while the gateway is down proves nothing)
+        t.join()
+        last_sent = sent[-1]
+        self.restart(kill=True)
+        self.assertIn(f"{len(devs)} exact from the RAM copy", self.gw.log())
+        # The next real frames of every device after the restart: all accepted, none a replay; and
+        # the storage copy is not touched by them (steady state writes only the RAM copy).
+        state = next(Path(self.env.path("")).rglob("lora-fcnt.state"))
+        before = (state.stat().st_ino, state.stat().st_mtime_ns)
+        token = 0x2000
+        for k in range(last_sent + 1, last_sent + 6):
+            token = self.send_round(rounds[k], token)
+        self.assert_no_replay_and_all_accepted({i: 5 for i in self.KILL_IDS}, "the next frames after the kill -9")
+        self.assertEqual((state.stat().st_ino, state.stat().st_mtime_ns), before, "the storage copy was rewritten")
+        for i in self.KILL_IDS:
+            self.sub.wait_for(lambda i=i: set(range(last_sent + 1, last_sent + 6)) <= self.readings_fcnts(i), 15,
+                              f"readings of {i} after the kill -9")
+
+        # Ten kill -9 in a row, one round of frames in between: every frame accepted each time and
+        # its reading at the subscriber (waited for before the next kill: a kill -9 inside a frame's
+        # dedup window loses that reading, whatever the counters do).
+        k = last_sent + 6
+        for n in range(10):
+            self.restart(kill=True)
+            token = self.send_round(rounds[k], token)
+            self.assert_no_replay_and_all_accepted({i: 1 for i in self.KILL_IDS}, f"round {k} after kill -9 #{n + 1}")
+            for i in self.KILL_IDS:
+                self.sub.wait_for(lambda i=i: k in self.readings_fcnts(i), 15, f"the reading of {i} {k}")
+            k += 1
+
+        # A replayed frame (the same bytes again) is still rejected, after a kill -9 ...
+        self.restart(kill=True)
+        token = self.send_round(rounds[k - 1], token)
+        token = self.send_round(rounds[k - 5], token)
+        wait_for(lambda: all(self.lora_devices()[i].get("frames_rejected", {}) == {"replay": "2"}
+                             for i in self.KILL_IDS), 10, what="both replays rejected after the kill -9")
+        # ... and after a power cut (kill -9, then runtime_dir is gone): storage copy + margin.
+        self.restart(power_cut=True)
+        self.assertRegex(self.gw.log(), rf"0 exact from the RAM copy, 0 exact from \S+ \(clean stop\), "
+                                        rf"{len(devs)} from \S+ \+ 16")
+        token = self.send_round(rounds[k - 1], token)
+        wait_for(lambda: all(self.lora_devices()[i].get("frames_rejected", {}) == {"replay": "1"}
+                             for i in self.KILL_IDS), 10, what="the last frame's replay rejected after a power cut")
 
     def test_flood_of_5000_datagrams_per_second_valid_frames_still_arrive(self):
         self.start_world(["parking-bay-0042", "air-node-01"])

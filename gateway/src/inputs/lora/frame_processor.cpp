@@ -213,6 +213,7 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
   }
   s.seen = true;
   s.lastFcnt = fcnt;
+  s.lastAccepted = fcnt;
   s.lastFrameHash = hash;
   s.lastRssi = rx.rssi;
   s.lastSnr = rx.lsnr;
@@ -221,6 +222,8 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
   ++counters_.framesAccepted;
   dirty_ = true;
   if (!s.persistedSeen || fcnt - s.persistedFcnt > options_.resumeMargin || fcnt < s.persistedFcnt) urgent_ = true;
+  // The RAM copy first: no reading of this frame exists before its counter is there.
+  if (counterHook_) counterHook_(static_cast<std::size_t>(&s - sessions_.data()));
 
   // The dedup entry exists for every authentic frame, with or without a reading, so that late
   // copies are merged rather than rejected as retransmissions.
@@ -347,28 +350,58 @@ std::optional<SteadyTime> FrameProcessor::nextDeadline() const {
   return t;
 }
 
-void FrameProcessor::restore(const FcntState& state) {
-  const bool clean = state.clean;
-  for (const auto& r : state.records) {
-    for (auto& s : sessions_) {
-      if (s.spec.sensor->id != r.id) continue;
-      if (s.spec.devAddr != r.devAddr || s.keyCheck != r.keyCheck) {
-        log_->info("[{}] DevAddr or keys changed since the counter was stored: the counter starts afresh", r.id);
-        break;
-      }
-      const std::uint64_t resumed =
-          clean ? r.lastFcnt
-                : std::min<std::uint64_t>(std::uint64_t{r.lastFcnt} + options_.resumeMargin, 0xFFFFFFFFULL);
+FrameProcessor::Restored FrameProcessor::restore(const FcntState* storage, const FcntRam* ram) {
+  Restored out;
+  auto find = [](const std::vector<FcntRecord>& records, const Session& s) -> const FcntRecord* {
+    for (const auto& r : records) {
+      if (r.id == s.spec.sensor->id) return &r;
+    }
+    return nullptr;
+  };
+  for (auto& s : sessions_) {
+    const FcntRecord* d = storage != nullptr ? find(storage->records, s) : nullptr;
+    const FcntRecord* m = ram != nullptr ? find(ram->records, s) : nullptr;
+    auto matches = [&](const FcntRecord* r) {
+      if (r == nullptr) return false;
+      if (s.spec.devAddr == r->devAddr && s.keyCheck == r->keyCheck) return true;
+      log_->info("[{}] DevAddr or keys changed since the counter was stored: the counter starts afresh", r->id);
+      return false;
+    };
+    if (!matches(d)) d = nullptr;
+    if (m != nullptr && !(s.spec.devAddr == m->devAddr && s.keyCheck == m->keyCheck)) m = nullptr;
+    // A RAM slot older than the storage copy (its writes failed while the storage's went on) is
+    // not the newest knowledge: the storage copy's rule applies.
+    if (m != nullptr && d != nullptr && (m->lastFcnt < d->lastFcnt || m->floorFcnt < d->floorFcnt)) m = nullptr;
+    if (m != nullptr) {
       s.seen = true;
-      s.lastFcnt = static_cast<std::uint32_t>(resumed);
-      // What the file says now is what a crash would find: the margin is counted from it.
+      s.lastAccepted = m->lastFcnt;
+      s.lastFcnt = std::max(m->floorFcnt, m->lastFcnt);
+      ++out.exactFromRam;
+    } else if (d != nullptr) {
+      s.seen = true;
+      s.lastAccepted = d->lastFcnt;
+      const std::uint32_t floor = std::max(d->floorFcnt, d->lastFcnt);
+      if (storage->clean) {
+        s.lastFcnt = floor;
+        ++out.exactFromStorage;
+      } else {
+        // A power cut (or a lost RAM copy): up to `margin` frames after the durable <last> may have
+        // been accepted. Counted from <last>, never from <floor>: the margin does not compound.
+        const std::uint64_t resumed =
+            std::min<std::uint64_t>(std::uint64_t{d->lastFcnt} + options_.resumeMargin, 0xFFFFFFFFULL);
+        s.lastFcnt = std::max<std::uint32_t>(floor, static_cast<std::uint32_t>(resumed));
+        ++out.withMargin;
+      }
+    }
+    if (d != nullptr) {
+      // What the storage says now is what a power cut would find: the margin is counted from it.
       s.persistedSeen = true;
-      s.persistedFcnt = r.lastFcnt;
-      break;
+      s.persistedFcnt = d->lastFcnt;
     }
   }
-  dirty_ = true;  // rewrite at once as "clean 0": from now on a crash must add the margin
+  dirty_ = true;  // the storage copy is rewritten at once as "clean 0" (unless it says so already)
   urgent_ = true;
+  return out;
 }
 
 FcntState FrameProcessor::snapshot(bool clean) const {
@@ -376,9 +409,15 @@ FcntState FrameProcessor::snapshot(bool clean) const {
   st.clean = clean;
   for (const auto& s : sessions_) {
     if (!s.seen) continue;
-    st.records.push_back(FcntRecord{s.spec.sensor->id, s.spec.devAddr, s.keyCheck, s.lastFcnt});
+    st.records.push_back(FcntRecord{s.spec.sensor->id, s.spec.devAddr, s.keyCheck, s.lastAccepted, s.lastFcnt});
   }
   return st;
+}
+
+FcntSlotView FrameProcessor::slotView(std::size_t index) const {
+  const Session& s = sessions_[index];
+  if (!s.seen) return {};
+  return FcntSlotView{s.spec.sensor->id, s.spec.devAddr, s.keyCheck, s.lastAccepted, s.lastFcnt};
 }
 
 void FrameProcessor::markPersisted(const FcntState& written) {
@@ -394,8 +433,9 @@ void FrameProcessor::markPersisted(const FcntState& written) {
     }
     // Accepted while the snapshot was being written: still to write, and at once if it ran
     // the margin ahead (the rule of accept()).
-    if (!s.persistedSeen || s.lastFcnt != s.persistedFcnt) dirty_ = true;
-    if (!s.persistedSeen || s.lastFcnt - s.persistedFcnt > options_.resumeMargin || s.lastFcnt < s.persistedFcnt) {
+    if (!s.persistedSeen || s.lastAccepted != s.persistedFcnt) dirty_ = true;
+    if (!s.persistedSeen || s.lastAccepted - s.persistedFcnt > options_.resumeMargin ||
+        s.lastAccepted < s.persistedFcnt) {
       urgent_ = true;
     }
   }
@@ -414,7 +454,7 @@ void FrameProcessor::fillHealth(google::protobuf::RepeatedPtrField<pb::DeviceHea
     }
     h.set_last_error(std::string(s.lastError));
     h.set_readings(s.readings);
-    h.set_last_f_cnt(s.lastFcnt);
+    h.set_last_f_cnt(s.lastAccepted);
     h.set_last_rssi(s.lastRssi);
     h.set_last_snr(s.lastSnr);
     h.set_frames_accepted(s.accepted);

@@ -79,17 +79,29 @@ class FrameProcessor {
   std::optional<SteadyTime> nextDeadline() const;
 
   // ---- frame-counter persistence ----
-  // Applies a loaded state file: matching devices (id, DevAddr, key check) resume at their stored
-  // counter, plus the margin unless the file was written by a clean stop.
-  void restore(const FcntState& state);
-  // The state to write now; `clean` only at a clean stop.
+  // Applies the copies found at start (either may be null): per device, a RAM slot of this boot
+  // that is not older than the storage copy resumes exactly; otherwise the storage record, exactly
+  // after a clean stop, else at max(floor, last + margin). Devices whose DevAddr or keys changed
+  // start afresh.
+  struct Restored {
+    std::size_t exactFromRam = 0;
+    std::size_t exactFromStorage = 0;  // clean stop
+    std::size_t withMargin = 0;        // storage copy of an unclean stop, no RAM copy
+  };
+  Restored restore(const FcntState* storage, const FcntRam* ram);
+  // The storage copy to write now; `clean` only at a clean stop.
   FcntState snapshot(bool clean) const;
-  // After a successful write of `written` (a snapshot()): the counters in it are durable. What
-  // changed since it was taken stays dirty (and urgent if so).
+  // After a successful write of `written` (a snapshot()) to the storage: the counters in it are
+  // durable. What changed since it was taken stays dirty (and urgent if so).
   void markPersisted(const FcntState& written);
   bool dirty() const { return dirty_; }
-  // A counter has run `resumeMargin` ahead of the file: write before anything else.
+  // A counter has run `resumeMargin` ahead of the storage copy: write it before that frame's
+  // reading leaves.
   bool urgentPersist() const { return urgent_; }
+  // The RAM copy: called with the device's index on every accepted frame, synchronously, before
+  // that frame (or any later one) can be submitted. slotView(i) is what slot i holds.
+  void setCounterHook(std::function<void(std::size_t)> hook) { counterHook_ = std::move(hook); }
+  FcntSlotView slotView(std::size_t index) const;
 
   const ProcessorCounters& counters() const { return counters_; }
   void fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const;
@@ -101,9 +113,10 @@ class FrameProcessor {
     DeviceSpec spec;
     std::uint32_t keyCheck = 0;
     bool seen = false;
-    std::uint32_t lastFcnt = 0;
+    std::uint32_t lastFcnt = 0;      // frames at or below it are refused (the floor in effect)
+    std::uint32_t lastAccepted = 0;  // the last accepted counter (below lastFcnt after a power cut)
     bool persistedSeen = false;
-    std::uint32_t persistedFcnt = 0;
+    std::uint32_t persistedFcnt = 0;  // lastAccepted in the storage copy
     std::uint64_t lastFrameHash = 0;
     core::SensorMemory memory;
     ReasonCounters rejected{};
@@ -147,6 +160,7 @@ class FrameProcessor {
   ProcessorCounters counters_;
   bool dirty_ = false;
   bool urgent_ = false;
+  std::function<void(std::size_t)> counterHook_;
   std::array<std::uint8_t, kMaxPhyPayload> scratch_{};
 };
 

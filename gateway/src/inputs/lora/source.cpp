@@ -1,13 +1,17 @@
 #include "inputs/lora/source.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "config/files.hpp"
@@ -56,7 +60,9 @@ LoraSource::LoraSource(asio::any_io_executor executor, core::Clock& clock, LoraS
       persistTimer_(clock_.makeTimer()),
       doc_(std::make_unique<json::Document>()) {}
 
-LoraSource::~LoraSource() = default;
+LoraSource::~LoraSource() {
+  if (ramFd_ >= 0) ::close(ramFd_);
+}
 
 Status LoraSource::start() {
   std::string why;
@@ -70,14 +76,15 @@ Status LoraSource::start() {
   processor_ = std::make_unique<FrameProcessor>(std::move(spec_.devices), po, std::move(crypto), submit_, log_);
   spec_.devices.clear();
 
+  std::optional<FcntState> storage;
+  std::string storageText;
   if (!spec_.statePath.empty()) {
     config::SmallFile in = config::readSmallFile(spec_.statePath, config::kMaxStateBytes);
     if (in.ok()) {
       std::string error;
       if (auto st = decodeFcntState(in.bytes, &error)) {
-        processor_->restore(*st);
-        log_->info("frame counters of {} device(s) restored from {} ({})", st->records.size(), spec_.statePath,
-                   st->clean ? "clean stop" : "unclean stop: +" + std::to_string(spec_.resumeMargin));
+        storage = std::move(*st);
+        storageText = std::move(in.bytes);
       } else {
         setStateAside(error);
       }
@@ -88,11 +95,31 @@ Status LoraSource::start() {
     } else if (in.fault != config::FileFault::Missing) {
       return Error{"lora: cannot read " + spec_.statePath + ": " + in.error};
     }
-    // The counters' file, written from now on by its own thread; this first write (a check that
-    // the state can be written at all) is made here, before the socket serves anything.
+  }
+  const std::optional<FcntRam> ram = readRam();
+  if (storage || ram) {
+    const auto r = processor_->restore(storage ? &*storage : nullptr, ram ? &*ram : nullptr);
+    log_->info(
+        "frame counters restored: {} exact from the RAM copy, {} exact from {} (clean stop), {} from {} + {} "
+        "(unclean stop and no RAM copy of this boot: a power cut)",
+        r.exactFromRam, r.exactFromStorage, spec_.statePath, r.withMargin, spec_.statePath, spec_.resumeMargin);
+  }
+  if (!spec_.statePath.empty()) {
+    // The storage copy, written from now on by its own thread; it must say "clean 0" before any
+    // frame is accepted (a power cut must add the margin). Not rewritten when it says exactly
+    // that already (a crash loop does not wear the card).
     stateWriter_ = std::make_unique<core::FileWriter>(executor_, spec_.statePath, 0600, stateWrite_);
     if (auto st = stateWriter_->start(); !st) return Error{"lora: " + st.error()};
-    if (!persistNow(false)) return Error{"lora: cannot write " + spec_.statePath + ": " + lastPersistError_};
+    const FcntState now = processor_->snapshot(false);
+    if (std::string text = encodeFcntState(now); text == storageText) {
+      processor_->markPersisted(now);
+    } else if (!recordPersist(now, stateWriter_->writeNow(text))) {
+      return Error{"lora: cannot write " + spec_.statePath + ": " + lastPersistError_};
+    }
+  }
+  if (!ramPath_.empty()) {
+    writeRamImage();  // a failure is logged; the storage rule still holds
+    processor_->setCounterHook(std::bind_front(&LoraSource::onCounter, this));
   }
 
   boost::system::error_code ec;
@@ -131,6 +158,7 @@ void LoraSource::stop() {
     if (stateWriter_ && persistNow(true)) log_->info("frame counters written to {}", spec_.statePath);
   }
   if (stateWriter_) stateWriter_->stop();
+  if (ramFd_ >= 0) ::close(std::exchange(ramFd_, -1));
 }
 
 std::uint16_t LoraSource::localPort() const {
@@ -257,7 +285,8 @@ void LoraSource::schedulePersist() {
 
 void LoraSource::onPersistTimer() {
   if (stopped_) return;
-  if (processor_->dirty() && stateWriter_) persist();
+  // Nothing is written periodically: this only retries a failed urgent write.
+  if (processor_->urgentPersist() && stateWriter_) persist();
   if (clock_.steadyNow() - lastSummary_ >= kSummaryEvery) logSummary();
   schedulePersist();
 }
@@ -320,6 +349,117 @@ bool LoraSource::recordPersist(const FcntState& written, const Status& st) {
   return true;
 }
 
+// The RAM copy of this boot, if there is one; anything else (another boot, damaged header) is
+// logged and ignored: the storage copy's rule applies.
+std::optional<FcntRam> LoraSource::readRam() {
+  if (spec_.runtimeDir.empty()) return std::nullopt;
+  std::error_code ec;
+  if (std::filesystem::create_directories(spec_.runtimeDir, ec)) {
+    std::filesystem::permissions(spec_.runtimeDir, std::filesystem::perms(0750), ec);
+  }
+  if (ec) {
+    log_->warn(
+        "cannot create runtime_dir {}: {}; no RAM copy of the frame counters (a kill -9 costs up to {} frames "
+        "per device)",
+        spec_.runtimeDir, ec.message(), spec_.resumeMargin);
+    return std::nullopt;
+  }
+  // A directory others can write to (a /dev/shm name planted by another user) could hold a copy
+  // with low counters: a replay window. Such a directory is not used at all.
+  struct stat dir {};
+  if (::stat(spec_.runtimeDir.c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode) || dir.st_uid != ::geteuid() ||
+      (dir.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    log_->warn(
+        "runtime_dir {} is not a directory of this user that only it can write: no RAM copy of the frame "
+        "counters (a kill -9 costs up to {} frames per device)",
+        spec_.runtimeDir, spec_.resumeMargin);
+    return std::nullopt;
+  }
+  ramPath_ = spec_.runtimeDir + "/lora-fcnt.ram";
+  if (bootId_.empty()) {
+    const config::SmallFile id = config::readSmallFile("/proc/sys/kernel/random/boot_id", 64);
+    if (id.ok()) bootId_ = id.bytes.substr(0, id.bytes.find('\n'));
+  }
+  if (bootId_.empty()) {
+    log_->warn("the kernel's boot id is unknown: no RAM copy of the frame counters");
+    ramPath_.clear();
+    return std::nullopt;
+  }
+  const config::SmallFile in = config::readSmallFile(ramPath_, config::kMaxStateBytes);
+  if (!in.ok()) {
+    if (in.fault != config::FileFault::Missing) log_->warn("{}: {}; not used", ramPath_, in.error);
+    return std::nullopt;
+  }
+  std::string why;
+  auto ram = decodeFcntRam(in.bytes, bootId_, &why);
+  if (!ram) {
+    log_->info("{}: {}; not used", ramPath_, why);
+    return std::nullopt;
+  }
+  if (ram->damagedSlots > 0) {
+    log_->warn("{}: {} damaged slot(s): those devices resume from {}", ramPath_, ram->damagedSlots, spec_.statePath);
+  }
+  return ram;
+}
+
+// The whole RAM copy, atomically (temp + rename: tmpfs, no fsync), then kept open for the
+// in-place writes of single slots.
+bool LoraSource::writeRamImage() {
+  if (ramFd_ >= 0) ::close(std::exchange(ramFd_, -1));
+  std::vector<FcntSlotView> slots;
+  slots.reserve(processor_->deviceCount());
+  for (std::size_t i = 0; i < processor_->deviceCount(); ++i) slots.push_back(processor_->slotView(i));
+  const std::string image = encodeFcntRam(bootId_, slots);
+  const std::string tmp = ramPath_ + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    dropRam("open " + tmp + ": " + std::strerror(errno));
+    return false;
+  }
+  const ssize_t n = ::write(fd, image.data(), image.size());
+  const int err = errno;
+  if (n != static_cast<ssize_t>(image.size()) || ::rename(tmp.c_str(), ramPath_.c_str()) != 0) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    dropRam("write " + ramPath_ + ": " + (n < 0 ? std::strerror(err) : "short write or rename failed"));
+    return false;
+  }
+  ramFd_ = fd;
+  if (!lastRamError_.empty()) log_->info("RAM copy of the frame counters written again to {}", ramPath_);
+  lastRamError_.clear();
+  return true;
+}
+
+// An accepted frame: its device's slot, in place, before the frame's reading can leave.
+void LoraSource::onCounter(std::size_t index) {
+  if (ramFd_ < 0) {
+    writeRamImage();  // removed after a failure: the whole copy again
+    return;
+  }
+  encodeFcntRamSlot(processor_->slotView(index), ramSlot_);
+  const ssize_t n = ::pwrite(ramFd_, ramSlot_.data(), ramSlot_.size(), static_cast<off_t>(fcntRamSlotOffset(index)));
+  if (n != static_cast<ssize_t>(ramSlot_.size())) {
+    dropRam(n < 0 ? std::strerror(errno) : "short write");
+    return;
+  }
+  ++counters_.ramWrites;
+}
+
+// A RAM copy that missed a frame must not be found at the next start (it would look exact): it
+// is removed; the storage copy's margin rule covers a crash until it is written again.
+void LoraSource::dropRam(const std::string& why) {
+  ++counters_.ramWriteErrors;
+  if (ramFd_ >= 0) ::close(std::exchange(ramFd_, -1));
+  ::unlink(ramPath_.c_str());
+  if (why != lastRamError_) {
+    log_->error(
+        "RAM copy of the frame counters not written ({}); removed: until it is written again, a crash "
+        "costs up to {} frames per device",
+        why, spec_.resumeMargin);
+  }
+  lastRamError_ = why;
+}
+
 void LoraSource::logSummary() {
   lastSummary_ = clock_.steadyNow();
   const auto& now = processor_->counters().rejected;
@@ -344,6 +484,8 @@ void LoraSource::fillHealth(pb::GatewayHealth& health) const {
   l->set_state_writes(counters_.stateWrites);
   l->set_state_write_errors(counters_.stateWriteErrors);
   l->set_state_corrupt(counters_.stateCorrupt);
+  l->set_ram_writes(counters_.ramWrites);
+  l->set_ram_write_errors(counters_.ramWriteErrors);
   if (!processor_) return;
   const auto& pc = processor_->counters();
   for (std::size_t i = 0; i < kReasonCount; ++i) {

@@ -6,13 +6,17 @@
 // counters are kept per concentrator (at most kMaxConcentrators gateway EUIs). A burst is drained
 // up to kBurst datagrams per wake-up, then the executor serves others.
 //
-// Frame counters: loaded from state_dir/lora-fcnt.state at start (and written straight back as
-// "unclean"), written every persist interval when they changed, at once when one runs
-// `resume margin` ahead of the file (or a device is new: its readings wait for that write), and
-// with "clean 1" at stop. The periodic and urgent writes run on a core::FileWriter thread, never
-// on the executor; the start-up and clean-stop writes are made by start() and stop() themselves. A corrupt state file
-// is set aside (renamed *.corrupt), logged, and visible in health; start() fails only when the state cannot be written
-// at all or the port cannot be bound.
+// Frame counters (fcnt.hpp, README.md): at start, the RAM copy (runtime_dir/lora-fcnt.ram, trusted
+// only with the running kernel's boot id) and the storage copy (state_dir/lora-fcnt.state) are read
+// and merged by FrameProcessor::restore; the storage copy is written back as "clean 0" unless it
+// says exactly that already, and the RAM copy is rewritten whole. Then every accepted frame
+// rewrites its device's RAM slot in place (one pwrite on tmpfs, on the executor, before the
+// frame's reading can leave); the storage copy is written only when a device runs `resume margin`
+// ahead of it (its readings wait for that write; on a core::FileWriter thread, never on the
+// executor), and with "clean 1" at stop. A failed RAM write removes the RAM copy (a stale copy
+// must never look exact; the storage rule still holds) and is retried at the next frame. A corrupt
+// state file is set aside (renamed *.corrupt), logged, and visible in health; start() fails only
+// when the storage copy cannot be written at all or the port cannot be bound.
 #pragma once
 
 #include <array>
@@ -43,6 +47,8 @@ struct SourceCounters {
   std::uint64_t stateWrites = 0;
   std::uint64_t stateWriteErrors = 0;
   std::uint64_t receiveErrors = 0;
+  std::uint64_t ramWrites = 0;       // slots written to the RAM copy
+  std::uint64_t ramWriteErrors = 0;  // failed writes of the RAM copy (the copy is then removed)
   bool stateCorrupt = false;
 };
 
@@ -68,6 +74,8 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   const FrameProcessor* processor() const { return processor_.get(); }
   // Test seam: the state file's write (default core::writeFileAtomic); before start().
   void setStateWrite(core::FileWriter::WriteFn write) { stateWrite_ = std::move(write); }
+  // Test seam: the kernel's boot id (default: /proc/sys/kernel/random/boot_id); before start().
+  void setBootId(std::string bootId) { bootId_ = std::move(bootId); }
 
  private:
   struct Concentrator {
@@ -89,6 +97,10 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   bool persistNow(bool clean);
   bool recordPersist(const FcntState& written, const Status& st);
   void setStateAside(const std::string& why);
+  std::optional<FcntRam> readRam();
+  bool writeRamImage();
+  void onCounter(std::size_t index);
+  void dropRam(const std::string& why);
   void logSummary();
 
   boost::asio::any_io_executor executor_;
@@ -113,6 +125,11 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   bool stopped_ = false;
   std::optional<SteadyTime> lastPersistFailure_;  // none until a write of the state file fails
   std::string lastPersistError_;
+  std::string bootId_;
+  std::string ramPath_;  // empty: no RAM copy
+  int ramFd_ = -1;       // the RAM copy, open for in-place slot writes
+  RamSlot ramSlot_{};
+  std::string lastRamError_;
   SteadyTime lastSummary_;  // set by start()
   ReasonCounters summarised_{};
 };

@@ -156,6 +156,7 @@ std::optional<LoraSpec> compile(const config::LoadedConfig& cfg, Diagnostics& di
   } else {
     spec.statePath = c.state_dir() + "/lora-fcnt.state";
   }
+  spec.runtimeDir = c.runtime_dir();
 
   struct Seen {
     std::string id;

@@ -36,7 +36,9 @@ struct LoraSpec {
   std::uint16_t port = 1700;
   std::chrono::milliseconds dedupWindow{200};
   std::uint32_t maxFcntGap = 16384;
-  std::string statePath;  // state_dir/lora-fcnt; empty: counters are not persisted
+  std::string statePath;   // state_dir/lora-fcnt.state; empty: counters are not persisted
+  std::string runtimeDir;  // the RAM copy's directory (tmpfs); empty: no RAM copy
+  // Only the retry period of a failed write of the storage copy (nothing is written periodically).
   std::chrono::milliseconds persistInterval{5000};
   std::uint32_t resumeMargin = 16;
   std::vector<DeviceSpec> devices;

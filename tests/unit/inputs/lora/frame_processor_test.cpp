@@ -309,7 +309,7 @@ TEST_CASE("restart: a clean stop resumes exactly, an unclean one with the margin
   CHECK(saved.records[0].lastFcnt == 21);
   {
     Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
-    r.proc->restore(saved);
+    r.proc->restore(&saved, nullptr);
     CHECK(r.proc->urgentPersist());  // rewritten at once as unclean
     CHECK(r.rx(f21) == Reason::Replay);
     CHECK(r.rx(f20) == Reason::Replay);
@@ -318,15 +318,15 @@ TEST_CASE("restart: a clean stop resumes exactly, an unclean one with the margin
   saved.clean = false;
   {
     Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
-    r.proc->restore(saved);
-    CHECK(r.health(0).last_f_cnt() == 21 + 16);
+    r.proc->restore(&saved, nullptr);
+    CHECK(r.health(0).last_f_cnt() == 21);       // the last accepted; the floor is 21 + 16
     CHECK(r.rx(r.frame(30)) == Reason::Replay);  // may have been accepted after the last write
     CHECK_FALSE(r.rx(r.frame(38)));
   }
   {
     // Re-keyed device: the stored counter does not apply.
     Rig r({parkingDevice("bay", kAddr, "2b7e151628aed2a6abf7158809cf4f3c", kAppHex)}, o);
-    r.proc->restore(saved);
+    r.proc->restore(&saved, nullptr);
     CHECK_FALSE(r.rx(r.frame(0, "95", 1, "2b7e151628aed2a6abf7158809cf4f3c")));
   }
 }
@@ -346,6 +346,135 @@ TEST_CASE("the margin invariant: a counter never runs more than the margin ahead
   r.proc->markPersisted(r.proc->snapshot(false));
   CHECK_FALSE(r.rx(r.frame(100)));  // a jump: urgent at once
   CHECK(r.proc->urgentPersist());
+}
+
+namespace {
+FcntState storageOf(bool clean, std::uint32_t last, std::uint32_t floor, std::uint32_t kcv) {
+  FcntState st;
+  st.clean = clean;
+  st.records.push_back(FcntRecord{"bay", kAddr, kcv, last, floor});
+  return st;
+}
+FcntRam ramOf(std::uint32_t last, std::uint32_t floor, std::uint32_t kcv) {
+  FcntRam ram;
+  ram.records.push_back(FcntRecord{"bay", kAddr, kcv, last, floor});
+  return ram;
+}
+std::uint32_t kcvOf(const char* nwk) {
+  return Crypto::create(nullptr)->keyCheckValue(key(nwk)).value_or(0);
+}
+}  // namespace
+
+TEST_CASE("restore: a RAM copy of this boot is exact, even with an unclean storage copy behind it") {
+  const auto kcv = kcvOf(kNwkHex);
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  const FcntState storage = storageOf(false, 20, 20, kcv);
+  const FcntRam ram = ramOf(25, 25, kcv);
+  const auto got = r.proc->restore(&storage, &ram);
+  CHECK(got.exactFromRam == 1);
+  CHECK(got.withMargin == 0);
+  CHECK(r.rx(r.frame(25)) == Reason::Replay);  // the last accepted one stays out
+  CHECK_FALSE(r.rx(r.frame(26)));              // the very next real frame is in (no margin)
+  CHECK(r.health(0).last_f_cnt() == 26);
+}
+
+TEST_CASE("restore: no RAM copy of this boot (power cut) -> storage + margin, once") {
+  const auto kcv = kcvOf(kNwkHex);
+  ProcessorOptions o;
+  o.resumeMargin = 16;
+  FcntState storage = storageOf(false, 20, 20, kcv);
+  FcntState written;
+  {
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    const auto got = r.proc->restore(&storage, nullptr);
+    CHECK(got.withMargin == 1);
+    CHECK(r.rx(r.frame(36)) == Reason::Replay);  // may have been accepted before the cut
+    written = r.proc->snapshot(false);           // the start-up write
+    REQUIRE(written.records.size() == 1);
+    CHECK(written.records[0].lastFcnt == 20);  // last and floor kept apart
+    CHECK(written.records[0].floorFcnt == 36);
+    const auto slot = r.proc->slotView(0);  // what the RAM copy holds
+    CHECK(slot.lastFcnt == 20);
+    CHECK(slot.floorFcnt == 36);
+  }
+  // Another power cut (or kill -9 without RAM copy) before the device sent a frame: the floor is
+  // not raised again (today's file said 36, then 52, 68, ...).
+  for (int restart = 0; restart < 5; ++restart) {
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    r.proc->restore(&written, nullptr);
+    written = r.proc->snapshot(false);
+    CHECK(written.records[0].floorFcnt == 36);
+  }
+  {
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    r.proc->restore(&written, nullptr);
+    CHECK(r.rx(r.frame(36)) == Reason::Replay);
+    CHECK_FALSE(r.rx(r.frame(37)));
+    CHECK(r.proc->urgentPersist());  // 17 ahead of the durable last: written before its reading
+  }
+  {
+    // The same through the RAM copy: a kill -9 after a power-cut restart keeps the floor exactly.
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    const FcntRam ram = ramOf(20, 36, kcv);
+    r.proc->restore(&written, &ram);
+    CHECK(r.rx(r.frame(36)) == Reason::Replay);
+    CHECK_FALSE(r.rx(r.frame(37)));
+  }
+}
+
+TEST_CASE("restore: a clean storage copy is exact; a stale or re-keyed RAM slot falls back to storage") {
+  const auto kcv = kcvOf(kNwkHex);
+  ProcessorOptions o;
+  o.resumeMargin = 16;
+  {
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    const FcntState clean = storageOf(true, 20, 20, kcv);
+    CHECK(r.proc->restore(&clean, nullptr).exactFromStorage == 1);
+    CHECK(r.rx(r.frame(20)) == Reason::Replay);
+    CHECK_FALSE(r.rx(r.frame(21)));
+  }
+  {
+    // The RAM slot is older than the storage copy (its writes failed while the storage's went on).
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    const FcntState storage = storageOf(false, 30, 30, kcv);
+    const FcntRam ram = ramOf(25, 25, kcv);
+    const auto got = r.proc->restore(&storage, &ram);
+    CHECK(got.exactFromRam == 0);
+    CHECK(got.withMargin == 1);
+    CHECK(r.rx(r.frame(46)) == Reason::Replay);
+    CHECK_FALSE(r.rx(r.frame(47)));
+  }
+  {
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    const FcntState storage = storageOf(false, 30, 30, kcv);
+    const FcntRam ram = ramOf(35, 35, kcv ^ 1);  // another key
+    CHECK(r.proc->restore(&storage, &ram).withMargin == 1);
+    CHECK(r.rx(r.frame(46)) == Reason::Replay);
+  }
+  {
+    // Only a RAM copy (the storage copy was set aside as corrupt): exact.
+    Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
+    const FcntRam ram = ramOf(35, 35, kcv);
+    CHECK(r.proc->restore(nullptr, &ram).exactFromRam == 1);
+    CHECK(r.rx(r.frame(35)) == Reason::Replay);
+    CHECK_FALSE(r.rx(r.frame(36)));
+    CHECK(r.proc->urgentPersist());  // the storage copy does not know the device
+  }
+}
+
+TEST_CASE("the RAM hook runs on every accepted frame, before that frame's reading is submitted") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  std::vector<std::pair<std::uint32_t, std::size_t>> hooked;  // (counter, readings submitted then)
+  r.proc->setCounterHook([&](std::size_t i) { hooked.emplace_back(r.proc->slotView(i).lastFcnt, r.out.size()); });
+  CHECK_FALSE(r.rx(r.frame(5)));
+  CHECK(r.rx(r.frame(5)).has_value() == false);  // a duplicate: no second hook
+  CHECK_FALSE(r.rx(r.frame(6)));
+  CHECK(r.rx(r.frame(4)) == Reason::Replay);
+  r.advance(1s);
+  CHECK(r.out.size() == 2);
+  REQUIRE(hooked.size() == 2);
+  CHECK(hooked[0] == std::make_pair(5U, std::size_t{0}));
+  CHECK(hooked[1] == std::make_pair(6U, std::size_t{0}));
 }
 
 TEST_CASE("relax_fcnt accepts a device that restarted at 0 (and is counted)") {

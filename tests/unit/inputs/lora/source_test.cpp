@@ -36,8 +36,9 @@ const char* kNwkHex = "44024241ed4ce9a68c6a8bc055233fd3";
 const char* kAppHex = "ec925802ae430ca77fd3dd73cb2cc588";
 constexpr std::uint32_t kAddr = 0x26011F42;
 
-LoraSpec spec(const std::string& stateDir) {
+LoraSpec spec(const std::string& stateDir, const std::string& runtimeDir = "") {
   LoraSpec s;
+  s.runtimeDir = runtimeDir;
   s.bind = "127.0.0.1";
   s.port = 0;
   s.dedupWindow = 50ms;
@@ -73,12 +74,15 @@ struct TempDir {
 
 // The gateway side on its own io_context; the test plays the concentrator with a plain socket.
 struct Rig {
-  explicit Rig(const std::string& stateDir, core::FileWriter::WriteFn stateWrite = {}) : client(ioc) {
+  explicit Rig(const std::string& stateDir, core::FileWriter::WriteFn stateWrite = {},
+               const std::string& runtimeDir = "", const std::string& bootId = "")
+      : client(ioc) {
     auto log = std::make_shared<spdlog::logger>("lora", std::make_shared<spdlog::sinks::null_sink_mt>());
     source = std::make_shared<LoraSource>(
-        ioc.get_executor(), clock, spec(stateDir),
+        ioc.get_executor(), clock, spec(stateDir, runtimeDir),
         [this](const core::SensorSpec&, core::SensorMemory&, core::RawSample&& s) { samples.push_back(std::move(s)); },
         log);
+    if (!bootId.empty()) source->setBootId(bootId);
     if (stateWrite) source->setStateWrite(std::move(stateWrite));
     started = source->start();
     client.open(udp::v4());
@@ -293,11 +297,11 @@ TEST_CASE("the state file: written at stop (clean), read at start, and replays s
     r.send(pushData(1, f7));
     REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
     // The first counter of a device is written before its reading goes out.
-    CHECK(slurp(t.path + "/lora-fcnt.state").find(" 7\n") != std::string::npos);
+    CHECK(slurp(t.path + "/lora-fcnt.state").find(" 7 7\n") != std::string::npos);
   }
   const std::string stopped = slurp(t.path + "/lora-fcnt.state");
   CHECK(stopped.find("clean 1\ndevice bay 26011F42 ") != std::string::npos);
-  CHECK(stopped.find(" 7\ncrc32 ") != std::string::npos);
+  CHECK(stopped.find(" 7 7\ncrc32 ") != std::string::npos);
   CHECK(std::filesystem::status(t.path + "/lora-fcnt.state").permissions() ==
         (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
   {
@@ -308,6 +312,151 @@ TEST_CASE("the state file: written at stop (clean), read at start, and replays s
     REQUIRE(r.runUntil([&] { return r.samples.size() == 1 && r.rejected("replay") == 1; }));
     CHECK(r.samples[0].lora->fCnt == 8);
   }
+}
+
+namespace {
+struct Files {
+  std::string state;
+  std::string ram;
+};
+// What a kill -9 leaves: every write made so far (the page cache and tmpfs keep them).
+Files killImage(const std::string& stateDir, const std::string& runtimeDir) {
+  return Files{slurp(stateDir + "/lora-fcnt.state"), slurp(runtimeDir + "/lora-fcnt.ram")};
+}
+void putBack(const Files& f, const std::string& stateDir, const std::string& runtimeDir) {
+  std::ofstream(stateDir + "/lora-fcnt.state", std::ios::binary | std::ios::trunc) << f.state;
+  if (f.ram.empty()) {
+    std::filesystem::remove(runtimeDir + "/lora-fcnt.ram");
+  } else {
+    std::ofstream(runtimeDir + "/lora-fcnt.ram", std::ios::binary | std::ios::trunc) << f.ram;
+  }
+}
+const std::string kBootA = "11111111-2222-4333-8444-555555555555";
+const std::string kBootB = "99999999-2222-4333-8444-555555555555";
+}  // namespace
+
+TEST_CASE("kill -9: the RAM copy resumes exactly, the card is not written in steady state") {
+  TempDir t;
+  const std::string run = t.path + "/run/citygate";  // created by the source (mkdir -p)
+  Files killed;
+  {
+    Rig r(t.path, {}, run, kBootA);
+    REQUIRE_MESSAGE(r.started.ok(), r.started.error());
+    CHECK((std::filesystem::status(run).permissions() & std::filesystem::perms::all) == std::filesystem::perms(0750));
+    r.send(pushData(1, frame(1)));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
+    const auto writes = r.health().lora().state_writes();  // start-up + the device's first frame
+    for (std::uint32_t f = 2; f <= 12; ++f) r.send(pushData(static_cast<std::uint16_t>(f), frame(f)));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 12; }));
+    CHECK(r.health().lora().ram_writes() == 12);
+    CHECK(r.health().lora().state_writes() == writes);  // nothing on the card for 11 frames
+    killed = killImage(t.path, run);
+  }
+  putBack(killed, t.path, run);
+  {
+    Rig r(t.path, {}, run, kBootA);
+    REQUIRE(r.started.ok());
+    r.send(pushData(20, frame(12)));
+    r.send(pushData(21, frame(13)));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 1 && r.rejected("replay") == 1; }));
+    CHECK(r.samples[0].lora->fCnt == 13);  // the next real frame: no margin after a kill -9
+    killed = killImage(t.path, run);
+  }
+  // Ten kill -9 in a row without a frame: still exact; the storage copy is rewritten once (it
+  // learns 13), then found as it should be (a crash loop does not wear the card).
+  for (int i = 0; i < 10; ++i) {
+    putBack(killed, t.path, run);
+    Rig r(t.path, {}, run, kBootA);
+    REQUIRE(r.started.ok());
+    CHECK(r.health().lora().state_writes() == (i == 0 ? 1U : 0U));
+    killed = killImage(t.path, run);
+  }
+  putBack(killed, t.path, run);
+  {
+    Rig r(t.path, {}, run, kBootA);
+    REQUIRE(r.started.ok());
+    r.send(pushData(30, frame(14)));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
+    CHECK(r.rejected("replay") == 0);
+    killed = killImage(t.path, run);
+  }
+  // A reboot: the RAM copy of the previous boot is not trusted; the storage copy (13, written at
+  // the first restart above) + margin (16).
+  putBack(killed, t.path, run);
+  {
+    Rig r(t.path, {}, run, kBootB);
+    REQUIRE(r.started.ok());
+    r.send(pushData(40, frame(14)));
+    r.send(pushData(41, frame(13 + 16)));
+    r.send(pushData(42, frame(13 + 17)));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 1 && r.rejected("replay") == 2; }));
+    CHECK(r.samples[0].lora->fCnt == 30);
+  }
+}
+
+TEST_CASE("a runtime_dir others can write to is not used (a planted copy could reopen a replay window)") {
+  TempDir t;
+  const std::string run = t.path + "/run";
+  std::filesystem::create_directory(run);
+  std::filesystem::permissions(run, std::filesystem::perms(0777));
+  Rig r(t.path, {}, run, kBootA);
+  REQUIRE(r.started.ok());
+  r.send(pushData(1, frame(1)));
+  REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
+  CHECK(r.source->counters().ramWrites == 0);
+  CHECK_FALSE(std::filesystem::exists(run + "/lora-fcnt.ram"));
+}
+
+TEST_CASE("power cut (RAM copy gone): storage + margin, and the margin does not compound") {
+  TempDir t;
+  const std::string run = t.path + "/run";
+  Files killed;
+  {
+    Rig r(t.path, {}, run, kBootA);
+    REQUIRE(r.started.ok());
+    r.send(pushData(1, frame(5)));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
+    killed = killImage(t.path, run);
+  }
+  killed.ram.clear();
+  for (int cut = 0; cut < 5; ++cut) {
+    putBack(killed, t.path, run);
+    Rig r(t.path, {}, run, kBootA);
+    REQUIRE(r.started.ok());
+    killed = killImage(t.path, run);
+    killed.ram.clear();
+  }
+  putBack(killed, t.path, run);
+  Rig r(t.path, {}, run, kBootA);
+  REQUIRE(r.started.ok());
+  r.send(pushData(2, frame(5 + 16)));
+  r.send(pushData(3, frame(5 + 17)));  // today: refused up to 5 + 6 * 16
+  REQUIRE(r.runUntil([&] { return r.samples.size() == 1 && r.rejected("replay") == 1; }));
+  CHECK(r.samples[0].lora->fCnt == 22);
+}
+
+TEST_CASE("a damaged RAM copy falls back to the storage copy") {
+  TempDir t;
+  const std::string run = t.path + "/run";
+  Files killed;
+  {
+    Rig r(t.path, {}, run, kBootA);
+    REQUIRE(r.started.ok());
+    r.send(pushData(1, frame(1)));  // the storage copy says 1 (a first frame is written at once)
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
+    for (std::uint32_t f = 2; f <= 3; ++f) r.send(pushData(static_cast<std::uint16_t>(f), frame(f)));
+    REQUIRE(r.runUntil([&] { return r.samples.size() == 3; }));
+    killed = killImage(t.path, run);
+  }
+  REQUIRE(killed.ram.size() == kFcntRamHeader + kFcntRamSlot);
+  killed.ram[fcntRamSlotOffset(0) + 12] ^= 0x01;  // the slot's counter: its CRC fails
+  putBack(killed, t.path, run);
+  Rig r(t.path, {}, run, kBootA);
+  REQUIRE(r.started.ok());
+  r.send(pushData(10, frame(1 + 16)));
+  r.send(pushData(11, frame(1 + 17)));
+  REQUIRE(r.runUntil([&] { return r.samples.size() == 1 && r.rejected("replay") == 1; }));
+  CHECK(r.samples[0].lora->fCnt == 18);
 }
 
 TEST_CASE("a corrupt state file is set aside, flagged, and the source still starts") {

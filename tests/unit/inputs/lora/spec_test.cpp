@@ -64,6 +64,7 @@ TEST_CASE("compile: the contract's device, with the LoRa source's static metadat
   CHECK(spec->dedupWindow.count() == 200);
   CHECK(spec->maxFcntGap == 16384);
   CHECK(spec->statePath == "/tmp/lora-fcnt.state");
+  CHECK(spec->runtimeDir.starts_with("/"));  // the loader's default: the RAM copy always has a place
   REQUIRE(spec->devices.size() == 1);
   const auto& dev = spec->devices[0];
   CHECK(dev.devAddr == 0x26011F42U);
