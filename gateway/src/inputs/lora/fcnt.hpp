@@ -14,12 +14,11 @@
 // (it is <last>). <kcv> is the NwkSKey's check value (AES(key, 0)[0..3]): a re-keyed device starts
 // afresh, and the file reveals nothing about the key.
 //
-// The RAM copy (runtime_dir/lora-fcnt.ram, tmpfs), binary, little-endian: a 64-byte header
-// (magic "CGLFCRAM", version u32, slot count u32, the kernel's boot id, CRC-32 of the header) and
-// one 96-byte slot per configured device (CRC-32 of the slot, DevAddr, kcv, last, floor, id length,
-// id), rewritten in place (one pwrite) on every accepted frame, before that frame's reading can
-// leave. It is trusted only with the boot id of the running kernel: it survives a crash of
-// citygated, never a reboot.
+// The RAM copy (runtime_dir/lora-fcnt-<FNV-1a of the state file's path>.ram, tmpfs), binary, little-endian: a 64-byte
+// header (magic "CGLFCRAM", version u32, slot count u32, the kernel's boot id, CRC-32 of the header) and one 96-byte
+// slot per configured device (CRC-32 of the slot, DevAddr, kcv, last, floor, id length, id), rewritten in place (one
+// pwrite) on every accepted frame, before that frame's reading can leave. It is trusted only with the boot id of the
+// running kernel: it survives a crash of citygated, never a reboot.
 //
 // Start-up (FrameProcessor::restore): a device's valid RAM slot of this boot resumes exactly;
 // otherwise the storage copy, exactly after a clean stop, else at max(floor, last + margin) (a

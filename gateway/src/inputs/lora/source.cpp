@@ -16,6 +16,7 @@
 
 #include "config/files.hpp"
 #include "core/file_writer.hpp"
+#include "core/hash.hpp"
 #include "core/seq_store.hpp"
 
 namespace citygate::lora {
@@ -47,6 +48,10 @@ class LoraSource::Visitor final : public PushVisitor {
   SteadyTime now_;
   WallTime wall_;
 };
+
+std::string LoraSource::ramCopyPath(const std::string& runtimeDir, const std::string& statePath) {
+  return fmt::format("{}/lora-fcnt-{:016x}.ram", runtimeDir, core::fnv1a64(statePath));
+}
 
 LoraSource::LoraSource(asio::any_io_executor executor, core::Clock& clock, LoraSpec spec, Submit submit,
                        std::shared_ptr<spdlog::logger> log)
@@ -375,7 +380,7 @@ std::optional<FcntRam> LoraSource::readRam() {
         spec_.runtimeDir, spec_.resumeMargin);
     return std::nullopt;
   }
-  ramPath_ = spec_.runtimeDir + "/lora-fcnt.ram";
+  ramPath_ = ramCopyPath(spec_.runtimeDir, spec_.statePath);
   if (bootId_.empty()) {
     const config::SmallFile id = config::readSmallFile("/proc/sys/kernel/random/boot_id", 64);
     if (id.ok()) bootId_ = id.bytes.substr(0, id.bytes.find('\n'));

@@ -6,7 +6,7 @@
 // counters are kept per concentrator (at most kMaxConcentrators gateway EUIs). A burst is drained
 // up to kBurst datagrams per wake-up, then the executor serves others.
 //
-// Frame counters (fcnt.hpp, README.md): at start, the RAM copy (runtime_dir/lora-fcnt.ram, trusted
+// Frame counters (fcnt.hpp, README.md): at start, the RAM copy (runtime_dir/lora-fcnt-<hash>.ram, trusted
 // only with the running kernel's boot id) and the storage copy (state_dir/lora-fcnt.state) are read
 // and merged by FrameProcessor::restore; the storage copy is written back as "clean 0" unless it
 // says exactly that already, and the RAM copy is rewritten whole. Then every accepted frame
@@ -57,6 +57,9 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   using Submit = FrameProcessor::Submit;
   static constexpr std::size_t kMaxConcentrators = 64;
   static constexpr std::size_t kBurst = 64;
+  // The RAM copy's file: in runtimeDir, named after the storage copy (a runtime_dir shared by
+  // mistake never mixes two gateways' counters).
+  static std::string ramCopyPath(const std::string& runtimeDir, const std::string& statePath);
 
   // `clock` (time, the flush and persist timers) must outlive the source.
   LoraSource(boost::asio::any_io_executor executor, core::Clock& clock, LoraSpec spec, Submit submit,

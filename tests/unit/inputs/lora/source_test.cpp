@@ -320,15 +320,18 @@ struct Files {
   std::string ram;
 };
 // What a kill -9 leaves: every write made so far (the page cache and tmpfs keep them).
+std::string ramFile(const std::string& stateDir, const std::string& runtimeDir) {
+  return LoraSource::ramCopyPath(runtimeDir, stateDir + "/lora-fcnt.state");
+}
 Files killImage(const std::string& stateDir, const std::string& runtimeDir) {
-  return Files{slurp(stateDir + "/lora-fcnt.state"), slurp(runtimeDir + "/lora-fcnt.ram")};
+  return Files{slurp(stateDir + "/lora-fcnt.state"), slurp(ramFile(stateDir, runtimeDir))};
 }
 void putBack(const Files& f, const std::string& stateDir, const std::string& runtimeDir) {
   std::ofstream(stateDir + "/lora-fcnt.state", std::ios::binary | std::ios::trunc) << f.state;
   if (f.ram.empty()) {
-    std::filesystem::remove(runtimeDir + "/lora-fcnt.ram");
+    std::filesystem::remove(ramFile(stateDir, runtimeDir));
   } else {
-    std::ofstream(runtimeDir + "/lora-fcnt.ram", std::ios::binary | std::ios::trunc) << f.ram;
+    std::ofstream(ramFile(stateDir, runtimeDir), std::ios::binary | std::ios::trunc) << f.ram;
   }
 }
 const std::string kBootA = "11111111-2222-4333-8444-555555555555";
@@ -404,7 +407,7 @@ TEST_CASE("a runtime_dir others can write to is not used (a planted copy could r
   r.send(pushData(1, frame(1)));
   REQUIRE(r.runUntil([&] { return r.samples.size() == 1; }));
   CHECK(r.source->counters().ramWrites == 0);
-  CHECK_FALSE(std::filesystem::exists(run + "/lora-fcnt.ram"));
+  CHECK_FALSE(std::filesystem::exists(ramFile(t.path, run)));
 }
 
 TEST_CASE("power cut (RAM copy gone): storage + margin, and the margin does not compound") {
