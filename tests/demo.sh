@@ -112,6 +112,7 @@ gateway_id: "luz-demo-01"
 location { lat: 47.0502 lon: 8.3093 }
 mqtt { uri: "tcp://127.0.0.1:$mqtt_port" max_batch_readings: 200 max_batch_delay_ms: 500 }
 control { socket: "$work/control.sock" }
+runtime_dir: "$work/run"
 health_interval_s: 30
 spool { dir: "$work/spool" max_bytes: 16777216 }
 modbus_bus {

@@ -28,6 +28,7 @@ mqtt {{
   max_inflight_batches: {inflight}
 }}
 control {{ socket: "{env.path('control.sock')}" }}
+runtime_dir: "{env.path('run')}"
 health_interval_s: 1
 spool {{ dir: "{env.path('spool')}" max_bytes: 1073741824 }}
 modbus_bus {{

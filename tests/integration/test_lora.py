@@ -93,9 +93,9 @@ class Lora(IntegrationTest):
         blocks = "".join(device_block(DEVICES[i]) for i in devices)
         lora = (f'lora {{\n  packet_forwarder {{ bind: "127.0.0.1" port: {self.port} }}\n'
                 f'  dedup_window_ms: 150\n{extra_lora}{blocks}}}\n')
-        # runtime_dir in the test's own directory: parallel tests never share a RAM copy.
+        # runtime_dir in the test's own directory (gateway_config's): parallel tests never share a RAM copy.
         self.runtime_dir = env.path("run")
-        self.cfg = gateway_config("gw-lora", self.broker.uri, env, extra=f'runtime_dir: "{self.runtime_dir}"\n' + lora)
+        self.cfg = gateway_config("gw-lora", self.broker.uri, env, extra=lora)
         self.sub = env.subscriber(self.broker, "gw-lora")
         self.gw = env.gateway(self.cfg)
         self.gw.wait_log("packet forwarder on 127.0.0.1:")

@@ -732,7 +732,7 @@ AppendResult FileSpool::append(std::uint64_t seq, std::string_view record) {
   bytesWritten_ += frame;
   ++endOrd_;
   if (wasEmpty) oldestSeq_ = seq;
-  worker_->submitWrite(s.fd, endOrd_);
+  if (options_.durable) worker_->submitWrite(s.fd, endOrd_);  // tmpfs: nothing to sync, no wake-up
   sampleWear();
   return result;
 }
@@ -784,8 +784,10 @@ AppendResult FileSpool::rotate(std::uint64_t seq) {
   activeOpen_ = true;
   bytes_ += hdr.size();
   bytesWritten_ += hdr.size();
-  worker_->submitWrite(handle, endOrd_);
-  worker_->submitCreated();
+  if (options_.durable) {
+    worker_->submitWrite(handle, endOrd_);
+    worker_->submitCreated();
+  }
   if (!find(ack_.seg)) resolve(ack_);
   for (Reader& rd : readers_) {
     if (!find(rd.read.seg)) resolve(rd.read);
