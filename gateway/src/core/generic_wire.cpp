@@ -1,6 +1,7 @@
 #include "core/generic_wire.hpp"
 
 #include <bit>
+#include <cstring>
 
 #include "core/wire.hpp"
 
@@ -16,16 +17,11 @@ using wire::tag;
 using wire::varintSize;
 using wire::WireType;
 
-void GenericWire::value(std::string_view name, double value, std::string_view unitCode, pb::Quality quality) {
-  // Measurement: value (1, fixed64; proto3 omits +0.0), unit_code (2), quality (3, omitted when 0).
-  const auto bits = std::bit_cast<std::uint64_t>(value);
-  const auto q = static_cast<std::uint64_t>(static_cast<std::int64_t>(quality));  // enums are int32
-  const std::size_t measurement = (bits != 0 ? 9 : 0) +
-                                  (unitCode.empty() ? 0 : 1 + varintSize(unitCode.size()) + unitCode.size()) +
-                                  (q != 0 ? 1 + varintSize(q) : 0);
-  // Map entry: key (1), value (2). protobuf writes both even when empty.
-  const std::size_t entry = 1 + varintSize(name.size()) + name.size() + 1 + varintSize(measurement) + measurement;
-  char* p = grow(bytes_, 1 + varintSize(entry) + entry);
+namespace {
+
+// Writes one `values` entry at `p` (room for its size); returns the end.
+char* putValueEntry(char* p, std::string_view name, std::uint64_t bits, std::string_view unitCode, std::uint64_t q,
+                    std::size_t measurement, std::size_t entry) {
   *p++ = tag(pb::GenericObservation::kValuesFieldNumber, WireType::LengthDelimited);
   p = putVarint(p, entry);
   *p++ = tag(kMapKeyField, WireType::LengthDelimited);
@@ -34,7 +30,8 @@ void GenericWire::value(std::string_view name, double value, std::string_view un
   p = putVarint(p, measurement);
   if (bits != 0) {
     *p++ = tag(pb::Measurement::kValueFieldNumber, WireType::Fixed64);
-    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(bits >> (8 * i));
+    std::memcpy(p, &bits, 8);  // fixed64 is little-endian (static_assert below)
+    p += 8;
   }
   if (!unitCode.empty()) {
     *p++ = tag(pb::Measurement::kUnitCodeFieldNumber, WireType::LengthDelimited);
@@ -44,7 +41,33 @@ void GenericWire::value(std::string_view name, double value, std::string_view un
     *p++ = tag(pb::Measurement::kQualityFieldNumber, WireType::Varint);
     p = putVarint(p, q);
   }
-  finish(bytes_, p);
+  return p;
+}
+
+static_assert(std::endian::native == std::endian::little, "fixed64 is written with memcpy");
+
+}  // namespace
+
+void GenericWire::value(std::string_view name, double value, std::string_view unitCode, pb::Quality quality) {
+  // Measurement: value (1, fixed64; proto3 omits +0.0), unit_code (2), quality (3, omitted when 0).
+  const auto bits = std::bit_cast<std::uint64_t>(value);
+  const auto q = static_cast<std::uint64_t>(static_cast<std::int64_t>(quality));  // enums are int32
+  const std::size_t measurement = (bits != 0 ? 9 : 0) +
+                                  (unitCode.empty() ? 0 : 1 + varintSize(unitCode.size()) + unitCode.size()) +
+                                  (q != 0 ? 1 + varintSize(q) : 0);
+  // Map entry: key (1), value (2). protobuf writes both even when empty.
+  const std::size_t entry = 1 + varintSize(name.size()) + name.size() + 1 + varintSize(measurement) + measurement;
+  const std::size_t total = 1 + varintSize(entry) + entry;
+  // The hot path (one call per point): an entry that fits the stack buffer is written there and
+  // appended, with no zero-fill and trim of the string; a longer one is written in place.
+  char buf[128];
+  if (total <= sizeof buf) {
+    const char* end = putValueEntry(buf, name, bits, unitCode, q, measurement, entry);
+    bytes_.append(buf, static_cast<std::size_t>(end - buf));
+    return;
+  }
+  char* p = grow(bytes_, total);
+  finish(bytes_, putValueEntry(p, name, bits, unitCode, q, measurement, entry));
 }
 
 void GenericWire::text(std::string_view name, std::string_view text) {
