@@ -7,8 +7,6 @@
 
 namespace citygate::core {
 
-using wire::finish;
-using wire::grow;
 using wire::kMapKeyField;
 using wire::kMapValueField;
 using wire::putBytes;
@@ -58,35 +56,26 @@ void GenericWire::value(std::string_view name, double value, std::string_view un
   // Map entry: key (1), value (2). protobuf writes both even when empty.
   const std::size_t entry = 1 + varintSize(name.size()) + name.size() + 1 + varintSize(measurement) + measurement;
   const std::size_t total = 1 + varintSize(entry) + entry;
-  // The hot path (one call per point): an entry that fits the stack buffer is written there and
-  // appended, with no zero-fill and trim of the string; a longer one is written in place.
-  char buf[128];
-  if (total <= sizeof buf) {
-    const char* end = putValueEntry(buf, name, bits, unitCode, q, measurement, entry);
-    bytes_.append(buf, static_cast<std::size_t>(end - buf));
-    return;
-  }
-  char* p = grow(bytes_, total);
-  finish(bytes_, putValueEntry(p, name, bits, unitCode, q, measurement, entry));
+  // The hot path (one call per point): written straight into the kept buffer.
+  char* p = room(total);
+  used_ += static_cast<std::size_t>(putValueEntry(p, name, bits, unitCode, q, measurement, entry) - p);
 }
 
 void GenericWire::text(std::string_view name, std::string_view text) {
   const std::size_t entry = 1 + varintSize(name.size()) + name.size() + 1 + varintSize(text.size()) + text.size();
-  char* p = grow(bytes_, 1 + varintSize(entry) + entry);
+  char* const start = room(1 + varintSize(entry) + entry);
+  char* p = start;
   *p++ = tag(pb::GenericObservation::kTextValuesFieldNumber, WireType::LengthDelimited);
   p = putVarint(p, entry);
   *p++ = tag(kMapKeyField, WireType::LengthDelimited);
   p = putBytes(p, name);
   *p++ = tag(kMapValueField, WireType::LengthDelimited);
   p = putBytes(p, text);
-  finish(bytes_, p);
+  used_ += static_cast<std::size_t>(p - start);
 }
 
 void GenericWire::appendTo(std::string& reading) const {
-  char* p = grow(reading, 1 + varintSize(bytes_.size()) + bytes_.size());
-  *p++ = tag(pb::Reading::kGenericFieldNumber, WireType::LengthDelimited);
-  p = putBytes(p, bytes_);
-  finish(reading, p);
+  wire::appendLengthDelimited(reading, pb::Reading::kGenericFieldNumber, bytes());
 }
 
 }  // namespace citygate::core

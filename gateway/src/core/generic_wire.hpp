@@ -11,6 +11,7 @@
 // protobuf merges an embedded message field wherever it appears.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -25,7 +26,7 @@ class GenericWire {
  public:
   // A reading's observation is generic once start() is called; reset() for any other kind.
   void start() {
-    bytes_.clear();
+    used_ = 0;
     active_ = true;
   }
   void reset() { active_ = false; }
@@ -37,12 +38,21 @@ class GenericWire {
   void text(std::string_view name, std::string_view text);
 
   // The GenericObservation's serialised form.
-  std::string_view bytes() const { return bytes_; }
+  std::string_view bytes() const { return {buffer_.data(), used_}; }
   // Appends Reading.generic (tag, length, bytes()) to a serialised Reading.
   void appendTo(std::string& reading) const;
 
  private:
-  std::string bytes_;  // capacity kept from reading to reading
+  // Room for `n` more bytes after the used ones; returns where they start (the caller adds what
+  // it wrote to used_). The buffer only grows, zero-filled once: it is kept from reading to
+  // reading, so a point's entry is written straight into it.
+  char* room(std::size_t n) {
+    if (buffer_.size() - used_ < n) buffer_.resize(std::max(2 * buffer_.size(), used_ + n));
+    return buffer_.data() + used_;
+  }
+
+  std::string buffer_;  // bytes() is its first used_ bytes
+  std::size_t used_ = 0;
   bool active_ = false;
 };
 
