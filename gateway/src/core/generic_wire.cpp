@@ -1,5 +1,6 @@
 #include "core/generic_wire.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -72,6 +73,10 @@ void GenericWire::text(std::string_view name, std::string_view text) {
   *p++ = tag(kMapValueField, WireType::LengthDelimited);
   p = putBytes(p, text);
   used_ += static_cast<std::size_t>(p - start);
+}
+
+void GenericWire::growBuffer(std::size_t n) {
+  buffer_.resize(std::max(2 * buffer_.size(), used_ + n));
 }
 
 void GenericWire::appendTo(std::string& reading) const {

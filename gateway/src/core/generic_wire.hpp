@@ -11,7 +11,6 @@
 // protobuf merges an embedded message field wherever it appears.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -47,9 +46,11 @@ class GenericWire {
   // it wrote to used_). The buffer only grows, zero-filled once: it is kept from reading to
   // reading, so a point's entry is written straight into it.
   char* room(std::size_t n) {
-    if (buffer_.size() - used_ < n) buffer_.resize(std::max(2 * buffer_.size(), used_ + n));
+    if (buffer_.size() - used_ < n) [[unlikely]]
+      growBuffer(n);
     return buffer_.data() + used_;
   }
+  void growBuffer(std::size_t n);
 
   std::string buffer_;  // bytes() is its first used_ bytes
   std::size_t used_ = 0;
