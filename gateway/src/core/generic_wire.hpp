@@ -25,7 +25,7 @@ class GenericWire {
  public:
   // A reading's observation is generic once start() is called; reset() for any other kind.
   void start() {
-    bytes_.clear();
+    used_ = 0;
     active_ = true;
   }
   void reset() { active_ = false; }
@@ -37,12 +37,23 @@ class GenericWire {
   void text(std::string_view name, std::string_view text);
 
   // The GenericObservation's serialised form.
-  std::string_view bytes() const { return bytes_; }
+  std::string_view bytes() const { return {buffer_.data(), used_}; }
   // Appends Reading.generic (tag, length, bytes()) to a serialised Reading.
   void appendTo(std::string& reading) const;
 
  private:
-  std::string bytes_;  // capacity kept from reading to reading
+  // Room for `n` more bytes after the used ones; returns where they start (the caller adds what
+  // it wrote to used_). The buffer only grows, zero-filled once: it is kept from reading to
+  // reading, so a point's entry is written straight into it.
+  char* room(std::size_t n) {
+    if (buffer_.size() - used_ < n) [[unlikely]]
+      growBuffer(n);
+    return buffer_.data() + used_;
+  }
+  void growBuffer(std::size_t n);
+
+  std::string buffer_;  // bytes() is its first used_ bytes
+  std::size_t used_ = 0;
   bool active_ = false;
 };
 

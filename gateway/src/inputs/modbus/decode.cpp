@@ -43,6 +43,29 @@ bool bytesSwapped(pb::WordOrder o) {
 
 }  // namespace
 
+namespace {
+
+// assemble() for a count known at compile time (the hot path: one call per numeric point), with
+// the word order's two questions asked once.
+template <std::size_t N>
+std::uint64_t assembleN(const std::uint16_t* regs, pb::WordOrder order) {
+  const bool reversed = wordsReversed(order);
+  const bool swapped = bytesSwapped(order);
+  std::uint64_t v = 0;
+  if (!reversed && !swapped) {  // ABCD, the Modbus default
+    for (std::size_t i = 0; i < N; ++i) v = (v << 16) | regs[i];
+    return v;
+  }
+  for (std::size_t i = 0; i < N; ++i) {
+    std::uint16_t r = regs[reversed ? N - 1 - i : i];
+    if (swapped) r = swapBytes(r);
+    v = (v << 16) | r;
+  }
+  return v;
+}
+
+}  // namespace
+
 std::uint64_t assemble(std::span<const std::uint16_t> regs, pb::WordOrder order) {
   const std::size_t n = regs.size();
   std::uint64_t v = 0;
@@ -55,28 +78,37 @@ std::uint64_t assemble(std::span<const std::uint16_t> regs, pb::WordOrder order)
 }
 
 std::optional<double> decodeNumber(pb::DataType type, pb::WordOrder order, std::span<const std::uint16_t> regs) {
-  const std::uint32_t n = registerCount(type);
-  if (n == 0 || type == pb::STRING || type == pb::BOOL || regs.size() < n) return std::nullopt;
-  const std::uint64_t raw = assemble(regs.first(n), order);
+  // One switch: the type gives the register count and the conversion (same results as
+  // registerCount() and assemble() over the first registerCount(type) registers).
+  const std::uint16_t* r = regs.data();
+  const std::size_t have = regs.size();
   switch (type) {
     case pb::INT16:
-      return static_cast<double>(static_cast<std::int16_t>(raw));
+      if (have < 1) return std::nullopt;
+      return static_cast<double>(static_cast<std::int16_t>(assembleN<1>(r, order)));
     case pb::UINT16:
-      return static_cast<double>(static_cast<std::uint16_t>(raw));
+      if (have < 1) return std::nullopt;
+      return static_cast<double>(static_cast<std::uint16_t>(assembleN<1>(r, order)));
     case pb::INT32:
-      return static_cast<double>(static_cast<std::int32_t>(static_cast<std::uint32_t>(raw)));
+      if (have < 2) return std::nullopt;
+      return static_cast<double>(static_cast<std::int32_t>(static_cast<std::uint32_t>(assembleN<2>(r, order))));
     case pb::UINT32:
-      return static_cast<double>(static_cast<std::uint32_t>(raw));
-    case pb::INT64:
-      return static_cast<double>(static_cast<std::int64_t>(raw));
-    case pb::UINT64:
-      return static_cast<double>(raw);
+      if (have < 2) return std::nullopt;
+      return static_cast<double>(static_cast<std::uint32_t>(assembleN<2>(r, order)));
     case pb::FLOAT32:
-      return static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(raw)));
+      if (have < 2) return std::nullopt;
+      return static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(assembleN<2>(r, order))));
+    case pb::INT64:
+      if (have < 4) return std::nullopt;
+      return static_cast<double>(static_cast<std::int64_t>(assembleN<4>(r, order)));
+    case pb::UINT64:
+      if (have < 4) return std::nullopt;
+      return static_cast<double>(assembleN<4>(r, order));
     case pb::FLOAT64:
-      return std::bit_cast<double>(raw);
+      if (have < 4) return std::nullopt;
+      return std::bit_cast<double>(assembleN<4>(r, order));
     default:
-      return std::nullopt;
+      return std::nullopt;  // BOOL, STRING and unknown types are not numbers
   }
 }
 

@@ -95,9 +95,16 @@ ReadError sendAll(int fd, std::span<const std::uint8_t> bytes, bool socket, Cloc
 
 ReadError receiveInto(int fd, std::vector<std::uint8_t>& out, Clock::time_point until, bool socket) {
   bool closed = false;
-  ssize_t n = drainFd(fd, out, socket, closed);
-  if (n > 0) return {};
-  if (n < 0) return closed ? ReadError{ErrorKind::Connection, 0, "closed by peer"} : connectionError("receive", errno);
+  ssize_t n = 0;
+  if (!socket) {
+    // A tty: what is pending first (a frame arrives in pieces and the framing asks again at once).
+    n = drainFd(fd, out, socket, closed);
+    if (n > 0) return {};
+    if (n < 0) return connectionError("receive", errno);
+  }
+  // A socket is asked right after a request, before the answer can be there: a read first would
+  // fail with EAGAIN nearly every time (a system call per request for nothing). poll() returns at
+  // once when bytes (or the peer's close) are already pending, so the result is the same.
   const int rc = waitFor(fd, POLLIN, until);
   if (rc < 0) return connectionError("receive", errno);
   if (rc == 0) return {};

@@ -1,8 +1,14 @@
 #include "inputs/modbus/worker.hpp"
 
+#include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <system_error>
 
 #include <boost/asio/execution/outstanding_work.hpp>
@@ -19,10 +25,12 @@ BusWorker::BusWorker(boost::asio::any_io_executor executor, const core::Clock& c
       transport_(std::move(transport)),
       gap_(interFrameGap),
       capacity_(queueCapacity),
-      description_(transport_->describe()) {}
+      description_(transport_->describe()),
+      wakeFd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 Status BusWorker::start() {
   if (thread_.joinable()) return Ok{};
+  if (wakeFd_ < 0) return Error{std::string("cannot create the bus worker's eventfd: ") + std::strerror(errno)};
   try {
     thread_ = std::thread(&BusWorker::run, this);
   } catch (const std::system_error& e) {
@@ -35,6 +43,32 @@ Status BusWorker::start() {
 BusWorker::~BusWorker() {
   stop();
   join();
+  if (wakeFd_ >= 0) ::close(wakeFd_);
+}
+
+void BusWorker::wake() {
+  if (wakeFd_ < 0) return;
+  const std::uint64_t one = 1;
+  while (::write(wakeFd_, &one, sizeof one) < 0 && errno == EINTR) {
+  }  // EAGAIN: the counter is full, so a wake is pending anyway
+}
+
+void BusWorker::wait(std::unique_lock<std::mutex>& lock, std::optional<std::chrono::steady_clock::duration> timeout) {
+  lock.unlock();
+  timespec ts{};
+  if (timeout) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(*timeout, {})).count();
+    ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+    ts.tv_nsec = static_cast<long>(ns % 1000000000);
+  }
+  pollfd p{wakeFd_, POLLIN, 0};
+  // A wake written after the due time was computed is still counted in the eventfd: ppoll()
+  // returns at once, nothing is lost. EINTR or an error: the caller looks at the queue again.
+  if (::ppoll(&p, 1, timeout ? &ts : nullptr, nullptr) > 0 && (p.revents & POLLIN) != 0) {
+    std::uint64_t count = 0;
+    (void)::read(wakeFd_, &count, sizeof count);
+  }
+  lock.lock();
 }
 
 bool BusWorker::submit(Job job) {
@@ -46,7 +80,7 @@ bool BusWorker::submit(Job job) {
     job.work = boost::asio::prefer(executor_, boost::asio::execution::outstanding_work.tracked);
     queue_.push_back(std::move(job));
   }
-  if (wake) cv_.notify_one();
+  if (wake) this->wake();
   return true;
 }
 
@@ -57,7 +91,7 @@ bool BusWorker::settled() {
     const auto now = clock_.steadyNow();
     if (std::none_of(queue_.begin(), queue_.end(), [now](const Job& j) { return j.due <= now; })) return true;
   }
-  cv_.notify_all();
+  wake();
   return false;
 }
 
@@ -82,7 +116,7 @@ void BusWorker::stop(std::function<void()> exited) {
       boost::asio::post(executor_, std::move(exited));  // no thread: nothing to wait for
     }
   }
-  cv_.notify_all();
+  wake();
 }
 
 void BusWorker::join() {
@@ -109,9 +143,9 @@ void BusWorker::run() {
         wakeAt_ = next == queue_.end() ? Clock::time_point::max() : next->due;
         waiting_ = true;
         if (wakeAt_ == Clock::time_point::max()) {
-          cv_.wait(lock);
+          wait(lock, std::nullopt);
         } else {
-          cv_.wait_for(lock, wakeAt_ - now);  // the clock's time, waited for in real time
+          wait(lock, wakeAt_ - now);  // the clock's time, waited for in real time
         }
         waiting_ = false;
         wakeAt_ = Clock::time_point::min();

@@ -27,7 +27,6 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -103,6 +102,9 @@ class BusWorker {
  private:
   void run();
   JobResult execute(Job& job);
+  void wake();
+  // Waits (the mutex released meanwhile) until woken or, with `until`, until then.
+  void wait(std::unique_lock<std::mutex>& lock, std::optional<std::chrono::steady_clock::duration> timeout);
 
   boost::asio::any_io_executor executor_;
   const core::Clock& clock_;
@@ -111,7 +113,10 @@ class BusWorker {
   std::size_t capacity_;
   std::string description_;
   mutable std::mutex mutex_;
-  std::condition_variable cv_;
+  // The thread waits in ppoll() on this eventfd with the next job's due time as the timeout, and
+  // is woken by a write to it: one system call per wait, where a condition variable took a futex
+  // wait and, on waking, a futex wake for the mutex it takes back (glibc marks it contended).
+  int wakeFd_ = -1;
   std::deque<Job> queue_;
   // When the worker's wait ends: max() waiting for any job, min() running one (it looks at the
   // queue again before it waits).
