@@ -82,7 +82,9 @@ void SinkFanout::pump(Cursor& c) {
       }
     }
     std::string payload;
-    payload.reserve(64 + options_.maxBatchBytes / 4);
+    // Below malloc's mmap threshold (64 KiB, app/main.cpp): a larger first reservation was a fresh
+    // mmap per batch here and a munmap in Paho's thread after the PUBACK.
+    payload.reserve(std::min<std::size_t>(64 + options_.maxBatchBytes / 4, 60 * 1024));
     c.sink->beginBatch(payload);
     Framer framer(*c.sink, payload);
     const ReadResult r = spool_.readBatch(c.reader, options_.maxBatchReadings, options_.maxBatchBytes, framer);
