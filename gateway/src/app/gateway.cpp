@@ -64,14 +64,6 @@ Result<std::string> readSecretLine(const std::string& path) {
   return line;
 }
 
-// The kernel's id of this boot: RAM state written under another one is not this boot's.
-std::string kernelBootId() {
-  config::SmallFile f = config::readSmallFile("/proc/sys/kernel/random/boot_id", 128);
-  std::string id = f.ok() ? f.bytes : std::string();
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  return id;
-}
-
 }  // namespace
 
 std::unique_ptr<core::Spool> Gateway::openTiered(std::unique_ptr<spool::FileSpool> durable,
@@ -79,20 +71,18 @@ std::unique_ptr<core::Spool> Gateway::openTiered(std::unique_ptr<spool::FileSpoo
   const pb::GatewayConfig& c = config_->loaded.config;
   spool::TieredOptions to;
   to.syncAfter = std::chrono::milliseconds(c.spool().sync_after_ms());
+  auto unusable = [&](const std::string& why) {
+    log->error("runtime_dir unusable ({}): every reading is synced to the storage before it is published (STRICT)",
+               why);
+    return std::move(durable);
+  };
+  if (std::string why = config::preparePrivateDir(c.runtime_dir()); !why.empty()) return unusable(why);
   // Named after the storage's spool: a runtime_dir shared by mistake never mixes two spools' readings.
   const std::string youngDir = fmt::format("{}/spool-{:016x}", c.runtime_dir(), core::fnv1a64(c.spool().dir()));
-  if (auto st = makeDirs(youngDir, 0750); !st) {
-    log->error("runtime_dir unusable ({}): every reading is synced to the storage before it is published (STRICT)",
-               st.error());
-    return durable;
-  }
-  sameBoot_ = spool::TieredSpool::sameBoot(youngDir, kernelBootId());
+  if (auto st = makeDirs(youngDir, 0750); !st) return unusable(st.error());
+  sameBoot_ = spool::TieredSpool::sameBoot(youngDir, config::kernelBootId());
   auto young = spool::FileSpool::open(ioc_.get_executor(), spool::TieredSpool::youngOptions(youngDir, to), log);
-  if (!young) {
-    log->error("runtime_dir unusable ({}): every reading is synced to the storage before it is published (STRICT)",
-               young.error());
-    return durable;
-  }
+  if (!young) return unusable(young.error());
   return std::make_unique<spool::TieredSpool>(ioc_.get_executor(), clock_, to, std::move(durable),
                                               std::move(young).value(), log);
 }
@@ -167,7 +157,7 @@ Status Gateway::start() {
   }
   const std::string seqPath = c.state_dir().empty() ? std::string() : c.state_dir() + "/seq";
   // A tiered spool publishes before it syncs: its seqs are reserved on disk like the fallback's.
-  const bool tiered = dynamic_cast<spool::TieredSpool*>(spool_.get()) != nullptr;
+  const bool tiered = spool_->stats().ackDriven;
   seq_ = std::make_unique<core::SeqStore>(seqPath, !durableSpool || tiered);
   (void)seq_->open(spool_->recoveredNextSeq(), durableSpool && (!tiered || sameBoot_));
   if (const auto& skip = seq_->skipped()) {

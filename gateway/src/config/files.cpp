@@ -180,4 +180,26 @@ std::string ReadPolicy::check(const std::string& path) const {
   return {};
 }
 
+std::string kernelBootId() {
+  const SmallFile f = readSmallFile("/proc/sys/kernel/random/boot_id", 128);
+  return f.ok() ? f.bytes.substr(0, f.bytes.find('\n')) : std::string();
+}
+
+std::string preparePrivateDir(const std::string& dir) {
+  std::string cur;
+  for (std::size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
+      cur = dir.substr(0, i);
+      if (::mkdir(cur.c_str(), 0750) != 0 && errno != EEXIST)
+        return "cannot create " + cur + ": " + std::strerror(errno);
+    }
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return "cannot stat " + dir + ": " + std::strerror(errno);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return dir + " is not a directory of this user that only it can write";
+  }
+  return {};
+}
+
 }  // namespace citygate::config

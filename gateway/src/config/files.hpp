@@ -90,4 +90,13 @@ class ReadPolicy {
   std::string description_;
 };
 
+// The kernel's id of this boot (/proc/sys/kernel/random/boot_id): state kept in RAM (runtime_dir)
+// under another id is not this boot's. Empty when unknown.
+std::string kernelBootId();
+
+// runtime_dir, made ready for state that must be trusted: created (mode 0750) if missing, and
+// refused unless it is a directory of this user that group and others cannot write (a name planted
+// in /dev/shm by another user could hold forged state). Empty when usable, else why not.
+std::string preparePrivateDir(const std::string& dir);
+
 }  // namespace citygate::config

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <limits>
 
+#include "config/files.hpp"
 #include "core/seq_store.hpp"
 
 namespace citygate::spool {
@@ -50,18 +51,6 @@ class Mover final : public RecordVisitor {
   FileSpool& to_;
 };
 
-std::string readBootId(const std::string& path) {
-  std::string out;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-  if (fd < 0) return out;
-  char buf[128];
-  const ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  if (n > 0) out.assign(buf, static_cast<std::size_t>(n));
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
 }  // namespace
 
 FileSpoolOptions TieredSpool::youngOptions(std::string dir, const TieredOptions& options) {
@@ -76,7 +65,8 @@ FileSpoolOptions TieredSpool::youngOptions(std::string dir, const TieredOptions&
 
 bool TieredSpool::sameBoot(const std::string& dir, const std::string& bootId) {
   const std::string path = dir + "/boot_id";
-  const bool same = !bootId.empty() && readBootId(path) == bootId;
+  const config::SmallFile f = config::readSmallFile(path, 128);
+  const bool same = !bootId.empty() && f.ok() && f.bytes.substr(0, f.bytes.find('\n')) == bootId;
   if (!same) (void)core::writeFileAtomic(path, bootId + "\n", 0600);  // tmpfs: the fsync costs nothing
   return same;
 }
@@ -225,8 +215,9 @@ void TieredSpool::acknowledge(std::uint64_t lastSeq) {
   const std::uint64_t durableLast = durable_->lastSeq();
   if (durable_->held() > 0) durable_->acknowledge(std::min(lastSeq, durableLast));
   young_->acknowledge(lastSeq);
+  // The age timer is left to fire (at most once per sync_after): cancelling it here and arming it
+  // again at the next append would cost two timer calls per batch.
   while (!ages_.empty() && ages_.front().lastSeq <= lastSeq) ages_.pop_front();
-  if (ages_.empty()) ageTimer_->cancel();
   maybeLeaveDirect();
 }
 

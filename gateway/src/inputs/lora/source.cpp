@@ -358,33 +358,15 @@ bool LoraSource::recordPersist(const FcntState& written, const Status& st) {
 // logged and ignored: the storage copy's rule applies.
 std::optional<FcntRam> LoraSource::readRam() {
   if (spec_.runtimeDir.empty()) return std::nullopt;
-  std::error_code ec;
-  if (std::filesystem::create_directories(spec_.runtimeDir, ec)) {
-    std::filesystem::permissions(spec_.runtimeDir, std::filesystem::perms(0750), ec);
-  }
-  if (ec) {
-    log_->warn(
-        "cannot create runtime_dir {}: {}; no RAM copy of the frame counters (a kill -9 costs up to {} frames "
-        "per device)",
-        spec_.runtimeDir, ec.message(), spec_.resumeMargin);
-    return std::nullopt;
-  }
   // A directory others can write to (a /dev/shm name planted by another user) could hold a copy
   // with low counters: a replay window. Such a directory is not used at all.
-  struct stat dir {};
-  if (::stat(spec_.runtimeDir.c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode) || dir.st_uid != ::geteuid() ||
-      (dir.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    log_->warn(
-        "runtime_dir {} is not a directory of this user that only it can write: no RAM copy of the frame "
-        "counters (a kill -9 costs up to {} frames per device)",
-        spec_.runtimeDir, spec_.resumeMargin);
+  if (const std::string why = config::preparePrivateDir(spec_.runtimeDir); !why.empty()) {
+    log_->warn("{}: no RAM copy of the frame counters (a kill -9 costs up to {} frames per device)", why,
+               spec_.resumeMargin);
     return std::nullopt;
   }
   ramPath_ = ramCopyPath(spec_.runtimeDir, spec_.statePath);
-  if (bootId_.empty()) {
-    const config::SmallFile id = config::readSmallFile("/proc/sys/kernel/random/boot_id", 64);
-    if (id.ok()) bootId_ = id.bytes.substr(0, id.bytes.find('\n'));
-  }
+  if (bootId_.empty()) bootId_ = config::kernelBootId();
   if (bootId_.empty()) {
     log_->warn("the kernel's boot id is unknown: no RAM copy of the frame counters");
     ramPath_.clear();
