@@ -10,6 +10,7 @@
 
 #include "app/validate.hpp"
 #include "cli/cli.hpp"
+#include "cli/terminal.hpp"
 
 namespace citygate::cli {
 
@@ -288,7 +289,7 @@ int cmdTail(const Ctx& ctx, const Args& a) {
                   ctx.out.paint(r.sensor_id(), Colour::Cyan).c_str(),
                   ctx.out.paint(qualityName(r.quality()), qc).c_str(), observationSummary(r).c_str());
     }
-    if (std::fflush(stdout) != 0) return 0;  // the reader went away (`tail | head`): done
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) return 0;  // the reader went away (`tail | head`): done
     if (limit && ++seen >= *limit) return 0;
   }
 }
@@ -352,8 +353,9 @@ int cmdConfigShow(const Ctx& ctx, const Args& a) {
                                    Colour::Dim)
                             .c_str());
   }
-  std::fputs(s.text().c_str(), stdout);
-  if (!s.text().empty() && s.text().back() != '\n') std::fputs("\n", stdout);
+  // The file as it is, never wrapped: it is meant to be saved and applied back.
+  writeUnwrapped(s.text());
+  if (!s.text().empty() && s.text().back() != '\n') writeUnwrapped("\n");
   return 0;
 }
 

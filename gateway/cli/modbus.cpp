@@ -6,6 +6,7 @@
 #include "cli/cli.hpp"
 #include "cli/direct.hpp"
 #include "cli/probe.hpp"
+#include "cli/terminal.hpp"
 
 namespace citygate::cli {
 
@@ -300,8 +301,13 @@ struct ScanView {
     if (ctx.stderrTty) {
       std::string ids;
       for (auto u : found) ids += (ids.empty() ? "" : ", ") + std::to_string(u);
-      std::fprintf(stderr, "\r\033[Kscanning bus %s: unit %u (%u of %u) · found: %s", bus.c_str(), p.unit_id(),
-                   p.done(), p.total(), ids.empty() ? "none yet" : ids.c_str());
+      std::string line = "scanning bus " + bus + ": unit " + std::to_string(p.unit_id()) + " (" +
+                         std::to_string(p.done()) + " of " + std::to_string(p.total()) +
+                         ") · found: " + (ids.empty() ? "none yet" : ids);
+      // One terminal line, redrawn in place: what does not fit is cut ("..."), the final line has all.
+      if (ctx.err.width != 0 && displayWidth(line) >= ctx.err.width)
+        line = wrapLine(line, ctx.err.width - 4, 0)[0] + "...";
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
       std::fflush(stderr);
       progressShown = true;
     }

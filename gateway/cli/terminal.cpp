@@ -125,13 +125,15 @@ struct Wrapped {
   std::string pending;  // the line begun, not yet ended
 };
 
-void writeAll(int fd, std::string_view s) {
+// False when the reader is gone (EPIPE and friends), with errno set.
+bool writeAll(int fd, std::string_view s) {
   while (!s.empty()) {
     const ssize_t n = ::write(fd, s.data(), s.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EPIPE and friends: the reader is gone, as with plain stdio
+    if (n <= 0) return false;
     s.remove_prefix(static_cast<std::size_t>(n));
   }
+  return true;
 }
 
 ssize_t wrappedWrite(void* cookie, const char* buf, size_t size) {
@@ -144,15 +146,15 @@ ssize_t wrappedWrite(void* cookie, const char* buf, size_t size) {
   }
   w->pending.erase(0, start);
   if (w->pending.find('\r') != std::string::npos) out += std::exchange(w->pending, {});  // a progress line
-  writeAll(w->fd, out);
-  return static_cast<ssize_t>(size);
+  // A reader that went away is an error of the stream, as with plain stdio (`tail | head` ends).
+  return writeAll(w->fd, out) ? static_cast<ssize_t>(size) : -1;
 }
 
 int wrappedClose(void* cookie) {
   auto* w = static_cast<Wrapped*>(cookie);
-  writeAll(w->fd, w->pending);
+  const bool ok = writeAll(w->fd, w->pending);
   delete w;
-  return 0;
+  return ok ? 0 : EOF;
 }
 
 FILE* wrapped(int fd, std::size_t width, int mode) {
@@ -169,8 +171,12 @@ FILE* wrapped(int fd, std::size_t width, int mode) {
 void wrapStandardStreams(std::size_t width) {
   std::fflush(stdout);
   std::fflush(stderr);
-  if (FILE* out = wrapped(STDOUT_FILENO, width, _IOLBF)) stdout = out;
-  if (FILE* err = wrapped(STDERR_FILENO, width, _IOLBF)) stderr = err;
+  // Buffered as stdio buffers: by line on a terminal, in blocks into a pipe.
+  if (FILE* out = wrapped(STDOUT_FILENO, width, ::isatty(STDOUT_FILENO) == 1 ? _IOLBF : _IOFBF)) stdout = out;
+  // A message to a person on a terminal wraps; piped (a script, a log) it stays one line.
+  if (::isatty(STDERR_FILENO) == 1) {
+    if (FILE* err = wrapped(STDERR_FILENO, width, _IONBF)) stderr = err;  // unbuffered, as stderr is
+  }
   // exit() flushes the streams but does not close them: a last line without its newline is
   // written here.
   std::atexit([] {
@@ -179,6 +185,11 @@ void wrapStandardStreams(std::size_t width) {
     std::fclose(stdout);
     std::fclose(stderr);
   });
+}
+
+void writeUnwrapped(std::string_view text) {
+  std::fflush(stdout);
+  (void)writeAll(STDOUT_FILENO, text);  // a reader gone away: nothing more to do, as with stdio
 }
 
 }  // namespace citygate::cli

@@ -25,8 +25,13 @@ std::vector<std::string> wrapLine(std::string_view line, std::size_t width);
 // The same with continuation lines indented by `indent` columns (0: a table cell).
 std::vector<std::string> wrapLine(std::string_view line, std::size_t width, std::size_t indent);
 
-// From here on, every line written to stdout / stderr goes through wrapLine(width). A stderr line
-// still open that holds '\r' (a progress line) is passed through as it is.
+// From here on, every line written to stdout, and to stderr when it is a terminal (piped, an
+// error stays the one line a script reads), goes through wrapLine(width). A stderr line still
+// open that holds '\r' (a progress line) is passed through as it is.
 void wrapStandardStreams(std::size_t width);
+
+// Writes `text` to standard output as it is, after what stdout holds: data that must survive a
+// copy and paste (`config show`), not a screen.
+void writeUnwrapped(std::string_view text);
 
 }  // namespace citygate::cli
