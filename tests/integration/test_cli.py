@@ -140,7 +140,6 @@ class CliWorld(IntegrationTest):
         self.calls = getattr(self, "calls", 0) + 1
         argv = [str(CTL), "--socket", socket_path or self.socket] + (["--json"] if json_out else []) + list(map(str, args))
         e = dict(os.environ)
-        e["COLUMNS"] = "1000"  # these tests read content; test_cli_width checks the layout at 80
         e.update(env or {})
         out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=e)
         if check is not None:
@@ -722,8 +721,7 @@ def complete_line(test, line, env=None):
 
 class Help(unittest.TestCase):
     def run_ctl(self, *args, check=0):
-        out = subprocess.run([str(CTL), *map(str, args)], capture_output=True, text=True, timeout=30,
-                             env={**os.environ, "COLUMNS": "1000"})
+        out = subprocess.run([str(CTL), *map(str, args)], capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, check, out.stderr)
         return out
 
