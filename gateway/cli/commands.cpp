@@ -222,6 +222,7 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
       reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
     out += label("Frames     ") + "  " + std::to_string(h.frames_accepted()) + " accepted, " +
            std::to_string(rejectedTotal(h)) + " rejected" + (reasons.empty() ? "" : " (" + reasons + ")") + "\n";
+    out += loraDeviceHints(o, h, now);
   }
   out += label("Last error ") + "  " + (h.last_error().empty() ? "-" : h.last_error()) + "\n";
   if (d.latest_size() == 0) {

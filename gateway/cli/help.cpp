@@ -139,6 +139,18 @@ const std::vector<CommandInfo>& commands() {
        cmdLoraDevices,
        0,
        0},
+      {"lora heard",
+       "",
+       "DevAddrs heard but not configured: count, RSSI, SNR, last time",
+       "The DevAddrs whose data uplinks the packet forwarder passed but no configured device has\n"
+       "(rejected as unknown_dev_addr), most recent first: frames heard, RSSI and SNR of the last\n"
+       "one, its data rate, and when it was last heard. To commission a node, find its DevAddr here,\n"
+       "then add it with its keys. The table keeps the 64 DevAddrs heard last and starts empty when\n"
+       "the LoRa source starts; --json adds first heard, frequency, FCnt and concentrator.\n",
+       {},
+       cmdLoraHeard,
+       0,
+       0},
       {"spool",
        "",
        "spool depth in bytes and readings, oldest seq, dropped",
