@@ -59,6 +59,8 @@ int reportError(const Ctx& ctx, const pb::ControlResponse& response);
 // `device ID` of a LoRa device that has delivered nothing: one explained hint per rejection reason
 // (lora.cpp), lines of at most 80 columns; empty when there is nothing to explain.
 std::string loraDeviceHints(const Style& o, const pb::DeviceHealth& h, std::chrono::system_clock::time_point now);
+// `lora heard` for people (lora.cpp): the table, or what an empty one means.
+std::string loraHeardText(const pb::LoraHeardResponse& l, std::chrono::system_clock::time_point now, const Style& o);
 
 // Parsers for operands; nullopt when malformed.
 std::optional<std::uint32_t> parseUint(const std::string& s, std::uint32_t max);

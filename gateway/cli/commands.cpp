@@ -468,6 +468,19 @@ int cmdLoraDevices(const Ctx& ctx, const Args&) {
   return 0;
 }
 
+int cmdLoraHeard(const Ctx& ctx, const Args&) {
+  pb::ControlRequest req;
+  req.mutable_lora_heard();
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (ctx.json) {
+    printJson(resp.lora_heard());
+    return 0;
+  }
+  std::fputs(loraHeardText(resp.lora_heard(), Clock::now(), ctx.out).c_str(), stdout);
+  return 0;
+}
+
 int cmdSpool(const Ctx& ctx, const Args&) {
   pb::ControlRequest req;
   req.mutable_spool();

@@ -1,6 +1,7 @@
-// citygatectl: LoRa commissioning aids. `lora heard` (the DevAddrs heard that no configured device
-// has) and the hints `device ID` prints for a LoRa device whose frames are all rejected (a wrong
-// key, the resume margin after a power cut, ...), so that a count is never left unexplained.
+// citygatectl: LoRa commissioning aids, pure text (the commands are in commands.cpp): the table of
+// `lora heard` (the DevAddrs heard that no configured device has) and the hints `device ID`
+// prints for a LoRa device whose frames are all rejected (a wrong key, the resume margin after a
+// power cut, ...), so that a count is never left unexplained. Lines of at most 80 columns.
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -12,7 +13,6 @@ namespace citygate::cli {
 namespace {
 
 using Clock = std::chrono::system_clock;
-constexpr std::chrono::seconds kReplyTimeout{15};
 constexpr std::size_t kWidth = 80;
 
 // Local wall-clock time of day, "22:33:39".
@@ -118,21 +118,8 @@ std::string loraDeviceHints(const Style& o, const pb::DeviceHealth& h, Clock::ti
   return out;
 }
 
-int cmdLoraHeard(const Ctx& ctx, const Args&) {
-  pb::ControlRequest req;
-  req.mutable_lora_heard();
-  pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
-  const auto& l = resp.lora_heard();
-  if (ctx.json) {
-    std::printf("%s\n", toJson(l, true).c_str());
-    return 0;
-  }
-  if (l.bind().empty()) {
-    std::printf("LoRa is not configured (no lora { } block in the running configuration)\n");
-    return 0;
-  }
-  const auto now = Clock::now();
+std::string loraHeardText(const pb::LoraHeardResponse& l, Clock::time_point now, const Style& o) {
+  if (l.bind().empty()) return "LoRa is not configured (no lora { } block in the running configuration)\n";
   std::string out;
   if (l.heard_size() == 0) {
     out += "No unconfigured DevAddr heard since the LoRa source started.\n";
@@ -141,8 +128,7 @@ int cmdLoraHeard(const Ctx& ctx, const Args&) {
                        "/udp) passes a data uplink whose DevAddr no lora device of the configuration has. "
                        "Nothing listed: every frame heard was from a configured device, or no frame arrived "
                        "(see `citygatectl lora devices` for the concentrators).");
-    std::fputs(out.c_str(), stdout);
-    return 0;
+    return out;
   }
   out += wrapped("", "",
                  std::to_string(l.heard_size()) + " DevAddr(s) heard that no configured device has (" +
@@ -153,7 +139,7 @@ int cmdLoraHeard(const Ctx& ctx, const Args&) {
     t.add({e.dev_addr(), std::to_string(e.frames()), number(e.last_rssi()) + " dBm", number(e.last_snr()) + " dB",
            e.data_rate().empty() ? "-" : e.data_rate(), whenText(e.last_heard_at(), now)});
   }
-  out += t.render(ctx.out);
+  out += t.render(o);
   if (l.evicted() > 0) {
     out += wrapped("", "",
                    std::to_string(l.evicted()) + " other DevAddr(s) dropped: the table keeps the " +
@@ -163,8 +149,7 @@ int cmdLoraHeard(const Ctx& ctx, const Args&) {
   out += wrapped("", "",
                  "To take one in: add a lora device with this dev_addr and its session keys, then "
                  "`citygatectl config apply`. A DevAddr you do not know may be a neighbour's node.");
-  std::fputs(out.c_str(), stdout);
-  return 0;
+  return out;
 }
 
 }  // namespace citygate::cli

@@ -6,6 +6,7 @@ mosquitto as decoded protobuf readings and health.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -314,7 +315,7 @@ class Lora(IntegrationTest):
         d = self.device(h, "parking-bay-0042")
         self.assertEqual(d.last_rejected_reason, "fcnt_below_resume_margin")
         self.assertEqual(d.f_cnt_floor, 65556)
-        out = self.ctl("device", "parking-bay-0042")
+        out = self.folded(self.ctl("device", "parking-bay-0042"))
         self.assertIn("frame counter below the resume margin after an unclean stop: expected, the node", out)
         self.assertIn("accepted again from FCnt 65557", out)
         self.assertNotIn("no frame received yet", out)
@@ -337,6 +338,11 @@ class Lora(IntegrationTest):
         for line in out.stdout.splitlines():
             self.assertLessEqual(len(line), 80, f"citygatectl {' '.join(args)}: {line!r}")
         return out.stdout
+
+    @staticmethod
+    def folded(text):
+        """Human output with its wrapping undone (line breaks and indentation as one space)."""
+        return re.sub(r"\n *", " ", text)
 
     def test_unconfigured_dev_addr_in_lora_heard_and_a_wrong_nwkskey_hinted_in_device(self):
         self.start_world(["parking-bay-0042"])
@@ -377,7 +383,7 @@ class Lora(IntegrationTest):
             self.ctl("device", "parking-bay-0042", json_out=True)), 10, what="three MIC failures")
         self.assertEqual(d["health"]["last_error"], "frames fail the MIC check (wrong NwkSKey?)")
         self.assertEqual(d["health"]["last_rejected_reason"], "mic_failed")
-        out = self.ctl("device", "parking-bay-0042")
+        out = self.folded(self.ctl("device", "parking-bay-0042"))
         self.assertNotIn("no frame received yet", out)
         self.assertIn("frames from this DevAddr fail the MIC check: the NwkSKey in the config does not", out)
         self.assertRegex(out, r"3 frames \(mic_failed\), the last at \d\d:\d\d:\d\d, \d+ s ago")
