@@ -214,9 +214,12 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
     }
   } else {
     out += label("Where      ") + "  DevAddr " + d.dev_addr() + " via " + d.transport() + "\n";
+    // No frame accepted since the start: no signal to show (not "RSSI 0 dBm"), only a stored counter.
+    const std::string signal = h.frames_accepted() > 0
+                                   ? " · RSSI " + number(h.last_rssi()) + " dBm · SNR " + number(h.last_snr()) + " dB"
+                                   : "";
     out += label("State      ") + "  " + paintedState(o, h) + " · last frame " + relativeTime(h.last_ok_at(), now) +
-           " · FCnt " + std::to_string(h.last_f_cnt()) + " · RSSI " + number(h.last_rssi()) + " dBm · SNR " +
-           number(h.last_snr()) + " dB\n";
+           " · FCnt " + std::to_string(h.last_f_cnt()) + signal + "\n";
     std::string reasons;
     for (const auto& [k, v] : h.frames_rejected())
       reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);

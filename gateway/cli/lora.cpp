@@ -131,8 +131,8 @@ std::string loraHeardText(const pb::LoraHeardResponse& l, Clock::time_point now,
     return out;
   }
   out += wrapped("", "",
-                 std::to_string(l.heard_size()) + " DevAddr(s) heard that no configured device has (" +
-                     std::to_string(l.unknown_frames()) + " frames since the LoRa source started):");
+                 "Heard, not configured: " + std::to_string(l.heard_size()) + " DevAddr(s), " +
+                     std::to_string(l.unknown_frames()) + " frame(s) since LoRa started.");
   out += "\n";
   Table t({"DEVADDR", "FRAMES", "RSSI", "SNR", "DR", "LAST HEARD"});
   for (const auto& e : l.heard()) {
