@@ -7,13 +7,13 @@
 #include <ctime>
 
 #include "cli/cli.hpp"
+#include "cli/terminal.hpp"
 
 namespace citygate::cli {
 
 namespace {
 
 using Clock = std::chrono::system_clock;
-constexpr std::size_t kWidth = 80;
 
 // Local wall-clock time of day, "22:33:39".
 std::string hhmmss(const google::protobuf::Timestamp& t) {
@@ -31,10 +31,14 @@ std::string whenText(const google::protobuf::Timestamp& t, Clock::time_point now
   return hhmmss(t) + ", " + relativeTime(t, now);
 }
 
+// The columns the output must fit: the style's (the terminal's), 80 when it sets none.
+std::size_t widthOf(const Style& o) {
+  return o.width != 0 ? o.width : kDefaultWidth;
+}
+
 // `text` wrapped at word boundaries to `width` columns: the first line after `first`, the next
 // ones after `indent` (both already on the line's left).
-std::string wrapped(const std::string& first, const std::string& indent, const std::string& text,
-                    std::size_t width = kWidth) {
+std::string wrapped(const std::string& first, const std::string& indent, const std::string& text, std::size_t width) {
   std::string out = first;
   std::size_t col = displayWidth(first);
   const std::size_t start = col;
@@ -108,12 +112,12 @@ std::string loraDeviceHints(const Style& o, const pb::DeviceHealth& h, Clock::ti
     if (count == 0) continue;
     const std::string why = explanation(reason, h);
     if (why.empty()) continue;
-    out += wrapped(label, indent, why);
+    out += wrapped(label, indent, why, widthOf(o));
     std::string tally = frames(count) + " (" + reason + ")";
     if (reason == h.last_rejected_reason() && h.has_last_rejected_at()) {
       tally += ", the last at " + whenText(h.last_rejected_at(), now);
     }
-    out += wrapped(indent, indent, tally);
+    out += wrapped(indent, indent, tally, widthOf(o));
   }
   return out;
 }
@@ -127,14 +131,17 @@ std::string loraHeardText(const pb::LoraHeardResponse& l, Clock::time_point now,
                    "A DevAddr is listed here when the packet forwarder (" + l.bind() +
                        "/udp) passes a data uplink whose DevAddr no lora device of the configuration has. "
                        "Nothing listed: every frame heard was from a configured device, or no frame arrived "
-                       "(see `citygatectl lora devices` for the concentrators).");
+                       "(see `citygatectl lora devices` for the concentrators).",
+                   widthOf(o));
     return out;
   }
   out += wrapped("", "",
                  "Heard, not configured: " + std::to_string(l.heard_size()) + " DevAddr(s), " +
-                     std::to_string(l.unknown_frames()) + " frame(s) since LoRa started.");
+                     std::to_string(l.unknown_frames()) + " frame(s) since LoRa started.",
+                 widthOf(o));
   out += "\n";
   Table t({"DEVADDR", "FRAMES", "RSSI", "SNR", "DR", "LAST HEARD"});
+  t.dropWhenNarrow({"DR", "FRAMES", "SNR"});
   for (const auto& e : l.heard()) {
     t.add({e.dev_addr(), std::to_string(e.frames()), number(e.last_rssi()) + " dBm", number(e.last_snr()) + " dB",
            e.data_rate().empty() ? "-" : e.data_rate(), whenText(e.last_heard_at(), now)});
@@ -143,12 +150,14 @@ std::string loraHeardText(const pb::LoraHeardResponse& l, Clock::time_point now,
   if (l.evicted() > 0) {
     out += wrapped("", "",
                    std::to_string(l.evicted()) + " other DevAddr(s) dropped: the table keeps the " +
-                       std::to_string(l.capacity()) + " heard last.");
+                       std::to_string(l.capacity()) + " heard last.",
+                   widthOf(o));
   }
   out += "\n";
   out += wrapped("", "",
                  "To take one in: add a lora device with this dev_addr and its session keys, then "
-                 "`citygatectl config apply`. A DevAddr you do not know may be a neighbour's node.");
+                 "`citygatectl config apply`. A DevAddr you do not know may be a neighbour's node.",
+                 widthOf(o));
   return out;
 }
 
