@@ -246,50 +246,51 @@ TEST_CASE("lora heard for people: an empty table says what it means, a full one 
   CHECK(full.find("26011FAB  123456  -112.5 dBm  -12.25 dB  SF12BW125  ") != std::string::npos);
   CHECK(folded(full).find("17 other DevAddr(s) dropped: the table keeps the 64 heard last.") != std::string::npos);
   CHECK(widest(full) <= 80);
+}
 
-  TEST_CASE("long lines wrap at spaces under their first column gap, within the width") {
-    const std::string option =
-        "  --device ID   only this device's readings, from the moment the request reaches the daemon";
-    const auto lines = wrapLine(option, 60);
-    REQUIRE(lines.size() == 2);
-    CHECK(lines[0] == "  --device ID   only this device's readings, from the moment");
-    CHECK(lines[1] == "                the request reaches the daemon");
-    for (const auto& l : lines) CHECK(displayWidth(l) <= 60);
-    // No gap: continuation two past the line's indentation; a word longer than the room is cut.
-    const auto plain = wrapLine("usage: citygatectl modbus read BUS UNIT TABLE ADDR COUNT [--timeout MS]", 40);
-    REQUIRE(plain.size() == 2);
-    CHECK(plain[0] == "usage: citygatectl modbus read BUS UNIT");
-    CHECK(plain[1] == "  TABLE ADDR COUNT [--timeout MS]");
-    const auto word = wrapLine(std::string(100, 'x'), 40);
-    REQUIRE(word.size() == 3);
-    CHECK(word[0].size() == 40);
-    for (const auto& l : word) CHECK(displayWidth(l) <= 40);
-    // UTF-8 counts by code point, colour codes not at all; a short line is left alone.
-    const std::string units = "no2 38.24 µg/m³  o3 40.1 µg/m³  pm25 12.5 µg/m³  pm10 20.1 µg/m³";
-    for (const auto& l : wrapLine(units, 30)) CHECK(displayWidth(l) <= 30);
-    const std::string painted = Style{true}.paint("DOWN", Colour::Red) + " since 22:33:39";
-    CHECK(wrapLine(painted, 20) == std::vector<std::string>{painted});
-  }
+TEST_CASE("long lines wrap at spaces under their first column gap, within the width") {
+  const std::string option =
+      "  --device ID   only this device's readings, from the moment the request reaches the daemon";
+  const auto lines = wrapLine(option, 60);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "  --device ID   only this device's readings, from the moment");
+  CHECK(lines[1] == "                the request reaches the daemon");
+  for (const auto& l : lines) CHECK(displayWidth(l) <= 60);
+  // No gap: continuation two past the line's indentation; a word longer than the room is cut.
+  const auto plain = wrapLine("usage: citygatectl modbus read BUS UNIT TABLE ADDR COUNT [--timeout MS]", 40);
+  REQUIRE(plain.size() == 2);
+  CHECK(plain[0] == "usage: citygatectl modbus read BUS UNIT");
+  CHECK(plain[1] == "  TABLE ADDR COUNT [--timeout MS]");
+  const auto word = wrapLine(std::string(100, 'x'), 40);
+  REQUIRE(word.size() == 3);
+  CHECK(word[0].size() == 40);
+  for (const auto& l : word) CHECK(displayWidth(l) <= 40);
+  // UTF-8 counts by code point, colour codes not at all; a short line is left alone.
+  const std::string units = "no2 38.24 µg/m³  o3 40.1 µg/m³  pm25 12.5 µg/m³  pm10 20.1 µg/m³";
+  for (const auto& l : wrapLine(units, 30)) CHECK(displayWidth(l) <= 30);
+  const std::string painted = Style{true}.paint("DOWN", Colour::Red) + " since 22:33:39";
+  CHECK(wrapLine(painted, 20) == std::vector<std::string>{painted});
+}
 
-  TEST_CASE("a table wider than the width drops columns in the stated order, then wraps its last") {
-    Table t({"DEVICE", "KIND", "PROFILE", "STATE", "LATEST VALUES"});
-    t.dropWhenNarrow({"KIND", "PROFILE", "DEVICE"});
-    t.add({"air-pilatusplatz", "modbus", "vaisala-aqt530", "OK",
-           "no2 38.24 µg/m³  o3 40.1 µg/m³  pm25 12.5 µg/m³  pm10 20.1 µg/m³  temperature 21.5 °C"});
-    Style wide;
-    const std::string all = t.render(wide);
-    CHECK(all.find("vaisala-aqt530") != std::string::npos);
-    Style narrow;
-    narrow.width = 60;
-    const std::string fitted = t.render(narrow);
-    CHECK(fitted.find("modbus") == std::string::npos);            // dropped first
-    CHECK(fitted.find("vaisala-aqt530") == std::string::npos);    // then this
-    CHECK(fitted.find("air-pilatusplatz") != std::string::npos);  // the first column stays
-    std::size_t lines = 0;
-    for (std::size_t at = 0, nl; (nl = fitted.find('\n', at)) != std::string::npos; at = nl + 1, ++lines) {
-      CHECK(displayWidth(std::string_view(fitted).substr(at, nl - at)) <= 60);
-    }
-    CHECK(lines > 2);                                         // the values wrapped under their column
-    const std::size_t column = fitted.find("LATEST VALUES");  // where the last column starts
-    CHECK(fitted.find("\n" + std::string(column, ' ') + "pm25") != std::string::npos);
+TEST_CASE("a table wider than the width drops columns in the stated order, then wraps its last") {
+  Table t({"DEVICE", "KIND", "PROFILE", "STATE", "LATEST VALUES"});
+  t.dropWhenNarrow({"KIND", "PROFILE", "DEVICE"});
+  t.add({"air-pilatusplatz", "modbus", "vaisala-aqt530", "OK",
+         "no2 38.24 µg/m³  o3 40.1 µg/m³  pm25 12.5 µg/m³  pm10 20.1 µg/m³  temperature 21.5 °C"});
+  Style wide;
+  const std::string all = t.render(wide);
+  CHECK(all.find("vaisala-aqt530") != std::string::npos);
+  Style narrow;
+  narrow.width = 60;
+  const std::string fitted = t.render(narrow);
+  CHECK(fitted.find("modbus") == std::string::npos);            // dropped first
+  CHECK(fitted.find("vaisala-aqt530") == std::string::npos);    // then this
+  CHECK(fitted.find("air-pilatusplatz") != std::string::npos);  // the first column stays
+  std::size_t lines = 0;
+  for (std::size_t at = 0, nl; (nl = fitted.find('\n', at)) != std::string::npos; at = nl + 1, ++lines) {
+    CHECK(displayWidth(std::string_view(fitted).substr(at, nl - at)) <= 60);
   }
+  CHECK(lines > 2);                                         // the values wrapped under their column
+  const std::size_t column = fitted.find("LATEST VALUES");  // where the last column starts
+  CHECK(fitted.find("\n" + std::string(column, ' ') + "pm25") != std::string::npos);
+}
