@@ -459,6 +459,10 @@ int cmdLoraDevices(const Ctx& ctx, const Args&) {
   std::string reasons;
   for (const auto& [k, v] : l.lora().rejected()) reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
   if (!reasons.empty()) out += ctx.out.paint("Rejected        ", Colour::Bold) + "  " + reasons + "\n";
+  if (l.lora().heard_dev_addrs() > 0) {
+    out += ctx.out.paint("Not configured  ", Colour::Bold) + "  " + std::to_string(l.lora().heard_dev_addrs()) +
+           " DevAddr(s) heard: citygatectl lora heard\n";
+  }
   out += "\n";
   Table t({"DEVICE", "DEVADDR", "CODEC", "STATE", "LAST FRAME", "FCNT", "RSSI", "SNR", "ACCEPTED", "REJECTED"});
   t.dropWhenNarrow({"CODEC", "SNR", "FCNT", "ACCEPTED", "LAST FRAME"});

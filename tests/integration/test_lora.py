@@ -381,6 +381,7 @@ class Lora(IntegrationTest):
         self.assertIn("-4.5 dB", row)
         self.assertRegex(row, r"\d\d:\d\d:\d\d, \d+ s ago")
         self.assertNotIn("26011F42", table)  # the configured DevAddr is not "heard but not configured"
+        self.assertIn("Not configured    1 DevAddr(s) heard: citygatectl lora heard", self.ctl("lora", "devices"))
 
         d = wait_for(lambda: (lambda d: d if d["health"].get("frames_rejected", {}).get("mic_failed") == "3" else None)(
             self.ctl("device", "parking-bay-0042", json_out=True)), 10, what="three MIC failures")
