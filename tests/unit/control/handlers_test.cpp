@@ -256,3 +256,20 @@ TEST_CASE("handlers at the ControlTarget seam: the tap they install feeds device
   CHECK(d.last_reading().sensor_id() == "meter-1");
   CHECK(d.last_reading().observed_at().seconds() == 1'700'000'100);
 }
+
+TEST_CASE("handlers at the ControlTarget seam: device retry of an unknown device, mqtt reconnect without a session") {
+  World w;
+  pb::ControlRequest req;
+  req.mutable_device_retry()->set_device_id("nope");
+  pb::ControlResponse r;
+  REQUIRE(w.ask(req, r));
+  CHECK(r.error().code() == pb::ControlError::NOT_FOUND);
+  CHECK(r.error().message().find("nope") != std::string::npos);
+  req.mutable_device_retry()->set_device_id("");
+  REQUIRE(w.ask(req, r));
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);  // validated before the handlers
+  pb::ControlRequest m;
+  m.mutable_mqtt_reconnect();
+  REQUIRE(w.ask(m, r));
+  CHECK(r.error().code() == pb::ControlError::UNAVAILABLE);  // the fake daemon has no MQTT session
+}
