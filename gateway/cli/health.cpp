@@ -172,6 +172,8 @@ std::string withParts(const std::string& table, const std::vector<std::string>& 
 // ---- device ID --retry -------------------------------------------------------------------------
 
 int cmdDeviceRetry(const Ctx& ctx, const std::string& id) {
+  pb::DeviceInfo before;
+  if (int rc = fetchDevice(ctx, id, before); rc != 0) return rc;
   pb::ControlRequest req;
   req.mutable_device_retry()->set_device_id(id);
   pb::ControlResponse resp;
@@ -179,7 +181,7 @@ int cmdDeviceRetry(const Ctx& ctx, const std::string& id) {
   const auto& r = resp.device_retry();
   if (r.outcome() == pb::DeviceRetryResponse::NOT_IN_BACKOFF) {
     if (ctx.json) {
-      std::printf("%s\n", toJson(r, true).c_str());
+      std::printf("{\"retry\": %s, \"device\": null}\n", toJson(r, false).c_str());
     } else {
       std::printf("%s is %s, not in a backoff: it is polled every %u ms anyway\n", id.c_str(),
                   stateName(r.state()).c_str(), r.poll_interval_ms());
@@ -191,18 +193,20 @@ int cmdDeviceRetry(const Ctx& ctx, const std::string& id) {
                 r.outcome() == pb::DeviceRetryResponse::ALREADY_PROBING ? " (a try was already under way)" : "");
     std::fflush(stdout);
   }
-  // Watch the outcome: the probe is one request with the device's timeout.
+  // Watch the outcome: the probe is one request with the device's timeout; a failed one counts.
   const auto deadline = std::chrono::steady_clock::now() + kRetryWatch;
   pb::DeviceInfo d;
   for (;;) {
     if (int rc = fetchDevice(ctx, id, d); rc != 0) return rc;
-    if (d.health().state() != pb::DOWN || std::chrono::steady_clock::now() >= deadline) break;
+    const bool answered = d.health().state() != pb::DOWN;
+    const bool failed = d.health().polls_failed() > before.health().polls_failed();
+    if (answered || failed || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(kWatchStep);  // polling the daemon for the result, with a deadline
   }
   const auto now = Clock::now();
   const bool ok = d.health().state() != pb::DOWN;
-  if (ctx.json) {
-    std::printf("%s\n", toJson(d, true).c_str());
+  if (ctx.json) {  // what was asked, and the device as it is now
+    std::printf("{\"retry\": %s, \"device\": %s}\n", toJson(r, false).c_str(), toJson(d, false).c_str());
   } else if (ok) {
     std::printf("%s: %s\n", id.c_str(), stateLine(ctx.out, d.health(), now).c_str());
   } else {
