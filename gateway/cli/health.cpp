@@ -112,7 +112,7 @@ std::string mqttLines(const Style& o, const pb::StatusResponse& s, Clock::time_p
     } else {
       out += "no attempt pending";
     }
-    out += " · citygatectl mqtt reconnect";
+    out += " · now: mqtt reconnect";
     if (!m.last_error().empty()) out += "\n" + pad + o.paint(m.last_error(), Colour::Red);
   }
   out += "\n" + pad + std::to_string(m.published()) + " published, " + std::to_string(m.acked()) + " acked, " +
