@@ -231,7 +231,8 @@ int cmdMqttReconnect(const Ctx& ctx, const Args&) {
     const char* what = r.outcome() == pb::MqttReconnectResponse::RECONNECTING ? "closing the link, then connecting"
                        : r.outcome() == pb::MqttReconnectResponse::CONNECTING ? "connecting now"
                                                                               : "a connect is already under way";
-    std::printf("MQTT was %s: %s\n", r.link_state_before().c_str(), what);
+    const std::string& was = r.link_state_before();
+    std::printf("MQTT was %s: %s\n", was == "backoff" ? "waiting to reconnect" : was.c_str(), what);
     std::fflush(stdout);
   }
   const auto deadline = std::chrono::steady_clock::now() + kReconnectWatch;

@@ -213,7 +213,7 @@ lora {{
         wait_for(lambda: int(self.ctl_json("spool")["spool"]["readings"]) > 3, 20, what="readings in the spool")
         self.broker.start()
         out = self.ctl("mqtt", "reconnect", check=0).stdout
-        self.assertIn("MQTT was backoff: connecting now", out)
+        self.assertIn("MQTT was waiting to reconnect: connecting now", out)
         self.assertRegex(out, rf"connected to tcp://127\.0\.0\.1:\d+ since {CLOCK}, \d+ s")
         # Nothing lost: the spool drains and every seq reaches the platform.
         last = int(self.ctl_json("spool")["spool"]["next_seq"]) - 1
