@@ -169,6 +169,10 @@ std::string stateSince(const google::protobuf::Timestamp& t, std::chrono::system
 
 std::string pointInTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
   if (t.seconds() == 0 && t.nanos() == 0) return "never";
+  const auto at =
+      std::chrono::system_clock::time_point(std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos()));
+  // Less than a second ahead: "now" (relativeTime would call it "0 s ago").
+  if (at > now && at - now < std::chrono::seconds(1)) return localClock(t, now) + " (now)";
   return localClock(t, now) + " (" + relativeTime(t, now) + ")";
 }
 

@@ -221,5 +221,34 @@ lora {{
         self.assertTrue(contiguous(self.sub.seqs()), sorted(set(self.sub.seqs())))
 
 
+
+class MissingPort(IntegrationTest):
+    def test_a_missing_serial_port_has_a_bus_line(self):
+        sock = self.env.path("control.sock")
+        device = self.env.path("ttyUSB-unplugged")  # no such file
+        config = f"""
+gateway_id: "gw-port"
+mqtt {{ uri: "tcp://127.0.0.1:{free_port()}" }}
+control {{ socket: "{sock}" }}
+runtime_dir: "{self.env.path('run')}"
+spool {{ dir: "{self.env.path('spool')}" }}
+modbus_bus {{ name: "r" rtu {{ device: "{device}" baud: 9600 }} response_timeout_ms: 200
+  device {{ id: "air" unit_id: 1 profile: "vaisala-aqt530" poll_interval_ms: 300 }} }}
+"""
+        gw = self.env.gateway(config)
+        gw.wait_log("control socket")
+
+        def status():
+            out = subprocess.run([str(CTL), "--socket", sock, "--json", "status"], capture_output=True, text=True,
+                                 timeout=30)
+            return json.loads(out.stdout)
+
+        wait_for(lambda: status()["health"]["buses"][0]["state"] == "BUS_DOWN", 10, what="the bus DOWN")
+        out = subprocess.run([str(CTL), "--socket", sock, "status"], capture_output=True, text=True, timeout=30)
+        self.assertRegex(out.stdout, rf"(?m)^Bus +r \(rtu .*ttyUSB-unplugged 9600 8E1\) DOWN since {CLOCK}, \d+ s$")
+        self.assertRegex(out.stdout, r"(?m)^ +cannot open .*ttyUSB-unplugged: No such file or directory$")
+        self.assertRegex(out.stdout, rf"(?m)^MQTT +disconnected from tcp://127\.0\.0\.1:\d+ since {CLOCK}, \d+ s$")
+
+
 if __name__ == "__main__":
     unittest.main()

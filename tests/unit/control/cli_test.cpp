@@ -115,6 +115,10 @@ TEST_CASE("state changes as the platform's alarms show them: local HH:MM:SS besi
   CHECK(pointInTime(t, now) == "23:09:17 (4 min ago)");
   t.set_seconds(1'700'000'000 + 20);
   CHECK(pointInTime(t, now) == "23:13:40 (in 20 s)");
+  t.set_seconds(1'700'000'000);
+  t.set_nanos(400'000'000);  // just ahead
+  CHECK(pointInTime(t, now) == "23:13:20 (now)");
+  t.set_nanos(0);
   t.set_seconds(1'700'000'000 + 3600);  // tomorrow, local time
   CHECK(pointInTime(t, now) == "2023-11-15 00:13:20 (in 1 h)");
   t.set_seconds(1'700'000'000 - 86400 - 3600);
