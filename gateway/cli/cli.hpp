@@ -85,6 +85,27 @@ int cmdSpool(const Ctx& ctx, const Args& a);
 int cmdProfiles(const Ctx& ctx, const Args& a);
 int cmdProfileShow(const Ctx& ctx, const Args& a);
 int cmdLogLevel(const Ctx& ctx, const Args& a);
+int cmdMqttReconnect(const Ctx& ctx, const Args& a);
+int cmdDeviceRetry(const Ctx& ctx, const std::string& id);  // `device ID --retry`
+
+// Times of state changes, bus lines and the parts of multi-part devices (health.cpp).
+// "DOWN since 22:33:39, 4 min"
+std::string stateLine(const Style& o, const pb::DeviceHealth& h, std::chrono::system_clock::time_point now);
+// For a table: "OK", "DOWN 22:33:39"
+std::string stateCell(const Style& o, const pb::DeviceHealth& h);
+// The current error, "-" when there is none (a recovered device's error is history).
+std::string errorCell(const pb::DeviceHealth& h);
+// The current error with its time, or a recovered device's last one marked as past.
+std::string lastErrorLine(const Style& o, const pb::DeviceHealth& h, std::chrono::system_clock::time_point now);
+// status: the MQTT link after its label (several lines, each ending in a newline), and one line per
+// Modbus bus.
+std::string mqttLines(const Style& o, const pb::StatusResponse& s, std::chrono::system_clock::time_point now);
+std::string busLines(const Style& o, const pb::GatewayHealth& h, std::chrono::system_clock::time_point now);
+// devices: the LATEST VALUES cell ("3 parts:" for a multi-part device; "(stale) ..." when stale),
+// the indented lines of every part, and a rendered table with each row's part lines after it.
+std::string valuesCell(const pb::DeviceInfo& d);
+std::string partLines(const Style& o, const pb::DeviceInfo& d);
+std::string withParts(const std::string& table, const std::vector<std::string>& parts);
 
 // Help.
 struct CommandInfo {

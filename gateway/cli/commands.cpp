@@ -114,13 +114,8 @@ int cmdStatus(const Ctx& ctx, const Args&) {
          ")\n";
   out += label("Config  ") + "  " + s.config_path() + " · generation " + std::to_string(s.config_generation()) +
          " · loaded " + relativeTime(s.config_loaded_at(), now) + "\n";
-  const auto& m = h.mqtt();
-  std::string link = m.connected() ? o.paint("connected", Colour::Green) + " to " + s.mqtt_uri() + " since " +
-                                         relativeTime(m.connected_since(), now)
-                                   : o.paint("disconnected", Colour::Red) + " from " + s.mqtt_uri() +
-                                         (m.last_error().empty() ? "" : " (" + m.last_error() + ")");
-  out += label("MQTT    ") + "  " + link + " · " + std::to_string(m.published()) + " published, " +
-         std::to_string(m.acked()) + " acked, " + std::to_string(m.reconnects()) + " reconnects\n";
+  out += label("MQTT    ") + "  " + mqttLines(o, s, now);
+  out += busLines(o, h, now);
   const auto& sp = h.spool();
   out += label("Spool   ") + "  " + bytes(sp.bytes()) + " of " + bytes(sp.max_bytes()) + " · " +
          std::to_string(sp.readings()) + " readings waiting · next seq " + std::to_string(sp.next_seq()) + " · " +
@@ -145,10 +140,10 @@ int cmdStatus(const Ctx& ctx, const Args&) {
   for (const auto& d : s.devices()) {
     const auto& dh = d.health();
     const bool lora = d.kind() == "lorawan";
-    t.add({d.id(), d.kind(), where(d), paintedState(o, dh), relativeTime(dh.last_ok_at(), now),
+    t.add({d.id(), d.kind(), where(d), stateCell(o, dh), relativeTime(dh.last_ok_at(), now),
            std::to_string(lora ? dh.frames_accepted() : dh.polls_ok()),
            std::to_string(lora ? rejectedTotal(dh) : dh.polls_failed()), lora ? "-" : std::to_string(dh.timeouts()),
-           lora || dh.rtt_us() == 0 ? "-" : micros(dh.rtt_us()), dh.last_error().empty() ? "-" : dh.last_error()});
+           lora || dh.rtt_us() == 0 ? "-" : micros(dh.rtt_us()), errorCell(dh)});
   }
   if (t.empty()) {
     out += "no devices configured\n";
@@ -173,18 +168,21 @@ int cmdDevices(const Ctx& ctx, const Args&) {
   const auto now = Clock::now();
   Table t({"DEVICE", "KIND", "PROFILE", "WHERE", "EVERY", "STATE", "LAST READING", "LATEST VALUES"});
   t.dropWhenNarrow({"EVERY", "KIND", "PROFILE", "WHERE", "LAST READING"});
+  std::vector<std::string> parts;  // every part of a multi-part device, under its row
   for (const auto& d : resp.devices().devices()) {
-    const std::string values = d.has_last_reading() ? observationSummary(d.last_reading()) : "-";
+    const std::string values = valuesCell(d);
     t.add({d.id(), d.kind(), d.profile(), where(d), interval(d.poll_interval_ms()), paintedState(ctx.out, d.health()),
            d.has_last_reading() ? relativeTime(d.last_reading().observed_at(), now) : "none yet",
            ctx.stdoutTty ? truncated(values, 60) : values});
+    parts.push_back(partLines(ctx.out, d));
   }
-  std::fputs(t.empty() ? "no devices configured\n" : t.render(ctx.out).c_str(), stdout);
+  std::fputs(t.empty() ? "no devices configured\n" : withParts(t.render(ctx.out), parts).c_str(), stdout);
   return 0;
 }
 
 int cmdDevice(const Ctx& ctx, const Args& a) {
   if (a.positional.size() != 2) return usageError(ctx, "device", "device wants one ID");
+  if (a.has("retry")) return cmdDeviceRetry(ctx, a.positional[1]);
   pb::ControlRequest req;
   req.mutable_devices()->set_device_id(a.positional[1]);
   pb::ControlResponse resp;
@@ -205,15 +203,16 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
   if (d.kind() == "modbus") {
     out += label("Where      ") + "  bus " + d.bus() + " (" + d.transport() + "), unit " + std::to_string(d.unit_id()) +
            ", every " + interval(d.poll_interval_ms()) + "\n";
-    out += label("State      ") + "  " + paintedState(o, h) + " · last good read " + relativeTime(h.last_ok_at(), now) +
-           " · RTT " + (h.rtt_us() ? micros(h.rtt_us()) : "-") + "\n";
+    out +=
+        label("State      ") + "  " + stateLine(o, h, now) + " · RTT " + (h.rtt_us() ? micros(h.rtt_us()) : "-") + "\n";
+    out += label("Last good  ") + "  " + pointInTime(h.last_ok_at(), now) + "\n";
     out += label("Polls      ") + "  " + std::to_string(h.polls_ok()) + " ok, " + std::to_string(h.polls_failed()) +
            " failed, " + std::to_string(h.polls_skipped()) + " skipped · " + std::to_string(h.requests()) +
            " requests, " + std::to_string(h.timeouts()) + " timeouts, " + std::to_string(h.exceptions()) +
            " exceptions, " + std::to_string(h.bad_frames()) + " bad frames, " + std::to_string(h.answers_discarded()) +
            " discarded answers\n";
     if (h.state() == pb::DOWN && h.has_next_attempt_at()) {
-      out += label("Next try   ") + "  " + relativeTime(h.next_attempt_at(), now) + "\n";
+      out += label("Next try   ") + "  " + pointInTime(h.next_attempt_at(), now) + " · or now: --retry\n";
     }
   } else {
     out += label("Where      ") + "  DevAddr " + d.dev_addr() + " via " + d.transport() + "\n";
@@ -230,19 +229,31 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
            std::to_string(rejectedTotal(h)) + " rejected" + (reasons.empty() ? "" : " (" + reasons + ")") + "\n";
     out += loraDeviceHints(o, h, now);
   }
-  out += label("Last error ") + "  " + (h.last_error().empty() ? "-" : h.last_error()) + "\n";
+  out += label("Last error ") + "  " + lastErrorLine(o, h, now) + "\n";
   if (d.latest_size() == 0) {
     out += label("Latest     ") + "  no reading since citygated started (or since the last configuration change)\n";
   } else {
     const auto& r = d.latest(d.latest_size() - 1);
     out += label("Latest     ") + "  observed " + relativeTime(r.observed_at(), now) + " (" +
            clockTime(r.observed_at()) + "), seq " + std::to_string(d.latest(0).seq()) +
-           (d.latest_size() > 1 ? ".." + std::to_string(r.seq()) : "") + "\n\n";
+           (d.latest_size() > 1 ? ".." + std::to_string(r.seq()) : "") + "\n";
+    if (d.stale()) {
+      out += label("           ") + "  " +
+             o.paint(h.state() == pb::DOWN ? "stale: the device is DOWN; these are its last values"
+                                           : "stale: no newer reading for two poll intervals",
+                     Colour::Yellow) +
+             "\n";
+    }
+    out += "\n";
     Table t({"FIELD", "VALUE", "UNIT", "QUALITY"});
     for (const auto& reading : d.latest()) {
       for (auto& row : observationRows(reading)) {
         const auto q = row[3];
-        row[3] = o.paint(q, q == "GOOD" ? Colour::Green : q == "BAD" ? Colour::Red : Colour::Yellow);
+        if (d.stale()) {
+          row[3] = o.paint(q + ", stale", Colour::Yellow);  // its quality when read, not now
+        } else {
+          row[3] = o.paint(q, q == "GOOD" ? Colour::Green : q == "BAD" ? Colour::Red : Colour::Yellow);
+        }
         t.add(std::move(row));
       }
     }

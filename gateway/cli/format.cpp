@@ -168,6 +168,42 @@ std::string clockTime(const google::protobuf::Timestamp& t) {
   return buf;
 }
 
+namespace {
+// "22:33:39", or "2026-11-30 22:33:39" when `t` is not on today's local date.
+std::string localClock(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
+  const auto secs = static_cast<std::time_t>(t.seconds());
+  const std::time_t today = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  std::tm tmNow{};
+  ::localtime_r(&secs, &tm);
+  ::localtime_r(&today, &tmNow);
+  char buf[40];
+  if (tm.tm_year == tmNow.tm_year && tm.tm_yday == tmNow.tm_yday) {
+    std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
+  } else {
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec);
+  }
+  return buf;
+}
+}  // namespace
+
+std::string stateSince(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "never";
+  const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t.seconds()));
+  const auto diff = std::chrono::duration_cast<std::chrono::seconds>(now - at);
+  return localClock(t, now) + ", " + duration(diff.count() < 0 ? std::chrono::seconds(0) : diff);
+}
+
+std::string pointInTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "never";
+  const auto at =
+      std::chrono::system_clock::time_point(std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos()));
+  // Less than a second ahead: "now" (relativeTime would call it "0 s ago").
+  if (at > now && at - now < std::chrono::seconds(1)) return localClock(t, now) + " (now)";
+  return localClock(t, now) + " (" + relativeTime(t, now) + ")";
+}
+
 std::string number(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";

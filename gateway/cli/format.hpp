@@ -63,6 +63,12 @@ std::string duration(std::chrono::seconds d);
 std::string bytes(std::uint64_t n);
 // Local wall-clock time of day with milliseconds: "14:03:07.218".
 std::string clockTime(const google::protobuf::Timestamp& t);
+// A state change's time as the platform's alarms show it: local "22:33:39" (with the date,
+// "2026-11-30 22:33:39", when it is not today's) beside the relative time. stateSince: "22:33:39,
+// 4 min" (for "DOWN since ..."); pointInTime: "22:33:39 (4 min ago)", "22:40:00 (in 20 s)". "never"
+// for an unset time. On a terminal and piped alike.
+std::string stateSince(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now);
+std::string pointInTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now);
 // A number for people: up to 6 significant digits, no trailing zeros ("38.24", "123456", "1e-07").
 std::string number(double v);
 // "1.0 %", "37.5 %", "<0.1 %", "0 %", "100 %" from a percentage.

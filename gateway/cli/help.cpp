@@ -53,11 +53,17 @@ const std::vector<CommandInfo>& commands() {
        0,
        0},
       {"device",
-       "ID",
+       "ID [--retry]",
        "one device in detail: health, counters and every latest value",
-       "Health counters, the last error, and every value of the newest observation (all lanes or\n"
-       "bays of a multi-part device) with units and quality.\n",
-       {},
+       "Health counters, the state and since when, the last error and when it happened (marked as\n"
+       "past once the device recovered), and every value of the newest observation (all lanes or\n"
+       "bays of a multi-part device) with units and quality; \"stale\" when the device is DOWN or\n"
+       "has not been read for two poll intervals.\n"
+       "  --retry   end the device's backoff now (after a repair): a DOWN Modbus device is tried at\n"
+       "            once and polled as before when it answers; waits a few seconds for the\n"
+       "            outcome (exit 1 if still DOWN). A successful `modbus read` of its unit does\n"
+       "            the same. LoRaWAN devices are heard, not polled: nothing to retry.\n",
+       {"retry"},
        cmdDevice,
        1,
        1},
@@ -172,6 +178,17 @@ const std::vector<CommandInfo>& commands() {
        cmdProfileShow,
        1,
        1},
+      {"mqtt reconnect",
+       "",
+       "reconnect to the broker now",
+       "Ends the reconnect wait and connects at once (after the broker or the network was fixed);\n"
+       "when connected, closes the link cleanly and connects again. No reading is lost: the spool\n"
+       "keeps every one until the broker has acknowledged it, and what was in flight is sent again.\n"
+       "Waits up to 12 s for the link and prints it; exit 1 when it is not up by then.\n",
+       {},
+       cmdMqttReconnect,
+       0,
+       0},
       {"spool",
        "",
        "spool depth in bytes and readings, oldest seq, dropped",

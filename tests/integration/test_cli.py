@@ -173,7 +173,7 @@ class Commands(CliWorld):
         out = self.ctl("status", check=0).stdout
         self.assertIn("gw-cli", out)
         self.assertIn("connected", out)
-        self.assertRegex(out, r"MQTT +connected to tcp://127\.0\.0\.1:\d+ since \d+ s ago")
+        self.assertRegex(out, r"MQTT +connected to tcp://127\.0\.0\.1:\d+ since \d\d:\d\d:\d\d, \d+ s")
         # one aligned row per device: the header's columns line up with the values
         lines = out.splitlines()
         header = next(i for i, l in enumerate(lines) if l.startswith("DEVICE"))
@@ -730,13 +730,13 @@ class Help(unittest.TestCase):
         for cmd in ["status", "devices", "device ID", "tail [ID]", "config validate FILE", "config show",
                     "config diff FILE", "config apply FILE", "modbus read BUS UNIT TABLE ADDR COUNT",
                     "modbus probe BUS UNIT ADDR", "modbus scan BUS [FROM TO]", "lora devices", "spool",
-                    "log-level [LEVEL]"]:
+                    "log-level [LEVEL]", "mqtt reconnect", "lora heard", "profiles"]:
             self.assertRegex(top, rf"(?m)^  {re.escape(cmd)}(  |$)")
         for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "75", "78"]:
             self.assertRegex(top, rf"(?m)^  {code} ")
         for cmd in [["status"], ["devices"], ["device"], ["tail"], ["config", "validate"], ["config", "show"],
                     ["config", "diff"], ["config", "apply"], ["modbus", "read"], ["modbus", "probe"],
-                    ["modbus", "scan"], ["lora", "devices"], ["spool"], ["log-level"]]:
+                    ["modbus", "scan"], ["lora", "devices"], ["spool"], ["log-level"], ["mqtt", "reconnect"]]:
             a = self.run_ctl("help", *cmd).stdout
             b = self.run_ctl(*cmd, "--help").stdout
             self.assertEqual(a, b)
@@ -775,6 +775,8 @@ class Help(unittest.TestCase):
         self.assertEqual(complete("citygatectl log-level d"), ["debug"])
         self.assertIn("--table", complete("citygatectl modbus probe b 1 0 --t"))
         self.assertEqual(complete("citygatectl --j"), ["--json"])
+        self.assertEqual(complete("citygatectl mqtt "), ["reconnect"])
+        self.assertEqual(complete("citygatectl device air --r"), ["--retry"])
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class Terminal(IntegrationTest):
         self.wait_screen(r"^rc=0$")
         text = self.screen()
         self.assertRegex(text, r"(?m)^Gateway   gw-tty   citygated \d+\.\d+\.\d+, up \d+ s \(boot [0-9a-f]{8}\)$")
-        self.assertRegex(text, r"(?m)^MQTT      connected to tcp://127\.0\.0\.1:\d+ since \d+ s ago")
+        self.assertRegex(text, r"(?m)^MQTT      connected to tcp://127\.0\.0\.1:\d+ since \d\d:\d\d:\d\d, \d+ s")
         self.assertRegex(text, r"(?m)^Spool     .* readings waiting · next seq \d+ · 0 dropped$")
         lines = text.splitlines()
         header = next(l for l in lines if l.startswith("DEVICE"))

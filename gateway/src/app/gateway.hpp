@@ -85,6 +85,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
 
   // Every reading as the pipeline numbers it (one tap: the control socket's).
   void setReadingTap(ReadingTap tap) override;
+  // `mqtt reconnect` (app/health.cpp).
+  std::optional<citygate::v1::MqttReconnectResponse> reconnectMqtt() override;
   // Adds entries to every health report (the control socket's counters).
   void setHealthExtension(std::function<void(citygate::v1::GatewayHealth&)> extension);
 

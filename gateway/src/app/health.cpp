@@ -68,6 +68,21 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
   if (seq && !seq->numberingError().empty()) sp.set_last_error(seq->numberingError());
 }
 
+namespace {
+// When the link went, when it is tried again, when readings last went out and were acknowledged.
+void fillMqttTimes(const mqtt::Session& session, const mqtt::ReadingsSink& readings, pb::MqttHealth& mq) {
+  const auto& s = session.stats();
+  const auto& r = readings.stats();
+  mq.set_link_state(mqtt::connStateName(session.state()));
+  if (!session.connected() && s.disconnectedSince) toTimestamp(*s.disconnectedSince, mq.mutable_disconnected_since());
+  if (session.state() == mqtt::ConnState::Backoff && s.nextAttemptAt) {
+    toTimestamp(*s.nextAttemptAt, mq.mutable_next_attempt_at());
+  }
+  if (r.lastPublishAt) toTimestamp(*r.lastPublishAt, mq.mutable_last_publish_at());
+  if (r.lastAckAt) toTimestamp(*r.lastAckAt, mq.mutable_last_ack_at());
+}
+}  // namespace
+
 void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, pb::MqttHealth& mq) {
   const auto& s = session.stats();
   const auto& r = readings.stats();
@@ -79,6 +94,7 @@ void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& read
   mq.set_batches_published(r.batchesPublished);
   mq.set_batches_acked(r.batchesAcked);
   if (session.connected() && s.connectedSince) toTimestamp(*s.connectedSince, mq.mutable_connected_since());
+  fillMqttTimes(session, readings, mq);
 }
 
 void fillProcessHealth(SteadyClock::duration uptime, pb::ProcessHealth& p) {
@@ -122,6 +138,26 @@ pb::GatewayHealth Gateway::health() const {
   (*h.mutable_counters())["config_generation"] = generation_;
   if (healthExtension_) healthExtension_(h);
   return h;
+}
+
+std::optional<pb::MqttReconnectResponse> Gateway::reconnectMqtt() {
+  if (!mqtt_) return std::nullopt;
+  pb::MqttReconnectResponse r;
+  r.set_link_state_before(mqtt::connStateName(mqtt_->state()));
+  switch (mqtt_->reconnectNow()) {
+    case mqtt::Session::Reconnect::Connecting:
+      r.set_outcome(pb::MqttReconnectResponse::CONNECTING);
+      break;
+    case mqtt::Session::Reconnect::Reconnecting:
+      r.set_outcome(pb::MqttReconnectResponse::RECONNECTING);
+      break;
+    case mqtt::Session::Reconnect::AlreadyConnecting:
+      r.set_outcome(pb::MqttReconnectResponse::ALREADY_CONNECTING);
+      break;
+    case mqtt::Session::Reconnect::NotRunning:
+      return std::nullopt;
+  }
+  return r;
 }
 
 std::string Gateway::statusText() const {

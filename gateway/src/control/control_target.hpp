@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "citygate/v1/control.pb.h"
 #include "citygate/v1/reading.pb.h"
 #include "citygate/v1/status.pb.h"
 #include "config/loader.hpp"
@@ -62,6 +63,10 @@ class ControlTarget {
   virtual void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) = 0;
   // Every reading as the pipeline numbers it (one tap: the control socket's).
   virtual void setReadingTap(ReadingTap tap) = 0;
+
+  // `mqtt reconnect`: connect to the broker now (mqtt::Session::reconnectNow); nullopt when the
+  // daemon has no MQTT session (a test's fake).
+  virtual std::optional<citygate::v1::MqttReconnectResponse> reconnectMqtt() { return std::nullopt; }
 
   // The running sources, every kind (devices, health; a kind's own handler casts them).
   virtual const std::vector<std::shared_ptr<sources::Source>>& sources() const = 0;

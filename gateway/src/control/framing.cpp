@@ -182,6 +182,11 @@ std::string checkRequest(const pb::ControlRequest& r) {
       return checkId(r.devices().device_id(), "device id");
     case pb::ControlRequest::kTail:
       return checkId(r.tail().device_id(), "device id");
+    case pb::ControlRequest::kDeviceRetry:
+      if (r.device_retry().device_id().empty()) return "device retry: the device id is empty";
+      return checkId(r.device_retry().device_id(), "device id");
+    case pb::ControlRequest::kMqttReconnect:
+      return {};
     case pb::ControlRequest::kModbusRead: {
       const auto& m = r.modbus_read();
       if (m.bus().empty()) return "modbus read: the bus name is empty";

@@ -19,6 +19,19 @@ namespace {
 
 constexpr const char* kLoggers[] = {"main", "modbus", "lora", "spool", "mqtt", "control"};
 
+// Latest values older than this many poll intervals are stale (a poll may fail once or twice
+// before the device is DOWN).
+constexpr std::int64_t kStaleIntervals = 2;
+
+// The latest values no longer say how things are: the device is DOWN, or they are old.
+bool staleValues(const pb::DeviceInfo& d, WallTime now) {
+  if (!d.has_last_reading()) return false;
+  if (d.health().state() == pb::DOWN) return true;
+  if (d.poll_interval_ms() == 0) return false;  // heard, not polled (LoRaWAN): no expected pace
+  return now - fromTimestamp(d.last_reading().observed_at()) >
+         std::chrono::milliseconds(d.poll_interval_ms()) * kStaleIntervals;
+}
+
 const pb::DeviceHealth* findHealth(const pb::GatewayHealth& h, const std::string& id) {
   for (const auto& d : h.devices()) {
     if (d.sensor_id() == id) return &d;
@@ -68,6 +81,10 @@ void Handlers::handle(const pb::ControlRequest& request, Reply reply) {
       return spool(std::move(reply));
     case pb::ControlRequest::kLogLevel:
       return logLevel(request.log_level(), std::move(reply));
+    case pb::ControlRequest::kDeviceRetry:
+      return deviceRetry(request.device_retry().device_id(), std::move(reply));
+    case pb::ControlRequest::kMqttReconnect:
+      return mqttReconnect(std::move(reply));
     case pb::ControlRequest::COMMAND_NOT_SET:
       break;
   }
@@ -91,8 +108,10 @@ std::vector<pb::DeviceInfo> Handlers::deviceInfos(bool withLatest, const pb::Gat
   };
   std::vector<pb::DeviceInfo> listed;
   for (const auto& source : gateway_->sources()) source->listDevices(listed);
+  const WallTime now = health.has_at() ? fromTimestamp(health.at()) : WallClock::now();  // the daemon's clock
   for (auto& d : listed) {
     fill(d);
+    d.set_stale(staleValues(d, now));
     out.push_back(std::move(d));
   }
   return out;
@@ -120,7 +139,8 @@ void Handlers::status(Reply reply) {
 void Handlers::devices(const std::string& id, Reply reply) {
   pb::ControlResponse r;
   auto* out = r.mutable_devices();
-  for (auto& d : deviceInfos(!id.empty(), gateway_->health())) {
+  // Every part of a multi-part device (each lane, each bay) for the list too.
+  for (auto& d : deviceInfos(true, gateway_->health())) {
     if (id.empty() || d.id() == id) *out->add_devices() = std::move(d);
   }
   if (!id.empty() && out->devices_size() == 0) {
@@ -183,6 +203,19 @@ void Handlers::logLevel(const pb::LogLevelRequest& request, Reply reply) {
     r.mutable_log_level()->add_loggers(l);
     (*r.mutable_log_level()->mutable_levels())[l] = logging.level(l);
   }
+  reply.send(std::move(r));
+}
+
+void Handlers::mqttReconnect(Reply reply) {
+  auto outcome = gateway_->reconnectMqtt();
+  if (!outcome) {
+    reply.error(pb::ControlError::UNAVAILABLE, "the MQTT session is not running (starting or stopping)");
+    return;
+  }
+  log_->info("mqtt reconnect (asked by uid {} pid {}): link was {}", reply.peer().uid, reply.peer().pid,
+             outcome->link_state_before());
+  pb::ControlResponse r;
+  *r.mutable_mqtt_reconnect() = std::move(*outcome);
   reply.send(std::move(r));
 }
 

@@ -72,6 +72,8 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   void loraHeard(Reply reply);  // lora_handlers.cpp
   void spool(Reply reply);
   void logLevel(const citygate::v1::LogLevelRequest& request, Reply reply);
+  void deviceRetry(const std::string& id, Reply reply);  // modbus_handlers.cpp
+  void mqttReconnect(Reply reply);
 
   void onReading(const citygate::v1::Reading& reading, std::string_view bytes);
   void onReadDone(const std::shared_ptr<AdhocRead>& read, modbus::JobResult&& result);

@@ -248,6 +248,43 @@ void Handlers::onScanTimeout(const std::shared_ptr<Scan>& scan, std::uint64_t st
                     "bus '" + scan->request.bus() + "' stopped running the scan (a configuration change?)");
 }
 
+// `device ID --retry`: the Modbus device's bus ends its backoff. Only Modbus devices are polled;
+// a LoRaWAN device sends when it will, so there is nothing to retry.
+void Handlers::deviceRetry(const std::string& id, Reply reply) {
+  for (const auto& source : gateway_->sources()) {
+    if (source->kind() != modbus::kKindName) continue;
+    auto bus = std::dynamic_pointer_cast<modbus::ModbusSource>(source);
+    if (!bus) continue;
+    const auto index = bus->bus().deviceIndex(id);
+    if (!index) continue;
+    pb::ControlResponse r;
+    auto* out = r.mutable_device_retry();
+    out->set_device_id(id);
+    out->set_state(bus->bus().deviceState(*index));
+    out->set_poll_interval_ms(static_cast<std::uint32_t>(bus->busSpec().devices[*index].interval.count()));
+    switch (bus->bus().retryNow(*index, "asked by uid " + std::to_string(reply.peer().uid))) {
+      case modbus::BusSource::Retry::Probing:
+        out->set_outcome(pb::DeviceRetryResponse::PROBING);
+        break;
+      case modbus::BusSource::Retry::AlreadyProbing:
+        out->set_outcome(pb::DeviceRetryResponse::ALREADY_PROBING);
+        break;
+      case modbus::BusSource::Retry::NotDown:
+        out->set_outcome(pb::DeviceRetryResponse::NOT_IN_BACKOFF);
+        break;
+    }
+    reply.send(std::move(r));
+    return;
+  }
+  if (knownDevice(id)) {
+    reply.error(pb::ControlError::BAD_REQUEST, "device '" + id +
+                                                   "' is not polled (a LoRaWAN device sends when it will): "
+                                                   "nothing to retry");
+    return;
+  }
+  reply.error(pb::ControlError::NOT_FOUND, "no device '" + id + "' in the running configuration");
+}
+
 void Handlers::scanStep(const std::shared_ptr<Scan>& scan, bool answered, std::string detail, std::uint32_t rttUs) {
   ++scan->done;
   if (answered) scan->found.push_back(scan->unit);

@@ -2,7 +2,9 @@
 // LoRa commissioning hints.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "cli/cli.hpp"
 #include "cli/format.hpp"
@@ -104,6 +106,36 @@ TEST_CASE("relative times, durations, sizes") {
   CHECK(percent(0) == "0 %");
   CHECK(percent(0.004) == "<0.1 %");
   CHECK(percent(100) == "100 %");
+}
+
+TEST_CASE("state changes as the platform's alarms show them: local HH:MM:SS beside the relative time") {
+  using namespace std::chrono;
+  const std::string before = std::getenv("TZ") != nullptr ? std::getenv("TZ") : "";
+  ::setenv("TZ", "CET-1", 1);  // UTC+1, as a POSIX rule: no tzdata needed
+  ::tzset();
+  const auto now = system_clock::time_point(seconds(1'700'000'000));  // 2023-11-14 22:13:20 UTC
+  google::protobuf::Timestamp t;
+  CHECK(stateSince(t, now) == "never");
+  CHECK(pointInTime(t, now) == "never");
+  t.set_seconds(1'700'000'000 - 4 * 60 - 3);
+  CHECK(stateSince(t, now) == "23:09:17, 4 min");
+  CHECK(pointInTime(t, now) == "23:09:17 (4 min ago)");
+  t.set_seconds(1'700'000'000 + 20);
+  CHECK(pointInTime(t, now) == "23:13:40 (in 20 s)");
+  t.set_seconds(1'700'000'000);
+  t.set_nanos(400'000'000);  // just ahead
+  CHECK(pointInTime(t, now) == "23:13:20 (now)");
+  t.set_nanos(0);
+  t.set_seconds(1'700'000'000 + 3600);  // tomorrow, local time
+  CHECK(pointInTime(t, now) == "2023-11-15 00:13:20 (in 1 h)");
+  t.set_seconds(1'700'000'000 - 86400 - 3600);
+  CHECK(stateSince(t, now) == "2023-11-13 22:13:20, 1 d 1 h");
+  if (before.empty()) {
+    ::unsetenv("TZ");
+  } else {
+    ::setenv("TZ", before.c_str(), 1);
+  }
+  ::tzset();
 }
 
 TEST_CASE("tables align on what is visible, colour codes and UTF-8 aside") {

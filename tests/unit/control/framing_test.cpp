@@ -214,3 +214,16 @@ TEST_CASE("a string field that is not UTF-8 is a malformed request, found in nes
   CHECK_FALSE(parseRequest(std::string("\x0a\x7f\x01", 3), out, error));
   CHECK(error.find("malformed request: not a citygate.v1.ControlRequest") == 0);
 }
+
+TEST_CASE("checkRequest: device retry wants a device id; mqtt reconnect takes nothing") {
+  pb::ControlRequest r;
+  r.mutable_device_retry();
+  CHECK(checkRequest(r).find("empty") != std::string::npos);
+  r.mutable_device_retry()->set_device_id(std::string(65, 'x'));
+  CHECK(checkRequest(r).find("longer than 64") != std::string::npos);
+  r.mutable_device_retry()->set_device_id("air-1");
+  CHECK(checkRequest(r).empty());
+  pb::ControlRequest m;
+  m.mutable_mqtt_reconnect();
+  CHECK(checkRequest(m).empty());
+}

@@ -268,3 +268,20 @@ TEST_CASE("handlers at the ControlTarget seam: lora heard without LoRa answers a
   CHECK(r.lora_heard().bind().empty());
   CHECK(r.lora_heard().heard_size() == 0);
 }
+
+TEST_CASE("handlers at the ControlTarget seam: device retry of an unknown device, mqtt reconnect without a session") {
+  World w;
+  pb::ControlRequest req;
+  req.mutable_device_retry()->set_device_id("nope");
+  pb::ControlResponse r;
+  REQUIRE(w.ask(req, r));
+  CHECK(r.error().code() == pb::ControlError::NOT_FOUND);
+  CHECK(r.error().message().find("nope") != std::string::npos);
+  req.mutable_device_retry()->set_device_id("");
+  REQUIRE(w.ask(req, r));
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);  // validated before the handlers
+  pb::ControlRequest m;
+  m.mutable_mqtt_reconnect();
+  REQUIRE(w.ask(m, r));
+  CHECK(r.error().code() == pb::ControlError::UNAVAILABLE);  // the fake daemon has no MQTT session
+}

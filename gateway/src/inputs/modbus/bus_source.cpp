@@ -34,6 +34,7 @@ BusSource::BusSource(boost::asio::any_io_executor executor, core::Clock& clock, 
     d.health.set_sensor_id(ds.sensor->id);
     d.health.set_bus(spec_.name);
     d.health.set_state(citygate::v1::OK);
+    toTimestamp(clock_.wallNow(), d.health.mutable_state_since());
     replan(d);
     devices_.push_back(std::move(d));
   }
@@ -169,7 +170,7 @@ void BusSource::poll(std::size_t index, bool probe, SteadyTime due) {
 
 void BusSource::recordFailure(Device& d, const std::string& error) {
   d.health.set_polls_failed(d.health.polls_failed() + 1);
-  d.health.set_last_error(error);
+  setError(d, error);
   ++d.consecutiveFailures;
   const auto before = d.state;
   if (d.consecutiveFailures >= spec_.config.failures_to_down()) {
@@ -192,7 +193,79 @@ void BusSource::recordFailure(Device& d, const std::string& error) {
     }
   }
   d.lastLoggedError = error;
-  d.health.set_state(d.state);
+  setState(d, d.state);
+}
+
+void BusSource::setState(Device& d, citygate::v1::DeviceState state) {
+  d.state = state;
+  if (d.health.state() != state) toTimestamp(clock_.wallNow(), d.health.mutable_state_since());
+  d.health.set_state(state);
+}
+
+void BusSource::setError(Device& d, const std::string& error) {
+  d.health.set_last_error(error);
+  toTimestamp(clock_.wallNow(), d.health.mutable_last_error_at());
+}
+
+// The link is down when the last request tried ended on a link failure (connect refused, port
+// missing, reset), up when it reached the other end (an answer, an exception, even a timeout: a
+// TCP connection that opened, or a serial port that took the request).
+void BusSource::noteLink(const JobResult& r) {
+  if (r.attempted == 0 || r.errors.size() < r.attempted) return;  // nothing tried (cancelled)
+  const ReadError& last = r.errors[r.attempted - 1];
+  const bool down = last.kind == ErrorKind::Connection;
+  const auto state = down ? citygate::v1::BUS_DOWN : citygate::v1::BUS_UP;
+  const WallTime now = clock_.wallNow();
+  if (down) {
+    link_.set_link_failures(link_.link_failures() + 1);
+    link_.set_last_error(last.message);
+    toTimestamp(now, link_.mutable_last_error_at());
+  }
+  if (link_.state() == state) return;
+  if (down) {
+    log_->warn("bus '{}' ({}): link down: {}", spec_.name, worker_->describe(), last.message);
+  } else if (link_.state() == citygate::v1::BUS_DOWN) {
+    log_->info("bus '{}' ({}): link up again", spec_.name, worker_->describe());
+  }
+  link_.set_state(state);
+  toTimestamp(now, link_.mutable_since());
+}
+
+std::optional<std::size_t> BusSource::deviceIndex(std::string_view sensorId) const {
+  for (std::size_t i = 0; i < devices_.size(); ++i) {
+    if (devices_[i].spec.sensor->id == sensorId) return i;
+  }
+  return std::nullopt;
+}
+
+BusSource::Retry BusSource::retryNow(std::size_t index, std::string_view why) {
+  Device& d = devices_[index];
+  if (stopped_ || d.state != citygate::v1::DOWN) return Retry::NotDown;
+  if (d.busy) return Retry::AlreadyProbing;
+  log_->info("[{}] unit {} on bus '{}': backoff ended ({}); trying it now", d.spec.sensor->id, d.spec.unitId,
+             spec_.name, why);
+  d.timer->cancel();
+  d.nextAttempt = clock_.steadyNow();
+  d.nextAttemptWall = clock_.wallNow();
+  toTimestamp(d.nextAttemptWall, d.health.mutable_next_attempt_at());
+  poll(index, true);
+  if (!d.busy) {
+    armTimer(index);  // the queue is full: the tick probes it (its backoff is over)
+    return Retry::AlreadyProbing;
+  }
+  return Retry::Probing;
+}
+
+// A successful ad-hoc read of a DOWN device's unit is a repair seen: its backoff ends.
+void BusSource::onAdhocDone(std::uint8_t unit, const JobResult& r) {
+  countDiscarded(nullptr, r.discarded);
+  noteLink(r);
+  if (stopped_ || r.attempted == 0 || r.errors.empty() || !r.errors.front().ok()) return;
+  for (std::size_t i = 0; i < devices_.size(); ++i) {
+    if (devices_[i].spec.unitId == unit && devices_[i].state == citygate::v1::DOWN) {
+      retryNow(i, "an ad-hoc read of unit " + std::to_string(unit) + " succeeded");
+    }
+  }
 }
 
 // Each device's health shows the frames that came from it (a late answer usually turns up in the
@@ -223,6 +296,7 @@ void BusSource::handleResult(std::size_t index, bool probe, JobResult&& r) {
   d.health.set_timeouts(d.health.timeouts() + r.timeouts);
   d.health.set_bad_frames(d.health.bad_frames() + r.badFrames);
   countDiscarded(&d, r.discarded);
+  noteLink(r);
 
   std::size_t okRequests = 0;
   const ReadError* failure = nullptr;
@@ -264,26 +338,24 @@ void BusSource::handleResult(std::size_t index, bool probe, JobResult&& r) {
   }
   if (probe) {
     log_->info("[{}] unit {} answers again; OK", d.spec.sensor->id, d.spec.unitId);
-    d.state = citygate::v1::OK;
     d.consecutiveFailures = 0;
     d.downCount = 0;
-    d.health.set_state(d.state);
+    setState(d, citygate::v1::OK);
     d.health.clear_next_attempt_at();
     poll(index, false);
     return;
   }
   if (failure != nullptr) {
     // Partly read: the points of the failed requests are BAD in this reading.
-    d.health.set_last_error(std::string(errorKindName(failure->kind)) + ": " + failure->message);
+    setError(d, std::string(errorKindName(failure->kind)) + ": " + failure->message);
   }
   if (d.state != citygate::v1::OK && failure == nullptr) {
     log_->info("[{}] unit {} OK again", d.spec.sensor->id, d.spec.unitId);
   }
-  d.state = failure == nullptr ? citygate::v1::OK : citygate::v1::DEGRADED;
   d.consecutiveFailures = 0;
   d.downCount = 0;
   d.lastLoggedError.clear();
-  d.health.set_state(d.state);
+  setState(d, failure == nullptr ? citygate::v1::OK : citygate::v1::DEGRADED);
   d.health.set_polls_ok(d.health.polls_ok() + 1);
   toTimestamp(now, d.health.mutable_last_ok_at());
   const auto perRequest = r.requestsSent > 0 ? r.rtt / r.requestsSent : r.rtt;
@@ -353,8 +425,8 @@ bool BusSource::adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint1
   job.timeout = timeout;
   job.retries = 0;
   job.requests.push_back(ReadRequest{table, address, count, {}});
-  job.done = [self = shared_from_this(), done = std::move(done)](JobResult&& r) {
-    self->countDiscarded(nullptr, r.discarded);
+  job.done = [self = shared_from_this(), unit, done = std::move(done)](JobResult&& r) {
+    self->onAdhocDone(unit, r);
     done(std::move(r));
   };
   job.cancelled = std::move(cancelled);

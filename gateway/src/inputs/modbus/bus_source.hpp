@@ -13,6 +13,11 @@
 // single request and no retries, so a dead device costs at most one timeout per window. A merged
 // read refused with exception 02 is split, the split remembered, and the device polled again.
 //
+// A DOWN device's backoff ends early when the technician asks (`device ID --retry`: retryNow) or an
+// ad-hoc read of its unit succeeds: it is probed at once, and polled as before when it answers.
+// Each device's health says since when it is in its state and when its last error happened; the
+// bus's own health (BusHealth) says whether the link itself works (TCP connect, serial port).
+//
 // Time and timers come from the injected clock (its steady time is also the worker's due time).
 #pragma once
 
@@ -20,8 +25,10 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "citygate/v1/status.pb.h"
@@ -87,6 +94,20 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   // The last reading of each device, for `devices`.
   std::size_t deviceCount() const { return devices_.size(); }
 
+  // The link of the bus (BusHealth.name and .transport are the caller's).
+  const citygate::v1::BusHealth& linkHealth() const { return link_; }
+
+  // `device ID --retry`: ends a DOWN device's backoff and probes it now. Executor only.
+  enum class Retry : std::uint8_t {
+    Probing,         // the probe is queued (due at once)
+    AlreadyProbing,  // a probe of it is queued or running: its answer decides
+    NotDown,         // OK or DEGRADED: polled at its interval anyway
+  };
+  Retry retryNow(std::size_t index, std::string_view why);
+  // The index of the device with this sensor id, if it is on this bus.
+  std::optional<std::size_t> deviceIndex(std::string_view sensorId) const;
+  citygate::v1::DeviceState deviceState(std::size_t index) const { return devices_[index].state; }
+
   // Tests on a manual clock: see BusWorker::settled().
   bool workerSettled() { return worker_->settled(); }
 
@@ -123,6 +144,10 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   void handleResult(std::size_t index, bool probe, JobResult&& result);
   void decode(Device& d, const JobResult& result, WallTime now);
   void recordFailure(Device& d, const std::string& error);
+  void setState(Device& d, citygate::v1::DeviceState state);
+  void setError(Device& d, const std::string& error);
+  void noteLink(const JobResult& result);
+  void onAdhocDone(std::uint8_t unit, const JobResult& result);
   void countDiscarded(Device* asked, const std::vector<DiscardedFrames>& frames);
 
   boost::asio::any_io_executor executor_;
@@ -139,6 +164,7 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   bool workerEnded_ = false;                           // its thread has ended (after stop())
   std::vector<std::function<void()>> endedCallbacks_;  // stop()'s, until then
   SteadyTime epoch_;
+  citygate::v1::BusHealth link_;
 };
 
 }  // namespace citygate::modbus

@@ -111,6 +111,10 @@ void ModbusSource::stop(std::function<void()> done) {
 
 void ModbusSource::fillHealth(pb::GatewayHealth& health) const {
   bus_->fillHealth(*health.mutable_devices());
+  auto* link = health.add_buses();
+  *link = bus_->linkHealth();
+  link->set_name(spec_->bus.name);
+  link->set_transport(describeBus(spec_->bus.config));
   auto& ctr = *health.mutable_counters();
   const auto& bc = bus_->counters();
   ctr["modbus_polls_skipped"] += bc.skipped;

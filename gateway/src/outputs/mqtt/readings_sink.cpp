@@ -38,6 +38,7 @@ void ReadingsSink::onSessionState(bool connected) {
 void ReadingsSink::asyncDeliver(std::string payload, std::uint32_t count, std::function<void(core::Outcome)> done) {
   ++stats_.batchesPublished;
   stats_.published += count;
+  stats_.lastPublishAt = session_->wallNow();
   session_->publish(topic_, std::move(payload), 1, false,
                     std::bind_front(&ReadingsSink::onPublished, shared_from_this(), count, std::move(done)));
 }
@@ -47,6 +48,7 @@ void ReadingsSink::onPublished(std::uint32_t count, const std::function<void(cor
   if (result) {
     ++stats_.batchesAcked;
     stats_.acked += count;
+    stats_.lastAckAt = session_->wallNow();
     done(core::Outcome::Delivered);
     return;
   }

@@ -12,6 +12,11 @@ namespace citygate::mqtt {
 
 namespace pb = citygate::v1;
 
+namespace {
+// `mqtt reconnect` of a link that is up: how long the clean close may wait for Paho.
+constexpr std::chrono::milliseconds kReconnectCloseTimeout{2000};
+}  // namespace
+
 const char* connStateName(ConnState state) {
   switch (state) {
     case ConnState::Idle:
@@ -97,6 +102,7 @@ void Session::start() {
   client_->setMessageHandler([weak](const InboundMessage& message) {
     if (auto self = weak.lock()) self->onMessage(message);
   });
+  stats_.disconnectedSince = clock_.wallNow();
   connect();
 }
 
@@ -117,6 +123,7 @@ void Session::notify(bool up) {
 void Session::connect() {
   if ((state_ != ConnState::Idle && state_ != ConnState::Backoff) || !client_) return;
   state_ = ConnState::Connecting;
+  stats_.nextAttemptAt.reset();
   client_->connect(std::bind_front(&Session::onConnect, shared_from_this()));
 }
 
@@ -137,6 +144,7 @@ void Session::onConnect(const Status& result) {
   everConnected_ = true;
   state_ = ConnState::Connected;
   stats_.connectedSince = clock_.wallNow();
+  stats_.disconnectedSince.reset();
   connectedAt_ = clock_.steadyNow();
   lastLoggedError_.clear();
   log_->info("connected to the broker; birth on {}", statusTopic_);
@@ -184,6 +192,7 @@ void Session::onLost(const std::string& cause) {
   stats_.lastError = cause;
   stats_.lastCause = ErrorCause::NotConnected;
   stats_.connectedSince.reset();
+  stats_.disconnectedSince = clock_.wallNow();
   log_->warn("lost the broker: {}", cause);
   if (connectedAt_ && clock_.steadyNow() - *connectedAt_ >= options_.stableAfter) attempt_ = 0;
   connectedAt_.reset();
@@ -200,11 +209,51 @@ void Session::scheduleReconnect() {
   std::uniform_real_distribution<double> dist(0.0, ceiling);
   const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(dist(rng_)));
   ++attempt_;
+  stats_.nextAttemptAt = clock_.wallNow() + wait;
   log_->debug("reconnecting in {} ms (attempt {})", wait.count(), attempt_);
   reconnectTimer_->start(wait, std::bind_front(&Session::onReconnectTimer, shared_from_this()));
 }
 
 void Session::onReconnectTimer() {
+  connect();
+}
+
+Session::Reconnect Session::reconnectNow() {
+  if (!client_) return Reconnect::NotRunning;
+  switch (state_) {
+    case ConnState::Backoff:
+      if (closingForReconnect_) return Reconnect::AlreadyConnecting;
+      log_->info("reconnect asked: connecting now");
+      reconnectTimer_->cancel();
+      attempt_ = 0;
+      connect();
+      return Reconnect::Connecting;
+    case ConnState::Connecting:
+      return Reconnect::AlreadyConnecting;
+    case ConnState::Connected: {
+      log_->info("reconnect asked: closing the link, then connecting again");
+      // As a lost link for the clients (a batch in flight is sent again), without a wait.
+      state_ = ConnState::Backoff;
+      closingForReconnect_ = true;
+      stats_.connectedSince.reset();
+      stats_.disconnectedSince = clock_.wallNow();
+      connectedAt_.reset();
+      attempt_ = 0;
+      notify(false);
+      client_->disconnect(kReconnectCloseTimeout, std::bind_front(&Session::onClosedForReconnect, shared_from_this()));
+      return Reconnect::Reconnecting;
+    }
+    case ConnState::Idle:
+    case ConnState::Stopping:
+    case ConnState::Stopped:
+      break;
+  }
+  return Reconnect::NotRunning;
+}
+
+void Session::onClosedForReconnect() {
+  closingForReconnect_ = false;
+  if (state_ != ConnState::Backoff) return;  // stopped meanwhile
   connect();
 }
 

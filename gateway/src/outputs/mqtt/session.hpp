@@ -10,6 +10,10 @@
 //   connect (sessions start clean, so the broker forgets them on each reconnect) and hands each
 //   inbound message whose topic matches the filter to the handler, on the executor.
 // - State is one enum (ConnState). Clients learn of Connected / not Connected through listeners.
+// - reconnectNow() (`citygatectl mqtt reconnect`): in backoff, connects at once (and the backoff
+//   starts again from reconnectMin); when connected, disconnects cleanly and connects again. The
+//   clients hear "not connected" first, so a batch in flight is sent again from the spool: nothing
+//   is lost.
 //
 // Threading: executor only (the client posts its callbacks there). Failures a caller acts on
 // carry an ErrorCause (core/result.hpp).
@@ -72,7 +76,9 @@ struct SessionStats {
   std::uint64_t inboundUnmatched = 0;  // messages no registered filter matched (discarded, counted)
   std::string lastError;
   ErrorCause lastCause = ErrorCause::Unspecified;
-  std::optional<WallTime> connectedSince;  // of the current link
+  std::optional<WallTime> connectedSince;     // of the current link
+  std::optional<WallTime> disconnectedSince;  // while not connected: since the link went (or start)
+  std::optional<WallTime> nextAttemptAt;      // in backoff: when the reconnect timer fires
 };
 
 // <prefix>/<gateway_id>/<leaf>
@@ -117,6 +123,17 @@ class Session final : public std::enable_shared_from_this<Session> {
 
   void publishHealth(const citygate::v1::GatewayHealth& health);
 
+  // `mqtt reconnect`; see the header comment. Executor only.
+  enum class Reconnect : std::uint8_t {
+    Connecting,         // was waiting to reconnect: connecting now
+    Reconnecting,       // was connected: closing the link cleanly, then connecting
+    AlreadyConnecting,  // a connect (or the close before one) is under way
+    NotRunning,         // not started, or stopping
+  };
+  Reconnect reconnectNow();
+
+  WallTime wallNow() const { return clock_.wallNow(); }
+
   const SessionStats& stats() const { return stats_; }
   const SessionOptions& options() const { return options_; }
   const std::shared_ptr<spdlog::logger>& logger() const { return log_; }
@@ -138,6 +155,7 @@ class Session final : public std::enable_shared_from_this<Session> {
   void onReconnectTimer();
   void makeSubscription(SubscriptionId id, const Subscription& sub);
   void scheduleReconnect();
+  void onClosedForReconnect();
   void notify(bool up);
 
   boost::asio::any_io_executor executor_;
@@ -155,6 +173,7 @@ class Session final : public std::enable_shared_from_this<Session> {
   std::uint32_t attempt_ = 0;
   std::optional<SteadyTime> connectedAt_;
   bool everConnected_ = false;
+  bool closingForReconnect_ = false;  // reconnectNow() closes the link: state Backoff, no timer
   std::string lastLoggedError_;
   std::minstd_rand rng_;
   SessionStats stats_;

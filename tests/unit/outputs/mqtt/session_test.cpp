@@ -262,5 +262,53 @@ TEST_CASE("health goes out only while connected") {
   CHECK(f.session->stats().healthPublished == 1);
 }
 
+TEST_CASE("reconnectNow in backoff connects at once; the times say since when and when next") {
+  Fixture f(std::chrono::milliseconds(60000));
+  const WallTime started = f.clock.wallNow();
+  f.session->start();
+  CHECK(f.session->stats().disconnectedSince == started);  // never connected: since the start
+  f.clock.advance(std::chrono::milliseconds(5));
+  f.broker->answerConnect(Error{"connection refused", ErrorCause::Unreachable});
+  settle(f.ioc, f.clock);
+  REQUIRE(f.session->state() == ConnState::Backoff);
+  REQUIRE(f.session->stats().nextAttemptAt.has_value());
+  CHECK(*f.session->stats().nextAttemptAt > f.clock.wallNow());  // a wait drawn in [0, 60 s], not 0 with this seed
+  CHECK(f.broker->connects.empty());
+  CHECK(f.session->reconnectNow() == Session::Reconnect::Connecting);
+  CHECK(f.broker->connects.size() == 1);  // at once: no time passed
+  CHECK_FALSE(f.session->stats().nextAttemptAt.has_value());
+  CHECK(f.session->reconnectNow() == Session::Reconnect::AlreadyConnecting);
+  f.connect();
+  CHECK(f.session->connected());
+  CHECK_FALSE(f.session->stats().disconnectedSince.has_value());
+}
+
+TEST_CASE("reconnectNow when connected closes the link cleanly and connects again; listeners hear both") {
+  Fixture f(std::chrono::milliseconds(60000));
+  std::vector<bool> heard;
+  f.session->addStateListener([&heard](bool up) { heard.push_back(up); });
+  f.session->start();
+  f.connect();
+  CHECK(f.session->reconnectNow() == Session::Reconnect::Reconnecting);
+  CHECK(heard == std::vector<bool>{true, false});  // the clients resend what was in flight
+  CHECK(f.session->stats().disconnectedSince == f.clock.wallNow());
+  CHECK(f.session->reconnectNow() == Session::Reconnect::AlreadyConnecting);  // the close is under way
+  settle(f.ioc, f.clock);
+  CHECK(f.broker->disconnects == 1);
+  f.connect();  // no backoff wait: connected again at once
+  CHECK(heard == std::vector<bool>{true, false, true});
+  CHECK(f.session->stats().reconnects == 1);
+}
+
+TEST_CASE("reconnectNow before start or after stop does nothing") {
+  Fixture f;
+  CHECK(f.session->reconnectNow() == Session::Reconnect::NotRunning);
+  f.session->start();
+  f.connect();
+  bool stopped = false;
+  f.session->stop(std::chrono::milliseconds(100), [&stopped] { stopped = true; });
+  CHECK(f.session->reconnectNow() == Session::Reconnect::NotRunning);
+}
+
 }  // namespace
 }  // namespace citygate::mqtt
