@@ -76,6 +76,9 @@ int cmdModbusScan(const Ctx& ctx, const Args& a);
 int cmdLoraDevices(const Ctx& ctx, const Args& a);
 int cmdSpool(const Ctx& ctx, const Args& a);
 int cmdLogLevel(const Ctx& ctx, const Args& a);
+int cmdDoctor(const Ctx& ctx, const Args& a);  // cli/doctor.cpp
+// `status --check`: 1 when `doctor` would show a FAIL, else 0 (cli/doctor.cpp).
+int statusCheckExit(const pb::StatusResponse& s);
 
 // Help.
 struct CommandInfo {

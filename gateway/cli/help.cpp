@@ -34,13 +34,30 @@ constexpr const char* kBusHelp =
 const std::vector<CommandInfo>& commands() {
   static const std::vector<CommandInfo> kCommands = {
       {"status",
-       "",
+       "[--check]",
        "gateway, MQTT link, spool, and every device: state, last good read, errors, round-trip time",
        "One screen for a first look: the gateway and its uptime, the configuration in force, the MQTT\n"
        "link, the spool, and per device its state (OK, DEGRADED, DOWN), when it last delivered, its\n"
-       "error counts and round-trip time.\n",
-       {},
+       "error counts and round-trip time.\n"
+       "Exit status 0 whatever it shows (scripts parse it), unless:\n"
+       "  --check   exit 1 when `doctor` would show a FAIL (a Modbus device or a whole bus\n"
+       "            DOWN, MQTT disconnected, the spool failing or its disk full, no LoRa\n"
+       "            concentrator heard); for monitoring and scripts.\n",
+       {"check"},
        cmdStatus,
+       0,
+       0},
+      {"doctor",
+       "",
+       "one screen of checks, OK / WARN / FAIL with the next step; exit 1 on FAIL",
+       "What to check first at the cabinet, each with OK, WARN or FAIL and, when not OK, the next\n"
+       "step: config (running vs file), clock synchronised, spool disk space, spool, MQTT connected\n"
+       "and acknowledging, every Modbus bus, every device that is not OK, LoRa concentrators heard\n"
+       "in the last minute, uptime. A LoRaWAN node not heard yet is WARN (it sends when it wants).\n"
+       "Exit status 1 when any check is FAIL, 0 otherwise (WARN does not fail).\n"
+       "With --json: an array of {name, status, detail, next_step}.\n",
+       {},
+       cmdDoctor,
        0,
        0},
       {"devices",
@@ -224,6 +241,7 @@ std::string generalHelp() {
       "\n"
       "Examples:\n"
       "  citygatectl status\n"
+      "  citygatectl doctor\n"
       "  citygatectl tail --device air-pilatusplatz\n"
       "  citygatectl modbus probe cabinet-rs485 1 10\n"
       "  citygatectl modbus scan cabinet-rs485 1 20 --config /etc/citygate/citygate.textproto\n"

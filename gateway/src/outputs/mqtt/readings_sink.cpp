@@ -47,6 +47,7 @@ void ReadingsSink::onPublished(std::uint32_t count, const std::function<void(cor
   if (result) {
     ++stats_.batchesAcked;
     stats_.acked += count;
+    stats_.lastAck = session_->clock().steadyNow();
     done(core::Outcome::Delivered);
     return;
   }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/sink.hpp"
@@ -27,6 +28,7 @@ struct ReadingsStats {
   std::uint64_t batchesPublished = 0;
   std::uint64_t batchesAcked = 0;
   std::uint64_t batchesRejected = 0;
+  std::optional<SteadyTime> lastAck;  // the broker's last acknowledgement of a batch
 };
 
 class ReadingsSink final : public core::Sink, public std::enable_shared_from_this<ReadingsSink> {
