@@ -162,7 +162,8 @@ std::vector<Check> busChecks(const pb::StatusResponse& s) {
     const std::string where = b.transport.empty() ? std::string() : " (" + b.transport + ")";
     const std::string n = std::to_string(b.devices) + " device" + (b.devices == 1 ? "" : "s");
     if (b.down == b.devices) {
-      out.push_back(make("bus " + name, CheckStatus::Fail, "all " + n + " DOWN" + where,
+      const std::string all = b.devices == 1 ? "its one device" : "all " + n;
+      out.push_back(make("bus " + name, CheckStatus::Fail, all + " DOWN" + where,
                          "check the bus: cable, power, the serial port or the TCP peer"));
     } else if (b.notOk > 0) {
       out.push_back(make("bus " + name, CheckStatus::Warn, std::to_string(b.notOk) + " of " + n + " not OK" + where,
