@@ -82,13 +82,13 @@ Check clockCheck(const pb::GatewayHealth& h, Clock::time_point now) {
 
 Check diskCheck(const pb::SpoolHealth& sp) {
   if (sp.disk_total_bytes() == 0) return make("spool disk", CheckStatus::Ok, "not reported (a memory spool)");
-  const std::uint64_t free = sp.disk_free_bytes();
+  const std::uint64_t avail = sp.disk_free_bytes();
   const std::uint64_t mayGrow = sp.max_bytes() > sp.bytes() ? sp.max_bytes() - sp.bytes() : 0;
   const std::string detail =
-      bytes(free) + " free of " + bytes(sp.disk_total_bytes()) + "; spool may grow " + bytes(mayGrow);
+      bytes(avail) + " free of " + bytes(sp.disk_total_bytes()) + "; spool may grow " + bytes(mayGrow);
   constexpr const char* kNext = "free space on the spool's file system, or lower spool.max_bytes";
-  if (free == 0 || free < sp.disk_total_bytes() / 100) return make("spool disk", CheckStatus::Fail, detail, kNext);
-  if (free < mayGrow) return make("spool disk", CheckStatus::Warn, detail, kNext);
+  if (avail == 0 || avail < sp.disk_total_bytes() / 100) return make("spool disk", CheckStatus::Fail, detail, kNext);
+  if (avail < mayGrow) return make("spool disk", CheckStatus::Warn, detail, kNext);
   return make("spool disk", CheckStatus::Ok, detail);
 }
 
@@ -249,7 +249,7 @@ std::vector<std::string> wrap(const std::string& text, std::size_t width) {
     pos = end + 1;
     while (displayWidth(word) > width) {  // cut at a byte that starts a code point
       std::size_t cut = width;
-      while (cut > 0 && (static_cast<unsigned char>(word[cut]) & 0xC0) == 0x80) --cut;
+      while (cut > 1 && (static_cast<unsigned char>(word[cut]) & 0xC0) == 0x80) --cut;
       if (!line.empty()) lines.push_back(std::move(line));
       lines.push_back(word.substr(0, cut));
       line.clear();

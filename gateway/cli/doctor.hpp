@@ -7,6 +7,7 @@
 // one per device that is not OK, lora (concentrators heard recently), uptime.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>

@@ -52,10 +52,19 @@ class KeepingSink final : public Sink {
     pb::ReadingBatch b;
     REQUIRE(b.ParseFromString(payload));
     for (const auto& r : b.readings()) readings.push_back(r);
-    done(Outcome::Delivered);
+    pending.push_back(std::move(done));
   }
   void setReadyCallback(std::function<void(bool)>) override {}
+  // Completes every delivery in flight (and those their completion starts).
+  void ackAll() {
+    while (!pending.empty()) {
+      auto p = std::move(pending);
+      pending.clear();
+      for (auto& d : p) d(Outcome::Delivered);
+    }
+  }
   std::vector<pb::Reading> readings;
+  std::vector<std::function<void(Outcome)>> pending;
 };
 
 }  // namespace
@@ -130,7 +139,8 @@ TEST_CASE("readings carry clock_unsynchronised while the injected clock source s
   PipelineOptions o;
   o.maxBatchReadings = 1;
   auto pipeline = std::make_shared<Pipeline>(
-      clock, o, spool, sink, seq, std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+      clock, o, spool, sink, seq,
+      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
   pipeline->start();
   ClockSyncMonitor monitor(clock, source);
   // As app::Gateway wires them: the pipeline's flag follows the monitor.
@@ -144,6 +154,7 @@ TEST_CASE("readings carry clock_unsynchronised while the injected clock source s
     s.observedAt = clock.wallNow();
     s.values.push_back(RawValue{v, RawValue::State::Ok});
     pipeline->submit(spec, memory, std::move(s));
+    sink.ackAll();
   };
 
   submit(1);
