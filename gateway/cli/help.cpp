@@ -40,22 +40,23 @@ const std::vector<CommandInfo>& commands() {
        "link, the spool, and per device its state (OK, DEGRADED, DOWN), when it last delivered, its\n"
        "error counts and round-trip time.\n"
        "Exit status 0 whatever it shows (scripts parse it), unless:\n"
-       "  --check   exit 1 when `doctor` would show a FAIL (a Modbus device or a whole bus\n"
-       "            DOWN, MQTT disconnected, the spool failing or its disk full, no LoRa\n"
-       "            concentrator heard); for monitoring and scripts.\n",
+       "  --check   exit 1 when `doctor` would show a FAIL (a Modbus device\n"
+       "            or bus DOWN, MQTT disconnected, the spool failing or its\n"
+       "            disk full, no LoRa concentrator heard): for monitoring.\n",
        {"check"},
        cmdStatus,
        0,
        0},
       {"doctor",
        "",
-       "one screen of checks, OK / WARN / FAIL with the next step; exit 1 on FAIL",
-       "What to check first at the cabinet, each with OK, WARN or FAIL and, when not OK, the next\n"
-       "step: config (running vs file), clock synchronised, spool disk space, spool, MQTT connected\n"
-       "and acknowledging, every Modbus bus, every device that is not OK, LoRa concentrators heard\n"
-       "in the last minute, uptime. A LoRaWAN node not heard yet is WARN (it sends when it wants).\n"
-       "Exit status 1 when any check is FAIL, 0 otherwise (WARN does not fail).\n"
-       "With --json: an array of {name, status, detail, next_step}.\n",
+       "checks with OK / WARN / FAIL and the next step; exit 1 on FAIL",
+       "What to check first at the cabinet, each OK, WARN or FAIL with the next\n"
+       "step when not OK: config (running vs file), clock synchronised, spool\n"
+       "disk space, spool, MQTT connected and acknowledging, every Modbus bus,\n"
+       "every device that is not OK, LoRa concentrators heard in the last\n"
+       "minute, uptime. A LoRaWAN node not heard yet is WARN (it sends when it\n"
+       "wants). Exit status 1 when any check is FAIL, 0 otherwise (WARN does\n"
+       "not fail). With --json: an array of {name, status, detail, next_step}.\n",
        {},
        cmdDoctor,
        0,
