@@ -339,8 +339,14 @@ std::string renderChecks(const std::vector<Check>& checks, const Style& style, s
   if (counts[1] == 0 && counts[2] == 0) {
     out += style.paint("all " + std::to_string(counts[0]) + " checks OK", Colour::Green) + "\n";
   } else {
-    out += std::to_string(counts[2]) + " FAIL, " + std::to_string(counts[1]) + " WARN, " + std::to_string(counts[0]) +
-           " OK" + (counts[2] > 0 ? " (exit status 1)" : "") + "\n";
+    // "1 FAIL, 2 WARN, 5 OK": the counts that are not zero.
+    std::string summary;
+    for (int i = 2; i >= 0; --i) {
+      if (counts[i] == 0) continue;
+      summary += (summary.empty() ? "" : ", ") + std::to_string(counts[i]) + " " +
+                 checkStatusName(static_cast<CheckStatus>(i));
+    }
+    out += summary + (counts[2] > 0 ? " (exit status 1)" : "") + "\n";
   }
   return out;
 }
@@ -355,16 +361,6 @@ std::string checksJson(const std::vector<Check>& checks) {
   }
   out += checks.empty() ? "]\n" : "\n]\n";
   return out;
-}
-
-int cmdDoctor(const Ctx& ctx, const Args&) {
-  pb::ControlRequest req;
-  req.mutable_status();
-  pb::ControlResponse resp;
-  if (int rc = roundTrip(ctx, req, resp, std::chrono::seconds(15)); rc != 0) return rc;
-  const auto checks = doctorChecks(resp.status(), Clock::now());
-  std::fputs(ctx.json ? checksJson(checks).c_str() : renderChecks(checks, ctx.out).c_str(), stdout);
-  return anyFail(checks) ? kExitFailed : kExitOk;
 }
 
 int statusCheckExit(const pb::StatusResponse& s) {

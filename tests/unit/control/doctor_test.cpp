@@ -265,6 +265,9 @@ TEST_CASE("doctor: the screen fits 80 columns, next steps indented; --json is an
   CHECK(json.find("\"next_step\": \"check wiring / power; citygatectl device air-quality-pilatusplatz-north-entrance "
                   "--retry after repair\"") != std::string::npos);
   CHECK(renderChecks(doctorChecks(healthy(), kNow), Style{}).find("all 7 checks OK") != std::string::npos);
+  auto warned = healthy();
+  warned.mutable_health()->mutable_clock()->set_state(pb::CLOCK_UNSYNCHRONISED);
+  CHECK(renderChecks(doctorChecks(warned, kNow), Style{}).find("\n1 WARN, 6 OK\n") != std::string::npos);
 }
 
 TEST_CASE("doctor: the running-config hook says nothing until the daemon reports it") {
