@@ -75,6 +75,8 @@ int cmdModbusProbe(const Ctx& ctx, const Args& a);
 int cmdModbusScan(const Ctx& ctx, const Args& a);
 int cmdLoraDevices(const Ctx& ctx, const Args& a);
 int cmdSpool(const Ctx& ctx, const Args& a);
+int cmdProfiles(const Ctx& ctx, const Args& a);
+int cmdProfileShow(const Ctx& ctx, const Args& a);
 int cmdLogLevel(const Ctx& ctx, const Args& a);
 int cmdDoctor(const Ctx& ctx, const Args& a);  // cli/doctor.cpp
 // `status --check`: 1 when `doctor` would show a FAIL, else 0 (cli/doctor.cpp).

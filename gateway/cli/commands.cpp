@@ -10,6 +10,7 @@
 
 #include "app/validate.hpp"
 #include "cli/cli.hpp"
+#include "cli/terminal.hpp"
 
 namespace citygate::cli {
 
@@ -142,6 +143,7 @@ int cmdStatus(const Ctx& ctx, const Args& a) {
   }
   out += "\n";
   Table t({"DEVICE", "KIND", "WHERE", "STATE", "LAST OK", "OK", "FAILED", "TIMEOUTS", "RTT", "LAST ERROR"});
+  t.dropWhenNarrow({"TIMEOUTS", "FAILED", "OK", "RTT", "KIND", "WHERE", "LAST OK"});
   for (const auto& d : s.devices()) {
     const auto& dh = d.health();
     const bool lora = d.kind() == "lorawan";
@@ -172,6 +174,7 @@ int cmdDevices(const Ctx& ctx, const Args&) {
   }
   const auto now = Clock::now();
   Table t({"DEVICE", "KIND", "PROFILE", "WHERE", "EVERY", "STATE", "LAST READING", "LATEST VALUES"});
+  t.dropWhenNarrow({"EVERY", "KIND", "PROFILE", "WHERE", "LAST READING"});
   for (const auto& d : resp.devices().devices()) {
     const std::string values = d.has_last_reading() ? observationSummary(d.last_reading()) : "-";
     t.add({d.id(), d.kind(), d.profile(), where(d), interval(d.poll_interval_ms()), paintedState(ctx.out, d.health()),
@@ -255,13 +258,17 @@ int cmdTail(const Ctx& ctx, const Args& a) {
     limit = parseUint(a.value("count"), 1000000000);
     if (!limit || *limit == 0) return usageError(ctx, "tail", "--count wants a positive number");
   }
+  // `tail ID` and `tail --device ID` alike (not both).
+  if (a.positional.size() > 1 && a.has("device"))
+    return usageError(ctx, "tail", "give the device once: ID or --device ID");
+  const std::string device = a.positional.size() > 1 ? a.positional[1] : a.value("device");
   Client client(ctx.socket);
   pb::ControlRequest req;
-  req.mutable_tail()->set_device_id(a.value("device"));
+  req.mutable_tail()->set_device_id(device);
   pb::ControlResponse resp;
   if (int rc = roundTrip(ctx, client, req, resp, kReplyTimeout); rc != 0) return rc;
   if (ctx.stderrTty && !ctx.json) {
-    const std::string what = a.has("device") ? "device " + a.value("device") : "all devices";
+    const std::string what = device.empty() ? "all devices" : "device " + device;
     std::fprintf(stderr, "%s\n",
                  ctx.err.paint("waiting for readings from " + what + " (Ctrl-C to stop)", Colour::Dim).c_str());
   }
@@ -284,7 +291,7 @@ int cmdTail(const Ctx& ctx, const Args& a) {
                   ctx.out.paint(r.sensor_id(), Colour::Cyan).c_str(),
                   ctx.out.paint(qualityName(r.quality()), qc).c_str(), observationSummary(r).c_str());
     }
-    if (std::fflush(stdout) != 0) return 0;  // the reader went away (`tail | head`): done
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) return 0;  // the reader went away (`tail | head`): done
     if (limit && ++seen >= *limit) return 0;
   }
 }
@@ -348,8 +355,9 @@ int cmdConfigShow(const Ctx& ctx, const Args& a) {
                                    Colour::Dim)
                             .c_str());
   }
-  std::fputs(s.text().c_str(), stdout);
-  if (!s.text().empty() && s.text().back() != '\n') std::fputs("\n", stdout);
+  // The file as it is, never wrapped: it is meant to be saved and applied back.
+  writeUnwrapped(s.text());
+  if (!s.text().empty() && s.text().back() != '\n') writeUnwrapped("\n");
   return 0;
 }
 
@@ -453,6 +461,7 @@ int cmdLoraDevices(const Ctx& ctx, const Args&) {
   if (!reasons.empty()) out += ctx.out.paint("Rejected        ", Colour::Bold) + "  " + reasons + "\n";
   out += "\n";
   Table t({"DEVICE", "DEVADDR", "CODEC", "STATE", "LAST FRAME", "FCNT", "RSSI", "SNR", "ACCEPTED", "REJECTED"});
+  t.dropWhenNarrow({"CODEC", "SNR", "FCNT", "ACCEPTED", "LAST FRAME"});
   for (const auto& d : l.devices()) {
     const auto& h = d.health();
     std::string rej = std::to_string(rejectedTotal(h));
@@ -493,7 +502,7 @@ int cmdSpool(const Ctx& ctx, const Args&) {
     row("State        ", "ok");
   }
   const double pct = sp.max_bytes() ? 100.0 * static_cast<double>(sp.bytes()) / static_cast<double>(sp.max_bytes()) : 0;
-  row("Depth        ", bytes(sp.bytes()) + " of " + bytes(sp.max_bytes()) + " (" + number(pct) + " %)");
+  row("Depth        ", bytes(sp.bytes()) + " of " + bytes(sp.max_bytes()) + " (" + percent(pct) + ")");
   row("Readings     ", std::to_string(sp.readings()) + " waiting for the broker");
   row("Oldest seq   ", sp.readings() ? std::to_string(sp.oldest_seq()) : "-");
   row("Next seq     ", std::to_string(sp.next_seq()));
@@ -555,8 +564,15 @@ int cmdLogLevel(const Ctx& ctx, const Args& a) {
     return 0;
   }
   if (l->level().empty()) {
-    std::printf("log level: %s (loggers: %s)\n", resp.log_level().level().c_str(),
-                joined(resp.log_level().loggers()).c_str());
+    // The gateway-wide level, then each logger's level in force (one set with --logger differs).
+    std::printf("log level: %s\n", resp.log_level().level().c_str());
+    Table t({"LOGGER", "LEVEL"});
+    for (const auto& name : resp.log_level().loggers()) {
+      const auto it = resp.log_level().levels().find(name);
+      const std::string level = it == resp.log_level().levels().end() ? resp.log_level().level() : it->second;
+      t.add({name, level == resp.log_level().level() ? level : ctx.out.paint(level, Colour::Bold)});
+    }
+    std::fputs(t.render(ctx.out).c_str(), stdout);
   } else {
     std::printf("log level set to %s%s\n", resp.log_level().level().c_str(),
                 l->logger().empty() ? " (all loggers)" : (" for " + l->logger()).c_str());

@@ -12,6 +12,8 @@
 #include <ctime>
 #include <map>
 
+#include "cli/terminal.hpp"
+
 namespace citygate::cli {
 
 using google::protobuf::FieldDescriptor;
@@ -72,21 +74,47 @@ std::size_t displayWidth(std::string_view s) {
 }
 
 std::string Table::render(const Style& style) const {
-  std::vector<std::size_t> widths(header_.size(), 0);
+  const std::size_t n = header_.size();
+  std::vector<std::size_t> widths(n, 0);
   auto measure = [&](const std::vector<std::string>& row) {
-    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i)
-      widths[i] = std::max(widths[i], displayWidth(row[i]));
+    for (std::size_t i = 0; i < row.size() && i < n; ++i) widths[i] = std::max(widths[i], displayWidth(row[i]));
   };
   measure(header_);
   for (const auto& r : rows_) measure(r);
+  std::vector<std::size_t> shown(n);
+  for (std::size_t i = 0; i < n; ++i) shown[i] = i;
+  auto total = [&] {
+    std::size_t w = 0;
+    for (auto i : shown) w += widths[i] + 2;
+    return shown.empty() ? 0 : w - 2;
+  };
+  for (const auto& name : dropOrder_) {
+    if (style.width == 0 || total() <= style.width) break;
+    const auto it = std::find(header_.begin(), header_.end(), name);
+    const auto at = std::find(shown.begin(), shown.end(), static_cast<std::size_t>(it - header_.begin()));
+    if (it != header_.end() && at != shown.begin() && at != shown.end() && at + 1 != shown.end()) shown.erase(at);
+  }
   std::string out;
   auto line = [&](const std::vector<std::string>& row, bool head) {
     std::string l;
-    for (std::size_t i = 0; i < widths.size(); ++i) {
+    std::size_t column = 0;  // where the last cell starts
+    for (std::size_t k = 0; k < shown.size(); ++k) {
+      const std::size_t i = shown[k];
       const std::string cell = i < row.size() ? row[i] : "";
-      const bool last = i + 1 == widths.size();
+      if (k + 1 == shown.size()) {
+        column = displayWidth(l);
+        const std::size_t room = style.width > column ? style.width - column : 0;
+        if (style.width != 0 && displayWidth(cell) > room && room >= 16) {
+          const auto parts = wrapLine(cell, room, 0);
+          for (std::size_t p = 0; p < parts.size(); ++p) {
+            l += (p ? "\n" + std::string(column, ' ') : std::string()) +
+                 (head ? style.paint(parts[p], Colour::Bold) : parts[p]);
+          }
+          break;
+        }
+      }
       l += head ? style.paint(cell, Colour::Bold) : cell;
-      if (!last) l += std::string(widths[i] - displayWidth(cell) + 2, ' ');
+      if (k + 1 != shown.size()) l += std::string(widths[i] - displayWidth(cell) + 2, ' ');
     }
     while (!l.empty() && l.back() == ' ') l.pop_back();
     out += l + "\n";
@@ -145,6 +173,14 @@ std::string number(double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+std::string percent(double v) {
+  if (std::isnan(v)) return "- %";
+  char buf[32];
+  if (v > 0 && v < 0.1) return "<0.1 %";
+  std::snprintf(buf, sizeof buf, v >= 99.95 || v == 0 ? "%.0f %%" : "%.1f %%", v);
   return buf;
 }
 
@@ -221,8 +257,16 @@ bool isMeasurement(const FieldDescriptor* f) {
   return f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && f->message_type() == pb::Measurement::descriptor();
 }
 
+// Fractions the schema carries as 0..1 (FIWARE's relativeHumidity and occupancy, unit C62) are
+// shown to people in per cent, as a hygrometer or a loop detector shows them; --json keeps 0..1.
+bool isFraction(const std::string& name, std::string_view unitCode) {
+  return unitCode == "C62" && (name == "relative_humidity" || name == "occupancy");
+}
+
 void measurement(const pb::Measurement& m, const std::string& name, std::vector<Value>& out) {
-  out.push_back(Value{name, number(m.value()), unitSymbol(m.unit_code()),
+  const bool fraction = isFraction(name, m.unit_code());
+  out.push_back(Value{name, number(fraction ? m.value() * 100.0 : m.value()),
+                      fraction ? "%" : unitSymbol(m.unit_code()),
                       m.quality() == pb::QUALITY_UNSPECIFIED ? "" : qualityName(m.quality())});
 }
 

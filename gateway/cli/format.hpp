@@ -23,6 +23,7 @@ enum class Colour : std::uint8_t { None, Green, Yellow, Red, Bold, Dim, Cyan };
 
 struct Style {
   bool colour = false;
+  std::size_t width = 0;  // the columns output must fit (cli/terminal.hpp); 0: no limit
   // Colour when `fd` is a terminal, NO_COLOR is unset or empty, TERM is not "dumb" and `noColour`
   // was not asked for.
   static Style detect(int fd, bool noColour);
@@ -35,12 +36,20 @@ class Table {
   explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
   void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
   bool empty() const { return rows_.empty(); }
-  // Header in bold when the style has colour. The last column is not padded.
+  // The columns (by header) to leave out, in this order, while the table is wider than the
+  // style's width; the first column and the last are always kept.
+  Table& dropWhenNarrow(std::vector<std::string> columns) {
+    dropOrder_ = std::move(columns);
+    return *this;
+  }
+  // Header in bold when the style has colour. The last column is not padded; when a row is still
+  // wider than the style's width, its last cell wraps under itself.
   std::string render(const Style& style) const;
 
  private:
   std::vector<std::string> header_;
   std::vector<std::vector<std::string>> rows_;
+  std::vector<std::string> dropOrder_;
 };
 
 // Display width: UTF-8 code points, ANSI escape sequences skipped.
@@ -56,6 +65,8 @@ std::string bytes(std::uint64_t n);
 std::string clockTime(const google::protobuf::Timestamp& t);
 // A number for people: up to 6 significant digits, no trailing zeros ("38.24", "123456", "1e-07").
 std::string number(double v);
+// "1.0 %", "37.5 %", "<0.1 %", "0 %", "100 %" from a percentage.
+std::string percent(double v);
 // "1.2 ms", "250 µs", "3 s" from microseconds.
 std::string micros(std::uint64_t us);
 

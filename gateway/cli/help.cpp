@@ -80,16 +80,16 @@ const std::vector<CommandInfo>& commands() {
        1,
        1},
       {"tail",
-       "[--device ID] [--count N]",
+       "[ID] [--count N]",
        "live readings as the gateway publishes them, decoded",
        "Prints every reading as the gateway numbers it (seq, device, quality, values with units) until\n"
        "Ctrl-C, or until N readings with --count. With --json: one JSON object a line.\n"
-       "  --device ID   only this device's readings\n"
-       "  --count N     stop after N readings\n",
+       "  ID, -d ID, --device ID   only this device's readings\n"
+       "  -c N, --count N          stop after N readings\n",
        {"device", "count"},
        cmdTail,
        0,
-       0},
+       1},
       {"config validate",
        "FILE",
        "check a configuration file offline (the same diagnostics as start-up)",
@@ -157,6 +157,26 @@ const std::vector<CommandInfo>& commands() {
        cmdLoraDevices,
        0,
        0},
+      {"profiles",
+       "[--config FILE]",
+       "the device profiles a configuration can name",
+       "Every profile compiled into citygated: name, observation kind, device, number of points.\n"
+       "Offline (no daemon needed).\n"
+       "  --config FILE   also the profiles in that configuration's profile_dir\n",
+       {"config"},
+       cmdProfiles,
+       0,
+       0},
+      {"profiles show",
+       "NAME [--config FILE]",
+       "one profile's register map",
+       "The profile's points as a table: field (lane, bay), table, PDU address (0-based, as\n"
+       "`modbus read` takes it), type, scale, source unit and plausible range in canonical units.\n"
+       "  --config FILE   look in that configuration's profile_dir too\n",
+       {"config"},
+       cmdProfileShow,
+       1,
+       1},
       {"spool",
        "",
        "spool depth in bytes and readings, oldest seq, dropped",
@@ -193,7 +213,7 @@ std::string commandHelp(const CommandInfo& c) {
                     c.details;
   const std::string name = c.name;
   if (name.rfind("modbus ", 0) == 0) out += kBusHelp;
-  out += "\nGlobal options: --socket PATH, --json, --no-color (see citygatectl --help for exit codes).\n";
+  out += "\nGlobal options: -s/--socket PATH, -j/--json, --no-color.\nExit codes: see citygatectl --help.\n";
   return out;
 }
 
@@ -204,31 +224,35 @@ std::string generalHelp() {
       "The technician's tool for citygated, the street-side sensor gateway.\n"
       "\n"
       "Commands:\n";
-  std::vector<std::string> names;
-  std::size_t width = 0;
+  // Name and operands, then the summary from column 30 (on a line of its own under a long name),
+  // so that the list fits 80 columns.
+  constexpr std::size_t kSummaryColumn = 30;
+  auto item = [&](const std::string& name, const std::string& summary) {
+    if (name.size() + 4 <= kSummaryColumn) {
+      out += "  " + name + std::string(kSummaryColumn - 2 - name.size(), ' ') + summary + "\n";
+    } else {
+      out += "  " + name + "\n" + std::string(kSummaryColumn, ' ') + summary + "\n";
+    }
+  };
   for (const auto& c : commands()) {
     std::string usage = c.usage;
     for (const char* cut : {" [--", " [bus", "[--"}) {
       if (auto p = usage.find(cut); p != std::string::npos) usage.resize(p);
     }
-    names.push_back(std::string(c.name) + (usage.empty() ? "" : " " + usage));
-    width = std::max(width, names.back().size());
+    item(std::string(c.name) + (usage.empty() ? "" : " " + usage), c.summary);
   }
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    out += "  " + names[i] + std::string(width - names[i].size() + 2, ' ') + commands()[i].summary + "\n";
-  }
-  out += "  help COMMAND" + std::string(width > 12 ? width - 12 + 2 : 2, ' ') +
-         "the details of a command (or: citygatectl COMMAND --help)\n";
+  item("help COMMAND", "a command's details (also: COMMAND --help)");
   out +=
       "\n"
       "Global options:\n"
-      "  --socket PATH   the daemon's control socket (default /run/citygate/control.sock)\n"
-      "  --json          machine-readable output (protobuf JSON mapping; streams: one object a line)\n"
-      "  --no-color      no colour (also: NO_COLOR=1; colour is used only on a terminal)\n"
-      "  --version       print the version\n"
+      "  -s, --socket PATH  the daemon's control socket (/run/citygate/control.sock)\n"
+      "  -j, --json         machine-readable output (streams: one JSON object a line)\n"
+      "  --no-color         no colour (also NO_COLOR=1; only a terminal gets colour)\n"
+      "  -V, --version      print the version\n"
       "\n"
-      "Without a daemon: `config validate` always works offline; `modbus read/probe/scan` open the\n"
-      "port themselves with --config FILE or --tcp HOST:PORT / --rtu DEVICE.\n"
+      "Without a daemon: `config validate` always works offline; `modbus read`,\n"
+      "`probe` and `scan` open the port themselves with --config FILE, or with\n"
+      "--tcp HOST:PORT / --rtu DEVICE.\n"
       "\n"
       "Exit codes:\n"
       "  0   ok\n"
@@ -242,11 +266,14 @@ std::string generalHelp() {
       "\n"
       "Examples:\n"
       "  citygatectl status\n"
-      "  citygatectl doctor\n"
-      "  citygatectl tail --device air-pilatusplatz\n"
+      "  citygatectl doctor
+"
+      "  citygatectl tail air-pilatusplatz
+"
       "  citygatectl modbus probe cabinet-rs485 1 10\n"
-      "  citygatectl modbus scan cabinet-rs485 1 20 --config /etc/citygate/citygate.textproto\n"
-      "  citygatectl config diff new.textproto && citygatectl config apply new.textproto\n";
+      "  citygatectl modbus scan cabinet-rs485 1 20 --config /etc/citygate/gw.textproto\n"
+      "  citygatectl config diff new.textproto\n"
+      "  citygatectl config apply new.textproto\n";
   return out;
 }
 

@@ -9,6 +9,8 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "cli/terminal.hpp"
+#include "core/suggest.hpp"
 
 #ifndef CITYGATE_VERSION
 #define CITYGATE_VERSION "0.0.0"
@@ -25,7 +27,7 @@ int fail(const Ctx& ctx, int code, const std::string& message) {
 
 int usageError(const Ctx& ctx, const std::string& command, const std::string& message) {
   fail(ctx, kExitUsage, message);
-  std::fprintf(stderr, "(see: citygatectl %s --help)\n", command.c_str());
+  std::fprintf(stderr, "(see: citygatectl %s%s--help)\n", command.c_str(), command.empty() ? "" : " ");
   return kExitUsage;
 }
 
@@ -99,6 +101,54 @@ const std::set<std::string> kValueOptions{"socket",    "device",       "count", 
                                           "rtu",       "rtu-over-tcp", "baud",    "parity", "data-bits",
                                           "stop-bits", "table",        "timeout", "logger"};
 const std::set<std::string> kGlobalOptions{"socket", "json", "no-color", "help", "version"};
+// The short forms of the options a technician types most.
+const std::map<std::string, std::string> kShortOptions{{"-c", "count"},  {"-d", "device"},  {"-j", "json"},
+                                                       {"-s", "socket"}, {"-t", "timeout"}, {"-V", "version"}};
+
+// Every command's first word, and the groups ("config", "modbus", "lora").
+std::vector<std::string> commandWords() {
+  std::vector<std::string> words{"help"};
+  for (const auto& c : commands()) {
+    const std::string name = c.name;
+    const std::string first = name.substr(0, name.find(' '));
+    if (std::find(words.begin(), words.end(), first) == words.end()) words.push_back(first);
+  }
+  return words;
+}
+
+// The subcommands of `group` ("validate", "show" ... for "config"); empty when it is no group.
+std::vector<std::string> subcommands(const std::string& group) {
+  std::vector<std::string> subs;
+  for (const auto& c : commands()) {
+    const std::string name = c.name;
+    if (name.rfind(group + " ", 0) == 0) subs.push_back(name.substr(group.size() + 1));
+  }
+  return subs;
+}
+
+// `help GROUP` and `GROUP --help`: every subcommand's help.
+int groupHelp(const std::string& group) {
+  for (const auto& cmd : commands()) {
+    if (std::string(cmd.name).rfind(group + " ", 0) == 0) std::fputs((commandHelp(cmd) + "\n").c_str(), stdout);
+  }
+  return 0;
+}
+
+// The message for words that name no command: a group without (or with a wrong) subcommand, or
+// an unknown command, with the closest name.
+std::string unknownCommand(const std::vector<std::string>& words) {
+  const std::string& group = words[0];
+  const auto subs = subcommands(group);
+  if (!subs.empty()) {
+    std::string list;
+    for (const auto& s : subs) list += (list.empty() ? "" : ", ") + group + " " + s;
+    if (words.size() < 2) return group + " wants a subcommand: " + list;
+    const auto sub = citygate::core::closest(words[1], subs);
+    return group + " has no subcommand '" + words[1] + "'" +
+           (sub ? "; did you mean '" + group + " " + *sub + "'?" : " (" + list + ")");
+  }
+  return "unknown command '" + group + "'" + citygate::core::didYouMean(group, commandWords());
+}
 
 bool parse(int argc, char** argv, Args& a, std::string& error) {
   bool operandsOnly = false;
@@ -116,11 +166,21 @@ bool parse(int argc, char** argv, Args& a, std::string& error) {
       a.help = true;
       continue;
     }
-    if (arg.rfind("--", 0) != 0) {
-      error = "unknown option '" + arg + "'";
+    if (arg.find_first_not_of("0123456789.", 1) == std::string::npos) {  // -5, -0.5: an operand
+      a.positional.push_back(arg);
+      continue;
+    }
+    std::string name;
+    if (arg.rfind("--", 0) == 0) {
+      name = arg.substr(2);
+    } else if (const auto it = kShortOptions.find(arg); it != kShortOptions.end()) {
+      name = it->second;
+    } else {
+      std::vector<std::string> shorts;
+      for (const auto& [s, longName] : kShortOptions) shorts.push_back(s);
+      error = "unknown option '" + arg + "'" + citygate::core::didYouMean(arg, shorts);
       return false;
     }
-    std::string name = arg.substr(2);
     std::optional<std::string> value;
     if (const auto eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
@@ -187,6 +247,13 @@ int main(int argc, char** argv) {
   }
   ctx.json = a.flags.contains("json");
   if (a.has("socket")) ctx.socket = a.value("socket");
+  // Human output fits the terminal (80 columns when piped); JSON is left whole.
+  if (!ctx.json) {
+    const std::size_t width = outputWidth(STDOUT_FILENO);
+    ctx.out.width = width;
+    ctx.err.width = width;
+    wrapStandardStreams(width);
+  }
 
   // `help [COMMAND...]`
   if (!a.positional.empty() && a.positional[0] == "help") {
@@ -197,7 +264,8 @@ int main(int argc, char** argv) {
     }
     std::size_t used = 0;
     const auto* c = resolve(rest, used);
-    if (c == nullptr) return usageError(ctx, "help", "no command '" + rest[0] + "'");
+    if (c == nullptr && rest.size() == 1 && !subcommands(rest[0]).empty()) return groupHelp(rest[0]);
+    if (c == nullptr) return usageError(ctx, "help", unknownCommand(rest));
     std::fputs(commandHelp(*c).c_str(), stdout);
     return 0;
   }
@@ -212,35 +280,26 @@ int main(int argc, char** argv) {
   std::size_t used = 0;
   const auto* c = resolve(a.positional, used);
   if (c == nullptr) {
-    // "config" or "modbus" alone: list their subcommands.
-    std::string group = a.positional[0];
-    std::string subs;
-    for (const auto& cmd : commands()) {
-      if (std::string(cmd.name).rfind(group + " ", 0) == 0) subs += std::string(subs.empty() ? "" : ", ") + cmd.name;
-    }
-    if (!subs.empty()) {
-      if (a.help) {
-        for (const auto& cmd : commands()) {
-          if (std::string(cmd.name).rfind(group + " ", 0) == 0) std::fputs((commandHelp(cmd) + "\n").c_str(), stdout);
-        }
-        return 0;
-      }
-      return usageError(ctx, group, group + " wants a subcommand: " + subs);
-    }
-    return usageError(ctx, "", "unknown command '" + group + "'");
+    // "config" or "modbus" alone lists their subcommands; anything else gets the closest name.
+    const std::string& group = a.positional[0];
+    if (a.help && !subcommands(group).empty()) return groupHelp(group);
+    return usageError(ctx, subcommands(group).empty() ? "" : group, unknownCommand(a.positional));
   }
   if (a.help) {
     std::fputs(commandHelp(*c).c_str(), stdout);
     return 0;
   }
-  for (const auto& [name, v] : a.values) {
-    if (!kGlobalOptions.contains(name) && std::find(c->options.begin(), c->options.end(), name) == c->options.end()) {
-      return usageError(ctx, c->name, std::string(c->name) + " has no option --" + name);
-    }
-  }
-  for (const auto& name : a.flags) {
-    if (!kGlobalOptions.contains(name) && std::find(c->options.begin(), c->options.end(), name) == c->options.end()) {
-      return usageError(ctx, c->name, std::string(c->name) + " has no option --" + name);
+  std::vector<std::string> accepted(kGlobalOptions.begin(), kGlobalOptions.end());
+  accepted.insert(accepted.end(), c->options.begin(), c->options.end());
+  std::vector<std::string> given;
+  for (const auto& [name, v] : a.values) given.push_back(name);
+  given.insert(given.end(), a.flags.begin(), a.flags.end());
+  for (const auto& name : given) {
+    if (std::find(accepted.begin(), accepted.end(), name) == accepted.end()) {
+      const auto near = citygate::core::closest(name, accepted);
+      return usageError(
+          ctx, c->name,
+          std::string(c->name) + " has no option --" + name + (near ? "; did you mean --" + *near + "?" : ""));
     }
   }
   const std::size_t operands = a.positional.size() - used;

@@ -6,6 +6,7 @@
 #include "cli/cli.hpp"
 #include "cli/direct.hpp"
 #include "cli/probe.hpp"
+#include "cli/terminal.hpp"
 
 namespace citygate::cli {
 
@@ -50,8 +51,27 @@ std::string plural(pb::RegisterTable t, std::uint32_t n) {
 
 // One read, either way. Returns 0 and fills `registers`/`rtt`/`transport`, or an exit code
 // (already reported).
-int readOnce(const Ctx& ctx, const Args& a, const ReadOperands& op, std::vector<std::uint16_t>& registers,
-             std::uint32_t& rttUs, std::string& transport) {
+// A hint when ADDR looks like Modicon notation (40001 = holding register 1 = PDU address 0), the
+// usual cause of "illegal data address" from a technician's first read; "" otherwise.
+std::string modiconHint(std::uint32_t address) {
+  struct Range {
+    std::uint32_t first, last;
+    const char* table;
+  };
+  static constexpr Range kRanges[] = {{400001, 465536, "holding"},  {300001, 365536, "input"},
+                                      {100001, 165536, "discrete"}, {40001, 49999, "holding"},
+                                      {30001, 39999, "input"},      {10001, 19999, "discrete"}};
+  for (const auto& r : kRanges) {
+    if (address < r.first || address > r.last) continue;
+    return "hint: " + std::to_string(address) + " looks like Modicon notation; " + r.table + " register " +
+           std::to_string(address - r.first + 1) + " is PDU address " + std::to_string(address - r.first) +
+           " (try: " + r.table + " " + std::to_string(address - r.first) + ")";
+  }
+  return {};
+}
+
+int readRegisters(const Ctx& ctx, const Args& a, const ReadOperands& op, std::vector<std::uint16_t>& registers,
+                  std::uint32_t& rttUs, std::string& transport) {
   int rc = 0;
   const Route r = route(ctx, a, rc);
   if (r == Route::Failed) return rc;
@@ -102,6 +122,16 @@ int readOnce(const Ctx& ctx, const Args& a, const ReadOperands& op, std::vector<
 }
 
 // "bus b, unit 3, 4 holding registers 0..3 (tcp 127.0.0.1:502, 1.2 ms)", dimmed: what was read, how.
+// readRegisters, with the Modicon hint when the device refused the read.
+int readOnce(const Ctx& ctx, const Args& a, const ReadOperands& op, std::vector<std::uint16_t>& registers,
+             std::uint32_t& rttUs, std::string& transport) {
+  const int code = readRegisters(ctx, a, op, registers, rttUs, transport);
+  if (code == kExitFailed) {
+    if (const auto hint = modiconHint(op.address); !hint.empty()) std::fprintf(stderr, "%s\n", hint.c_str());
+  }
+  return code;
+}
+
 std::string readHeader(const Ctx& ctx, const ReadOperands& op, const std::string& transport, std::uint32_t rtt) {
   return ctx.out.paint("bus " + op.bus + ", unit " + std::to_string(op.unit) + ", " + plural(op.table, op.count) + " " +
                            std::to_string(op.address) + ".." + std::to_string(op.address + op.count - 1) + " (" +
@@ -122,7 +152,10 @@ bool parseUnit(const Ctx& ctx, const std::string& s, std::uint32_t& out, const c
 bool parseAddress(const Ctx& ctx, const std::string& s, std::uint32_t& out, const char* cmd, int& rc) {
   auto v = parseUint(s, 65535);
   if (!v) {
-    rc = usageError(ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + s + "'");
+    const auto big = parseUint(s, 999999);
+    const std::string hint = big ? modiconHint(*big) : std::string();
+    rc = usageError(
+        ctx, cmd, "ADDR must be a PDU address 0..65535 (0-based), not '" + s + "'" + (hint.empty() ? "" : "\n" + hint));
     return false;
   }
   out = *v;
@@ -268,8 +301,13 @@ struct ScanView {
     if (ctx.stderrTty) {
       std::string ids;
       for (auto u : found) ids += (ids.empty() ? "" : ", ") + std::to_string(u);
-      std::fprintf(stderr, "\r\033[Kscanning bus %s: unit %u (%u of %u) · found: %s", bus.c_str(), p.unit_id(),
-                   p.done(), p.total(), ids.empty() ? "none yet" : ids.c_str());
+      std::string line = "scanning bus " + bus + ": unit " + std::to_string(p.unit_id()) + " (" +
+                         std::to_string(p.done()) + " of " + std::to_string(p.total()) +
+                         ") · found: " + (ids.empty() ? "none yet" : ids);
+      // One terminal line, redrawn in place: what does not fit is cut ("..."), the final line has all.
+      if (ctx.err.width != 0 && displayWidth(line) >= ctx.err.width)
+        line = wrapLine(line, ctx.err.width - 4, 0)[0] + "...";
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
       std::fflush(stderr);
       progressShown = true;
     }

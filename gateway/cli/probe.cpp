@@ -99,21 +99,36 @@ std::string renderProbe(const Probe& p, const Style& style) {
               bits(r), ascii});
   }
   out += regs.render(style);
+  // The four orders side by side; when that is wider than the terminal, two tables of two orders.
   auto numbers = [&](const std::vector<ProbeRow>& rows, const char* title) {
     if (rows.empty()) return;
-    Table t({title, "AT", kOrderNames[0], kOrderNames[1], kOrderNames[2], kOrderNames[3]});
-    for (const auto& row : rows) {
-      t.add({row.type, std::to_string(row.at), row.cells[0].text, row.cells[1].text, row.cells[2].text,
-             row.cells[3].text});
+    auto table = [&](std::initializer_list<std::size_t> orders) {
+      std::vector<std::string> head{title, "AT"};
+      for (auto o : orders) head.emplace_back(kOrderNames[o]);
+      Table t(head);
+      for (const auto& row : rows) {
+        std::vector<std::string> cells{row.type, std::to_string(row.at)};
+        for (auto o : orders) cells.push_back(row.cells[o].text);
+        t.add(cells);
+      }
+      return t.render(style);
+    };
+    const std::string all = table({0, 1, 2, 3});
+    std::size_t widest = 0;
+    for (std::size_t at = 0, nl; at < all.size(); at = nl + 1) {
+      nl = all.find('\n', at);
+      if (nl == std::string::npos) nl = all.size();
+      widest = std::max(widest, displayWidth(std::string_view(all).substr(at, nl - at)));
     }
-    out += "\n" + t.render(style);
+    out += style.width == 0 || widest <= style.width ? "\n" + all : "\n" + table({0, 1}) + "\n" + table({2, 3});
   };
   numbers(p.rows32, "32-BIT");
   numbers(p.rows64, "64-BIT");
-  out += "\nSTRING  AB (high byte first): \"" + p.asciiAB + "\"   BA (low byte first): \"" + p.asciiBA + "\"\n";
+  out += "\nSTRING  AB (high byte first): \"" + p.asciiAB + "\"\n        BA (low byte first):  \"" + p.asciiBA + "\"\n";
   out += style.paint(
-      "ABCD = big-endian; CDAB = words swapped; BADC = bytes swapped in each word; DCBA = little-endian.\n"
-      "The profile's point needs the type and `order` of the column that shows the expected value.\n",
+      "ABCD = big-endian; CDAB = words swapped; BADC = bytes swapped in each word;\n"
+      "DCBA = little-endian. The profile's point needs the type and `order` of the\n"
+      "column that shows the expected value.\n",
       Colour::Dim);
   return out;
 }

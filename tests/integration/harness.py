@@ -28,6 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("CITYGATE_BUILD_DIR", REPO / "build" / "default")).resolve()
 BIN = BUILD / "bin"
+# citygatectl fits its human output to 80 columns when piped; the tests that read its content get
+# whole lines (test_cli_width checks the layout at 80 columns on a pseudo-terminal).
+os.environ["COLUMNS"] = "1000"
 PEERS = REPO / "tests" / "peers"
 sys.path.insert(0, str(BUILD / "python"))
 

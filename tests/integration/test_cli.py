@@ -5,6 +5,7 @@ and LoRaWAN devices whose frames are built by npm lora-packet (tests/peers/conce
 real citygatectl is run as a process for every command, human and --json. A platform subscriber on
 a real mosquitto checks that readings keep their seq numbering across configuration changes.
 """
+import functools
 import json
 import os
 import re
@@ -216,7 +217,7 @@ class Commands(CliWorld):
         d = self.ctl("device", "air", check=0).stdout
         self.assertRegex(d, r"Where +bus b \(tcp 127\.0\.0\.1:\d+\), unit 1")
         self.assertRegex(d, r"(?m)^no2 +38\.24 +µg/m³ +GOOD$")
-        self.assertRegex(d, r"(?m)^relative_humidity +0\.655 +GOOD$")
+        self.assertRegex(d, r"(?m)^relative_humidity +65\.5 +% +GOOD$")
         p = self.ctl("device", "parking-bay-0042", check=0).stdout
         self.assertRegex(p, r"DevAddr 26011F42")
         self.assertRegex(p, r"(?m)^status +(occupied|free) ")
@@ -234,10 +235,14 @@ class Commands(CliWorld):
         self.assertIn("no device 'nope'", nope.stderr)
         self.assertTrue(nope.stderr.startswith("citygatectl: "))
         self.assertEqual(len(nope.stderr.strip().splitlines()), 1)
+        typo = self.ctl("device", "ari", check=5)
+        self.assertIn("no device 'ari' in the running configuration; did you mean 'air'?", typo.stderr)
+        self.assertIn("did you mean 'air'?", self.ctl("tail", "ari", check=5).stderr)
+        self.assertIn("did you mean 'b'?", self.ctl("modbus", "read", "bb", 1, "holding", 0, 1, check=5).stderr)
 
     def test_tail_human_json_device_filter_and_ctrl_c(self):
         self.wait_readings("air")
-        out = self.ctl("tail", "--count", "3", "--device", "air", check=0, timeout=30).stdout.splitlines()
+        out = self.ctl("tail", "air", "-c", "3", check=0, timeout=30).stdout.splitlines()
         self.assertEqual(len(out), 3)
         for line in out:
             self.assertRegex(line, r"^\d\d:\d\d:\d\d\.\d{3}  #\d+  air  GOOD  no2 38\.24 µg/m³  no 6\.23696 µg/m³  "
@@ -322,6 +327,10 @@ class Commands(CliWorld):
                       self.ctl("log-level", "info", "--logger", "control", check=0).stdout)
         self.ctl("modbus", "scan", "b", 2, 2, check=0)
         wait_for(lambda: "modbus scan of bus 'b' units 2..2" in self.gw.log(), 5, what="the scan's info line")
+        levels = self.ctl("log-level", check=0).stdout
+        self.assertRegex(levels, r"(?m)^control +info$")
+        self.assertRegex(levels, r"(?m)^modbus +warning$")
+        self.assertEqual(self.ctl_json("log-level")["levels"]["control"], "info")
         self.assertIn("no logger 'nope'", self.ctl("log-level", "info", "--logger", "nope", check=5).stderr)
         self.assertIn("unknown level 'loud'", self.ctl("log-level", "loud", check=2).stderr)
         self.assertIn("log level warn (set by uid 0", self.gw.log())
@@ -509,6 +518,16 @@ class Modbus(CliWorld):
         self.wait_readings("air")
         self.assertEqual(self.device_status("air")["health"]["state"], "OK")
 
+    def test_completion_offers_modbus_buses_through_an_expanded_socket(self):
+        devices = self.ctl_json("devices")["devices"]
+        modbus = {d["bus"] for d in devices if d["kind"] == "modbus"}
+        self.assertTrue(any(d["kind"] == "lorawan" for d in devices))
+        # the socket as typed: a variable the shell would expand
+        buses = complete_line(self, "citygatectl --socket $CG_SOCK modbus read ", env={"CG_SOCK": self.socket})
+        self.assertEqual(set(buses), modbus)
+        self.assertEqual(complete_line(self, "citygatectl -s ${CG_SOCK} device ai", env={"CG_SOCK": self.socket}),
+                         ["air", "air-node-01", "air-rtu"])
+
     def test_probe_shows_123456_in_the_cdab_column(self):
         out = self.ctl("modbus", "probe", "b", 1, 20, check=0).stdout
         rows = self.probe_columns(out)
@@ -687,6 +706,19 @@ class Robustness(CliWorld):
         self.assertTrue(contiguous(self.sub.seqs()))
 
 
+def complete_line(test, line, env=None):
+    """What bash completion offers for `line` (the words as typed, unexpanded)."""
+    script = REPO / "gateway" / "cli" / "citygatectl.bash-completion"
+    words = line.split(" ")
+    quoted = " ".join("'" + w + "'" for w in words)
+    prog = (f"source {script}\nCOMP_WORDS=({quoted})\nCOMP_CWORD={len(words) - 1}\n_citygatectl\n"
+            'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    out = subprocess.run(["bash", "--norc", "-c", prog], capture_output=True, text=True, timeout=30,
+                         env={"PATH": f"{BIN}:/usr/bin:/bin", **(env or {})})
+    test.assertEqual(out.returncode, 0, out.stderr)
+    return sorted(l for l in out.stdout.splitlines() if l)
+
+
 class Help(unittest.TestCase):
     def run_ctl(self, *args, check=0):
         out = subprocess.run([str(CTL), *map(str, args)], capture_output=True, text=True, timeout=30)
@@ -695,11 +727,11 @@ class Help(unittest.TestCase):
 
     def test_help_for_every_command(self):
         top = self.run_ctl("--help").stdout
-        for cmd in ["status", "devices", "device ID", "tail", "config validate FILE", "config show",
+        for cmd in ["status", "devices", "device ID", "tail [ID]", "config validate FILE", "config show",
                     "config diff FILE", "config apply FILE", "modbus read BUS UNIT TABLE ADDR COUNT",
                     "modbus probe BUS UNIT ADDR", "modbus scan BUS [FROM TO]", "lora devices", "spool",
                     "log-level [LEVEL]"]:
-            self.assertRegex(top, rf"(?m)^  {re.escape(cmd)}  ")
+            self.assertRegex(top, rf"(?m)^  {re.escape(cmd)}(  |$)")
         for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "75", "78"]:
             self.assertRegex(top, rf"(?m)^  {code} ")
         for cmd in [["status"], ["devices"], ["device"], ["tail"], ["config", "validate"], ["config", "show"],
@@ -714,19 +746,28 @@ class Help(unittest.TestCase):
                       self.run_ctl("config", check=2).stderr)
         self.assertRegex(self.run_ctl("--version").stdout, r"^citygatectl \d+\.\d+\.\d+")
 
+    def test_suggestions_for_typos(self):
+        self.assertIn("unknown command 'stauts'; did you mean 'status'?", self.run_ctl("stauts", check=2).stderr)
+        self.assertIn("config has no subcommand 'valdate'; did you mean 'config validate'?",
+                      self.run_ctl("config", "valdate", "x", check=2).stderr)
+        self.assertIn("did you mean 'modbus probe'?", self.run_ctl("modbus", "porbe", check=2).stderr)
+        self.assertIn("status has no option --jsn; did you mean --json?", self.run_ctl("status", "--jsn", check=2).stderr)
+        self.assertIn("unknown command 'frobnicate'", self.run_ctl("frobnicate", check=2).stderr)
+        self.assertNotIn("did you mean", self.run_ctl("frobnicate", check=2).stderr)
+        # `help GROUP` lists the group's commands, as `GROUP --help` does
+        group = self.run_ctl("help", "modbus").stdout
+        self.assertEqual(group, self.run_ctl("modbus", "--help").stdout)
+        for sub in ["read", "probe", "scan"]:
+            self.assertIn("citygatectl [--socket PATH] [--json] modbus " + sub, group)
+        # short options: -c is --count
+        self.assertIn("--count wants a positive number", self.run_ctl("tail", "-c", "0", check=2).stderr)
+        self.assertIn("unknown option '-x'", self.run_ctl("status", "-x", check=2).stderr)
+        # Modicon notation gets a hint, not a bare range error
+        err = self.run_ctl("modbus", "read", "b", "1", "holding", "400001", "2", "--tcp", "127.0.0.1:1", check=2).stderr
+        self.assertIn("looks like Modicon notation; holding register 1 is PDU address 0", err)
+
     def test_bash_completion(self):
-        script = REPO / "gateway" / "cli" / "citygatectl.bash-completion"
-
-        def complete(line):
-            words = line.split(" ")
-            quoted = " ".join("'" + w + "'" for w in words)
-            prog = (f"source {script}\nCOMP_WORDS=({quoted})\nCOMP_CWORD={len(words) - 1}\n_citygatectl\n"
-                    'printf "%s\\n" "${COMPREPLY[@]}"\n')
-            out = subprocess.run(["bash", "--norc", "-c", prog], capture_output=True, text=True, timeout=30,
-                                 env={"PATH": f"{BIN}:/usr/bin:/bin"})
-            self.assertEqual(out.returncode, 0, out.stderr)
-            return sorted(l for l in out.stdout.splitlines() if l)
-
+        complete = functools.partial(complete_line, self)
         self.assertEqual(complete("citygatectl mod"), ["modbus"])
         self.assertEqual(complete("citygatectl modbus "), ["probe", "read", "scan"])
         self.assertEqual(complete("citygatectl config "), ["apply", "diff", "show", "validate"])

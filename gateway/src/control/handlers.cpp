@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include "control/config_text.hpp"
+#include "core/suggest.hpp"
 #include "core/time.hpp"
 #include "platform/logging.hpp"
 
@@ -121,7 +122,7 @@ void Handlers::devices(const std::string& id, Reply reply) {
     if (id.empty() || d.id() == id) *out->add_devices() = std::move(d);
   }
   if (!id.empty() && out->devices_size() == 0) {
-    reply.error(pb::ControlError::NOT_FOUND, "no device '" + id + "' in the running configuration");
+    reply.error(pb::ControlError::NOT_FOUND, unknownDevice(id));
     return;
   }
   reply.send(std::move(r));
@@ -176,11 +177,19 @@ void Handlers::logLevel(const pb::LogLevelRequest& request, Reply reply) {
   pb::ControlResponse r;
   r.mutable_log_level()->set_level(request.logger().empty() || request.level().empty() ? logging.level()
                                                                                        : request.level());
-  for (const char* l : kLoggers) r.mutable_log_level()->add_loggers(l);
+  for (const char* l : kLoggers) {
+    r.mutable_log_level()->add_loggers(l);
+    (*r.mutable_log_level()->mutable_levels())[l] = logging.level(l);
+  }
   reply.send(std::move(r));
 }
 
 // ---- tail and the latest values -------------------------------------------------------------------
+
+std::string Handlers::unknownDevice(const std::string& id) {
+  refreshKnown();
+  return "no device '" + id + "' in the running configuration" + core::didYouMean(id, known_);
+}
 
 bool Handlers::knownDevice(const std::string& id) {
   refreshKnown();
@@ -201,7 +210,7 @@ void Handlers::refreshKnown() {
 
 void Handlers::tail(const std::string& id, Reply reply) {
   if (!id.empty() && !knownDevice(id)) {
-    reply.error(pb::ControlError::NOT_FOUND, "no device '" + id + "' in the running configuration");
+    reply.error(pb::ControlError::NOT_FOUND, unknownDevice(id));
     return;
   }
   std::erase_if(tailers_, [](const Tailer& t) { return !t.reply.alive(); });

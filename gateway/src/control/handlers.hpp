@@ -85,6 +85,7 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   std::vector<citygate::v1::DeviceInfo> deviceInfos(bool withLatest, const citygate::v1::GatewayHealth& health);
   std::shared_ptr<modbus::ModbusSource> findBus(const std::string& name, Reply& reply);
   bool knownDevice(const std::string& id);
+  std::string unknownDevice(const std::string& id);  // the NOT_FOUND message, with a suggestion
   void refreshKnown();
 
   boost::asio::any_io_executor executor_;

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "control/handlers.hpp"
+#include "core/suggest.hpp"
 #include "inputs/modbus/bus_source.hpp"
 #include "inputs/modbus/kind.hpp"
 
@@ -84,11 +85,15 @@ std::shared_ptr<modbus::ModbusSource> Handlers::findBus(const std::string& name,
     return bus;
   }
   std::string known;
+  std::vector<std::string> names;
   for (const auto& s : gateway_->sources()) {
-    if (s->kind() == modbus::kKindName) known += (known.empty() ? "" : ", ") + s->name();
+    if (s->kind() != modbus::kKindName) continue;
+    known += (known.empty() ? "" : ", ") + s->name();
+    names.push_back(s->name());
   }
   reply.error(pb::ControlError::NOT_FOUND, "no Modbus bus '" + name + "' in the running configuration" +
-                                               (known.empty() ? "" : " (buses: " + known + ")"));
+                                               (known.empty() ? "" : " (buses: " + known + ")") +
+                                               core::didYouMean(name, names));
   return nullptr;
 }
 

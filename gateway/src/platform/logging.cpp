@@ -49,4 +49,11 @@ std::string Logging::level() const {
   return std::string(sv.data(), sv.size());
 }
 
+std::string Logging::level(const std::string& logger) const {
+  const auto it = loggers_.find(logger);
+  if (it == loggers_.end()) return level();
+  const auto sv = spdlog::level::to_string_view(it->second->level());
+  return std::string(sv.data(), sv.size());
+}
+
 }  // namespace citygate::platform

@@ -28,6 +28,8 @@ class Logging {
   // "info", "debug"...; empty logger = all. False for an unknown level or logger.
   bool setLevel(const std::string& level, const std::string& logger = {});
   std::string level() const;
+  // One logger's level (it may differ from level() after setLevel(level, logger)).
+  std::string level(const std::string& logger) const;
 
   static std::optional<spdlog::level::level_enum> parseLevel(const std::string& s);
 

@@ -5,6 +5,7 @@
 
 #include "cli/format.hpp"
 #include "cli/probe.hpp"
+#include "cli/terminal.hpp"
 #include "inputs/modbus/decode.hpp"
 
 using namespace citygate;
@@ -97,6 +98,10 @@ TEST_CASE("relative times, durations, sizes") {
   CHECK(micros(250) == "250 µs");
   CHECK(micros(18000) == "18 ms");
   CHECK(number(38.239999) == "38.24");
+  CHECK(percent(1.04902) == "1.0 %");
+  CHECK(percent(0) == "0 %");
+  CHECK(percent(0.004) == "<0.1 %");
+  CHECK(percent(100) == "100 %");
 }
 
 TEST_CASE("tables align on what is visible, colour codes and UTF-8 aside") {
@@ -117,6 +122,11 @@ TEST_CASE("readings for people: units, lanes, generic values") {
   a->mutable_temperature()->set_value(21.5);
   a->mutable_temperature()->set_unit_code("CEL");
   CHECK(observationSummary(r) == "no2 38.24 µg/m³  temperature 21.5 °C");
+  // Fractions (0..1, unit C62) are shown in per cent.
+  a->mutable_relative_humidity()->set_value(0.655);
+  a->mutable_relative_humidity()->set_unit_code("C62");
+  CHECK(observationSummary(r) == "no2 38.24 µg/m³  temperature 21.5 °C  relative_humidity 65.5 %");
+  a->clear_relative_humidity();
 
   pb::Reading t;
   auto* f = t.mutable_traffic_flow_observed();
@@ -138,4 +148,51 @@ TEST_CASE("readings for people: units, lanes, generic values") {
   p.mutable_parking_spot()->set_status(pb::OCCUPIED);
   p.mutable_parking_spot()->set_bay("A");
   CHECK(observationSummary(p) == "bay A status occupied");
+}
+
+TEST_CASE("long lines wrap at spaces under their first column gap, within the width") {
+  const std::string option =
+      "  --device ID   only this device's readings, from the moment the request reaches the daemon";
+  const auto lines = wrapLine(option, 60);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "  --device ID   only this device's readings, from the moment");
+  CHECK(lines[1] == "                the request reaches the daemon");
+  for (const auto& l : lines) CHECK(displayWidth(l) <= 60);
+  // No gap: continuation two past the line's indentation; a word longer than the room is cut.
+  const auto plain = wrapLine("usage: citygatectl modbus read BUS UNIT TABLE ADDR COUNT [--timeout MS]", 40);
+  REQUIRE(plain.size() == 2);
+  CHECK(plain[0] == "usage: citygatectl modbus read BUS UNIT");
+  CHECK(plain[1] == "  TABLE ADDR COUNT [--timeout MS]");
+  const auto word = wrapLine(std::string(100, 'x'), 40);
+  REQUIRE(word.size() == 3);
+  CHECK(word[0].size() == 40);
+  for (const auto& l : word) CHECK(displayWidth(l) <= 40);
+  // UTF-8 counts by code point, colour codes not at all; a short line is left alone.
+  const std::string units = "no2 38.24 µg/m³  o3 40.1 µg/m³  pm25 12.5 µg/m³  pm10 20.1 µg/m³";
+  for (const auto& l : wrapLine(units, 30)) CHECK(displayWidth(l) <= 30);
+  const std::string painted = Style{true}.paint("DOWN", Colour::Red) + " since 22:33:39";
+  CHECK(wrapLine(painted, 20) == std::vector<std::string>{painted});
+}
+
+TEST_CASE("a table wider than the width drops columns in the stated order, then wraps its last") {
+  Table t({"DEVICE", "KIND", "PROFILE", "STATE", "LATEST VALUES"});
+  t.dropWhenNarrow({"KIND", "PROFILE", "DEVICE"});
+  t.add({"air-pilatusplatz", "modbus", "vaisala-aqt530", "OK",
+         "no2 38.24 µg/m³  o3 40.1 µg/m³  pm25 12.5 µg/m³  pm10 20.1 µg/m³  temperature 21.5 °C"});
+  Style wide;
+  const std::string all = t.render(wide);
+  CHECK(all.find("vaisala-aqt530") != std::string::npos);
+  Style narrow;
+  narrow.width = 60;
+  const std::string fitted = t.render(narrow);
+  CHECK(fitted.find("modbus") == std::string::npos);            // dropped first
+  CHECK(fitted.find("vaisala-aqt530") == std::string::npos);    // then this
+  CHECK(fitted.find("air-pilatusplatz") != std::string::npos);  // the first column stays
+  std::size_t lines = 0;
+  for (std::size_t at = 0, nl; (nl = fitted.find('\n', at)) != std::string::npos; at = nl + 1, ++lines) {
+    CHECK(displayWidth(std::string_view(fitted).substr(at, nl - at)) <= 60);
+  }
+  CHECK(lines > 2);                                         // the values wrapped under their column
+  const std::size_t column = fitted.find("LATEST VALUES");  // where the last column starts
+  CHECK(fitted.find("\n" + std::string(column, ' ') + "pm25") != std::string::npos);
 }

@@ -60,10 +60,11 @@ Status BusSource::start() {
   log_->info("bus '{}' ({}): {} device(s)", spec_.name, worker_->describe(), n);
   for (std::size_t i = 0; i < n; ++i) {
     Device& d = devices_[i];
-    // Staggered phases: device i of n starts i/n of its interval into the cycle.
+    // Staggered phases: device i of n starts i/n of its interval into the cycle, so every device's
+    // first poll falls within its first interval (device 0's at once).
     const auto phase = d.spec.interval * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
     d.nextTick = epoch_ + std::chrono::duration_cast<SteadyClock::duration>(phase);
-    scheduleNext(i);
+    scheduleNext(i, true);
   }
   return Ok{};
 }
@@ -93,11 +94,13 @@ void BusSource::join() {
   worker_->join();
 }
 
-void BusSource::scheduleNext(std::size_t index) {
+void BusSource::scheduleNext(std::size_t index, bool first) {
   Device& d = devices_[index];
   if (stopped_ || d.busy) return;
   const auto now = clock_.steadyNow();
-  if (d.nextTick <= now) {
+  if (first && d.nextTick <= now) {
+    d.nextTick = now;  // the start tick: due now
+  } else if (d.nextTick <= now) {
     // Ticks that came while the last poll was still running, or while the executor was behind,
     // are skipped and counted; the phase is kept.
     const auto missed = static_cast<std::uint64_t>((now - d.nextTick) / d.spec.interval + 1);

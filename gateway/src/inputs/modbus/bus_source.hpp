@@ -113,7 +113,9 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
 
   void replan(Device& d);
 
-  void scheduleNext(std::size_t index);  // the device is idle: its next poll, or a timer
+  // The device is idle: its next poll, or a timer. `first`: the schedule's start, whose tick at
+  // `epoch_` is due now (not missed: no poll came before it).
+  void scheduleNext(std::size_t index, bool first = false);
   void armTimer(std::size_t index);
   void onTick(std::size_t index);
   void poll(std::size_t index, bool probe, SteadyTime due = {});

@@ -196,9 +196,35 @@ TEST_CASE("a healthy device is polled at its interval and its values decoded") {
   b.devices.push_back(device("a", 1, std::chrono::milliseconds(50), 3));
   r.make(b);
   r.runFor(std::chrono::milliseconds(530));
-  CHECK(r.samples["a"] == 10);  // 50, 100, ... 500 ms (the tick at start is counted as skipped)
+  CHECK(r.samples["a"] == 11);  // 0 (at start), 50, 100, ... 500 ms
+  CHECK(r.source->counters().skipped == 0);
   CHECK(r.lastValues["a"] == std::vector<double>{100, 102, 104});
   CHECK(r.state->requestsPerUnit[1] == r.samples["a"]);  // the three points merge into one read
+}
+
+TEST_CASE("every device's first poll falls within its first interval, none skipped at start") {
+  // After a start, an apply or a SIGHUP (each starts a new schedule): with a 60 s interval a
+  // device polled one interval late would publish its first reading a minute late.
+  Run r;
+  BusSpec b = bus();
+  for (int unit = 1; unit <= 3; ++unit) {
+    b.devices.push_back(device("d" + std::to_string(unit), unit, 300ms, 1));
+  }
+  r.make(b);
+  REQUIRE(r.source->start());
+  r.settle();
+  CHECK(r.samples["d1"] == 1);  // at once
+  r.advance(299ms);             // phases 0, 100 and 200 ms
+  CHECK(r.samples["d1"] == 1);
+  CHECK(r.samples["d2"] == 1);
+  CHECK(r.samples["d3"] == 1);
+  CHECK(r.source->counters().skipped == 0);
+  google::protobuf::RepeatedPtrField<pb::DeviceHealth> health;
+  r.source->fillHealth(health);
+  for (const auto& h : health) CHECK(h.polls_skipped() == 0);
+  r.advance(1ms);  // 300 ms: the second round begins
+  CHECK(r.samples["d1"] == 2);
+  r.source->stop();
 }
 
 TEST_CASE("a dead device goes DOWN and costs one timeout per backoff window") {
@@ -231,7 +257,7 @@ TEST_CASE("exception 02 on a merged read splits it, remembers the split, and car
   b.devices.push_back(device("picky", 4, std::chrono::milliseconds(100), 3));
   r.make(b);
   r.runFor(std::chrono::milliseconds(450));
-  CHECK(r.samples["picky"] == 4);  // 100, 200, 300, 400 ms
+  CHECK(r.samples["picky"] == 5);  // 0, 100, 200, 300, 400 ms
   CHECK(r.lastValues["picky"] == std::vector<double>{400, 402, 404});
   CHECK(r.source->counters().splits == 1);
 }
@@ -245,15 +271,14 @@ TEST_CASE("a tick that finds the previous poll still running is skipped and coun
   b.devices.push_back(device("slow", 3, 20ms, 1));
   r.make(b);
   REQUIRE(r.source->start());
-  r.clock.advance(20ms);      // the first poll falls due (the tick at start is counted as skipped)
-  r.source->workerSettled();  // wakes the worker: the job is due
+  r.source->workerSettled();  // wakes the worker: the first poll is due at start
   {
     // Wait for the event: the worker has begun the read (and blocks in it).
     std::unique_lock lock(r.state->mutex);
     const bool began = r.state->changed.wait_for(lock, 10s, [&] { return r.state->readsInProgress > 0; });
     REQUIRE(began);
   }
-  CHECK(r.source->counters().skipped == 1);
+  CHECK(r.source->counters().skipped == 0);
   r.clock.advance(500ms);  // 25 ticks while the poll runs
   {
     std::lock_guard lock(r.state->mutex);
@@ -263,8 +288,8 @@ TEST_CASE("a tick that finds the previous poll still running is skipped and coun
   r.settle();
   r.source->stop();
   CHECK(r.state->requestsPerUnit[3] == 1);
-  CHECK(r.source->counters().skipped == 1 + 25);
-  CHECK(r.source->counters().polls == 1 + 1 + 25 + 1);  // the last: the next poll, queued
+  CHECK(r.source->counters().skipped == 25);
+  CHECK(r.source->counters().polls == 1 + 25 + 1);  // the last: the next poll, queued
 }
 
 TEST_CASE("the worker runs jobs by due time: a poll due later waits, an ad-hoc read due now goes first") {
@@ -332,10 +357,10 @@ TEST_CASE("discarded answers count on the device they came from, else on the dev
   b.devices.push_back(device("two", 2, std::chrono::milliseconds(100), 1));
   r.make(b);
   r.runFor(std::chrono::milliseconds(450));
-  REQUIRE(r.state->requestsPerUnit[1] == 4);  // 100, 200, 300, 400 ms, every result handled
+  REQUIRE(r.state->requestsPerUnit[1] == 5);  // 0, 100, 200, 300, 400 ms, every result handled
   google::protobuf::RepeatedPtrField<pb::DeviceHealth> health;
   r.source->fillHealth(health);
-  CHECK(health[1].answers_discarded() == 4);  // unit 2's own late answers
-  CHECK(health[0].answers_discarded() == 8);  // unit 9's, on the device asked
-  CHECK(r.source->counters().discarded == 12);
+  CHECK(health[1].answers_discarded() == 5);   // unit 2's own late answers
+  CHECK(health[0].answers_discarded() == 10);  // unit 9's, on the device asked
+  CHECK(r.source->counters().discarded == 15);
 }
