@@ -314,9 +314,9 @@ std::string renderChecks(const std::vector<Check>& checks, const Style& style, s
   // "FAIL  " + name column + detail; the next step below, after "-> ".
   std::size_t nameWidth = 0;
   for (const auto& c : checks) nameWidth = std::max(nameWidth, displayWidth(c.name));
-  nameWidth = std::min<std::size_t>(nameWidth, 20);
+  nameWidth = std::min<std::size_t>({nameWidth, 20, std::max<std::size_t>(width / 4, 8)});
   const std::size_t indent = 6 + nameWidth + 2;
-  const std::size_t room = width > indent + 20 ? width - indent : 20;
+  const std::size_t room = width > indent + 16 ? width - indent : 16;
   std::string out;
   std::size_t counts[3] = {0, 0, 0};
   for (const auto& c : checks) {

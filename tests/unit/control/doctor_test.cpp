@@ -275,3 +275,20 @@ TEST_CASE("doctor: the running-config hook says nothing until the daemon reports
   CHECK(find(doctorChecks(healthy(), kNow), "config").detail.find("/etc/citygate/citygate.textproto, generation 1") ==
         0);
 }
+
+TEST_CASE("doctor: the screen follows the terminal's width (COLUMNS 50, 120)") {
+  auto s = healthy();
+  s.mutable_devices(0)->mutable_health()->set_state(pb::DOWN);
+  s.mutable_devices(0)->mutable_health()->set_last_error("connection: cannot connect: Connection refused");
+  const auto checks = doctorChecks(s, kNow);
+  for (std::size_t width : {50U, 120U}) {
+    const std::string page = renderChecks(checks, Style{}, width);
+    std::size_t start = 0;
+    while (start < page.size()) {
+      const auto end = page.find('\n', start);
+      const std::string line = page.substr(start, end - start);
+      CHECK_MESSAGE(displayWidth(line) <= width, line);
+      start = end + 1;
+    }
+  }
+}
