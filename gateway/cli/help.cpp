@@ -266,10 +266,8 @@ std::string generalHelp() {
       "\n"
       "Examples:\n"
       "  citygatectl status\n"
-      "  citygatectl doctor
-"
-      "  citygatectl tail air-pilatusplatz
-"
+      "  citygatectl doctor\n"
+      "  citygatectl tail air-pilatusplatz\n"
       "  citygatectl modbus probe cabinet-rs485 1 10\n"
       "  citygatectl modbus scan cabinet-rs485 1 20 --config /etc/citygate/gw.textproto\n"
       "  citygatectl config diff new.textproto\n"
