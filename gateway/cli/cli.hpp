@@ -56,6 +56,12 @@ int roundTrip(const Ctx& ctx, const pb::ControlRequest& request, pb::ControlResp
 // Prints a daemon's error reply; returns its exit code.
 int reportError(const Ctx& ctx, const pb::ControlResponse& response);
 
+// `device ID` of a LoRa device that has delivered nothing: one explained hint per rejection reason
+// (lora.cpp), lines of at most 80 columns; empty when there is nothing to explain.
+std::string loraDeviceHints(const Style& o, const pb::DeviceHealth& h, std::chrono::system_clock::time_point now);
+// `lora heard` for people (lora.cpp): the table, or what an empty one means.
+std::string loraHeardText(const pb::LoraHeardResponse& l, std::chrono::system_clock::time_point now, const Style& o);
+
 // Parsers for operands; nullopt when malformed.
 std::optional<std::uint32_t> parseUint(const std::string& s, std::uint32_t max);
 std::optional<pb::RegisterTable> parseTable(const std::string& s);
@@ -74,6 +80,7 @@ int cmdModbusRead(const Ctx& ctx, const Args& a);
 int cmdModbusProbe(const Ctx& ctx, const Args& a);
 int cmdModbusScan(const Ctx& ctx, const Args& a);
 int cmdLoraDevices(const Ctx& ctx, const Args& a);
+int cmdLoraHeard(const Ctx& ctx, const Args& a);
 int cmdSpool(const Ctx& ctx, const Args& a);
 int cmdProfiles(const Ctx& ctx, const Args& a);
 int cmdProfileShow(const Ctx& ctx, const Args& a);

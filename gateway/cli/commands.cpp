@@ -219,14 +219,18 @@ int cmdDevice(const Ctx& ctx, const Args& a) {
     }
   } else {
     out += label("Where      ") + "  DevAddr " + d.dev_addr() + " via " + d.transport() + "\n";
+    // No frame accepted since the start: no signal to show (not "RSSI 0 dBm"), only a stored counter.
+    const std::string signal = h.frames_accepted() > 0
+                                   ? " · RSSI " + number(h.last_rssi()) + " dBm · SNR " + number(h.last_snr()) + " dB"
+                                   : "";
     out += label("State      ") + "  " + paintedState(o, h) + " · last frame " + relativeTime(h.last_ok_at(), now) +
-           " · FCnt " + std::to_string(h.last_f_cnt()) + " · RSSI " + number(h.last_rssi()) + " dBm · SNR " +
-           number(h.last_snr()) + " dB\n";
+           " · FCnt " + std::to_string(h.last_f_cnt()) + signal + "\n";
     std::string reasons;
     for (const auto& [k, v] : h.frames_rejected())
       reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
     out += label("Frames     ") + "  " + std::to_string(h.frames_accepted()) + " accepted, " +
            std::to_string(rejectedTotal(h)) + " rejected" + (reasons.empty() ? "" : " (" + reasons + ")") + "\n";
+    out += loraDeviceHints(o, h, now);
   }
   out += label("Last error ") + "  " + (h.last_error().empty() ? "-" : h.last_error()) + "\n";
   if (d.latest_size() == 0) {
@@ -459,6 +463,10 @@ int cmdLoraDevices(const Ctx& ctx, const Args&) {
   std::string reasons;
   for (const auto& [k, v] : l.lora().rejected()) reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
   if (!reasons.empty()) out += ctx.out.paint("Rejected        ", Colour::Bold) + "  " + reasons + "\n";
+  if (l.lora().heard_dev_addrs() > 0) {
+    out += ctx.out.paint("Not configured  ", Colour::Bold) + "  " + std::to_string(l.lora().heard_dev_addrs()) +
+           " DevAddr(s) heard: citygatectl lora heard\n";
+  }
   out += "\n";
   Table t({"DEVICE", "DEVADDR", "CODEC", "STATE", "LAST FRAME", "FCNT", "RSSI", "SNR", "ACCEPTED", "REJECTED"});
   t.dropWhenNarrow({"CODEC", "SNR", "FCNT", "ACCEPTED", "LAST FRAME"});
@@ -475,6 +483,19 @@ int cmdLoraDevices(const Ctx& ctx, const Args&) {
   }
   out += t.empty() ? "no LoRa devices configured\n" : t.render(ctx.out);
   std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+int cmdLoraHeard(const Ctx& ctx, const Args&) {
+  pb::ControlRequest req;
+  req.mutable_lora_heard();
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (ctx.json) {
+    printJson(resp.lora_heard());
+    return 0;
+  }
+  std::fputs(loraHeardText(resp.lora_heard(), Clock::now(), ctx.out).c_str(), stdout);
   return 0;
 }
 

@@ -157,6 +157,19 @@ const std::vector<CommandInfo>& commands() {
        cmdLoraDevices,
        0,
        0},
+      {"lora heard",
+       "",
+       "DevAddrs heard but not configured: count, RSSI, SNR, last time",
+       "The DevAddrs whose data uplinks the packet forwarder passed but that no\n"
+       "configured device has (rejected as unknown_dev_addr), most recent first:\n"
+       "frames heard, RSSI and SNR of the last one, its data rate, and when it was\n"
+       "last heard. To commission a node, find its DevAddr here, then add it with its\n"
+       "keys. The table keeps the 64 DevAddrs heard last and starts empty when the\n"
+       "LoRa source starts; --json adds first heard, frequency, FCnt, concentrator.\n",
+       {},
+       cmdLoraHeard,
+       0,
+       0},
       {"profiles",
        "[--config FILE]",
        "the device profiles a configuration can name",

@@ -218,6 +218,7 @@ std::string checkRequest(const pb::ControlRequest& r) {
     case pb::ControlRequest::kStatus:
     case pb::ControlRequest::kConfigShow:
     case pb::ControlRequest::kLoraDevices:
+    case pb::ControlRequest::kLoraHeard:  // no fields (unknown ones are dropped by the parser)
     case pb::ControlRequest::kSpool:
       return {};
   }

@@ -62,6 +62,8 @@ void Handlers::handle(const pb::ControlRequest& request, Reply reply) {
       return modbusScan(request.modbus_scan(), std::move(reply));
     case pb::ControlRequest::kLoraDevices:
       return loraDevices(std::move(reply));
+    case pb::ControlRequest::kLoraHeard:
+      return loraHeard(std::move(reply));
     case pb::ControlRequest::kSpool:
       return spool(std::move(reply));
     case pb::ControlRequest::kLogLevel:

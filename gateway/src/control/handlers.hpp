@@ -69,6 +69,7 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   void modbusRead(const citygate::v1::ModbusReadRequest& request, Reply reply);
   void modbusScan(const citygate::v1::ModbusScanRequest& request, Reply reply);
   void loraDevices(Reply reply);
+  void loraHeard(Reply reply);  // lora_handlers.cpp
   void spool(Reply reply);
   void logLevel(const citygate::v1::LogLevelRequest& request, Reply reply);
 

@@ -1,8 +1,10 @@
-// citygatectl's pure parts: the probe table (every type x order), and the human formatting.
+// citygatectl's pure parts: the probe table (every type x order), the human formatting, and the
+// LoRa commissioning hints.
 #include <doctest/doctest.h>
 
 #include <cstring>
 
+#include "cli/cli.hpp"
 #include "cli/format.hpp"
 #include "cli/probe.hpp"
 #include "cli/terminal.hpp"
@@ -148,6 +150,102 @@ TEST_CASE("readings for people: units, lanes, generic values") {
   p.mutable_parking_spot()->set_status(pb::OCCUPIED);
   p.mutable_parking_spot()->set_bay("A");
   CHECK(observationSummary(p) == "bay A status occupied");
+}
+
+// ---- LoRa commissioning hints (lora.cpp) ----
+
+namespace {
+std::size_t widest(const std::string& text) {
+  std::size_t w = 0;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    w = std::max(w, displayWidth(std::string_view(text).substr(start, end - start)));
+    start = end + 1;
+  }
+  return w;
+}
+// The text with its line breaks and indentation folded into single spaces (wrapping aside).
+std::string folded(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\n') {
+      out += text[i];
+      continue;
+    }
+    while (i + 1 < text.size() && text[i + 1] == ' ') ++i;
+    out += ' ';
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("device ID of a LoRa device with only MIC failures: a hint with the count and last time, 80 columns") {
+  const auto now = std::chrono::system_clock::now();
+  pb::DeviceHealth h;
+  (*h.mutable_frames_rejected())["mic_failed"] = 3;
+  h.set_last_rejected_reason("mic_failed");
+  h.mutable_last_rejected_at()->set_seconds(
+      std::chrono::duration_cast<std::chrono::seconds>((now - std::chrono::seconds(125)).time_since_epoch()).count());
+  const std::string text = loraDeviceHints(Style{}, h, now);
+  INFO(text);
+  CHECK(widest(text) <= 80);
+  const std::string out = folded(text);
+  CHECK(out.find("frames from this DevAddr fail the MIC check: the NwkSKey in the config does not") !=
+        std::string::npos);
+  CHECK(out.find("3 frames (mic_failed), the last at ") != std::string::npos);
+  CHECK(out.find(", 2 min ago") != std::string::npos);
+  CHECK(out.rfind("Hint         ", 0) == 0);
+
+  // The resume margin: not a replay; says from which counter frames are accepted again.
+  pb::DeviceHealth m;
+  (*m.mutable_frames_rejected())["fcnt_below_resume_margin"] = 2;
+  (*m.mutable_frames_rejected())["replay"] = 1;
+  m.set_f_cnt_floor(36);
+  const std::string marginText = loraDeviceHints(Style{}, m, now);
+  INFO(marginText);
+  CHECK(widest(marginText) <= 80);
+  const std::string margin = folded(marginText);
+  CHECK(margin.find("frame counter below the resume margin after an unclean stop: expected, the node") !=
+        std::string::npos);
+  CHECK(margin.find("FCnt 37") != std::string::npos);
+  CHECK(margin.find("2 frames (fcnt_below_resume_margin)") != std::string::npos);
+  CHECK(margin.find("1 frame (replay)") != std::string::npos);
+
+  // Once the device delivers, past rejections need no hint; nothing rejected: nothing to say.
+  h.set_readings(1);
+  CHECK(loraDeviceHints(Style{}, h, now).empty());
+  CHECK(loraDeviceHints(Style{}, pb::DeviceHealth{}, now).empty());
+}
+
+TEST_CASE("lora heard for people: an empty table says what it means, a full one fits 80 columns") {
+  const auto now = std::chrono::system_clock::now();
+  pb::LoraHeardResponse l;
+  CHECK(loraHeardText(l, now, Style{}).find("LoRa is not configured") == 0);
+  l.set_bind("127.0.0.1:1700");
+  l.set_capacity(64);
+  const std::string empty = loraHeardText(l, now, Style{});
+  CHECK(empty.find("No unconfigured DevAddr heard since the LoRa source started.") == 0);
+  CHECK(folded(empty).find("no lora device of the configuration has") != std::string::npos);
+  CHECK(widest(empty) <= 80);
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  for (int i = 0; i < 3; ++i) {
+    auto& e = *l.add_heard();
+    e.set_dev_addr(i == 0 ? "26011FAB" : "0100000" + std::to_string(i));
+    e.set_frames(123456);
+    e.set_last_rssi(-112.5);
+    e.set_last_snr(-12.25);
+    e.set_data_rate("SF12BW125");
+    e.mutable_last_heard_at()->set_seconds(secs - 8000);  // "2 h 13 min ago": the widest relative time
+  }
+  l.set_evicted(17);
+  l.set_unknown_frames(370368);
+  const std::string full = loraHeardText(l, now, Style{});
+  CHECK(full.find("DEVADDR") != std::string::npos);
+  CHECK(full.find("26011FAB  123456  -112.5 dBm  -12.25 dB  SF12BW125  ") != std::string::npos);
+  CHECK(folded(full).find("17 other DevAddr(s) dropped: the table keeps the 64 heard last.") != std::string::npos);
+  CHECK(widest(full) <= 80);
 }
 
 TEST_CASE("long lines wrap at spaces under their first column gap, within the width") {

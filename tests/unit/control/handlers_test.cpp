@@ -256,3 +256,15 @@ TEST_CASE("handlers at the ControlTarget seam: the tap they install feeds device
   CHECK(d.last_reading().sensor_id() == "meter-1");
   CHECK(d.last_reading().observed_at().seconds() == 1'700'000'100);
 }
+
+TEST_CASE("handlers at the ControlTarget seam: lora heard without LoRa answers an empty table, no bind") {
+  World w;
+  pb::ControlRequest req;
+  req.mutable_lora_heard();
+  pb::ControlResponse r;
+  REQUIRE(w.ask(req, r));
+  REQUIRE(r.has_lora_heard());
+  CHECK_FALSE(r.has_error());
+  CHECK(r.lora_heard().bind().empty());
+  CHECK(r.lora_heard().heard_size() == 0);
+}

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include "inputs/lora/phy_payload.hpp"
@@ -60,7 +61,31 @@ FrameProcessor::~FrameProcessor() = default;
 
 void FrameProcessor::reject(Reason r, Session* s) {
   ++counters_.rejected[static_cast<std::size_t>(r)];
-  if (s != nullptr) ++s->rejected[static_cast<std::size_t>(r)];
+  if (s == nullptr) return;
+  ++s->rejected[static_cast<std::size_t>(r)];
+  s->lastRejectReason = r;
+  s->lastRejectedAt = lastWall_;
+  // Until a frame is accepted, "no frame received yet" would contradict the count: say why.
+  if (s->accepted == 0) s->lastError = reasonLabel(r);
+}
+
+void FrameProcessor::noteHeard(const DataFrame& f, const RxPacket& rx, std::uint64_t gatewayEui, WallTime wallNow) {
+  HeardSignal sig;
+  sig.rssi = rx.rssi;
+  sig.snr = rx.lsnr;
+  sig.frequency = rx.freq;
+  sig.fcnt16 = f.fcnt16;
+  sig.gatewayEui = gatewayEui;
+  std::array<char, 16> fsk{};
+  if (rx.lora) {
+    sig.dataRate = rx.datr;
+  } else {
+    // "FSK50000" without a std::string (no allocation per frame).
+    std::memcpy(fsk.data(), "FSK", 3);
+    const auto end = std::to_chars(fsk.data() + 3, fsk.data() + fsk.size() - 1, rx.fskRate).ptr;
+    sig.dataRate = std::string_view(fsk.data(), static_cast<std::size_t>(end - fsk.data()));
+  }
+  heard_.heard(f.devAddr, sig, wallNow);
 }
 
 FrameProcessor::Pending* FrameProcessor::findPending(std::uint64_t hash, std::span<const std::uint8_t> phy) {
@@ -91,7 +116,10 @@ FrameProcessor::Verdict FrameProcessor::verify(Session& s, const DataFrame& f, s
   const auto ok = micOk(full);
   if (!ok) return Verdict::CryptoError;
   if (*ok) {
-    if (full == s.lastFcnt) return hash == s.lastFrameHash ? Verdict::Retransmission : Verdict::Replay;
+    if (full == s.lastFcnt) {
+      if (hash == s.lastFrameHash) return Verdict::Retransmission;
+      return full > s.lastAccepted ? Verdict::BelowResumeMargin : Verdict::Replay;
+    }
     if (full - next > options_.maxFcntGap) return Verdict::Gap;
     if (s.lastFcnt == 0xFFFFFFFFU) return Verdict::Replay;  // the counter space is exhausted
     return Verdict::Accept;
@@ -113,7 +141,9 @@ FrameProcessor::Verdict FrameProcessor::verify(Session& s, const DataFrame& f, s
       fcntOut = old;
       // relax_fcnt: a counter that went back to a small value is a device restart.
       if (s.spec.relaxFcnt && old == f.fcnt16) return Verdict::AcceptReset;
-      return Verdict::Replay;
+      // Above the last accepted counter, at or below the floor: the resume margin of an unclean
+      // stop, not a replay of a frame known to be accepted.
+      return old > s.lastAccepted ? Verdict::BelowResumeMargin : Verdict::Replay;
     }
   }
   const bool triedRaw = f.fcnt16 == full || (haveOld && old == f.fcnt16);
@@ -131,6 +161,7 @@ FrameProcessor::Verdict FrameProcessor::verify(Session& s, const DataFrame& f, s
 
 std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t gatewayEui, SteadyTime now,
                                              WallTime wallNow) {
+  lastWall_ = wallNow;
   const auto phy = rx.phy();
   DataFrame f;
   if (const PhyError e = parseDataFrame(phy, f); e != PhyError::None) {
@@ -142,6 +173,7 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
                                       [](const auto& a, const auto& b) { return a.first < b.first; });
   if (range.first == range.second) {
     reject(Reason::UnknownDevAddr, nullptr);
+    noteHeard(f, rx, gatewayEui, wallNow);
     return Reason::UnknownDevAddr;
   }
 
@@ -185,6 +217,10 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
         blamed = &s;
         blame = Reason::Replay;
         break;
+      case Verdict::BelowResumeMargin:
+        blamed = &s;
+        blame = Reason::FcntBelowResumeMargin;
+        break;
       case Verdict::Retransmission:
         blamed = &s;
         blame = Reason::Retransmission;
@@ -219,6 +255,9 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
   s.lastSnr = rx.lsnr;
   s.lastOkAt = wallNow;
   ++s.accepted;
+  // The first frame ends "no frame received yet" or the rejection that stood in for it, also when
+  // it carries no payload (FPort 0).
+  if (s.accepted == 1) s.lastError = {};
   ++counters_.framesAccepted;
   dirty_ = true;
   if (!s.persistedSeen || fcnt - s.persistedFcnt > options_.resumeMargin || fcnt < s.persistedFcnt) urgent_ = true;
@@ -458,6 +497,11 @@ void FrameProcessor::fillHealth(google::protobuf::RepeatedPtrField<pb::DeviceHea
     h.set_last_rssi(s.lastRssi);
     h.set_last_snr(s.lastSnr);
     h.set_frames_accepted(s.accepted);
+    h.set_f_cnt_floor(s.lastFcnt);
+    if (s.lastRejectReason) {
+      toTimestamp(s.lastRejectedAt, h.mutable_last_rejected_at());
+      h.set_last_rejected_reason(std::string(reasonName(*s.lastRejectReason)));
+    }
     std::uint64_t rejected = 0;
     for (std::size_t i = 0; i < kReasonCount; ++i) {
       if (s.rejected[i] == 0) continue;

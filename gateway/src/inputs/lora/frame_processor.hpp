@@ -7,11 +7,13 @@
 //   3. the same bytes already seen within the dedup TTL: one more reception of that frame (best
 //      RSSI/SNR kept, receptions counted), never a second reading;
 //   4. reconstruct the 32-bit FCnt, verify the MIC (AES-CMAC via OpenSSL); a counter at or below
-//      the last accepted one is a replay (or the retransmission of the last frame), a jump beyond
+//      the last accepted one is a replay (or the retransmission of the last frame), one above it
+//      but at or below the floor an unclean stop raised is fcnt_below_resume_margin, a jump beyond
 //      max_fcnt_gap is rejected, a MIC that verifies with no counter is mic_failed;
 //   5. decrypt FRMPayload and decode it with the device's codec into a RawSample that waits for
 //      the dedup window to close, then goes to `submit` with its LoRa metadata.
-// Every rejection is counted by Reason, globally and (when the device is known) per device.
+// Every rejection is counted by Reason, globally and (when the device is known) per device. A
+// data uplink whose DevAddr no device has goes to the heard table (heard.hpp, bounded).
 //
 // Memory is bounded: the dedup cache holds at most `maxPending` frames (the oldest is published
 // early when it is full, never dropped), sessions are fixed by the config, counters are arrays.
@@ -31,6 +33,7 @@
 #include "core/normaliser.hpp"
 #include "inputs/lora/crypto.hpp"
 #include "inputs/lora/fcnt.hpp"
+#include "inputs/lora/heard.hpp"
 #include "inputs/lora/reasons.hpp"
 #include "inputs/lora/semtech_udp.hpp"
 #include "inputs/lora/spec.hpp"
@@ -107,6 +110,8 @@ class FrameProcessor {
   void fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const;
   std::size_t pendingFrames() const { return pending_.size(); }
   std::size_t deviceCount() const { return sessions_.size(); }
+  // DevAddrs heard that no configured device has (`citygatectl lora heard`).
+  const HeardTable& heard() const { return heard_; }
 
  private:
   struct Session {
@@ -126,6 +131,8 @@ class FrameProcessor {
     double lastSnr = 0.0;
     WallTime lastOkAt{};
     std::string_view lastError;
+    std::optional<Reason> lastRejectReason;  // none until a frame of it is rejected
+    WallTime lastRejectedAt{};
   };
 
   struct Pending {
@@ -140,9 +147,19 @@ class FrameProcessor {
     core::RawSample sample;  // lora meta filled as receptions arrive
   };
 
-  enum class Verdict : std::uint8_t { Accept, AcceptReset, Replay, Retransmission, Gap, MicFailed, CryptoError };
+  enum class Verdict : std::uint8_t {
+    Accept,
+    AcceptReset,
+    Replay,
+    BelowResumeMargin,
+    Retransmission,
+    Gap,
+    MicFailed,
+    CryptoError
+  };
   Verdict verify(Session& s, const DataFrame& f, std::uint64_t hash, std::uint32_t& fcntOut);
   void reject(Reason r, Session* s);
+  void noteHeard(const DataFrame& f, const RxPacket& rx, std::uint64_t gatewayEui, WallTime wallNow);
   void publish(Pending& p);
   Pending* findPending(std::uint64_t hash, std::span<const std::uint8_t> phy);
   void makeRoom();
@@ -162,6 +179,8 @@ class FrameProcessor {
   bool urgent_ = false;
   std::function<void(std::size_t)> counterHook_;
   std::array<std::uint8_t, kMaxPhyPayload> scratch_{};
+  HeardTable heard_;
+  WallTime lastWall_{};  // of the packet being processed
 };
 
 // 64-bit FNV-1a of a frame's bytes (the dedup key; equality is confirmed on the bytes).

@@ -1,6 +1,7 @@
 // Why a datagram, an rxpk or a frame was not turned into a reading: one bounded enum, so every
 // counter table is a fixed array (no map that a hostile sender could grow). The names are the
-// keys of GatewayHealth.lora.rejected and DeviceHealth.frames_rejected.
+// keys of GatewayHealth.lora.rejected and DeviceHealth.frames_rejected (stable: add, never
+// rename); the labels say the same for people (a device's last_error, citygatectl).
 #pragma once
 
 #include <array>
@@ -33,7 +34,11 @@ enum class Reason : std::uint8_t {
   FOptsWithPort0,
   UnknownDevAddr,
   MicFailed,
-  Replay,          // a frame counter at or below the last accepted one
+  Replay,  // a frame counter at or below the last accepted one
+  // A counter above the last accepted one but at or below the floor raised by the resume margin
+  // after an unclean stop (a power cut): refused because a frame with it may have been accepted
+  // before the cut; expected, not an attack. The device is accepted again once it passes the floor.
+  FcntBelowResumeMargin,
   Retransmission,  // the last accepted frame again, after the dedup window
   FcntGap,         // the counter jumped further than max_fcnt_gap
   UnknownPort,     // authentic, but the codec has no decoder for this FPort
@@ -66,6 +71,7 @@ inline constexpr std::array<std::string_view, kReasonCount> kReasonNames{
     "unknown_dev_addr",
     "mic_failed",
     "replay",
+    "fcnt_below_resume_margin",
     "retransmission",
     "fcnt_gap",
     "unknown_port",
@@ -77,10 +83,46 @@ inline std::string_view reasonName(Reason r) {
   return kReasonNames[static_cast<std::size_t>(r)];
 }
 
+// One short line per reason, for people (no key, no payload).
+inline constexpr std::array<std::string_view, kReasonCount> kReasonLabels{
+    "datagram shorter than the protocol header",
+    "unknown protocol version",
+    "unknown packet type",
+    "a server-to-gateway packet type",
+    "PUSH_DATA whose JSON does not parse",
+    "PUSH_DATA without a valid rxpk array",
+    "PULL_DATA longer than 12 bytes",
+    "bad stat report",
+    "rxpk with a missing or invalid field",
+    "radio CRC failed",
+    "rxpk data is not valid base64",
+    "PHYPayload longer than 255 bytes",
+    "rxpk size does not match its data",
+    "too many rxpk in one datagram",
+    "truncated LoRaWAN frame",
+    "not LoRaWAN major R1",
+    "not a data uplink (join, downlink, proprietary)",
+    "FOpts with FPort 0",
+    "DevAddr of no configured device",
+    "frames fail the MIC check (wrong NwkSKey?)",
+    "replay: frame counter at or below the last accepted",
+    "counter below the resume margin after an unclean stop (expected)",
+    "retransmission of the last accepted frame",
+    "frame counter jumped more than max_fcnt_gap",
+    "no decoder for this FPort",
+    "payload does not decode",
+    "OpenSSL failed",
+};
+
+inline std::string_view reasonLabel(Reason r) {
+  return kReasonLabels[static_cast<std::size_t>(r)];
+}
+
 using ReasonCounters = std::array<std::uint64_t, kReasonCount>;
 
 }  // namespace citygate::lora
 
 namespace citygate::lora {
 static_assert(!kReasonNames.back().empty(), "every Reason needs a name");
+static_assert(!kReasonLabels.back().empty(), "every Reason needs a label");
 }  // namespace citygate::lora

@@ -483,6 +483,8 @@ void LoraSource::fillHealth(pb::GatewayHealth& health) const {
   l->set_fcnt_resets(pc.fcntResets);
   l->set_dedup_evicted(pc.evicted);
   l->set_pending_frames(processor_->pendingFrames());
+  l->set_heard_evicted(processor_->heard().evicted());
+  l->set_heard_dev_addrs(static_cast<std::uint32_t>(processor_->heard().size()));
   processor_->fillHealth(*health.mutable_devices());
 }
 

@@ -209,9 +209,58 @@ TEST_CASE("tampered MIC, wrong key, unknown DevAddr, truncated frames, join requ
   CHECK(r.rejected(Reason::MicFailed) == 3);
   CHECK(r.deviceRejected(0).at("mic_failed") == 3);
   CHECK(r.health(0).state() == pb::DOWN);  // nothing authentic yet
+  // Said, not contradicted: the MIC failures stand in for "no frame received yet".
+  CHECK(r.health(0).last_error() == "frames fail the MIC check (wrong NwkSKey?)");
+  CHECK(r.health(0).last_rejected_reason() == "mic_failed");
+  CHECK(r.health(0).has_last_rejected_at());
+  // The unknown DevAddr is remembered (heard, not configured); the configured one is not.
+  REQUIRE(r.proc->heard().size() == 1);
+  CHECK(r.proc->heard().entries()[0].devAddr == 0x26011F99);
   // A wrong AppSKey passes the MIC (the network key is right) and decodes to garbage, which the
   // codec takes or refuses: it is authentic traffic, counted as accepted.
   CHECK_FALSE(r.rx(r.frame(2, "95", 1, kNwkHex, "000102030405060708090a0b0c0d0e0f")));
+  CHECK(r.health(0).last_error() != "frames fail the MIC check (wrong NwkSKey?)");  // a frame was accepted
+}
+
+TEST_CASE("a first frame without payload (FPort 0) ends \"no frame received yet\"") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  CHECK(r.health(0).last_error() == "no frame received yet");
+  Uplink u;
+  u.devAddr = kAddr;
+  u.fcnt = 1;
+  u.fport = 0;
+  u.payload = hex("02");  // a LinkCheckReq on FPort 0
+  CHECK_FALSE(r.rx(buildUplink(*r.crypto, u, key(kNwkHex), key(kNwkHex))));
+  CHECK(r.health(0).last_error().empty());
+  CHECK(r.health(0).state() == pb::OK);
+}
+
+TEST_CASE("unknown DevAddrs go to the heard table with their signal; the table stays bounded") {
+  Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
+  for (int i = 0; i < 3; ++i) {
+    CHECK(r.rx(r.frame(7 + static_cast<std::uint32_t>(i), "95", 1, kNwkHex, kAppHex, 0x26011FAA), -90 - i, -3.5) ==
+          Reason::UnknownDevAddr);
+  }
+  CHECK(r.rx(r.frame(1, "95", 1, kNwkHex, kAppHex, 0x26011FBB), -101, 2) == Reason::UnknownDevAddr);
+  const auto& t = r.proc->heard();
+  REQUIRE(t.size() == 2);
+  const auto sorted = t.sorted();
+  CHECK(sorted[0].devAddr == 0x26011FBB);  // most recent first
+  CHECK(sorted[1].devAddr == 0x26011FAA);
+  CHECK(sorted[1].frames == 3);
+  CHECK(sorted[1].lastRssi == -92);
+  CHECK(sorted[1].lastSnr == -3.5);
+  CHECK(sorted[1].lastFcnt16 == 9);
+  CHECK(sorted[1].dataRateText() == "SF7BW125");
+  CHECK(sorted[1].frequency == 868.1);
+  CHECK(sorted[1].gatewayEui == 0xAA555A0000000000ULL);
+  CHECK(r.rejected(Reason::UnknownDevAddr) == 4);
+  // A flood of DevAddrs: never more than the capacity, every replacement counted.
+  for (std::uint32_t a = 0; a < 1000; ++a) {
+    CHECK(r.rx(r.frame(1, "95", 1, kNwkHex, kAppHex, 0x01000000 + a)) == Reason::UnknownDevAddr);
+  }
+  CHECK(t.size() == HeardTable::kDefaultCapacity);
+  CHECK(t.evicted() == 1000 + 2 - HeardTable::kDefaultCapacity);
 }
 
 TEST_CASE("a counter crossing 65535 -> 65536 keeps being accepted (frames from lora-packet)") {
@@ -319,9 +368,25 @@ TEST_CASE("restart: a clean stop resumes exactly, an unclean one with the margin
   {
     Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
     r.proc->restore(&saved, nullptr);
-    CHECK(r.health(0).last_f_cnt() == 21);       // the last accepted; the floor is 21 + 16
-    CHECK(r.rx(r.frame(30)) == Reason::Replay);  // may have been accepted after the last write
+    CHECK(r.health(0).last_f_cnt() == 21);  // the last accepted; the floor is 21 + 16
+    // At or below the last accepted counter: a replay. Above it, within the margin: the margin's
+    // cost (may have been accepted after the last write), labelled as such, not as an attack.
+    CHECK(r.rx(f21) == Reason::Replay);
+    CHECK(r.rx(r.frame(30)) == Reason::FcntBelowResumeMargin);
+    CHECK(r.rx(r.frame(37)) == Reason::FcntBelowResumeMargin);  // the floor itself
+    CHECK(r.rejected(Reason::Replay) == 1);
+    CHECK(r.rejected(Reason::FcntBelowResumeMargin) == 2);
+    const auto h = r.health(0);
+    CHECK(h.f_cnt_floor() == 37);
+    CHECK(h.frames_rejected().at("fcnt_below_resume_margin") == 2);
+    CHECK(h.last_rejected_reason() == "fcnt_below_resume_margin");
+    CHECK(h.has_last_rejected_at());
+    // Not "no frame received yet" next to those counts: the label of the last rejection.
+    CHECK(h.last_error() == reasonLabel(Reason::FcntBelowResumeMargin));
+    CHECK(h.state() == pb::DOWN);
     CHECK_FALSE(r.rx(r.frame(38)));
+    CHECK(r.health(0).f_cnt_floor() == 38);
+    CHECK(r.health(0).last_error().empty());
   }
   {
     // Re-keyed device: the stored counter does not apply.
@@ -388,8 +453,8 @@ TEST_CASE("restore: no RAM copy of this boot (power cut) -> storage + margin, on
     Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
     const auto got = r.proc->restore(&storage, nullptr);
     CHECK(got.withMargin == 1);
-    CHECK(r.rx(r.frame(36)) == Reason::Replay);  // may have been accepted before the cut
-    written = r.proc->snapshot(false);           // the start-up write
+    CHECK(r.rx(r.frame(36)) == Reason::FcntBelowResumeMargin);  // may have been accepted before the cut
+    written = r.proc->snapshot(false);                          // the start-up write
     REQUIRE(written.records.size() == 1);
     CHECK(written.records[0].lastFcnt == 20);  // last and floor kept apart
     CHECK(written.records[0].floorFcnt == 36);
@@ -408,7 +473,7 @@ TEST_CASE("restore: no RAM copy of this boot (power cut) -> storage + margin, on
   {
     Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
     r.proc->restore(&written, nullptr);
-    CHECK(r.rx(r.frame(36)) == Reason::Replay);
+    CHECK(r.rx(r.frame(36)) == Reason::FcntBelowResumeMargin);
     CHECK_FALSE(r.rx(r.frame(37)));
     CHECK(r.proc->urgentPersist());  // 17 ahead of the durable last: written before its reading
   }
@@ -417,7 +482,7 @@ TEST_CASE("restore: no RAM copy of this boot (power cut) -> storage + margin, on
     Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)}, o);
     const FcntRam ram = ramOf(20, 36, kcv);
     r.proc->restore(&written, &ram);
-    CHECK(r.rx(r.frame(36)) == Reason::Replay);
+    CHECK(r.rx(r.frame(36)) == Reason::FcntBelowResumeMargin);
     CHECK_FALSE(r.rx(r.frame(37)));
   }
 }
@@ -441,7 +506,7 @@ TEST_CASE("restore: a clean storage copy is exact; a stale or re-keyed RAM slot 
     const auto got = r.proc->restore(&storage, &ram);
     CHECK(got.exactFromRam == 0);
     CHECK(got.withMargin == 1);
-    CHECK(r.rx(r.frame(46)) == Reason::Replay);
+    CHECK(r.rx(r.frame(46)) == Reason::FcntBelowResumeMargin);
     CHECK_FALSE(r.rx(r.frame(47)));
   }
   {
@@ -449,7 +514,7 @@ TEST_CASE("restore: a clean storage copy is exact; a stale or re-keyed RAM slot 
     const FcntState storage = storageOf(false, 30, 30, kcv);
     const FcntRam ram = ramOf(35, 35, kcv ^ 1);  // another key
     CHECK(r.proc->restore(&storage, &ram).withMargin == 1);
-    CHECK(r.rx(r.frame(46)) == Reason::Replay);
+    CHECK(r.rx(r.frame(46)) == Reason::FcntBelowResumeMargin);
   }
   {
     // Only a RAM copy (the storage copy was set aside as corrupt): exact.
