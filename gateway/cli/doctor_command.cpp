@@ -17,7 +17,8 @@ int cmdDoctor(const Ctx& ctx, const Args&) {
   pb::ControlResponse resp;
   if (int rc = roundTrip(ctx, req, resp, std::chrono::seconds(15)); rc != 0) return rc;
   const auto checks = doctorChecks(resp.status(), std::chrono::system_clock::now());
-  std::fputs(ctx.json ? checksJson(checks).c_str() : renderChecks(checks, ctx.out, outputWidth(STDOUT_FILENO)).c_str(), stdout);
+  std::fputs(ctx.json ? checksJson(checks).c_str() : renderChecks(checks, ctx.out, outputWidth(STDOUT_FILENO)).c_str(),
+             stdout);
   return anyFail(checks) ? kExitFailed : kExitOk;
 }
 
