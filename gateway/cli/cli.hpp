@@ -106,6 +106,9 @@ std::string busLines(const Style& o, const pb::GatewayHealth& h, std::chrono::sy
 std::string valuesCell(const pb::DeviceInfo& d);
 std::string partLines(const Style& o, const pb::DeviceInfo& d);
 std::string withParts(const std::string& table, const std::vector<std::string>& parts);
+int cmdDoctor(const Ctx& ctx, const Args& a);  // cli/doctor.cpp
+// `status --check`: 1 when `doctor` would show a FAIL, else 0 (cli/doctor.cpp).
+int statusCheckExit(const pb::StatusResponse& s);
 
 // Help.
 struct CommandInfo {

@@ -94,15 +94,17 @@ std::string sources(const google::protobuf::RepeatedPtrField<std::string>& items
 
 // ---- status -------------------------------------------------------------------------------------
 
-int cmdStatus(const Ctx& ctx, const Args&) {
+int cmdStatus(const Ctx& ctx, const Args& a) {
   pb::ControlRequest req;
   req.mutable_status();
   pb::ControlResponse resp;
   if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
   const auto& s = resp.status();
+  // Plain `status` exits 0 whatever it shows (scripts parse it); `--check` by doctor's FAIL rule.
+  const int exitCode = a.has("check") ? statusCheckExit(s) : 0;
   if (ctx.json) {
     printJson(s);
-    return 0;
+    return exitCode;
   }
   const auto now = Clock::now();
   const auto& h = s.health();
@@ -151,7 +153,7 @@ int cmdStatus(const Ctx& ctx, const Args&) {
     out += t.render(o);
   }
   std::fputs(out.c_str(), stdout);
-  return 0;
+  return exitCode;
 }
 
 // ---- devices ----------------------------------------------------------------------------------------

@@ -34,13 +34,31 @@ constexpr const char* kBusHelp =
 const std::vector<CommandInfo>& commands() {
   static const std::vector<CommandInfo> kCommands = {
       {"status",
-       "",
+       "[--check]",
        "gateway, MQTT link, spool, and every device: state, last good read, errors, round-trip time",
        "One screen for a first look: the gateway and its uptime, the configuration in force, the MQTT\n"
        "link, the spool, and per device its state (OK, DEGRADED, DOWN), when it last delivered, its\n"
-       "error counts and round-trip time.\n",
-       {},
+       "error counts and round-trip time.\n"
+       "Exit status 0 whatever it shows (scripts parse it), unless:\n"
+       "  --check   exit 1 when `doctor` would show a FAIL (a Modbus device\n"
+       "            or bus DOWN, MQTT disconnected, the spool failing or its\n"
+       "            disk full, no LoRa concentrator heard): for monitoring.\n",
+       {"check"},
        cmdStatus,
+       0,
+       0},
+      {"doctor",
+       "",
+       "checks with OK / WARN / FAIL and the next step; exit 1 on FAIL",
+       "What to check first at the cabinet, each OK, WARN or FAIL with the next\n"
+       "step when not OK: config (running vs file), clock synchronised, spool\n"
+       "disk space, spool, MQTT connected and acknowledging, every Modbus bus,\n"
+       "every device that is not OK, LoRa concentrators heard in the last\n"
+       "minute, uptime. A LoRaWAN node not heard yet is WARN (it sends when it\n"
+       "wants). Exit status 1 when any check is FAIL, 0 otherwise (WARN does\n"
+       "not fail). With --json: an array of {name, status, detail, next_step}.\n",
+       {},
+       cmdDoctor,
        0,
        0},
       {"devices",
@@ -278,6 +296,7 @@ std::string generalHelp() {
       "\n"
       "Examples:\n"
       "  citygatectl status\n"
+      "  citygatectl doctor\n"
       "  citygatectl tail air-pilatusplatz\n"
       "  citygatectl modbus probe cabinet-rs485 1 10\n"
       "  citygatectl modbus scan cabinet-rs485 1 20 --config /etc/citygate/gw.textproto\n"

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "app/health.hpp"
+#include "core/clock_sync.hpp"
 #include "core/hash.hpp"
 #include "core/pipeline.hpp"
 #include "core/seq_store.hpp"
@@ -100,10 +101,35 @@ Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::
       startedSteady_(clock_.steadyNow()),
       log_(logging.get("main")),
       healthTimer_(clock_.makeTimer()),
+      clockSource_(std::make_unique<core::KernelClockSync>()),
       configLoadedAt_(startedAt_) {}
 
 Gateway::~Gateway() {
   if (applyThread_.joinable()) applyThread_.join();
+}
+
+void Gateway::setClockSyncSource(std::unique_ptr<core::ClockSyncSource> source) {
+  clockSource_ = std::move(source);
+}
+
+// The pipeline marks readings from now on; the change is logged (once per change, never per
+// reading).
+void Gateway::onClockSync(const core::ClockSyncStatus& now, std::optional<core::ClockSyncState> before) {
+  if (pipeline_) pipeline_->setClockUnsynchronised(clockSync_->unsynchronised());
+  switch (now.state) {
+    case core::ClockSyncState::Synchronised:
+      if (before) log_->info("the clock is synchronised now: readings are no longer marked clock_unsynchronised");
+      return;
+    case core::ClockSyncState::Unsynchronised:
+      log_->warn(
+          "the clock is not synchronised (the kernel says so: no NTP or other time source has set it); readings "
+          "are marked clock_unsynchronised until it is");
+      return;
+    case core::ClockSyncState::Unknown:
+      log_->warn("cannot tell whether the clock is synchronised ({}); readings are marked clock_unsynchronised",
+                 now.error);
+      return;
+  }
 }
 
 Status Gateway::start() {
@@ -223,6 +249,10 @@ Status Gateway::start() {
       fillSpoolHealth(*self->spool_, self->pipeline_.get(), self->seq_.get(), sp);
     }
   };
+  oo.birthClockUnsynchronised = [weakSelf = weak_from_this()] {
+    auto self = weakSelf.lock();
+    return !self || !self->clockSync_ || self->clockSync_->unsynchronised();
+  };
   co.willTopic = mqtt::topicFor(oo.topicPrefix, oo.gatewayId, "status");
   co.willPayload = mqtt::statusPayload(oo, pb::OFFLINE);
   auto mqttLog = logging_.get("mqtt");
@@ -242,6 +272,12 @@ Status Gateway::start() {
   pipeline_->setStateCallback([weakSelf = weak_from_this()](core::SpoolState, const std::string&) {
     if (auto self = weakSelf.lock()) self->notifyState();
   });
+  // Before the first reading and before the birth: both carry the clock's state.
+  clockSync_ = std::make_unique<core::ClockSyncMonitor>(clock_, *clockSource_);
+  clockSync_->start(
+      [weakSelf = weak_from_this()](const core::ClockSyncStatus& now, std::optional<core::ClockSyncState> before) {
+        if (auto self = weakSelf.lock()) self->onClockSync(now, before);
+      });
   pipeline_->start();
   mqtt_->start();
 
@@ -310,6 +346,7 @@ void Gateway::stop(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
   healthTimer_->cancel();
+  if (clockSync_) clockSync_->stop();
   if (applyThread_.joinable()) applyThread_.join();  // a config check in progress (bounded)
   auto self = shared_from_this();
   auto finish = [self, done = std::move(done)]() {
@@ -344,6 +381,7 @@ void Gateway::release() {
   pipeline_.reset();
   readings_.reset();
   spool_.reset();
+  clockSync_.reset();
 }
 
 void Gateway::scheduleHealth() {

@@ -29,6 +29,10 @@ class logger;
 
 namespace citygate::core {
 class Clock;
+class ClockSyncMonitor;
+class ClockSyncSource;
+struct ClockSyncStatus;
+enum class ClockSyncState : std::uint8_t;
 class Pipeline;
 class SeqStore;
 class Spool;
@@ -87,6 +91,10 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   void setReadingTap(ReadingTap tap) override;
   // `mqtt reconnect` (app/health.cpp).
   std::optional<citygate::v1::MqttReconnectResponse> reconnectMqtt() override;
+  // Where the clock's synchronisation comes from (core/clock_sync.hpp): the kernel's
+  // (KernelClockSync) unless a test sets another before start().
+  void setClockSyncSource(std::unique_ptr<core::ClockSyncSource> source);
+
   // Adds entries to every health report (the control socket's counters).
   void setHealthExtension(std::function<void(citygate::v1::GatewayHealth&)> extension);
 
@@ -121,6 +129,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   void scheduleHealth();
   void notifyState();
   void onHealthTimer();
+  void onClockSync(const core::ClockSyncStatus& now, std::optional<core::ClockSyncState> before);
 
   boost::asio::io_context& ioc_;
   platform::Logging& logging_;
@@ -140,6 +149,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<sources::Source>> sources_;  // in the order of config_->sources
   std::unique_ptr<core::Timer> healthTimer_;
+  std::unique_ptr<core::ClockSyncSource> clockSource_;
+  std::unique_ptr<core::ClockSyncMonitor> clockSync_;
   bool stopping_ = false;
   WallTime configLoadedAt_;
   std::uint64_t generation_ = 1;

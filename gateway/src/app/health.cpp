@@ -1,11 +1,13 @@
 #include "app/health.hpp"
 
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <fstream>
 
 #include "app/gateway.hpp"
+#include "core/clock_sync.hpp"
 #include "core/pipeline.hpp"
 #include "core/seq_store.hpp"
 #include "core/spool.hpp"
@@ -81,7 +83,33 @@ void fillMqttTimes(const mqtt::Session& session, const mqtt::ReadingsSink& readi
   if (r.lastPublishAt) toTimestamp(*r.lastPublishAt, mq.mutable_last_publish_at());
   if (r.lastAckAt) toTimestamp(*r.lastAckAt, mq.mutable_last_ack_at());
 }
+
+// A steady time as the wall-clock time it was: right even after the wall clock stepped (which it
+// does when it is first synchronised).
+void toWallTimestamp(const core::Clock& clock, SteadyTime t, google::protobuf::Timestamp* out) {
+  toTimestamp(clock.wallNow() - std::chrono::duration_cast<WallClock::duration>(clock.steadyNow() - t), out);
+}
+
 }  // namespace
+
+void fillSpoolDisk(const std::string& dir, pb::SpoolHealth& sp) {
+  struct statvfs fs {};
+  if (dir.empty() || ::statvfs(dir.c_str(), &fs) != 0) return;
+  const auto unit = static_cast<std::uint64_t>(fs.f_frsize != 0 ? fs.f_frsize : fs.f_bsize);
+  sp.set_disk_free_bytes(static_cast<std::uint64_t>(fs.f_bavail) * unit);
+  sp.set_disk_total_bytes(static_cast<std::uint64_t>(fs.f_blocks) * unit);
+}
+
+void fillClockHealth(const core::ClockSyncMonitor& monitor, const core::Clock& clock, pb::ClockHealth& c) {
+  const auto& s = monitor.status();
+  c.set_state(s.state == core::ClockSyncState::Synchronised     ? pb::CLOCK_SYNCHRONISED
+              : s.state == core::ClockSyncState::Unsynchronised ? pb::CLOCK_UNSYNCHRONISED
+                                                                : pb::CLOCK_SYNC_UNKNOWN);
+  if (const auto since = monitor.since()) toWallTimestamp(clock, *since, c.mutable_since());
+  c.set_max_error_us(s.maxErrorUs);
+  c.set_est_error_us(s.estErrorUs);
+  c.set_error(s.error);
+}
 
 void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, pb::MqttHealth& mq) {
   const auto& s = session.stats();
@@ -130,7 +158,10 @@ pb::GatewayHealth Gateway::health() const {
   if (spool_) {
     fillSpoolHealth(*spool_, pipeline_.get(), seq_.get(), *h.mutable_spool());
     (*h.mutable_counters())["spool_bytes_written_per_day"] = spool_->stats().bytesWrittenPerDay;
+    if (!config_->loaded.config.spool().memory())
+      fillSpoolDisk(config_->loaded.config.spool().dir(), *h.mutable_spool());
   }
+  if (clockSync_) fillClockHealth(*clockSync_, clock_, *h.mutable_clock());
   if (mqtt_) fillMqttHealth(*mqtt_, *readings_, *h.mutable_mqtt());
   fillProcessHealth(clock_.steadyNow() - startedSteady_, *h.mutable_process());
   if (pipeline_) addPipelineCounters(*pipeline_, h);

@@ -11,6 +11,8 @@
 #include "core/time.hpp"
 
 namespace citygate::core {
+class Clock;
+class ClockSyncMonitor;
 class Pipeline;
 class SeqStore;
 class Spool;
@@ -25,6 +27,9 @@ namespace citygate::app {
 // The spool's section, in the health report and in the birth message.
 void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, const core::SeqStore* seq,
                      citygate::v1::SpoolHealth& sp);
+// The file system of the spool's directory (statvfs): free and total bytes.
+void fillSpoolDisk(const std::string& dir, citygate::v1::SpoolHealth& sp);
+void fillClockHealth(const core::ClockSyncMonitor& monitor, const core::Clock& clock, citygate::v1::ClockHealth& c);
 void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, citygate::v1::MqttHealth& mq);
 void fillProcessHealth(SteadyClock::duration uptime, citygate::v1::ProcessHealth& p);
 void addPipelineCounters(const core::Pipeline& pipeline, citygate::v1::GatewayHealth& h);

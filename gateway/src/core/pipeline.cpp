@@ -77,6 +77,7 @@ void Pipeline::submit(const SensorSpec& spec, SensorMemory& memory, RawSample&& 
     }
     if (numberingStopped_) numberingResumed();
     r.set_seq(*seq);
+    if (clockUnsynchronised_) r.set_clock_unsynchronised(true);
     fanout_.numbered(r.seq(), now);
     scratchBytes_.clear();
     r.AppendToString(&scratchBytes_);

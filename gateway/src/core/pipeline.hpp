@@ -118,6 +118,11 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   // Called on the executor when spoolState() changes, with a one-line description.
   void setStateCallback(std::function<void(SpoolState, const std::string&)> cb) { stateCb_ = std::move(cb); }
 
+  // Readings submitted from now on carry clock_unsynchronised = `unsynchronised` (the gateway's
+  // ClockSyncMonitor says when it changes; the hot path only reads this flag).
+  void setClockUnsynchronised(bool unsynchronised) { clockUnsynchronised_ = unsynchronised; }
+  bool clockUnsynchronised() const { return clockUnsynchronised_; }
+
   // Called with every reading after it is numbered (control socket `tail`).
   void setTap(Tap tap) { tap_ = std::move(tap); }
 
@@ -178,6 +183,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::deque<std::pair<std::uint64_t, std::string>> blocked_;
   Tap tap_;
   PipelineStats stats_;
+  bool clockUnsynchronised_ = false;
 };
 
 }  // namespace citygate::core

@@ -78,6 +78,7 @@ std::string statusPayload(const SessionOptions& o, pb::GatewayState state) {
   s.set_version(o.version);
   toTimestamp(o.startedAt, s.mutable_started_at());
   if (state == pb::ONLINE && o.birthSpool) o.birthSpool(*s.mutable_spool());
+  if (state == pb::ONLINE && o.birthClockUnsynchronised) s.set_clock_unsynchronised(o.birthClockUnsynchronised());
   return s.SerializeAsString();
 }
 

@@ -64,6 +64,8 @@ struct SessionOptions {
   int healthQos = 1;
   // Fills GatewayStatus.spool in the ONLINE birth (the will carries none).
   std::function<void(citygate::v1::SpoolHealth&)> birthSpool;
+  // GatewayStatus.clock_unsynchronised in the ONLINE birth.
+  std::function<bool()> birthClockUnsynchronised;
   std::optional<std::uint32_t> jitterSeed;  // unset: random
 };
 
@@ -136,6 +138,7 @@ class Session final : public std::enable_shared_from_this<Session> {
 
   const SessionStats& stats() const { return stats_; }
   const SessionOptions& options() const { return options_; }
+  core::Clock& clock() const { return clock_; }
   const std::shared_ptr<spdlog::logger>& logger() const { return log_; }
   std::string topic(const char* leaf) const { return topicFor(options_.topicPrefix, options_.gatewayId, leaf); }
 
