@@ -94,6 +94,7 @@ Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::
       registry_(registry),
       clock_(ioc.get_executor()),
       config_(std::move(config)),
+      configFile_(config_->loaded.path),
       version_(std::move(version)),
       bootId_(randomHex(16)),
       startedAt_(clock_.wallNow()),
