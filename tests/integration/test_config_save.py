@@ -15,10 +15,11 @@ import os
 import re
 import signal
 import stat
+import subprocess
 import unittest
 from pathlib import Path
 
-from harness import wait_for
+from harness import BIN, wait_for
 from test_cli import LORA_DEVICES, CliWorld
 
 
@@ -50,13 +51,14 @@ class ConfigSave(CliWorld):
 
         wait_for(answered, 20, what="the restarted daemon's status")
 
-    def test_save_survives_sighup_and_restart_and_keeps_a_backup(self):
+    def test_save_survives_sighup_and_restart(self):
         self.wait_readings("air", "air-rtu")
         old = Path(self.cfg_path).read_text()
         new = self.new_config()
         # Another file without --save or --runtime-only: checked, then refused; nothing changes.
         out = self.ctl("config", "apply", new, check=2)
-        self.assertIn(f"{new} is not citygated's configuration file {self.cfg_path}", out.stderr)
+        self.assertIn(f"{new} is not citygated's --config file {self.cfg_path}", out.stderr)
+        self.assertIn("nothing was changed", out.stderr)
         self.assertIn("--save", out.stderr)
         self.assertIn("--runtime-only", out.stderr)
         self.assertEqual(self.status()["config_generation"], "1")
@@ -85,7 +87,7 @@ class ConfigSave(CliWorld):
         self.sub.wait_for(lambda: len(self.sub.of("air2")) > n, 20, "air2 polled after the restart")
         self.assertEqual(self.status()["config_file"]["state"], "SAME")
 
-    def test_runtime_only_is_reported_and_undone_by_sighup(self):
+    def test_runtime_only_undone_by_sighup(self):
         self.wait_readings("air")
         before = Path(self.cfg_path).read_text()
         new = self.new_config()
@@ -111,7 +113,7 @@ class ConfigSave(CliWorld):
         # Both flags at once: a usage error.
         self.ctl("config", "apply", "--save", "--runtime-only", new, check=2)
 
-    def test_config_show_applies_back_and_the_saved_file_keeps_the_real_secrets(self):
+    def test_show_applies_back_keeping_secrets(self):
         self.wait_readings("air")
         shown = self.ctl("config", "show", check=0).stdout
         self.assertIn('nwk_s_key: "<redacted>"', shown)
@@ -159,7 +161,41 @@ class ConfigSave(CliWorld):
         wait_for(lambda: self.device_status("parking-bay-0042")["health"].get("frames_accepted") == "1", 15,
                  what="a frame accepted with the saved keys")
 
-    def test_validate_and_diff_report_a_missing_serial_port_alike(self):
+    def test_save_to_a_read_only_dir(self):
+        """The daemon's config directory read-only (a bind mount in its own mount namespace, as
+        ProtectSystem=strict without ReadWritePaths would give): --save changes nothing."""
+        probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {self.env.dir} {self.env.dir}"],
+                               capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("no mount namespace here (unshare -m)")
+        self.wait_readings("air")
+        self.gw.stop()
+        etc = Path(self.env.path("etc"))
+        etc.mkdir()
+        wrapper = self.env.path("citygated-ro-etc")
+        Path(wrapper).write_text(
+            "#!/bin/sh\n"
+            f'exec unshare -m sh -c \'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"\' '
+            f'{etc} {BIN / "citygated"} "$@"\n')
+        os.chmod(wrapper, 0o755)
+        self.gw = self.env.gateway(Path(self.cfg_path).read_text(), name="etc/citygated", binary=wrapper)
+        cfg = self.gw.config_path
+        wait_for(lambda: self.ctl("status").returncode == 0, 20, what="citygated with a read-only /etc")
+        before = Path(cfg).read_text()
+        new = self.new_config()
+        out = self.ctl("config", "apply", "--save", new, check=1)
+        self.assertIn(f"cannot save to {cfg}: cannot create a file in {etc}: Read-only file system; "
+                      "nothing was changed (--runtime-only applies without saving)", out.stderr)
+        self.assertEqual(self.status()["config_generation"], "1")
+        self.assertNotIn("air2", self.device_ids())
+        self.assertEqual(Path(cfg).read_text(), before)
+        self.assertEqual(sorted(os.listdir(etc)), ["citygated.log", "citygated.textproto"])
+        # --runtime-only still applies; status says the file differs.
+        self.ctl("config", "apply", "--runtime-only", new, check=0)
+        self.assertIn("air2", self.device_ids())
+        self.assertEqual(self.status()["config_file"]["state"], "DIFFERS")
+
+    def test_validate_and_diff_agree_on_ports(self):
         serial = self.write_config(self.env.path("serial.textproto"), extra_buses=(
             'modbus_bus { name: "gone" rtu { device: "/dev/ttyCITYGATE-NONE" baud: 9600 }\n'
             '  device { id: "x" unit_id: 9 profile: "vaisala-aqt530" poll_interval_ms: 1000 } }\n'))

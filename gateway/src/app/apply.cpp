@@ -178,7 +178,7 @@ void Gateway::finishSave(const std::shared_ptr<ApplyCheck>& check, bool commit, 
                          std::function<void(ApplyOutcome)> answer) {
   // Two renames and a directory fsync: on the helper thread too, so the executor never waits for
   // the disk. The check's thread has posted its result; joining it waits for its return only.
-  auto work = [check, commit, file = configFile_](ApplyOutcome& out) {
+  auto work = [check, commit](ApplyOutcome& out) {
     const config::PreparedSave& save = *check->save;
     if (!commit) {
       config::discardSave(save);

@@ -122,7 +122,7 @@ config::Location portLocation(const config::LoadedConfig& cfg, const sources::So
 
 }  // namespace
 
-bool checkPorts(const ValidatedConfig* running, const ValidatedConfig& next, const ConfigPlan* plan,
+bool checkPorts(const ValidatedConfig* running, const ValidatedConfig& next, const config::ConfigPlan* plan,
                 const config::ReadPolicy& policy, config::Diagnostics& diags, const sources::SourceRegistry& registry) {
   bool ok = true;
   for (const auto& s : next.sources) {

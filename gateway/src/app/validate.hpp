@@ -47,7 +47,7 @@ config::ReadPolicy applyReadPolicy(const ValidatedConfig& running,
 // (offline `config validate`: a UDP port a running daemon may hold is not checked, a serial
 // port must open). One FILE:LINE:COL diagnostic per source that fails, at its port's setting,
 // with the same message in both cases. True when all open.
-bool checkPorts(const ValidatedConfig* running, const ValidatedConfig& next, const ConfigPlan* plan,
+bool checkPorts(const ValidatedConfig* running, const ValidatedConfig& next, const config::ConfigPlan* plan,
                 const config::ReadPolicy& policy, config::Diagnostics& diags,
                 const sources::SourceRegistry& registry = sourceRegistry());
 

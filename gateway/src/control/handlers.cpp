@@ -348,12 +348,10 @@ void Handlers::onConfigChecked(const ConfigRequest& req, const std::string& runn
   const std::string& label = req.label;
   if (req.mode == Mode::Choose && o.kind == Kind::Planned) {
     const std::string& file = gateway_->configFile();
-    reply.error(pb::ControlError::BAD_REQUEST,
-                label + " is not citygated's configuration file " + file +
-                    ": a change applied from it would be lost at the next SIGHUP or restart. Nothing was "
-                    "changed. Choose --save (apply and write it to " +
-                    file + ", the old file kept as " + config::backupPath(file) +
-                    ") or --runtime-only (apply until the next SIGHUP or restart)");
+    reply.error(pb::ControlError::BAD_REQUEST, label + " is not citygated's --config file " + file +
+                                                   ", so a SIGHUP or restart would undo it; nothing was changed. "
+                                                   "Choose --save (apply, write it to " +
+                                                   file + ", keep the old one as .bak) or --runtime-only");
     return;
   }
   pb::ControlResponse r;

@@ -90,7 +90,7 @@ TEST_CASE("a save of the text the file already holds writes nothing, not even a 
   CHECK_FALSE(fs::exists(cfg + ".bak"));
 }
 
-TEST_CASE("prepared but discarded: nothing visible changes; prepared files are synced but hidden") {
+TEST_CASE("prepared but discarded: nothing visible changes, prepared files are synced but hidden") {
   TempDir t;
   const auto cfg = t.file("gw.textproto", "old\n");
   auto prepared = prepareSave(cfg, "new\n");

@@ -141,7 +141,7 @@ TEST_CASE("a <redacted> with no running secret at that place is a FILE:LINE:COL 
   CHECK(tab.errors[0].rfind("f:1:24: ", 0) == 0);
 }
 
-TEST_CASE("texts without <redacted> pass unchanged; a running <redacted> is never taken as a value") {
+TEST_CASE("texts without <redacted> pass unchanged, a running <redacted> is never taken as a value") {
   const auto plain = keepRedactedSecrets("f", kRunning, "");
   CHECK(plain.errors.empty());
   CHECK(plain.kept == 0);

@@ -249,7 +249,7 @@ TEST_CASE("config apply: --save, the config file itself, or neither (checked, th
   REQUIRE(w.ask(other, r));
   REQUIRE(r.has_error());
   CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
-  CHECK(r.error().message().find("/tmp/new.textproto is not citygated's configuration file "
+  CHECK(r.error().message().find("/tmp/new.textproto is not citygated's --config file "
                                  "/etc/citygate/fake.textproto") != std::string::npos);
   CHECK(r.error().message().find("--save") != std::string::npos);
   CHECK(r.error().message().find("--runtime-only") != std::string::npos);
@@ -281,7 +281,7 @@ TEST_CASE("config apply: --save, the config file itself, or neither (checked, th
   CHECK((!c[2].dryRun && c[2].save && c[2].path == "/etc/citygate/fake.textproto"));
 }
 
-TEST_CASE("config apply and diff: <redacted> keeps the running secret; none to keep is INVALID_CONFIG") {
+TEST_CASE("config apply and diff: <redacted> keeps the running secret, none to keep is INVALID_CONFIG") {
   World w;
   pb::ControlResponse r;
   pb::ControlRequest diff;
