@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <system_error>
+#include <utility>
 
 #include "app/gateway.hpp"
 #include "config/config_file.hpp"
@@ -178,6 +179,9 @@ void Gateway::finishSave(const std::shared_ptr<ApplyCheck>& check, bool commit, 
                          std::function<void(ApplyOutcome)> answer) {
   // Two renames and a directory fsync: on the helper thread too, so the executor never waits for
   // the disk. The check's thread has posted its result; joining it waits for its return only.
+  // The thread holds no reference to the Gateway (its last one must never go on that thread).
+  saveAnswer_ = std::move(answer);
+  saveCommitted_ = commit;
   auto work = [check, commit](ApplyOutcome& out) {
     const config::PreparedSave& save = *check->save;
     if (!commit) {
@@ -191,25 +195,29 @@ void Gateway::finishSave(const std::shared_ptr<ApplyCheck>& check, bool commit, 
     out.saved = true;
     if (!save.unchanged() && !save.backupTmp.empty()) out.backup = save.backup;
   };
-  auto report = [self = shared_from_this(), commit, answer = std::move(answer)](ApplyOutcome out) {
-    if (commit && out.saved) {
-      self->log_->info("configuration {} saved to {}{}", self->generation_, self->configFile_,
-                       out.backup.empty() ? std::string(" (unchanged)") : "; the previous file is " + out.backup);
-    } else if (commit) {
-      self->log_->error("configuration {} applied but not saved: {}", self->generation_, out.saveError);
-    }
-    answer(std::move(out));
-  };
   if (applyThread_.joinable()) applyThread_.join();
   try {
-    applyThread_ = std::thread([&ioc = ioc_, work, report, o = std::move(o)]() mutable {
+    applyThread_ = std::thread([weak = weak_from_this(), &ioc = ioc_, work, o = std::move(o)]() mutable {
       work(o);
-      boost::asio::post(ioc, [report, o = std::move(o)]() mutable { report(std::move(o)); });
+      boost::asio::post(ioc, [weak, o = std::move(o)]() mutable {
+        if (auto self = weak.lock()) self->onSaveFinished(std::move(o));
+      });
     });
   } catch (const std::system_error&) {
     work(o);  // no thread to be had: on the executor, rather than not at all
-    report(std::move(o));
+    onSaveFinished(std::move(o));
   }
+}
+
+void Gateway::onSaveFinished(ApplyOutcome o) {
+  if (saveCommitted_ && o.saved) {
+    log_->info("configuration {} saved to {}{}", generation_, configFile_,
+               o.backup.empty() ? std::string(" (unchanged)") : "; the previous file is " + o.backup);
+  } else if (saveCommitted_) {
+    log_->error("configuration {} applied but not saved: {}", generation_, o.saveError);
+  }
+  auto answer = std::exchange(saveAnswer_, nullptr);
+  if (answer) answer(std::move(o));
 }
 
 void Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan, std::function<void(ApplyOutcome)> done) {

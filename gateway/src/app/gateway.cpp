@@ -345,6 +345,7 @@ void Gateway::release() {
   pipeline_.reset();
   readings_.reset();
   spool_.reset();
+  saveAnswer_ = nullptr;  // a save's answer never delivered holds a reference to this object
 }
 
 void Gateway::scheduleHealth() {

@@ -119,6 +119,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   // Puts a prepared save in place (`commit`) or drops it, off the executor; then `answer`.
   void finishSave(const std::shared_ptr<ApplyCheck>& check, bool commit, ApplyOutcome o,
                   std::function<void(ApplyOutcome)> answer);
+  void onSaveFinished(ApplyOutcome o);
   void swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan, std::function<void(ApplyOutcome)> done);
   void onOldStopped(const std::shared_ptr<Swap>& swap);
   void onSwapFailed(const std::shared_ptr<Swap>& swap);
@@ -152,6 +153,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::uint64_t generation_ = 1;
   bool applying_ = false;
   std::thread applyThread_;
+  std::function<void(ApplyOutcome)> saveAnswer_;  // a save being put in place (finishSave)
+  bool saveCommitted_ = false;
   std::function<void(citygate::v1::GatewayHealth&)> healthExtension_;
   std::uint64_t seqRecovered_ = 0;  // the seq file was damaged at start and recovered
   std::string lastStatusText_;

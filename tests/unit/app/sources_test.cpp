@@ -15,12 +15,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <sstream>
@@ -363,6 +365,81 @@ TEST_CASE("a configuration change swaps the sources of a new kind, and rolls bac
                                                                                      "start m2", "start m3"});
   CHECK(devices() == std::vector<std::string>{"a-1", "b-1", "b-2", "c-1"});
   CHECK(failed.generation == applied.generation);
+
+  std::promise<void> stopped;
+  asio::post(ioc, [&] { gateway->stop([&] { stopped.set_value(); }); });
+  CHECK(stopped.get_future().wait_for(10s) == std::future_status::ready);
+  ioc.stop();
+  thread.join();
+  gateway->release();
+}
+
+TEST_CASE("applyAndSave: the --config file gets the applied text and a .bak; a rolled-back apply writes nothing") {
+  TempDir dir;
+  auto events = std::make_shared<Events>();
+  std::shared_ptr<std::string> settings;
+  const auto registry = registryWith("meter m1 a-1\n", events, &settings);
+  const std::string file = (dir.path / "gw.textproto").string();
+  const std::string text = configText(dir.path);
+  { std::ofstream(file) << text; }
+  config::Diagnostics diags;
+  auto cfg = app::validateFile(file, diags, registry);
+  INFO(diags.str());
+  REQUIRE(cfg != nullptr);
+
+  platform::Logging logging(true);
+  logging.setLevel("off");
+  asio::io_context ioc(1);
+  auto gateway = std::make_shared<app::Gateway>(ioc, logging, std::move(cfg), "test", registry);
+  REQUIRE(gateway->start().ok());
+  CHECK(gateway->configFile() == file);
+  asio::steady_timer keepRunning(ioc, 1h);
+  keepRunning.async_wait([](const boost::system::error_code&) {});
+  std::thread thread([&ioc] { ioc.run(); });
+  auto save = [&](std::string meters, const std::string& newText) {
+    *settings = std::move(meters);
+    std::promise<control::ApplyOutcome> outcome;
+    asio::post(ioc, [&] {
+      gateway->applyAndSave("/elsewhere/new.textproto", newText,
+                            [&](control::ApplyOutcome o) { outcome.set_value(o); });
+    });
+    auto f = outcome.get_future();
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    return f.get();
+  };
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  auto entries = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path)) names.push_back(e.path().filename());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  const auto before = entries();
+
+  const std::string edited = text + "# edited\n";
+  const auto saved = save("meter m1 a-1 a-2\n", edited);
+  CHECK(saved.kind == control::ApplyOutcome::Kind::Applied);
+  CHECK(saved.saved);
+  CHECK(saved.saveError.empty());
+  CHECK(saved.backup == file + ".bak");
+  CHECK(slurp(file) == edited);
+  CHECK(slurp(file + ".bak") == text);
+  CHECK((std::filesystem::status(file).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+
+  // The new source cannot start: rolled back, and the prepared files are dropped.
+  const auto failed = save("meter m1 busy-port\n", text + "# never saved\n");
+  CHECK(failed.kind == control::ApplyOutcome::Kind::Failed);
+  CHECK_FALSE(failed.saved);
+  CHECK(slurp(file) == edited);
+  CHECK(slurp(file + ".bak") == text);
+  auto after = entries();
+  CHECK(after.size() == before.size() + 1);  // the .bak, and no temporary file
 
   std::promise<void> stopped;
   asio::post(ioc, [&] { gateway->stop([&] { stopped.set_value(); }); });
