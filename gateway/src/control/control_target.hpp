@@ -70,13 +70,15 @@ class ControlTarget {
   // beside it) on the helper thread before anything changes, so a file that cannot be written
   // fails the apply with nothing changed (Failed); put in place (renames) once the new
   // configuration runs. The previous file is kept as configFile() + ".bak". Default: refused.
-  virtual void applyAndSave(std::string path, std::string text, ApplyDone done) {
+  virtual void applyAndSave(std::string path, std::string text,  // NOLINT(performance-unnecessary-value-param)
+                            ApplyDone done) {
     (void)path;
     (void)text;
     ApplyOutcome o;
     o.kind = ApplyOutcome::Kind::Failed;
     o.message = "this daemon cannot save its configuration; nothing was changed";
-    done(std::move(o));
+    auto answer = std::move(done);
+    answer(std::move(o));
   }
   // Every reading as the pipeline numbers it (one tap: the control socket's).
   virtual void setReadingTap(ReadingTap tap) = 0;

@@ -72,7 +72,7 @@ TEST_CASE("from nothing and to nothing") {
 
 namespace {
 
-const std::string kRunning =
+constexpr const char* kRunning =
     "gateway_id: \"gw\"\n"
     "lora {\n"
     "  device {\n"
