@@ -9,7 +9,9 @@
 // What this does not prove: a real kind would also add its message to config.proto (here the
 // fake kind's settings are a small text the test hands to the kind, so the shipped schema has no
 // test-only field), and its own handler for ad-hoc requests if it has any.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -447,4 +449,47 @@ TEST_CASE("applyAndSave: the --config file gets the applied text and a .bak; a r
   ioc.stop();
   thread.join();
   gateway->release();
+}
+
+TEST_CASE(
+    "checkPorts: offline every serial port, a LoRa port only when a change starts it; FILE:LINE:COL at the port") {
+  TempDir dir;
+  auto events = std::make_shared<Events>();
+  const auto registry = registryWith("", events);
+  // A UDP port in use, as a running daemon's packet forwarder would hold it.
+  const int held = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(held, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  socklen_t len = sizeof sa;
+  REQUIRE(::getsockname(held, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+  const std::string port = std::to_string(ntohs(sa.sin_port));
+  const std::string text = configText(dir.path) +
+                           "modbus_bus { name: \"gone\"\n"
+                           "  rtu { device: \"/dev/ttyCITYGATE-NONE\" baud: 9600 }\n"
+                           "  device { id: \"x\" unit_id: 9 profile: \"vaisala-aqt530\" } }\n"
+                           "lora { packet_forwarder { bind: \"127.0.0.1\" port: " +
+                           port + " } }\n";
+  config::Diagnostics diags;
+  auto cfg = app::validateText("gw.textproto", text, diags, config::ReadPolicy::any(), registry);
+  INFO(diags.str());
+  REQUIRE(cfg != nullptr);
+
+  config::Diagnostics offline;
+  CHECK_FALSE(app::checkPorts(nullptr, *cfg, nullptr, config::ReadPolicy::any(), offline, registry));
+  REQUIRE(offline.size() == 1);  // the serial port; the LoRa port may be the running daemon's
+  CHECK(offline.items()[0].str() ==
+        "gw.textproto:6:17: bus 'gone': cannot open /dev/ttyCITYGATE-NONE: No such file or directory");
+
+  // Before a change that starts both (nothing running): both, each at its own setting.
+  config::ConfigPlan plan;
+  plan.added = {"gone", "lora"};
+  config::Diagnostics change;
+  CHECK_FALSE(app::checkPorts(nullptr, *cfg, &plan, config::ReadPolicy::any(), change, registry));
+  REQUIRE(change.size() == 2);
+  CHECK(change.items()[0].str() == offline.items()[0].str());  // the same words as offline
+  CHECK(change.items()[1].line == 8);
+  CHECK(change.items()[1].message.find("lora: 127.0.0.1:" + port + " (udp) is not available") == 0);
+  ::close(held);
 }
