@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -11,6 +13,7 @@
 #include "app/validate.hpp"
 #include "cli/cli.hpp"
 #include "cli/terminal.hpp"
+#include "config/files.hpp"
 
 namespace citygate::cli {
 
@@ -71,6 +74,30 @@ int readConfigText(const Ctx& ctx, const std::string& path, std::string& out) {
   return 0;
 }
 
+// FILE as the daemon should see it: its real path (links followed), or absolute by its text when
+// it does not resolve. The daemon compares it with its own --config file.
+std::string resolvedPath(const std::string& path) {
+  char real[PATH_MAX];
+  if (::realpath(path.c_str(), real) != nullptr) return real;
+  return config::absolutePath(path);
+}
+
+// "SIGHUP and a restart load FILE, which differs from the running configuration"
+std::string configFileNote(const pb::ConfigFileStatus& f) {
+  switch (f.state()) {
+    case pb::ConfigFileStatus::SAME:
+      return "same as running";
+    case pb::ConfigFileStatus::DIFFERS:
+      return "differs from running";
+    case pb::ConfigFileStatus::MISSING:
+      return "missing";
+    case pb::ConfigFileStatus::UNREADABLE:
+      return "unreadable: " + f.error();
+    default:
+      return "not reported";
+  }
+}
+
 std::string interval(std::uint32_t ms) {
   if (ms == 0) return "-";
   if (ms < 1000 || ms % 1000 != 0) return std::to_string(ms) + " ms";
@@ -94,6 +121,22 @@ std::string sources(const google::protobuf::RepeatedPtrField<std::string>& items
 
 // ---- status -------------------------------------------------------------------------------------
 
+namespace {
+
+// The --config file's line(s) under `Config`: only when it is not simply the file running.
+std::string configFileLines(const Style& o, const std::string& running, const pb::ConfigFileStatus& f) {
+  if (f.path().empty() || (f.state() == pb::ConfigFileStatus::SAME && f.path() == running)) return {};
+  const bool same = f.state() == pb::ConfigFileStatus::SAME;
+  std::string out = o.paint("File    ", Colour::Bold) + "  " + f.path() + " · " +
+                    o.paint(configFileNote(f), same ? Colour::None : Colour::Yellow) + "\n";
+  if (f.state() == pb::ConfigFileStatus::DIFFERS) {
+    out += "          a SIGHUP or restart loads the file, not the running config\n";
+  }
+  return out;
+}
+
+}  // namespace
+
 int cmdStatus(const Ctx& ctx, const Args& a) {
   pb::ControlRequest req;
   req.mutable_status();
@@ -116,6 +159,7 @@ int cmdStatus(const Ctx& ctx, const Args& a) {
          ")\n";
   out += label("Config  ") + "  " + s.config_path() + " · generation " + std::to_string(s.config_generation()) +
          " · loaded " + relativeTime(s.config_loaded_at(), now) + "\n";
+  out += configFileLines(o, s.config_path(), s.config_file());
   out += label("MQTT    ") + "  " + mqttLines(o, s, now);
   out += busLines(o, h, now);
   const auto& sp = h.spool();
@@ -331,18 +375,34 @@ int cmdConfigValidate(const Ctx& ctx, const Args& a) {
       lora += s->devices.size();
     }
   }
+  // Its serial ports, as `config diff` and `config apply` check them (the same diagnostic).
+  config::Diagnostics ports;
+  if (cfg && !a.has("no-port-check")) app::checkPorts(nullptr, *cfg, nullptr, config::ReadPolicy::any(), ports);
   if (ctx.json) {
     std::string out = "{\"file\":" + jsonString(path) + ",\"valid\":" + (cfg ? "true" : "false") + ",\"diagnostics\":[";
     for (std::size_t i = 0; i < diags.items().size(); ++i) out += (i ? "," : "") + jsonString(diags.items()[i].str());
+    out += "],\"ports\":[";
+    for (std::size_t i = 0; i < ports.items().size(); ++i) out += (i ? "," : "") + jsonString(ports.items()[i].str());
     out += "],\"buses\":" + std::to_string(buses) + ",\"modbus_devices\":" + std::to_string(devices) +
            ",\"lora_devices\":" + std::to_string(lora) + "}";
     std::printf("%s\n", out.c_str());
   } else {
     for (const auto& d : diags.items()) std::fprintf(stderr, "%s\n", d.str().c_str());
+    for (const auto& d : ports.items()) std::fprintf(stderr, "%s\n", d.str().c_str());
   }
   if (!cfg) {
     if (!ctx.json) std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), diags.size());
     return kExitConfig;
+  }
+  if (!ports.empty()) {
+    if (!ctx.json) {
+      std::fprintf(stderr,
+                   "%s: valid, but config diff and config apply refuse a port\n"
+                   "that does not open (at start-up its bus retries);\n"
+                   "--no-port-check checks the file alone\n",
+                   path.c_str());
+    }
+    return kExitFailed;
   }
   if (!ctx.json) {
     std::printf("%s: %s (%zu bus(es), %zu Modbus device(s), %s)\n", path.c_str(),
@@ -363,6 +423,12 @@ int cmdConfigShow(const Ctx& ctx, const Args& a) {
     return 0;
   }
   const auto& s = resp.config_show();
+  if (s.config_file().state() != pb::ConfigFileStatus::SAME && !s.config_file().path().empty()) {
+    // On stderr: stdout stays a text that `config apply` takes back.
+    std::fprintf(stderr, "%s %s: %s (a SIGHUP or restart loads the file)\n",
+                 ctx.err.paint("note:", Colour::Yellow).c_str(), s.config_file().path().c_str(),
+                 configFileNote(s.config_file()).c_str());
+  }
   if (ctx.stdoutTty) {
     std::printf("%s\n", ctx.out
                             .paint("# " + s.path() + " · generation " + std::to_string(s.generation()) + " · loaded " +
@@ -378,7 +444,7 @@ int cmdConfigShow(const Ctx& ctx, const Args& a) {
 
 int cmdConfigDiff(const Ctx& ctx, const Args& a) {
   if (a.positional.size() != 3) return usageError(ctx, "config diff", "config diff wants one FILE");
-  const std::string& path = a.positional[2];
+  const std::string path = resolvedPath(a.positional[2]);
   std::string text;
   if (int rc = readConfigText(ctx, path, text); rc != 0) return rc;
   pb::ControlRequest req;
@@ -423,18 +489,23 @@ int cmdConfigDiff(const Ctx& ctx, const Args& a) {
 
 int cmdConfigApply(const Ctx& ctx, const Args& a) {
   if (a.positional.size() != 3) return usageError(ctx, "config apply", "config apply wants one FILE");
-  const std::string& path = a.positional[2];
+  if (a.has("save") && a.has("runtime-only")) {
+    return usageError(ctx, "config apply", "--save and --runtime-only exclude each other");
+  }
+  const std::string path = resolvedPath(a.positional[2]);
   std::string text;
   if (int rc = readConfigText(ctx, path, text); rc != 0) return rc;
   pb::ControlRequest req;
   req.mutable_config_apply()->set_path(path);
   req.mutable_config_apply()->set_text(text);
+  if (a.has("save")) req.mutable_config_apply()->set_persist(pb::ConfigApplyRequest::SAVE);
+  if (a.has("runtime-only")) req.mutable_config_apply()->set_persist(pb::ConfigApplyRequest::RUNTIME_ONLY);
   pb::ControlResponse resp;
   if (int rc = roundTrip(ctx, req, resp, kApplyTimeout); rc != 0) return rc;
   const auto& r = resp.config_apply();
   if (ctx.json) {
     printJson(r);
-    return 0;
+    return r.save_error().empty() ? 0 : kExitFailed;
   }
   std::printf("%s configuration %llu from %s\n", ctx.out.paint("applied", Colour::Green).c_str(),
               static_cast<unsigned long long>(r.generation()), path.c_str());
@@ -443,6 +514,20 @@ int cmdConfigApply(const Ctx& ctx, const Args& a) {
               sources(r.unchanged()).c_str(), joined(r.live()).c_str());
   std::printf("readings continue at seq %llu; spool and MQTT session kept\n",
               static_cast<unsigned long long>(r.next_seq()));
+  if (r.secrets_kept() > 0) {
+    std::printf("%u <redacted> secret(s): the running values kept\n", static_cast<unsigned>(r.secrets_kept()));
+  }
+  if (!r.save_error().empty()) {
+    return fail(ctx, kExitFailed,
+                "applied, but NOT saved: " + r.save_error() + "; a SIGHUP or restart loads " + r.config_file());
+  }
+  if (r.saved()) {
+    std::printf("saved to %s\n", r.config_file().c_str());
+    if (!r.backup().empty()) std::printf("previous file kept as %s\n", r.backup().c_str());
+  } else {
+    std::printf("%s (--runtime-only): a SIGHUP or restart brings back\n  %s\n",
+                ctx.out.paint("not saved", Colour::Yellow).c_str(), r.config_file().c_str());
+  }
   return 0;
 }
 

@@ -51,11 +51,23 @@ Check make(std::string name, CheckStatus status, std::string detail, std::string
 Check configCheck(const pb::StatusResponse& s, Clock::time_point now) {
   const std::string detail = s.config_path() + ", generation " + std::to_string(s.config_generation()) + ", loaded " +
                              when(s.config_loaded_at(), now);
-  if (runningConfigDiffersFromFile(s).value_or(false)) {
-    return make("config", CheckStatus::Warn, "running config differs from " + s.config_path(),
-                "a restart or SIGHUP would load the file: citygatectl config diff " + s.config_path());
+  // The --config file against the running text, as the daemon read it just now.
+  const auto& f = s.config_file();
+  const std::string file = f.path().empty() ? s.config_path() : f.path();
+  switch (f.state()) {
+    case pb::ConfigFileStatus::DIFFERS:
+      return make("config", CheckStatus::Warn, "running config differs from " + file,
+                  "a restart or SIGHUP loads the file: keep the running one with citygatectl config show "
+                  "> new.textproto; citygatectl config apply --save new.textproto");
+    case pb::ConfigFileStatus::MISSING:
+      return make("config", CheckStatus::Fail, file + " is gone: a restart would fail",
+                  "citygatectl config show > new.textproto; citygatectl config apply --save new.textproto");
+    case pb::ConfigFileStatus::UNREADABLE:
+      return make("config", CheckStatus::Warn, file + " cannot be read: " + f.error(),
+                  "check its owner and mode (citygated reads it at a restart)");
+    default:
+      return make("config", CheckStatus::Ok, detail);
   }
-  return make("config", CheckStatus::Ok, detail);
 }
 
 Check clockCheck(const pb::GatewayHealth& h, Clock::time_point now) {
@@ -285,10 +297,6 @@ const char* checkStatusName(CheckStatus s) {
       break;
   }
   return "FAIL";
-}
-
-std::optional<bool> runningConfigDiffersFromFile(const pb::StatusResponse&) {
-  return std::nullopt;
 }
 
 std::vector<Check> doctorChecks(const pb::StatusResponse& s, Clock::time_point now) {

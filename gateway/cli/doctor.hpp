@@ -37,11 +37,6 @@ std::vector<Check> doctorChecks(const pb::StatusResponse& s, std::chrono::system
 bool anyFail(const std::vector<Check>& checks);
 const char* checkStatusName(CheckStatus s);  // "OK", "WARN", "FAIL"
 
-// Whether the running configuration differs from its file on disk: nullopt while the daemon does
-// not say (StatusResponse has no such field yet; `config apply` may run a text that is not the
-// file). The one place to read that field once it exists.
-std::optional<bool> runningConfigDiffersFromFile(const pb::StatusResponse& s);
-
 // The checks as lines within `width` columns: "FAIL  device air-1   DOWN, last OK 22:33:39..."
 // with the next step indented below, and a summary line.
 std::string renderChecks(const std::vector<Check>& checks, const Style& style, std::size_t width = 80);

@@ -100,8 +100,11 @@ const std::vector<CommandInfo>& commands() {
        "FILE",
        "check a configuration file offline (the same diagnostics as start-up)",
        "Validates FILE and its profiles exactly as citygated does at start-up, without a daemon, and\n"
-       "prints every problem as FILE:LINE:COL: message. Exit 0 when valid, 78 when not.\n",
-       {},
+       "prints every problem as FILE:LINE:COL: message. Exit 0 when valid, 78 when not.\n"
+       "Then opens its serial ports as `config diff` and `config apply` do:\n"
+       "one that does not open is the same FILE:LINE:COL message, exit 1.\n"
+       "  --no-port-check  the file alone (checked on another machine)\n",
+       {"no-port-check"},
        cmdConfigValidate,
        1,
        1},
@@ -125,16 +128,25 @@ const std::vector<CommandInfo>& commands() {
        1,
        1},
       {"config apply",
-       "FILE",
-       "validate FILE and swap it in without a restart; roll back on failure",
+       "FILE [--save | --runtime-only]",
+       "swap FILE in without a restart; --save keeps it",
        "Sends FILE to citygated, which validates it, then swaps it in: buses whose settings and devices\n"
        "are unchanged keep running untouched, changed and added buses start, removed ones stop; the\n"
        "LoRa source is replaced only when it changed. The spool, the seq numbering and the MQTT session\n"
        "are kept. When the new configuration cannot start (a serial port that does not open, a LoRa\n"
        "port in use), the running one stays and the reason is printed. Changes to gateway_id, mqtt,\n"
        "spool, state_dir or control.socket need a restart and are refused.\n"
-       "SIGHUP (systemctl reload citygated) applies the file on disk the same way.\n",
-       {},
+       "SIGHUP (systemctl reload citygated) applies the file on disk the same way.\n\n"
+       "What survives a reload or a restart is the daemon's --config file:\n"
+       "  --save          also write FILE to the --config file (atomically;\n"
+       "                  the old one kept as <config>.bak, mode 0600)\n"
+       "  --runtime-only  apply only: a SIGHUP or restart brings the file back\n"
+       "Without either, FILE must be the --config file itself (edited in\n"
+       "place); any other FILE is checked, then refused. `status` says when\n"
+       "the running configuration differs from the file.\n\n"
+       "`config show` output applies back: a <redacted> secret keeps the\n"
+       "running value at that place (the file saved gets the real one).\n",
+       {"save", "runtime-only"},
        cmdConfigApply,
        1,
        1},
@@ -301,7 +313,7 @@ std::string generalHelp() {
       "  citygatectl modbus probe cabinet-rs485 1 10\n"
       "  citygatectl modbus scan cabinet-rs485 1 20 --config /etc/citygate/gw.textproto\n"
       "  citygatectl config diff new.textproto\n"
-      "  citygatectl config apply new.textproto\n";
+      "  citygatectl config apply --save new.textproto\n";
   return out;
 }
 

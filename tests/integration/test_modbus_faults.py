@@ -322,7 +322,8 @@ class ThreadLimit(IntegrationTest):
         sub.wait_for(lambda: len(sub.of("m1")) >= n + 2, 20, "readings of the one device")
         many = self.write("many.textproto", 20, dev.port)
         ctl = [BIN / "citygatectl", "--socket", self.env.path("control.sock")]
-        out = subprocess.run(ctl + ["config", "apply", many], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(ctl + ["config", "apply", "--runtime-only", many], capture_output=True, text=True,
+                             timeout=60)
         self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
         self.assertRegex(out.stderr, r"cannot create (the bus worker thread|a thread to check the configuration)")
         self.assertIn("nothing was changed", out.stderr)

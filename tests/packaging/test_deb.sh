@@ -189,7 +189,7 @@ check "system user citygate exists, no login shell, home /var/lib/citygate" \
   bash -c 'IFS=: read -r n _ uid _ _ home shell < <(getent passwd citygate) && [ "$uid" -lt 1000 ] &&
            [ "$home" = /var/lib/citygate ] && [ "$shell" = /usr/sbin/nologin ]'
 check "citygate is in group dialout (serial ports)" bash -c 'id -nG citygate | tr " " "\n" | grep -qx dialout'
-for d in /var/lib/citygate /var/lib/citygate/spool /run/citygate; do
+for d in /var/lib/citygate /var/lib/citygate/spool /run/citygate /etc/citygate; do
   check "$d exists, citygate:citygate 0750" test "$(stat -c '%U:%G %a' "$d" 2>&1)" = "citygate:citygate 750"
 done
 check "/etc/citygate/citygate.textproto is a registered conffile" \

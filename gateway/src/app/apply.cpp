@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <system_error>
+#include <utility>
 
 #include "app/gateway.hpp"
+#include "config/config_file.hpp"
 #include "platform/logging.hpp"
 
 namespace citygate::app {
@@ -48,9 +50,12 @@ void checkChange(const sources::SourceRegistry& registry, const ValidatedConfig&
     out.message = joined(out.plan.refused, "; ");
     return;
   }
-  if (auto why = registry.checkPorts(running.sources, next->sources, out.plan, policy); !why.empty()) {
+  // The same check (and the same FILE:LINE:COL diagnostic) as offline `config validate`.
+  config::Diagnostics portDiags;
+  if (!checkPorts(&running, *next, &out.plan, policy, portDiags, registry)) {
+    for (const auto& d : portDiags.items()) out.diagnostics.push_back(d.str());
     out.kind = Kind::Failed;
-    out.message = why + "; nothing was changed";
+    out.message = portDiags.items().front().message + "; nothing was changed";
     return;
   }
   out.kind = Kind::Planned;
@@ -63,6 +68,7 @@ struct Gateway::ApplyCheck {
   std::unique_ptr<ValidatedConfig> next;
   ApplyOutcome outcome;
   bool passed = false;
+  std::optional<config::PreparedSave> save;  // applyAndSave(): written and synced, not yet in place
 };
 
 // One swap of sources in progress (on the executor).
@@ -77,6 +83,14 @@ struct Gateway::Swap {
 };
 
 void Gateway::applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) {
+  change(std::move(path), std::move(text), dryRun, false, std::move(done));
+}
+
+void Gateway::applyAndSave(std::string path, std::string text, ApplyDone done) {
+  change(std::move(path), std::move(text), false, true, std::move(done));
+}
+
+void Gateway::change(std::string path, std::optional<std::string> text, bool dryRun, bool save, ApplyDone done) {
   using Kind = ApplyOutcome::Kind;
   ApplyOutcome refusal;
   if (stopping_) {
@@ -100,9 +114,23 @@ void Gateway::applyConfig(std::string path, std::optional<std::string> text, boo
   auto finish = std::make_shared<ApplyDone>(std::move(done));
   try {
     applyThread_ = std::thread([weak = weak_from_this(), &ioc = ioc_, registry, running, path = std::move(path),
-                                text = std::move(text), dryRun, finish, check]() mutable {
+                                text = std::move(text), dryRun, finish, check, save,
+                                file = save ? configFile_ : std::string()]() mutable {
       checkChange(*registry, *running, path, text, check->next, check->outcome);
       check->passed = check->outcome.kind == ApplyOutcome::Kind::Planned;
+      if (check->passed && save) {
+        // Written and synced before anything changes: a file that cannot be written (a read-only
+        // /etc, permissions, a full disk) fails the apply with the running configuration kept.
+        auto prepared = config::prepareSave(file, check->next->loaded.text);
+        if (prepared) {
+          check->save = std::move(prepared.value());
+        } else {
+          check->passed = false;
+          check->outcome.kind = ApplyOutcome::Kind::Failed;
+          check->outcome.message = "cannot save to " + file + ": " + prepared.error() + "; nothing was changed" +
+                                   " (--runtime-only applies without saving)";
+        }
+      }
       boost::asio::post(ioc, [weak, dryRun, finish, check]() {
         if (auto self = weak.lock()) self->onApplyChecked(dryRun, *finish, check);
       });
@@ -122,7 +150,7 @@ void Gateway::applyConfig(std::string path, std::optional<std::string> text, boo
 
 void Gateway::onApplyChecked(bool dryRun, const ApplyDone& done, const std::shared_ptr<ApplyCheck>& check) {
   ApplyOutcome out = std::move(check->outcome);
-  auto answer = [self = shared_from_this(), done](ApplyOutcome o) {
+  std::function<void(ApplyOutcome)> answer = [self = shared_from_this(), done](ApplyOutcome o) {
     o.generation = self->generation_;
     o.nextSeq = self->nextSeq();
     self->applying_ = false;
@@ -133,14 +161,63 @@ void Gateway::onApplyChecked(bool dryRun, const ApplyDone& done, const std::shar
     out.message = "citygated is stopping";
   } else if (check->passed && !dryRun) {
     swapIn(std::move(check->next), std::move(out.plan),
-           [answer, diagnostics = std::move(out.diagnostics), text = std::move(out.text)](ApplyOutcome o) mutable {
+           [self = shared_from_this(), check, answer, diagnostics = std::move(out.diagnostics),
+            text = std::move(out.text)](ApplyOutcome o) mutable {
              o.diagnostics = std::move(diagnostics);
              o.text = std::move(text);
-             answer(std::move(o));
+             if (!check->save) return answer(std::move(o));
+             const bool commit = o.kind == ApplyOutcome::Kind::Applied;
+             self->finishSave(check, commit, std::move(o), std::move(answer));
            });
     return;
   }
+  if (check->save) return finishSave(check, false, std::move(out), std::move(answer));
   answer(std::move(out));
+}
+
+void Gateway::finishSave(const std::shared_ptr<ApplyCheck>& check, bool commit, ApplyOutcome o,
+                         std::function<void(ApplyOutcome)> answer) {
+  // Two renames and a directory fsync: on the helper thread too, so the executor never waits for
+  // the disk. The check's thread has posted its result; joining it waits for its return only.
+  // The thread holds no reference to the Gateway (its last one must never go on that thread).
+  saveAnswer_ = std::move(answer);
+  saveCommitted_ = commit;
+  auto work = [check, commit](ApplyOutcome& out) {
+    const config::PreparedSave& save = *check->save;
+    if (!commit) {
+      config::discardSave(save);
+      return;
+    }
+    if (auto st = config::commitSave(save); !st) {
+      out.saveError = st.error();
+      return;
+    }
+    out.saved = true;
+    if (!save.unchanged() && !save.backupTmp.empty()) out.backup = save.backup;
+  };
+  if (applyThread_.joinable()) applyThread_.join();
+  try {
+    applyThread_ = std::thread([weak = weak_from_this(), &ioc = ioc_, work, o = std::move(o)]() mutable {
+      work(o);
+      boost::asio::post(ioc, [weak, o = std::move(o)]() mutable {
+        if (auto self = weak.lock()) self->onSaveFinished(std::move(o));
+      });
+    });
+  } catch (const std::system_error&) {
+    work(o);  // no thread to be had: on the executor, rather than not at all
+    onSaveFinished(std::move(o));
+  }
+}
+
+void Gateway::onSaveFinished(ApplyOutcome o) {
+  if (saveCommitted_ && o.saved) {
+    log_->info("configuration {} saved to {}{}", generation_, configFile_,
+               o.backup.empty() ? std::string(" (unchanged)") : "; the previous file is " + o.backup);
+  } else if (saveCommitted_) {
+    log_->error("configuration {} applied but not saved: {}", generation_, o.saveError);
+  }
+  auto answer = std::exchange(saveAnswer_, nullptr);
+  if (answer) answer(std::move(o));
 }
 
 void Gateway::swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan, std::function<void(ApplyOutcome)> done) {

@@ -95,6 +95,7 @@ Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::
       registry_(registry),
       clock_(ioc.get_executor()),
       config_(std::move(config)),
+      configFile_(config_->loaded.path),
       version_(std::move(version)),
       bootId_(randomHex(16)),
       startedAt_(clock_.wallNow()),
@@ -382,6 +383,7 @@ void Gateway::release() {
   readings_.reset();
   spool_.reset();
   clockSync_.reset();
+  saveAnswer_ = nullptr;  // a save's answer never delivered holds a reference to this object
 }
 
 void Gateway::scheduleHealth() {

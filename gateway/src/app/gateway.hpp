@@ -86,6 +86,10 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   // and the MQTT session are never touched; settings that would need them to restart are Refused.
   // One change at a time (Busy). `done` is called on the executor.
   void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) override;
+  // The same, and the applied text saved to configFile() (control_target.hpp; config/config_file.hpp).
+  void applyAndSave(std::string path, std::string text, ApplyDone done) override;
+  // The --config file the daemon was started with: the first configuration's path.
+  const std::string& configFile() const override { return configFile_; }
 
   // Every reading as the pipeline numbers it (one tap: the control socket's).
   void setReadingTap(ReadingTap tap) override;
@@ -120,7 +124,12 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
                                           const std::shared_ptr<spdlog::logger>& log);
   std::shared_ptr<sources::Source> makeSource(const std::shared_ptr<const sources::SourceSpec>& spec);
   void stopSources(std::vector<std::shared_ptr<sources::Source>> sources, std::function<void()> done);
+  void change(std::string path, std::optional<std::string> text, bool dryRun, bool save, ApplyDone done);
   void onApplyChecked(bool dryRun, const ApplyDone& done, const std::shared_ptr<ApplyCheck>& check);
+  // Puts a prepared save in place (`commit`) or drops it, off the executor; then `answer`.
+  void finishSave(const std::shared_ptr<ApplyCheck>& check, bool commit, ApplyOutcome o,
+                  std::function<void(ApplyOutcome)> answer);
+  void onSaveFinished(ApplyOutcome o);
   void swapIn(std::unique_ptr<ValidatedConfig> next, ConfigPlan plan, std::function<void(ApplyOutcome)> done);
   void onOldStopped(const std::shared_ptr<Swap>& swap);
   void onSwapFailed(const std::shared_ptr<Swap>& swap);
@@ -136,6 +145,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   const sources::SourceRegistry& registry_;
   core::SystemClock clock_;  // every component's time and timers
   std::unique_ptr<ValidatedConfig> config_;
+  std::string configFile_;  // the --config file (SIGHUP, restart, config apply --save)
   std::string version_;
   std::string bootId_;
   WallTime startedAt_;
@@ -156,6 +166,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   std::uint64_t generation_ = 1;
   bool applying_ = false;
   std::thread applyThread_;
+  std::function<void(ApplyOutcome)> saveAnswer_;  // a save being put in place (finishSave)
+  bool saveCommitted_ = false;
   std::function<void(citygate::v1::GatewayHealth&)> healthExtension_;
   std::uint64_t seqRecovered_ = 0;  // the seq file was damaged at start and recovered
   std::string lastStatusText_;

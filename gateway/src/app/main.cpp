@@ -22,6 +22,7 @@
 
 #include "app/gateway.hpp"
 #include "app/validate.hpp"
+#include "config/files.hpp"
 #include "control/handlers.hpp"
 #include "control/server.hpp"
 #include "platform/logging.hpp"
@@ -107,6 +108,8 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
+  // Absolute, once: SIGHUP re-reads it, `config apply --save` writes it, `status` shows it.
+  configPath = citygate::config::absolutePath(configPath);
   if (!logLevel.empty() && !citygate::platform::Logging::parseLevel(logLevel)) {
     std::fprintf(stderr, "citygated: unknown log level '%s'\n", logLevel.c_str());
     return 2;

@@ -102,4 +102,44 @@ ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& nex
   return plan;
 }
 
+namespace {
+
+// Where a source's port is written: a Modbus bus's rtu.device, the LoRa packet forwarder's port.
+config::Location portLocation(const config::LoadedConfig& cfg, const sources::SourceSpec& spec) {
+  const config::Location& root = cfg.parsed.root;
+  if (spec.kind == "modbus") {
+    for (int i = 0; i < cfg.config.modbus_bus_size(); ++i) {
+      const auto& bus = cfg.config.modbus_bus(i);
+      if (bus.name() != spec.name) continue;
+      const auto at = root.child("modbus_bus", i);
+      return bus.has_rtu() ? at.child("rtu").field("device") : at;
+    }
+  } else if (spec.kind == "lora" && cfg.config.has_lora()) {
+    return root.child("lora").child("packet_forwarder").field("port");
+  }
+  return config::Location(cfg.path, nullptr, nullptr, 0, 0);
+}
+
+}  // namespace
+
+bool checkPorts(const ValidatedConfig* running, const ValidatedConfig& next, const config::ConfigPlan* plan,
+                const config::ReadPolicy& policy, config::Diagnostics& diags, const sources::SourceRegistry& registry) {
+  bool ok = true;
+  for (const auto& s : next.sources) {
+    if (plan != nullptr && !plan->touches(s->name)) continue;
+    const sources::SourceKind* kind = registry.find(s->kind);
+    if (kind == nullptr) continue;
+    const sources::SourceSpec* before = s.get();  // offline: as if it ran already
+    if (plan != nullptr) {
+      before = running != nullptr ? sources::findSpec(running->sources, s->name) : nullptr;
+      if (before != nullptr && before->kind != s->kind) before = nullptr;
+    }
+    if (auto why = kind->checkPorts(*s, before, policy); !why.empty()) {
+      portLocation(next.loaded, *s).error(diags, why);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 }  // namespace citygate::app

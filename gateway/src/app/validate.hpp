@@ -41,6 +41,16 @@ std::unique_ptr<ValidatedConfig> validateText(const std::string& path, const std
 config::ReadPolicy applyReadPolicy(const ValidatedConfig& running,
                                    const sources::SourceRegistry& registry = sourceRegistry());
 
+// The ports `next`'s sources open (a serial port; a LoRa UDP port), checked as before a change
+// (SourceKind::checkPorts): with a `plan`, the sources it adds or changes, against `running`
+// (`config diff`, `config apply`, SIGHUP); without one, every source as if it ran already
+// (offline `config validate`: a UDP port a running daemon may hold is not checked, a serial
+// port must open). One FILE:LINE:COL diagnostic per source that fails, at its port's setting,
+// with the same message in both cases. True when all open.
+bool checkPorts(const ValidatedConfig* running, const ValidatedConfig& next, const config::ConfigPlan* plan,
+                const config::ReadPolicy& policy, config::Diagnostics& diags,
+                const sources::SourceRegistry& registry = sourceRegistry());
+
 // ---- configuration changes at run time (config apply, SIGHUP) ----
 // What replacing `running` by `next` takes, per source (by name: a Modbus bus's name, "lora"): its
 // kind decides whether it is unchanged (SourceKind::unchanged: settings, devices, the profiles

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <vector>
 
 namespace citygate::control {
@@ -34,7 +36,176 @@ std::vector<std::string_view> splitLines(std::string_view text) {
   return lines;
 }
 
+// ---- secrets by place (keepRedactedSecrets) ----
+
+constexpr std::string_view kRedacted = "<redacted>";
+
+struct Block {
+  std::size_t parent = 0;
+  std::string name;
+  std::size_t ordinal = 0;  // among the parent's blocks of the same name
+  std::string id;           // the raw literal of its `id` (or `name`) field, quotes included
+  bool idFromName = false;
+};
+
+struct SecretAt {
+  std::size_t block = 0;
+  std::string field;
+  std::size_t begin = 0;  // the value's literal, quotes included
+  std::size_t end = 0;
+  std::string_view literal;
+};
+
+struct SecretScan {
+  std::vector<Block> blocks;  // [0]: the file itself
+  std::vector<SecretAt> secrets;
+};
+
+std::size_t skipString(std::string_view text, std::size_t i) {
+  const char q = text[i];
+  std::size_t j = i + 1;
+  while (j < text.size() && text[j] != q && text[j] != '\n') j += text[j] == '\\' ? 2 : 1;
+  return std::min(j + 1, text.size());
+}
+
+std::size_t skipBlank(std::string_view text, std::size_t i) {
+  while (i < text.size()) {
+    if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r') {
+      ++i;
+    } else if (text[i] == '#') {
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+// The blocks and secret literals of a text-format text, by a tokenizer that knows no schema.
+SecretScan scanSecrets(std::string_view text) {
+  SecretScan scan;
+  scan.blocks.emplace_back();
+  std::map<std::pair<std::size_t, std::string>, std::size_t> seen;  // (parent, name) -> blocks so far
+  std::size_t current = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '#') {
+      i = skipBlank(text, i);
+    } else if (c == '"' || c == '\'') {
+      i = skipString(text, i);
+    } else if (c == '}' || c == '>') {
+      if (current != 0) current = scan.blocks[current].parent;
+      ++i;
+    } else if (identChar(c) && (i == 0 || !identChar(text[i - 1]))) {
+      std::size_t end = i;
+      while (end < text.size() && identChar(text[end])) ++end;
+      const std::string name(text.substr(i, end - i));
+      std::size_t j = skipBlank(text, end);
+      if (j < text.size() && text[j] == ':') j = skipBlank(text, j + 1);
+      if (j < text.size() && (text[j] == '{' || text[j] == '<')) {
+        Block b;
+        b.parent = current;
+        b.name = name;
+        b.ordinal = seen[{current, name}]++;
+        scan.blocks.push_back(std::move(b));
+        current = scan.blocks.size() - 1;
+        i = j + 1;
+      } else if (j < text.size() && (text[j] == '"' || text[j] == '\'')) {
+        const std::size_t k = skipString(text, j);
+        const std::string_view literal = text.substr(j, k - j);
+        Block& b = scan.blocks[current];
+        if (name == "id" && (b.id.empty() || b.idFromName)) {
+          b.id = literal;
+          b.idFromName = false;
+        } else if (name == "name" && b.id.empty()) {
+          b.id = literal;
+          b.idFromName = true;
+        }
+        if (isSecretName(name)) scan.secrets.push_back(SecretAt{current, name, j, k, literal});
+        i = k;
+      } else {
+        i = end;
+      }
+    } else {
+      ++i;
+    }
+  }
+  return scan;
+}
+
+// "lora.device[\"parking-bay-0042\"].nwk_s_key"; a block without an id by its position: "#2".
+std::string placeOf(const SecretScan& scan, const SecretAt& s) {
+  std::vector<std::size_t> chain;
+  for (std::size_t b = s.block; b != 0; b = scan.blocks[b].parent) chain.push_back(b);
+  std::string out;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    const Block& b = scan.blocks[*it];
+    out += b.name + (b.id.empty() ? "#" + std::to_string(b.ordinal + 1) : "[" + b.id + "]") + ".";
+  }
+  return out + s.field;
+}
+
+bool isRedacted(std::string_view literal) {
+  return literal.size() == kRedacted.size() + 2 && literal.substr(1, kRedacted.size()) == kRedacted &&
+         literal.front() == literal.back();
+}
+
+// 1-based line and column as protobuf's tokenizer counts them (bytes, a tab to the next 8).
+std::pair<int, int> lineColumn(std::string_view text, std::size_t at) {
+  int line = 1;
+  int column = 0;
+  for (std::size_t i = 0; i < at && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 0;
+    } else if (text[i] == '\t') {
+      column += 8 - column % 8;
+    } else {
+      ++column;
+    }
+  }
+  return {line, column + 1};
+}
+
 }  // namespace
+
+SecretMerge keepRedactedSecrets(std::string_view file, std::string_view text, std::string_view running) {
+  SecretMerge out;
+  const SecretScan next = scanSecrets(text);
+  std::map<std::string, std::string_view> known;  // place -> literal (real values only)
+  std::map<std::string, std::size_t> count;
+  {
+    const SecretScan run = scanSecrets(running);
+    for (const auto& s : run.secrets) {
+      const std::string place = placeOf(run, s);
+      ++count[place];
+      if (!isRedacted(s.literal)) known[place] = s.literal;
+    }
+  }
+  out.text.reserve(text.size());
+  std::size_t copied = 0;
+  for (const auto& s : next.secrets) {
+    if (!isRedacted(s.literal)) continue;
+    const std::string place = placeOf(next, s);
+    const auto it = known.find(place);
+    if (it == known.end() || count[place] != 1) {
+      const auto [line, column] = lineColumn(text, s.begin);
+      const std::size_t dot = place.size() - s.field.size();
+      const std::string where = dot == 0 ? std::string("the top level") : place.substr(0, dot - 1);
+      out.errors.push_back(std::string(file) + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
+                           s.field + " is \"<redacted>\" (from `config show`), but the running configuration has no " +
+                           s.field + " at " + where + " to keep; write the value (or " + s.field + "_file)");
+      continue;
+    }
+    out.text.append(text.substr(copied, s.begin - copied));
+    out.text.append(it->second);
+    copied = s.end;
+    ++out.kept;
+  }
+  out.text.append(text.substr(copied));
+  return out;
+}
 
 std::string redactSecrets(std::string_view text) {
   std::string out;

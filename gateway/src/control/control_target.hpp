@@ -38,6 +38,10 @@ struct ApplyOutcome {
   std::string text;              // the proposed configuration's text
   std::uint64_t generation = 0;  // of the configuration running afterwards
   std::uint64_t nextSeq = 0;
+  // applyAndSave(): where the applied text went (config/config_file.hpp).
+  bool saved = false;     // the config file holds the running text (written, or it already did)
+  std::string backup;     // the previous file, kept; empty when nothing was written
+  std::string saveError;  // Applied, but the file could not be put in place afterwards
 };
 
 class ControlTarget {
@@ -61,6 +65,22 @@ class ControlTarget {
   // Replaces the running configuration by `text` (or, without text, the file at `path`), or only
   // plans it (`dryRun`). `done` is called on the executor.
   virtual void applyConfig(std::string path, std::optional<std::string> text, bool dryRun, ApplyDone done) = 0;
+  // The daemon's own configuration file (its --config, absolute): what SIGHUP and a restart load.
+  virtual const std::string& configFile() const { return loadedConfig().path; }
+  // applyConfig(), and the applied text written to configFile(): prepared (written and synced
+  // beside it) on the helper thread before anything changes, so a file that cannot be written
+  // fails the apply with nothing changed (Failed); put in place (renames) once the new
+  // configuration runs. The previous file is kept as configFile() + ".bak". Default: refused.
+  virtual void applyAndSave(std::string path, std::string text,  // NOLINT(performance-unnecessary-value-param)
+                            ApplyDone done) {
+    (void)path;
+    (void)text;
+    ApplyOutcome o;
+    o.kind = ApplyOutcome::Kind::Failed;
+    o.message = "this daemon cannot save its configuration; nothing was changed";
+    auto answer = std::move(done);
+    answer(std::move(o));
+  }
   // Every reading as the pipeline numbers it (one tap: the control socket's).
   virtual void setReadingTap(ReadingTap tap) = 0;
 

@@ -219,6 +219,10 @@ std::string checkRequest(const pb::ControlRequest& r) {
       }
       return checkId(r.log_level().logger(), "logger name");
     case pb::ControlRequest::kConfigApply:
+      if (!pb::ConfigApplyRequest::Persist_IsValid(r.config_apply().persist())) {
+        return "config apply: unknown persist value " + std::to_string(r.config_apply().persist());
+      }
+      return {};
     case pb::ControlRequest::kConfigDiff:
     case pb::ControlRequest::kStatus:
     case pb::ControlRequest::kConfigShow:

@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <climits>
+#include <cstdlib>
 
+#include "config/config_file.hpp"
+#include "config/files.hpp"
 #include "control/config_text.hpp"
 #include "core/suggest.hpp"
 #include "core/time.hpp"
@@ -30,6 +34,35 @@ bool staleValues(const pb::DeviceInfo& d, WallTime now) {
   if (d.poll_interval_ms() == 0) return false;  // heard, not polled (LoRaWAN): no expected pace
   return now - fromTimestamp(d.last_reading().observed_at()) >
          std::chrono::milliseconds(d.poll_interval_ms()) * kStaleIntervals;
+// The --config file against the running text, read now (readSmallFile: regular files only,
+// without blocking, at most 1 MiB).
+void fillConfigFile(const ControlTarget& gateway, pb::ConfigFileStatus& out) {
+  out.set_path(gateway.configFile());
+  const auto check = config::compareConfigFile(gateway.configFile(), gateway.loadedConfig().text);
+  switch (check.state) {
+    case config::FileState::Same:
+      out.set_state(pb::ConfigFileStatus::SAME);
+      break;
+    case config::FileState::Differs:
+      out.set_state(pb::ConfigFileStatus::DIFFERS);
+      break;
+    case config::FileState::Missing:
+      out.set_state(pb::ConfigFileStatus::MISSING);
+      break;
+    case config::FileState::Unreadable:
+      out.set_state(pb::ConfigFileStatus::UNREADABLE);
+      break;
+  }
+  out.set_error(check.error);
+}
+
+// Whether `path` (absolute: citygatectl resolves it) names the daemon's own configuration file.
+// Only the daemon's own path is asked of the file system (its real path, through links).
+bool isConfigFile(const ControlTarget& gateway, const std::string& path) {
+  const std::string& file = gateway.configFile();
+  if (path == file || config::absolutePath(path) == file) return true;
+  char real[PATH_MAX];
+  return ::realpath(file.c_str(), real) != nullptr && path == real;
 }
 
 const pb::DeviceHealth* findHealth(const pb::GatewayHealth& h, const std::string& id) {
@@ -131,6 +164,7 @@ void Handlers::status(Reply reply) {
   s->set_config_path(gateway_->loadedConfig().path);
   toTimestamp(gateway_->configLoadedAt(), s->mutable_config_loaded_at());
   s->set_config_generation(gateway_->configGeneration());
+  fillConfigFile(*gateway_, *s->mutable_config_file());
   s->set_mqtt_uri(c.mqtt().uri());
   for (auto& d : deviceInfos(false, s->health())) *s->add_devices() = std::move(d);
   reply.send(std::move(r));
@@ -291,6 +325,7 @@ void Handlers::configShow(Reply reply) {
   s->set_path(cfg.path);
   toTimestamp(gateway_->configLoadedAt(), s->mutable_loaded_at());
   s->set_generation(gateway_->configGeneration());
+  fillConfigFile(*gateway_, *s->mutable_config_file());
   reply.send(std::move(r));
 }
 
@@ -299,67 +334,123 @@ void Handlers::configChange(const pb::ControlRequest& request, Reply reply) {
   const std::string path = dryRun ? request.config_diff().path() : request.config_apply().path();
   std::string text = dryRun ? request.config_diff().text() : request.config_apply().text();
   const std::string label = path.empty() ? "<control socket>" : path;
+  // `config show` output applied back: "<redacted>" keeps the running secret at that place.
+  SecretMerge merged = keepRedactedSecrets(label, text, gateway_->loadedConfig().text);
+  if (!merged.errors.empty()) {
+    pb::ControlResponse r;
+    r.mutable_error()->set_code(pb::ControlError::INVALID_CONFIG);
+    r.mutable_error()->set_message(label + ": " + std::to_string(merged.errors.size()) +
+                                   " \"<redacted>\" value(s) with no running secret to keep; the running "
+                                   "configuration is kept");
+    for (auto& e : merged.errors) r.mutable_error()->add_diagnostics(std::move(e));
+    reply.send(std::move(r));
+    return;
+  }
+  text = std::move(merged.text);
+  ConfigRequest req{dryRun ? ConfigRequest::Mode::Diff : ConfigRequest::Mode::Apply, label, merged.kept};
+  if (!dryRun) {
+    // Saved to the --config file with --save, or when the file applied is that file (edited in
+    // place; with secrets kept, the file on disk gets them instead of "<redacted>"). Any other
+    // file without --save or --runtime-only is checked like `config diff` and then refused, so the
+    // technician sees its errors first and the choice last.
+    const auto persist = request.config_apply().persist();
+    const bool own = isConfigFile(*gateway_, path);
+    if (persist == pb::ConfigApplyRequest::PERSIST_UNSPECIFIED && !own) {
+      req.mode = ConfigRequest::Mode::Choose;
+    } else if (persist == pb::ConfigApplyRequest::SAVE || persist == pb::ConfigApplyRequest::PERSIST_UNSPECIFIED) {
+      req.mode = ConfigRequest::Mode::Save;
+    }
+  }
   // The running text as it is now; the diff is computed when the check comes back.
   std::string runningText = redactSecrets(gateway_->loadedConfig().text);
   std::string runningPath = gateway_->loadedConfig().path;
-  if (!dryRun) {
-    log_->info("config apply of {} requested by uid {} pid {}", label, reply.peer().uid, reply.peer().pid);
+  if (req.mode == ConfigRequest::Mode::Apply || req.mode == ConfigRequest::Mode::Save) {
+    log_->info("config apply of {} ({}) requested by uid {} pid {}", label,
+               req.mode == ConfigRequest::Mode::Save ? "saved" : "runtime only", reply.peer().uid, reply.peer().pid);
   }
-  gateway_->applyConfig(
-      label, std::move(text), dryRun,
-      [self = shared_from_this(), reply, dryRun, runningText = std::move(runningText),
-       runningPath = std::move(runningPath), label](ApplyOutcome o) mutable {
-        pb::ControlResponse r;
-        auto fillPlan = [&](auto* out) {
-          for (const auto& s : o.plan.added) out->add_added(s);
-          for (const auto& s : o.plan.removed) out->add_removed(s);
-          for (const auto& s : o.plan.changed) out->add_changed(s);
-          for (const auto& s : o.plan.unchanged) out->add_unchanged(s);
-          for (const auto& s : o.plan.live) out->add_live(s);
-        };
-        auto setError = [&](pb::ControlError::Code code) {
-          r.mutable_error()->set_code(code);
-          r.mutable_error()->set_message(o.message);
-          for (const auto& d : o.diagnostics) r.mutable_error()->add_diagnostics(d);
-        };
-        switch (o.kind) {
-          case Kind::Invalid:
-            setError(pb::ControlError::INVALID_CONFIG);
-            break;
-          case Kind::Busy:
-            setError(pb::ControlError::BUSY);
-            break;
-          case Kind::Unavailable:
-            setError(pb::ControlError::UNAVAILABLE);
-            break;
-          case Kind::Refused:
-            setError(pb::ControlError::RESTART_REQUIRED);
-            break;
-          case Kind::Failed:
-            setError(pb::ControlError::APPLY_FAILED);
-            break;
-          case Kind::Planned:
-          case Kind::Applied:
-            break;
-        }
-        const bool validated =
-            o.kind == Kind::Planned || o.kind == Kind::Applied || o.kind == Kind::Refused || o.kind == Kind::Failed;
-        if (dryRun && validated) {
-          auto* d = r.mutable_config_diff();
-          d->set_diff(unifiedDiff(runningText, redactSecrets(o.text), "running " + runningPath, "proposed " + label));
-          fillPlan(d->mutable_plan());
-          for (const auto& s : o.plan.refused) d->mutable_plan()->add_refused(s);
-        } else if (o.kind == Kind::Applied) {
-          auto* a = r.mutable_config_apply();
-          fillPlan(a);
-          a->set_generation(o.generation);
-          a->set_next_seq(o.nextSeq);
-        } else if (!dryRun && o.kind == Kind::Refused) {
-          for (const auto& s : o.plan.refused) r.mutable_error()->add_diagnostics(s);
-        }
-        if (!dryRun && o.kind != Kind::Applied) self->log_->warn("config apply of {}: {}", label, o.message);
-        reply.send(std::move(r));
-      });
+  auto onDone = [self = shared_from_this(), reply, req, runningText = std::move(runningText),
+                 runningPath = std::move(runningPath)](ApplyOutcome o) mutable {
+    self->onConfigChecked(req, runningText, runningPath, std::move(o), std::move(reply));
+  };
+  switch (req.mode) {
+    case ConfigRequest::Mode::Save:
+      return gateway_->applyAndSave(label, std::move(text), std::move(onDone));
+    case ConfigRequest::Mode::Apply:
+      return gateway_->applyConfig(label, std::move(text), false, std::move(onDone));
+    case ConfigRequest::Mode::Diff:
+    case ConfigRequest::Mode::Choose:
+      return gateway_->applyConfig(label, std::move(text), true, std::move(onDone));
+  }
+}
+
+void Handlers::onConfigChecked(const ConfigRequest& req, const std::string& runningText, const std::string& runningPath,
+                               ApplyOutcome o, Reply reply) {
+  using Mode = ConfigRequest::Mode;
+  const bool dryRun = req.mode == Mode::Diff;
+  const std::string& label = req.label;
+  if (req.mode == Mode::Choose && o.kind == Kind::Planned) {
+    const std::string& file = gateway_->configFile();
+    reply.error(pb::ControlError::BAD_REQUEST, label + " is not citygated's --config file " + file +
+                                                   ", so a SIGHUP or restart would undo it; nothing was changed. "
+                                                   "Choose --save (apply, write it to " +
+                                                   file + ", keep the old one as .bak) or --runtime-only");
+    return;
+  }
+  pb::ControlResponse r;
+  auto fillPlan = [&](auto* out) {
+    for (const auto& s : o.plan.added) out->add_added(s);
+    for (const auto& s : o.plan.removed) out->add_removed(s);
+    for (const auto& s : o.plan.changed) out->add_changed(s);
+    for (const auto& s : o.plan.unchanged) out->add_unchanged(s);
+    for (const auto& s : o.plan.live) out->add_live(s);
+  };
+  auto setError = [&](pb::ControlError::Code code) {
+    r.mutable_error()->set_code(code);
+    r.mutable_error()->set_message(o.message);
+    for (const auto& d : o.diagnostics) r.mutable_error()->add_diagnostics(d);
+  };
+  switch (o.kind) {
+    case Kind::Invalid:
+      setError(pb::ControlError::INVALID_CONFIG);
+      break;
+    case Kind::Busy:
+      setError(pb::ControlError::BUSY);
+      break;
+    case Kind::Unavailable:
+      setError(pb::ControlError::UNAVAILABLE);
+      break;
+    case Kind::Refused:
+      setError(pb::ControlError::RESTART_REQUIRED);
+      break;
+    case Kind::Failed:
+      setError(pb::ControlError::APPLY_FAILED);
+      break;
+    case Kind::Planned:
+    case Kind::Applied:
+      break;
+  }
+  const bool validated =
+      o.kind == Kind::Planned || o.kind == Kind::Applied || o.kind == Kind::Refused || o.kind == Kind::Failed;
+  if (dryRun && validated) {
+    auto* d = r.mutable_config_diff();
+    d->set_diff(unifiedDiff(runningText, redactSecrets(o.text), "running " + runningPath, "proposed " + label));
+    fillPlan(d->mutable_plan());
+    for (const auto& s : o.plan.refused) d->mutable_plan()->add_refused(s);
+  } else if (o.kind == Kind::Applied) {
+    auto* a = r.mutable_config_apply();
+    fillPlan(a);
+    a->set_generation(o.generation);
+    a->set_next_seq(o.nextSeq);
+    a->set_saved(o.saved);
+    a->set_config_file(gateway_->configFile());
+    a->set_backup(o.backup);
+    a->set_save_error(o.saveError);
+    a->set_secrets_kept(static_cast<std::uint32_t>(req.secretsKept));
+  } else if (!dryRun && o.kind == Kind::Refused) {
+    for (const auto& s : o.plan.refused) r.mutable_error()->add_diagnostics(s);
+  }
+  if (!dryRun && o.kind != Kind::Applied) log_->warn("config apply of {}: {}", label, o.message);
+  reply.send(std::move(r));
 }
 
 }  // namespace citygate::control

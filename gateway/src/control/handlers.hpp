@@ -60,12 +60,26 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   };
   struct AdhocRead;
   struct Scan;
+  // A `config diff` or `config apply` in progress.
+  struct ConfigRequest {
+    enum class Mode : std::uint8_t {
+      Diff,    // config diff: plan only
+      Apply,   // config apply --runtime-only
+      Save,    // config apply --save, or of the --config file itself
+      Choose,  // config apply of another file without either: checked, then refused
+    };
+    Mode mode = Mode::Diff;
+    std::string label;            // the file's path, as sent
+    std::size_t secretsKept = 0;  // "<redacted>" values replaced by the running secrets
+  };
 
   void status(Reply reply);
   void devices(const std::string& id, Reply reply);
   void tail(const std::string& id, Reply reply);
   void configShow(Reply reply);
   void configChange(const citygate::v1::ControlRequest& request, Reply reply);
+  void onConfigChecked(const ConfigRequest& req, const std::string& runningText, const std::string& runningPath,
+                       ApplyOutcome o, Reply reply);
   void modbusRead(const citygate::v1::ModbusReadRequest& request, Reply reply);
   void modbusScan(const citygate::v1::ModbusScanRequest& request, Reply reply);
   void loraDevices(Reply reply);

@@ -9,18 +9,22 @@
 // What this does not prove: a real kind would also add its message to config.proto (here the
 // fake kind's settings are a small text the test hands to the kind, so the shipped schema has no
 // test-only field), and its own handler for ad-hoc requests if it has any.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <sstream>
@@ -370,4 +374,122 @@ TEST_CASE("a configuration change swaps the sources of a new kind, and rolls bac
   ioc.stop();
   thread.join();
   gateway->release();
+}
+
+TEST_CASE("applyAndSave: the --config file gets the applied text and a .bak; a rolled-back apply writes nothing") {
+  TempDir dir;
+  auto events = std::make_shared<Events>();
+  std::shared_ptr<std::string> settings;
+  const auto registry = registryWith("meter m1 a-1\n", events, &settings);
+  const std::string file = (dir.path / "gw.textproto").string();
+  const std::string text = configText(dir.path);
+  { std::ofstream(file) << text; }
+  config::Diagnostics diags;
+  auto cfg = app::validateFile(file, diags, registry);
+  INFO(diags.str());
+  REQUIRE(cfg != nullptr);
+
+  platform::Logging logging(true);
+  logging.setLevel("off");
+  asio::io_context ioc(1);
+  auto gateway = std::make_shared<app::Gateway>(ioc, logging, std::move(cfg), "test", registry);
+  REQUIRE(gateway->start().ok());
+  CHECK(gateway->configFile() == file);
+  asio::steady_timer keepRunning(ioc, 1h);
+  keepRunning.async_wait([](const boost::system::error_code&) {});
+  std::thread thread([&ioc] { ioc.run(); });
+  auto save = [&](std::string meters, const std::string& newText) {
+    *settings = std::move(meters);
+    std::promise<control::ApplyOutcome> outcome;
+    asio::post(ioc, [&] {
+      gateway->applyAndSave("/elsewhere/new.textproto", newText,
+                            [&](control::ApplyOutcome o) { outcome.set_value(o); });
+    });
+    auto f = outcome.get_future();
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    return f.get();
+  };
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  auto entries = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path)) names.push_back(e.path().filename());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  const auto before = entries();
+
+  const std::string edited = text + "# edited\n";
+  const auto saved = save("meter m1 a-1 a-2\n", edited);
+  CHECK(saved.kind == control::ApplyOutcome::Kind::Applied);
+  CHECK(saved.saved);
+  CHECK(saved.saveError.empty());
+  CHECK(saved.backup == file + ".bak");
+  CHECK(slurp(file) == edited);
+  CHECK(slurp(file + ".bak") == text);
+  CHECK((std::filesystem::status(file).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+
+  // The new source cannot start: rolled back, and the prepared files are dropped.
+  const auto failed = save("meter m1 busy-port\n", text + "# never saved\n");
+  CHECK(failed.kind == control::ApplyOutcome::Kind::Failed);
+  CHECK_FALSE(failed.saved);
+  CHECK(slurp(file) == edited);
+  CHECK(slurp(file + ".bak") == text);
+  auto after = entries();
+  CHECK(after.size() == before.size() + 1);  // the .bak, and no temporary file
+
+  std::promise<void> stopped;
+  asio::post(ioc, [&] { gateway->stop([&] { stopped.set_value(); }); });
+  CHECK(stopped.get_future().wait_for(10s) == std::future_status::ready);
+  ioc.stop();
+  thread.join();
+  gateway->release();
+}
+
+TEST_CASE(
+    "checkPorts: offline every serial port, a LoRa port only when a change starts it; FILE:LINE:COL at the port") {
+  TempDir dir;
+  auto events = std::make_shared<Events>();
+  const auto registry = registryWith("", events);
+  // A UDP port in use, as a running daemon's packet forwarder would hold it.
+  const int held = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(held, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  socklen_t len = sizeof sa;
+  REQUIRE(::getsockname(held, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+  const std::string port = std::to_string(ntohs(sa.sin_port));
+  const std::string text = configText(dir.path) +
+                           "modbus_bus { name: \"gone\"\n"
+                           "  rtu { device: \"/dev/ttyCITYGATE-NONE\" baud: 9600 }\n"
+                           "  device { id: \"x\" unit_id: 9 profile: \"vaisala-aqt530\" } }\n"
+                           "lora { packet_forwarder { bind: \"127.0.0.1\" port: " +
+                           port + " } }\n";
+  config::Diagnostics diags;
+  auto cfg = app::validateText("gw.textproto", text, diags, config::ReadPolicy::any(), registry);
+  INFO(diags.str());
+  REQUIRE(cfg != nullptr);
+
+  config::Diagnostics offline;
+  CHECK_FALSE(app::checkPorts(nullptr, *cfg, nullptr, config::ReadPolicy::any(), offline, registry));
+  REQUIRE(offline.size() == 1);  // the serial port; the LoRa port may be the running daemon's
+  CHECK(offline.items()[0].str() ==
+        "gw.textproto:6:17: bus 'gone': cannot open /dev/ttyCITYGATE-NONE: No such file or directory");
+
+  // Before a change that starts both (nothing running): both, each at its own setting.
+  config::ConfigPlan plan;
+  plan.added = {"gone", "lora"};
+  config::Diagnostics change;
+  CHECK_FALSE(app::checkPorts(nullptr, *cfg, &plan, config::ReadPolicy::any(), change, registry));
+  REQUIRE(change.size() == 2);
+  CHECK(change.items()[0].str() == offline.items()[0].str());  // the same words as offline
+  CHECK(change.items()[1].line == 8);
+  CHECK(change.items()[1].message.find("lora: 127.0.0.1:" + port + " (udp) is not available") == 0);
+  ::close(held);
 }

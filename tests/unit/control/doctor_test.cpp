@@ -270,10 +270,21 @@ TEST_CASE("doctor: the screen fits 80 columns, next steps indented; --json is an
   CHECK(renderChecks(doctorChecks(warned, kNow), Style{}).find("\n1 WARN, 6 OK\n") != std::string::npos);
 }
 
-TEST_CASE("doctor: the running-config hook says nothing until the daemon reports it") {
-  CHECK_FALSE(runningConfigDiffersFromFile(healthy()).has_value());
+TEST_CASE("doctor: the config file against the running configuration") {
   CHECK(find(doctorChecks(healthy(), kNow), "config").detail.find("/etc/citygate/citygate.textproto, generation 1") ==
         0);
+  auto s = healthy();
+  s.mutable_config_file()->set_path("/etc/citygate/citygate.textproto");
+  s.mutable_config_file()->set_state(pb::ConfigFileStatus::SAME);
+  CHECK(find(doctorChecks(s, kNow), "config").status == CheckStatus::Ok);
+  s.mutable_config_file()->set_state(pb::ConfigFileStatus::DIFFERS);  // applied with --runtime-only
+  const auto differs = find(doctorChecks(s, kNow), "config");
+  CHECK(differs.status == CheckStatus::Warn);
+  CHECK(differs.nextStep.find("config apply --save") != std::string::npos);
+  CHECK(statusCheckExit(s) == 0);  // a WARN
+  s.mutable_config_file()->set_state(pb::ConfigFileStatus::MISSING);
+  CHECK(find(doctorChecks(s, kNow), "config").status == CheckStatus::Fail);
+  CHECK(statusCheckExit(s) == 1);
 }
 
 TEST_CASE("doctor: the screen follows the terminal's width (COLUMNS 50, 120)") {

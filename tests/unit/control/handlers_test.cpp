@@ -97,6 +97,16 @@ class FakeTarget : public ControlTarget {
     o.nextSeq = 42;
     done(std::move(o));
   }
+  void applyAndSave(std::string path, std::string text, ApplyDone done) override {
+    calls.push_back({path, text, false, true});
+    ApplyOutcome o;
+    o.kind = ApplyOutcome::Kind::Applied;
+    o.text = text;
+    o.generation = 8;
+    o.saved = true;
+    o.backup = "/etc/citygate/fake.textproto.bak";
+    done(std::move(o));
+  }
   void setReadingTap(ReadingTap t) override { tap = std::move(t); }
 
   const std::vector<std::shared_ptr<sources::Source>>& sources() const override { return sources_; }
@@ -105,6 +115,7 @@ class FakeTarget : public ControlTarget {
     std::string path;
     std::string text;
     bool dryRun;
+    bool save = false;
   };
   std::vector<Call> calls;
   ReadingTap tap;
@@ -213,6 +224,7 @@ TEST_CASE("handlers at the ControlTarget seam: config diff and apply go through 
 
   pb::ControlRequest apply;
   apply.mutable_config_apply()->set_text("gateway_id: \"fake2\"\n");
+  apply.mutable_config_apply()->set_persist(pb::ConfigApplyRequest::RUNTIME_ONLY);
   REQUIRE(w.ask(apply, r));
   REQUIRE(r.has_config_apply());
   CHECK(r.config_apply().generation() == 8);
@@ -225,6 +237,94 @@ TEST_CASE("handlers at the ControlTarget seam: config diff and apply go through 
   CHECK(c[0].dryRun);
   CHECK_FALSE(c[1].dryRun);
   CHECK(c[1].text == "gateway_id: \"fake2\"\n");
+}
+
+TEST_CASE("config apply: --save, the config file itself, or neither (checked, then refused)") {
+  World w;
+  pb::ControlResponse r;
+  // Another file without a choice: checked like a diff, then BAD_REQUEST naming both options.
+  pb::ControlRequest other;
+  other.mutable_config_apply()->set_path("/tmp/new.textproto");
+  other.mutable_config_apply()->set_text("gateway_id: \"fake\"\n");
+  REQUIRE(w.ask(other, r));
+  REQUIRE(r.has_error());
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
+  CHECK(r.error().message().find("/tmp/new.textproto is not citygated's --config file "
+                                 "/etc/citygate/fake.textproto") != std::string::npos);
+  CHECK(r.error().message().find("--save") != std::string::npos);
+  CHECK(r.error().message().find("--runtime-only") != std::string::npos);
+  // --save of that file, and the config file itself without a flag: applied and saved.
+  other.mutable_config_apply()->set_persist(pb::ConfigApplyRequest::SAVE);
+  REQUIRE(w.ask(other, r));
+  REQUIRE(r.has_config_apply());
+  CHECK(r.config_apply().saved());
+  CHECK(r.config_apply().config_file() == "/etc/citygate/fake.textproto");
+  CHECK(r.config_apply().backup() == "/etc/citygate/fake.textproto.bak");
+  pb::ControlRequest own;
+  own.mutable_config_apply()->set_path("/etc/citygate/fake.textproto");
+  own.mutable_config_apply()->set_text("gateway_id: \"fake\"\n");
+  REQUIRE(w.ask(own, r));
+  REQUIRE(r.has_config_apply());
+  // A persist value this daemon does not know: a bad request, counted.
+  pb::ControlRequest odd = own;
+  odd.mutable_config_apply()->set_persist(static_cast<pb::ConfigApplyRequest::Persist>(9));
+  REQUIRE(w.ask(odd, r));
+  CHECK(r.error().code() == pb::ControlError::BAD_REQUEST);
+  CHECK(r.error().message().find("unknown persist value 9") != std::string::npos);
+
+  std::promise<std::vector<FakeTarget::Call>> calls;
+  asio::post(w.ioc, [&] { calls.set_value(w.target->calls); });
+  const auto c = calls.get_future().get();
+  REQUIRE(c.size() == 3);
+  CHECK(c[0].dryRun);  // the refused one was only checked
+  CHECK((!c[1].dryRun && c[1].save && c[1].path == "/tmp/new.textproto"));
+  CHECK((!c[2].dryRun && c[2].save && c[2].path == "/etc/citygate/fake.textproto"));
+}
+
+TEST_CASE("config apply and diff: <redacted> keeps the running secret, none to keep is INVALID_CONFIG") {
+  World w;
+  pb::ControlResponse r;
+  pb::ControlRequest diff;
+  diff.mutable_config_diff()->set_path("/tmp/shown.textproto");
+  diff.mutable_config_diff()->set_text("gateway_id: \"fake\"\nmqtt { password: \"<redacted>\" }\n");
+  REQUIRE(w.ask(diff, r));
+  REQUIRE(r.has_config_diff());
+  CHECK(r.config_diff().diff().empty());  // the same secret: no change shown
+  pb::ControlRequest apply;
+  apply.mutable_config_apply()->set_path("/tmp/shown.textproto");
+  apply.mutable_config_apply()->set_persist(pb::ConfigApplyRequest::SAVE);
+  apply.mutable_config_apply()->set_text("gateway_id: \"fake\"\nmqtt { password: \"<redacted>\" }\n");
+  REQUIRE(w.ask(apply, r));
+  REQUIRE(r.has_config_apply());
+  CHECK(r.config_apply().secrets_kept() == 1);
+  CHECK(r.config_apply().ShortDebugString().find("hunter2") == std::string::npos);
+  pb::ControlRequest stray = apply;
+  stray.mutable_config_apply()->set_text("gateway_id: \"fake\"\nlora { device { nwk_s_key: \"<redacted>\" } }\n");
+  REQUIRE(w.ask(stray, r));
+  CHECK(r.error().code() == pb::ControlError::INVALID_CONFIG);
+  REQUIRE(r.error().diagnostics_size() == 1);
+  CHECK(r.error().diagnostics(0).rfind("/tmp/shown.textproto:2:28: nwk_s_key is \"<redacted>\"", 0) == 0);
+
+  std::promise<std::vector<FakeTarget::Call>> calls;
+  asio::post(w.ioc, [&] { calls.set_value(w.target->calls); });
+  const auto c = calls.get_future().get();
+  REQUIRE(c.size() == 2);  // the stray one never reached the daemon's check
+  CHECK(c[0].text.find("password: \"hunter2\"") != std::string::npos);
+  CHECK(c[1].text == "gateway_id: \"fake\"\nmqtt { password: \"hunter2\" }\n");
+}
+
+TEST_CASE("status and config show report the --config file against the running text") {
+  World w;
+  pb::ControlRequest req;
+  req.mutable_status();
+  pb::ControlResponse r;
+  REQUIRE(w.ask(req, r));
+  CHECK(r.status().config_file().path() == "/etc/citygate/fake.textproto");
+  // The fake's file does not exist on this machine.
+  CHECK(r.status().config_file().state() == pb::ConfigFileStatus::MISSING);
+  req.mutable_config_show();
+  REQUIRE(w.ask(req, r));
+  CHECK(r.config_show().config_file().state() == pb::ConfigFileStatus::MISSING);
 }
 
 TEST_CASE("handlers at the ControlTarget seam: the tap they install feeds devices") {
