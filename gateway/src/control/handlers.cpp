@@ -34,6 +34,8 @@ bool staleValues(const pb::DeviceInfo& d, WallTime now) {
   if (d.poll_interval_ms() == 0) return false;  // heard, not polled (LoRaWAN): no expected pace
   return now - fromTimestamp(d.last_reading().observed_at()) >
          std::chrono::milliseconds(d.poll_interval_ms()) * kStaleIntervals;
+}
+
 // The --config file against the running text, read now (readSmallFile: regular files only,
 // without blocking, at most 1 MiB).
 void fillConfigFile(const ControlTarget& gateway, pb::ConfigFileStatus& out) {
