@@ -91,8 +91,7 @@ lora {{
 
     def ctl(self, *args, json_out=False, check=None, timeout=60):
         argv = [str(CTL), "--socket", self.socket] + (["--json"] if json_out else []) + list(map(str, args))
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                             env=dict(os.environ, COLUMNS="80"))
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)  # whole lines (harness)
         if check is not None:
             self.assertEqual(out.returncode, check, f"{argv}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}")
         return out
