@@ -9,7 +9,6 @@ would have taken minutes. `mqtt reconnect` ends the broker backoff, and reconnec
 without losing a reading. Times are shown as local HH:MM:SS beside the relative ones.
 """
 import json
-import os
 import re
 import socket
 import subprocess
