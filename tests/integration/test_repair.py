@@ -15,7 +15,6 @@ import subprocess
 import time
 import unittest
 from datetime import datetime
-from pathlib import Path
 
 from harness import BIN, REPO, IntegrationTest, free_port, wait_for
 
