@@ -42,19 +42,6 @@ std::uint64_t rejectedTotal(const pb::DeviceHealth& h) {
   return n;
 }
 
-std::string truncated(const std::string& s, std::size_t width) {
-  if (displayWidth(s) <= width) return s;
-  std::string out;
-  std::size_t w = 0;
-  for (std::size_t i = 0; i < s.size() && w + 1 < width; ++i) {
-    out.push_back(s[i]);
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) ++w;
-  }
-  while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) out.pop_back();
-  if (!out.empty() && (static_cast<unsigned char>(out.back()) & 0x80) != 0) out.pop_back();
-  return out + "…";
-}
-
 // A configuration to send to the daemon: read as the daemon reads one (a regular file of at most
 // kMaxConfigBytes: a FIFO or /dev/zero is refused, not waited on), and held to the daemon's text
 // rule (UTF-8) here, so that a Latin-1 byte gets the same FILE:LINE:COL diagnostic as `config
@@ -213,13 +200,12 @@ int cmdDevices(const Ctx& ctx, const Args&) {
   }
   const auto now = Clock::now();
   Table t({"DEVICE", "KIND", "PROFILE", "WHERE", "EVERY", "STATE", "LAST READING", "LATEST VALUES"});
-  t.dropWhenNarrow({"EVERY", "KIND", "PROFILE", "WHERE", "LAST READING"});
+  t.dropWhenNarrow({"EVERY", "KIND", "PROFILE", "WHERE", "LAST READING"}).cutLast(ctx.stdoutTty);
   std::vector<std::string> parts;  // every part of a multi-part device, under its row
   for (const auto& d : resp.devices().devices()) {
     const std::string values = valuesCell(d);
     t.add({d.id(), d.kind(), d.profile(), where(d), interval(d.poll_interval_ms()), paintedState(ctx.out, d.health()),
-           d.has_last_reading() ? relativeTime(d.last_reading().observed_at(), now) : "none yet",
-           ctx.stdoutTty ? truncated(values, 60) : values});
+           d.has_last_reading() ? relativeTime(d.last_reading().observed_at(), now) : "none yet", values});
     parts.push_back(partLines(ctx.out, d));
   }
   std::fputs(t.empty() ? "no devices configured\n" : withParts(t.render(ctx.out), parts).c_str(), stdout);

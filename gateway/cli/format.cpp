@@ -73,6 +73,19 @@ std::size_t displayWidth(std::string_view s) {
   return w;
 }
 
+std::string truncate(std::string_view s, std::size_t width) {
+  if (displayWidth(s) <= width) return std::string(s);
+  std::string out;
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool lead = (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+    if (lead && w + 1 >= width) break;
+    out.push_back(s[i]);
+    if (lead) ++w;
+  }
+  return out + "…";
+}
+
 std::string Table::render(const Style& style) const {
   const std::size_t n = header_.size();
   std::vector<std::size_t> widths(n, 0);
@@ -104,6 +117,10 @@ std::string Table::render(const Style& style) const {
       if (k + 1 == shown.size()) {
         column = displayWidth(l);
         const std::size_t room = style.width > column ? style.width - column : 0;
+        if (cutLast_ && style.width != 0 && displayWidth(cell) > room && room >= 8) {
+          l += truncate(cell, room);
+          break;
+        }
         if (style.width != 0 && displayWidth(cell) > room && room >= 16) {
           const auto parts = wrapLine(cell, room, 0);
           for (std::size_t p = 0; p < parts.size(); ++p) {

@@ -42,6 +42,12 @@ class Table {
     dropOrder_ = std::move(columns);
     return *this;
   }
+  // Rows wider than the width get their last cell cut ("…") instead of wrapped: one line a row,
+  // for a screen that lists many (the whole value is one command away).
+  Table& cutLast(bool cut = true) {
+    cutLast_ = cut;
+    return *this;
+  }
   // Header in bold when the style has colour. The last column is not padded; when a row is still
   // wider than the style's width, its last cell wraps under itself.
   std::string render(const Style& style) const;
@@ -50,10 +56,13 @@ class Table {
   std::vector<std::string> header_;
   std::vector<std::vector<std::string>> rows_;
   std::vector<std::string> dropOrder_;
+  bool cutLast_ = false;
 };
 
 // Display width: UTF-8 code points, ANSI escape sequences skipped.
 std::size_t displayWidth(std::string_view s);
+// `s` cut to `width` display columns, the last one "…", when it is wider (whole UTF-8 sequences).
+std::string truncate(std::string_view s, std::size_t width);
 
 // "12 s ago", "3 min ago", "2 h ago", "4 d ago", "in 20 s"; "never" for an unset time.
 std::string relativeTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now);

@@ -26,19 +26,6 @@ bool isSet(const google::protobuf::Timestamp& t) {
   return t.seconds() != 0 || t.nanos() != 0;
 }
 
-std::string cut(const std::string& s, std::size_t width) {
-  if (displayWidth(s) <= width) return s;
-  std::string out;
-  std::size_t w = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const bool lead = (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
-    if (lead && w + 1 >= width) break;
-    out.push_back(s[i]);
-    if (lead) ++w;
-  }
-  return out + "…";
-}
-
 // One device by id, or an exit code.
 int fetchDevice(const Ctx& ctx, const std::string& id, pb::DeviceInfo& out) {
   pb::ControlRequest req;
@@ -150,7 +137,7 @@ std::string partLines(const Style& o, const pb::DeviceInfo& d) {
   if (d.latest_size() < 2) return {};
   std::string out;
   for (const auto& r : d.latest()) {
-    const std::string line = cut(observationSummary(r), kPartWidth);
+    const std::string line = truncate(observationSummary(r), kPartWidth);
     out += "    " + (d.stale() ? o.paint(line, Colour::Dim) : line) + "\n";
   }
   return out;

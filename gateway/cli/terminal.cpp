@@ -69,8 +69,17 @@ std::size_t hangingIndent(std::string_view line, std::size_t width) {
   if (lead == std::string_view::npos) return 0;
   const std::size_t gap = line.find("  ", lead);
   if (gap != std::string_view::npos) {
-    const std::size_t text = line.find_first_not_of(' ', gap);
-    if (text != std::string_view::npos) {
+    // The text after the gap: spaces and colour codes (a painted label's end) skipped.
+    std::size_t text = gap;
+    while (text < line.size() && (line[text] == ' ' || line[text] == '\x1B')) {
+      if (line[text] == '\x1B') {
+        text = fitting(line.substr(text), 0) + text;  // past the escape sequence
+        if (text < line.size() && line[text] != ' ' && line[text] != '\x1B') break;
+        continue;
+      }
+      ++text;
+    }
+    if (text < line.size()) {
       const std::size_t column = displayWidth(line.substr(0, text));
       if (column <= width / 2) return column;
     }

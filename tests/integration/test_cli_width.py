@@ -55,14 +55,15 @@ class Width(CliWorld):
         changed = self.env.path("changed.textproto")
         self.write_config(changed, tcp_devices=[("air", 1), ("air-dead", 9)])
         return {
-            "status": [[]],
+            "status": [[], ["--check"]],
             "devices": [[]],
-            "device": [["air"], ["air-dead"], ["air-node-01"], ["parking-bay-0042"], ["nope"]],
+            "device": [["air"], ["air-dead"], ["air-node-01"], ["parking-bay-0042"], ["nope"], ["ari"],
+                       ["air-dead", "--retry"]],
             "tail": [["-c", "3"], ["air", "-c", "2"]],
-            "config validate": [[self.cfg_path], [changed]],
+            "config validate": [[self.cfg_path], [changed], [self.env.path("missing.textproto")]],
             "config show": [[]],
             "config diff": [[changed]],
-            "config apply": [[self.cfg_path]],
+            "config apply": [[self.cfg_path], [changed], [changed, "--runtime-only"]],
             "modbus read": [["b", 1, "holding", 0, 12], ["b", 9, "holding", 0, 2, "--timeout", 100],
                             ["b", 1, "holding", 40001, 2]],
             "modbus probe": [["b", 1, 20]],
