@@ -1,6 +1,8 @@
 // citygatectl doctor: the check rules (pure) and the command.
 #include "cli/doctor.hpp"
 
+#include "cli/terminal.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -28,29 +30,13 @@ std::chrono::seconds age(const google::protobuf::Timestamp& t, Clock::time_point
   return d.count() < 0 ? std::chrono::seconds(0) : d;
 }
 
-// "22:33:39" local.
-std::string hms(const google::protobuf::Timestamp& t) {
-  const auto secs = static_cast<std::time_t>(t.seconds());
-  std::tm tm{};
-  ::localtime_r(&secs, &tm);
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-// "22:33:39, 4 min ago"; "never" when unset.
-std::string when(const google::protobuf::Timestamp& t, Clock::time_point now) {
-  if (!isSet(t)) return "never";
-  return hms(t) + ", " + duration(age(t, now)) + " ago";
-}
-
 Check make(std::string name, CheckStatus status, std::string detail, std::string next = {}) {
   return Check{std::move(name), status, std::move(detail), std::move(next)};
 }
 
 Check configCheck(const pb::StatusResponse& s, Clock::time_point now) {
   const std::string detail = s.config_path() + ", generation " + std::to_string(s.config_generation()) + ", loaded " +
-                             when(s.config_loaded_at(), now);
+                             timeAgo(s.config_loaded_at(), now);
   // The --config file against the running text, as the daemon read it just now.
   const auto& f = s.config_file();
   const std::string file = f.path().empty() ? s.config_path() : f.path();
@@ -72,7 +58,7 @@ Check configCheck(const pb::StatusResponse& s, Clock::time_point now) {
 
 Check clockCheck(const pb::GatewayHealth& h, Clock::time_point now) {
   const auto& c = h.clock();
-  const std::string since = isSet(c.since()) ? " since " + when(c.since(), now) : "";
+  const std::string since = isSet(c.since()) ? " since " + timeAgo(c.since(), now) : "";
   constexpr const char* kNtp =
       "check time sync: timedatectl timesync-status or chronyc tracking; can the "
       "gateway reach its NTP server?";
@@ -133,7 +119,7 @@ Check mqttCheck(const pb::StatusResponse& s, Clock::time_point now) {
                 "check the network and the broker; citygatectl mqtt reconnect after a fix");
   }
   const std::uint64_t waiting = m.published() > m.acked() ? m.published() - m.acked() : 0;
-  const std::string ack = "last ack " + when(m.last_ack_at(), now);
+  const std::string ack = "last ack " + timeAgo(m.last_ack_at(), now);
   // Unacknowledged readings and no acknowledgement for a while (or never, on a link up that long).
   const bool overdue =
       waiting > 0 &&
@@ -144,7 +130,7 @@ Check mqttCheck(const pb::StatusResponse& s, Clock::time_point now) {
                 "the broker does not acknowledge: check its log, quotas and ACLs for this client");
   }
   return make("mqtt", CheckStatus::Ok,
-              "connected since " + when(m.connected_since(), now) + (isSet(m.last_ack_at()) ? "; " + ack : ""));
+              "connected since " + timeAgo(m.connected_since(), now) + (isSet(m.last_ack_at()) ? "; " + ack : ""));
 }
 
 std::string stateWord(pb::DeviceState s) {
@@ -202,12 +188,12 @@ std::vector<Check> deviceChecks(const pb::StatusResponse& s, Clock::time_point n
                            "check the node's power and keys: citygatectl lora devices"));
       } else {
         out.push_back(make(name, CheckStatus::Warn,
-                           stateWord(h.state()) + ", last frame " + when(h.last_ok_at(), now) + error,
+                           stateWord(h.state()) + ", last frame " + timeAgo(h.last_ok_at(), now) + error,
                            "citygatectl lora devices (mic_failed: wrong keys)"));
       }
       continue;
     }
-    const std::string detail = stateWord(h.state()) + ", last OK " + when(h.last_ok_at(), now) + error;
+    const std::string detail = stateWord(h.state()) + ", last OK " + timeAgo(h.last_ok_at(), now) + error;
     if (h.state() == pb::DOWN) {
       out.push_back(make(name, CheckStatus::Fail, detail,
                          "check wiring / power; citygatectl device " + d.id() + " --retry after repair"));
@@ -236,49 +222,18 @@ std::optional<Check> loraCheck(const pb::GatewayHealth& h, Clock::time_point now
   }
   const std::string n =
       std::to_string(l.concentrators_size()) + " concentrator" + (l.concentrators_size() == 1 ? "" : "s");
-  const std::string detail = n + ", last heard " + when(newest->last_seen(), now) + " (" + newest->gateway_eui() + ")";
+  const std::string detail =
+      n + ", last heard " + timeAgo(newest->last_seen(), now) + " (" + newest->gateway_eui() + ")";
   if (age(newest->last_seen(), now) > kConcentratorSilentAfter) return make("lora", CheckStatus::Fail, detail, kNext);
   return make("lora", CheckStatus::Ok, detail);
 }
 
-Check uptimeCheck(const pb::StatusResponse& s) {
+Check uptimeCheck(const pb::StatusResponse& s, Clock::time_point now) {
   const auto up = std::chrono::seconds(s.health().process().uptime_s());
   const auto& started = s.gateway().started_at();
   return make("uptime", CheckStatus::Ok,
-              "up " + duration(up) + (isSet(started) ? " (since " + hms(started) + ")" : "") + ", citygated " +
-                  s.gateway().version());
-}
-
-// Breaks `text` into lines of at most `width` columns at spaces (a word longer than that is cut).
-std::vector<std::string> wrap(const std::string& text, std::size_t width) {
-  std::vector<std::string> lines;
-  std::string line;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t end = text.find(' ', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string word = text.substr(pos, end - pos);
-    pos = end + 1;
-    while (displayWidth(word) > width) {  // cut at a byte that starts a code point
-      std::size_t cut = width;
-      while (cut > 1 && (static_cast<unsigned char>(word[cut]) & 0xC0) == 0x80) --cut;
-      if (!line.empty()) lines.push_back(std::move(line));
-      lines.push_back(word.substr(0, cut));
-      line.clear();
-      word = word.substr(cut);
-    }
-    if (line.empty()) {
-      line = word;
-    } else if (displayWidth(line) + 1 + displayWidth(word) <= width) {
-      line += " " + word;
-    } else {
-      lines.push_back(std::move(line));
-      line = word;
-    }
-  }
-  if (!line.empty()) lines.push_back(std::move(line));
-  if (lines.empty()) lines.emplace_back();
-  return lines;
+              "up " + duration(up) + (isSet(started) ? " (since " + localClock(started, now) + ")" : "") +
+                  ", citygated " + s.gateway().version());
 }
 
 Colour colourOf(CheckStatus s) {
@@ -310,7 +265,7 @@ std::vector<Check> doctorChecks(const pb::StatusResponse& s, Clock::time_point n
   for (auto& c : busChecks(s)) out.push_back(std::move(c));
   for (auto& c : deviceChecks(s, now)) out.push_back(std::move(c));
   if (auto c = loraCheck(h, now)) out.push_back(std::move(*c));
-  out.push_back(uptimeCheck(s));
+  out.push_back(uptimeCheck(s, now));
   return out;
 }
 
@@ -332,12 +287,12 @@ std::string renderChecks(const std::vector<Check>& checks, const Style& style, s
     std::string name = c.name;
     if (displayWidth(name) > nameWidth) name = name.substr(0, nameWidth);  // names are ASCII ids
     const std::string status = checkStatusName(c.status);
-    const auto lines = wrap(c.detail, room);
+    const auto lines = wrapLine(c.detail, room, 0);
     out += style.paint(status, colourOf(c.status)) + std::string(6 - status.size(), ' ') + name +
            std::string(nameWidth - displayWidth(name) + 2, ' ') + lines[0] + "\n";
     for (std::size_t i = 1; i < lines.size(); ++i) out += std::string(indent, ' ') + lines[i] + "\n";
     if (!c.nextStep.empty()) {
-      const auto steps = wrap(c.nextStep, room - 3);
+      const auto steps = wrapLine(c.nextStep, room - 3, 0);
       for (std::size_t i = 0; i < steps.size(); ++i) {
         out += std::string(indent, ' ') + (i == 0 ? "-> " : "   ") + steps[i] + "\n";
       }

@@ -185,8 +185,6 @@ std::string clockTime(const google::protobuf::Timestamp& t) {
   return buf;
 }
 
-namespace {
-// "22:33:39", or "2026-11-30 22:33:39" when `t` is not on today's local date.
 std::string localClock(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
   const auto secs = static_cast<std::time_t>(t.seconds());
   const std::time_t today = std::chrono::system_clock::to_time_t(now);
@@ -203,7 +201,6 @@ std::string localClock(const google::protobuf::Timestamp& t, std::chrono::system
   }
   return buf;
 }
-}  // namespace
 
 std::string stateSince(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
   if (t.seconds() == 0 && t.nanos() == 0) return "never";
@@ -219,6 +216,11 @@ std::string pointInTime(const google::protobuf::Timestamp& t, std::chrono::syste
   // Less than a second ahead: "now" (relativeTime would call it "0 s ago").
   if (at > now && at - now < std::chrono::seconds(1)) return localClock(t, now) + " (now)";
   return localClock(t, now) + " (" + relativeTime(t, now) + ")";
+}
+
+std::string timeAgo(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "never";
+  return localClock(t, now) + ", " + relativeTime(t, now);
 }
 
 std::string number(double v) {

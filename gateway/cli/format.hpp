@@ -76,8 +76,12 @@ std::string clockTime(const google::protobuf::Timestamp& t);
 // "2026-11-30 22:33:39", when it is not today's) beside the relative time. stateSince: "22:33:39,
 // 4 min" (for "DOWN since ..."); pointInTime: "22:33:39 (4 min ago)", "22:40:00 (in 20 s)". "never"
 // for an unset time. On a terminal and piped alike.
+// Local "22:33:39" (with the date when it is not today's), alone.
+std::string localClock(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now);
 std::string stateSince(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now);
 std::string pointInTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now);
+// "22:33:39, 4 min ago" (the date too when not today's); "never" for an unset time.
+std::string timeAgo(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now);
 // A number for people: up to 6 significant digits, no trailing zeros ("38.24", "123456", "1e-07").
 std::string number(double v);
 // "1.0 %", "37.5 %", "<0.1 %", "0 %", "100 %" from a percentage.

@@ -15,50 +15,16 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-// Local wall-clock time of day, "22:33:39".
-std::string hhmmss(const google::protobuf::Timestamp& t) {
-  const auto secs = static_cast<std::time_t>(t.seconds());
-  std::tm tm{};
-  ::localtime_r(&secs, &tm);
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-// "22:33:39, 4 min ago"; "never" for an unset time.
-std::string whenText(const google::protobuf::Timestamp& t, Clock::time_point now) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "never";
-  return hhmmss(t) + ", " + relativeTime(t, now);
-}
-
 // The columns the output must fit: the style's (the terminal's), 80 when it sets none.
 std::size_t widthOf(const Style& o) {
   return o.width != 0 ? o.width : kDefaultWidth;
 }
 
-// `text` wrapped at word boundaries to `width` columns: the first line after `first`, the next
-// ones after `indent` (both already on the line's left).
+// `first` then `text`, wrapped at `width` columns with the next lines under `indent` (spaces).
 std::string wrapped(const std::string& first, const std::string& indent, const std::string& text, std::size_t width) {
-  std::string out = first;
-  std::size_t col = displayWidth(first);
-  const std::size_t start = col;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const std::size_t sp = text.find(' ', i);
-    const std::string word = text.substr(i, sp == std::string::npos ? std::string::npos : sp - i);
-    i = sp == std::string::npos ? text.size() : sp + 1;
-    const std::size_t w = displayWidth(word);
-    if (col > start && col + 1 + w > width) {
-      out += "\n" + indent;
-      col = displayWidth(indent);
-    } else if (col > start) {
-      out += ' ';
-      ++col;
-    }
-    out += word;
-    col += w;
-  }
-  return out + "\n";
+  std::string out;
+  for (const auto& l : wrapLine(first + text, width, displayWidth(indent))) out += l + "\n";
+  return out;
 }
 
 std::string frames(std::uint64_t n) {
@@ -115,7 +81,7 @@ std::string loraDeviceHints(const Style& o, const pb::DeviceHealth& h, Clock::ti
     out += wrapped(label, indent, why, widthOf(o));
     std::string tally = frames(count) + " (" + reason + ")";
     if (reason == h.last_rejected_reason() && h.has_last_rejected_at()) {
-      tally += ", the last at " + whenText(h.last_rejected_at(), now);
+      tally += ", the last at " + timeAgo(h.last_rejected_at(), now);
     }
     out += wrapped(indent, indent, tally, widthOf(o));
   }
@@ -144,9 +110,11 @@ std::string loraHeardText(const pb::LoraHeardResponse& l, Clock::time_point now,
   t.dropWhenNarrow({"DR", "FRAMES", "SNR"});
   for (const auto& e : l.heard()) {
     t.add({e.dev_addr(), std::to_string(e.frames()), number(e.last_rssi()) + " dBm", number(e.last_snr()) + " dB",
-           e.data_rate().empty() ? "-" : e.data_rate(), whenText(e.last_heard_at(), now)});
+           e.data_rate().empty() ? "-" : e.data_rate(), timeAgo(e.last_heard_at(), now)});
   }
-  out += t.render(o);
+  Style fit = o;
+  fit.width = widthOf(o);
+  out += t.render(fit);
   if (l.evicted() > 0) {
     out += wrapped("", "",
                    std::to_string(l.evicted()) + " other DevAddr(s) dropped: the table keeps the " +

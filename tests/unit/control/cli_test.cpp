@@ -252,7 +252,14 @@ TEST_CASE("device ID of a LoRa device with only MIC failures: a hint with the co
 }
 
 TEST_CASE("lora heard for people: an empty table says what it means, a full one fits 80 columns") {
-  const auto now = std::chrono::system_clock::now();
+  // Noon today, local: the times below are today's (a time of another day also shows its date).
+  std::time_t t = std::time(nullptr);
+  std::tm noon{};
+  ::localtime_r(&t, &noon);
+  noon.tm_hour = 12;
+  noon.tm_min = 0;
+  noon.tm_sec = 0;
+  const auto now = std::chrono::system_clock::from_time_t(std::mktime(&noon));
   pb::LoraHeardResponse l;
   CHECK(loraHeardText(l, now, Style{}).find("LoRa is not configured") == 0);
   l.set_bind("127.0.0.1:1700");
