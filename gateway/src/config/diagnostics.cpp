@@ -105,12 +105,10 @@ class Collector final : public gp::io::ErrorCollector {
 
 }  // namespace
 
-bool checkUtf8(const std::string& file, std::string_view text, Diagnostics& diags) {
-  const std::size_t bad = core::firstInvalidUtf8(text);
-  if (bad == std::string_view::npos) return true;
+std::pair<int, int> textPosition(std::string_view text, std::size_t at) {
   int line = 1;
-  int column = 0;  // 0-based, as protobuf's tokenizer counts
-  for (std::size_t i = 0; i < bad; ++i) {
+  int column = 0;
+  for (std::size_t i = 0; i < at && i < text.size(); ++i) {
     if (text[i] == '\n') {
       ++line;
       column = 0;
@@ -120,9 +118,16 @@ bool checkUtf8(const std::string& file, std::string_view text, Diagnostics& diag
       ++column;
     }
   }
+  return {line, column + 1};
+}
+
+bool checkUtf8(const std::string& file, std::string_view text, Diagnostics& diags) {
+  const std::size_t bad = core::firstInvalidUtf8(text);
+  if (bad == std::string_view::npos) return true;
+  const auto [line, column] = textPosition(text, bad);
   char hex[8];
   std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text[bad])));
-  diags.add(file, line, column + 1,
+  diags.add(file, line, column,
             std::string("byte ") + hex +
                 " is not UTF-8: a configuration is UTF-8 text (from Latin-1: iconv -f latin1 -t utf-8)");
   return false;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace citygate::config {
@@ -81,6 +82,10 @@ bool parseText(const std::string& file, const std::string& text, google::protobu
 // validate`, `config apply`): UTF-8. False with a FILE:LINE:COL diagnostic at the first byte that
 // is not (columns count as protobuf's tokenizer counts them: bytes, a tab to the next multiple of 8).
 bool checkUtf8(const std::string& file, std::string_view text, Diagnostics& diags);
+
+// The 1-based line and column of byte `at` of `text`, as protobuf's tokenizer counts them (bytes,
+// a tab to the next multiple of 8): for a FILE:LINE:COL diagnostic of a place found in the text.
+std::pair<int, int> textPosition(std::string_view text, std::size_t at);
 
 // Reads a whole file through readSmallFile() (config/files.hpp): regular files only, at most
 // `maxBytes`; false with a diagnostic (FILE: message) when it cannot.

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "config/diagnostics.hpp"
+
 namespace citygate::control {
 
 namespace {
@@ -151,23 +153,6 @@ bool isRedacted(std::string_view literal) {
          literal.front() == literal.back();
 }
 
-// 1-based line and column as protobuf's tokenizer counts them (bytes, a tab to the next 8).
-std::pair<int, int> lineColumn(std::string_view text, std::size_t at) {
-  int line = 1;
-  int column = 0;
-  for (std::size_t i = 0; i < at && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 0;
-    } else if (text[i] == '\t') {
-      column += 8 - column % 8;
-    } else {
-      ++column;
-    }
-  }
-  return {line, column + 1};
-}
-
 }  // namespace
 
 SecretMerge keepRedactedSecrets(std::string_view file, std::string_view text, std::string_view running) {
@@ -190,7 +175,7 @@ SecretMerge keepRedactedSecrets(std::string_view file, std::string_view text, st
     const std::string place = placeOf(next, s);
     const auto it = known.find(place);
     if (it == known.end() || count[place] != 1) {
-      const auto [line, column] = lineColumn(text, s.begin);
+      const auto [line, column] = config::textPosition(text, s.begin);
       const std::size_t dot = place.size() - s.field.size();
       const std::string where = dot == 0 ? std::string("the top level") : place.substr(0, dot - 1);
       out.errors.push_back(std::string(file) + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
