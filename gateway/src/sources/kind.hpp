@@ -60,9 +60,6 @@ class SourceRegistry {
   // Fills plan.added/removed/changed/unchanged by source name (a name whose kind changed is
   // changed). Pure.
   void plan(const SpecList& running, const SpecList& next, config::ConfigPlan& plan) const;
-  // checkPorts() of every source of `next` the plan adds or changes: the first failure, or empty.
-  std::string checkPorts(const SpecList& running, const SpecList& next, const config::ConfigPlan& plan,
-                         const config::ReadPolicy& policy) const;
   // nullptr when no registered kind made `spec`.
   std::shared_ptr<Source> make(std::shared_ptr<const SourceSpec> spec, const SourceContext& context) const;
 

@@ -60,19 +60,6 @@ void SourceRegistry::plan(const SpecList& running, const SpecList& next, config:
   }
 }
 
-std::string SourceRegistry::checkPorts(const SpecList& running, const SpecList& next, const config::ConfigPlan& plan,
-                                       const config::ReadPolicy& policy) const {
-  for (const auto& s : next) {
-    if (!plan.touches(s->name)) continue;
-    const SourceKind* kind = find(s->kind);
-    if (!kind) continue;
-    const SourceSpec* before = findSpec(running, s->name);
-    if (before && before->kind != s->kind) before = nullptr;
-    if (auto why = kind->checkPorts(*s, before, policy); !why.empty()) return why;
-  }
-  return {};
-}
-
 std::shared_ptr<Source> SourceRegistry::make(std::shared_ptr<const SourceSpec> spec,
                                              const SourceContext& context) const {
   const SourceKind* kind = find(spec->kind);

@@ -376,7 +376,7 @@ TEST_CASE("a configuration change swaps the sources of a new kind, and rolls bac
   gateway->release();
 }
 
-TEST_CASE("applyAndSave: the --config file gets the applied text and a .bak; a rolled-back apply writes nothing") {
+TEST_CASE("applyAndSave: the --config file gets the applied text and a .bak, a rolled-back apply writes nothing") {
   TempDir dir;
   auto events = std::make_shared<Events>();
   std::shared_ptr<std::string> settings;
@@ -452,7 +452,7 @@ TEST_CASE("applyAndSave: the --config file gets the applied text and a .bak; a r
 }
 
 TEST_CASE(
-    "checkPorts: offline every serial port, a LoRa port only when a change starts it; FILE:LINE:COL at the port") {
+    "checkPorts: offline every serial port, a LoRa port only when a change starts it, FILE:LINE:COL at the port") {
   TempDir dir;
   auto events = std::make_shared<Events>();
   const auto registry = registryWith("", events);
@@ -480,7 +480,7 @@ TEST_CASE(
   CHECK_FALSE(app::checkPorts(nullptr, *cfg, nullptr, config::ReadPolicy::any(), offline, registry));
   REQUIRE(offline.size() == 1);  // the serial port; the LoRa port may be the running daemon's
   CHECK(offline.items()[0].str() ==
-        "gw.textproto:6:17: bus 'gone': cannot open /dev/ttyCITYGATE-NONE: No such file or directory");
+        "gw.textproto:6:9: bus 'gone': cannot open /dev/ttyCITYGATE-NONE: No such file or directory");
 
   // Before a change that starts both (nothing running): both, each at its own setting.
   config::ConfigPlan plan;

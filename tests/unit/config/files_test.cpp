@@ -51,7 +51,7 @@ TEST_CASE("readSmallFile: a regular file up to the limit is read whole") {
   CHECK(missing.error == "cannot open: No such file or directory");
 }
 
-TEST_CASE("readSmallFile: a FIFO, /dev/zero and a directory are refused at once; a huge file is not read") {
+TEST_CASE("readSmallFile: a FIFO, /dev/zero and a directory are refused at once, a huge file is not read") {
   TempDir t;
   const std::string fifo = (t.dir / "p.textproto").string();
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
@@ -102,7 +102,7 @@ TEST_CASE("absolutePath resolves . and .. by their text") {
   CHECK(absolutePath("keys/a") == absolutePath(fs::current_path().string() + "/keys/a"));
 }
 
-TEST_CASE("ReadPolicy: inside the directories and the named files only; outside refused by the text alone") {
+TEST_CASE("ReadPolicy: inside the directories and the named files only, outside refused by the text alone") {
   TempDir t;
   fs::create_directories(t.dir / "etc" / "profiles");
   const std::string etc = (t.dir / "etc").string();
@@ -125,7 +125,7 @@ TEST_CASE("ReadPolicy: inside the directories and the named files only; outside 
   CHECK(ReadPolicy::any().check("/etc/shadow").empty());
 }
 
-TEST_CASE("UTF-8: valid text passes; Latin-1, overlong forms, surrogates and truncation do not") {
+TEST_CASE("UTF-8: valid text passes, Latin-1, overlong forms, surrogates and truncation do not") {
   CHECK(core::firstInvalidUtf8("plain ascii") == std::string_view::npos);
   CHECK(core::firstInvalidUtf8("\xc2\xb5g/m\xc2\xb3 Z\xc3\xbcrich \xe2\x82\xac \xf0\x9f\x9a\xa6") ==
         std::string_view::npos);

@@ -120,7 +120,7 @@ TEST_CASE("doctor: a DOWN Modbus device is FAIL with the repair step, and the ex
   CHECK(statusCheckExit(s) == 0);
 }
 
-TEST_CASE("doctor: every device of a bus DOWN is a bus FAIL; DEGRADED is WARN and does not fail") {
+TEST_CASE("doctor: every device of a bus DOWN is a bus FAIL, DEGRADED is WARN and does not fail") {
   auto s = healthy();
   for (auto& d : *s.mutable_devices()) d.mutable_health()->set_state(pb::DOWN);
   auto checks = doctorChecks(s, kNow);
@@ -134,7 +134,7 @@ TEST_CASE("doctor: every device of a bus DOWN is a bus FAIL; DEGRADED is WARN an
   CHECK_FALSE(anyFail(checks));
 }
 
-TEST_CASE("doctor: MQTT disconnected is FAIL; connected with readings unacknowledged for over a minute is WARN") {
+TEST_CASE("doctor: MQTT disconnected is FAIL, connected with readings unacknowledged for over a minute is WARN") {
   auto s = healthy();
   auto& m = *s.mutable_health()->mutable_mqtt();
   m.set_connected(false);
@@ -156,7 +156,7 @@ TEST_CASE("doctor: MQTT disconnected is FAIL; connected with readings unacknowle
   CHECK(find(doctorChecks(s, kNow), "mqtt").status == CheckStatus::Ok);
 }
 
-TEST_CASE("doctor: spool failing is FAIL; lost readings or sources paused are WARN") {
+TEST_CASE("doctor: spool failing is FAIL, lost readings or sources paused are WARN") {
   auto s = healthy();
   auto& sp = *s.mutable_health()->mutable_spool();
   sp.set_state(pb::SPOOL_FAILING);
@@ -207,7 +207,7 @@ TEST_CASE("doctor: an unsynchronised or unknown clock is WARN (readings are mark
   CHECK(statusCheckExit(s) == 0);
 }
 
-TEST_CASE("doctor: LoRa: no concentrator is WARN in the first minute, FAIL after; silent over 60 s is FAIL") {
+TEST_CASE("doctor: LoRa: no concentrator is WARN in the first minute, FAIL after, silent over 60 s is FAIL") {
   auto s = healthy();
   auto& h = *s.mutable_health();
   h.mutable_lora();
@@ -238,7 +238,7 @@ TEST_CASE("doctor: a LoRaWAN node not heard yet is WARN, not FAIL (it sends when
   CHECK_FALSE(anyFail(checks));
 }
 
-TEST_CASE("doctor: the screen fits 80 columns, next steps indented; --json is an array of four fields") {
+TEST_CASE("doctor: the screen fits 80 columns, next steps indented, --json is an array of four fields") {
   auto s = healthy();
   s.mutable_devices(0)->mutable_health()->set_state(pb::DOWN);
   s.mutable_devices(0)->mutable_health()->set_last_error(

@@ -215,7 +215,7 @@ TEST_CASE("a string field that is not UTF-8 is a malformed request, found in nes
   CHECK(error.find("malformed request: not a citygate.v1.ControlRequest") == 0);
 }
 
-TEST_CASE("checkRequest: device retry wants a device id; mqtt reconnect takes nothing") {
+TEST_CASE("checkRequest: device retry wants a device id, mqtt reconnect takes nothing") {
   pb::ControlRequest r;
   r.mutable_device_retry();
   CHECK(checkRequest(r).find("empty") != std::string::npos);

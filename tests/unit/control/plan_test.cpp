@@ -50,7 +50,7 @@ TEST_CASE("the same configuration changes nothing") {
   CHECK(p.refused.empty());
 }
 
-TEST_CASE("a bus with a new device is changed; the other bus and LoRa are untouched") {
+TEST_CASE("a bus with a new device is changed, the other bus and LoRa are untouched") {
   const std::string busA2 =
       "modbus_bus { name: \"a\" tcp { host: \"127.0.0.1\" port: 1502 }\n"
       "  device { id: \"air\" unit_id: 1 profile: \"vaisala-aqt530\" poll_interval_ms: 1000 }\n"
@@ -63,7 +63,7 @@ TEST_CASE("a bus with a new device is changed; the other bus and LoRa are untouc
   CHECK_FALSE(p.touches("b"));
 }
 
-TEST_CASE("buses added and removed by name; a poll interval is a change") {
+TEST_CASE("buses added and removed by name, a poll interval is a change") {
   const std::string slowerB =
       "modbus_bus { name: \"b\" tcp { host: \"127.0.0.1\" port: 1503 }\n"
       "  device { id: \"traffic\" unit_id: 3 profile: \"citygate-traffic-counter-4lane\" poll_interval_ms: 2000 } }\n";
@@ -112,7 +112,7 @@ TEST_CASE("a changed profile in profile_dir changes the buses that use it") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("MQTT, spool, gateway_id and the socket need a restart; log level and health interval do not") {
+TEST_CASE("MQTT, spool, gateway_id and the socket need a restart, log level and health interval do not") {
   const std::string base = cfg(kBusA);
   std::string mqtt = base;
   mqtt.replace(mqtt.find("1883"), 4, "1884");

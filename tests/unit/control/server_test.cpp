@@ -227,7 +227,7 @@ TEST_CASE("the socket goes to the configured group when it exists") {
   CHECK((st.st_mode & 0777) == 0750);
 }
 
-TEST_CASE("requests are answered with their id; several on one connection") {
+TEST_CASE("requests are answered with their id, several on one connection") {
   World w;
   REQUIRE(w.server->start().ok());
   w.run();
@@ -289,7 +289,7 @@ TEST_CASE("an oversize frame is answered, counted, and the connection closed") {
   ::close(again);
 }
 
-TEST_CASE("at the client limit the connection longest without a request makes room; BUSY only when all are busy") {
+TEST_CASE("at the client limit the connection longest without a request makes room, BUSY only when all are busy") {
   ServerOptions o;
   o.maxClients = 3;
   World w(o);
@@ -591,7 +591,7 @@ TEST_CASE("requests beyond the in-flight limit of a connection are BUSY") {
   ::close(fd);
 }
 
-TEST_CASE("a tail client that stops reading is dropped; one that reads keeps its stream") {
+TEST_CASE("a tail client that stops reading is dropped, one that reads keeps its stream") {
   ServerOptions o;
   o.maxStreamQueueBytes = 64 * 1024;
   World w(o);
@@ -663,7 +663,7 @@ TEST_CASE("replies to a closed client go nowhere and do not crash") {
   CHECK_FALSE(w.onLoop([&] { return w.handler->parked[0].send(pb::ControlResponse()); }));
 }
 
-TEST_CASE("a stale socket file is replaced; a live one is not taken over") {
+TEST_CASE("a stale socket file is replaced, a live one is not taken over") {
   World first;
   REQUIRE(first.server->start().ok());
   // A second server on the same path while the first listens: refused.

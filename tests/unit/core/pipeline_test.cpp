@@ -142,20 +142,28 @@ class LateSpool final : public spool::Spool {
 
 }  // namespace
 
-TEST_CASE("a full batch goes at once; a partial one after max_batch_delay") {
+TEST_CASE("a full batch goes at once, a partial one at once on an idle link, else after max_batch_delay or an ack") {
   Fixture f(3, std::chrono::milliseconds(50));
-  f.submit(1);
-  f.submit(2);
-  CHECK(f.sink.batches.empty());
-  f.submit(3);
+  f.submit(1);  // nothing in flight: at once (latency is one round trip)
   REQUIRE(f.sink.batches.size() == 1);
-  CHECK(seqs(f.sink.batches[0]) == std::vector<std::uint64_t>{1, 2, 3});
-  f.submit(4);
-  f.clock.advance(std::chrono::milliseconds(49));
+  CHECK(seqs(f.sink.batches[0]) == std::vector<std::uint64_t>{1});
+  f.submit(2);  // behind the batch in flight: they wait and grow
+  f.submit(3);
   CHECK(f.sink.batches.size() == 1);
-  f.clock.advance(std::chrono::milliseconds(1));
+  f.submit(4);  // full
   REQUIRE(f.sink.batches.size() == 2);
-  CHECK(seqs(f.sink.batches[1]) == std::vector<std::uint64_t>{4});
+  CHECK(seqs(f.sink.batches[1]) == std::vector<std::uint64_t>{2, 3, 4});
+  f.submit(5);
+  f.clock.advance(std::chrono::milliseconds(49));
+  CHECK(f.sink.batches.size() == 2);
+  f.clock.advance(std::chrono::milliseconds(1));  // max_batch_delay since it was numbered
+  REQUIRE(f.sink.batches.size() == 3);
+  CHECK(seqs(f.sink.batches[2]) == std::vector<std::uint64_t>{5});
+  f.submit(6);
+  CHECK(f.sink.batches.size() == 3);
+  f.sink.ackAll();  // the batches in flight acknowledged: the partial one goes
+  REQUIRE(f.sink.batches.size() == 4);
+  CHECK(seqs(f.sink.batches[3]) == std::vector<std::uint64_t>{6});
 }
 
 TEST_CASE("the batch delay counts from numbering: a reading readable late goes as soon as it is readable") {
@@ -459,7 +467,7 @@ TEST_CASE("a batch the sink rejects is counted, set aside, and delivery goes on"
 // ---- issue 13: two sinks on one spool ----------------------------------------------------------
 
 TEST_CASE(
-    "two sinks on one spool: each gets every record once, in order; the spool frees a record only when both have it") {
+    "two sinks on one spool: each gets every record once, in order, the spool frees a record only when both have it") {
   testing::ManualClock clock;
   spool::MemorySpool spool{1 << 20, pb::SpoolConfig::DROP_OLDEST};
   FakeSink a("a");
@@ -490,17 +498,18 @@ TEST_CASE(
     return v;
   };
 
-  submit(4);
+  // Each sink batches on its own (Nagle: a partial batch goes at once only on an idle link).
+  submit(4);  // [1] at once, [2, 3] full, 4 waits behind them
   REQUIRE(a.pending.size() == 2);
   REQUIRE(b.pending.size() == 2);
-  a.ackAll();
+  a.ackAll();                          // 1..3; [4] goes now
   CHECK(spool.stats().readings == 4);  // b has none of them yet
 
   // b fails for a while: its batches come back Retry, twice; a goes on meanwhile.
   b.completeAll(Outcome::Retry);
   CHECK(b.pending.empty());  // paused for retry_delay, not resent at once
   submit(2);
-  REQUIRE(a.pending.size() == 1);
+  REQUIRE(a.pending.size() == 2);  // [4], [5, 6]
   a.ackAll();
   CHECK(a.delivered == upTo(6));
   CHECK(b.pending.empty());
@@ -509,6 +518,7 @@ TEST_CASE(
   REQUIRE(b.pending.size() == 3);  // 1..2, 3..4, 5..6 again
   b.completeAll(Outcome::Retry);
   submit(2);
+  a.ackAll();  // 7; [8] goes now
   a.ackAll();
   CHECK(a.delivered == upTo(8));
   CHECK(spool.stats().readings == 8);
@@ -519,20 +529,25 @@ TEST_CASE(
   CHECK(spool.stats().readings == 0);  // both have every record: the spool freed them
 
   // b rejects a batch: it goes to the dead letters, counted for b; a and b go on.
-  submit(2);
+  submit(2);  // [9] at once to each, 10 waits
   REQUIRE(a.pending.size() == 1);
   REQUIRE(b.pending.size() == 1);
   b.completeAll(Outcome::Rejected);
-  CHECK(spool.stats().readings == 2);  // a does not have 9..10 yet
+  CHECK(spool.stats().readings == 2);  // a has neither 9 nor 10 yet
+  REQUIRE(b.pending.size() == 1);      // [10], once [9] was settled
   a.ackAll();
+  a.ackAll();
+  CHECK(spool.stats().readings == 1);  // 10: b has not acknowledged it
+  b.ackAll();
   CHECK(spool.stats().readings == 0);
   submit(2);
   a.ackAll();
+  a.ackAll();
+  b.ackAll();
   b.ackAll();
   CHECK(a.delivered == upTo(12));
   auto bExpected = upTo(8);
-  bExpected.push_back(11);
-  bExpected.push_back(12);
+  for (std::uint64_t s : {10, 11, 12}) bExpected.push_back(s);
   CHECK(b.delivered == bExpected);
   CHECK(spool.stats().readings == 0);
 
@@ -544,15 +559,19 @@ TEST_CASE(
   CHECK(st.sinks[0].readingsDelivered == 12);
   CHECK(st.sinks[1].name == "b");
   CHECK(st.sinks[1].rejectedBatches == 1);
-  CHECK(st.sinks[1].rejectedReadings == 2);
+  CHECK(st.sinks[1].rejectedReadings == 1);
   CHECK(st.sinks[1].retries == 2);  // one per failure: the rest of its batches in flight went with it
-  CHECK(st.sinks[1].readingsDelivered == 10);
-  CHECK(st.rejectedReadings == 2);
-  // Every record went to each sink once when delivered (b's resends were never delivered).
-  CHECK(a.batches.size() == 6);
+  CHECK(st.sinks[1].readingsDelivered == 11);
+  CHECK(st.rejectedReadings == 1);
+  // Every record went to a once (it never failed): its batches hold 1..12, each once, in order.
+  std::vector<std::uint64_t> sentToA;
+  for (const auto& batch : a.batches) {
+    for (auto seqNo : seqs(batch)) sentToA.push_back(seqNo);
+  }
+  CHECK(sentToA == upTo(12));
 }
 
-TEST_CASE("two sinks: one that is down does not hold the other up; it catches up from its own cursor") {
+TEST_CASE("two sinks: one that is down does not hold the other up, it catches up from its own cursor") {
   Fixture f(2);
   // The fixture's pipeline has one sink; this one has two on a spool of its own.
   spool::MemorySpool spool{1 << 20, pb::SpoolConfig::DROP_OLDEST};
@@ -576,11 +595,12 @@ TEST_CASE("two sinks: one that is down does not hold the other up; it catches up
   CHECK(up.delivered == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6});
   CHECK(down.batches.empty());
   CHECK(spool.stats().readings == 6);
+  const std::size_t sentUp = up.batches.size();
   down.setReady(true);
   REQUIRE(down.batches.size() == 3);
   CHECK(seqs(down.batches[0]) == std::vector<std::uint64_t>{1, 2});
   CHECK(seqs(down.batches[2]) == std::vector<std::uint64_t>{5, 6});
-  CHECK(up.batches.size() == 3);  // nothing resent to the one that had them
+  CHECK(up.batches.size() == sentUp);  // nothing resent to the one that had them
   down.ackAll();
   CHECK(spool.stats().readings == 0);
 }

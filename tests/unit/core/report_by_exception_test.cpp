@@ -113,7 +113,7 @@ TEST_CASE("report by exception: a BAD or non-finite point always goes and does n
   CHECK_FALSE(reportByException(s, d, m));
 }
 
-TEST_CASE("report by exception: only points with a deadband are filtered; the normaliser leaves the others in") {
+TEST_CASE("report by exception: only points with a deadband are filtered, the normaliser leaves the others in") {
   SensorSpec s = sensor(2, 0, 0);
   s.points[1].deadbandAbsolute = 5;
   s.points[1].maxSilentS = 900;

@@ -168,7 +168,7 @@ TEST_CASE("reservations are written on the writer's thread, ahead: the caller ne
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("a reservation that fails stops numbering at the durable block's end; it resumes when the disk takes it") {
+TEST_CASE("a reservation that fails stops numbering at the durable block's end, it resumes when the disk takes it") {
   const std::string dir = tempDir();
   boost::asio::io_context ioc;
   auto disk = std::make_shared<Disk>();

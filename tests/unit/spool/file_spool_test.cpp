@@ -178,7 +178,7 @@ TEST_CASE("file spool: segments rotate, and a segment is deleted only when fully
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("file spool: max_bytes counts headers and the ack file; the disk holds no more") {
+TEST_CASE("file spool: max_bytes counts headers and the ack file, the disk holds no more") {
   for (auto policy : {pb::SpoolConfig::DROP_OLDEST, pb::SpoolConfig::BLOCK_SOURCES}) {
     CAPTURE(policy);
     const std::string dir = tempDir();

@@ -130,7 +130,7 @@ TEST_CASE("RAM copy: round trip, slots written in place, empty slots skipped") {
   CHECK(ram->records[1].lastFcnt == 8);
 }
 
-TEST_CASE("RAM copy: another boot, a damaged header, a wrong size are refused; a damaged slot is skipped") {
+TEST_CASE("RAM copy: another boot, a damaged header, a wrong size are refused, a damaged slot is skipped") {
   const std::string image = encodeFcntRam(kBoot, twoSlots());
   std::string why;
   CHECK_FALSE(decodeFcntRam(image, "0b3e1c2a-0000-4000-8000-000000000000", &why));

@@ -235,7 +235,7 @@ TEST_CASE("a first frame without payload (FPort 0) ends \"no frame received yet\
   CHECK(r.health(0).state() == pb::OK);
 }
 
-TEST_CASE("unknown DevAddrs go to the heard table with their signal; the table stays bounded") {
+TEST_CASE("unknown DevAddrs go to the heard table with their signal, the table stays bounded") {
   Rig r({parkingDevice("bay", kAddr, kNwkHex, kAppHex)});
   for (int i = 0; i < 3; ++i) {
     CHECK(r.rx(r.frame(7 + static_cast<std::uint32_t>(i), "95", 1, kNwkHex, kAppHex, 0x26011FAA), -90 - i, -3.5) ==
@@ -487,7 +487,7 @@ TEST_CASE("restore: no RAM copy of this boot (power cut) -> storage + margin, on
   }
 }
 
-TEST_CASE("restore: a clean storage copy is exact; a stale or re-keyed RAM slot falls back to storage") {
+TEST_CASE("restore: a clean storage copy is exact, a stale or re-keyed RAM slot falls back to storage") {
   const auto kcv = kcvOf(kNwkHex);
   ProcessorOptions o;
   o.resumeMargin = 16;

@@ -58,7 +58,7 @@ class StuckTransport final : public Transport {
 
 }  // namespace
 
-TEST_CASE("stopping a bus returns at once while its worker is stuck in a transaction; it ends later") {
+TEST_CASE("stopping a bus returns at once while its worker is stuck in a transaction, it ends later") {
   boost::asio::io_context ioc;
   auto gate = std::make_shared<Gate>();
   auto sensor = std::make_shared<core::SensorSpec>();

@@ -184,7 +184,7 @@ TEST_CASE("serial timing: t3.5 from the baud rate, fixed above 19200") {
   CHECK(serialRtuTiming(1200, 11).charTime == 9167us);
 }
 
-TEST_CASE("RTU engine: an answer is taken after the gap; the next request waits t3.5 after it") {
+TEST_CASE("RTU engine: an answer is taken after the gap, the next request waits t3.5 after it") {
   Engine e;
   auto dev = std::make_shared<QueueDevice>();
   plug(*e.script, dev);
@@ -271,7 +271,7 @@ TEST_CASE("RTU engine: wrong function, lying byte count and wrong unit alone fai
   }
 }
 
-TEST_CASE("RTU engine: a damaged answer fails at once; the next request waits for a settled line") {
+TEST_CASE("RTU engine: a damaged answer fails at once, the next request waits for a settled line") {
   Engine e;
   int n = 0;
   e.script->device = [&n](LinkScript& s, const std::vector<std::uint8_t>&) {

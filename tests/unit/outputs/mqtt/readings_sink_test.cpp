@@ -87,7 +87,7 @@ TEST_CASE("a batch acknowledged is Delivered and counted") {
   CHECK(f.sink->stats().acked == 3);
 }
 
-TEST_CASE("a batch that fails on the link is Retry; one that can never be sent is Rejected") {
+TEST_CASE("a batch that fails on the link is Retry, one that can never be sent is Rejected") {
   Fixture f;
   f.connect();
   CHECK(f.deliver(Error{"not connected", ErrorCause::NotConnected}) == core::Outcome::Retry);

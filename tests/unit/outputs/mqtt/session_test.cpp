@@ -142,7 +142,7 @@ TEST_CASE("a refused connect is counted with its cause and tried again") {
   CHECK(f.session->stats().reconnects == 0);  // the first link, not a reconnect
 }
 
-TEST_CASE("the reconnect wait is drawn from a growing ceiling; the session waits in Backoff") {
+TEST_CASE("the reconnect wait is drawn from a growing ceiling, the session waits in Backoff") {
   Fixture f(std::chrono::milliseconds(60000));
   f.session->start();
   f.broker->answerConnect(Error{"connection failed", ErrorCause::Unreachable});
@@ -182,7 +182,7 @@ TEST_CASE("the reconnect ceiling grows while links are short and resets once one
   CHECK(loseAfter(30000ms) <= 1000ms);  // a stable link: the ceiling is reconnectMin again
 }
 
-TEST_CASE("a registered handler gets its messages on the executor; subscriptions are made again after a reconnect") {
+TEST_CASE("a registered handler gets its messages on the executor, subscriptions are made again after a reconnect") {
   Fixture f;
   std::vector<InboundMessage> commands;
   std::vector<InboundMessage> ncmd;
@@ -232,7 +232,7 @@ TEST_CASE("a registered handler gets its messages on the executor; subscriptions
   CHECK(ncmd.size() == 1);
 }
 
-TEST_CASE("a refused subscription is counted with its cause; it is tried again on the next connect") {
+TEST_CASE("a refused subscription is counted with its cause, it is tried again on the next connect") {
   Fixture f;
   f.session->subscribe("citygate/v1/gw-1/cmd", 1, [](const InboundMessage&) {});
   f.session->start();
@@ -262,7 +262,7 @@ TEST_CASE("health goes out only while connected") {
   CHECK(f.session->stats().healthPublished == 1);
 }
 
-TEST_CASE("reconnectNow in backoff connects at once; the times say since when and when next") {
+TEST_CASE("reconnectNow in backoff connects at once, the times say since when and when next") {
   Fixture f(std::chrono::milliseconds(60000));
   const WallTime started = f.clock.wallNow();
   f.session->start();
@@ -283,7 +283,7 @@ TEST_CASE("reconnectNow in backoff connects at once; the times say since when an
   CHECK_FALSE(f.session->stats().disconnectedSince.has_value());
 }
 
-TEST_CASE("reconnectNow when connected closes the link cleanly and connects again; listeners hear both") {
+TEST_CASE("reconnectNow when connected closes the link cleanly and connects again, listeners hear both") {
   Fixture f(std::chrono::milliseconds(60000));
   std::vector<bool> heard;
   f.session->addStateListener([&heard](bool up) { heard.push_back(up); });
