@@ -34,21 +34,6 @@ std::string orderName(pb::WordOrder o) {
   return o == pb::WORD_ORDER_UNSPECIFIED ? "ABCD" : pb::WordOrder_Name(o);
 }
 
-std::string shortTable(pb::RegisterTable t) {
-  switch (t) {
-    case pb::COIL:
-      return "coil";
-    case pb::DISCRETE_INPUT:
-      return "discrete";
-    case pb::INPUT_REGISTER:
-      return "input";
-    case pb::HOLDING_REGISTER:
-      return "holding";
-    default:
-      return "-";
-  }
-}
-
 // The library: compiled-in, plus the profile_dir of --config FILE (loaded and checked as at
 // start-up). Prints the diagnostics and sets `rc` when the file does not load.
 bool loadLibrary(const Ctx& ctx, const Args& a, config::LoadedConfig& loaded, int& rc) {
@@ -156,7 +141,7 @@ int cmdProfileShow(const Ctx& ctx, const Args& a) {
     if (pt.offset() != 0) scale += (pt.offset() > 0 ? "+" : "") + number(pt.offset());
     const std::string plausible =
         pt.has_plausible() ? number(pt.plausible().min()) + ".." + number(pt.plausible().max()) : "";
-    t.add({pointName(pt), shortTable(pt.table()), std::to_string(pt.address()), type, scale, pt.unit(), plausible});
+    t.add({pointName(pt), tableName(pt.table()), std::to_string(pt.address()), type, scale, pt.unit(), plausible});
   }
   std::fputs(t.render(ctx.out).c_str(), stdout);
   return 0;
