@@ -527,6 +527,8 @@ class Modbus(CliWorld):
         self.assertEqual(set(buses), modbus)
         self.assertEqual(complete_line(self, "citygatectl -s ${CG_SOCK} device ai", env={"CG_SOCK": self.socket}),
                          ["air", "air-node-01", "air-rtu"])
+        self.assertEqual(complete_line(self, "citygatectl -s ${CG_SOCK} tail ai", env={"CG_SOCK": self.socket}),
+                         ["air", "air-node-01", "air-rtu"])
 
     def test_probe_shows_123456_in_the_cdab_column(self):
         out = self.ctl("modbus", "probe", "b", 1, 20, check=0).stdout
@@ -775,6 +777,8 @@ class Help(unittest.TestCase):
         self.assertEqual(complete("citygatectl log-level d"), ["debug"])
         self.assertIn("--table", complete("citygatectl modbus probe b 1 0 --t"))
         self.assertEqual(complete("citygatectl --j"), ["--json"])
+        self.assertEqual(complete("citygatectl profiles "), ["show"])
+        self.assertEqual(complete("citygatectl profiles show vai"), ["vaisala-aqt530"])
         self.assertEqual(complete("citygatectl mqtt "), ["reconnect"])
         self.assertEqual(complete("citygatectl device air --r"), ["--retry"])
 
