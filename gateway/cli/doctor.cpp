@@ -16,10 +16,6 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-bool isSet(const google::protobuf::Timestamp& t) {
-  return t.seconds() != 0 || t.nanos() != 0;
-}
-
 Clock::time_point toTime(const google::protobuf::Timestamp& t) {
   return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(t.seconds()) +
                                                                        std::chrono::nanoseconds(t.nanos())));

@@ -154,7 +154,7 @@ std::string duration(std::chrono::seconds d) {
 }
 
 std::string relativeTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "never";
+  if (!isSet(t)) return "never";
   const auto at =
       std::chrono::system_clock::time_point(std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos()));
   const auto diff = std::chrono::duration_cast<std::chrono::seconds>(now - at);
@@ -203,14 +203,14 @@ std::string localClock(const google::protobuf::Timestamp& t, std::chrono::system
 }
 
 std::string stateSince(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "never";
+  if (!isSet(t)) return "never";
   const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t.seconds()));
   const auto diff = std::chrono::duration_cast<std::chrono::seconds>(now - at);
   return localClock(t, now) + ", " + duration(diff.count() < 0 ? std::chrono::seconds(0) : diff);
 }
 
 std::string pointInTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "never";
+  if (!isSet(t)) return "never";
   const auto at =
       std::chrono::system_clock::time_point(std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos()));
   // Less than a second ahead: "now" (relativeTime would call it "0 s ago").
@@ -219,7 +219,7 @@ std::string pointInTime(const google::protobuf::Timestamp& t, std::chrono::syste
 }
 
 std::string timeAgo(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "never";
+  if (!isSet(t)) return "never";
   return localClock(t, now) + ", " + relativeTime(t, now);
 }
 

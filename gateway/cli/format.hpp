@@ -64,6 +64,11 @@ std::size_t displayWidth(std::string_view s);
 // `s` cut to `width` display columns, the last one "…", when it is wider (whole UTF-8 sequences).
 std::string truncate(std::string_view s, std::size_t width);
 
+// A timestamp that was set (protobuf's zero means "never").
+inline bool isSet(const google::protobuf::Timestamp& t) {
+  return t.seconds() != 0 || t.nanos() != 0;
+}
+
 // "12 s ago", "3 min ago", "2 h ago", "4 d ago", "in 20 s"; "never" for an unset time.
 std::string relativeTime(const google::protobuf::Timestamp& t, std::chrono::system_clock::time_point now);
 // "45 s", "12 min", "2 h 14 min", "3 d 4 h".

@@ -22,10 +22,6 @@ constexpr std::chrono::seconds kReconnectWatch{12};
 constexpr std::chrono::milliseconds kWatchStep{100};
 constexpr std::size_t kPartWidth = 76;  // a part's line after its 4-space indent
 
-bool isSet(const google::protobuf::Timestamp& t) {
-  return t.seconds() != 0 || t.nanos() != 0;
-}
-
 // One device by id, or an exit code.
 int fetchDevice(const Ctx& ctx, const std::string& id, pb::DeviceInfo& out) {
   pb::ControlRequest req;
@@ -59,10 +55,7 @@ std::string stateLine(const Style& o, const pb::DeviceHealth& h, Clock::time_poi
 std::string stateCell(const Style& o, const pb::DeviceHealth& h) {
   std::string s = o.paint(stateName(h.state()), stateColour(h.state()));
   // The time of a state that needs attention, as the platform's alarm shows it.
-  if (h.state() != pb::OK && isSet(h.state_since())) {
-    const std::string since = stateSince(h.state_since(), Clock::now());
-    s += " " + since.substr(0, since.find(','));
-  }
+  if (h.state() != pb::OK && isSet(h.state_since())) s += " " + localClock(h.state_since(), Clock::now());
   return s;
 }
 

@@ -282,7 +282,7 @@ void Handlers::deviceRetry(const std::string& id, Reply reply) {
                                                    "nothing to retry");
     return;
   }
-  reply.error(pb::ControlError::NOT_FOUND, "no device '" + id + "' in the running configuration");
+  reply.error(pb::ControlError::NOT_FOUND, unknownDevice(id));
 }
 
 void Handlers::scanStep(const std::shared_ptr<Scan>& scan, bool answered, std::string detail, std::uint32_t rttUs) {
