@@ -451,7 +451,10 @@ void Handlers::onConfigChecked(const ConfigRequest& req, const std::string& runn
   } else if (!dryRun && o.kind == Kind::Refused) {
     for (const auto& s : o.plan.refused) r.mutable_error()->add_diagnostics(s);
   }
-  if (!dryRun && o.kind != Kind::Applied) log_->warn("config apply of {}: {}", label, o.message);
+  // Logged for an apply asked for (a refused choice of --save / --runtime-only changed nothing).
+  if ((req.mode == Mode::Apply || req.mode == Mode::Save) && o.kind != Kind::Applied) {
+    log_->warn("config apply of {}: {}", label, o.message);
+  }
   reply.send(std::move(r));
 }
 
