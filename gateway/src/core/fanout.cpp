@@ -22,7 +22,7 @@ class Framer final : public RecordVisitor {
 
 SinkFanout::SinkFanout(Clock& clock, FanoutOptions options, Spool& spool, std::vector<Sink*> sinks,
                        std::shared_ptr<spdlog::logger> log)
-    : clock_(clock), options_(options), spool_(spool), log_(std::move(log)) {
+    : clock_(clock), options_(options), spool_(spool), log_(std::move(log)), spoolGeneration_(spool.generation()) {
   for (std::size_t i = 0; i < sinks.size(); ++i) {
     auto c = std::make_unique<Cursor>();
     c->sink = sinks[i];
@@ -60,6 +60,7 @@ void SinkFanout::pump() {
 }
 
 void SinkFanout::pump(Cursor& c) {
+  if (spool_.generation() != spoolGeneration_) restartCursors();
   while (c.sink->ready() && c.inflight.size() < options_.maxInflightBatches) {
     if (c.pausedUntil) {  // after a failed delivery
       const SteadyTime now = clock_.steadyNow();
@@ -146,6 +147,24 @@ void SinkFanout::acknowledgeSpool() {
   if (cursors_.empty() || all <= spoolAcked_) return;
   spoolAcked_ = all;
   spool_.acknowledge(all);
+}
+
+void SinkFanout::restartCursors() {
+  spoolGeneration_ = spool_.generation();
+  const std::uint64_t oldest = spool_.stats().oldestSeq;
+  if (oldest == 0) return;  // nothing older than what was delivered waits
+  const std::uint64_t before = oldest - 1;
+  for (auto& c : cursors_) {
+    if (c->stats.deliveredSeq <= before) continue;
+    log_->info("{}: the spool holds readings from seq {} again (an earlier run's backlog); sending them", c->stats.name,
+               oldest);
+    ++c->epoch;  // an outcome still due from the old store counts for nothing
+    c->inflight.clear();
+    c->stats.deliveredSeq = before;
+    spool_.rewindReader(c->reader, before);
+    c->nextUnread = oldest;
+  }
+  spoolAcked_ = std::min(spoolAcked_, before);
 }
 
 void SinkFanout::setAside(Cursor& c, InFlight& f) {

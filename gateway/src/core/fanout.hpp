@@ -15,6 +15,11 @@
 // the first record it has not delivered, so that they are sent again (at least once): after
 // retry_delay on Retry, at once when the sink reports ready again.
 //
+// A spool whose store was replaced (Spool::generation: the spool directory took over with an
+// earlier run's backlog, older than what was delivered from memory meanwhile): every cursor that
+// had delivered past the spool's oldest record starts again there, so the backlog is sent and then
+// acknowledged (a cursor's delivered seq only counts what it has in seq order).
+//
 // Dead letters: a batch a sink rejects (Outcome::Rejected: it can never be delivered as it is) is
 // set aside in the spool (Spool::setAside: rejected.cgs, FORMAT.md), counted for that sink
 // (SinkStats::rejectedBatches/rejectedReadings; the health report: spool.rejected, spool.sinks), and that
@@ -125,6 +130,7 @@ class SinkFanout {
   void linkLost(Cursor& c);
   void arm(Cursor& c, SteadyClock::duration wait);
   void acknowledgeSpool();
+  void restartCursors();
   // When reading `seq` was numbered; none when it is no longer in the ring (due at once).
   std::optional<SteadyTime> numberedAt(std::uint64_t seq) const;
 
@@ -135,6 +141,7 @@ class SinkFanout {
   std::vector<std::unique_ptr<Cursor>> cursors_;
   std::function<void()> wake_;
   std::uint64_t spoolAcked_ = 0;
+  std::uint64_t spoolGeneration_ = 0;
   bool stopped_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions check it
   // The numbering times of the last 1024 seqs; an older reading is due at once.

@@ -134,6 +134,12 @@ class Spool {
   // 0 when unknown).
   virtual std::uint64_t recoveredNextSeq() const = 0;
 
+  // Changes when the store behind the spool was replaced by one that holds records older than some
+  // already handed out and acknowledged (spool/fallback_spool.hpp: the spool directory took over
+  // with an earlier run's backlog). "Delivered up to seq N" does not cover those older records any
+  // more: the fan-out starts its cursors again at the oldest record (core/fanout.hpp).
+  virtual std::uint64_t generation() const { return 0; }
+
   // Called (on the executor) whenever records become readable, e.g. after a group commit.
   virtual void setReadableCallback(std::function<void()> cb) = 0;
 

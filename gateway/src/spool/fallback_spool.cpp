@@ -152,6 +152,7 @@ bool FallbackSpool::moveHeld() {
   }
   log_->info("spool {}: {} reading(s) moved from memory into the file spool", options_.file.dir, moved);
   phase_ = Phase::File;
+  ++generation_;
   file_->syncNow();
   return true;
 }

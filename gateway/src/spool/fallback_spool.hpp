@@ -69,6 +69,9 @@ class FallbackSpool final : public Spool {
   // Called on the executor when the file spool has taken over, with its recovered next seq.
   void setOpenedCallback(std::function<void(std::uint64_t nextSeq)> cb) { opened_ = std::move(cb); }
   Phase phase() const { return phase_; }
+  // Changes when the file spool becomes the spool: its backlog from an earlier run sorts below
+  // the readings delivered from memory meanwhile.
+  std::uint64_t generation() const override { return generation_; }
 
   AppendResult append(std::uint64_t seq, std::string_view record) override;
   ReaderId addReader() override;
@@ -111,7 +114,8 @@ class FallbackSpool final : public Spool {
   bool attempting_ = false;
   bool closed_ = false;
   std::uint64_t attempts_ = 0;
-  std::uint64_t lost_ = 0;  // held readings that could not move into the directory
+  std::uint64_t lost_ = 0;        // held readings that could not move into the directory
+  std::uint64_t generation_ = 0;  // 1 once the file spool is the spool (Spool::generation)
   std::thread helper_;
   std::shared_ptr<Attempt> pending_;  // the attempt under way
   std::shared_ptr<int> alive_;

@@ -3,6 +3,8 @@
 // replaced by a directory to make it usable again.
 #include "spool/fallback_spool.hpp"
 
+#include "core/fanout.hpp"
+
 #include <doctest/doctest.h>
 #include <spdlog/sinks/ostream_sink.h>
 
@@ -48,6 +50,36 @@ struct Blocked {
     REQUIRE_FALSE(r.ok());
     return r.error();
   }
+};
+
+// A sink that keeps its batches in flight until ackAll(), and the seqs it was given.
+class HoldingSink final : public citygate::core::Sink {
+ public:
+  std::string_view name() const override { return "holding"; }
+  bool ready() const override { return true; }
+  void beginBatch(std::string& /*payload*/) override {}
+  void addRecord(std::string& /*payload*/, std::uint64_t seq, std::string_view /*record*/) override {
+    batch_.push_back(seq);
+  }
+  void asyncDeliver(std::string /*payload*/, std::uint32_t /*count*/,
+                    std::function<void(citygate::core::Outcome)> done) override {
+    pending_.push_back(std::move(done));
+  }
+  void setReadyCallback(std::function<void(bool)> /*cb*/) override {}
+  void ackAll() {
+    while (!pending_.empty()) {
+      auto done = std::move(pending_.front());
+      pending_.erase(pending_.begin());
+      done(citygate::core::Outcome::Delivered);
+    }
+    delivered.insert(delivered.end(), batch_.begin(), batch_.end());
+    batch_.clear();
+  }
+  std::vector<std::uint64_t> delivered;
+
+ private:
+  std::vector<std::uint64_t> batch_;
+  std::vector<std::function<void(citygate::core::Outcome)>> pending_;
 };
 
 }  // namespace
@@ -138,6 +170,56 @@ TEST_CASE(
   REQUIRE(s.append(51, record(51)) == AppendResult::Ok);
   runUntil([&] { return s.unread() == 51; });
   CHECK(drain(s) == range(1, 51));
+  s.close();
+}
+
+// The numbering recovers before the directory opens (the seq store is elsewhere): readings above
+// the directory's backlog are delivered from memory first. When the file spool takes over, its
+// backlog sorts below what was delivered; it must still be sent and freed (it once stayed in the
+// spool for good: the fan-out's "delivered up to" was past it).
+TEST_CASE("fallback spool: a backlog found when the directory opens is sent and freed after what memory delivered") {
+  Blocked b;
+  b.unblock();
+  {
+    auto f = openOk(b.options().file);  // an earlier run left readings 1..50
+    for (std::uint64_t i = 1; i <= 50; ++i) REQUIRE(f->append(i, record(i)) == AppendResult::Ok);
+    f->close();
+  }
+  FallbackSpool s(ioc().get_executor(), b.clock, b.options(), "Read-only file system", std::uint64_t{51}, b.log);
+  HoldingSink sink;
+  citygate::core::FanoutOptions fo;
+  fo.maxBatchReadings = 20;
+  citygate::core::SinkFanout fanout(b.clock, fo, s, {&sink}, b.log);
+  s.setReadableCallback([&] { fanout.pump(); });
+  fanout.start(nullptr);
+  for (std::uint64_t i = 51; i <= 60; ++i) {
+    REQUIRE(s.append(i, record(i)) == AppendResult::Ok);
+    fanout.numbered(i, b.clock.steadyNow());
+  }
+  fanout.pump();
+  sink.ackAll();
+  CHECK(sink.delivered == range(51, 60));
+  CHECK(s.stats().readings == 0);
+  s.retryNow();
+  runUntil([&] { return s.phase() == FallbackSpool::Phase::File; });
+  for (int i = 0; i < 5; ++i) {
+    fanout.pump();
+    sink.ackAll();
+  }
+  auto expected = range(51, 60);
+  for (auto seq : range(1, 50)) expected.push_back(seq);
+  CHECK(sink.delivered == expected);
+  CHECK(fanout.stats().front().deliveredSeq == 50);
+  CHECK(s.stats().readings == 0);  // freed once delivered, not only when a newer reading is
+  REQUIRE(s.append(61, record(61)) == AppendResult::Ok);
+  fanout.numbered(61, b.clock.steadyNow());
+  runUntil([&] {  // the group commit makes it readable (and calls the fan-out)
+    fanout.pump();
+    sink.ackAll();
+    return sink.delivered.back() == 61;
+  });
+  CHECK(s.stats().readings == 0);
+  CHECK(fanout.acknowledged() == 61);
   s.close();
 }
 
