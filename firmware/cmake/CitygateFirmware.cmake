@@ -22,7 +22,8 @@ set(CITYGATE_FW_QEMU_TIMEOUT 60)
 function(citygate_cortexm_executable name)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "SOURCES;LIBS")
   add_executable(${name} ${arg_SOURCES})
-  set_target_properties(${name} PROPERTIES SUFFIX .elf)
+  # The C driver: g++ would add -lstdc++ (toolchains/arm-none-eabi.cmake).
+  set_target_properties(${name} PROPERTIES SUFFIX .elf LINKER_LANGUAGE C)
   target_link_libraries(${name} PRIVATE citygate_fw_cortexm_startup citygate_fw_cortexm ${arg_LIBS}
                                         citygate_fw_options citygate_warnings)
   set(script ${CITYGATE_FW_DIR}/ports/cortexm/mps2-an385.ld)
