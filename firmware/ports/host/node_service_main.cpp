@@ -7,9 +7,9 @@
 //   citygate-node-service --kind traffic|air --port LINK --flash FILE
 //
 // On every start it prints one line, "ready: KIND on LINK (PTY), NOT PROVISIONED" or
-// "... record N (NODE_ID)", and flushes it. A PROVISION (or a RESET request) resets the node
-// as the real ones do: the process executes itself again (same pid), reads the record anew and
-// prints its ready line again. SIGINT/SIGTERM end it.
+// "... record N (NODE_ID)", and flushes it. A PROVISION (or a RESET request) resets the node:
+// it starts again from its flash, reads the record anew and prints its ready line again, on the
+// same pty. SIGINT/SIGTERM end it.
 #include <stdio.h>
 #include <string.h>
 
@@ -65,27 +65,29 @@ int main(int argc, char** argv) {
   }
   gBoard.watch(gUart);
   gBoard.handleStopSignals();
-  gBoard.enableReexec(argv);
 
-  static RecordStore store(gFlash);
-  static NodeProvisioning record;
-  const bool provisioned = loadProvisioning(store, kind, record);
-  if (provisioned) {
-    printf("ready: %s on %s (%s), record %u (%s)\n", kindName(kind), port, gUart.slavePath(),
-           static_cast<unsigned>(store.generation()), record.node_id);
-  } else {
-    printf("ready: %s on %s (%s), NOT PROVISIONED\n", kindName(kind), port, gUart.slavePath());
-  }
-  fflush(stdout);
-
-  static ServicePort service(gUart, store, kind);
+  // Each pass is one start of the node: the record as flash has it, the service port's counters
+  // from zero. A reset starts the next pass in the same process with the same pty (not
+  // PosixBoard::reset(), which makes a new pty: what the peer had not read yet of the reply
+  // before the reset would go with the old one).
   while (!gBoard.stopRequested()) {
-    if (service.poll() == ServicePort::Action::Reset) {
-      printf("reset\n");
-      fflush(stdout);
-      gBoard.reset();
+    RecordStore store(gFlash);
+    NodeProvisioning record;
+    if (loadProvisioning(store, kind, record)) {
+      printf("ready: %s on %s (%s), record %u (%s)\n", kindName(kind), port, gUart.slavePath(),
+             static_cast<unsigned>(store.generation()), record.node_id);
+    } else {
+      printf("ready: %s on %s (%s), NOT PROVISIONED\n", kindName(kind), port, gUart.slavePath());
     }
-    gBoard.idle(1000);
+    fflush(stdout);
+    ServicePort service(gUart, store, kind);
+    while (!gBoard.stopRequested()) {
+      if (service.poll() == ServicePort::Action::Reset) {
+        printf("reset\n");
+        break;
+      }
+      gBoard.idle(1000);
+    }
   }
   gUart.close();
   return 0;
