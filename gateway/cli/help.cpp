@@ -210,11 +210,12 @@ const std::vector<CommandInfo>& commands() {
        1},
       {"node show",
        "--port TTY [--baud N] [--timeout MS]",
-       "a sensor node's provisioning record, over its service UART",
-       "Asks the node on TTY (its service port: USB serial adapter, 115200 baud 8N1) for the\n"
-       "provisioning record in its flash and prints it: node id, kind, and the Modbus unit, baud\n"
-       "and lanes of a traffic counter, or the DevEUI, DevAddr and interval of an air-quality\n"
-       "node. Keys are never shown, only whether they are set. No daemon involved.\n"
+       "read a sensor node's provisioning record (service UART)",
+       "Asks the node on TTY (its service port: a USB serial adapter, 115200\n"
+       "baud 8N1) for the provisioning record in its flash and prints it: node\n"
+       "id, kind, and the Modbus unit, baud and lanes of a traffic counter, or\n"
+       "the DevEUI, DevAddr and interval of an air-quality node. Keys are never\n"
+       "shown, only whether they are set. No daemon involved.\n"
        "  --port TTY     the node's service port (e.g. /dev/ttyUSB0)\n"
        "  --baud N       the service port's baud rate (default 115200)\n"
        "  --timeout MS   how long to wait for the reply (default 2000)\n",
@@ -224,14 +225,16 @@ const std::vector<CommandInfo>& commands() {
        0},
       {"node provision",
        "FILE --port TTY [--baud N] [--timeout MS]",
-       "write a sensor node's provisioning record (keys included)",
-       "Sends FILE, a citygate.v1.NodeProvisioning in protobuf text format (node_id, kind, and\n"
-       "`traffic { ... }` or `air { ... }` with the keys), to the node on TTY. The node checks it\n"
-       "(its kind, unit id 1..247, lanes 1..4, key lengths, intervals), writes it to flash\n"
-       "beside the previous one (a power cut keeps one of the two) and resets to apply it; a\n"
-       "record it refuses changes nothing and the reason is printed. FILE holds keys: it must\n"
-       "be mode 0600 or stricter (refused otherwise, as citygated refuses its key files).\n"
-       "Bytes are text-format strings: dev_eui: \"\\x70\\xb3\\xd5...\".\n"
+       "write a sensor node's provisioning record (service UART)",
+       "Sends FILE, a citygate.v1.NodeProvisioning in protobuf text format\n"
+       "(node_id, kind, and `traffic { ... }` or `air { ... }` with the keys),\n"
+       "to the node on TTY. The node checks it (its kind, unit id 1..247, lanes\n"
+       "1..4, key lengths, intervals), writes it to flash beside the previous\n"
+       "one (a power cut keeps one of the two) and resets to apply it. A record\n"
+       "it refuses changes nothing, and the reason is printed. FILE holds keys:\n"
+       "it must be mode 0600 or stricter (refused otherwise, as citygated\n"
+       "refuses its key files). Bytes are text-format strings:\n"
+       "  dev_eui: \"\\x70\\xb3\\xd5\\x7e\\xd0\\x00\\x00\\x01\"\n"
        "  --port TTY     the node's service port (e.g. /dev/ttyUSB0)\n"
        "  --baud N       the service port's baud rate (default 115200)\n"
        "  --timeout MS   how long to wait for the reply (default 2000)\n",

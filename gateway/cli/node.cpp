@@ -88,6 +88,11 @@ int ask(const Ctx& ctx, const PortOptions& o, node::Type type, std::string_view 
   if (!port.open(o.port, o.baud, error, code)) return fail(ctx, code, error);
   const auto x = port.exchange(type, payload, o.timeout);
   const std::string where = o.port + " at " + std::to_string(o.baud) + " baud";
+  // A record may have been written by a node whose reply was lost (it resets right after).
+  const std::string unconfirmed =
+      type == node::Type::Provision
+          ? "; if the node took the record, `citygatectl node show --port " + o.port + "` shows it"
+          : "";
   using Outcome = node::Exchange::Outcome;
   switch (x.outcome) {
     case Outcome::Reply:
@@ -96,7 +101,7 @@ int ask(const Ctx& ctx, const PortOptions& o, node::Type type, std::string_view 
       return fail(ctx, kExitFailed,
                   "no reply from a node on " + where + " within " + std::to_string(o.timeout.count()) +
                       " ms (is the node powered, the cable on its service port, the baud rate " +
-                      std::to_string(node::kServiceBaud) + "?)");
+                      std::to_string(node::kServiceBaud) + "?)" + unconfirmed);
     case Outcome::FrameRefused: {
       const auto e = node::parseError(x.reply.payload);
       return fail(ctx, kExitFailed,
@@ -110,7 +115,7 @@ int ask(const Ctx& ctx, const PortOptions& o, node::Type type, std::string_view 
     case Outcome::Interrupted:
       return fail(ctx, kExitInterrupted, "interrupted");
     case Outcome::IoError:
-      return fail(ctx, kExitFailed, o.port + ": " + x.detail);
+      return fail(ctx, kExitFailed, o.port + ": " + x.detail + unconfirmed);
   }
   if (x.reply.type == static_cast<std::uint8_t>(node::Type::Error)) {
     const auto e = node::parseError(x.reply.payload);
@@ -286,8 +291,8 @@ int cmdNodeProvision(const Ctx& ctx, const Args& a) {
                 jsonString(record.node_id()).c_str(), generation);
     return 0;
   }
-  std::printf("%s provisioned on %s: record generation %u written; the node resets to apply it\n",
-              record.node_id().c_str(), o.port.c_str(), generation);
+  std::printf("%s provisioned (record generation %u); the node resets to apply it\n", record.node_id().c_str(),
+              generation);
   return 0;
 }
 

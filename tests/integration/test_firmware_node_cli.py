@@ -144,7 +144,7 @@ class FirmwareNodeCliTest(IntegrationTest):
         self.assertEqual(self.show_json()["state"], "not_provisioned")
 
         out = self.ctl("node", "provision", "--port", self.link, self.record_file("traffic.textproto", TRAFFIC))
-        self.assertIn("traffic-kreuzplatz-1 provisioned", out.stdout)
+        self.assertIn("traffic-kreuzplatz-1 provisioned (record generation 1)", out.stdout)
         self.assertIn("generation 1", out.stdout)
         # The node resets to apply it, and starts with the record.
         self.assertIn("record 1 (traffic-kreuzplatz-1)", self.wait_ready(2))
