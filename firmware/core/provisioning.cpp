@@ -38,6 +38,36 @@ const char* kindName(NodeKind kind) {
 
 namespace {
 
+// A decoded record's kind as a number: proto3 enums are open, so the field may hold a value
+// NodeKind does not name, which C++ must not load as the enum (and its size is the target's:
+// arm-none-eabi has short enums).
+int32_t kindValue(const NodeProvisioning& record) {
+  if (sizeof record.kind == 1) {
+    int8_t v = 0;
+    memcpy(&v, &record.kind, 1);
+    return v;
+  }
+  if (sizeof record.kind == 2) {
+    int16_t v = 0;
+    memcpy(&v, &record.kind, 2);
+    return v;
+  }
+  int32_t v = 0;
+  memcpy(&v, &record.kind, sizeof v < sizeof record.kind ? sizeof v : sizeof record.kind);
+  return v;
+}
+
+const char* kindText(int32_t kind) {
+  switch (kind) {
+    case citygate_v1_NodeKind_NODE_TRAFFIC_COUNTER:
+      return "a traffic counter";
+    case citygate_v1_NodeKind_NODE_AIR_QUALITY:
+      return "an air-quality node";
+    default:
+      return "an unknown kind of node";
+  }
+}
+
 bool inRangeOrZero(uint32_t v, uint32_t min, uint32_t max) {
   return v == 0 || (v >= min && v <= max);
 }
@@ -104,14 +134,14 @@ Verdict checkAir(const citygate_v1_AirNodeSettings& a, Text& why) {
 
 Verdict validate(const NodeProvisioning& record, NodeKind kind, Text& why) {
   why.clear();
-  if (record.kind != kind) {
-    auto article = [](NodeKind k) { return k == citygate_v1_NodeKind_NODE_AIR_QUALITY ? "an " : "a "; };
-    if (record.kind == citygate_v1_NodeKind_NODE_KIND_UNSPECIFIED) {
+  const int32_t recordKind = kindValue(record);
+  if (recordKind != static_cast<int32_t>(kind)) {
+    if (recordKind == citygate_v1_NodeKind_NODE_KIND_UNSPECIFIED) {
       why.add("the record's kind is not set");
     } else {
-      why.add("the record is for ").add(article(record.kind)).add(kindName(record.kind));
+      why.add("the record is for ").add(kindText(recordKind));
     }
-    why.add("; this node is ").add(article(kind)).add(kindName(kind));
+    why.add("; this node is ").add(kindText(kind));
     return Verdict::WrongKind;
   }
   const void* end = memchr(record.node_id, '\0', sizeof record.node_id);

@@ -298,6 +298,16 @@ FW_TEST("service port: refused frames and records change nothing and are counted
     FW_CHECK(strstr(reinterpret_cast<const char*>(r.payload + 1), c.mention) != nullptr);
     ++seq;
   }
+  // A kind NodeKind does not name (proto3 enums are open): refused, never loaded as the enum.
+  const uint8_t unknownKind[] = {0x0A, 0x01, 'x', 0x10, 0x10};
+  request(b.uart, Type::Provision, 39, unknownKind, sizeof unknownKind);
+  b.pollAll();
+  {
+    Reply r = b.reply();
+    FW_CHECK(isError(r, 39, Reason::WrongKind));
+    r.payload[r.size < sizeof r.payload ? r.size : sizeof r.payload - 1] = 0;
+    FW_CHECK(strstr(reinterpret_cast<const char*>(r.payload + 1), "unknown kind") != nullptr);
+  }
   // Not a NodeProvisioning, and an unknown type.
   const uint8_t garbage[] = {0x0A, 0x50, 0x41};  // node_id of 80 bytes announced, 1 given
   request(b.uart, Type::Provision, 40, garbage, sizeof garbage);
@@ -311,7 +321,7 @@ FW_TEST("service port: refused frames and records change nothing and are counted
   FW_CHECK_EQ(b.flash.erases, erases);
   FW_CHECK_EQ(b.port.refused(Reason::BadCrc), 1u);
   FW_CHECK_EQ(b.port.refused(Reason::Invalid), 10u);
-  FW_CHECK_EQ(b.port.refused(Reason::WrongKind), 1u);
+  FW_CHECK_EQ(b.port.refused(Reason::WrongKind), 2u);
   FW_CHECK_EQ(b.port.refused(Reason::BadRecord), 1u);
   FW_CHECK_EQ(b.port.refused(Reason::UnknownType), 1u);
 
