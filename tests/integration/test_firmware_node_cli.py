@@ -15,7 +15,7 @@ import termios
 import tty
 import zlib
 
-from harness import BIN, IntegrationTest, Process, wait_for
+from harness import BIN, REPO, IntegrationTest, Process, wait_for
 
 CTL = BIN / "citygatectl"
 NODE = BIN / "citygate-node-service"
@@ -268,3 +268,26 @@ class FirmwareNodeCliTest(IntegrationTest):
         silent, _ = self.env.pty_pair("silent")
         out = self.ctl("node", "show", "--port", silent, "--timeout", "300", expect=1)
         self.assertIn(f"no reply from a node on {silent} at 115200 baud within 300 ms", out.stderr)
+
+    def test_help_and_completion(self):
+        a = self.ctl("help", "node", "provision").stdout
+        self.assertEqual(a, self.ctl("node", "provision", "--help").stdout)
+        self.assertIn("mode 0600 or stricter", a)
+        self.assertRegex(self.ctl("--help").stdout, r"(?m)^  node show --port TTY +read a sensor node's")
+        out = self.ctl("node", expect=2)
+        self.assertIn("node wants a subcommand: node show, node provision", out.stderr)
+
+        def complete(line):
+            script = REPO / "gateway" / "cli" / "citygatectl.bash-completion"
+            words = line.split(" ")
+            quoted = " ".join("'" + w + "'" for w in words)
+            prog = (f"source {script}\nCOMP_WORDS=({quoted})\nCOMP_CWORD={len(words) - 1}\n_citygatectl\n"
+                    'printf "%s\\n" "${COMPREPLY[@]}"\n')
+            out = subprocess.run(["bash", "--norc", "-c", prog], capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            return sorted(l for l in out.stdout.splitlines() if l)
+
+        self.assertEqual(complete("citygatectl no"), ["node"])
+        self.assertEqual(complete("citygatectl node "), ["provision", "show"])
+        self.assertIn("--port", complete("citygatectl node show --p"))
+        self.assertEqual(complete("citygatectl node show --port /dev/nu"), ["/dev/null"])
