@@ -4,6 +4,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -179,8 +180,8 @@ class FileErrors final : public google::protobuf::io::ErrorCollector {
   std::string file_;
 };
 
-// The file holds keys: refused unless it is a regular file of 0600 or stricter, as citygated
-// refuses its key files (config/loader.cpp, secretProblems).
+// The file holds keys: refused unless it is a regular file of 0600 or stricter that belongs to
+// the user or root, as citygated refuses its key files (config/loader.cpp, secretProblems).
 std::string keyFileProblem(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return path + ": " + std::strerror(errno);
@@ -190,6 +191,10 @@ std::string keyFileProblem(const std::string& path) {
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return path + " has mode " + mode + ": a file holding a node's keys must be 0600 or stricter (chmod 600 '" + path +
            "')";
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    return path + " belongs to uid " + std::to_string(st.st_uid) +
+           ": a file holding a node's keys must belong to you (uid " + std::to_string(::geteuid()) + ") or root";
   }
   return {};
 }

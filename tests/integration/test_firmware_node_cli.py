@@ -208,6 +208,11 @@ class FirmwareNodeCliTest(IntegrationTest):
         out = self.ctl("node", "provision", "--port", self.link,
                        self.record_file("open.textproto", TRAFFIC, mode=0o644), expect=78)
         self.assertIn("has mode 0644: a file holding a node's keys must be 0600 or stricter", out.stderr)
+        if os.geteuid() == 0:  # another user's file (root may hand it to one)
+            theirs = self.record_file("theirs.textproto", TRAFFIC)
+            os.chown(theirs, 65534, -1)
+            out = self.ctl("node", "provision", "--port", self.link, theirs, expect=78)
+            self.assertIn("belongs to uid 65534: a file holding a node's keys must belong to you", out.stderr)
         out = self.ctl("node", "provision", "--port", self.link,
                        self.record_file("typo.textproto", TRAFFIC.replace("unit_id", "unit")), expect=78)
         self.assertIn("typo.textproto:5:", out.stderr)
