@@ -208,6 +208,41 @@ const std::vector<CommandInfo>& commands() {
        cmdProfileShow,
        1,
        1},
+      {"node show",
+       "--port TTY [--baud N] [--timeout MS]",
+       "read a sensor node's provisioning record (service UART)",
+       "Asks the node on TTY (its service port: a USB serial adapter, 115200\n"
+       "baud 8N1) for the provisioning record in its flash and prints it: node\n"
+       "id, kind, and the Modbus unit, baud and lanes of a traffic counter, or\n"
+       "the DevEUI, DevAddr and interval of an air-quality node. Keys are never\n"
+       "shown, only whether they are set. No daemon involved.\n"
+       "  --port TTY     the node's service port (e.g. /dev/ttyUSB0)\n"
+       "  --baud N       the service port's baud rate (default 115200)\n"
+       "  --timeout MS   how long to wait for the reply (default 2000)\n",
+       {"port", "baud", "timeout"},
+       cmdNodeShow,
+       0,
+       0},
+      {"node provision",
+       "FILE --port TTY [--baud N] [--timeout MS]",
+       "write a sensor node's provisioning record (service UART)",
+       "Sends FILE, a citygate.v1.NodeProvisioning in protobuf text format\n"
+       "(node_id, kind, and `traffic { ... }` or `air { ... }` with the keys),\n"
+       "to the node on TTY. The node checks it (its kind, unit id 1..247, lanes\n"
+       "1..4, key lengths, intervals), writes it to flash beside the previous\n"
+       "one (a power cut keeps one of the two) and resets to apply it. A record\n"
+       "it refuses changes nothing, and the reason is printed. FILE holds keys:\n"
+       "it must be mode 0600 or stricter and yours or root's (refused\n"
+       "otherwise, as citygated refuses its key files). Bytes are text-format\n"
+       "strings:\n"
+       "  dev_eui: \"\\x70\\xb3\\xd5\\x7e\\xd0\\x00\\x00\\x01\"\n"
+       "  --port TTY     the node's service port (e.g. /dev/ttyUSB0)\n"
+       "  --baud N       the service port's baud rate (default 115200)\n"
+       "  --timeout MS   how long to wait for the reply (default 2000)\n",
+       {"port", "baud", "timeout"},
+       cmdNodeProvision,
+       1,
+       1},
       {"mqtt reconnect",
        "",
        "reconnect to the broker now",
@@ -294,7 +329,8 @@ std::string generalHelp() {
       "\n"
       "Without a daemon: `config validate` always works offline; `modbus read`,\n"
       "`probe` and `scan` open the port themselves with --config FILE, or with\n"
-      "--tcp HOST:PORT / --rtu DEVICE.\n"
+      "--tcp HOST:PORT / --rtu DEVICE. `node show` and `node provision`\n"
+      "talk to a sensor node on its service port, never to the daemon.\n"
       "\n"
       "Exit codes:\n"
       "  0   ok\n"
@@ -313,7 +349,8 @@ std::string generalHelp() {
       "  citygatectl modbus probe cabinet-rs485 1 10\n"
       "  citygatectl modbus scan cabinet-rs485 1 20 --config /etc/citygate/gw.textproto\n"
       "  citygatectl config diff new.textproto\n"
-      "  citygatectl config apply --save new.textproto\n";
+      "  citygatectl config apply --save new.textproto\n"
+      "  citygatectl node show --port /dev/ttyUSB0\n";
   return out;
 }
 

@@ -46,7 +46,7 @@ def command_list(help_text):
     return names
 
 
-GROUPS = {"config", "modbus", "lora", "profiles", "mqtt"}
+GROUPS = {"config", "modbus", "lora", "profiles", "mqtt", "node"}
 
 
 class Width(CliWorld):
@@ -76,6 +76,9 @@ class Width(CliWorld):
             "profiles show": [["vaisala-aqt530"], ["citygate-traffic-counter-4lane"], ["parking-guidance-8bay"]],
             "doctor": [[]],
             "mqtt reconnect": [[]],
+            # The node commands' screens are in test_firmware_node_cli.py; here their errors.
+            "node show": [["--port", "/dev/null"], ["--port", self.env.path("ttyUSB9")]],
+            "node provision": [[self.env.path("missing.textproto"), "--port", "/dev/null"]],
         }
 
     def run80(self, *args, timeout=60):
