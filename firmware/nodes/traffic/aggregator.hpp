@@ -20,8 +20,8 @@ constexpr uint8_t kMaxLanes = 8;
 struct LaneTotals {
   uint32_t count;
   uint32_t occupiedMs;
-  uint32_t speedSum;   // 0.1 km/h
-  uint32_t lengthSum;  // cm
+  uint32_t speedSum;     // 0.1 km/h
+  uint32_t lengthSum;    // cm
   int32_t firstArrival;  // ms from the period's start (negative: entered in the previous one)
   int32_t lastArrival;
 };

@@ -49,7 +49,7 @@ struct Request {
            refusal == Refusal::IllegalAddress;
   }
   uint8_t exceptionCode() const {
-    return refusal == Refusal::IllegalFunction ? 0x01
+    return refusal == Refusal::IllegalFunction  ? 0x01
            : refusal == Refusal::IllegalAddress ? 0x02
            : refusal == Refusal::IllegalValue   ? 0x03
                                                 : 0x00;
@@ -72,10 +72,10 @@ uint32_t t35Micros(uint32_t baud);
 uint32_t frameGapMs(uint32_t baud);
 
 struct SlaveCounters {
-  uint32_t frames;       // frames delimited
-  uint32_t answered;     // normal replies
-  uint32_t exceptions;   // exception replies
-  uint32_t sendFailures; // the UART refused a reply
+  uint32_t frames;        // frames delimited
+  uint32_t answered;      // normal replies
+  uint32_t exceptions;    // exception replies
+  uint32_t sendFailures;  // the UART refused a reply
   uint32_t refused[kRefusalCount];
 };
 

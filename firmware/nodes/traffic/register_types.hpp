@@ -10,7 +10,7 @@ enum class Field : uint8_t { Intensity, Occupancy, Speed, Length, Headway };
 enum class Order : uint8_t { Abcd, Cdab, Badc, Dcba };
 
 struct Point {
-  uint8_t lane;      // 1..8
+  uint8_t lane;  // 1..8
   Field field;
   uint16_t address;  // input register, PDU address
   uint8_t words;     // 1: UINT16, 2: UINT32

@@ -17,6 +17,29 @@ const char* validate(const Config& c) {
   return nullptr;
 }
 
+const char* configFromSettings(const TrafficSettings& s, Config& out) {
+  Config c;
+  if (s.unitId != 0) {
+    if (s.unitId > 247) return "unit id must be 1..247";
+    c.unitId = static_cast<uint8_t>(s.unitId);
+  }
+  if (s.baud != 0) c.baud = s.baud;
+  if (s.periodS != 0) c.periodS = s.periodS;
+  if (s.laneCount > kMaxLanes) return "more than 8 lanes";
+  if (s.laneCount > 0) {
+    c.laneMask = 0;
+    for (uint8_t i = 0; i < s.laneCount; ++i) {
+      if (s.laneIds[i] < 1 || s.laneIds[i] > kMaxLanes) return "a lane id outside 1..8";
+      c.laneMask = static_cast<uint8_t>(c.laneMask | (1u << (s.laneIds[i] - 1)));
+    }
+  } else {
+    c.laneMask = defaultLaneMask();
+  }
+  if (const char* e = validate(c)) return e;
+  out = c;
+  return nullptr;
+}
+
 Node::Node(const Config& config, hal::Clock& clock, hal::Uart& rtu, hal::LaneDetectors& detectors)
     : config_(config),
       clock_(clock),

@@ -24,6 +24,18 @@ struct Config {
 const char* validate(const Config& config);
 uint8_t defaultLaneMask();  // every lane of the register map
 
+// citygate.v1.TrafficNodeSettings (proto/citygate/v1/node.proto) as plain fields: the port copies
+// the decoded provisioning record (nanopb) here. 0 means "not set": the default. No lane listed:
+// every lane of the map. Returns validate()'s answer for the result.
+struct TrafficSettings {
+  uint32_t unitId;
+  uint32_t baud;
+  uint32_t periodS;
+  uint32_t laneIds[kMaxLanes];  // LaneGeometry.lane_id of each listed lane
+  uint8_t laneCount;
+};
+const char* configFromSettings(const TrafficSettings& settings, Config& out);
+
 struct NodeCounters {
   uint32_t passages;
   uint32_t passagesLate;

@@ -72,11 +72,10 @@ FW_TEST("aggregation: the hand-worked first period, register by register") {
   FW_CHECK(agg.completed() != nullptr);
   uint16_t regs[kRegisterCount];
   renderRegisters(agg.completed(), 0x0F, regs);
-  const uint16_t want[kRegisterCount] = {
-      0, 3, 20, 525, 693, 150, 0, 0, 0, 0,              // lane 1
-      0, 1, 4, 1000, 500, 0xFFFF, 0, 0, 0, 0,           // lane 2
-      0, 0, 0, 0xFFFF, 0xFFFF, 0xFFFF, 0, 0, 0, 0,      // lane 3
-      0, 1, 33, 90, 500, 0xFFFF};                       // lane 4
+  const uint16_t want[kRegisterCount] = {0, 3, 20, 525,    693,    150,    0, 0, 0, 0,  // lane 1
+                                         0, 1, 4,  1000,   500,    0xFFFF, 0, 0, 0, 0,  // lane 2
+                                         0, 0, 0,  0xFFFF, 0xFFFF, 0xFFFF, 0, 0, 0, 0,  // lane 3
+                                         0, 1, 33, 90,     500,    0xFFFF};             // lane 4
   for (uint16_t a = 0; a < kRegisterCount; ++a) {
     if (regs[a] != want[a]) {
       check::print("register ");
@@ -94,8 +93,8 @@ FW_TEST("aggregation: the second period, a passage across the boundary, refusals
   FakeDetectors det(clock);
   period1(det);
   period2(det);
-  det.add(passage(5, 95000, 100, 500, 400));   // no such lane
-  det.add(passage(1, 59000, 100, 500, 400));   // delivered late: left in period 1
+  det.add(passage(5, 95000, 100, 500, 400));  // no such lane
+  det.add(passage(1, 59000, 100, 500, 400));  // delivered late: left in period 1
   Aggregator agg;
   agg.start(kStart, kPeriod, 0x0F);
   clock.now = kStart + 2 * kPeriod - 1;
@@ -260,6 +259,34 @@ FW_TEST("node: the configuration is checked") {
   c = Config{};
   c.baud = 300;
   FW_CHECK(validate(c) != nullptr);
+}
+
+FW_TEST("node: the provisioning record's settings, defaults for what is not set") {
+  TrafficSettings s{};
+  Config c;
+  c.unitId = 99;
+  FW_CHECK(configFromSettings(s, c) == nullptr);
+  FW_CHECK_EQ(c.unitId, 1);
+  FW_CHECK_EQ(c.baud, 19200u);
+  FW_CHECK_EQ(c.periodS, 60u);
+  FW_CHECK_EQ(c.laneMask, 0x0F);
+  s.unitId = 17;
+  s.baud = 9600;
+  s.periodS = 300;
+  s.laneIds[0] = 1;
+  s.laneIds[1] = 3;
+  s.laneCount = 2;
+  FW_CHECK(configFromSettings(s, c) == nullptr);
+  FW_CHECK_EQ(c.unitId, 17);
+  FW_CHECK_EQ(c.baud, 9600u);
+  FW_CHECK_EQ(c.periodS, 300u);
+  FW_CHECK_EQ(c.laneMask, 0x05);
+  s.laneIds[1] = 5;  // the map has four lanes
+  FW_CHECK(configFromSettings(s, c) != nullptr);
+  FW_CHECK_EQ(c.laneMask, 0x05);  // unchanged on error
+  s.laneIds[1] = 2;
+  s.unitId = 300;
+  FW_CHECK(configFromSettings(s, c) != nullptr);
 }
 
 }  // namespace
