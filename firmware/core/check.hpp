@@ -34,14 +34,11 @@ int runAll(const char* filter);  // filter: nullptr or a substring of the test n
 
 #define FW_CHECK_CAT2(a, b) a##b
 #define FW_CHECK_CAT(a, b) FW_CHECK_CAT2(a, b)
-#define FW_TEST(name)                                                                       \
-  static void FW_CHECK_CAT(fwTest_, __LINE__)();                                            \
-  static ::citygate::fw::check::Test FW_CHECK_CAT(fwTestRec_, __LINE__){                    \
-      name, &FW_CHECK_CAT(fwTest_, __LINE__), nullptr};                                     \
-  static ::citygate::fw::check::Registrar FW_CHECK_CAT(fwTestReg_, __LINE__){               \
-      FW_CHECK_CAT(fwTestRec_, __LINE__)};                                                  \
+#define FW_TEST(name)                                                                                             \
+  static void FW_CHECK_CAT(fwTest_, __LINE__)();                                                                  \
+  static ::citygate::fw::check::Test FW_CHECK_CAT(fwTestRec_, __LINE__){name, &FW_CHECK_CAT(fwTest_, __LINE__),   \
+                                                                        nullptr};                                 \
+  static ::citygate::fw::check::Registrar FW_CHECK_CAT(fwTestReg_, __LINE__){FW_CHECK_CAT(fwTestRec_, __LINE__)}; \
   static void FW_CHECK_CAT(fwTest_, __LINE__)()
-#define FW_CHECK(expr) \
-  ((expr) ? (void)0 : ::citygate::fw::check::fail(__FILE__, __LINE__, #expr))
-#define FW_CHECK_EQ(a, b) \
-  (((a) == (b)) ? (void)0 : ::citygate::fw::check::fail(__FILE__, __LINE__, #a " == " #b))
+#define FW_CHECK(expr) ((expr) ? (void)0 : ::citygate::fw::check::fail(__FILE__, __LINE__, #expr))
+#define FW_CHECK_EQ(a, b) (((a) == (b)) ? (void)0 : ::citygate::fw::check::fail(__FILE__, __LINE__, #a " == " #b))

@@ -12,7 +12,8 @@ namespace citygate::fw {
 constexpr uint16_t crc16Modbus(const uint8_t* data, size_t size, uint16_t crc = 0xFFFF) {
   for (size_t i = 0; i < size; ++i) {
     crc ^= data[i];
-    for (int b = 0; b < 8; ++b) crc = (crc & 1) ? static_cast<uint16_t>((crc >> 1) ^ 0xA001) : static_cast<uint16_t>(crc >> 1);
+    for (int b = 0; b < 8; ++b)
+      crc = (crc & 1) ? static_cast<uint16_t>((crc >> 1) ^ 0xA001) : static_cast<uint16_t>(crc >> 1);
   }
   return crc;
 }
@@ -21,7 +22,8 @@ constexpr uint8_t crc8Sensirion(const uint8_t* data, size_t size) {
   uint8_t crc = 0xFF;
   for (size_t i = 0; i < size; ++i) {
     crc ^= data[i];
-    for (int b = 0; b < 8; ++b) crc = (crc & 0x80) ? static_cast<uint8_t>((crc << 1) ^ 0x31) : static_cast<uint8_t>(crc << 1);
+    for (int b = 0; b < 8; ++b)
+      crc = (crc & 0x80) ? static_cast<uint8_t>((crc << 1) ^ 0x31) : static_cast<uint8_t>(crc << 1);
   }
   return crc;
 }
@@ -39,7 +41,7 @@ constexpr uint32_t crc32(const uint8_t* data, size_t size, uint32_t previous = 0
 namespace crc_check {
 constexpr uint8_t kNine[] = {'1', '2', '3', '4', '5', '6', '7', '8', '9'};
 static_assert(crc16Modbus(kNine, 9) == 0x4B37);  // CRC-16/MODBUS check value
-static_assert(crc32(kNine, 9) == 0xCBF43926u);  // CRC-32 check value
+static_assert(crc32(kNine, 9) == 0xCBF43926u);   // CRC-32 check value
 constexpr uint8_t kBeef[] = {0xBE, 0xEF};
 static_assert(crc8Sensirion(kBeef, 2) == 0x92);  // SHT3x / SPS30 datasheet example
 }  // namespace crc_check

@@ -88,10 +88,10 @@ class Radio {
 // Lane detectors (inductive loops or radar behind GPIO/timer capture): the port turns the
 // detector's edges into passages. On the host they come from the scenario file.
 struct Passage {
-  uint8_t lane;              // 1..8
-  uint32_t atMs;             // Clock time the vehicle left the detector
-  uint32_t occupiedMs;       // how long it occupied the detector
-  uint16_t speedDecikmh;     // 0.1 km/h
+  uint8_t lane;           // 1..8
+  uint32_t atMs;          // Clock time the vehicle left the detector
+  uint32_t occupiedMs;    // how long it occupied the detector
+  uint16_t speedDecikmh;  // 0.1 km/h
   uint16_t lengthCm;
 };
 

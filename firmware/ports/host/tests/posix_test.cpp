@@ -1,0 +1,266 @@
+// The host port's hardware: FileFlash keeps NOR semantics in a file, PtyUart carries bytes both
+// ways through the slave a peer opens by its link, PosixBoard::idle() wakes on input, the clock
+// starts at its start value. Every wait is for an event, bounded by a deadline (never a sleep).
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/check.hpp"
+#include "ports/host/posix.hpp"
+
+namespace hal = citygate::fw::hal;
+using citygate::fw::host::FileFlash;
+using citygate::fw::host::MonotonicClock;
+using citygate::fw::host::PosixBoard;
+using citygate::fw::host::PtyUart;
+
+namespace {
+
+// A scratch directory for one test, removed with what the test left in it.
+struct TempDir {
+  char path[64];
+  TempDir() {
+    snprintf(path, sizeof path, "/tmp/fw-host-test.XXXXXX");
+    if (mkdtemp(path) == nullptr) path[0] = '\0';
+  }
+  ~TempDir() {
+    char command[96];
+    snprintf(command, sizeof command, "rm -rf '%s'", path);
+    if (path[0] != '\0' && system(command) != 0) perror("rm");
+  }
+  void file(char* out, size_t size, const char* name) const { snprintf(out, size, "%s/%s", path, name); }
+};
+
+bool allBytes(const uint8_t* data, size_t size, uint8_t value) {
+  for (size_t i = 0; i < size; ++i) {
+    if (data[i] != value) return false;
+  }
+  return true;
+}
+
+off_t fileSize(const char* path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+// Reads from fd until `size` bytes came or 5 s passed (poll: woken by the data).
+size_t readFor(int fd, uint8_t* out, size_t size) {
+  MonotonicClock clock;
+  size_t got = 0;
+  while (got < size && clock.nowMs() < 5000) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    const ssize_t n = read(fd, out + got, size - got);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
+}  // namespace
+
+FW_TEST("FileFlash: a missing file is created erased, sectors of 4096") {
+  TempDir dir;
+  char path[128];
+  dir.file(path, sizeof path, "flash.bin");
+  FileFlash flash;
+  FW_CHECK(flash.open(path, 6));
+  FW_CHECK_EQ(flash.sectorSize(), 4096u);
+  FW_CHECK_EQ(flash.sectorCount(), 6u);
+  FW_CHECK_EQ(fileSize(path), 6 * 4096);
+  static uint8_t all[6 * 4096];
+  FW_CHECK(flash.read(0, all, sizeof all));
+  FW_CHECK(allBytes(all, sizeof all, 0xFF));
+}
+
+FW_TEST("FileFlash: a write only clears bits, an erase sets the whole sector") {
+  TempDir dir;
+  char path[128];
+  dir.file(path, sizeof path, "flash.bin");
+  FileFlash flash;
+  FW_CHECK(flash.open(path, 4));
+  const uint8_t f0[] = {0xF0, 0xF0, 0xAA};
+  const uint8_t x0f[] = {0x0F, 0xFF, 0xFF};
+  FW_CHECK(flash.write(100, f0, sizeof f0));
+  FW_CHECK(flash.write(100, x0f, sizeof x0f));  // ANDed: the 0xF0's zeros stay
+  uint8_t got[3] = {};
+  FW_CHECK(flash.read(100, got, sizeof got));
+  FW_CHECK_EQ(got[0], 0x00);
+  FW_CHECK_EQ(got[1], 0xF0);
+  FW_CHECK_EQ(got[2], 0xAA);
+  // Across a sector boundary, then erase one of the two sectors.
+  const uint8_t zeros[8] = {};
+  FW_CHECK(flash.write(4096 - 4, zeros, sizeof zeros));
+  FW_CHECK(flash.erase(1));
+  uint8_t edge[8] = {};
+  FW_CHECK(flash.read(4096 - 4, edge, sizeof edge));
+  FW_CHECK(allBytes(edge, 4, 0x00));
+  FW_CHECK(allBytes(edge + 4, 4, 0xFF));
+  FW_CHECK(flash.erase(0));
+  FW_CHECK(flash.read(100, got, sizeof got));
+  FW_CHECK(allBytes(got, sizeof got, 0xFF));
+  FW_CHECK_EQ(flash.erases(), 2u);
+  FW_CHECK_EQ(flash.bytesWritten(), 14u);
+}
+
+FW_TEST("FileFlash: out of range is refused, nothing written") {
+  TempDir dir;
+  char path[128];
+  dir.file(path, sizeof path, "flash.bin");
+  FileFlash flash;
+  FW_CHECK(flash.open(path, 2));
+  const uint8_t byte[2] = {0, 0};
+  uint8_t out[2];
+  FW_CHECK(!flash.write(2 * 4096, byte, 1));
+  FW_CHECK(!flash.write(2 * 4096 - 1, byte, 2));
+  FW_CHECK(!flash.write(0xFFFFFFFFu, byte, 2));  // offset + size wraps a uint32_t
+  FW_CHECK(!flash.read(2 * 4096 - 1, out, 2));
+  FW_CHECK(!flash.erase(2));
+  FW_CHECK(flash.write(2 * 4096 - 1, byte, 1));  // the last byte is in range
+  FW_CHECK(flash.read(2 * 4096 - 2, out, 2));
+  FW_CHECK_EQ(out[0], 0xFF);
+  FW_CHECK_EQ(out[1], 0x00);
+  FW_CHECK_EQ(fileSize(path), 2 * 4096);
+}
+
+FW_TEST("FileFlash: contents survive a reopen; a short file is extended with 0xFF") {
+  TempDir dir;
+  char path[128];
+  dir.file(path, sizeof path, "flash.bin");
+  {
+    FileFlash flash;
+    FW_CHECK(flash.open(path, 1));
+    const uint8_t data[] = {1, 2, 3};
+    FW_CHECK(flash.write(10, data, sizeof data));
+  }
+  FileFlash flash;
+  FW_CHECK(flash.open(path, 3));  // grown from 1 sector to 3
+  FW_CHECK_EQ(fileSize(path), 3 * 4096);
+  uint8_t got[3] = {};
+  FW_CHECK(flash.read(10, got, sizeof got));
+  FW_CHECK(got[0] == 1 && got[1] == 2 && got[2] == 3);
+  static uint8_t rest[2 * 4096];
+  FW_CHECK(flash.read(4096, rest, sizeof rest));
+  FW_CHECK(allBytes(rest, sizeof rest, 0xFF));
+}
+
+FW_TEST("PtyUart: bytes both ways through the slave's link, idle() wakes on input") {
+  TempDir dir;
+  char link[128];
+  dir.file(link, sizeof link, "uart");
+  PtyUart uart;
+  FW_CHECK(uart.open(link, 19200));
+  FW_CHECK_EQ(uart.baud(), 19200u);
+  char target[64] = {};
+  FW_CHECK(readlink(link, target, sizeof target - 1) > 0);
+  FW_CHECK(strcmp(target, uart.slavePath()) == 0);
+
+  const int peer = open(link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  FW_CHECK(peer >= 0);
+  // Node -> peer, every byte value (raw mode: no CR/LF translation, no echo, no signals).
+  uint8_t all[256];
+  for (int i = 0; i < 256; ++i) all[i] = static_cast<uint8_t>(i);
+  FW_CHECK(uart.write(all, sizeof all));
+  uint8_t got[256] = {};
+  FW_CHECK_EQ(readFor(peer, got, sizeof got), sizeof got);
+  FW_CHECK(memcmp(got, all, sizeof all) == 0);
+
+  // Peer -> node: idle() returns when the bytes arrive, long before its 10 s.
+  PosixBoard board;
+  FW_CHECK(board.watch(uart));
+  FW_CHECK(write(peer, all, sizeof all) == static_cast<ssize_t>(sizeof all));
+  MonotonicClock clock;
+  size_t n = 0;
+  uint8_t in[256] = {};
+  while (n < sizeof in && clock.nowMs() < 5000) {
+    board.idle(10000);
+    n += uart.read(in + n, sizeof in - n);
+  }
+  FW_CHECK_EQ(n, sizeof in);
+  FW_CHECK(memcmp(in, all, sizeof all) == 0);
+  FW_CHECK(clock.nowMs() < 5000);
+  uint8_t none[1];
+  FW_CHECK_EQ(uart.read(none, 1), 0u);  // nothing more: read() does not wait
+  close(peer);
+
+  // The peer went away: the pty stays quiet (no hang-up), and a new peer is served.
+  FW_CHECK_EQ(uart.read(none, 1), 0u);
+  const int again = open(link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  FW_CHECK(again >= 0);
+  const uint8_t hello[] = {'h', 'i'};
+  FW_CHECK(uart.write(hello, sizeof hello));
+  uint8_t back[2] = {};
+  FW_CHECK_EQ(readFor(again, back, 2), 2u);
+  FW_CHECK(back[0] == 'h' && back[1] == 'i');
+  close(again);
+
+  uart.close();
+  struct stat st;
+  FW_CHECK(lstat(link, &st) != 0);  // close() removed its link
+}
+
+FW_TEST("PtyUart: write() queues all or nothing; the queue drains as the peer reads") {
+  TempDir dir;
+  char link[128];
+  dir.file(link, sizeof link, "uart");
+  PtyUart uart;
+  FW_CHECK(uart.open(link, 115200));
+  const int peer = open(link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  FW_CHECK(peer >= 0);
+  static uint8_t big[PtyUart::kTxCapacity + 1];
+  FW_CHECK(!uart.write(big, sizeof big));  // more than the queue: refused whole
+  FW_CHECK_EQ(uart.pending(), 0u);
+  // Fill the pty and the queue until a write is refused (the peer does not read yet).
+  static uint8_t block[1024];
+  size_t accepted = 0;
+  while (accepted < 1024u * 1024u && uart.write(block, sizeof block)) accepted += sizeof block;
+  FW_CHECK(accepted < 1024u * 1024u);
+  FW_CHECK(uart.pending() > PtyUart::kTxCapacity - sizeof block);
+  // The peer reads everything; the board sends the rest as the pty takes it.
+  PosixBoard board;
+  FW_CHECK(board.watch(uart));
+  MonotonicClock clock;
+  size_t received = 0;
+  static uint8_t sink[4096];
+  while (received < accepted && clock.nowMs() < 10000) {
+    board.idle(50);
+    const ssize_t n = read(peer, sink, sizeof sink);
+    if (n > 0) received += static_cast<size_t>(n);
+  }
+  FW_CHECK_EQ(received, accepted);
+  FW_CHECK_EQ(uart.pending(), 0u);
+  close(peer);
+}
+
+FW_TEST("PtyUart: an existing file at the link path is left alone") {
+  TempDir dir;
+  char path[128];
+  dir.file(path, sizeof path, "not-a-link");
+  FILE* f = fopen(path, "w");
+  FW_CHECK(f != nullptr);
+  if (f != nullptr) fclose(f);
+  PtyUart uart;
+  FW_CHECK(!uart.open(path, 9600));
+  struct stat st;
+  FW_CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
+}
+
+FW_TEST("MonotonicClock: starts at its start value, elapsed() across the 32-bit wrap") {
+  MonotonicClock fromZero;
+  FW_CHECK(fromZero.nowMs() < 1000);
+  MonotonicClock nearWrap(0xFFFFFFF0u);
+  const uint32_t t = nearWrap.nowMs();
+  FW_CHECK(hal::elapsed(0xFFFFFFF0u, t) < 1000);
+  FW_CHECK(hal::elapsed(0xFFFFFFF0u, 0x10u) == 0x20u);
+}
+
+FW_TEST("PosixBoard: idle() with nothing to wait on returns after its timeout") {
+  PosixBoard board;
+  MonotonicClock clock;
+  board.idle(0);
+  board.idle(5);
+  FW_CHECK(clock.nowMs() >= 5);
+}
