@@ -11,7 +11,7 @@
 #include "core/crc.hpp"
 #include "nodes/traffic/modbus_rtu.hpp"
 #include "nodes/traffic/registers.hpp"
-#include "nodes/traffic/test/fakes.hpp"
+#include "nodes/traffic/tests/fakes.hpp"
 
 using namespace citygate::fw;
 using namespace citygate::fw::traffic;

@@ -11,101 +11,19 @@
 // and its counters on SIGTERM or SIGINT (exit 0). Bad flags: a message and exit 2; a pty or
 // scenario that cannot be opened: exit 1.
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "core/hal.hpp"
 #include "nodes/traffic/registers.hpp"
 #include "nodes/traffic/traffic_node.hpp"
+#include "ports/host/posix.hpp"
 #include "ports/host/traffic_scenario.hpp"
 
 namespace {
 
 using namespace citygate::fw;
-
-volatile sig_atomic_t gStop = 0;
-void onSignal(int) {
-  gStop = 1;
-}
-
-class MonotonicClock final : public hal::Clock {
- public:
-  MonotonicClock() : start_(raw()) {}
-  uint32_t nowMs() override { return static_cast<uint32_t>(raw() - start_); }
-
- private:
-  static uint64_t raw() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
-  }
-  uint64_t start_;
-};
-
-// The RS-485 line as a pty: the master is the node's end, the slave is linked at `link`. The node
-// keeps the slave open too, so a master that closes and reopens it is no hang-up here.
-class PtyLine final : public hal::Uart {
- public:
-  ~PtyLine() {
-    if (link_[0] != '\0') unlink(link_);
-  }
-  bool open(const char* link, uint32_t baud) {
-    baud_ = baud;
-    master_ = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    if (master_ < 0 || grantpt(master_) != 0 || unlockpt(master_) != 0) return false;
-    const char* name = ptsname(master_);
-    if (name == nullptr) return false;
-    snprintf(slavePath_, sizeof slavePath_, "%s", name);
-    slave_ = ::open(slavePath_, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (slave_ < 0) return false;
-    termios t{};
-    if (tcgetattr(slave_, &t) == 0) {
-      cfmakeraw(&t);
-      tcsetattr(slave_, TCSANOW, &t);
-    }
-    if (unlink(link) != 0 && errno != ENOENT) return false;
-    if (symlink(slavePath_, link) != 0) return false;
-    snprintf(link_, sizeof link_, "%s", link);
-    return true;
-  }
-  int fd() const { return master_; }
-  const char* slavePath() const { return slavePath_; }
-
-  size_t read(uint8_t* out, size_t capacity) override {
-    const ssize_t n = ::read(master_, out, capacity);
-    return n > 0 ? static_cast<size_t>(n) : 0;
-  }
-  bool write(const uint8_t* data, size_t size) override {
-    size_t done = 0;
-    for (int tries = 0; done < size && tries < 100; ++tries) {
-      const ssize_t n = ::write(master_, data + done, size - done);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        return false;
-      } else {
-        pollfd p{master_, POLLOUT, 0};
-        poll(&p, 1, 10);
-      }
-    }
-    return done == size;
-  }
-  uint32_t baud() const override { return baud_; }
-
- private:
-  int master_ = -1;
-  int slave_ = -1;
-  uint32_t baud_ = 19200;
-  char slavePath_[64] = {};
-  char link_[512] = {};
-};
 
 void usage(FILE* to) {
   fputs(
@@ -210,23 +128,21 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  static MonotonicClock clock;
+  static host::MonotonicClock clock;
   static host::ScenarioDetectors detectors(clock);
   char error[512];
   if (scenario != nullptr && !detectors.load(scenario, error, sizeof error)) {
     fprintf(stderr, "citygate-traffic-node: %s\n", error);
     return 1;
   }
-  static PtyLine line;
+  static host::PtyUart line;
   if (!line.open(rtu, config.baud)) {
     fprintf(stderr, "citygate-traffic-node: cannot make the pty at %s: %s\n", rtu, strerror(errno));
     return 1;
   }
-  struct sigaction sa {};
-  sa.sa_handler = onSignal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  static host::PosixBoard board;
+  board.watch(line);
+  board.handleStopSignals();
 
   static traffic::Node node(config, clock, line, detectors);
   node.start();
@@ -235,7 +151,7 @@ int main(int argc, char** argv) {
   fflush(stdout);
 
   uint32_t periods = 0;
-  while (gStop == 0) {
+  while (!board.stopRequested()) {
     uint32_t wait = node.step();
     if (node.counters().periods != periods) {
       periods = node.counters().periods;
@@ -244,18 +160,17 @@ int main(int argc, char** argv) {
     const uint32_t due = detectors.msUntilNext(clock.nowMs());
     if (due < wait) wait = due;
     if (wait > 1000) wait = 1000;
-    pollfd p{line.fd(), POLLIN, 0};
-    if (wait > 0) poll(&p, 1, static_cast<int>(wait));
+    board.idle(wait);
   }
 
   const traffic::SlaveCounters& c = node.slaveCounters();
   const traffic::NodeCounters n = node.counters();
   printf("stopped: periods %u passages %u late %u bad_lane %u frames %u answered %u exceptions %u send_failures %u",
-         n.periods, n.passages, n.passagesLate, n.passagesBadLane, c.frames, c.answered, c.exceptions,
-         c.sendFailures);
+         n.periods, n.passages, n.passagesLate, n.passagesBadLane, c.frames, c.answered, c.exceptions, c.sendFailures);
   for (size_t r = 1; r < traffic::kRefusalCount; ++r) {
     printf(" %s %u", traffic::refusalName(static_cast<traffic::Refusal>(r)), c.refused[r]);
   }
   printf("\n");
+  line.close();  // the link goes with the node
   return 0;
 }

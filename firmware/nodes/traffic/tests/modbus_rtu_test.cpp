@@ -1,8 +1,8 @@
 // The Modbus RTU slave: CRC, parsing and exceptions, framing by silence on a fake clock.
+#include "nodes/traffic/modbus_rtu.hpp"
 #include "core/check.hpp"
 #include "core/crc.hpp"
-#include "nodes/traffic/modbus_rtu.hpp"
-#include "nodes/traffic/test/fakes.hpp"
+#include "nodes/traffic/tests/fakes.hpp"
 
 namespace {
 

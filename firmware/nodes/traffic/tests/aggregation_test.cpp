@@ -3,8 +3,9 @@
 #include "core/check.hpp"
 #include "core/crc.hpp"
 #include "nodes/traffic/aggregator.hpp"
+#include "nodes/traffic/passage_queue.hpp"
 #include "nodes/traffic/registers.hpp"
-#include "nodes/traffic/test/fakes.hpp"
+#include "nodes/traffic/tests/fakes.hpp"
 #include "nodes/traffic/traffic_node.hpp"
 
 namespace {
@@ -287,6 +288,26 @@ FW_TEST("node: the provisioning record's settings, defaults for what is not set"
   s.laneIds[1] = 2;
   s.unitId = 300;
   FW_CHECK(configFromSettings(s, c) != nullptr);
+}
+
+}  // namespace
+
+namespace {
+
+FW_TEST("passage queue: first in, first out, full drops and counts") {
+  citygate::fw::traffic::PassageQueue q;
+  citygate::fw::hal::Passage p{};
+  FW_CHECK(!q.next(p));
+  for (uint32_t i = 0; i < citygate::fw::traffic::PassageQueue::kCapacity; ++i) {
+    FW_CHECK(q.push({1, i, 10, 500, 450}));
+  }
+  FW_CHECK(!q.push({1, 999, 10, 500, 450}));
+  FW_CHECK_EQ(q.dropped(), 1u);
+  for (uint32_t i = 0; i < 300; ++i) {  // across the 8-bit index wrap
+    FW_CHECK(q.next(p));
+    FW_CHECK_EQ(p.atMs, i);
+    FW_CHECK(q.push({2, i + citygate::fw::traffic::PassageQueue::kCapacity, 10, 500, 450}));
+  }
 }
 
 }  // namespace
