@@ -208,6 +208,37 @@ const std::vector<CommandInfo>& commands() {
        cmdProfileShow,
        1,
        1},
+      {"node show",
+       "--port TTY [--baud N] [--timeout MS]",
+       "a sensor node's provisioning record, over its service UART",
+       "Asks the node on TTY (its service port: USB serial adapter, 115200 baud 8N1) for the\n"
+       "provisioning record in its flash and prints it: node id, kind, and the Modbus unit, baud\n"
+       "and lanes of a traffic counter, or the DevEUI, DevAddr and interval of an air-quality\n"
+       "node. Keys are never shown, only whether they are set. No daemon involved.\n"
+       "  --port TTY     the node's service port (e.g. /dev/ttyUSB0)\n"
+       "  --baud N       the service port's baud rate (default 115200)\n"
+       "  --timeout MS   how long to wait for the reply (default 2000)\n",
+       {"port", "baud", "timeout"},
+       cmdNodeShow,
+       0,
+       0},
+      {"node provision",
+       "FILE --port TTY [--baud N] [--timeout MS]",
+       "write a sensor node's provisioning record (keys included)",
+       "Sends FILE, a citygate.v1.NodeProvisioning in protobuf text format (node_id, kind, and\n"
+       "`traffic { ... }` or `air { ... }` with the keys), to the node on TTY. The node checks it\n"
+       "(its kind, unit id 1..247, lanes 1..4, key lengths, intervals), writes it to flash\n"
+       "beside the previous one (a power cut keeps one of the two) and resets to apply it; a\n"
+       "record it refuses changes nothing and the reason is printed. FILE holds keys: it must\n"
+       "be mode 0600 or stricter (refused otherwise, as citygated refuses its key files).\n"
+       "Bytes are text-format strings: dev_eui: \"\\x70\\xb3\\xd5...\".\n"
+       "  --port TTY     the node's service port (e.g. /dev/ttyUSB0)\n"
+       "  --baud N       the service port's baud rate (default 115200)\n"
+       "  --timeout MS   how long to wait for the reply (default 2000)\n",
+       {"port", "baud", "timeout"},
+       cmdNodeProvision,
+       1,
+       1},
       {"mqtt reconnect",
        "",
        "reconnect to the broker now",
@@ -294,7 +325,8 @@ std::string generalHelp() {
       "\n"
       "Without a daemon: `config validate` always works offline; `modbus read`,\n"
       "`probe` and `scan` open the port themselves with --config FILE, or with\n"
-      "--tcp HOST:PORT / --rtu DEVICE.\n"
+      "--tcp HOST:PORT / --rtu DEVICE. `node show` and `node provision`\n"
+      "talk to a sensor node on its service port, never to the daemon.\n"
       "\n"
       "Exit codes:\n"
       "  0   ok\n"
@@ -313,7 +345,8 @@ std::string generalHelp() {
       "  citygatectl modbus probe cabinet-rs485 1 10\n"
       "  citygatectl modbus scan cabinet-rs485 1 20 --config /etc/citygate/gw.textproto\n"
       "  citygatectl config diff new.textproto\n"
-      "  citygatectl config apply --save new.textproto\n";
+      "  citygatectl config apply --save new.textproto\n"
+      "  citygatectl node show --port /dev/ttyUSB0\n";
   return out;
 }
 
