@@ -8,7 +8,13 @@ The node binary is citygate-traffic-node in $CITYGATE_BUILD_DIR/bin (a full buil
 $CITYGATE_TRAFFIC_NODE (a firmware-only build: build/fw/bin/citygate-traffic-node).
 """
 import os
+import select
+import struct
+import termios
+import time
+import tty
 import unittest
+import zlib
 from pathlib import Path
 
 from harness import BIN, IntegrationTest, Process, gateway_config, reading_pb2, wait_for
@@ -73,11 +79,52 @@ def matches(vals, want):
     return True
 
 
+def slip(frame):
+    out = bytearray([0xC0])
+    for b in frame:
+        out += {0xC0: b"\xdb\xdc", 0xDB: b"\xdb\xdd"}.get(b, bytes([b]))
+    return bytes(out + b"\xc0")
+
+
+def service_request(port, type_, seq, payload, timeout=5):
+    """One request on the node's service UART (firmware/README.md "Service UART"): its reply's
+    (type, seq, payload). Plain descriptors: the node may reset right after its reply, and the
+    reply is taken before the pty's hang-up."""
+    body = struct.pack("<BBH", type_, seq, len(payload)) + payload
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        tty.setraw(fd)
+        attrs = termios.tcgetattr(fd)
+        attrs[4] = attrs[5] = termios.B115200
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        os.write(fd, slip(body + struct.pack("<I", zlib.crc32(body))))
+        buf = bytearray()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            try:
+                chunk = os.read(fd, 512) if ready else b""
+            except OSError:  # EIO: the node reset and its pty is gone
+                break
+            if ready and not chunk:
+                break
+            buf += chunk
+            frames = [f for f in bytes(buf).split(b"\xc0") if f]
+            if frames and buf.endswith(b"\xc0"):
+                raw = frames[0].replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb")
+                t, q, n = struct.unpack_from("<BBH", raw)
+                return t, q, raw[4:4 + n]
+    finally:
+        os.close(fd)
+    raise AssertionError(f"no reply on the service UART: {bytes(buf).hex()}")
+
+
 class TrafficNode:
-    def __init__(self, env, name, link, scenario_path):
+    def __init__(self, env, name, link, scenario_path, extra=(), unit=UNIT):
         self.link = link
-        self.process = Process(env, name, [NODE, "--rtu", link, "--scenario", scenario_path, "--unit-id", UNIT,
-                                           "--period-s", PERIOD_MS // 1000])
+        flags = ["--unit-id", unit] if unit is not None else []
+        self.process = Process(env, name, [NODE, "--rtu", link, "--scenario", scenario_path,
+                                           "--period-s", PERIOD_MS // 1000, *flags, *extra])
 
     def start(self):
         self.process.start()
@@ -147,6 +194,37 @@ class TrafficCounterNode(IntegrationTest):
         self.assertIn("illegal_function 1", log)
         self.assertIn("illegal_value 1", log)
         self.assertIn("other_unit 1", log)
+
+    def test_provisioned_over_the_service_uart(self):
+        from citygate.v1 import node_pb2
+        from pymodbus.client import ModbusSerialClient
+        env = self.env
+        state, service = env.path("node.flash"), env.path("node.service")
+        node = TrafficNode(env, "node", env.path("node.tty"), self.scenario_path,
+                           extra=["--state", state, "--service", service], unit=None)
+        env._track(node.process)
+        node.start()
+        self.assertIn("unit 1 ", node.process.log())
+        self.assertIn("not provisioned", node.process.log())
+        record = node_pb2.NodeProvisioning(node_id="tc-ring-road", kind=node_pb2.NODE_TRAFFIC_COUNTER)
+        record.traffic.unit_id = 9
+        record.traffic.period_s = 60
+        for lane in LANES:
+            record.traffic.lane.add(lane_id=lane, direction="forward" if lane <= 2 else "backward")
+        t, seq, payload = service_request(service, 0x02, 7, record.SerializeToString())
+        self.assertEqual((t, seq), (0x82, 7), payload)
+        # the node resets into its record (the flags did not name a unit: the record's holds)
+        wait_for(lambda: "record 1 (tc-ring-road)" in node.process.log(), 10, what="the node reset into its record")
+        self.assertIn("ready: unit 9 ", node.process.log())
+        client = ModbusSerialClient(port=node.link, baudrate=19200, timeout=1)
+        self.assertTrue(client.connect())
+        try:
+            r = client.read_input_registers(0, count=6, slave=9)
+            self.assertFalse(r.isError(), r)
+            # just reset: no complete period yet, every value not available
+            self.assertEqual(r.registers, [0xFFFF] * 6)
+        finally:
+            client.close()
 
     def test_polled_by_citygated_and_killed_mid_period(self):
         env = self.env

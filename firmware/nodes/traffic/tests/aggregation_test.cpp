@@ -7,6 +7,7 @@
 #include "nodes/traffic/registers.hpp"
 #include "nodes/traffic/tests/fakes.hpp"
 #include "nodes/traffic/traffic_node.hpp"
+#include "nodes/traffic/traffic_provisioning.hpp"
 
 namespace {
 
@@ -308,6 +309,33 @@ FW_TEST("passage queue: first in, first out, full drops and counts") {
     FW_CHECK_EQ(p.atMs, i);
     FW_CHECK(q.push({2, i + citygate::fw::traffic::PassageQueue::kCapacity, 10, 500, 450}));
   }
+}
+
+}  // namespace
+
+namespace {
+
+FW_TEST("node: the settings of a provisioning record") {
+  using namespace citygate::fw::traffic;
+  citygate::fw::NodeProvisioning record = citygate_v1_NodeProvisioning_init_zero;
+  record.kind = citygate_v1_NodeKind_NODE_TRAFFIC_COUNTER;
+  Config c;
+  FW_CHECK(configFromSettings(settingsFrom(record), c) == nullptr);  // no traffic settings: defaults
+  FW_CHECK_EQ(c.unitId, 1);
+  FW_CHECK_EQ(c.laneMask, 0x0F);
+  record.has_traffic = true;
+  record.traffic.unit_id = 12;
+  record.traffic.baud = 38400;
+  record.traffic.period_s = 0;  // default
+  record.traffic.lane_count = 3;
+  record.traffic.lane[0].lane_id = 4;
+  record.traffic.lane[1].lane_id = 2;
+  record.traffic.lane[2].lane_id = 1;
+  FW_CHECK(configFromSettings(settingsFrom(record), c) == nullptr);
+  FW_CHECK_EQ(c.unitId, 12);
+  FW_CHECK_EQ(c.baud, 38400u);
+  FW_CHECK_EQ(c.periodS, 60u);
+  FW_CHECK_EQ(c.laneMask, 0x0B);
 }
 
 }  // namespace
