@@ -24,7 +24,8 @@ class SysTickClock final : public hal::Clock {
 // 0x40009000; under `qemu -nographic` UART0 is stdio). 8N1; interrupt driven both ways through
 // 256-byte rings: read() takes what the receive interrupt stored (a byte that finds the ring full
 // is dropped and counted), write() queues the whole buffer or nothing and the transmit interrupt
-// sends it.
+// sends it. A static CmsdkUart is constant-initialised with its vtable pointer, so it sits in
+// .data: about 540 B of flash for its initial image on top of its RAM.
 class CmsdkUart final : public hal::Uart {
  public:
   static constexpr size_t kRing = 256;
@@ -80,7 +81,8 @@ class RamNorFlash final : public hal::Flash {
 RamNorFlash& dataArea();
 
 // The board: idle() sleeps in WFI until an interrupt that means work (a UART's receive) or maxMs
-// (SysTick wakes it every millisecond to look at the time); reset() requests a system reset
+// (SysTick wakes it every millisecond to look at the time: start() the clock first, or idle()
+// waits for an interrupt that may never come); reset() requests a system reset
 // (SCB AIRCR SYSRESETREQ; qemu restarts the ELF, the data area stays).
 class CortexMBoard final : public hal::Board {
  public:
