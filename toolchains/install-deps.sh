@@ -20,11 +20,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 build_pkgs=(g++ cmake ninja-build pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libboost-dev
   libprotobuf-dev protobuf-compiler libmodbus-dev libspdlog-dev doctest-dev libsystemd-dev)
+# The node firmware is built with the rest (CITYGATE_FIRMWARE) for the host: nanopb's generator (schema too).
+build_pkgs+=(nanopb)
 test_pkgs=(mosquitto mosquitto-clients python3-pymodbus python3-serial python3-serial-asyncio python3-paho-mqtt
   python3-protobuf socat mbpoll openssl tmux procps valgrind)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 lint_pkgs=(clang-format-14)
-schema_pkgs=(g++ cmake ninja-build protobuf-compiler)
+schema_pkgs=(g++ cmake ninja-build protobuf-compiler nanopb)
 # The node firmware (firmware/README.md): Debian's arm-none-eabi GCC and newlib-nano, qemu for its
 # tests, nanopb's generator (python3-protobuf runs it). Not libstdc++-arm-none-eabi-newlib: the
 # node core needs no C++ library (toolchains/arm-none-eabi.cmake).

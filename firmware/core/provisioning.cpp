@@ -105,7 +105,13 @@ Verdict checkAir(const citygate_v1_AirNodeSettings& a, Text& why) {
 Verdict validate(const NodeProvisioning& record, NodeKind kind, Text& why) {
   why.clear();
   if (record.kind != kind) {
-    why.add("the record is for a ").add(kindName(record.kind)).add("; this node is a ").add(kindName(kind));
+    auto article = [](NodeKind k) { return k == citygate_v1_NodeKind_NODE_AIR_QUALITY ? "an " : "a "; };
+    if (record.kind == citygate_v1_NodeKind_NODE_KIND_UNSPECIFIED) {
+      why.add("the record's kind is not set");
+    } else {
+      why.add("the record is for ").add(article(record.kind)).add(kindName(record.kind));
+    }
+    why.add("; this node is ").add(article(kind)).add(kindName(kind));
     return Verdict::WrongKind;
   }
   const void* end = memchr(record.node_id, '\0', sizeof record.node_id);

@@ -86,8 +86,8 @@ int cmdProfiles(const Ctx& ctx, const Args& a);
 int cmdProfileShow(const Ctx& ctx, const Args& a);
 int cmdLogLevel(const Ctx& ctx, const Args& a);
 int cmdMqttReconnect(const Ctx& ctx, const Args& a);
-int cmdNodeShow(const Ctx& ctx, const Args& a);       // cli/node.cpp
-int cmdNodeProvision(const Ctx& ctx, const Args& a);  // cli/node.cpp
+int cmdNodeShow(const Ctx& ctx, const Args& a);             // cli/node.cpp
+int cmdNodeProvision(const Ctx& ctx, const Args& a);        // cli/node.cpp
 int cmdDeviceRetry(const Ctx& ctx, const std::string& id);  // `device ID --retry`
 
 // Times of state changes, bus lines and the parts of multi-part devices (health.cpp).

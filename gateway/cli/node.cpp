@@ -100,8 +100,8 @@ int ask(const Ctx& ctx, const PortOptions& o, node::Type type, std::string_view 
     case Outcome::FrameRefused: {
       const auto e = node::parseError(x.reply.payload);
       return fail(ctx, kExitFailed,
-                  "the node on " + where + " could not read the request (" + node::reasonName(e.reason) +
-                      ": " + e.text + "); nothing was changed");
+                  "the node on " + where + " could not read the request (" + node::reasonName(e.reason) + ": " +
+                      e.text + "); nothing was changed");
     }
     case Outcome::BadReply:
       return fail(ctx, kExitFailed,
@@ -118,8 +118,8 @@ int ask(const Ctx& ctx, const PortOptions& o, node::Type type, std::string_view 
                 "the node refused: " + e.text + " (" + node::reasonName(e.reason) + "); nothing was changed");
   }
   if (x.reply.type != (static_cast<std::uint8_t>(type) | node::kReplyBit)) {
-    return fail(ctx, kExitFailed, "the node on " + where + " answered with an unexpected frame type " +
-                                      std::to_string(x.reply.type));
+    return fail(ctx, kExitFailed,
+                "the node on " + where + " answered with an unexpected frame type " + std::to_string(x.reply.type));
   }
   reply = x.reply;
   return 0;
@@ -144,7 +144,7 @@ std::string recordText(const Style& o, const pb::NodeProvisioning& r) {
       row("Lane " + std::to_string(lane.lane_id()),
           lane.direction() + ", detector " +
               (lane.detector_length_cm() == 0 ? std::string("length not measured")
-                                               : std::to_string(lane.detector_length_cm()) + " cm"));
+                                              : std::to_string(lane.detector_length_cm()) + " cm"));
     }
   }
   if (r.has_air()) {
@@ -183,8 +183,8 @@ std::string keyFileProblem(const std::string& path) {
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return path + " has mode " + mode + ": a file holding a node's keys must be 0600 or stricter (chmod 600 '" +
-           path + "')";
+    return path + " has mode " + mode + ": a file holding a node's keys must be 0600 or stricter (chmod 600 '" + path +
+           "')";
   }
   return {};
 }
@@ -201,7 +201,8 @@ std::string boundsProblem(const pb::NodeProvisioning& r) {
   }
   const auto& a = r.air();
   if (r.has_air()) {
-    if (a.dev_eui().size() != 8) return "air.dev_eui must be 8 bytes (it has " + std::to_string(a.dev_eui().size()) + ")";
+    if (a.dev_eui().size() != 8)
+      return "air.dev_eui must be 8 bytes (it has " + std::to_string(a.dev_eui().size()) + ")";
     if (a.nwk_s_key().size() != 16) {
       return "air.nwk_s_key must be 16 bytes (it has " + std::to_string(a.nwk_s_key().size()) + ")";
     }
@@ -223,7 +224,8 @@ int cmdNodeShow(const Ctx& ctx, const Args& a) {
   if (reply.payload.size() < 5) return fail(ctx, kExitFailed, "the node's SHOW reply is too short");
   const auto state = static_cast<std::uint8_t>(reply.payload[0]);
   std::uint32_t generation = 0;
-  for (int i = 4; i >= 1; --i) generation = generation << 8 | static_cast<std::uint8_t>(reply.payload[static_cast<std::size_t>(i)]);
+  for (int i = 4; i >= 1; --i)
+    generation = generation << 8 | static_cast<std::uint8_t>(reply.payload[static_cast<std::size_t>(i)]);
   pb::NodeProvisioning record;
   if (!record.ParseFromString(reply.payload.substr(5))) {
     return fail(ctx, kExitFailed, "the node's record does not decode as a NodeProvisioning");
@@ -264,12 +266,14 @@ int cmdNodeProvision(const Ctx& ctx, const Args& a) {
     for (const auto& line : errors.lines) std::fprintf(stderr, "%s\n", line.c_str());
     return fail(ctx, kExitConfig, file + ": not a NodeProvisioning text proto");
   }
-  if (const auto problem = boundsProblem(record); !problem.empty()) return fail(ctx, kExitConfig, file + ": " + problem);
+  if (const auto problem = boundsProblem(record); !problem.empty())
+    return fail(ctx, kExitConfig, file + ": " + problem);
   std::string payload;
   record.SerializeToString(&payload);
   if (payload.size() > node::kMaxPayload) {
-    return fail(ctx, kExitConfig, file + ": the record is " + std::to_string(payload.size()) + " bytes, over " +
-                                      std::to_string(node::kMaxPayload));
+    return fail(ctx, kExitConfig,
+                file + ": the record is " + std::to_string(payload.size()) + " bytes, over " +
+                    std::to_string(node::kMaxPayload));
   }
   node::Frame reply;
   if (const int code = ask(ctx, o, node::Type::Provision, payload, reply); code != 0) return code;

@@ -49,9 +49,9 @@ speed_t speedFor(std::uint32_t baud) {
 }  // namespace
 
 std::string reasonName(std::uint8_t code) {
-  static const char* const kNames[] = {"none",      "bad_crc",      "truncated",  "oversize",
-                                       "bad_length", "bad_escape",  "unknown_type", "bad_record",
-                                       "invalid",    "wrong_kind",  "flash_error"};
+  static const char* const kNames[] = {"none",       "bad_crc",    "truncated",    "oversize",
+                                       "bad_length", "bad_escape", "unknown_type", "bad_record",
+                                       "invalid",    "wrong_kind", "flash_error"};
   if (code < std::size(kNames)) return kNames[code];
   return "reason " + std::to_string(code);
 }
@@ -128,15 +128,15 @@ FrameDecoder::Event FrameDecoder::finish() {
     e.error = "frame of " + std::to_string(b.size()) + " bytes, shorter than a header and CRC";
     return e;
   }
-  const std::size_t length =
-      static_cast<std::uint8_t>(b[2]) | static_cast<std::size_t>(static_cast<std::uint8_t>(b[3])) << 8;
+  const std::size_t length = static_cast<std::uint8_t>(b[2]) | static_cast<std::size_t>(static_cast<std::uint8_t>(b[3]))
+                                                                   << 8;
   if (length > kMaxPayload) {
     e.error = "frame announces " + std::to_string(length) + " bytes, over " + std::to_string(kMaxPayload);
     return e;
   }
   if (b.size() != kHeader + length + kCrc) {
-    e.error = "frame of " + std::to_string(b.size()) + " bytes, its header says " +
-              std::to_string(kHeader + length + kCrc);
+    e.error =
+        "frame of " + std::to_string(b.size()) + " bytes, its header says " + std::to_string(kHeader + length + kCrc);
     return e;
   }
   if (crc32(std::string_view(b).substr(0, kHeader + length)) != le32(std::string_view(b).substr(kHeader + length))) {
@@ -206,8 +206,7 @@ bool SerialPort::open(const std::string& path, std::uint32_t baud, std::string& 
   }
   ::tcflush(fd_, TCIOFLUSH);  // what an earlier session left is not our reply
   // A seq that differs from the last run's: a late reply to it is not taken for ours.
-  seq_ = static_cast<std::uint8_t>(
-      std::chrono::steady_clock::now().time_since_epoch().count() % 250 + 1);
+  seq_ = static_cast<std::uint8_t>(std::chrono::steady_clock::now().time_since_epoch().count() % 250 + 1);
   return true;
 }
 
