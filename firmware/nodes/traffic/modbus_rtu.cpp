@@ -57,7 +57,7 @@ Request parseRequest(const uint8_t* frame, size_t size, uint8_t unitId, uint16_t
     r.refusal = Refusal::IllegalFunction;
     return r;
   }
-  if (size != 8) {  // unit, function, address (2), quantity (2), CRC (2)
+  if (size != kReadRequestSize) {
     r.refusal = Refusal::IllegalValue;
     return r;
   }
@@ -132,6 +132,15 @@ void RtuSlave::endFrame() {
     req.refusal = Refusal::TooLong;
   } else {
     req = parseRequest(frame_, size_, unitId_, registerCount_);
+    if (req.refusal == Refusal::BadCrc && size_ > kReadRequestSize) {
+      // Another station's frame and a request to this node with a gap under the slave's
+      // millisecond-rounded silence: the request is the frame's tail.
+      const Request tail = parseRequest(frame_ + size_ - kReadRequestSize, kReadRequestSize, unitId_, registerCount_);
+      if (tail.reply()) {
+        req = tail;
+        ++counters_.tailRequests;
+      }
+    }
   }
   ++counters_.refused[static_cast<size_t>(req.refusal)];
   size_ = 0;

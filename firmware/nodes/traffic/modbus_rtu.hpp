@@ -9,7 +9,11 @@
 // - FC 0x04 whose PDU is not 5 bytes -> exception 03; a quantity of 0 or over 125 -> 03;
 //   start + quantity past the table -> 02 (checked in that order, as the specification's state
 //   diagram does).
-// Each refusal has its own counter.
+// Each refusal has its own counter. The slave's clock counts milliseconds, so it waits t3.5
+// rounded up plus 1 ms: a master that leaves exactly t3.5 between another station's frame and a
+// request to this node can run them together. A frame whose CRC fails is therefore also tried
+// for a read request in its last 8 bytes (counted in tailRequests): a request for this unit
+// with a good CRC there is answered.
 //
 // parseRequest() and buildReply() are pure functions over bytes (tests/fuzz/fw_traffic_modbus.cpp).
 #pragma once
@@ -36,6 +40,7 @@ constexpr size_t kRefusalCount = 9;
 const char* refusalName(Refusal r);
 
 constexpr size_t kMaxFrame = 256;
+constexpr size_t kReadRequestSize = 8;  // unit, function, address (2), quantity (2), CRC (2)
 constexpr uint16_t kMaxReadRegisters = 125;
 
 struct Request {
@@ -76,6 +81,7 @@ struct SlaveCounters {
   uint32_t answered;      // normal replies
   uint32_t exceptions;    // exception replies
   uint32_t sendFailures;  // the UART refused a reply
+  uint32_t tailRequests;  // a request found at the end of a frame whose CRC failed (above)
   uint32_t refused[kRefusalCount];
 };
 

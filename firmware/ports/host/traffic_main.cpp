@@ -248,8 +248,11 @@ int main(int argc, char** argv) {
 
   const traffic::SlaveCounters& c = node.slaveCounters();
   const traffic::NodeCounters n = node.counters();
-  printf("stopped: periods %u passages %u late %u bad_lane %u frames %u answered %u exceptions %u send_failures %u",
-         n.periods, n.passages, n.passagesLate, n.passagesBadLane, c.frames, c.answered, c.exceptions, c.sendFailures);
+  printf(
+      "stopped: periods %u passages %u late %u bad_lane %u frames %u answered %u exceptions %u send_failures %u "
+      "tail_requests %u",
+      n.periods, n.passages, n.passagesLate, n.passagesBadLane, c.frames, c.answered, c.exceptions, c.sendFailures,
+      c.tailRequests);
   for (size_t r = 1; r < traffic::kRefusalCount; ++r) {
     printf(" %s %u", traffic::refusalName(static_cast<traffic::Refusal>(r)), c.refused[r]);
   }

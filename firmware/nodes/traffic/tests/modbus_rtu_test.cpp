@@ -210,6 +210,45 @@ FW_TEST("modbus: a silence inside a request splits it into two refused fragments
   FW_CHECK_EQ(slave.counters().answered, 2u);
 }
 
+FW_TEST("modbus: a request run together with another station's frame is found at its tail") {
+  FakeClock clock;
+  FakeUart uart(19200);
+  uint16_t regs[36] = {};
+  regs[0] = 0x1234;
+  RtuSlave slave(uart, clock, 4, regs, 36);
+  // unit 9's answer (1 register) and then, 2 ms later (t3.5 at 19200, under the slave's 4 ms), a
+  // request to this node
+  uint8_t other[7];
+  const uint8_t otherBody[] = {9, 0x04, 2, 0xAB, 0xCD};
+  frame(other, otherBody, sizeof otherBody);
+  uint8_t req[8];
+  readRequest(req, 4, 0, 1);
+  uart.arrive(other, sizeof other);
+  slave.poll();
+  clock.now = 2;
+  uart.arrive(req, sizeof req);
+  slave.poll();
+  clock.now = 10;
+  slave.poll();
+  FW_CHECK_EQ(slave.counters().frames, 1u);
+  FW_CHECK_EQ(slave.counters().tailRequests, 1u);
+  FW_CHECK_EQ(slave.counters().answered, 1u);
+  FW_CHECK_EQ(uart.txSize, 7u);
+  FW_CHECK_EQ(uart.tx[3], 0x12);
+  // the same with a request to another unit at the tail: nothing
+  uart.clearTx();
+  readRequest(req, 5, 0, 1);
+  uart.arrive(other, sizeof other);
+  slave.poll();
+  clock.now = 12;
+  uart.arrive(req, sizeof req);
+  slave.poll();
+  clock.now = 20;
+  slave.poll();
+  FW_CHECK_EQ(uart.txSize, 0u);
+  FW_CHECK_EQ(slave.counters().tailRequests, 1u);
+}
+
 FW_TEST("modbus: every refusal has its counter, and an overlong frame is dropped whole") {
   FakeClock clock;
   FakeUart uart(19200);
