@@ -1,0 +1,33 @@
+/* The air node's Mbed TLS configuration (MBEDTLS_CONFIG_FILE): AES-128 and AES-CMAC for LoRaWAN
+ * 1.0.x (FRMPayload keystream and MIC), nothing else. The same file for the host and the
+ * Cortex-M. The library is Debian's mbedtls 2.28.3 source, fetched at configure time
+ * (toolchains/fetch-debian-source.sh): see CMakeLists.txt beside this file.
+ *
+ * No heap: Mbed TLS's cipher layer allocates its AES context and the CMAC state with
+ * mbedtls_calloc. MBEDTLS_PLATFORM_NO_STD_FUNCTIONS leaves calloc/free unlinked (an allocation
+ * before set-up returns NULL), and MBEDTLS_MEMORY_BUFFER_ALLOC_C serves the node's two
+ * allocations, made once at start-up, from a static buffer (crypto.cpp). Nothing is allocated
+ * per frame (mbedtls_cipher_cmac_reset reuses the state). */
+#ifndef CITYGATE_MBEDTLS_CONFIG_H
+#define CITYGATE_MBEDTLS_CONFIG_H
+
+/* Ciphers and modes. */
+#define MBEDTLS_AES_C
+#define MBEDTLS_CIPHER_C
+#define MBEDTLS_CMAC_C
+
+/* AES tables: the S-boxes and one of the four round tables (FEWER_TABLES: the other three are
+ * rotations computed on the fly), kept in flash (ROM_TABLES) rather than generated into RAM at
+ * start: about 2.3 KB of flash instead of the same in RAM, which the node has less of. */
+#define MBEDTLS_AES_ROM_TABLES
+#define MBEDTLS_AES_FEWER_TABLES
+
+/* Memory: a static buffer, no libc calloc/free, no printf/exit/time. */
+#define MBEDTLS_PLATFORM_C
+#define MBEDTLS_PLATFORM_MEMORY
+#define MBEDTLS_PLATFORM_NO_STD_FUNCTIONS
+#define MBEDTLS_MEMORY_BUFFER_ALLOC_C
+
+#include "mbedtls/check_config.h"
+
+#endif /* CITYGATE_MBEDTLS_CONFIG_H */
