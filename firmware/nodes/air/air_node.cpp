@@ -10,10 +10,10 @@ namespace nf = citygate::node_format;
 
 namespace {
 
-constexpr uint32_t kRetryMs = 10;          // SHT3x: the next read after a NACK (still measuring)
-constexpr uint8_t kShtTries = 10;          // 16 ms + 10 x 10 ms
-constexpr uint32_t kSpsRetryMs = 100;      // SPS30: data not ready yet
-constexpr uint8_t kSpsTries = 12;          // 1.2 s: the SPS30 measures every second
+constexpr uint32_t kRetryMs = 10;      // SHT3x: the next read after a NACK (still measuring)
+constexpr uint8_t kShtTries = 10;      // 16 ms + 10 x 10 ms
+constexpr uint32_t kSpsRetryMs = 100;  // SPS30: data not ready yet
+constexpr uint8_t kSpsTries = 12;      // 1.2 s: the SPS30 measures every second
 constexpr uint32_t kMaxIntervalS = 86400;
 
 bool due(uint32_t now, uint32_t at) {

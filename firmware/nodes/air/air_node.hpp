@@ -21,11 +21,11 @@ struct AirConfig {
   uint32_t devAddr = 0;
   uint8_t nwkSKey[kKeyBytes] = {};
   uint8_t appSKey[kKeyBytes] = {};
-  uint32_t intervalS = 300;      // stretched by the duty cycle
-  uint32_t fcntMargin = 16;      // counters reserved per flash record (skipped at most after a power cut)
-  uint8_t spreadingFactor = 7;   // 7..12 at 125 kHz
-  int8_t powerDbm = 14;          // EU868: 14 dBm ERP
-  uint32_t firstUplinkMs = 1500; // after start (the SPS30 has its first values after 1 s)
+  uint32_t intervalS = 300;       // stretched by the duty cycle
+  uint32_t fcntMargin = 16;       // counters reserved per flash record (skipped at most after a power cut)
+  uint8_t spreadingFactor = 7;    // 7..12 at 125 kHz
+  int8_t powerDbm = 14;           // EU868: 14 dBm ERP
+  uint32_t firstUplinkMs = 1500;  // after start (the SPS30 has its first values after 1 s)
 };
 
 // nullptr, or what is wrong with the settings (never mentions a key's value).
@@ -34,12 +34,12 @@ const char* validate(const AirConfig& config);
 class AirNode {
  public:
   struct Stats {
-    uint32_t uplinks = 0;         // frames handed to the radio
-    uint32_t radioRefused = 0;    // transmit() returned false (the counter is not reused)
-    uint32_t fcntFailures = 0;    // no counter could be reserved on the flash: uplink skipped
-    uint32_t dutyWaits = 0;       // an uplink waited for the duty cycle
-    uint32_t stretched = 0;       // intervals stretched to 100 x time on air
-    uint32_t downlinks = 0;       // frames received (class A RX windows; ignored)
+    uint32_t uplinks = 0;       // frames handed to the radio
+    uint32_t radioRefused = 0;  // transmit() returned false (the counter is not reused)
+    uint32_t fcntFailures = 0;  // no counter could be reserved on the flash: uplink skipped
+    uint32_t dutyWaits = 0;     // an uplink waited for the duty cycle
+    uint32_t stretched = 0;     // intervals stretched to 100 x time on air
+    uint32_t downlinks = 0;     // frames received (class A RX windows; ignored)
     uint32_t lastFcnt = 0;
     uint32_t lastToaUs = 0;
   };
@@ -47,8 +47,8 @@ class AirNode {
   // Told of every uplink (the host port logs it; never gets keys).
   class Observer {
    public:
-    virtual void onUplink(const uint8_t* frame, size_t size, uint32_t fcnt, const hal::TxParams& params,
-                          uint32_t toaUs, const uint8_t* payload, size_t payloadSize) = 0;
+    virtual void onUplink(const uint8_t* frame, size_t size, uint32_t fcnt, const hal::TxParams& params, uint32_t toaUs,
+                          const uint8_t* payload, size_t payloadSize) = 0;
 
    protected:
     ~Observer() = default;
@@ -84,8 +84,8 @@ class AirNode {
   AirConfig config_;
   Observer* observer_ = nullptr;
   State state_ = State::Stopped;
-  uint32_t dueMs_ = 0;         // Idle: the next measurement; Measuring: the next try
-  uint32_t lastStartMs_ = 0;   // start of the last uplink
+  uint32_t dueMs_ = 0;        // Idle: the next measurement; Measuring: the next try
+  uint32_t lastStartMs_ = 0;  // start of the last uplink
   bool anyUplink_ = false;
   uint8_t shtTries_ = 0;
   uint8_t spsTries_ = 0;

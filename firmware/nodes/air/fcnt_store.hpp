@@ -66,9 +66,9 @@ class FcntStore {
   uint32_t margin_;
   uint32_t next_ = 0;
   uint32_t limit_ = 0;
-  uint32_t ring_ = 0;      // 0..3: the sector the next record goes to
-  uint32_t slot_ = 0;      // the next slot in it
-  uint32_t slots_ = 0;     // slots per sector
+  uint32_t ring_ = 0;           // 0..3: the sector the next record goes to
+  uint32_t slot_ = 0;           // the next slot in it
+  uint32_t slots_ = 0;          // slots per sector
   uint32_t newest_ = kSectors;  // the sector of the newest valid record (kSectors: none), never erased
   bool started_ = false;
   Stats stats_;

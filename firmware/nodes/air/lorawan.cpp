@@ -64,8 +64,7 @@ bool Session::init(const uint8_t (&nwkSKey)[kKeyBytes], const uint8_t (&appSKey)
   return true;
 }
 
-bool Session::mic(const uint8_t* msg, size_t size, uint32_t devAddr, uint32_t fcnt, bool downlink,
-                  uint8_t (&out)[4]) {
+bool Session::mic(const uint8_t* msg, size_t size, uint32_t devAddr, uint32_t fcnt, bool downlink, uint8_t (&out)[4]) {
   if (!ready_ || size > 255) return false;
   uint8_t b0[16];
   block(b0, 0x49, downlink, devAddr, fcnt, static_cast<uint8_t>(size));

@@ -17,9 +17,9 @@ namespace citygate::fw::air {
 
 inline constexpr size_t kKeyBytes = 16;
 inline constexpr size_t kFrameOverhead = 1 + 7 + 1 + 4;  // MHDR, FHDR without FOpts, FPort, MIC
-inline constexpr size_t kMaxFrame = 64;                   // the node's frames: 13 + 33 bytes at most
-inline constexpr uint8_t kMhdrUnconfirmedUp = 0x40;       // MType 010, Major 00
-inline constexpr uint8_t kMhdrConfirmedUp = 0x80;         // MType 100
+inline constexpr size_t kMaxFrame = 64;                  // the node's frames: 13 + 33 bytes at most
+inline constexpr uint8_t kMhdrUnconfirmedUp = 0x40;      // MType 010, Major 00
+inline constexpr uint8_t kMhdrConfirmedUp = 0x80;        // MType 100
 
 // The two session keys of an ABP device, with their AES and CMAC contexts.
 class Session {

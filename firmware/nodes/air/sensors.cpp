@@ -1,7 +1,7 @@
 #include "nodes/air/sensors.hpp"
 
-#include "core/crc.hpp"
 #include "citygate/v1/node_format.hpp"
+#include "core/crc.hpp"
 
 namespace citygate::fw::air {
 
@@ -81,8 +81,7 @@ SensorStatus Sps30::command(uint16_t cmd, const uint16_t* args, size_t argCount)
   buf[1] = static_cast<uint8_t>(cmd);
   if (argCount > 2) argCount = 2;
   sensirionWords(args, argCount, buf + 2);
-  return bus_.write(kAddress, buf, 2 + 3 * argCount) == hal::I2c::Result::Ok ? SensorStatus::Ok
-                                                                              : SensorStatus::Nack;
+  return bus_.write(kAddress, buf, 2 + 3 * argCount) == hal::I2c::Result::Ok ? SensorStatus::Ok : SensorStatus::Nack;
 }
 
 SensorStatus Sps30::readWords(uint16_t cmd, uint16_t* words, size_t count) {

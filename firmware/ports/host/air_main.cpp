@@ -243,8 +243,8 @@ void hex(const uint8_t* data, size_t size, char* out) {
 
 class Log final : public air::AirNode::Observer {
  public:
-  void onUplink(const uint8_t* frame, size_t size, uint32_t fcnt, const citygate::fw::hal::TxParams& p,
-                uint32_t toaUs, const uint8_t* payload, size_t payloadSize) override {
+  void onUplink(const uint8_t* frame, size_t size, uint32_t fcnt, const citygate::fw::hal::TxParams& p, uint32_t toaUs,
+                const uint8_t* payload, size_t payloadSize) override {
     char f[2 * air::kMaxFrame + 1];
     char pl[2 * air::kMaxFrame + 1];
     hex(frame, size, f);
@@ -393,9 +393,10 @@ int main(int argc, char** argv) {
     return kUnavailable;
   }
   const air::FcntStore::Stats& fs = node.fcnt().stats();
-  printf("citygate-air-node: DevAddr %08X, gateway %s, interval %u s, SF%u, next FCnt %u "
-         "(state %s: %u records, %u torn)\n",
-         config.devAddr, gateway, config.intervalS, sf, node.fcnt().next(), state, fs.records, fs.badRecords);
+  printf(
+      "citygate-air-node: DevAddr %08X, gateway %s, interval %u s, SF%u, next FCnt %u "
+      "(state %s: %u records, %u torn)\n",
+      config.devAddr, gateway, config.intervalS, sf, node.fcnt().next(), state, fs.records, fs.badRecords);
   fflush(stdout);
   radio.keepAlive();
   while (!board.stopRequested() && (maxUplinks == 0 || log.uplinks < maxUplinks)) {
@@ -408,10 +409,11 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 20 && radio.pushAckPending(); ++i) board.idle(10), radio.receive(nullptr, 0);
   const host::UdpForwarderRadio::Stats& rs = radio.stats();
   const air::AirNode::Stats& ns = node.stats();
-  printf("stopped: uplinks=%u next_fcnt=%u push_data=%u push_acks=%u pull_acks=%u fcnt_failures=%u "
-         "duty_waits=%u sps30_crc=%u sps30_nack=%u sht3x_crc=%u sht3x_nack=%u flash_writes=%u\n",
-         ns.uplinks, node.fcnt().next(), rs.pushData, rs.pushAcks, rs.pullAcks, ns.fcntFailures, ns.dutyWaits,
-         node.sps30().stats().crcErrors, node.sps30().stats().nacks, node.sht3x().stats().crcErrors,
-         node.sht3x().stats().nacks, fs.writes);
+  printf(
+      "stopped: uplinks=%u next_fcnt=%u push_data=%u push_acks=%u pull_acks=%u fcnt_failures=%u "
+      "duty_waits=%u sps30_crc=%u sps30_nack=%u sht3x_crc=%u sht3x_nack=%u flash_writes=%u\n",
+      ns.uplinks, node.fcnt().next(), rs.pushData, rs.pushAcks, rs.pullAcks, ns.fcntFailures, ns.dutyWaits,
+      node.sps30().stats().crcErrors, node.sps30().stats().nacks, node.sht3x().stats().crcErrors,
+      node.sht3x().stats().nacks, fs.writes);
   return 0;
 }

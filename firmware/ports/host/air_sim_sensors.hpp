@@ -41,9 +41,9 @@ class SimSps30 {
   SimAirValues* values = nullptr;
   SimFault fault = SimFault::None;
   bool measuring = false;
-  uint16_t format = 0;         // the argument of the last start measurement
-  uint32_t commands = 0;       // accepted commands
-  uint32_t badCommands = 0;    // unknown pointers, bad argument CRC
+  uint16_t format = 0;       // the argument of the last start measurement
+  uint32_t commands = 0;     // accepted commands
+  uint32_t badCommands = 0;  // unknown pointers, bad argument CRC
 
  private:
   uint16_t pointer_ = 0;

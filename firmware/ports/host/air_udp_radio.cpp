@@ -50,7 +50,8 @@ bool UdpForwarderRadio::open(const char* hostPort, const uint8_t (&gatewayEui)[8
   memcpy(eui_, gatewayEui, sizeof eui_);
   char host[256];
   const char* colon = strrchr(hostPort, ':');
-  if (colon == nullptr || colon == hostPort || colon[1] == '\0' || static_cast<size_t>(colon - hostPort) >= sizeof host) {
+  if (colon == nullptr || colon == hostPort || colon[1] == '\0' ||
+      static_cast<size_t>(colon - hostPort) >= sizeof host) {
     snprintf(why, whySize, "--gateway '%s': expected HOST:PORT", hostPort);
     return false;
   }
@@ -116,14 +117,14 @@ bool UdpForwarderRadio::transmit(const uint8_t* frame, size_t size, const hal::T
   const int snrFrac = (snrTenths < 0 ? -snrTenths : snrTenths) % 10;
   uint8_t datagram[12 + 640];
   char* json = reinterpret_cast<char*>(datagram + 12);
-  const int len = snprintf(json, sizeof datagram - 12,
-                           "{\"rxpk\":[{\"tmst\":%u,\"chan\":%u,\"rfch\":0,\"freq\":%u.%06u,\"stat\":1,"
-                           "\"modu\":\"LORA\",\"datr\":\"SF%uBW%u\",\"codr\":\"4/5\",\"rssi\":%d,"
-                           "\"lsnr\":%s%d.%d,\"size\":%u,\"data\":\"%s\"}]}",
-                           tmst, chan, params.frequencyHz / 1000000u, params.frequencyHz % 1000000u,
-                           params.spreadingFactor, params.bandwidthKhz, rssi,
-                           (snrTenths < 0 && snrWhole == 0) ? "-" : "", snrWhole, snrFrac,
-                           static_cast<unsigned>(size), b64);
+  const int len =
+      snprintf(json, sizeof datagram - 12,
+               "{\"rxpk\":[{\"tmst\":%u,\"chan\":%u,\"rfch\":0,\"freq\":%u.%06u,\"stat\":1,"
+               "\"modu\":\"LORA\",\"datr\":\"SF%uBW%u\",\"codr\":\"4/5\",\"rssi\":%d,"
+               "\"lsnr\":%s%d.%d,\"size\":%u,\"data\":\"%s\"}]}",
+               tmst, chan, params.frequencyHz / 1000000u, params.frequencyHz % 1000000u, params.spreadingFactor,
+               params.bandwidthKhz, rssi, (snrTenths < 0 && snrWhole == 0) ? "-" : "", snrWhole, snrFrac,
+               static_cast<unsigned>(size), b64);
   if (len <= 0 || static_cast<size_t>(len) >= sizeof datagram - 12) return false;
   pushToken_ = nextToken();
   datagram[0] = kVersion;
@@ -144,8 +145,7 @@ void UdpForwarderRadio::keepAlive() {
   pulled_ = true;
   lastPullMs_ = now;
   pullToken_ = nextToken();
-  uint8_t d[12] = {kVersion, static_cast<uint8_t>(pullToken_ & 0xFF), static_cast<uint8_t>(pullToken_ >> 8),
-                   kPullData};
+  uint8_t d[12] = {kVersion, static_cast<uint8_t>(pullToken_ & 0xFF), static_cast<uint8_t>(pullToken_ >> 8), kPullData};
   memcpy(d + 4, eui_, 8);
   if (sendDatagram(d, sizeof d)) {
     ++stats_.pullData;

@@ -24,8 +24,8 @@ class UdpForwarderRadio final : public hal::Radio, public Pollable {
     uint32_t pushAcks = 0;
     uint32_t pullData = 0;
     uint32_t pullAcks = 0;
-    uint32_t pullResp = 0;      // downlinks offered (not transmitted)
-    uint32_t unexpected = 0;    // datagrams that are none of the above, or a wrong token
+    uint32_t pullResp = 0;    // downlinks offered (not transmitted)
+    uint32_t unexpected = 0;  // datagrams that are none of the above, or a wrong token
     uint32_t sendErrors = 0;
   };
 

@@ -1,9 +1,9 @@
 // The whole node on fakes: an uplink every interval with the simulated sensors' values, faults
 // sent as the format's fault values, the duty cycle stretching a short interval, the counter
 // continuing across a restart from the flash.
+#include "nodes/air/air_node.hpp"
 #include "citygate/v1/node_format.hpp"
 #include "core/check.hpp"
-#include "nodes/air/air_node.hpp"
 #include "nodes/air/tests/fakes.hpp"
 #include "ports/host/air_sim_sensors.hpp"
 
@@ -71,7 +71,7 @@ FW_TEST("air node: uplinks with the sensors' values, FPort 1, on the three chann
   FW_CHECK_EQ(s.frame[0], 0x40);  // unconfirmed data up
   FW_CHECK_EQ(s.frame[1], 0x01);  // DevAddr 26011A01, little-endian
   FW_CHECK_EQ(s.frame[4], 0x26);
-  FW_CHECK_EQ(s.frame[8], 1);     // FPort
+  FW_CHECK_EQ(s.frame[8], 1);  // FPort
   FW_CHECK_EQ(s.params.frequencyHz, 868100000u);
   FW_CHECK_EQ(s.params.spreadingFactor, 7);
   nf::air::Frame f;

@@ -1,6 +1,6 @@
 // EU868 airtime: Semtech's time-on-air formula against known values, and the 1 % duty cycle.
-#include "core/check.hpp"
 #include "nodes/air/duty_cycle.hpp"
+#include "core/check.hpp"
 
 namespace air = citygate::fw::air;
 

@@ -42,9 +42,9 @@ class FakeFlash final : public hal::Flash {
   static constexpr uint32_t kMaxBytes = 8 * 256;
 
   enum class Tear : uint8_t {
-    Nothing,       // the operation changed nothing
-    Prefix,        // the first `tearBytes` bytes were programmed / erased
-    EvenBits,      // a write cleared only the bits of even positions (a half-programmed cell)
+    Nothing,   // the operation changed nothing
+    Prefix,    // the first `tearBytes` bytes were programmed / erased
+    EvenBits,  // a write cleared only the bits of even positions (a half-programmed cell)
   };
 
   FakeFlash(uint32_t sectorSize, uint32_t sectorCount) : sectorSize_(sectorSize), sectorCount_(sectorCount) {

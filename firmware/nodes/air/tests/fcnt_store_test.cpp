@@ -2,8 +2,8 @@
 // a run makes (torn in several ways); after each cut the node starts again from the flash, and
 // the counter it sends next must be above every counter sent before the cut (never back, never
 // twice).
-#include "core/check.hpp"
 #include "nodes/air/fcnt_store.hpp"
+#include "core/check.hpp"
 #include "nodes/air/tests/fakes.hpp"
 
 namespace air = citygate::fw::air;

@@ -1,8 +1,8 @@
 // LoRaWAN 1.0.x uplinks built by the node against the independent vectors of protocols.md 3.7
 // (lora-packet's test frames): FRMPayload encryption with the AppSKey, the MIC with the NwkSKey
 // over B0 with the full 32-bit counter.
-#include "core/check.hpp"
 #include "nodes/air/lorawan.hpp"
+#include "core/check.hpp"
 #include "nodes/air/tests/fakes.hpp"
 
 namespace air = citygate::fw::air;
@@ -50,11 +50,12 @@ FW_TEST("lorawan: L2, a 44-byte payload over three AES blocks at FCnt 4") {
   up.fcnt = 4;
   const char text[] = "The quick brown fox jumps over the lazy dog.";
   uint8_t frame[64];
-  const size_t n = air::buildUplink(s, up, reinterpret_cast<const uint8_t*>(text), sizeof text - 1, frame,
-                                    sizeof frame);
+  const size_t n =
+      air::buildUplink(s, up, reinterpret_cast<const uint8_t*>(text), sizeof text - 1, frame, sizeof frame);
   uint8_t want[64];
   const size_t w = fromHex(
-      "40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea8a20af3c5e7",
+      "40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea8a20af3c5"
+      "e7",
       want, sizeof want);
   FW_CHECK_EQ(w, 57u);
   FW_CHECK_EQ(n, w);

@@ -1,9 +1,9 @@
 // The SPS30 and SHT3x drivers against the simulated devices (ports/host/air_sim_sensors.hpp):
 // values, the datasheet conversions in integer maths, and a bad CRC or a NACK counted and never
 // turned into a number.
+#include "nodes/air/sensors.hpp"
 #include "core/check.hpp"
 #include "core/crc.hpp"
-#include "nodes/air/sensors.hpp"
 #include "ports/host/air_sim_sensors.hpp"
 
 namespace air = citygate::fw::air;
@@ -50,7 +50,7 @@ FW_TEST("sensors: SHT3x conversions as in the datasheet") {
   FW_CHECK_EQ(air::Sht3x::temperatureRaw(65535), 13000);
   FW_CHECK_EQ(air::Sht3x::temperatureRaw(0x6666), 2500);  // 26214: -45 + 175 x 0.4 = 25.00
   FW_CHECK_EQ(air::Sht3x::humidityRaw(65535), 10000);
-  FW_CHECK_EQ(air::Sht3x::humidityRaw(0x8000), 5000);     // 50.0008 %
+  FW_CHECK_EQ(air::Sht3x::humidityRaw(0x8000), 5000);  // 50.0008 %
   FW_CHECK_EQ(air::Sht3x::humidityRaw(0), 0);
 }
 
