@@ -331,6 +331,10 @@ int main(int argc, char** argv) {
     usage(stderr);
     return kUsage;
   }
+  if (strchr(gateway, ':') == nullptr) {
+    fprintf(stderr, "citygate-air-node: --gateway '%s': expected HOST:PORT\n", gateway);
+    return kUsage;
+  }
   Settings settings;
   if (provisioning != nullptr) {
     if (devAddr || nwkKey || appKey) {
