@@ -15,7 +15,6 @@ import re
 import secrets
 import socket
 import subprocess
-import time
 
 from harness import BIN, PEERS, IntegrationTest, free_port, gateway_config, reading_pb2, wait_for
 from harness import Process
