@@ -5,7 +5,8 @@
 #
 #   tests/run.sh                 default preset (optimised, warnings are errors)
 #   tests/run.sh --asan          the same suite under AddressSanitizer + UBSan
-#   tests/run.sh --unit          unit tests only (with the fuzz targets' regression corpora)
+#   tests/run.sh --unit          unit tests only (with the fuzz targets' regression corpora and the
+#                                host firmware's tests, label firmware)
 #   tests/run.sh -R REGEX        only the CTest tests matching REGEX
 #
 # The unit tests run on monotonic and boot clocks that read about 60 s (tests/fresh-boot.sh): a
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     --unit) labels=unit; shift ;;
     --integration) labels=integration; shift ;;
     -R) regex=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "run: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +39,7 @@ args=(--preset "$preset" --output-on-failure --timeout 900)
 [ -n "$regex" ] && args+=(-R "$regex")
 status=0
 if [ -z "$labels" ] || [ "$labels" = unit ]; then
-  tests/fresh-boot.sh ctest "${args[@]}" -L '^(unit|fuzz)$' -j2 || status=1
+  tests/fresh-boot.sh ctest "${args[@]}" -L '^(unit|fuzz|firmware)$' -j2 || status=1
 fi
 if [ -z "$labels" ] || [ "$labels" = integration ]; then
   # One at a time: they measure timing (poll rates, backoff windows) on a 2-core machine.

@@ -3,8 +3,8 @@
 # build directory with every gateway dependency made unfindable (CMAKE_DISABLE_FIND_PACKAGE_<X> for
 # Protobuf's library, Boost, Paho, spdlog, fmt, OpenSSL, doctest, Threads and pkg-config, and an
 # empty pkg-config path), builds it (protoc descriptor sets and Python modules, node.proto alone,
-# node_format.hpp compiled freestanding and as a host program without libstdc++) and runs its
-# test. Then checks what it proves:
+# node_format.hpp compiled freestanding and as a host program without libstdc++, and the node
+# firmware's host port and tests) and runs its tests. Then checks what it proves:
 #   - the same configure with the gateway ON fails (so the disabled packages are really needed
 #     by the gateway, and really unavailable here);
 #   - nothing in the build names a gateway library, and node_format_check needs no libstdc++.
@@ -36,7 +36,7 @@ cmake --build "$dir" >>"$dir.log" 2>&1 || { cat "$dir.log" >&2; fail "build fail
 ctest --test-dir "$dir" --output-on-failure >>"$dir.log" 2>&1 || { cat "$dir.log" >&2; fail "ctest failed"; }
 
 for f in proto/citygate.desc proto/node-alone/node.desc python/citygate/v1/node_pb2.py python/citygate/v1/config_pb2.py \
-  bin/node_format_check; do
+  bin/node_format_check bin/fw_test_core_crc bin/fw_test_host_posix; do
   [ -s "$dir/$f" ] || fail "$dir/$f was not built"
 done
 if readelf -d "$dir/bin/node_format_check" | grep -q 'NEEDED.*libstdc++'; then

@@ -5,7 +5,8 @@
 #
 #   toolchains/install-deps.sh build     compilers and -dev packages
 #   toolchains/install-deps.sh schema    what a CITYGATE_GATEWAY=OFF build needs: compiler, cmake, protoc
-#   toolchains/install-deps.sh test      build + the test peers (mosquitto, pymodbus, socat, ...)
+#   toolchains/install-deps.sh test      build + the test peers (mosquitto, pymodbus, socat, ...) + firmware
+#   toolchains/install-deps.sh firmware  the node firmware for Cortex-M: arm-none-eabi, newlib, qemu, nanopb
 #   toolchains/install-deps.sh demo      same as test
 #   toolchains/install-deps.sh fuzz      test + clang's libFuzzer runtime
 #   toolchains/install-deps.sh lint      clang-format (toolchains/check-style.sh)
@@ -24,20 +25,25 @@ test_pkgs=(mosquitto mosquitto-clients python3-pymodbus python3-serial python3-s
 fuzz_pkgs=(clang libclang-rt-14-dev)
 lint_pkgs=(clang-format-14)
 schema_pkgs=(g++ cmake ninja-build protobuf-compiler)
+# The node firmware (firmware/README.md): Debian's arm-none-eabi GCC and newlib-nano, qemu for its
+# tests, nanopb's generator (python3-protobuf runs it). Not libstdc++-arm-none-eabi-newlib: the
+# node core needs no C++ library (toolchains/arm-none-eabi.cmake).
+firmware_pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm nanopb python3-protobuf)
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in
   build) ;;
   schema) pkgs=("${schema_pkgs[@]}") ;;
-  test|demo) pkgs+=("${test_pkgs[@]}") ;;
+  test|demo) pkgs+=("${test_pkgs[@]}" "${firmware_pkgs[@]}") ;;
+  firmware) pkgs=("${schema_pkgs[@]}" "${firmware_pkgs[@]}") ;;
   fuzz) pkgs+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   lint) pkgs=("${lint_pkgs[@]}") ;;
   tidy) pkgs=("${lint_pkgs[@]}" clang-tidy-14) ;;
-  *) echo "usage: $0 [build|schema|test|demo|fuzz|lint|tidy]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|schema|test|demo|fuzz|lint|tidy|firmware]" >&2; exit 2 ;;
 esac
 # Node.js for the LoRa encoder: Debian's packages unless a Node.js is already installed (a
 # Node.js from elsewhere conflicts with Debian's npm package).
-if [ "$what" != build ] && [ "$what" != schema ] && [ "$what" != lint ] && [ "$what" != tidy ]; then
+if [ "$what" != build ] && [ "$what" != schema ] && [ "$what" != lint ] && [ "$what" != tidy ] && [ "$what" != firmware ]; then
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
 fi
@@ -66,7 +72,7 @@ fi
 # mosquitto's package starts a broker on :1883 where systemd runs; the tests start their own on
 # free ports, so the packaged one is not needed (and not touched).
 
-if [ "$what" != build ] && [ "$what" != schema ] && [ "$what" != lint ] && [ "$what" != tidy ]; then
+if [ "$what" != build ] && [ "$what" != schema ] && [ "$what" != lint ] && [ "$what" != tidy ] && [ "$what" != firmware ]; then
   # The independent LoRaWAN encoder for the LoRa tests and the demo's concentrator.
   if [ ! -f "$here/../tests/peers/node_modules/lora-packet/package.json" ]; then
     echo "install-deps: npm install (tests/peers)"

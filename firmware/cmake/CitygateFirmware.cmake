@@ -3,11 +3,12 @@
 # Cortex-M (CMAKE_SYSTEM_NAME Generic, toolchains/arm-none-eabi.cmake: an ELF, a test runs under
 # qemu-system-arm with semihosting).
 #
-#   citygate_fw_test(NAME SOURCES src... [LIBS lib...] [ARGS arg...] [EXPECT_EXIT n])
+#   citygate_fw_test(NAME SOURCES src... [LIBS lib...] [ARGS arg...] [STDIN file] [EXPECT_EXIT n])
 #       A FW_TEST binary (core/check.hpp) and its ctest "firmware: NAME", label firmware. Host:
 #       bin/fw_test_NAME; Cortex-M: bin/fw_test_NAME.elf under qemu (timeout 60 s). ARGS: a
 #       name filter. EXPECT_EXIT: the test passes only when the exit status is exactly n (and the
-#       output names a failed check): the proof that a failing FW_CHECK fails the run.
+#       output names a failed check): the proof that a failing FW_CHECK fails the run. STDIN: a
+#       file (relative to the calling directory) on the test's stdin (qemu: UART0's input).
 #   citygate_fw_node(NAME [SOURCES src...] [LIBS lib...])
 #       A node's program from the port's NAME_main.cpp: host ports/host/NAME_main.cpp ->
 #       bin/citygate-NAME-node, Cortex-M ports/cortexm/NAME_main.cpp -> bin/NAME-node.elf. Skipped
@@ -22,7 +23,8 @@ set(CITYGATE_FW_QEMU_TIMEOUT 60)
 function(citygate_cortexm_executable name)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "SOURCES;LIBS")
   add_executable(${name} ${arg_SOURCES})
-  set_target_properties(${name} PROPERTIES SUFFIX .elf)
+  # The C driver: g++ would add -lstdc++ (toolchains/arm-none-eabi.cmake).
+  set_target_properties(${name} PROPERTIES SUFFIX .elf LINKER_LANGUAGE C)
   target_link_libraries(${name} PRIVATE citygate_fw_cortexm_startup citygate_fw_cortexm ${arg_LIBS}
                                         citygate_fw_options citygate_warnings)
   set(script ${CITYGATE_FW_DIR}/ports/cortexm/mps2-an385.ld)
@@ -35,7 +37,7 @@ function(citygate_cortexm_executable name)
 endfunction()
 
 function(citygate_fw_test name)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "" "EXPECT_EXIT" "SOURCES;LIBS;ARGS")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "EXPECT_EXIT;STDIN" "SOURCES;LIBS;ARGS")
   set(target fw_test_${name})
   if(CITYGATE_FW_TARGET_IS_MCU)
     citygate_cortexm_executable(${target} SOURCES ${arg_SOURCES} LIBS citygate_fw_test_main ${arg_LIBS})
@@ -56,11 +58,15 @@ function(citygate_fw_test name)
   if(NOT CITYGATE_TESTS)
     return()
   endif()
-  if(DEFINED arg_EXPECT_EXIT)
+  if(DEFINED arg_EXPECT_EXIT OR DEFINED arg_STDIN)
     list(JOIN command "|" joined)
+    set(input)
+    if(DEFINED arg_STDIN)
+      set(input -DINPUT=${CMAKE_CURRENT_SOURCE_DIR}/${arg_STDIN})
+    endif()
     add_test(NAME "firmware: ${name}"
-             COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${joined}" -DEXPECT=${arg_EXPECT_EXIT}
-                     -P ${CITYGATE_FW_DIR}/cmake/expect_exit.cmake)
+             COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${joined}" "-DEXPECT=${arg_EXPECT_EXIT}" ${input}
+                     -P ${CITYGATE_FW_DIR}/cmake/run_test.cmake)
   else()
     add_test(NAME "firmware: ${name}" COMMAND ${command})
   endif()

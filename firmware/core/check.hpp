@@ -1,8 +1,9 @@
 // A freestanding unit-test harness for the node core: the same test sources run on the host and
 // under qemu-system-arm, where there is no libstdc++ (so no doctest). A test is a function
 // registered by FW_TEST; FW_CHECK records a failure with file and line and goes on. The runner
-// (check_main.cpp) prints through the port's console and exits with the failure count as status
-// (semihosting SYS_EXIT_EXTENDED on Cortex-M).
+// (core/check.cpp, with ports/host/check_host.cpp or ports/cortexm/check_cortexm.cpp) prints
+// through the port's console and exits with the failure count as status (semihosting
+// SYS_EXIT_EXTENDED on Cortex-M).
 #pragma once
 
 #include <stddef.h>

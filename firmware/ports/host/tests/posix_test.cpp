@@ -3,10 +3,12 @@
 // starts at its start value. Every wait is for an event, bounded by a deadline (never a sleep).
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/check.hpp"
@@ -263,4 +265,61 @@ FW_TEST("PosixBoard: idle() with nothing to wait on returns after its timeout") 
   board.idle(0);
   board.idle(5);
   FW_CHECK(clock.nowMs() >= 5);
+}
+
+FW_TEST("PosixBoard: reset() without re-exec exits with kResetExitStatus") {
+  const pid_t child = fork();
+  if (child == 0) {
+    PosixBoard board;
+    board.reset();
+  }
+  int status = 0;
+  FW_CHECK(child > 0 && waitpid(child, &status, 0) == child);
+  FW_CHECK(WIFEXITED(status));
+  FW_CHECK_EQ(WEXITSTATUS(status), PosixBoard::kResetExitStatus);
+}
+
+FW_TEST("PosixBoard: SIGTERM ends idle() and sets stopRequested()") {
+  int ready[2];
+  FW_CHECK(pipe(ready) == 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    PosixBoard board;
+    board.handleStopSignals();
+    const char byte = 'r';
+    if (write(ready[1], &byte, 1) != 1) _exit(2);
+    MonotonicClock clock;
+    while (!board.stopRequested() && clock.nowMs() < 20000) board.idle(60000);
+    _exit(board.stopRequested() ? 0 : 1);
+  }
+  FW_CHECK(child > 0);
+  char byte = 0;
+  FW_CHECK(read(ready[0], &byte, 1) == 1);  // the child blocks the signals before it says so
+  MonotonicClock clock;
+  FW_CHECK(kill(child, SIGTERM) == 0);
+  int status = 0;
+  FW_CHECK(waitpid(child, &status, 0) == child);
+  FW_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  FW_CHECK(clock.nowMs() < 10000);  // woken by the signal, not by the 60 s timeout
+  close(ready[0]);
+  close(ready[1]);
+}
+
+FW_TEST("PosixBoard: reset() with re-exec starts the program again in the same process") {
+  // The re-executed image runs this test alone (its name is the filter) and sees the variable.
+  if (getenv("CITYGATE_FW_REEXEC_TEST") != nullptr) _exit(42);
+  const pid_t child = fork();
+  if (child == 0) {
+    setenv("CITYGATE_FW_REEXEC_TEST", "1", 1);
+    static char self[] = "fw_test_host_posix";
+    static char filter[] = "reset() with re-exec";
+    static char* argv[] = {self, filter, nullptr};
+    PosixBoard board;
+    board.enableReexec(argv);
+    board.reset();
+  }
+  int status = 0;
+  FW_CHECK(child > 0 && waitpid(child, &status, 0) == child);
+  FW_CHECK(WIFEXITED(status));
+  FW_CHECK_EQ(WEXITSTATUS(status), 42);
 }
