@@ -102,9 +102,7 @@ class FakeUart final : public hal::Uart {
     memcpy(rx + rxSize, data, size);
     rxSize += size;
   }
-  void clear() {
-    rxSize = rxPos = txSize = 0;
-  }
+  void clear() { rxSize = rxPos = txSize = 0; }
 
   uint8_t rx[2048] = {};
   size_t rxSize = 0;

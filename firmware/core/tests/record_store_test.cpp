@@ -70,7 +70,7 @@ FW_TEST("record store: a damaged newest copy falls back to the previous one") {
   FW_CHECK(store.save(b, sizeof b) == RecordStore::Status::Ok);
   FW_CHECK_EQ(store.generation(), 2u);
   FW_CHECK(holds(store, b, sizeof b));
-  flash.bytes[0] = 0x00;  // a's magic
+  flash.bytes[0] = 0x00;    // a's magic
   flash.bytes[256] = 0x00;  // b's magic
   uint8_t out[64];
   size_t size = 0;

@@ -27,6 +27,16 @@
 #define MBEDTLS_PLATFORM_MEMORY
 #define MBEDTLS_PLATFORM_NO_STD_FUNCTIONS
 #define MBEDTLS_MEMORY_BUFFER_ALLOC_C
+/* The buffer allocator stops the program when it finds its heap damaged: not libc's exit() (the
+ * node has none) but a trap (citygate_mbedtls_platform.c). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void citygate_mbedtls_exit(int status);
+#ifdef __cplusplus
+}
+#endif
+#define MBEDTLS_PLATFORM_EXIT_MACRO citygate_mbedtls_exit
 
 #include "mbedtls/check_config.h"
 
