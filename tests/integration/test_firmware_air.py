@@ -14,10 +14,12 @@ import os
 import re
 import secrets
 import socket
+import struct
 import subprocess
+import zlib
 
-from harness import BIN, PEERS, IntegrationTest, free_port, gateway_config, reading_pb2, wait_for
-from harness import Process
+from harness import BIN, PEERS, IntegrationTest, Process, free_port, gateway_config, reading_pb2, wait_for
+from citygate.v1 import node_pb2  # noqa: E402  (generated; harness put it on the path)
 
 NODE_BIN = BIN / "citygate-air-node"
 NODE_JS = "node"
@@ -49,6 +51,19 @@ console.log(JSON.stringify({
     out = subprocess.run([NODE_JS, "-e", script, str(PEERS), frame_hex, nwk_s_key, app_s_key], capture_output=True,
                          text=True, timeout=30, check=True)
     return json.loads(out.stdout)
+
+
+def flash_with_record(path, record):
+    """A node's flash image (8 erased sectors of 4 KB) holding `record` (NodeProvisioning) as the
+    service UART's PROVISION writes it: copy 1 in sector 0 (core/record_store.hpp)."""
+    payload = record.SerializeToString()
+    header = struct.pack("<IIHH", 0x31524743, 1, len(payload), 0)
+    crc = zlib.crc32(payload, zlib.crc32(header)) & 0xFFFFFFFF
+    image = bytearray(b"\xff" * (8 * 4096))
+    copy = header + struct.pack("<I", crc) + payload
+    image[:len(copy)] = copy
+    with open(path, "wb") as f:
+        f.write(image)
 
 
 class FirmwareAir(IntegrationTest):
@@ -186,9 +201,30 @@ class FirmwareAir(IntegrationTest):
             self.assertEqual(m.quality, reading_pb2.BAD)
         self.assertEqual(self.readings()[0].quality, reading_pb2.BAD)
 
+    def test_node_provisioned_by_its_flash_record(self):
+        record = node_pb2.NodeProvisioning(node_id="air-node-07", kind=node_pb2.NODE_AIR_QUALITY)
+        record.air.dev_eui = bytes.fromhex("70B3D57ED0000007")
+        record.air.dev_addr = int(self.DEV_ADDR, 16)
+        record.air.nwk_s_key = bytes.fromhex(self.nwk)
+        record.air.app_s_key = bytes.fromhex(self.app)
+        record.air.interval_s = 10
+        flash_with_record(self.state, record)
+        argv = [NODE_BIN, "--gateway", f"127.0.0.1:{self.port}", "--state", self.state, "--scenario", self.scenario,
+                "--first-uplink-ms", 50, "--uplinks", 1]
+        node = Process(self.env, "air-node-record", argv).start()
+        self.assertEqual(node.wait(30), 0, node.log())
+        self.assertIn(f"DevAddr {self.DEV_ADDR}, gateway 127.0.0.1:{self.port}, interval 10 s", node.log())
+        self.sub.wait_for(lambda: len(self.readings()) == 1, 15, "the reading of the provisioned node")
+        self.assertAlmostEqual(self.readings()[0].air_quality_observed.pm25.value, 12.3, places=9)
+        # Unprovisioned (an erased flash) and no settings on the command line: a clear refusal.
+        out = subprocess.run([NODE_BIN, "--gateway", f"127.0.0.1:{self.port}", "--state", self.env.path("blank.flash")],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 64)
+        self.assertIn("not provisioned", out.stderr)
+
     def test_bad_arguments_and_no_keys_printed(self):
         run = lambda *a: subprocess.run([NODE_BIN, *map(str, a)], capture_output=True, text=True, timeout=10)
-        out = run("--gateway", f"127.0.0.1:{self.port}", "--state", self.state)
+        out = run("--gateway", f"127.0.0.1:{self.port}", "--state", self.state, "--dev-addr", self.DEV_ADDR)
         self.assertEqual(out.returncode, 64)
         self.assertIn("--provisioning FILE, or all of --dev-addr, --nwk-s-key, --app-s-key", out.stderr)
         out = run("--gateway", f"127.0.0.1:{self.port}", "--state", self.state, "--dev-addr", self.DEV_ADDR,

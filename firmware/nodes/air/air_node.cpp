@@ -15,6 +15,9 @@ constexpr uint8_t kShtTries = 10;      // 16 ms + 10 x 10 ms
 constexpr uint32_t kSpsRetryMs = 100;  // SPS30: data not ready yet
 constexpr uint8_t kSpsTries = 12;      // 1.2 s: the SPS30 measures every second
 constexpr uint32_t kMaxIntervalS = 86400;
+// The provisioning rule (core/provisioning.hpp); well below the gateway's max_fcnt_gap (16384),
+// so a node that skipped a whole margin after a power cut is still accepted.
+constexpr uint32_t kMaxFcntMargin = 10000;
 
 bool due(uint32_t now, uint32_t at) {
   return static_cast<int32_t>(now - at) >= 0;
@@ -32,7 +35,7 @@ const char* validate(const AirConfig& c) {
   if (memcmp(c.nwkSKey, kZero, kKeyBytes) == 0) return "the NwkSKey is not set";
   if (memcmp(c.appSKey, kZero, kKeyBytes) == 0) return "the AppSKey is not set";
   if (c.intervalS == 0 || c.intervalS > kMaxIntervalS) return "the interval must be 1..86400 s";
-  if (c.fcntMargin == 0 || c.fcntMargin > 1024) return "the FCnt resume margin must be 1..1024";
+  if (c.fcntMargin == 0 || c.fcntMargin > kMaxFcntMargin) return "the FCnt resume margin must be 1..10000";
   if (c.spreadingFactor < 7 || c.spreadingFactor > 12) return "the spreading factor must be 7..12";
   return nullptr;
 }

@@ -11,7 +11,7 @@
 //
 // What the gateway accepts (gateway/src/inputs/lora/README.md): any counter above the last one it
 // accepted, by at most max_fcnt_gap (16384): a skip of up to `margin` after a power cut is
-// accepted as long as margin < 16384 (AirConfig keeps it in 1..1024). The gateway's own
+// accepted as long as margin < 16384 (AirConfig keeps it in 1..10000). The gateway's own
 // fcnt_resume_margin (16) concerns its storage, not the node: a node that skips ahead is always
 // above the gateway's floor.
 //

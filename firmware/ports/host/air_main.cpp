@@ -3,12 +3,14 @@
 // sends every uplink to a gateway's packet-forwarder port (--gateway), its SPS30 and SHT3x
 // simulated with the values of a scenario file (--scenario).
 //
-//   citygate-air-node --gateway HOST:PORT --state FILE (--provisioning FILE | --dev-addr HEX
-//                     --nwk-s-key HEX --app-s-key HEX) [--gateway-eui HEX] [--scenario FILE]
+//   citygate-air-node --gateway HOST:PORT --state FILE [--provisioning FILE | --dev-addr HEX
+//                     --nwk-s-key HEX --app-s-key HEX] [--gateway-eui HEX] [--scenario FILE]
 //                     [--interval-s N] [--fcnt-margin N] [--sf 7..12] [--uplinks N]
 //                     [--first-uplink-ms N]
 //
-// Provisioning file: the fields of citygate.v1.AirNodeSettings, one "name value" a line
+// The settings: the provisioning record in the state file's sectors 0 and 1 (what the service
+// UART's PROVISION writes), unless --provisioning or the key options are given. Provisioning
+// file: the fields of citygate.v1.AirNodeSettings, one "name value" a line
 // (dev_addr 26011A01, nwk_s_key <32 hex>, app_s_key <32 hex>, interval_s, fcnt_resume_margin);
 // '#' starts a comment. Scenario file: "name value" lines: pm1, pm25, pm4, pm10 (ug/m3, 0.1),
 // temperature (degC, 0.01), humidity (%RH, 0.01), sps30 / sht3x (ok, absent, bad_crc,
@@ -22,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/provisioning.hpp"
+#include "core/record_store.hpp"
 #include "nodes/air/air_node.hpp"
 #include "nodes/air/air_settings.hpp"
 #include "ports/host/air_sim_sensors.hpp"
@@ -29,6 +33,7 @@
 #include "ports/host/posix.hpp"
 
 namespace air = citygate::fw::air;
+namespace fw = citygate::fw;
 namespace host = citygate::fw::host;
 
 namespace {
@@ -53,11 +58,12 @@ struct Settings {
 void usage(FILE* out) {
   fputs(
       "usage: citygate-air-node --gateway HOST:PORT --state FILE\n"
-      "                         (--provisioning FILE | --dev-addr HEX --nwk-s-key HEX --app-s-key HEX)\n"
+      "                         [--provisioning FILE | --dev-addr HEX --nwk-s-key HEX --app-s-key HEX]\n"
       "                         [--gateway-eui HEX16] [--scenario FILE] [--interval-s N] [--fcnt-margin N]\n"
       "                         [--sf 7..12] [--uplinks N] [--first-uplink-ms N]\n"
       "The air-quality node on the host: LoRaWAN ABP uplinks (citygate-air v1) to a gateway's Semtech UDP\n"
-      "packet-forwarder port, simulated SPS30 and SHT3x sensors, the frame counter in the --state file.\n",
+      "packet-forwarder port, simulated SPS30 and SHT3x sensors, the frame counter in the --state file\n"
+      "(a flash image; its provisioning record is used when neither --provisioning nor the keys are given).\n",
       out);
 }
 
@@ -218,7 +224,7 @@ bool loadProvisioning(const char* path, Settings& s) {
     } else if (strcmp(name, "interval_s") == 0) {
       ok = parseUnsigned(value, 86400, s.interval_s);
     } else if (strcmp(name, "fcnt_resume_margin") == 0) {
-      ok = parseUnsigned(value, 1024, s.fcnt_resume_margin);
+      ok = parseUnsigned(value, 10000, s.fcnt_resume_margin);
     } else if (strcmp(name, "dev_eui") == 0) {
       uint8_t eui[8];
       ok = parseHex(value, eui, 8);  // ABP: informative only
@@ -306,7 +312,7 @@ int main(int argc, char** argv) {
     } else if (strcmp(a, "--interval-s") == 0) {
       ok = parseUnsigned(v, 86400, intervalS) && intervalS > 0;
     } else if (strcmp(a, "--fcnt-margin") == 0) {
-      ok = parseUnsigned(v, 1024, margin) && margin > 0;
+      ok = parseUnsigned(v, 10000, margin) && margin > 0;
     } else if (strcmp(a, "--sf") == 0) {
       ok = parseUnsigned(v, 12, sf) && sf >= 7;
     } else if (strcmp(a, "--uplinks") == 0) {
@@ -335,14 +341,21 @@ int main(int argc, char** argv) {
     fprintf(stderr, "citygate-air-node: --gateway '%s': expected HOST:PORT\n", gateway);
     return kUsage;
   }
+  static host::FileFlash flash;
+  if (!flash.open(state, kFlashSectors)) {
+    fprintf(stderr, "citygate-air-node: --state '%s': %s\n", state, strerror(errno));
+    return kUnavailable;
+  }
   Settings settings;
+  static fw::NodeProvisioning record;
+  const bool keyFlags = devAddr || nwkKey || appKey;
   if (provisioning != nullptr) {
-    if (devAddr || nwkKey || appKey) {
+    if (keyFlags) {
       fprintf(stderr, "citygate-air-node: --provisioning or --dev-addr/--nwk-s-key/--app-s-key, not both\n");
       return kUsage;
     }
     if (!loadProvisioning(provisioning, settings)) return kUsage;
-  } else {
+  } else if (keyFlags) {
     if (devAddr == nullptr || nwkKey == nullptr || appKey == nullptr) {
       fprintf(stderr, "citygate-air-node: --provisioning FILE, or all of --dev-addr, --nwk-s-key, --app-s-key\n");
       return kUsage;
@@ -360,6 +373,24 @@ int main(int argc, char** argv) {
       return kUsage;
     }
     settings.nwk_s_key.size = settings.app_s_key.size = 16;
+  } else {
+    // The provisioning record in the state file's sectors 0 and 1, as the service UART's
+    // PROVISION writes it (citygate.v1.NodeProvisioning, core/provisioning.hpp).
+    fw::RecordStore store(flash, 0);
+    if (!fw::loadProvisioning(store, citygate_v1_NodeKind_NODE_AIR_QUALITY, record) || !record.has_air) {
+      fprintf(stderr,
+              "citygate-air-node: not provisioned: no valid air-quality record in '%s' (sectors 0, 1); "
+              "give --provisioning FILE, or all of --dev-addr, --nwk-s-key, --app-s-key\n",
+              state);
+      return kUsage;
+    }
+    settings.dev_addr = record.air.dev_addr;
+    settings.nwk_s_key.size = record.air.nwk_s_key.size;
+    memcpy(settings.nwk_s_key.bytes, record.air.nwk_s_key.bytes, sizeof settings.nwk_s_key.bytes);
+    settings.app_s_key.size = record.air.app_s_key.size;
+    memcpy(settings.app_s_key.bytes, record.air.app_s_key.bytes, sizeof settings.app_s_key.bytes);
+    settings.interval_s = record.air.interval_s;
+    settings.fcnt_resume_margin = record.air.fcnt_resume_margin;
   }
   if (intervalS != 0) settings.interval_s = intervalS;
   if (margin != 0) settings.fcnt_resume_margin = margin;
@@ -375,11 +406,6 @@ int main(int argc, char** argv) {
   if (scenario != nullptr && !loadScenario(scenario, bus)) return kUsage;
 
   static host::MonotonicClock clock;
-  static host::FileFlash flash;
-  if (!flash.open(state, kFlashSectors)) {
-    fprintf(stderr, "citygate-air-node: --state '%s': %s\n", state, strerror(errno));
-    return kUnavailable;
-  }
   static host::UdpForwarderRadio radio;
   char why[512];
   if (!radio.open(gateway, eui, clock, why, sizeof why)) {
