@@ -131,7 +131,7 @@ FW_TEST("air node: the duty cycle stretches an interval shorter than 100 x the t
   air::AirNode node(clock, radio, bus, flash);
   air::AirConfig c = config();
   c.intervalS = 1;
-  c.spreadingFactor = 12;  // 28 bytes at SF12: 1.8 s on air, 185 s between frames
+  c.spreadingFactor = 12;  // 28 bytes at SF12: 1.65 s on air, 165 s between frames
   FW_CHECK(node.start(c) == nullptr);
   runUntil(node, clock, radio, 1, 10000);
   const uint32_t first = clock.nowMs();

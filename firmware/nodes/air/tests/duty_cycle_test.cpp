@@ -22,8 +22,9 @@ FW_TEST("duty cycle: time on air by Semtech's formula") {
   FW_CHECK_EQ(air::timeOnAirUs(sf(9), 28), 226304u);
   // SF7/250 kHz: half the SF7/125 kHz time.
   FW_CHECK_EQ(air::timeOnAirUs(sf(7, 250), 13), 23168u);
-  // The air node's 28-byte frame at SF7: 12.25 + 8 + 9 x 5 symbols.
+  // The air node's 28-byte frame at SF7: 12.25 + 8 + 9 x 5 symbols; at SF12: 12.25 + 8 + 6 x 5.
   FW_CHECK_EQ(air::timeOnAirUs(sf(7), 28), 66816u);
+  FW_CHECK_EQ(air::timeOnAirUs(sf(12), 28), 1646592u);
   // Outside the modulations: 0.
   FW_CHECK_EQ(air::timeOnAirUs(sf(6), 13), 0u);
   FW_CHECK_EQ(air::timeOnAirUs(sf(7, 500), 13), 0u);
