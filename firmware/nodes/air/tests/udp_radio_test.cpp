@@ -61,7 +61,7 @@ bool contains(const uint8_t* data, size_t size, const char* text) {
 }
 
 // Waits (at most 2 s) until the radio has seen what the gateway sent.
-void settle(host::UdpForwarderRadio& radio, uint32_t (host::UdpForwarderRadio::Stats::*field), uint32_t want) {
+void settle(host::UdpForwarderRadio& radio, uint32_t(host::UdpForwarderRadio::Stats::*field), uint32_t want) {
   for (int i = 0; i < 200 && radio.stats().*field < want; ++i) {
     radio.receive(nullptr, 0);
     usleep(10000);
