@@ -70,12 +70,20 @@ hal::I2c::Result SimSps30::read(uint8_t* out, size_t size) {
   } else if (pointer_ == 0x0300 && measuring) {
     // Mass PM1.0, PM2.5, PM4.0, PM10; number PM0.5..PM10; typical size (the last six: fixed).
     const int32_t tenths[10] = {values->pm1, values->pm25, values->pm4, values->pm10, 400, 450, 460, 462, 463, 6};
-    for (size_t i = 0; i < 10; ++i) {
-      const uint32_t bits = format == 0x0500 ? 0 : floatBitsOfTenths(tenths[i]);
-      putWord(reply + 6 * i, static_cast<uint16_t>(bits >> 16));
-      putWord(reply + 6 * i + 3, static_cast<uint16_t>(bits));
+    if (format == 0x0500) {  // unsigned 16-bit integers: ug/m3, #/cm3, nm for the size
+      for (size_t i = 0; i < 10; ++i) {
+        const int32_t v = i == 9 ? 600 : (tenths[i] + 5) / 10;
+        putWord(reply + 3 * i, static_cast<uint16_t>(v > 65535 ? 65535 : v));
+      }
+      n = 30;
+    } else {  // big-endian IEEE-754 floats, two words each
+      for (size_t i = 0; i < 10; ++i) {
+        const uint32_t bits = floatBitsOfTenths(tenths[i]);
+        putWord(reply + 6 * i, static_cast<uint16_t>(bits >> 16));
+        putWord(reply + 6 * i + 3, static_cast<uint16_t>(bits));
+      }
+      n = 60;
     }
-    n = 60;
   } else {
     return hal::I2c::Result::Nack;
   }
