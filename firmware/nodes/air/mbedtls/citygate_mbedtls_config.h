@@ -6,7 +6,7 @@
  * No heap: Mbed TLS's cipher layer allocates its AES context and the CMAC state with
  * mbedtls_calloc. MBEDTLS_PLATFORM_NO_STD_FUNCTIONS leaves calloc/free unlinked (an allocation
  * before set-up returns NULL), and MBEDTLS_MEMORY_BUFFER_ALLOC_C serves the node's two
- * allocations, made once at start-up, from a static buffer (crypto.cpp). Nothing is allocated
+ * allocations, made once at start-up, from a static buffer (lorawan.cpp). Nothing is allocated
  * per frame (mbedtls_cipher_cmac_reset reuses the state). */
 #ifndef CITYGATE_MBEDTLS_CONFIG_H
 #define CITYGATE_MBEDTLS_CONFIG_H
