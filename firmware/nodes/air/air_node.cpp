@@ -152,8 +152,6 @@ uint32_t AirNode::send(uint32_t now) {
   stats_.lastFcnt = fcnt;
   stats_.lastToaUs = toaUs;
   duty_.onTransmit(now, toaUs);
-  lastStartMs_ = now;
-  anyUplink_ = true;
   if (duty_.silenceMs() > intervalMs) {  // the interval stretched to 100 x the time on air
     ++stats_.stretched;
     dueMs_ = now + duty_.silenceMs();

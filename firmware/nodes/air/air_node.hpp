@@ -84,9 +84,7 @@ class AirNode {
   AirConfig config_;
   Observer* observer_ = nullptr;
   State state_ = State::Stopped;
-  uint32_t dueMs_ = 0;        // Idle: the next measurement; Measuring: the next try
-  uint32_t lastStartMs_ = 0;  // start of the last uplink
-  bool anyUplink_ = false;
+  uint32_t dueMs_ = 0;  // Idle: the next measurement; Measuring: the next try
   uint8_t shtTries_ = 0;
   uint8_t spsTries_ = 0;
   bool shtDone_ = false;
