@@ -57,3 +57,9 @@ extern "C" [[noreturn]] void citygate_cortexm_fault() {
   citygate::fw::cortexm::semihosting::write0(text);
   citygate::fw::cortexm::semihosting::exit(254);
 }
+
+// newlib's exit() and abort() end in _exit(): the same end as main()'s return (a library that
+// names exit(), even in code the program never calls, links against this).
+extern "C" [[noreturn]] void _exit(int status) {
+  citygate_cortexm_exit(status);
+}

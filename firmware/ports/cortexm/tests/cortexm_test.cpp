@@ -32,6 +32,14 @@ uint8_t gMemory[2 * cm::RamNorFlash::kSectorSize];
 
 }  // namespace
 
+int picValue();  // tests/pic_data.cpp, built with -fPIC
+const char* picPointer();
+
+FW_TEST("start-up: .data, and a -fPIC object's GOT, are initialised from flash") {
+  FW_CHECK_EQ(picValue(), 1234);
+  FW_CHECK(picPointer() != nullptr && strcmp(picPointer(), "pic") == 0);
+}
+
 FW_TEST("RamNorFlash: writes clear bits, erase sets a sector, bounds") {
   cm::RamNorFlash flash(gMemory, 2);
   flash.eraseAll();
