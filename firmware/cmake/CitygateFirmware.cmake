@@ -74,7 +74,7 @@ function(citygate_fw_test name)
 endfunction()
 
 function(citygate_fw_node name)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "SOURCES;LIBS")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "FLASH_BUDGET;RAM_BUDGET" "SOURCES;LIBS")
   if(CITYGATE_FW_TARGET_IS_MCU)
     set(main ${CITYGATE_FW_DIR}/ports/cortexm/${name}_main.cpp)
     if(NOT EXISTS ${main})
@@ -82,6 +82,15 @@ function(citygate_fw_node name)
       return()
     endif()
     citygate_cortexm_executable(${name}-node SOURCES ${main} ${arg_SOURCES} LIBS ${arg_LIBS})
+    # The budget on the part, a test (ctest "firmware: NAME_node_size"): RAM counts the stack the
+    # linker script reserves (__stack_size, 4 KB).
+    if(arg_FLASH_BUDGET AND CITYGATE_TESTS)
+      add_test(NAME "firmware: ${name}_node_size"
+               COMMAND ${CMAKE_COMMAND} -DSIZE=${CITYGATE_SIZE} -DELF=$<TARGET_FILE:${name}-node> -DNAME=${name}
+                       -DFLASH_MAX=${arg_FLASH_BUDGET} -DRAM_MAX=${arg_RAM_BUDGET} -DSTACK=4096
+                       -P ${CITYGATE_FW_DIR}/cmake/check_size.cmake)
+      set_tests_properties("firmware: ${name}_node_size" PROPERTIES LABELS firmware)
+    endif()
   else()
     set(main ${CITYGATE_FW_DIR}/ports/host/${name}_main.cpp)
     if(NOT EXISTS ${main})
