@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 2) return 0;
   const std::uint32_t margin = 1 + data[0] % 20;
   const std::uint32_t takes = data[1] % 64;
-  air::test::FakeFlash flash(64, 8);
+  citygate::fw::test::FakeFlash flash(64, 8);
   const std::size_t area = 4 * 64;
   const std::size_t n = size - 2 < area ? size - 2 : area;
   std::memcpy(flash.bytes() + 2 * 64, data + 2, n);

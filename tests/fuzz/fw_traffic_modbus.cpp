@@ -53,8 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // The same bytes on the line: each byte's low bit says whether a silence comes before the next.
-  test::FakeClock clock;
-  test::FakeUart uart(19200);
+  citygate::fw::test::ManualClock clock;
+  citygate::fw::test::FakeUart uart(19200);
   RtuSlave slave(uart, clock, unit == 0 ? 1 : unit, regs, kRegisterCount);
   size_t start = 0;
   for (size_t i = 0; i < lineSize && i < sizeof uart.rx; ++i) {

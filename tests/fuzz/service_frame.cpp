@@ -43,13 +43,12 @@ void checkParser(const std::uint8_t* data, std::size_t size) {
 }
 
 void checkPort(const std::uint8_t* data, std::size_t size) {
-  static fw::test::FakeFlash<512, 4> flash;
+  static fw::test::FakeFlash flash(512, 4);
   static fw::test::FakeUart uart;
-  std::memset(flash.bytes, 0xFF, sizeof flash.bytes);
-  flash.power();
+  flash.reset();
   uart.clear();
   uart.chunk = size % 7 + 1;
-  uart.send(data, size < sizeof uart.rx ? size : sizeof uart.rx);
+  uart.arrive(data, size < sizeof uart.rx ? size : sizeof uart.rx);
   fw::RecordStore store(flash);
   fw::ServicePort port(uart, store, citygate_v1_NodeKind_NODE_TRAFFIC_COUNTER);
   for (int i = 0; i < 64 && uart.rxPos < uart.rxSize; ++i) port.poll();
@@ -61,8 +60,7 @@ void checkPort(const std::uint8_t* data, std::size_t size) {
     if (r == svc::FrameParser::Result::Error) __builtin_trap();
     if (r == svc::FrameParser::Result::Frame && replies.frame().type == 0x82) written = true;
   }
-  if (!written && flash.erases != 0) __builtin_trap();
-  flash.erases = 0;
+  if (!written && flash.erases() != 0) __builtin_trap();
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 namespace {
 
 using citygate::fw::RecordStore;
-using Flash = citygate::fw::test::FakeFlash<256, 4>;
+using Flash = citygate::fw::test::FakeFlash;
+constexpr uint32_t kSector = 256;
+constexpr uint32_t kSectors = 4;
 
 void fill(uint8_t* p, size_t n, uint8_t seed) {
   for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(seed + i * 7);
@@ -23,7 +25,7 @@ bool holds(RecordStore& store, const uint8_t* expected, size_t n) {
 }  // namespace
 
 FW_TEST("record store: a blank flash holds no record") {
-  Flash flash;
+  Flash flash(kSector, kSectors);
   RecordStore store(flash);
   uint8_t out[16];
   size_t size = 1;
@@ -33,7 +35,7 @@ FW_TEST("record store: a blank flash holds no record") {
 }
 
 FW_TEST("record store: saves alternate between the two sectors, the newest wins") {
-  Flash flash;
+  Flash flash(kSector, kSectors);
   RecordStore store(flash);
   uint8_t a[40], b[60], c[10];
   fill(a, sizeof a, 1);
@@ -47,38 +49,38 @@ FW_TEST("record store: saves alternate between the two sectors, the newest wins"
   FW_CHECK(store.save(c, sizeof c) == RecordStore::Status::Ok);
   FW_CHECK_EQ(store.generation(), 3u);
   // Generation 3 in sector 0, 2 in sector 1, sectors 2 and 3 untouched.
-  FW_CHECK_EQ(flash.bytes[4], 3);
-  FW_CHECK_EQ(flash.bytes[256 + 4], 2);
-  FW_CHECK_EQ(flash.bytes[512], 0xFF);
+  FW_CHECK_EQ(flash.bytes()[4], 3);
+  FW_CHECK_EQ(flash.bytes()[256 + 4], 2);
+  FW_CHECK_EQ(flash.bytes()[512], 0xFF);
   RecordStore after(flash);  // a reset
   FW_CHECK(holds(after, c, sizeof c));
   FW_CHECK_EQ(after.generation(), 3u);
 }
 
 FW_TEST("record store: a damaged newest copy falls back to the previous one") {
-  Flash flash;
+  Flash flash(kSector, kSectors);
   RecordStore store(flash);
   uint8_t a[40], b[40];
   fill(a, sizeof a, 1);
   fill(b, sizeof b, 2);
   FW_CHECK(store.save(a, sizeof a) == RecordStore::Status::Ok);
   FW_CHECK(store.save(b, sizeof b) == RecordStore::Status::Ok);
-  flash.bytes[256 + 16 + 5] = static_cast<uint8_t>(flash.bytes[256 + 16 + 5] & 0x0F);  // a bit of b's payload
+  flash.bytes()[256 + 16 + 5] = static_cast<uint8_t>(flash.bytes()[256 + 16 + 5] & 0x0F);  // a bit of b's payload
   FW_CHECK(holds(store, a, sizeof a));
   FW_CHECK_EQ(store.generation(), 1u);
   // The next save goes to the damaged sector, not over the good one.
   FW_CHECK(store.save(b, sizeof b) == RecordStore::Status::Ok);
   FW_CHECK_EQ(store.generation(), 2u);
   FW_CHECK(holds(store, b, sizeof b));
-  flash.bytes[0] = 0x00;    // a's magic
-  flash.bytes[256] = 0x00;  // b's magic
+  flash.bytes()[0] = 0x00;    // a's magic
+  flash.bytes()[256] = 0x00;  // b's magic
   uint8_t out[64];
   size_t size = 0;
   FW_CHECK(store.load(out, sizeof out, size) == RecordStore::Status::Empty);
 }
 
 FW_TEST("record store: refuses what does not fit and reports a refusing flash") {
-  Flash flash;
+  Flash flash(kSector, kSectors);
   RecordStore store(flash);
   uint8_t big[RecordStore::kMaxPayload + 1] = {};
   FW_CHECK(store.save(big, sizeof big) == RecordStore::Status::TooLarge);
@@ -88,9 +90,9 @@ FW_TEST("record store: refuses what does not fit and reports a refusing flash") 
   uint8_t small[10];
   size_t size = 0;
   FW_CHECK(store.load(small, sizeof small, size) == RecordStore::Status::TooLarge);
-  flash.budget = 0;
+  flash.cutAtByte(0);
   FW_CHECK(store.save(a, sizeof a) == RecordStore::Status::FlashError);
-  Flash tiny;  // a store placed past the end of the flash
+  Flash tiny(kSector, kSectors);  // a store placed past the end of the flash
   RecordStore outside(tiny, 3);
   FW_CHECK(outside.save(a, sizeof a) == RecordStore::Status::FlashError);
 }
@@ -105,21 +107,21 @@ FW_TEST("record store: a power cut at any byte of a save keeps the previous reco
   fill(next, 90, 77);
   for (int existing = 0; existing <= 2; ++existing) {
     // How many byte operations a whole save takes here.
-    Flash probe;
+    Flash probe(kSector, kSectors);
     RecordStore ps(probe);
     for (int i = 0; i < existing; ++i) ps.save(previous, 120);
-    probe.budget = 1 << 20;
+    const uint32_t before = probe.byteOps();
     ps.save(next, 90);
-    const int64_t total = (1 << 20) - probe.budget;
+    const uint32_t total = probe.byteOps() - before;
     FW_CHECK(total >= 256 + 90 + 16);
     int failures = 0;
-    for (int64_t cut = 0; cut <= total; ++cut) {
-      Flash flash;
+    for (uint32_t cut = 0; cut <= total; ++cut) {
+      Flash flash(kSector, kSectors);
       RecordStore store(flash);
       for (int i = 0; i < existing; ++i) store.save(previous, 120);
-      flash.budget = cut;
+      flash.cutAtByte(cut);
       const RecordStore::Status st = store.save(next, 90);
-      flash.power();
+      flash.powerOn();
       RecordStore after(flash);
       uint8_t out[RecordStore::kMaxPayload];
       size_t size = 0;

@@ -12,7 +12,7 @@ namespace {
 using namespace citygate::fw;
 using service::Reason;
 using service::Type;
-using Flash = test::FakeFlash<512, 4>;
+using Flash = test::FakeFlash;
 
 struct Reply {
   bool ok = false;
@@ -42,7 +42,7 @@ Reply nextReply(test::FakeUart& uart, size_t& from) {
 void request(test::FakeUart& uart, Type type, uint8_t seq, const uint8_t* payload, size_t size) {
   uint8_t frame[service::kMaxEncoded];
   const size_t n = service::encodeFrame(static_cast<uint8_t>(type), seq, payload, size, frame, sizeof frame);
-  uart.send(frame, n);
+  uart.arrive(frame, n);
 }
 
 NodeProvisioning trafficRecord() {
@@ -87,7 +87,7 @@ size_t encoded(const NodeProvisioning& p, uint8_t* out) {
 }
 
 struct Bench {
-  Flash flash;
+  Flash flash{512, 4};
   RecordStore store{flash};
   test::FakeUart uart;
   ServicePort port;
@@ -253,9 +253,9 @@ FW_TEST("service port: refused frames and records change nothing and are counted
   request(b.uart, Type::Provision, 1, payload, encoded(trafficRecord(), payload));
   FW_CHECK(b.pollAll() == ServicePort::Action::Reset);
   FW_CHECK_EQ(b.reply().type, 0x82);
-  uint8_t before[sizeof b.flash.bytes];
-  memcpy(before, b.flash.bytes, sizeof before);
-  const uint32_t erases = b.flash.erases;
+  uint8_t before[Flash::kMaxBytes];
+  memcpy(before, b.flash.bytes(), b.flash.size());
+  const uint32_t erases = b.flash.erases();
 
   // A corrupted frame: a bit of the record flipped on the line.
   NodeProvisioning other = trafficRecord();
@@ -263,7 +263,7 @@ FW_TEST("service port: refused frames and records change nothing and are counted
   uint8_t frame[service::kMaxEncoded];
   size_t n = service::encodeFrame(0x02, 2, payload, encoded(other, payload), frame, sizeof frame);
   frame[12] ^= 0x04;
-  b.uart.send(frame, n);
+  b.uart.arrive(frame, n);
   FW_CHECK(b.pollAll() == ServicePort::Action::None);
   FW_CHECK(isError(b.reply(), 0, Reason::BadCrc));
 
@@ -317,8 +317,8 @@ FW_TEST("service port: refused frames and records change nothing and are counted
   b.pollAll();
   FW_CHECK(isError(b.reply(), 41, Reason::UnknownType));
 
-  FW_CHECK(memcmp(before, b.flash.bytes, sizeof before) == 0);
-  FW_CHECK_EQ(b.flash.erases, erases);
+  FW_CHECK(memcmp(before, b.flash.bytes(), b.flash.size()) == 0);
+  FW_CHECK_EQ(b.flash.erases(), erases);
   FW_CHECK_EQ(b.port.refused(Reason::BadCrc), 1u);
   FW_CHECK_EQ(b.port.refused(Reason::Invalid), 10u);
   FW_CHECK_EQ(b.port.refused(Reason::WrongKind), 2u);
@@ -338,7 +338,7 @@ FW_TEST("service port: a frame split into single bytes, with noise before it, is
   Bench b(citygate_v1_NodeKind_NODE_TRAFFIC_COUNTER);
   b.uart.chunk = 1;
   const uint8_t noise[] = {0x00, 0x55, 0xFF};
-  b.uart.send(noise, sizeof noise);
+  b.uart.arrive(noise, sizeof noise);
   request(b.uart, Type::Show, 3, nullptr, 0);
   b.pollAll();
   FW_CHECK(isError(b.reply(), 0, Reason::Truncated));  // the noise, ended by the request's END
@@ -355,11 +355,11 @@ FW_TEST("service port: a flash that fails keeps the previous record and says so"
   FW_CHECK_EQ(b.reply().type, 0x82);
   NodeProvisioning next = trafficRecord();
   next.traffic.unit_id = 99;
-  b.flash.budget = 100;  // the power goes during the erase
+  b.flash.cutAtByte(100);  // the power goes during the erase
   request(b.uart, Type::Provision, 2, payload, encoded(next, payload));
   FW_CHECK(b.pollAll() == ServicePort::Action::None);
   FW_CHECK(isError(b.reply(), 2, Reason::FlashError));
-  b.flash.power();
+  b.flash.powerOn();
   NodeProvisioning loaded;
   FW_CHECK(loadProvisioning(b.store, citygate_v1_NodeKind_NODE_TRAFFIC_COUNTER, loaded));
   FW_CHECK_EQ(loaded.traffic.unit_id, 7u);

@@ -7,6 +7,31 @@ namespace citygate::fw::air {
 
 namespace nf = citygate::node_format;
 
+namespace {
+
+// Counts a failed reading in the sensor's statistics; returns `s`.
+SensorStatus countFailure(SensorStats& stats, SensorStatus s) {
+  switch (s) {
+    case SensorStatus::Nack:
+      ++stats.nacks;
+      break;
+    case SensorStatus::CrcError:
+      ++stats.crcErrors;
+      break;
+    case SensorStatus::NotReady:
+      ++stats.notReady;
+      break;
+    case SensorStatus::BadValue:
+      ++stats.badValues;
+      break;
+    case SensorStatus::Ok:
+      break;
+  }
+  return s;
+}
+
+}  // namespace
+
 void sensirionWords(const uint16_t* words, size_t count, uint8_t* out) {
   for (size_t i = 0; i < count; ++i) {
     out[3 * i] = static_cast<uint8_t>(words[i] >> 8);
@@ -56,23 +81,7 @@ bool floatBitsToTenths(uint32_t bits, int32_t& tenths) {
 // ---- SPS30 ----
 
 SensorStatus Sps30::count(SensorStatus s) {
-  switch (s) {
-    case SensorStatus::Nack:
-      ++stats_.nacks;
-      break;
-    case SensorStatus::CrcError:
-      ++stats_.crcErrors;
-      break;
-    case SensorStatus::NotReady:
-      ++stats_.notReady;
-      break;
-    case SensorStatus::BadValue:
-      ++stats_.badValues;
-      break;
-    case SensorStatus::Ok:
-      break;
-  }
-  return s;
+  return countFailure(stats_, s);
 }
 
 SensorStatus Sps30::command(uint16_t cmd, const uint16_t* args, size_t argCount) {
@@ -124,23 +133,7 @@ SensorStatus Sps30::read(Values& out) {
 // ---- SHT3x ----
 
 SensorStatus Sht3x::count(SensorStatus s) {
-  switch (s) {
-    case SensorStatus::Nack:
-      ++stats_.nacks;
-      break;
-    case SensorStatus::CrcError:
-      ++stats_.crcErrors;
-      break;
-    case SensorStatus::NotReady:
-      ++stats_.notReady;
-      break;
-    case SensorStatus::BadValue:
-      ++stats_.badValues;
-      break;
-    case SensorStatus::Ok:
-      break;
-  }
-  return s;
+  return countFailure(stats_, s);
 }
 
 int32_t Sht3x::temperatureRaw(uint16_t ticks) {

@@ -32,34 +32,34 @@ enum class SimFault : uint8_t {
   NotReady,  // SPS30: data-ready flag 0; SHT3x: NACKs every read
 };
 
-class SimSps30 {
+// What both sensors have: the values they report, a fault to show, what they were told.
+struct SimSensor {
+  SimAirValues* values = nullptr;
+  SimFault fault = SimFault::None;
+  uint32_t commands = 0;     // accepted commands
+  uint32_t badCommands = 0;  // unknown pointers, bad argument CRC
+};
+
+class SimSps30 : public SimSensor {
  public:
   static constexpr uint8_t kAddress = 0x69;
   hal::I2c::Result write(const uint8_t* data, size_t size);
   hal::I2c::Result read(uint8_t* out, size_t size);
 
-  SimAirValues* values = nullptr;
-  SimFault fault = SimFault::None;
   bool measuring = false;
-  uint16_t format = 0;       // the argument of the last start measurement
-  uint32_t commands = 0;     // accepted commands
-  uint32_t badCommands = 0;  // unknown pointers, bad argument CRC
+  uint16_t format = 0;  // the argument of the last start measurement
 
  private:
   uint16_t pointer_ = 0;
 };
 
-class SimSht3x {
+class SimSht3x : public SimSensor {
  public:
   static constexpr uint8_t kAddress = 0x44;
   hal::I2c::Result write(const uint8_t* data, size_t size);
   hal::I2c::Result read(uint8_t* out, size_t size);
 
-  SimAirValues* values = nullptr;
-  SimFault fault = SimFault::None;
   uint8_t busyReads = 1;  // reads NACKed after a trigger (the measurement time)
-  uint32_t commands = 0;
-  uint32_t badCommands = 0;
 
   // The datasheet's conversions, inverted: the raw ticks of a value (rounded, clamped).
   static uint16_t temperatureTicks(int32_t centiDegrees);

@@ -10,9 +10,9 @@
 namespace air = citygate::fw::air;
 namespace host = citygate::fw::host;
 namespace nf = citygate::node_format;
-using air::test::FakeFlash;
-using air::test::ManualClock;
 using air::test::RecordingRadio;
+using citygate::fw::test::FakeFlash;
+using citygate::fw::test::ManualClock;
 
 namespace {
 
@@ -28,17 +28,30 @@ air::AirConfig config() {
   return c;
 }
 
-// Runs the node until the radio has sent `frames` more frames or `maxMs` passed.
-void runUntil(air::AirNode& node, ManualClock& clock, RecordingRadio& radio, size_t frames, uint32_t maxMs) {
-  const size_t want = radio.count + frames;
-  for (uint32_t spent = 0; radio.count < want && spent < maxMs;) {
-    uint32_t wait = node.poll();
-    if (wait == 0) wait = 1;
-    if (wait > 1000) wait = 1000;
-    clock.advance(wait);
-    spent += wait;
+// A node on fakes: a manual clock, a radio that records, the simulated sensors, a 2 KB flash.
+struct Bench {
+  explicit Bench(uint32_t startMs = 0) : clock(startMs) {}
+
+  // Runs `n` (the bench's node unless said) until the radio has sent `frames` more frames or
+  // `maxMs` passed.
+  void run(size_t frames, uint32_t maxMs) { run(node, frames, maxMs); }
+  void run(air::AirNode& n, size_t frames, uint32_t maxMs) {
+    const size_t want = radio.count + frames;
+    for (uint32_t spent = 0; radio.count < want && spent < maxMs;) {
+      uint32_t wait = n.poll();
+      if (wait == 0) wait = 1;
+      if (wait > 1000) wait = 1000;
+      clock.advance(wait);
+      spent += wait;
+    }
   }
-}
+
+  ManualClock clock;
+  RecordingRadio radio;
+  host::SimAirBus bus;
+  FakeFlash flash{256, 8};
+  air::AirNode node{clock, radio, bus, flash};
+};
 
 // Decrypts the last frame's payload with the node's own session (the vectors prove the cipher).
 bool lastPayload(RecordingRadio& radio, nf::air::Frame& out, uint32_t& fcnt) {
@@ -58,15 +71,11 @@ bool lastPayload(RecordingRadio& radio, nf::air::Frame& out, uint32_t& fcnt) {
 }  // namespace
 
 FW_TEST("air node: uplinks with the sensors' values, FPort 1, on the three channels") {
-  ManualClock clock(5);
-  RecordingRadio radio;
-  host::SimAirBus bus;
-  FakeFlash flash(256, 8);
-  air::AirNode node(clock, radio, bus, flash);
-  FW_CHECK(node.start(config()) == nullptr);
-  runUntil(node, clock, radio, 1, 5000);
-  FW_CHECK_EQ(radio.count, 1u);
-  const RecordingRadio::Sent& s = radio.last();
+  Bench b(5);
+  FW_CHECK(b.node.start(config()) == nullptr);
+  b.run(1, 5000);
+  FW_CHECK_EQ(b.radio.count, 1u);
+  const RecordingRadio::Sent& s = b.radio.last();
   FW_CHECK_EQ(s.size, 13u + 15u);
   FW_CHECK_EQ(s.frame[0], 0x40);  // unconfirmed data up
   FW_CHECK_EQ(s.frame[1], 0x01);  // DevAddr 26011A01, little-endian
@@ -76,7 +85,7 @@ FW_TEST("air node: uplinks with the sensors' values, FPort 1, on the three chann
   FW_CHECK_EQ(s.params.spreadingFactor, 7);
   nf::air::Frame f;
   uint32_t fcnt = 99;
-  FW_CHECK(lastPayload(radio, f, fcnt));
+  FW_CHECK(lastPayload(b.radio, f, fcnt));
   FW_CHECK_EQ(fcnt, 0u);
   using F = nf::air::Field;
   FW_CHECK_EQ(f.mask, nf::air::bit(F::Pm1) | nf::air::bit(F::Pm25) | nf::air::bit(F::Pm4) | nf::air::bit(F::Pm10) |
@@ -85,106 +94,88 @@ FW_TEST("air node: uplinks with the sensors' values, FPort 1, on the three chann
   FW_CHECK_EQ(f.raw[static_cast<int>(F::Pm10)], 205);
   FW_CHECK_EQ(f.raw[static_cast<int>(F::Temperature)], 1825);
   FW_CHECK_EQ(f.raw[static_cast<int>(F::RelativeHumidity)], 5500);
-  runUntil(node, clock, radio, 2, 200000);
-  FW_CHECK_EQ(radio.count, 3u);
-  FW_CHECK_EQ(radio.sent[1].params.frequencyHz, 868300000u);
-  FW_CHECK_EQ(radio.sent[2].params.frequencyHz, 868500000u);
-  FW_CHECK(lastPayload(radio, f, fcnt));
+  b.run(2, 200000);
+  FW_CHECK_EQ(b.radio.count, 3u);
+  FW_CHECK_EQ(b.radio.sent[1].params.frequencyHz, 868300000u);
+  FW_CHECK_EQ(b.radio.sent[2].params.frequencyHz, 868500000u);
+  FW_CHECK(lastPayload(b.radio, f, fcnt));
   FW_CHECK_EQ(fcnt, 2u);
-  FW_CHECK_EQ(node.stats().uplinks, 3u);
+  FW_CHECK_EQ(b.node.stats().uplinks, 3u);
 }
 
 FW_TEST("air node: a sensor with a bad CRC or absent sends fault values, not numbers") {
-  ManualClock clock;
-  RecordingRadio radio;
-  host::SimAirBus bus;
-  bus.sht3x.fault = host::SimFault::BadCrc;
-  bus.sps30.fault = host::SimFault::Absent;
-  FakeFlash flash(256, 8);
-  air::AirNode node(clock, radio, bus, flash);
-  FW_CHECK(node.start(config()) == nullptr);
-  runUntil(node, clock, radio, 1, 10000);
+  Bench b;
+  b.bus.sht3x.fault = host::SimFault::BadCrc;
+  b.bus.sps30.fault = host::SimFault::Absent;
+  FW_CHECK(b.node.start(config()) == nullptr);
+  b.run(1, 10000);
   nf::air::Frame f;
   uint32_t fcnt = 0;
-  FW_CHECK(lastPayload(radio, f, fcnt));
+  FW_CHECK(lastPayload(b.radio, f, fcnt));
   using F = nf::air::Field;
   FW_CHECK_EQ(f.raw[static_cast<int>(F::Pm25)], 0xFFFF);
   FW_CHECK_EQ(f.raw[static_cast<int>(F::Pm1)], 0xFFFF);
   FW_CHECK_EQ(f.raw[static_cast<int>(F::Temperature)], -32768);
   FW_CHECK_EQ(f.raw[static_cast<int>(F::RelativeHumidity)], 0xFFFF);
-  FW_CHECK_EQ(node.sht3x().stats().crcErrors, 1u);
-  FW_CHECK(node.sps30().stats().nacks >= 1);
+  FW_CHECK_EQ(b.node.sht3x().stats().crcErrors, 1u);
+  FW_CHECK(b.node.sps30().stats().nacks >= 1);
   // The sensors come back: the next frame has numbers again (the SPS30 is started again).
-  bus.sht3x.fault = host::SimFault::None;
-  bus.sps30.fault = host::SimFault::None;
-  runUntil(node, clock, radio, 1, 100000);
-  FW_CHECK(lastPayload(radio, f, fcnt));
+  b.bus.sht3x.fault = host::SimFault::None;
+  b.bus.sps30.fault = host::SimFault::None;
+  b.run(1, 100000);
+  FW_CHECK(lastPayload(b.radio, f, fcnt));
   FW_CHECK_EQ(f.raw[static_cast<int>(F::Pm25)], 123);
   FW_CHECK_EQ(f.raw[static_cast<int>(F::Temperature)], 1825);
 }
 
 FW_TEST("air node: the duty cycle stretches an interval shorter than 100 x the time on air") {
-  ManualClock clock;
-  RecordingRadio radio;
-  host::SimAirBus bus;
-  FakeFlash flash(256, 8);
-  air::AirNode node(clock, radio, bus, flash);
+  Bench b;
   air::AirConfig c = config();
   c.intervalS = 1;
   c.spreadingFactor = 12;  // 28 bytes at SF12: 1.65 s on air, 165 s between frames
-  FW_CHECK(node.start(c) == nullptr);
-  runUntil(node, clock, radio, 1, 10000);
-  const uint32_t first = clock.nowMs();
-  runUntil(node, clock, radio, 1, 400000);
-  FW_CHECK_EQ(radio.count, 2u);
-  const uint32_t gap = clock.nowMs() - first;
-  FW_CHECK(gap >= 100 * node.stats().lastToaUs / 1000);
-  FW_CHECK(gap < 100 * node.stats().lastToaUs / 1000 + 1500);
-  FW_CHECK(node.stats().stretched >= 1);
+  FW_CHECK(b.node.start(c) == nullptr);
+  b.run(1, 10000);
+  const uint32_t first = b.clock.nowMs();
+  b.run(1, 400000);
+  FW_CHECK_EQ(b.radio.count, 2u);
+  const uint32_t gap = b.clock.nowMs() - first;
+  FW_CHECK(gap >= 100 * b.node.stats().lastToaUs / 1000);
+  FW_CHECK(gap < 100 * b.node.stats().lastToaUs / 1000 + 1500);
+  FW_CHECK(b.node.stats().stretched >= 1);
 }
 
 FW_TEST("air node: a restart from the flash continues the counter, a power cut skips at most the margin") {
-  ManualClock clock;
-  RecordingRadio radio;
-  host::SimAirBus bus;
-  FakeFlash flash(256, 8);
+  Bench b;
   uint32_t fcnt = 0;
   nf::air::Frame f;
-  {
-    air::AirNode node(clock, radio, bus, flash);
-    FW_CHECK(node.start(config()) == nullptr);
-    runUntil(node, clock, radio, 6, 1000000);
-    FW_CHECK(lastPayload(radio, f, fcnt));
-    FW_CHECK_EQ(fcnt, 5u);
-  }
-  air::AirNode again(clock, radio, bus, flash);
+  FW_CHECK(b.node.start(config()) == nullptr);
+  b.run(6, 1000000);
+  FW_CHECK(lastPayload(b.radio, f, fcnt));
+  FW_CHECK_EQ(fcnt, 5u);
+  air::AirNode again(b.clock, b.radio, b.bus, b.flash);
   FW_CHECK(again.start(config()) == nullptr);
-  runUntil(again, clock, radio, 1, 10000);
-  FW_CHECK(lastPayload(radio, f, fcnt));
+  b.run(again, 1, 10000);
+  FW_CHECK(lastPayload(b.radio, f, fcnt));
   FW_CHECK_EQ(fcnt, 8u);  // margin 4: counters 0..7 were reserved, 6 and 7 skipped
 }
 
 FW_TEST("air node: bad settings are refused with a reason that names no key") {
-  ManualClock clock;
-  RecordingRadio radio;
-  host::SimAirBus bus;
-  FakeFlash flash(256, 8);
-  air::AirNode node(clock, radio, bus, flash);
+  Bench b;
   air::AirConfig c = config();
   c.devAddr = 0;
-  FW_CHECK(node.start(c) != nullptr);
+  FW_CHECK(b.node.start(c) != nullptr);
   c = config();
-  for (auto& b : c.appSKey) b = 0;
-  FW_CHECK(node.start(c) != nullptr);
+  for (auto& k : c.appSKey) k = 0;
+  FW_CHECK(b.node.start(c) != nullptr);
   c = config();
   c.intervalS = 0;
-  FW_CHECK(node.start(c) != nullptr);
+  FW_CHECK(b.node.start(c) != nullptr);
   c = config();
   c.fcntMargin = 0;
-  FW_CHECK(node.start(c) != nullptr);
+  FW_CHECK(b.node.start(c) != nullptr);
   FakeFlash tiny(256, 4);
-  air::AirNode small(clock, radio, bus, tiny);
+  air::AirNode small(b.clock, b.radio, b.bus, tiny);
   FW_CHECK(small.start(config()) != nullptr);
-  FW_CHECK_EQ(node.poll(), 1000u);
-  FW_CHECK_EQ(radio.count, 0u);
+  FW_CHECK_EQ(b.node.poll(), 1000u);
+  FW_CHECK_EQ(b.radio.count, 0u);
 }

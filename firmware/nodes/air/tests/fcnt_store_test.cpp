@@ -7,7 +7,7 @@
 #include "nodes/air/tests/fakes.hpp"
 
 namespace air = citygate::fw::air;
-using air::test::FakeFlash;
+using citygate::fw::test::FakeFlash;
 
 namespace {
 

@@ -25,55 +25,40 @@ bool initSession(air::Session& s) {
   return s.init(nwk, app);
 }
 
+// Builds the uplink of `payload` at `fcnt` with the vectors' keys and checks that it is the frame
+// `wantHex`; returns that frame's size.
+size_t checkUplink(uint32_t fcnt, const uint8_t* payload, size_t size, const char* wantHex) {
+  air::Session s;
+  FW_CHECK(initSession(s));
+  air::Uplink up;
+  up.devAddr = kDevAddr;
+  up.fcnt = fcnt;
+  uint8_t frame[64];
+  const size_t n = air::buildUplink(s, up, payload, size, frame, sizeof frame);
+  uint8_t want[64];
+  const size_t w = fromHex(wantHex, want, sizeof want);
+  FW_CHECK_EQ(n, w);
+  FW_CHECK(sameBytes(frame, want, w));
+  return w;
+}
+
 }  // namespace
 
 FW_TEST("lorawan: L1, 'test' at FCnt 2 is lora-packet's frame") {
-  air::Session s;
-  FW_CHECK(initSession(s));
-  air::Uplink up;
-  up.devAddr = kDevAddr;
-  up.fcnt = 2;
   const uint8_t payload[] = {'t', 'e', 's', 't'};
-  uint8_t frame[64];
-  const size_t n = air::buildUplink(s, up, payload, sizeof payload, frame, sizeof frame);
-  uint8_t want[32];
-  const size_t w = fromHex("40F17DBE4900020001954378762B11FF0D", want, sizeof want);
-  FW_CHECK_EQ(n, w);
-  FW_CHECK(sameBytes(frame, want, w));
+  checkUplink(2, payload, sizeof payload, "40F17DBE4900020001954378762B11FF0D");
 }
 
 FW_TEST("lorawan: L2, a 44-byte payload over three AES blocks at FCnt 4") {
-  air::Session s;
-  FW_CHECK(initSession(s));
-  air::Uplink up;
-  up.devAddr = kDevAddr;
-  up.fcnt = 4;
   const char text[] = "The quick brown fox jumps over the lazy dog.";
-  uint8_t frame[64];
-  const size_t n =
-      air::buildUplink(s, up, reinterpret_cast<const uint8_t*>(text), sizeof text - 1, frame, sizeof frame);
-  uint8_t want[64];
-  const size_t w = fromHex(
-      "40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea8a20af3c5"
-      "e7",
-      want, sizeof want);
-  FW_CHECK_EQ(w, 57u);
-  FW_CHECK_EQ(n, w);
-  FW_CHECK(sameBytes(frame, want, w));
+  FW_CHECK_EQ(checkUplink(4, reinterpret_cast<const uint8_t*>(text), sizeof text - 1,
+                          "40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17a"
+                          "d30075293f28dea8a20af3c5e7"),
+              57u);
 }
 
 FW_TEST("lorawan: L3, an empty FRMPayload on FPort 1 at FCnt 3") {
-  air::Session s;
-  FW_CHECK(initSession(s));
-  air::Uplink up;
-  up.devAddr = kDevAddr;
-  up.fcnt = 3;
-  uint8_t frame[64];
-  const size_t n = air::buildUplink(s, up, nullptr, 0, frame, sizeof frame);
-  uint8_t want[16];
-  const size_t w = fromHex("40F17DBE49000300012A3518AF", want, sizeof want);
-  FW_CHECK_EQ(n, w);
-  FW_CHECK(sameBytes(frame, want, w));
+  checkUplink(3, nullptr, 0, "40F17DBE49000300012A3518AF");
 }
 
 FW_TEST("lorawan: the MIC takes the full 32-bit counter (L1 at 0x00010002 gives b87ad592)") {

@@ -86,7 +86,7 @@ FW_TEST("udp radio: base64 as RFC 4648") {
 
 FW_TEST("udp radio: PULL_DATA, PUSH_DATA with the rxpk, ACKs matched by token") {
   Gateway gw;
-  air::test::ManualClock clock(1234);
+  citygate::fw::test::ManualClock clock(1234);
   host::UdpForwarderRadio radio;
   char where[32];
   char why[256];
@@ -149,7 +149,7 @@ FW_TEST("udp radio: PULL_DATA, PUSH_DATA with the rxpk, ACKs matched by token") 
 }
 
 FW_TEST("udp radio: a gateway address that is not HOST:PORT, or does not resolve, is refused") {
-  air::test::ManualClock clock;
+  citygate::fw::test::ManualClock clock;
   host::UdpForwarderRadio radio;
   char why[256] = {};
   FW_CHECK(!radio.open("localhost", kEui, clock, why, sizeof why));

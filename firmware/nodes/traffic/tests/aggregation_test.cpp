@@ -13,9 +13,9 @@ namespace {
 
 using namespace citygate::fw;
 using namespace citygate::fw::traffic;
-using test::FakeClock;
-using test::FakeDetectors;
-using test::FakeUart;
+using FakeClock = citygate::fw::test::ManualClock;
+using citygate::fw::test::FakeUart;
+using citygate::fw::traffic::test::FakeDetectors;
 
 constexpr uint32_t kStart = 1000;  // the node's clock when it starts
 constexpr uint32_t kPeriod = 60000;

@@ -8,8 +8,8 @@ namespace {
 
 using namespace citygate::fw;
 using namespace citygate::fw::traffic;
-using test::FakeClock;
-using test::FakeUart;
+using FakeClock = citygate::fw::test::ManualClock;
+using citygate::fw::test::FakeUart;
 
 // A request with its CRC appended; returns the size.
 size_t frame(uint8_t* out, const uint8_t* body, size_t size) {
@@ -222,14 +222,19 @@ FW_TEST("modbus: a request run together with another station's frame is found at
   const uint8_t otherBody[] = {9, 0x04, 2, 0xAB, 0xCD};
   frame(other, otherBody, sizeof otherBody);
   uint8_t req[8];
+  // From `at`: unit 9's answer, the request 2 ms later, then a silence.
+  auto runTogether = [&](uint32_t at) {
+    clock.now = at;
+    uart.arrive(other, sizeof other);
+    slave.poll();
+    clock.now = at + 2;
+    uart.arrive(req, sizeof req);
+    slave.poll();
+    clock.now = at + 10;
+    slave.poll();
+  };
   readRequest(req, 4, 0, 1);
-  uart.arrive(other, sizeof other);
-  slave.poll();
-  clock.now = 2;
-  uart.arrive(req, sizeof req);
-  slave.poll();
-  clock.now = 10;
-  slave.poll();
+  runTogether(0);
   FW_CHECK_EQ(slave.counters().frames, 1u);
   FW_CHECK_EQ(slave.counters().tailRequests, 1u);
   FW_CHECK_EQ(slave.counters().answered, 1u);
@@ -238,13 +243,7 @@ FW_TEST("modbus: a request run together with another station's frame is found at
   // the same with a request to another unit at the tail: nothing
   uart.clearTx();
   readRequest(req, 5, 0, 1);
-  uart.arrive(other, sizeof other);
-  slave.poll();
-  clock.now = 12;
-  uart.arrive(req, sizeof req);
-  slave.poll();
-  clock.now = 20;
-  slave.poll();
+  runTogether(10);
   FW_CHECK_EQ(uart.txSize, 0u);
   FW_CHECK_EQ(slave.counters().tailRequests, 1u);
 }
