@@ -136,22 +136,23 @@ lora_block=$(cat "$work/lora.textproto")
 
 # The city's traffic counter (citygate-traffic-node, firmware/nodes/traffic): a Modbus RTU slave
 # on a pseudo-terminal (the RS-485 line), unit 7, counting 15 s periods of a scenario of vehicle
-# passages over its four lanes' loops: steady traffic for the demo's duration (24 h without one).
+# passages over its four lanes' loops: steady traffic for the demo's duration (16 h without one:
+# the node takes 100,000 passages), at least two vehicles a lane in every period.
 /usr/bin/python3 - "$work/traffic-node.scenario" "$duration" <<'PY'
 import random, sys
 path, duration = sys.argv[1], int(sys.argv[2])
-end_ms = (duration + 120 if duration > 0 else 24 * 3600) * 1000
+end_ms = (duration + 120 if duration > 0 else 16 * 3600) * 1000
 rng = random.Random(16)
 passages = []
-# lane: mean gap between vehicles (s), speed range (km/h); two lanes each way, the outer ones slower
-for lane, gap, (slow, fast) in ((1, 3.0, (38, 52)), (2, 4.5, (42, 58)), (3, 6.0, (40, 55)), (4, 9.0, (30, 46))):
+# lane: mean gap between vehicles (s, 0.5 to 1.5 times it), speed range (km/h)
+for lane, gap, (slow, fast) in ((1, 2.0, (38, 52)), (2, 2.5, (42, 58)), (3, 3.5, (40, 55)), (4, 4.5, (30, 46))):
     t = rng.uniform(0.5, gap)
     while t * 1000 < end_ms:
         speed = round(rng.uniform(slow, fast), 1)
         length = rng.choice([1150, 1200, 1650]) if rng.random() < 0.06 else rng.randint(380, 520)
         occupied = round((length + 200) / 100 / (speed / 3.6) * 1000)  # over a 2 m loop
         passages.append((round(t * 1000), lane, speed, length, occupied))
-        t += max(1.0, rng.expovariate(1 / gap))
+        t += max(1.0, gap * rng.uniform(0.5, 1.5))
 passages.sort()
 with open(path, "w") as f:
     f.write("# AT_MS LANE SPEED_KMH LENGTH_CM OCCUPIED_MS\n")
