@@ -7,7 +7,7 @@
 #   toolchains/install-deps.sh schema    what a CITYGATE_GATEWAY=OFF build needs: compiler, cmake, protoc
 #   toolchains/install-deps.sh test      build + the test peers (mosquitto, pymodbus, socat, ...) + firmware
 #   toolchains/install-deps.sh firmware  the node firmware for Cortex-M: arm-none-eabi, newlib, qemu, nanopb
-#   toolchains/install-deps.sh demo      same as test
+#   toolchains/install-deps.sh demo      build + the test peers (the nodes run as host programs: no Cortex-M)
 #   toolchains/install-deps.sh fuzz      test + clang's libFuzzer runtime
 #   toolchains/install-deps.sh lint      clang-format (toolchains/check-style.sh)
 #   toolchains/install-deps.sh tidy      clang-format and clang-tidy (check-style.sh --tidy)
@@ -36,7 +36,8 @@ pkgs=("${build_pkgs[@]}")
 case "$what" in
   build) ;;
   schema) pkgs=("${schema_pkgs[@]}") ;;
-  test|demo) pkgs+=("${test_pkgs[@]}" "${firmware_pkgs[@]}") ;;
+  test) pkgs+=("${test_pkgs[@]}" "${firmware_pkgs[@]}") ;;
+  demo) pkgs+=("${test_pkgs[@]}") ;;
   firmware) pkgs=("${schema_pkgs[@]}" "${firmware_pkgs[@]}") ;;
   fuzz) pkgs+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   lint) pkgs=("${lint_pkgs[@]}") ;;

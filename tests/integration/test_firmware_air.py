@@ -187,6 +187,24 @@ class FirmwareAir(IntegrationTest):
         # citygate-air v1: version 1, mask 0x0C0F (PM1, PM2.5, PM4, PM10, T, RH), the six values.
         self.assertEqual(up1[0]["payload"], "010c0f" + "0034" + "007b" + "0096" + "00cd" + "0859" + "12d9")
 
+    def test_scenario_re_read_when_it_changes(self):
+        # The demo drifts the values by renaming a new scenario over the file: the running node
+        # measures the new values from its next uplink; a version that does not parse keeps them.
+        node = self.node("--uplinks", 3)
+        wait_for(lambda: len(self.uplinks(node)) >= 1 or not node.running(), 30, what="the first uplink")
+        new = self.scenario + ".new"
+        with open(new, "w") as f:
+            f.write(SCENARIO.replace("pm25 12.3", "pm25 30.1"))
+        os.replace(new, self.scenario)
+        wait_for(lambda: len(self.uplinks(node)) >= 2 or not node.running(), 30, what="the second uplink")
+        with open(new, "w") as f:
+            f.write("pm25 nonsense\n")
+        os.replace(new, self.scenario)
+        self.assertEqual(node.wait(30), 0, node.log())
+        self.assertIn("not re-read: the previous values stay", node.log())
+        self.sub.wait_for(lambda: len(self.readings()) == 3, 15, "three readings of the air node")
+        self.assertEqual([round(r.air_quality_observed.pm25.value, 1) for r in self.readings()], [12.3, 30.1, 30.1])
+
     def test_sensor_faults_are_bad_not_wrong(self):
         broken = self.env.path("broken.scenario")
         with open(broken, "w") as f:

@@ -3,6 +3,10 @@
 reading as one line (sensor, kind, values with units, quality, seq), plus the gateway's status.
 
     subscriber.py --port 1883 --gateway luz-demo-01 [--build build/default] [--count N] [--timeout S]
+                  [--tag PREFIX=TEXT ...]
+
+--tag ends the line of every reading whose sensor id starts with PREFIX with "<- TEXT" (the demo
+marks the readings of the nodes' firmware so).
 """
 import argparse
 import os
@@ -22,13 +26,13 @@ def fmt(m, name):
     return f"{name} {m.value:.4g}{(' ' + unit) if unit else ''}"
 
 
-def line(r, pb):
+def line(r, pb, tags=()):
     kind = r.WhichOneof("observation")
     parts = []
     if kind == "air_quality_observed":
         a = r.air_quality_observed
         short = {"relative_humidity": "rh", "temperature": "t", "pressure": "p"}
-        for f in ("no2", "no", "o3", "co", "so2", "sh2", "pm1", "pm25", "pm10", "temperature", "relative_humidity",
+        for f in ("no2", "no", "o3", "co", "so2", "sh2", "pm1", "pm25", "pm4", "pm10", "temperature", "relative_humidity",
                   "pressure"):
             if a.HasField(f):
                 parts.append(fmt(getattr(a, f), short.get(f, f)))
@@ -61,7 +65,8 @@ def line(r, pb):
         src = f"  [lora {l.dev_addr} fcnt {l.f_cnt} rssi {l.rssi:.0f} snr {l.snr:.1f}]"
     elif r.source.HasField("modbus"):
         src = f"  [modbus {r.source.modbus.bus}/{r.source.modbus.unit_id}]"
-    return f"seq {r.seq:<6} {r.sensor_id:<24} {label:<32} {', '.join(parts)}  {QUALITY.get(r.quality, '?')}{src}"
+    tag = next((f"  <- {text}" for prefix, text in tags if r.sensor_id.startswith(prefix)), "")
+    return f"seq {r.seq:<6} {r.sensor_id:<24} {label:<32} {', '.join(parts)}  {QUALITY.get(r.quality, '?')}{src}{tag}"
 
 
 def main():
@@ -73,7 +78,10 @@ def main():
     ap.add_argument("--build", default=os.environ.get("CITYGATE_BUILD_DIR", "build/default"))
     ap.add_argument("--count", type=int, default=0, help="exit after this many readings")
     ap.add_argument("--timeout", type=float, default=0, help="exit after this many seconds")
+    ap.add_argument("--tag", action="append", default=[], metavar="PREFIX=TEXT",
+                    help="end the lines of the sensors whose id starts with PREFIX with '<- TEXT'")
     args = ap.parse_args()
+    tags = [tuple(t.split("=", 1)) for t in args.tag if "=" in t]
     sys.path.insert(0, os.path.join(args.build, "python"))
     from citygate.v1 import reading_pb2, status_pb2
     import paho.mqtt.client as paho
@@ -90,7 +98,7 @@ def main():
             b = reading_pb2.ReadingBatch()
             b.ParseFromString(msg.payload)
             for r in b.readings:
-                print(line(r, reading_pb2), flush=True)
+                print(line(r, reading_pb2, tags), flush=True)
                 seen[0] += 1
                 if args.count and seen[0] >= args.count:
                     done.set()

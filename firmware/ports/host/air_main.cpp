@@ -14,7 +14,8 @@
 // (dev_addr 26011A01, nwk_s_key <32 hex>, app_s_key <32 hex>, interval_s, fcnt_resume_margin);
 // '#' starts a comment. Scenario file: "name value" lines: pm1, pm25, pm4, pm10 (ug/m3, 0.1),
 // temperature (degC, 0.01), humidity (%RH, 0.01), sps30 / sht3x (ok, absent, bad_crc,
-// not_ready). Keys are never printed.
+// not_ready); re-read when it changes (a new file renamed over it: the values drift while the
+// node runs), a version that does not parse keeps the values before it. Keys are never printed.
 //
 // One line on stdout per uplink (FCnt, channel, data rate, time on air, the plaintext payload and
 // the frame, both hex). SIGINT / SIGTERM stop it (exit 0); --uplinks N stops after N uplinks.
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/provisioning.hpp"
 #include "core/record_store.hpp"
@@ -208,6 +210,47 @@ bool loadScenario(const char* path, host::SimAirBus& bus) {
     if (!ok) fprintf(stderr, "citygate-air-node: %s:%d: bad value for %s: '%s'\n", path, line, name, value);
     return ok;
   });
+}
+
+// The scenario file as stat() sees it: a change of inode, size or modification time re-reads it.
+struct FileStamp {
+  ino_t inode = 0;
+  off_t size = -1;
+  struct timespec modified = {};
+  bool operator==(const FileStamp& o) const {
+    return inode == o.inode && size == o.size && modified.tv_sec == o.modified.tv_sec &&
+           modified.tv_nsec == o.modified.tv_nsec;
+  }
+};
+
+FileStamp stampOf(const char* path) {
+  FileStamp s;
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    s.inode = st.st_ino;
+    s.size = st.st_size;
+    s.modified = st.st_mtim;
+  }
+  return s;
+}
+
+// Re-reads the scenario when its file has changed: the values and faults it gives, the defaults
+// for those it does not; a file that does not parse (or is gone) keeps the previous ones.
+void reloadScenario(const char* path, host::SimAirBus& bus, FileStamp& stamp) {
+  const FileStamp now = stampOf(path);
+  if (now == stamp || now.size < 0) return;
+  stamp = now;
+  const host::SimAirValues values = bus.values;
+  const host::SimFault sps30 = bus.sps30.fault;
+  const host::SimFault sht3x = bus.sht3x.fault;
+  bus.values = host::SimAirValues{};
+  bus.sps30.fault = bus.sht3x.fault = host::SimFault::None;
+  if (!loadScenario(path, bus)) {
+    bus.values = values;
+    bus.sps30.fault = sps30;
+    bus.sht3x.fault = sht3x;
+    fprintf(stderr, "citygate-air-node: scenario '%s' not re-read: the previous values stay\n", path);
+  }
 }
 
 bool loadProvisioning(const char* path, Settings& s) {
@@ -403,7 +446,11 @@ int main(int argc, char** argv) {
   config.firstUplinkMs = firstMs;
 
   static host::SimAirBus bus;
-  if (scenario != nullptr && !loadScenario(scenario, bus)) return kUsage;
+  FileStamp scenarioStamp;
+  if (scenario != nullptr) {
+    scenarioStamp = stampOf(scenario);
+    if (!loadScenario(scenario, bus)) return kUsage;
+  }
 
   static host::MonotonicClock clock;
   static host::UdpForwarderRadio radio;
@@ -430,6 +477,7 @@ int main(int argc, char** argv) {
   fflush(stdout);
   radio.keepAlive();
   while (!board.stopRequested() && (maxUplinks == 0 || log.uplinks < maxUplinks)) {
+    if (scenario != nullptr) reloadScenario(scenario, bus, scenarioStamp);
     uint32_t wait = node.poll();
     radio.keepAlive();
     if (wait > 1000) wait = 1000;
