@@ -182,7 +182,7 @@ modbus_bus {
 modbus_bus {
   name: "fw-rs485"
   rtu { device: "$work/traffic-node.tty" baud: 19200 }
-  device { id: "fw-traffic-kreuzplatz" unit_id: 7 profile: "citygate-traffic-counter-4lane" poll_interval_ms: 5000 }
+  device { id: "fw-traffic-kreuzplatz" unit_id: 7 profile: "citygate-traffic-counter-4lane" poll_interval_ms: 15000 }
 }
 $lora_block
 CONF
