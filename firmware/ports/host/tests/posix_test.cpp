@@ -471,7 +471,7 @@ FW_TEST("PtyUart: an inherited pty that is not the link's is refused and a new p
 
   // The pipe named for another link: left alone (not a terminal), and not adopted there.
   PtyUart other;
-  char otherLink[128];
+  char otherLink[sizeof link + 2];
   snprintf(otherLink, sizeof otherLink, "%s.2", link);
   FW_CHECK(other.open(otherLink, 9600));
   FW_CHECK(!other.inherited());
