@@ -243,6 +243,29 @@ class FirmwareNodeCliTest(IntegrationTest):
         shown = self.show_json()
         self.assertEqual((shown["generation"], shown["record"]["traffic"]["unit_id"]), (1, 7))
 
+    def test_the_service_port_stays_open_across_a_reset(self):
+        """A reset (PosixBoard::reset(): the process executes itself again) keeps the pty: the
+        peer's descriptor, open all along, gets the reply and then talks to the new start."""
+        self.start_node("traffic")
+        pid = self.node.proc.pid
+        port = RawPort(self.link)
+        try:
+            t, seq, payload = port.ask(slip(0x03, 21, b""))  # RESET
+            self.assertEqual((t, seq, payload), (0x83, 21, b""))
+            second = self.wait_ready(2)
+            self.assertEqual(self.node.proc.pid, pid)
+            self.assertTrue(self.node.running())
+            # the same pty, and no hang-up on the descriptor opened before the reset
+            self.assertEqual(self.ready_lines()[0].split("(")[1], second.split("(")[1])
+            p = select.poll()
+            p.register(port.fd, 0)
+            self.assertEqual(p.poll(0), [])
+            t, seq, payload = port.ask(slip(0x04, 22, b""))  # COUNTERS of the new start
+            self.assertEqual((t, seq), (0x84, 22))
+            self.assertEqual(set(struct.unpack(f"<{payload[0]}I", payload[1:])), {0})
+        finally:
+            port.close()
+
     def test_a_damaged_flash_copy_falls_back_to_the_previous_record(self):
         self.start_node("traffic")
         self.ctl("node", "provision", "--port", self.link, self.record_file("a.textproto", TRAFFIC))

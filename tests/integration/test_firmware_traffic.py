@@ -88,8 +88,8 @@ def slip(frame):
 
 def service_request(port, type_, seq, payload, timeout=5):
     """One request on the node's service UART (firmware/README.md "Service UART"): its reply's
-    (type, seq, payload). Plain descriptors: the node may reset right after its reply, and the
-    reply is taken before the pty's hang-up."""
+    (type, seq, payload). Plain descriptors; the node may reset right after its reply, which
+    keeps its ptys (PosixBoard::reset()), so the reply is there after the reset too."""
     body = struct.pack("<BBH", type_, seq, len(payload)) + payload
     fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     try:
@@ -104,7 +104,7 @@ def service_request(port, type_, seq, payload, timeout=5):
             ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
             try:
                 chunk = os.read(fd, 512) if ready else b""
-            except OSError:  # EIO: the node reset and its pty is gone
+            except OSError:  # EIO: the node's pty is gone (it died)
                 break
             if ready and not chunk:
                 break

@@ -7,9 +7,10 @@
 //   citygate-node-service --kind traffic|air --port LINK --flash FILE
 //
 // On every start it prints one line, "ready: KIND on LINK (PTY), NOT PROVISIONED" or
-// "... record N (NODE_ID)", and flushes it. A PROVISION (or a RESET request) resets the node:
-// it starts again from its flash, reads the record anew and prints its ready line again, on the
-// same pty. SIGINT/SIGTERM end it.
+// "... record N (NODE_ID)", and flushes it. A PROVISION (or a RESET request) resets the node as
+// every host node resets (PosixBoard::reset()): the process executes itself again, reads the
+// record anew from its flash and prints its ready line again, on the same pty, whose peer reads
+// the reply after the reset. SIGINT/SIGTERM end it.
 #include <stdio.h>
 #include <string.h>
 
@@ -65,29 +66,25 @@ int main(int argc, char** argv) {
   }
   gBoard.watch(gUart);
   gBoard.handleStopSignals();
+  gBoard.enableReexec(argv);
 
-  // Each pass is one start of the node: the record as flash has it, the service port's counters
-  // from zero. A reset starts the next pass in the same process with the same pty (not
-  // PosixBoard::reset(), which makes a new pty: what the peer had not read yet of the reply
-  // before the reset would go with the old one).
+  // One start of the node: the record as flash has it, the service port's counters from zero.
+  RecordStore store(gFlash);
+  NodeProvisioning record;
+  if (loadProvisioning(store, kind, record)) {
+    printf("ready: %s on %s (%s), record %u (%s)\n", kindName(kind), port, gUart.slavePath(),
+           static_cast<unsigned>(store.generation()), record.node_id);
+  } else {
+    printf("ready: %s on %s (%s), NOT PROVISIONED\n", kindName(kind), port, gUart.slavePath());
+  }
+  fflush(stdout);
+  ServicePort service(gUart, store, kind);
   while (!gBoard.stopRequested()) {
-    RecordStore store(gFlash);
-    NodeProvisioning record;
-    if (loadProvisioning(store, kind, record)) {
-      printf("ready: %s on %s (%s), record %u (%s)\n", kindName(kind), port, gUart.slavePath(),
-             static_cast<unsigned>(store.generation()), record.node_id);
-    } else {
-      printf("ready: %s on %s (%s), NOT PROVISIONED\n", kindName(kind), port, gUart.slavePath());
+    if (service.poll() == ServicePort::Action::Reset) {
+      printf("reset\n");
+      gBoard.reset();
     }
-    fflush(stdout);
-    ServicePort service(gUart, store, kind);
-    while (!gBoard.stopRequested()) {
-      if (service.poll() == ServicePort::Action::Reset) {
-        printf("reset\n");
-        break;
-      }
-      gBoard.idle(1000);
-    }
+    gBoard.idle(1000);
   }
   gUart.close();
   return 0;

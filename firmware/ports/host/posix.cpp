@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -93,6 +94,108 @@ uint64_t monotonicMs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
 }
 
+// The open PtyUarts, which a reset hands on to the next image.
+PtyUart* gOpenPtys[PtyUart::kMaxOpen] = {};
+
+bool registerPty(PtyUart* pty) {
+  for (PtyUart*& slot : gOpenPtys) {
+    if (slot == nullptr || slot == pty) {
+      slot = pty;
+      return true;
+    }
+  }
+  return false;
+}
+
+void unregisterPty(const PtyUart* pty) {
+  for (PtyUart*& slot : gOpenPtys) {
+    if (slot == pty) slot = nullptr;
+  }
+}
+
+// The ptys this image inherited (PtyUart::kInheritEnv), each adopted by at most one open().
+struct InheritedPty {
+  int master;
+  int slave;
+  bool taken;
+  char link[256];
+};
+InheritedPty gInherited[PtyUart::kMaxOpen];
+size_t gInheritedCount = 0;
+
+// A descriptor a stale entry may name and this process may close: a terminal, never stdio.
+bool closableTerminal(int fd) {
+  return fd > STDERR_FILENO && isatty(fd) != 0;
+}
+
+bool parseNumber(const char*& p, char end, unsigned long max, unsigned long& out) {
+  if (*p < '0' || *p > '9') return false;
+  unsigned long v = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) {
+    v = v * 10 + static_cast<unsigned long>(*p - '0');
+    if (v > max) return false;
+  }
+  if (*p != end) return false;
+  ++p;
+  out = v;
+  return true;
+}
+
+// Takes the inheritance the previous image left in the environment into gInherited (and out of
+// the environment: nothing this process starts inherits it). Its descriptors that are terminals
+// get FD_CLOEXEC again, so a pty no open() adopts goes at the next exec.
+void loadInherited() {
+  const char* value = getenv(PtyUart::kInheritEnv);
+  if (value == nullptr) return;
+  gInheritedCount = 0;
+  const char* p = value;
+  while (*p != '\0') {
+    unsigned long master = 0;
+    unsigned long slave = 0;
+    unsigned long length = 0;
+    const unsigned long maxFd = 1ul << 30;
+    const unsigned long maxLength = sizeof gInherited[0].link - 1;
+    if (gInheritedCount == PtyUart::kMaxOpen || !parseNumber(p, ',', maxFd, master) ||
+        !parseNumber(p, ',', maxFd, slave) || !parseNumber(p, ':', maxLength, length) || strnlen(p, length) != length) {
+      fprintf(stderr, "citygate: %s is malformed at byte %zu: the rest of it is ignored\n", PtyUart::kInheritEnv,
+              static_cast<size_t>(p - value));
+      break;
+    }
+    InheritedPty& entry = gInherited[gInheritedCount];
+    entry.master = static_cast<int>(master);
+    entry.slave = static_cast<int>(slave);
+    entry.taken = false;
+    memcpy(entry.link, p, length);
+    entry.link[length] = '\0';
+    p += length;
+    ++gInheritedCount;
+  }
+  for (size_t i = 0; i < gInheritedCount; ++i) {
+    if (closableTerminal(gInherited[i].master)) fcntl(gInherited[i].master, F_SETFD, FD_CLOEXEC);
+    if (closableTerminal(gInherited[i].slave)) fcntl(gInherited[i].slave, F_SETFD, FD_CLOEXEC);
+  }
+  unsetenv(PtyUart::kInheritEnv);
+}
+
+// Why an inherited pty is not the one at linkPath (nullptr: it is; slavePath is then its slave).
+const char* checkInherited(const InheritedPty& entry, const char* linkPath, char* slavePath, size_t capacity) {
+  if (entry.master <= STDERR_FILENO || entry.slave <= STDERR_FILENO || entry.master == entry.slave) {
+    return "is not a pair of descriptors a pty can have";
+  }
+  if (isatty(entry.master) == 0 || isatty(entry.slave) == 0) return "is not a terminal";
+  if (ptsname_r(entry.master, slavePath, capacity) != 0) return "is not a pty master";
+  char target[256] = {};
+  const ssize_t n = readlink(linkPath, target, sizeof target - 1);
+  if (n <= 0 || strcmp(target, slavePath) != 0) return "is not the pty the link points to";
+  struct stat held;
+  struct stat named;
+  if (fstat(entry.slave, &held) != 0 || stat(slavePath, &named) != 0 || !S_ISCHR(held.st_mode) ||
+      held.st_rdev != named.st_rdev) {
+    return "holds the slave of another pty";
+  }
+  return nullptr;
+}
+
 volatile sig_atomic_t gStop = 0;
 sigset_t gIdleMask;  // the mask ppoll() waits with: the process's, without the stop signals
 
@@ -115,6 +218,22 @@ bool PtyUart::open(const char* linkPath, uint32_t baud) {
     errno = ENAMETOOLONG;
     return false;
   }
+  if (!registerPty(this)) {
+    link_path_[0] = '\0';
+    errno = EMFILE;  // more than kMaxOpen
+    return false;
+  }
+  if (adopt(linkPath)) {
+    // The pty as the previous image left it: the link stays, nothing queued is dropped.
+    const int flags = fcntl(master_, F_GETFL);
+    if (flags < 0 || fcntl(master_, F_SETFL, flags | O_NONBLOCK) != 0 || !configure(baud)) {
+      const int saved = errno;
+      close();
+      errno = saved;
+      return false;
+    }
+    return true;
+  }
   master_ = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (master_ < 0 || grantpt(master_) != 0 || unlockpt(master_) != 0 ||
       ptsname_r(master_, slave_path_, sizeof slave_path_) != 0) {
@@ -124,20 +243,7 @@ bool PtyUart::open(const char* linkPath, uint32_t baud) {
     return false;
   }
   slave_ = ::open(slave_path_, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-  termios tio{};
-  if (slave_ < 0 || tcgetattr(slave_, &tio) != 0) {
-    const int saved = errno;
-    close();
-    errno = saved;
-    return false;
-  }
-  cfmakeraw(&tio);
-  tio.c_cflag |= CLOCAL | CREAD;
-  tio.c_cc[VMIN] = 1;
-  tio.c_cc[VTIME] = 0;
-  cfsetispeed(&tio, termiosSpeed(baud));
-  cfsetospeed(&tio, termiosSpeed(baud));
-  if (tcsetattr(slave_, TCSANOW, &tio) != 0 || !placeLink(slave_path_, link_path_)) {
+  if (slave_ < 0 || !configure(baud) || !placeLink(slave_path_, link_path_)) {
     const int saved = errno;
     link_path_[0] = '\0';  // not ours to remove
     close();
@@ -147,6 +253,71 @@ bool PtyUart::open(const char* linkPath, uint32_t baud) {
   return true;
 }
 
+bool PtyUart::configure(uint32_t baud) {
+  termios tio{};
+  if (tcgetattr(slave_, &tio) != 0) return false;
+  cfmakeraw(&tio);
+  tio.c_cflag |= CLOCAL | CREAD;
+  tio.c_cc[VMIN] = 1;
+  tio.c_cc[VTIME] = 0;
+  cfsetispeed(&tio, termiosSpeed(baud));
+  cfsetospeed(&tio, termiosSpeed(baud));
+  return tcsetattr(slave_, TCSANOW, &tio) == 0;  // TCSANOW: what is in the pty stays
+}
+
+bool PtyUart::adopt(const char* linkPath) {
+  loadInherited();
+  for (size_t i = 0; i < gInheritedCount; ++i) {
+    InheritedPty& entry = gInherited[i];
+    if (entry.taken || strcmp(entry.link, linkPath) != 0) continue;
+    entry.taken = true;
+    const char* why = checkInherited(entry, linkPath, slave_path_, sizeof slave_path_);
+    if (why == nullptr) {
+      master_ = entry.master;
+      slave_ = entry.slave;
+      inherited_ = true;
+      return true;
+    }
+    slave_path_[0] = '\0';
+    fprintf(stderr, "citygate: the pty inherited for %s (descriptors %d, %d) %s: a new pty is made\n", linkPath,
+            entry.master, entry.slave, why);
+    if (closableTerminal(entry.master)) ::close(entry.master);
+    if (closableTerminal(entry.slave) && entry.slave != entry.master) ::close(entry.slave);
+    return false;
+  }
+  return false;
+}
+
+void PtyUart::prepareInheritance() {
+  // "MASTER,SLAVE,LENGTH:LINK" per open pty; the descriptors stay open across the exec.
+  static char value[PtyUart::kMaxOpen * (2 * 12 + 12 + sizeof link_path_) + 1];
+  size_t used = 0;
+  for (PtyUart* pty : gOpenPtys) {
+    if (pty == nullptr || pty->master_ < 0 || pty->link_path_[0] == '\0') continue;
+    const int n = snprintf(value + used, sizeof value - used, "%d,%d,%zu:%s", pty->master_, pty->slave_,
+                           strlen(pty->link_path_), pty->link_path_);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof value - used) {
+      value[used] = '\0';
+      break;
+    }
+    if (fcntl(pty->master_, F_SETFD, 0) != 0 || fcntl(pty->slave_, F_SETFD, 0) != 0) {
+      value[used] = '\0';  // this one goes with the exec as before
+      fcntl(pty->master_, F_SETFD, FD_CLOEXEC);
+      continue;
+    }
+    used += static_cast<size_t>(n);
+  }
+  // setenv() is the port's one allocation after start-up, and the image it is made in ends here.
+  if (used == 0 || setenv(kInheritEnv, value, 1) != 0) {
+    unsetenv(kInheritEnv);
+    for (PtyUart* pty : gOpenPtys) {
+      if (pty == nullptr || pty->master_ < 0) continue;
+      fcntl(pty->master_, F_SETFD, FD_CLOEXEC);
+      fcntl(pty->slave_, F_SETFD, FD_CLOEXEC);
+    }
+  }
+}
+
 void PtyUart::close() {
   if (link_path_[0] != '\0' && master_ >= 0) {
     // Only the link this pty made: another node may have taken the path since.
@@ -154,11 +325,13 @@ void PtyUart::close() {
     const ssize_t n = readlink(link_path_, target, sizeof target - 1);
     if (n > 0 && strcmp(target, slave_path_) == 0) unlink(link_path_);
   }
+  unregisterPty(this);
   link_path_[0] = '\0';
   if (slave_ >= 0) ::close(slave_);
   if (master_ >= 0) ::close(master_);
   slave_ = -1;
   master_ = -1;
+  inherited_ = false;
   tx_size_ = 0;
 }
 
@@ -339,6 +512,7 @@ void PosixBoard::reset() {
     if (!pendingOutput || now >= deadline) break;
     idle(static_cast<uint32_t>(deadline - now));
   }
+  fflush(nullptr);  // what stdio holds would go with the image
   if (argv_ != nullptr) {
     if (signals_) {
       // The new image starts with the mask the process started with.
@@ -348,7 +522,9 @@ void PosixBoard::reset() {
       sigaddset(&stop, SIGTERM);
       sigprocmask(SIG_UNBLOCK, &stop, nullptr);
     }
-    // Descriptors are O_CLOEXEC: the ptys close and the new image makes them again.
+    // Descriptors are O_CLOEXEC, but the ptys' are handed on: the new image's PtyUart::open()
+    // adopts them, so the lines stay up and keep what neither side has read yet.
+    PtyUart::prepareInheritance();
     execv("/proc/self/exe", argv_);
   }
   _exit(kResetExitStatus);

@@ -29,6 +29,14 @@ class Pollable {
 // serial port. The port keeps a descriptor of the slave open itself: a peer may come and go
 // without the master seeing a hang-up (POLLHUP on every poll, EIO on every read).
 //
+// A reset keeps the line, as an MCU's reset does not unplug its cables: PosixBoard::reset()
+// hands the descriptors of every open PtyUart to the re-executed image (kInheritEnv), and open()
+// there adopts the pty it inherited for the same linkPath instead of making a new one. The link
+// stays, the peer's descriptor never sees a hang-up, and what either side had not read yet is
+// still there. An inherited pty that is not the one at linkPath (stale, or not a pty at all) is
+// refused with a message on stderr: its descriptors are closed when they are terminals (another
+// kind of file is left alone) and a new pty is made.
+//
 // write() queues the whole buffer in a 4 KB transmit queue or nothing (hal::Uart), and sends
 // what the pty takes at once; the rest leaves when PosixBoard::idle() sees the pty writable. The
 // baud rate is the node's view for timing (Modbus RTU's 3.5 characters); it is also set on the
@@ -36,6 +44,10 @@ class Pollable {
 class PtyUart final : public hal::Uart, public Pollable {
  public:
   static constexpr size_t kTxCapacity = 4096;
+  static constexpr size_t kMaxOpen = 8;  // open PtyUarts a reset hands on; more are not kept
+  // The environment variable a reset passes the ptys in: "MASTER,SLAVE,LENGTH:LINK" per pty
+  // (descriptor numbers, then the link path's length and the path, which may hold any byte).
+  static constexpr const char* kInheritEnv = "CITYGATE_FW_INHERITED";
 
   PtyUart() = default;
   ~PtyUart();
@@ -43,10 +55,12 @@ class PtyUart final : public hal::Uart, public Pollable {
   PtyUart& operator=(const PtyUart&) = delete;
 
   // False with errno set when the pty or the link cannot be made. An existing symlink at
-  // linkPath is replaced; anything else there is left alone (EEXIST).
+  // linkPath is replaced; anything else there is left alone (EEXIST). After a reset: the pty
+  // inherited for linkPath, when there is a valid one (inherited() says so).
   bool open(const char* linkPath, uint32_t baud);
   void close();  // closes the pty and removes the link
   bool isOpen() const { return master_ >= 0; }
+  bool inherited() const { return inherited_; }
   const char* slavePath() const { return slave_path_; }
 
   size_t read(uint8_t* out, size_t capacity) override;
@@ -59,10 +73,15 @@ class PtyUart final : public hal::Uart, public Pollable {
   size_t pending() const { return tx_size_; }  // queued, not yet taken by the pty
 
  private:
+  friend class PosixBoard;
   void flush();
+  bool configure(uint32_t baud);  // raw 8N1 at baud, on the slave
+  bool adopt(const char* linkPath);
+  static void prepareInheritance();  // for PosixBoard::reset(), just before the exec
 
   int master_ = -1;
   int slave_ = -1;
+  bool inherited_ = false;
   uint32_t baud_ = 0;
   char slave_path_[64] = {};
   char link_path_[256] = {};
@@ -124,12 +143,14 @@ class MonotonicClock final : public hal::Clock {
 // blocked outside idle() and delivered only inside ppoll(), so none is lost between a check of
 // stopRequested() and the wait).
 //
-// reset(): a software reset. The queued output is sent first (up to 1 s), then
+// reset(): a software reset. The queued output is sent first (up to 1 s), stdio is flushed, then
 //   - after enableReexec(argv): the process executes itself again (/proc/self/exe) with the same
-//     arguments: same pid, the node starts from main() with its flash file as it was, its ptys
-//     are new (the link is made again at the same path);
+//     arguments: same pid, the node starts from main() with its flash file as it was, and its
+//     UART lines as they were: every open PtyUart's pty is inherited (PtyUart::kInheritEnv) and
+//     adopted by the new image's PtyUart::open() at the same link, with the bytes neither side
+//     has read yet; a peer holding the slave open sees no hang-up;
 //   - otherwise: exit status kResetExitStatus (75), for a supervisor (a test harness, the demo)
-//     that starts the node again.
+//     that starts the node again (its ptys are new then).
 class PosixBoard final : public hal::Board {
  public:
   static constexpr size_t kMaxWatched = 8;

@@ -10,18 +10,16 @@
 // Settings: the provisioning record in the flash file --state (core/provisioning.hpp), if there
 // is one, then the flags over it, then the defaults. --service links the node's service UART (a
 // second pty; `citygatectl node show|provision --port PATH`): a PROVISION or RESET there resets
-// the node (the process executes itself again and reads the new record).
+// the node (the process executes itself again and reads the new record; its ptys and their links
+// stay, with what the peer has not read yet: PosixBoard::reset()).
 //
 // Prints "ready: unit N on PATH -> /dev/pts/M" when it answers, one line per completed period,
 // and its counters on SIGTERM or SIGINT (exit 0). Bad flags: a message and exit 2; a pty, flash
 // file or scenario that cannot be opened: exit 1.
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 #include "core/hal.hpp"
 #include "core/provisioning.hpp"
@@ -36,23 +34,6 @@
 namespace {
 
 using namespace citygate::fw;
-
-// Waits (at most 1 s) until the peer has read what the node wrote on `uart`'s pty: a pty whose
-// master closes (the reset's exec) discards what its slave side has not read yet, so the reply to
-// a PROVISION or RESET would be lost. The bytes waiting on the slave side are its FIONREAD; the
-// kernel moves written bytes there asynchronously, so a FIONREAD of 0 counts after 20 ms only.
-void waitUntilRead(host::PtyUart& uart, host::PosixBoard& board, hal::Clock& clock) {
-  const int fd = open(uart.slavePath(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return;
-  const uint32_t start = clock.nowMs();
-  int waiting = 0;
-  while (hal::elapsed(start, clock.nowMs()) < 1000) {
-    const bool settled = hal::elapsed(start, clock.nowMs()) >= 20;
-    if (settled && uart.pending() == 0 && (ioctl(fd, FIONREAD, &waiting) != 0 || waiting == 0)) break;
-    board.idle(5);
-  }
-  close(fd);
-}
 
 void usage(FILE* to) {
   fputs(
@@ -231,9 +212,7 @@ int main(int argc, char** argv) {
   while (!board.stopRequested()) {
     if (servicePath != nullptr && service.poll() == ServicePort::Action::Reset) {
       printf("reset\n");
-      fflush(stdout);
-      waitUntilRead(serviceLine, board, clock);
-      board.reset();
+      board.reset();  // the ptys stay: the reply goes on to the peer after the reset
     }
     uint32_t wait = node.step();
     if (node.counters().periods != periods) {

@@ -323,3 +323,171 @@ FW_TEST("PosixBoard: reset() with re-exec starts the program again in the same p
   FW_CHECK(WIFEXITED(status));
   FW_CHECK_EQ(WEXITSTATUS(status), 42);
 }
+
+namespace {
+
+// The re-executed image of the test below: "EVENTS_FD LINK" (the pipe it reports on, the link).
+constexpr const char* kLineTestEnv = "CITYGATE_FW_RESET_LINE_TEST";
+constexpr const char kReply[] = "the reply, written just before the reset";
+
+// After the reset: PtyUart::open() adopts the line, reports "A" (adopted) or "N" and its pid on
+// the pipe, reads what the peer wrote before the reset and had not been read, echoes it, and
+// ends when the peer says "done". Its exit status: 0 when all of that went as it should.
+[[noreturn]] void afterReset(const char* role) {
+  char* link = nullptr;
+  const int events = static_cast<int>(strtol(role, &link, 10));
+  if (link == nullptr || *link != ' ') _exit(10);
+  ++link;
+  PtyUart uart;
+  const bool adopted = uart.open(link, 115200) && uart.inherited();
+  char hello[16];
+  snprintf(hello, sizeof hello, "%c%010d", adopted ? 'A' : 'N', static_cast<int>(getpid()));
+  if (write(events, hello, 11) != 11) _exit(11);
+  PosixBoard board;
+  board.watch(uart);
+  MonotonicClock clock;
+  uint8_t late[4] = {};
+  size_t got = 0;
+  while (got < sizeof late && clock.nowMs() < 10000) {
+    got += uart.read(late + got, sizeof late - got);
+    if (got < sizeof late) board.idle(1000);
+  }
+  uint8_t echo[8] = {'g', 'o', 't', ':'};
+  memcpy(echo + 4, late, sizeof late);
+  const bool echoed = got == sizeof late && uart.write(echo, sizeof echo);
+  uint8_t done[4] = {};
+  got = 0;
+  while (got < sizeof done && clock.nowMs() < 20000) {
+    got += uart.read(done + got, sizeof done - got);
+    if (got < sizeof done) board.idle(1000);
+  }
+  const bool ok = adopted && echoed && memcmp(late, "late", 4) == 0 && got == 4 && memcmp(done, "done", 4) == 0;
+  _exit(ok ? 0 : 12);
+}
+
+}  // namespace
+
+FW_TEST("PosixBoard: a reset keeps the UART lines: the reply written before it is read after it") {
+  if (const char* role = getenv(kLineTestEnv)) afterReset(role);
+  TempDir dir;
+  char link[128];
+  dir.file(link, sizeof link, "service");
+  int events[2];
+  FW_CHECK(pipe2(events, O_CLOEXEC) == 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    // Before the reset: open the line, take the request, write the reply, reset at once.
+    close(events[0]);
+    if (fcntl(events[1], F_SETFD, 0) != 0) _exit(3);  // the pipe goes on to the new image
+    char role[192];
+    snprintf(role, sizeof role, "%d %s", events[1], link);
+    setenv(kLineTestEnv, role, 1);
+    static PtyUart uart;
+    if (!uart.open(link, 115200)) _exit(4);
+    if (write(events[1], "o", 1) != 1) _exit(5);
+    static PosixBoard board;
+    board.watch(uart);
+    static char self[] = "fw_test_host_posix";
+    static char filter[] = "a reset keeps the UART lines";
+    static char* argv[] = {self, filter, nullptr};
+    board.enableReexec(argv);
+    // One byte at a time: what the peer sent after "ping" is still unread at the reset.
+    MonotonicClock clock;
+    char request[4] = {};
+    size_t got = 0;
+    while (got < sizeof request && clock.nowMs() < 10000) {
+      got += uart.read(reinterpret_cast<uint8_t*>(request) + got, 1);
+      if (got < sizeof request) board.idle(1000);
+    }
+    if (got != sizeof request || memcmp(request, "ping", 4) != 0) _exit(6);
+    if (!uart.write(reinterpret_cast<const uint8_t*>(kReply), sizeof kReply)) _exit(7);
+    board.reset();
+  }
+  FW_CHECK(child > 0);
+  close(events[1]);
+  char opened = 0;
+  FW_CHECK_EQ(readFor(events[0], reinterpret_cast<uint8_t*>(&opened), 1), 1u);
+  char before[64] = {};
+  FW_CHECK(readlink(link, before, sizeof before - 1) > 0);
+  const int peer = open(link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  FW_CHECK(peer >= 0);
+  FW_CHECK(write(peer, "pinglate", 8) == 8);
+
+  // The new image is up (same pid: an exec, not a new process), with the pty it inherited.
+  char hello[12] = {};
+  FW_CHECK_EQ(readFor(events[0], reinterpret_cast<uint8_t*>(hello), 11), 11u);
+  FW_CHECK_EQ(hello[0], 'A');
+  FW_CHECK_EQ(static_cast<pid_t>(strtol(hello + 1, nullptr, 10)), child);
+  char after[64] = {};
+  FW_CHECK(readlink(link, after, sizeof after - 1) > 0);
+  FW_CHECK(strcmp(before, after) == 0);
+
+  // Only now does the peer read: the reply from before the reset, then the new image's echo of
+  // the bytes it sent before the reset and the node had not read.
+  uint8_t got[sizeof kReply + 8] = {};
+  FW_CHECK_EQ(readFor(peer, got, sizeof got), sizeof got);
+  FW_CHECK(memcmp(got, kReply, sizeof kReply) == 0);
+  FW_CHECK(memcmp(got + sizeof kReply, "got:late", 8) == 0);
+  pollfd p{peer, POLLIN, 0};
+  FW_CHECK_EQ(poll(&p, 1, 0), 0);  // no hang-up, nothing more
+  FW_CHECK_EQ(p.revents & (POLLHUP | POLLERR), 0);
+
+  FW_CHECK(write(peer, "done", 4) == 4);
+  int status = 0;
+  FW_CHECK(waitpid(child, &status, 0) == child);
+  FW_CHECK(WIFEXITED(status));
+  FW_CHECK_EQ(WEXITSTATUS(status), 0);
+  close(peer);
+  close(events[0]);
+}
+
+FW_TEST("PtyUart: an inherited pty that is not the link's is refused and a new pty made") {
+  TempDir dir;
+  char link[128];
+  dir.file(link, sizeof link, "uart");
+  // A pty that is not at the link, and a descriptor that is no terminal at all.
+  const int foreign = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  FW_CHECK(foreign >= 0 && grantpt(foreign) == 0 && unlockpt(foreign) == 0);
+  char foreignSlave[64] = {};
+  FW_CHECK(ptsname_r(foreign, foreignSlave, sizeof foreignSlave) == 0);
+  const int foreignSlaveFd = open(foreignSlave, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  const int watcher = open(foreignSlave, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);  // sees its hang-up
+  FW_CHECK(foreignSlaveFd >= 0 && watcher >= 0);
+  int notTty[2];
+  FW_CHECK(pipe2(notTty, O_CLOEXEC) == 0);
+
+  char value[512];
+  snprintf(value, sizeof value, "%d,%d,%zu:%s%d,%d,%zu:%s.2", foreign, foreignSlaveFd, strlen(link), link, notTty[0],
+           notTty[1], strlen(link) + 2, link);
+  setenv(PtyUart::kInheritEnv, value, 1);
+  PtyUart uart;
+  FW_CHECK(uart.open(link, 9600));
+  FW_CHECK(!uart.inherited());
+  FW_CHECK(strcmp(uart.slavePath(), foreignSlave) != 0);
+  FW_CHECK(getenv(PtyUart::kInheritEnv) == nullptr);  // taken out: nothing started later inherits it
+  pollfd p{watcher, 0, 0};
+  FW_CHECK_EQ(poll(&p, 1, 0), 1);  // the stale pty's descriptors were closed: a hang-up
+  FW_CHECK((p.revents & POLLHUP) != 0);
+
+  // The pipe named for another link: left alone (not a terminal), and not adopted there.
+  PtyUart other;
+  char otherLink[sizeof link + 2];
+  snprintf(otherLink, sizeof otherLink, "%s.2", link);
+  FW_CHECK(other.open(otherLink, 9600));
+  FW_CHECK(!other.inherited());
+  FW_CHECK(write(notTty[1], "x", 1) == 1);
+  char x = 0;
+  FW_CHECK(read(notTty[0], &x, 1) == 1 && x == 'x');
+
+  // A malformed value: ignored, a new pty.
+  setenv(PtyUart::kInheritEnv, "3,x", 1);
+  PtyUart third;
+  char thirdLink[128];
+  dir.file(thirdLink, sizeof thirdLink, "third");
+  FW_CHECK(third.open(thirdLink, 9600));
+  FW_CHECK(!third.inherited());
+  FW_CHECK(getenv(PtyUart::kInheritEnv) == nullptr);
+  close(watcher);
+  close(notTty[0]);
+  close(notTty[1]);
+}
