@@ -1,7 +1,7 @@
 """Issue 16: the city's own traffic counter (firmware/nodes/traffic) on a pseudo-terminal RTU bus,
 polled by the real citygated: the TrafficFlowObserved readings at the platform are what the
 scenario implies (counts exact, averages within 0.1 %), and a node killed and restarted in the
-middle of a period is reported UNCERTAIN until it has counted a whole period again, never with
+middle of a period is reported BAD until it has counted a whole period again, never with
 wrong numbers. pymodbus reads the node's registers as a second opinion.
 
 The node binary is citygate-traffic-node in $CITYGATE_BUILD_DIR/bin (a full build), or
@@ -247,9 +247,9 @@ class TrafficCounterNode(IntegrationTest):
                                                                              values(r))))
             return seen
 
-        # Before the first complete period: UNCERTAIN (the not-available values are implausible).
-        sub.wait_for(lambda: any(r.quality == reading_pb2.UNCERTAIN for r in sub.of("tc")), 20,
-                     "an UNCERTAIN reading before the first complete period")
+        # Before the first complete period: BAD (every point "not available").
+        sub.wait_for(lambda: any(r.quality == reading_pb2.BAD for r in sub.of("tc")), 20,
+                     "a BAD reading before the first complete period")
         # Periods 1 and 2 at the platform, every lane.
         sub.wait_for(lambda: all((lane, 2) in good_periods(sub.of("tc")) for lane in LANES), 30,
                      "period 2 of every lane")
@@ -262,8 +262,8 @@ class TrafficCounterNode(IntegrationTest):
         again = TrafficNode(env, "node-again", node.link, self.scenario_path)
         env._track(again.process)
         again.start()
-        sub.wait_for(lambda: any(r.quality == reading_pb2.UNCERTAIN for r in sub.of("tc")[before:]), 30,
-                     "UNCERTAIN readings from the restarted node")
+        sub.wait_for(lambda: any(r.quality == reading_pb2.BAD for r in sub.of("tc")[before:]), 30,
+                     "BAD readings from the restarted node")
         sub.wait_for(lambda: all((lane, 2) in good_periods(sub.of("tc")[before:]) for lane in LANES), 30,
                      "period 2 of the restarted node")
 
@@ -281,16 +281,17 @@ class TrafficCounterNode(IntegrationTest):
                 for f in FIELDS:
                     self.assertEqual(vals[f].quality, reading_pb2.GOOD)
             else:
-                # a node without a complete period: every field not available, so implausible
-                self.assertEqual(r.quality, reading_pb2.UNCERTAIN, r)
+                # a node without a complete period: every field not available, BAD without its
+                # all-ones value
+                self.assertEqual(r.quality, reading_pb2.BAD, r)
                 for f in FIELDS:
-                    self.assertEqual(vals[f].quality, reading_pb2.UNCERTAIN, f"{f}: {r}")
-                self.assertEqual(vals["intensity"].value, 0xFFFFFFFF)
-                self.assertAlmostEqual(vals["average_vehicle_speed"].value, NOT_AVAILABLE_16 * 0.1)
-        # The restarted node's readings began UNCERTAIN: its first complete period came later.
+                    self.assertEqual(vals[f].quality, reading_pb2.BAD, f"{f}: {r}")
+                self.assertNotEqual(vals["intensity"].value, 0xFFFFFFFF)
+                self.assertNotAlmostEqual(vals["average_vehicle_speed"].value, NOT_AVAILABLE_16 * 0.1)
+        # The restarted node's readings began BAD: its first complete period came later.
         first_good = next(i for i, r in enumerate(after) if r.quality == reading_pb2.GOOD)
         self.assertGreater(first_good, 0)
-        self.assertTrue(all(r.quality == reading_pb2.UNCERTAIN for r in after[:first_good]))
+        self.assertTrue(all(r.quality == reading_pb2.BAD for r in after[:first_good]))
         # Every lane's values of period 1 and 2 reached the platform, before and after the restart.
         for lane in LANES:
             for k in (1, 2):

@@ -12,9 +12,9 @@ accumulation unit into register counts (register = round(native * num / den)).
 Native units of the node (nodes/traffic/aggregator.hpp): intensity in vehicles, occupancy as the
 fraction of the period, speed in 0.1 km/h, length in cm, headway in ms. A point whose unit and
 scale the node cannot serve exactly, a table other than input registers, two points on one
-register, or a "not available" value (all bits set) inside the point's plausible range stops the
-build with FILE: message: the gateway marks that value UNCERTAIN only because it is outside the
-range (firmware/README.md, "Before the first complete period").
+register, a point without all_ones_not_available (the gateway would take the node's "no value",
+all bits set, for a number), or that value inside the point's plausible range stops the build
+with FILE: message (firmware/README.md, "Before the first complete period").
 """
 
 import argparse
@@ -104,7 +104,10 @@ def main():
         ratio = native / (scale * UNITS[unit][1])  # register counts per native unit
         if ratio.numerator > 0xFFFFFFFF or ratio.denominator > 0xFFFFFFFF:
             fail(path, f"{where}: scale {p.scale} is too fine")
-        # The "not available" value must be outside the plausible range (canonical units).
+        # The gateway must know the "not available" value (BAD, no value), and it must be outside
+        # the plausible range (canonical units), for a gateway that reads the map without the flag.
+        if not p.all_ones_not_available:
+            fail(path, f"{where}: needs all_ones_not_available: true (the node serves all ones for no value)")
         if p.HasField("plausible"):
             na_canonical = na * scale * UNITS[unit][1]
             if exact(p.plausible.min) <= na_canonical <= exact(p.plausible.max):

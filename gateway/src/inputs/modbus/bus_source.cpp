@@ -392,6 +392,8 @@ void BusSource::decode(Device& d, const JobResult& r, WallTime now) {
         v.state = core::RawValue::State::Skip;
         anySent = true;
         continue;
+      } else if (pr.allOnesNotAvailable && isNotAvailable(pr.type, pr.order, {regs, pr.count})) {
+        v.state = core::RawValue::State::Bad;  // the device says it has no value
       } else if (auto num = decodeNumber(pr.type, pr.order, std::span<const std::uint16_t>(regs, pr.count))) {
         v.value = *num;
       } else {

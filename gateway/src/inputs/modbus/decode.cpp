@@ -112,6 +112,29 @@ std::optional<double> decodeNumber(pb::DataType type, pb::WordOrder order, std::
   }
 }
 
+bool isNotAvailable(pb::DataType type, pb::WordOrder order, std::span<const std::uint16_t> regs) {
+  bool isSigned = false;
+  switch (type) {
+    case pb::INT16:
+    case pb::INT32:
+    case pb::INT64:
+      isSigned = true;
+      break;
+    case pb::UINT16:
+    case pb::UINT32:
+    case pb::UINT64:
+      break;
+    default:
+      return false;
+  }
+  const std::uint32_t n = registerCount(type);
+  if (regs.size() < n) return false;
+  const std::uint32_t bits = 16 * n;
+  const std::uint64_t v = assemble(regs.first(n), order);
+  const std::uint64_t ones = bits == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
+  return v == (isSigned ? std::uint64_t{1} << (bits - 1) : ones);
+}
+
 std::string decodeString(pb::WordOrder order, std::span<const std::uint16_t> regs) {
   std::string s;
   s.reserve(regs.size() * 2);

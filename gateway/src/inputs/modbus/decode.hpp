@@ -30,6 +30,11 @@ std::uint64_t assemble(std::span<const std::uint16_t> regs, pb::WordOrder order)
 // or BOOL. Floats that are NaN or infinite are returned as they are; the normaliser marks them BAD.
 std::optional<double> decodeNumber(pb::DataType type, pb::WordOrder order, std::span<const std::uint16_t> regs);
 
+// An integer type's "not available" value (ProfilePoint.all_ones_not_available): all bits set for
+// an unsigned type, only the sign bit for a signed one (its most negative value), in any order.
+// False for other types and when there are too few registers.
+bool isNotAvailable(pb::DataType type, pb::WordOrder order, std::span<const std::uint16_t> regs);
+
 // BOOL inside a register: bit 0..15.
 inline bool registerBit(std::uint16_t reg, std::uint32_t bit) {
   return ((reg >> bit) & 1U) != 0;

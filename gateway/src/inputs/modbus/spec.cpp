@@ -96,6 +96,13 @@ bool compileProfile(const config::ProfileEntry& entry, std::vector<core::PointSp
       rd.count = registerCount(pt.type());
       if (pt.bit() != 0) at.field("bit").error(diags, "bit is only for BOOL points");
     }
+    if (pt.all_ones_not_available()) {
+      if (pt.type() == pb::BOOL || pt.type() == pb::STRING || pt.type() == pb::FLOAT32 || pt.type() == pb::FLOAT64) {
+        at.field("all_ones_not_available")
+            .error(diags, "all_ones_not_available is for integer points, not " + pb::DataType_Name(pt.type()));
+      }
+      rd.allOnesNotAvailable = true;
+    }
     if (static_cast<std::uint64_t>(pt.address()) + rd.count > 65536) {
       at.field("address").error(diags, "point '" + pt.field() + "' at address " + std::to_string(pt.address()) + " (" +
                                            std::to_string(rd.count) + " register(s)) is outside the table 0..65535");

@@ -24,6 +24,7 @@ struct PointRead {
   pb::WordOrder order = pb::ABCD;
   std::uint32_t bit = 0;
   bool bitInRegister = false;
+  bool allOnesNotAvailable = false;  // ProfilePoint.all_ones_not_available
 };
 
 struct DeviceSpec {

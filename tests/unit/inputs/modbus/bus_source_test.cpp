@@ -137,6 +137,7 @@ struct Run {
   std::shared_ptr<FakeState> state = std::make_shared<FakeState>();
   std::map<std::string, int> samples;
   std::map<std::string, std::vector<double>> lastValues;
+  std::map<std::string, std::vector<core::RawValue::State>> lastStates;
   std::shared_ptr<BusSource> source;
 
   void make(BusSpec spec) {
@@ -147,6 +148,9 @@ struct Run {
           auto& v = lastValues[s.id];
           v.clear();
           for (auto& x : raw.values) v.push_back(x.value);
+          auto& st = lastStates[s.id];
+          st.clear();
+          for (auto& x : raw.values) st.push_back(x.state);
         },
         [] { return true; }, quietLog());
   }
@@ -200,6 +204,25 @@ TEST_CASE("a healthy device is polled at its interval and its values decoded") {
   CHECK(r.source->counters().skipped == 0);
   CHECK(r.lastValues["a"] == std::vector<double>{100, 102, 104});
   CHECK(r.state->requestsPerUnit[1] == r.samples["a"]);  // the three points merge into one read
+}
+
+TEST_CASE("a point whose profile says all ones is not available is BAD on all ones, a value otherwise") {
+  Run r;
+  BusSpec b = bus();
+  DeviceSpec d = device("a", 1, std::chrono::milliseconds(50), 3);
+  // The fake answers address + 100 x unit: 65534 and 65535 (all ones), then 65535 without the flag.
+  for (std::size_t i = 0; i < 3; ++i)
+    d.reads[i].address = 65434 + static_cast<std::uint32_t>(std::min<std::size_t>(i, 1));
+  d.reads[0].allOnesNotAvailable = true;
+  d.reads[1].allOnesNotAvailable = true;
+  b.devices.push_back(d);
+  r.make(b);
+  r.runFor(std::chrono::milliseconds(10));
+  REQUIRE(r.samples["a"] == 1);
+  using State = core::RawValue::State;
+  CHECK(r.lastStates["a"] == std::vector<State>{State::Ok, State::Bad, State::Ok});
+  CHECK(r.lastValues["a"][0] == 65534);
+  CHECK(r.lastValues["a"][2] == 65535);  // no flag: a number like any other
 }
 
 TEST_CASE("every device's first poll falls within its first interval, none skipped at start") {

@@ -89,3 +89,34 @@ TEST_CASE("strings and bits") {
 TEST_CASE("NaN floats decode as NaN (the normaliser marks them BAD)") {
   CHECK(std::isnan(dec(pb::FLOAT32, pb::ABCD, {0x7FC0, 0x0000})));
 }
+
+TEST_CASE("not available: all ones for an unsigned type, the sign bit alone for a signed one, in every order") {
+  for (auto o : {pb::ABCD, pb::CDAB, pb::BADC, pb::DCBA}) {
+    CAPTURE(o);
+    std::uint16_t r32[2];
+    std::uint16_t r64[4];
+    CHECK(isNotAvailable(pb::UINT16, o, std::vector<std::uint16_t>{0xFFFF}));
+    CHECK_FALSE(isNotAvailable(pb::UINT16, o, std::vector<std::uint16_t>{0xFFFE}));
+    CHECK(isNotAvailable(
+        pb::INT16, o,
+        std::vector<std::uint16_t>{o == pb::BADC || o == pb::DCBA ? std::uint16_t{0x0080} : std::uint16_t{0x8000}}));
+    CHECK_FALSE(isNotAvailable(pb::INT16, o, std::vector<std::uint16_t>{0xFFFF}));  // -1 is a value
+    encode32(0xFFFFFFFFU, o, r32);
+    CHECK(isNotAvailable(pb::UINT32, o, std::vector<std::uint16_t>(r32, r32 + 2)));
+    CHECK_FALSE(isNotAvailable(pb::INT32, o, std::vector<std::uint16_t>(r32, r32 + 2)));
+    encode32(0x80000000U, o, r32);
+    CHECK(isNotAvailable(pb::INT32, o, std::vector<std::uint16_t>(r32, r32 + 2)));
+    CHECK_FALSE(isNotAvailable(pb::UINT32, o, std::vector<std::uint16_t>(r32, r32 + 2)));
+    encode32(0xFFFFFFFEU, o, r32);
+    CHECK_FALSE(isNotAvailable(pb::UINT32, o, std::vector<std::uint16_t>(r32, r32 + 2)));
+    encode64(~std::uint64_t{0}, o, r64);
+    CHECK(isNotAvailable(pb::UINT64, o, std::vector<std::uint16_t>(r64, r64 + 4)));
+    encode64(std::uint64_t{1} << 63, o, r64);
+    CHECK(isNotAvailable(pb::INT64, o, std::vector<std::uint16_t>(r64, r64 + 4)));
+    CHECK_FALSE(isNotAvailable(pb::UINT64, o, std::vector<std::uint16_t>(r64, r64 + 4)));
+  }
+  // Not for floats, booleans or strings, nor with too few registers.
+  CHECK_FALSE(isNotAvailable(pb::FLOAT32, pb::ABCD, std::vector<std::uint16_t>{0xFFFF, 0xFFFF}));
+  CHECK_FALSE(isNotAvailable(pb::BOOL, pb::ABCD, std::vector<std::uint16_t>{0xFFFF}));
+  CHECK_FALSE(isNotAvailable(pb::UINT32, pb::ABCD, std::vector<std::uint16_t>{0xFFFF}));
+}
