@@ -24,6 +24,10 @@ struct PointRead {
   pb::WordOrder order = pb::ABCD;
   std::uint32_t bit = 0;
   bool bitInRegister = false;
+  // ProfilePoint.writable: commands may write it, within [writeMin, writeMax] (canonical unit).
+  bool writable = false;
+  double writeMin = 0.0;
+  double writeMax = 0.0;
 };
 
 struct DeviceSpec {
