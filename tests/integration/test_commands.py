@@ -124,6 +124,25 @@ class ModbusWrite(IntegrationTest):
         self.assertIn("pass --yes", out.stderr)
         self.assertEqual(self.writes(3), 0)
 
+    def test_writes_on_an_rtu_bus_are_refused_as_unsupported(self):
+        env = self.env
+        broker = env.broker()
+        sim = env.modbus({"3": {"hr": {"10": 600}}}, transport="rtu")
+        prof = env.path("profiles")
+        os.makedirs(prof)
+        Path(prof, "test-controller.textproto").write_text(PROFILE)
+        self.socket = env.path("control.sock")
+        cfg = gateway_config("gw-cmd", broker.uri, env,
+                             f'modbus_bus {{ name: "r" rtu {{ device: "{sim.device}" baud: 115200 }} '
+                             'response_timeout_ms: 1000\n'
+                             '  device { id: "ctl-3" unit_id: 3 profile: "test-controller" poll_interval_ms: 300 }\n}',
+                             extra=f'profile_dir: "{prof}"\ncommands {{ enabled: true allow {{ device: "ctl-3" }} }}')
+        gw = env.gateway(cfg)
+        gw.wait_log("control socket")
+        out = self.ctl("modbus", "write", "r", 3, "holding", 10, 60, "--yes", check=1)
+        self.assertIn("refused (UNSUPPORTED)", out.stderr)
+        self.assertEqual(sim.stats().get("3", {}).get("by_fc", {}).get("6", 0), 0)
+
 
 if __name__ == "__main__":
     unittest.main()
