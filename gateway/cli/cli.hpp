@@ -79,6 +79,7 @@ int cmdConfigApply(const Ctx& ctx, const Args& a);
 int cmdModbusRead(const Ctx& ctx, const Args& a);
 int cmdModbusProbe(const Ctx& ctx, const Args& a);
 int cmdModbusScan(const Ctx& ctx, const Args& a);
+int cmdModbusWrite(const Ctx& ctx, const Args& a);
 int cmdLoraDevices(const Ctx& ctx, const Args& a);
 int cmdLoraHeard(const Ctx& ctx, const Args& a);
 int cmdSpool(const Ctx& ctx, const Args& a);

@@ -166,6 +166,22 @@ const std::vector<CommandInfo>& commands() {
        "answer (an exception answer counts: the unit is there). Shows its progress as it goes;\n"
        "--timeout is per unit (default 200 ms). Exit 5 when no unit answers.\n\n",
        kBusOptions, cmdModbusScan, 1, 3},
+      {"modbus write",
+       "BUS UNIT TABLE ADDR VALUE [--type T --order O] [--yes]",
+       "write one point, through the daemon's checks, and read it back",
+       "Writes VALUE (in the point's unit, as readings carry it) to the point at the 0-based PDU\n"
+       "address ADDR of TABLE (holding or coil) of UNIT, through the running daemon: the same checks as\n"
+       "platform commands (commands { enabled allow rate_limit } in the configuration, the profile's\n"
+       "writable range), queued before the polls, then read back. Without --yes it shows what will be\n"
+       "written where (the point, its type and order, the registers) and asks; --yes is for scripts.\n"
+       "--type and --order, when given, must match the profile's point (a guard against the wrong\n"
+       "address). A refusal prints its reason (COMMANDS_DISABLED, DEVICE_NOT_ALLOWED,\n"
+       "POINT_NOT_WRITABLE, OUT_OF_RANGE, RATE_LIMITED, ...) and exits 1; so does a device that does\n"
+       "not hold the value read back. Every write is logged by the daemon with who asked.\n\n",
+       {"type", "order", "yes"},
+       cmdModbusWrite,
+       5,
+       5},
       {"lora devices",
        "",
        "per device: last FCnt, RSSI, SNR, frames accepted / rejected and why",
@@ -289,7 +305,7 @@ std::string commandHelp(const CommandInfo& c) {
                     (std::string(c.usage).empty() ? "" : " " + std::string(c.usage)) + "\n\n" + c.summary + ".\n\n" +
                     c.details;
   const std::string name = c.name;
-  if (name.rfind("modbus ", 0) == 0) out += kBusHelp;
+  if (name.rfind("modbus ", 0) == 0 && name != "modbus write") out += kBusHelp;
   out += "\nGlobal options: -s/--socket PATH, -j/--json, --no-color.\nExit codes: see citygatectl --help.\n";
   return out;
 }

@@ -97,9 +97,9 @@ namespace {
 using namespace citygate::cli;
 
 // Options that take a value; everything else starting with -- is a flag.
-const std::set<std::string> kValueOptions{"socket",    "device",       "count",   "config", "tcp",
-                                          "rtu",       "rtu-over-tcp", "baud",    "parity", "data-bits",
-                                          "stop-bits", "table",        "timeout", "logger", "port"};
+const std::set<std::string> kValueOptions{"socket",       "device", "count",  "config",    "tcp",       "rtu",
+                                          "rtu-over-tcp", "baud",   "parity", "data-bits", "stop-bits", "table",
+                                          "timeout",      "logger", "port",   "type",      "order"};
 const std::set<std::string> kGlobalOptions{"socket", "json", "no-color", "help", "version"};
 // The short forms of the options a technician types most.
 const std::map<std::string, std::string> kShortOptions{{"-c", "count"},  {"-d", "device"},  {"-j", "json"},

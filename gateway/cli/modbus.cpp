@@ -1,7 +1,12 @@
 // citygatectl modbus read / probe / scan: through the daemon when it runs (BusSource::adhocRead:
 // queued behind the polls, so the bus is not disturbed), directly on the port when it does not.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/cli.hpp"
 #include "cli/direct.hpp"
@@ -403,6 +408,131 @@ int cmdModbusScan(const Ctx& ctx, const Args& a) {
     view.progress(p);
   }
   return view.finish(total);
+}
+
+// ---- write --------------------------------------------------------------------------------------
+
+namespace {
+
+std::string formatValue(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+std::string hexRegisters(const google::protobuf::RepeatedField<std::uint32_t>& regs) {
+  std::string s;
+  for (auto r : regs) {
+    char buf[12];
+    std::snprintf(buf, sizeof buf, "%s0x%04X", s.empty() ? "" : " ", r & 0xFFFFU);
+    s += buf;
+  }
+  return s;
+}
+
+// The refusal as the technician reads it: the reason's name and the daemon's sentence.
+int printRefusal(const Ctx& ctx, const pb::WriteOutcome& o) {
+  return fail(ctx, kExitFailed,
+              "refused (" + pb::WriteRefusal_Name(o.refusal()) + "): " + o.detail() +
+                  (o.refusal() == pb::COMMANDS_DISABLED
+                       ? "\nhint: writes need commands { enabled: true allow { device: \"ID\" } } in the config"
+                       : ""));
+}
+
+bool confirmed(const std::string& question) {
+  std::fprintf(stderr, "%s [y/N] ", question.c_str());
+  std::fflush(stderr);
+  char line[16] = {};
+  if (std::fgets(line, sizeof line, stdin) == nullptr) return false;
+  return line[0] == 'y' || line[0] == 'Y';
+}
+
+}  // namespace
+
+int cmdModbusWrite(const Ctx& ctx, const Args& a) {
+  const char* cmd = "modbus write";
+  if (a.positional.size() != 7) return usageError(ctx, cmd, "modbus write wants BUS UNIT TABLE ADDR VALUE");
+  pb::ControlRequest req;
+  auto* m = req.mutable_modbus_write();
+  int rc = 0;
+  m->set_bus(a.positional[2]);
+  std::uint32_t unit = 0;
+  if (!parseUnit(ctx, a.positional[3], unit, cmd, rc)) return rc;
+  m->set_unit_id(unit);
+  auto table = parseTable(a.positional[4]);
+  if (!table || (*table != pb::COIL && *table != pb::HOLDING_REGISTER)) {
+    return usageError(ctx, cmd,
+                      "TABLE is holding or coil (the tables a device lets write), not '" + a.positional[4] + "'");
+  }
+  m->set_table(*table);
+  std::uint32_t address = 0;
+  if (!parseAddress(ctx, a.positional[5], address, cmd, rc)) return rc;
+  m->set_address(address);
+  const std::string& text = a.positional[6];
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value)) {
+    return usageError(ctx, cmd, "VALUE must be a number in the point's unit, not '" + text + "'");
+  }
+  m->set_value(value);
+  if (a.has("type")) {
+    std::string t = a.value("type");
+    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::toupper(c); });
+    pb::DataType dt{};
+    if (!pb::DataType_Parse(t, &dt) || dt == pb::DATA_TYPE_UNSPECIFIED) {
+      return usageError(ctx, cmd, "--type is BOOL, INT16, UINT16, INT32, UINT32, FLOAT32, INT64, UINT64 or FLOAT64");
+    }
+    m->set_type(dt);
+  }
+  if (a.has("order")) {
+    std::string o = a.value("order");
+    std::transform(o.begin(), o.end(), o.begin(), [](unsigned char c) { return std::toupper(c); });
+    pb::WordOrder wo{};
+    if (!pb::WordOrder_Parse(o, &wo) || wo == pb::WORD_ORDER_UNSPECIFIED) {
+      return usageError(ctx, cmd, "--order is ABCD, CDAB, BADC or DCBA");
+    }
+    m->set_order(wo);
+  }
+  const char* user = std::getenv("SUDO_USER") ? std::getenv("SUDO_USER") : std::getenv("USER");
+  m->set_origin(std::string("cli:") + (user ? user : "?"));
+
+  const std::string where =
+      "bus " + m->bus() + ", unit " + std::to_string(unit) + ", " + tableName(*table) + " " + std::to_string(address);
+  if (!a.has("yes")) {
+    // What will be written where, as the daemon will write it: checked, nothing written yet.
+    pb::ControlRequest dry = req;
+    dry.mutable_modbus_write()->set_dry_run(true);
+    pb::ControlResponse resp;
+    if (int code = roundTrip(ctx, dry, resp, std::chrono::seconds(30)); code != 0) return code;
+    const auto& o = resp.modbus_write();
+    if (o.refusal() != pb::WRITE_REFUSAL_UNSPECIFIED) return printRefusal(ctx, o);
+    if (::isatty(STDIN_FILENO) != 1) {
+      return usageError(ctx, cmd, "stdin is not a terminal: pass --yes to write without the confirmation");
+    }
+    std::fprintf(stderr, "%s\n  %s\n  registers: %s\n", where.c_str(), o.detail().c_str(),
+                 hexRegisters(o.registers()).c_str());
+    if (!confirmed("Write " + formatValue(value) + " to '" + o.point() + "' of " + o.device_id() + "?")) {
+      std::fprintf(stderr, "nothing written\n");
+      return kExitFailed;
+    }
+  }
+  pb::ControlResponse resp;
+  if (int code = roundTrip(ctx, req, resp, std::chrono::seconds(90)); code != 0) return code;
+  const auto& o = resp.modbus_write();
+  if (ctx.json) {
+    std::printf("%s\n", toJson(o, true).c_str());
+    return o.refusal() == pb::WRITE_REFUSAL_UNSPECIFIED && o.holds() ? 0 : kExitFailed;
+  }
+  if (o.refusal() != pb::WRITE_REFUSAL_UNSPECIFIED) return printRefusal(ctx, o);
+  std::printf("%s\n", ctx.out.paint(where + " (" + o.device_id() + " '" + o.point() + "')", Colour::Dim).c_str());
+  std::printf("written:   %s (%s)\n", formatValue(o.requested()).c_str(), hexRegisters(o.registers()).c_str());
+  if (o.read_back_registers_size() != 0) {
+    std::printf("read back: %s (%s)\n", formatValue(o.read_back()).c_str(),
+                hexRegisters(o.read_back_registers()).c_str());
+  }
+  if (!o.written() || !o.holds()) return fail(ctx, kExitFailed, o.detail());
+  std::printf("%s\n", o.detail().c_str());
+  return 0;
 }
 
 }  // namespace citygate::cli

@@ -771,7 +771,7 @@ class Help(unittest.TestCase):
     def test_bash_completion(self):
         complete = functools.partial(complete_line, self)
         self.assertEqual(complete("citygatectl mod"), ["modbus"])
-        self.assertEqual(complete("citygatectl modbus "), ["probe", "read", "scan"])
+        self.assertEqual(complete("citygatectl modbus "), ["probe", "read", "scan", "write"])
         self.assertEqual(complete("citygatectl config "), ["apply", "diff", "show", "validate"])
         self.assertEqual(complete("citygatectl modbus read b 1 "), ["coil", "discrete", "holding", "input"])
         self.assertEqual(complete("citygatectl log-level d"), ["debug"])

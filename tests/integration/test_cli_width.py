@@ -68,6 +68,7 @@ class Width(CliWorld):
                             ["b", 1, "holding", 40001, 2]],
             "modbus probe": [["b", 1, 20]],
             "modbus scan": [["b", 1, 6, "--timeout", 100]],
+            "modbus write": [["b", 1, "holding", 0, 5, "--yes"]],
             "lora devices": [[]],
             "lora heard": [[]],
             "spool": [[]],

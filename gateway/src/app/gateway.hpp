@@ -95,6 +95,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   void setReadingTap(ReadingTap tap) override;
   // `mqtt reconnect` (app/health.cpp).
   std::optional<citygate::v1::MqttReconnectResponse> reconnectMqtt() override;
+  SteadyTime steadyNow() const override { return clock_.steadyNow(); }
   // Where the clock's synchronisation comes from (core/clock_sync.hpp): the kernel's
   // (KernelClockSync) unless a test sets another before start().
   void setClockSyncSource(std::unique_ptr<core::ClockSyncSource> source);

@@ -88,6 +88,10 @@ class ControlTarget {
   // daemon has no MQTT session (a test's fake).
   virtual std::optional<citygate::v1::MqttReconnectResponse> reconnectMqtt() { return std::nullopt; }
 
+  // The steady time the write rate limit counts on (the daemon's injected clock; tests' fakes
+  // may override it).
+  virtual SteadyTime steadyNow() const { return SteadyClock::now(); }
+
   // The running sources, every kind (devices, health; a kind's own handler casts them).
   virtual const std::vector<std::shared_ptr<sources::Source>>& sources() const = 0;
 

@@ -203,6 +203,17 @@ std::string checkRequest(const pb::ControlRequest& r) {
       if (m.timeout_ms() > 60000) return "modbus read: timeout above 60000 ms";
       return {};
     }
+    case pb::ControlRequest::kModbusWrite: {
+      const auto& m = r.modbus_write();
+      if (m.bus().empty()) return "modbus write: the bus name is empty";
+      if (m.unit_id() > 255) return "modbus write: unit id " + std::to_string(m.unit_id()) + " is outside 0..255";
+      if (!knownTable(m.table())) return "modbus write: unknown register table";
+      if (m.address() > 65535) return "modbus write: address outside 0..65535";
+      if (!pb::DataType_IsValid(m.type()) || !pb::WordOrder_IsValid(m.order()))
+        return "modbus write: unknown type or order";
+      if (m.origin().size() > 128) return "modbus write: origin longer than 128 characters";
+      return {};
+    }
     case pb::ControlRequest::kModbusScan: {
       const auto& s = r.modbus_scan();
       if (s.bus().empty()) return "modbus scan: the bus name is empty";

@@ -120,6 +120,8 @@ void Handlers::handle(const pb::ControlRequest& request, Reply reply) {
       return deviceRetry(request.device_retry().device_id(), std::move(reply));
     case pb::ControlRequest::kMqttReconnect:
       return mqttReconnect(std::move(reply));
+    case pb::ControlRequest::kModbusWrite:
+      return modbusWrite(request.modbus_write(), std::move(reply));
     case pb::ControlRequest::COMMAND_NOT_SET:
       break;
   }

@@ -435,4 +435,24 @@ bool BusSource::adhocRead(std::uint8_t unit, pb::RegisterTable table, std::uint1
   return worker_->submit(std::move(job));
 }
 
+bool BusSource::adhocWrite(std::uint8_t unit, WriteRequest write, ReadRequest readBack,
+                           std::chrono::milliseconds timeout, std::size_t maxQueued,
+                           std::function<void(JobResult&&)> done) {
+  if (stopped_ || writesQueued_ >= maxQueued) return false;
+  Job job;
+  job.unit = unit;
+  job.timeout = timeout;
+  job.retries = 0;
+  job.write = std::move(write);
+  job.requests.push_back(std::move(readBack));
+  job.done = [self = shared_from_this(), unit, done = std::move(done)](JobResult&& r) {
+    --self->writesQueued_;
+    self->onAdhocDone(unit, r);
+    done(std::move(r));
+  };
+  if (!worker_->submit(std::move(job))) return false;
+  ++writesQueued_;
+  return true;
+}
+
 }  // namespace citygate::modbus

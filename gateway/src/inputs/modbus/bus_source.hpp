@@ -91,6 +91,13 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
                  std::chrono::milliseconds timeout, std::function<void(JobResult&&)> done,
                  std::shared_ptr<const std::atomic<bool>> cancelled = nullptr);
 
+  // A write for the control socket and platform commands (checked by the caller: write.hpp),
+  // followed by a read-back of `readBack`: goes before every poll, between two transactions. At
+  // most `maxQueued` writes wait on this bus; false when that many do (or the worker's queue is
+  // full).
+  bool adhocWrite(std::uint8_t unit, WriteRequest write, ReadRequest readBack, std::chrono::milliseconds timeout,
+                  std::size_t maxQueued, std::function<void(JobResult&&)> done);
+
   // The last reading of each device, for `devices`.
   std::size_t deviceCount() const { return devices_.size(); }
 
@@ -160,6 +167,7 @@ class BusSource : public std::enable_shared_from_this<BusSource> {
   std::vector<Device> devices_;
   BusCounters counters_;
   std::minstd_rand rng_;
+  std::size_t writesQueued_ = 0;  // adhocWrite()s not done yet
   bool stopped_ = false;
   bool workerEnded_ = false;                           // its thread has ended (after stop())
   std::vector<std::function<void()>> endedCallbacks_;  // stop()'s, until then

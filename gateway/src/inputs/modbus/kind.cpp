@@ -4,6 +4,7 @@
 
 #include "config/files.hpp"
 #include "inputs/modbus/bus_source.hpp"
+#include "inputs/modbus/write.hpp"
 #include "sources/port_check.hpp"
 
 namespace citygate::modbus {
@@ -26,6 +27,7 @@ class ModbusKind final : public sources::SourceKind {
 
   void validate(const config::LoadedConfig& cfg, config::Diagnostics& diags, sources::SpecList& out) const override {
     auto buses = compileBuses(cfg, diags);
+    validateCommands(cfg, buses, diags);
     // compileBuses() makes one BusSpec per modbus_bus, in order.
     for (std::size_t i = 0; i < buses.size() && i < static_cast<std::size_t>(cfg.config.modbus_bus_size()); ++i) {
       const pb::ModbusBus& bus = cfg.config.modbus_bus(static_cast<int>(i));

@@ -142,4 +142,83 @@ ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::u
   }
 }
 
+ReadError MbapTransport::write(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address,
+                               std::span<const std::uint16_t> values, std::chrono::milliseconds timeout) {
+  if (values.empty() || values.size() > 123 || (table == pb::COIL && values.size() != 1) ||
+      (table != pb::COIL && table != pb::HOLDING_REGISTER)) {
+    return ReadError{ErrorKind::BadFrame, 0, "not a writable request"};
+  }
+  const auto start = link_->now();
+  if (auto e = open(start + timeout); !e.ok()) return e;
+  const std::uint16_t tid = ++transactionId_;
+  std::uint8_t function = 0;
+  std::vector<std::uint8_t> pdu;
+  auto put16 = [&pdu](std::uint16_t v) {
+    pdu.push_back(static_cast<std::uint8_t>(v >> 8));
+    pdu.push_back(static_cast<std::uint8_t>(v));
+  };
+  if (table == pb::COIL) {
+    function = 0x05;
+    put16(address);
+    put16(values[0] != 0 ? 0xFF00 : 0x0000);
+  } else if (values.size() == 1) {
+    function = 0x06;
+    put16(address);
+    put16(values[0]);
+  } else {
+    function = 0x10;
+    put16(address);
+    put16(static_cast<std::uint16_t>(values.size()));
+    pdu.push_back(static_cast<std::uint8_t>(values.size() * 2));
+    for (std::uint16_t v : values) put16(v);
+  }
+  // The answer of all three is the request's first four PDU bytes after the function code.
+  const std::array<std::uint8_t, 4> echo{pdu[0], pdu[1], pdu[2], pdu[3]};
+  std::vector<std::uint8_t> frame{static_cast<std::uint8_t>(tid >> 8), static_cast<std::uint8_t>(tid), 0, 0};
+  const std::size_t length = 2 + pdu.size();
+  frame.push_back(static_cast<std::uint8_t>(length >> 8));
+  frame.push_back(static_cast<std::uint8_t>(length));
+  frame.push_back(unit);
+  frame.push_back(function);
+  frame.insert(frame.end(), pdu.begin(), pdu.end());
+  if (auto e = link_->send(frame); !e.ok()) {
+    close();
+    return e;
+  }
+  const auto deadline = link_->now() + timeout;
+  for (;;) {
+    while (rx_.size() >= kMbapHeaderBytes) {
+      const std::uint16_t frameTid = be16(&rx_[0]);
+      const std::uint16_t protocol = be16(&rx_[2]);
+      const std::uint16_t len = be16(&rx_[4]);
+      if (protocol != 0 || len < 2 || len > 254) {
+        addDiscarded(discarded_, unit);
+        close();
+        return ReadError{ErrorKind::BadFrame, 0, "MBAP header out of step, reconnecting"};
+      }
+      const std::size_t total = 6 + static_cast<std::size_t>(len);
+      if (rx_.size() < total) break;
+      const std::vector<std::uint8_t> f(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total));
+      rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total));
+      if (frameTid != tid) {
+        addDiscarded(discarded_, f[6]);
+        continue;
+      }
+      if (f[6] == unit && f[7] == (function | 0x80U) && len == 3) {
+        return ReadError{ErrorKind::Exception, f[8], exceptionName(f[8])};
+      }
+      if (f[6] == unit && f[7] == function && len == 6 && std::equal(echo.begin(), echo.end(), f.begin() + 8)) {
+        return {};
+      }
+      addDiscarded(discarded_, unit);
+      return ReadError{ErrorKind::BadFrame, 0, "the answer does not echo the write (function " + hex2(f[7]) + ")"};
+    }
+    if (link_->now() >= deadline) return ReadError{ErrorKind::Timeout, 0, "timeout"};
+    if (auto e = link_->receive(rx_, deadline); !e.ok()) {
+      close();
+      return e;
+    }
+  }
+}
+
 }  // namespace citygate::modbus

@@ -48,6 +48,9 @@ class MbapTransport final : public Transport {
   bool isOpen() const override;
   ReadError read(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
                  std::chrono::milliseconds timeout, std::span<std::uint16_t> out) override;
+  ReadError write(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address,
+                  std::span<const std::uint16_t> values, std::chrono::milliseconds timeout) override;
+  bool canWrite() const override { return true; }
   std::vector<DiscardedFrames> takeDiscarded() override { return std::exchange(discarded_, {}); }
   std::string describe() const override;
 

@@ -114,6 +114,26 @@ bool compileProfile(const config::ProfileEntry& entry, std::vector<core::PointSp
       at.field("plausible").error(diags, "plausible range needs min < max");
     }
     if (pt.scale() != 0 && !std::isfinite(pt.scale())) at.field("scale").error(diags, "scale must be finite");
+    if (pt.has_writable()) {
+      const auto& w = pt.writable();
+      if (pt.table() != pb::COIL && pt.table() != pb::HOLDING_REGISTER) {
+        at.field("writable")
+            .error(diags, "point '" + pt.field() + "' is in " + pb::RegisterTable_Name(pt.table()) +
+                              ", which cannot be written: only COIL and HOLDING_REGISTER points are writable");
+      } else if (pt.type() == pb::STRING) {
+        at.field("writable").error(diags, "STRING points cannot be writable");
+      } else if (rd.bitInRegister) {
+        at.field("writable")
+            .error(diags, "point '" + pt.field() +
+                              "' is a bit inside a register: writing one bit of a register is not "
+                              "supported (it would need a read-modify-write the device does not make atomic)");
+      } else if (!std::isfinite(w.min()) || !std::isfinite(w.max()) || !(w.min() <= w.max())) {
+        at.field("writable").error(diags, "writable range needs finite min <= max");
+      }
+      rd.writable = true;
+      rd.writeMin = w.min();
+      rd.writeMax = w.max();
+    }
     const core::FieldInfo& info = core::fieldInfo(*field);
     if (prof.kind() == pb::TRAFFIC) {
       if (pt.lane_id() == 0)

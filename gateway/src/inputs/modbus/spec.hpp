@@ -25,6 +25,10 @@ struct PointRead {
   std::uint32_t bit = 0;
   bool bitInRegister = false;
   bool allOnesNotAvailable = false;  // ProfilePoint.all_ones_not_available
+  // ProfilePoint.writable: commands may write it, within [writeMin, writeMax] (canonical unit).
+  bool writable = false;
+  double writeMin = 0.0;
+  double writeMax = 0.0;
 };
 
 struct DeviceSpec {

@@ -49,6 +49,11 @@ std::string exceptionName(int code) {
   }
 }
 
+ReadError Transport::write(std::uint8_t, pb::RegisterTable, std::uint16_t, std::span<const std::uint16_t>,
+                           std::chrono::milliseconds) {
+  return ReadError{ErrorKind::BadFrame, 0, "writes are not supported on " + describe()};
+}
+
 std::uint16_t crc16(std::span<const std::uint8_t> data) {
   std::uint16_t crc = 0xFFFF;
   for (std::uint8_t b : data) {

@@ -65,6 +65,14 @@ class Transport {
   virtual ReadError read(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
                          std::chrono::milliseconds timeout, std::span<std::uint16_t> out) = 0;
 
+  // Writes `values` at `address`: one coil (0/1, function 05), one holding register (06) or
+  // several (16). The device's echo must match the request; errors as for read(). Transports
+  // that cannot write (RTU so far) answer BadFrame "writes are not supported on ...".
+  virtual ReadError write(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address,
+                          std::span<const std::uint16_t> values, std::chrono::milliseconds timeout);
+  // Whether write() is implemented.
+  virtual bool canWrite() const { return false; }
+
   // Hands over, and forgets, the frames discarded since the last call.
   virtual std::vector<DiscardedFrames> takeDiscarded() { return {}; }
 

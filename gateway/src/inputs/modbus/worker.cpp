@@ -131,15 +131,14 @@ void BusWorker::run() {
       std::unique_lock lock(mutex_);
       for (;;) {
         if (stopping_) break;
+        if (auto due = takeDue(false)) {
+          job = std::move(*due);
+          break;
+        }
         // The first of the earliest due (a handful of jobs: one per device, a few ad-hoc reads).
         auto next =
             std::min_element(queue_.begin(), queue_.end(), [](const Job& a, const Job& b) { return a.due < b.due; });
         const auto now = clock_.steadyNow();
-        if (next != queue_.end() && next->due <= now) {
-          job = std::move(*next);
-          queue_.erase(next);
-          break;
-        }
         wakeAt_ = next == queue_.end() ? Clock::time_point::max() : next->due;
         waiting_ = true;
         if (wakeAt_ == Clock::time_point::max()) {
@@ -165,7 +164,33 @@ void BusWorker::run() {
   if (exited) boost::asio::post(executor_, std::move(exited));
 }
 
-JobResult BusWorker::execute(Job& job) {
+std::optional<Job> BusWorker::takeDue(bool writesOnly) {
+  const auto now = clock_.steadyNow();
+  auto write = std::find_if(queue_.begin(), queue_.end(), [now](const Job& j) { return j.write && j.due <= now; });
+  if (write == queue_.end() && writesOnly) return std::nullopt;
+  auto next = write != queue_.end() ? write
+                                    : std::min_element(queue_.begin(), queue_.end(),
+                                                       [](const Job& a, const Job& b) { return a.due < b.due; });
+  if (next == queue_.end() || next->due > now) return std::nullopt;
+  Job job = std::move(*next);
+  queue_.erase(next);
+  return job;
+}
+
+void BusWorker::runQueuedWrite() {
+  std::optional<Job> job;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    job = takeDue(true);
+  }
+  if (!job) return;
+  JobResult result = execute(*job, true);
+  boost::asio::post(executor_, [done = std::move(job->done), r = std::move(result),
+                                work = std::move(job->work)]() mutable { done(std::move(r)); });
+}
+
+JobResult BusWorker::execute(Job& job, bool nested) {
   JobResult r;
   const auto start = std::chrono::steady_clock::now();
   std::size_t total = 0;
@@ -176,8 +201,24 @@ JobResult BusWorker::execute(Job& job) {
   r.data.assign(total, 0);
   r.errors.assign(job.requests.size(), ReadError{ErrorKind::Timeout, 0, "not tried"});
   bool abort = false;
+  if (job.write) {
+    if (gap_.count() > 0 && lastTransaction_) {
+      const auto next = *lastTransaction_ + gap_;
+      const auto now = std::chrono::steady_clock::now();
+      if (now < next) std::this_thread::sleep_for(next - now);
+    }
+    ++r.requestsSent;
+    ReadError e = transport_->write(job.unit, job.write->table, job.write->address, job.write->values, job.timeout);
+    lastTransaction_ = std::chrono::steady_clock::now();
+    for (const auto& d : transport_->takeDiscarded()) addDiscarded(r.discarded, d.unit, d.frames);
+    if (e.kind == ErrorKind::Timeout) ++r.timeouts;
+    if (e.kind == ErrorKind::BadFrame) ++r.badFrames;
+    abort = !e.ok();  // nothing to read back
+    r.writeError = std::move(e);
+  }
   for (std::size_t i = 0; i < job.requests.size() && !abort; ++i) {
     if (job.cancelled && job.cancelled->load()) break;  // nobody waits for it: the bus is not held
+    if (i != 0 && !nested) runQueuedWrite();            // between two transactions, never inside one
     const ReadRequest& req = job.requests[i];
     ++r.attempted;
     for (std::uint32_t attempt = 0; attempt <= job.retries; ++attempt) {

@@ -43,10 +43,18 @@
 
 namespace citygate::modbus {
 
+// A write ahead of a job's reads (its read-back): one coil or one or more holding registers.
+struct WriteRequest {
+  pb::RegisterTable table = pb::HOLDING_REGISTER;
+  std::uint16_t address = 0;
+  std::vector<std::uint16_t> values;
+};
+
 struct JobResult {
-  std::vector<std::uint16_t> data;     // every request's registers/bits, concatenated in order
-  std::vector<std::uint32_t> offsets;  // start of each request in `data`
-  std::vector<ReadError> errors;       // per request; requests after an abort are Timeout "not tried"
+  std::optional<ReadError> writeError;  // a write job: how the write went (ok() when acknowledged)
+  std::vector<std::uint16_t> data;      // every request's registers/bits, concatenated in order
+  std::vector<std::uint32_t> offsets;   // start of each request in `data`
+  std::vector<ReadError> errors;        // per request; requests after an abort are Timeout "not tried"
   std::uint32_t requestsSent = 0;
   std::uint32_t attempted = 0;  // requests tried (the rest were skipped after an abort)
   std::uint32_t timeouts = 0;   // every attempt, retries included
@@ -69,6 +77,10 @@ struct Job {
   // asked went away): a job not started yet is skipped, a running one stops before its next
   // request; `done` still runs, with the requests not tried. Optional.
   std::shared_ptr<const std::atomic<bool>> cancelled;
+  // A write job: written first, then the requests read it back (skipped when the write failed).
+  // Write jobs go before every other due job, and between two transactions of a running job:
+  // they never interrupt a transaction, and never wait for a whole poll to end.
+  std::optional<WriteRequest> write;
 };
 
 class BusWorker {
@@ -101,7 +113,11 @@ class BusWorker {
 
  private:
   void run();
-  JobResult execute(Job& job);
+  JobResult execute(Job& job, bool nested = false);
+  // Between two transactions of a job: runs a due write job, if one is queued.
+  void runQueuedWrite();
+  // The job to run now (writes first, then the earliest due), removed from the queue. Locked.
+  std::optional<Job> takeDue(bool writesOnly);
   void wake();
   // Waits (the mutex released meanwhile) until woken or, with `until`, until then.
   void wait(std::unique_lock<std::mutex>& lock, std::optional<std::chrono::steady_clock::duration> timeout);
