@@ -57,7 +57,7 @@ class LoraDownlink(IntegrationTest):
         self.assertFalse(resp["imme"])
         self.assertEqual(resp["size"], len(bytes.fromhex(resp["phy"])))
 
-    def test_confirmed_uplink_gets_an_ack_for_rx1_and_fcnt_down_survives_a_restart(self):
+    def test_confirmed_uplink_acked_in_rx1_fcnt_down_survives_restart(self):
         self.start_world()
         out = self.downlink(7)
         self.assertEqual(out["pull_acked"], 1)
@@ -88,7 +88,7 @@ class LoraDownlink(IntegrationTest):
         self.assertEqual(stat.S_IMODE(os.stat(state).st_mode), 0o600)
         self.assertNotIn(DEVICE["nwk_s_key"].lower(), self.gw.log().lower())
 
-    def test_tx_ack_too_late_is_retried_in_rx2_and_errors_in_rx2_are_dropped_with_a_reason(self):
+    def test_tx_ack_too_late_retried_in_rx2_rx2_errors_dropped(self):
         self.start_world()
         out = self.downlink(3, tx_ack="TOO_LATE,NONE", expect=2)
         self.assertEqual(len(out["pull_resp"]), 2, out)
@@ -114,7 +114,7 @@ class LoraDownlink(IntegrationTest):
         self.gw.wait_log("TX_ACK COLLISION_PACKET from AA555A0000000000: downlink dropped (tx_ack_error: "
                          "COLLISION_PACKET in RX2)")
 
-    def test_without_downlink_config_nothing_is_sent_and_no_state_is_written(self):
+    def test_without_downlink_config_nothing_sent(self):
         self.start_world(downlink=False)
         out = self.downlink(1, expect=1, wait=1000)
         self.assertEqual(out["pull_acked"], 1)

@@ -121,7 +121,8 @@ void DutyCycle::refund(std::uint64_t eui, SubBand b, std::chrono::microseconds a
 Window rx1Window(std::uint32_t tmst, SteadyTime receivedAt, double frequency, std::string_view datr,
                  std::chrono::seconds delay) {
   Window w;
-  w.tmst = tmst + static_cast<std::uint32_t>(std::chrono::microseconds(delay).count());  // mod 2^32, as the concentrator counts
+  w.tmst = tmst + static_cast<std::uint32_t>(
+                      std::chrono::microseconds(delay).count());  // mod 2^32, as the concentrator counts
   w.at = receivedAt + delay;
   w.frequency = frequency;
   w.datr = std::string(datr);
@@ -335,7 +336,7 @@ std::optional<Tx> Downlinks::onUplink(const AcceptedUplink& up, SteadyTime now, 
   const std::size_t length = 12 + f.fopts.size() + (f.hasPort ? 1 + f.payload.size() : 0);
 
   std::array<Window, 2> windows{rx1Window(up.tmst, up.receivedAt, up.frequency, up.datr),
-                               rx2Window(up.tmst, up.receivedAt)};
+                                rx2Window(up.tmst, up.receivedAt)};
   std::optional<DropReason> refused;
   std::string detail;
   const Window* chosen = nullptr;
@@ -400,9 +401,8 @@ std::optional<Tx> Downlinks::send(const Inflight& f, SteadyTime now) {
   expire(now);
   Tx tx;
   tx.gatewayEui = f.gatewayEui;
-  tx.datagram = buildPullResp(f.version, f.token, TxParams{f.window.tmst, f.window.frequency, f.window.datr,
-                                                           options_.txPower},
-                              f.phy);
+  tx.datagram = buildPullResp(f.version, f.token,
+                              TxParams{f.window.tmst, f.window.frequency, f.window.datr, options_.txPower}, f.phy);
   ++counters_.sent;
   ++(f.window.rx2 ? counters_.rx2 : counters_.rx1);
   inflight_.push_back(f);
@@ -448,9 +448,8 @@ std::optional<Tx> Downlinks::onTxAck(std::uint64_t eui, std::uint16_t token, TxA
 void Downlinks::sendFailed(const Tx& tx) {
   if (tx.datagram.size() < 4) return;
   const auto token = static_cast<std::uint16_t>((tx.datagram[1] << 8) | tx.datagram[2]);
-  const auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Inflight& f) {
-    return f.token == token && f.gatewayEui == tx.gatewayEui;
-  });
+  const auto it = std::find_if(inflight_.begin(), inflight_.end(),
+                               [&](const Inflight& f) { return f.token == token && f.gatewayEui == tx.gatewayEui; });
   if (it == inflight_.end()) return;
   duty_.refund(it->gatewayEui, it->band, it->airtime, it->sentAt);
   inflight_.erase(it);

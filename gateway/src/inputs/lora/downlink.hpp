@@ -53,8 +53,8 @@ enum class TxAckError : std::uint8_t {
 };
 inline constexpr std::size_t kTxAckErrorCount = static_cast<std::size_t>(TxAckError::kCount);
 inline constexpr std::array<std::string_view, kTxAckErrorCount> kTxAckErrorNames{
-    "NONE", "TOO_LATE", "TOO_EARLY", "COLLISION_PACKET", "COLLISION_BEACON", "TX_FREQ", "TX_POWER", "GPS_UNLOCKED",
-    "UNKNOWN"};
+    "NONE",    "TOO_LATE", "TOO_EARLY",    "COLLISION_PACKET", "COLLISION_BEACON",
+    "TX_FREQ", "TX_POWER", "GPS_UNLOCKED", "UNKNOWN"};
 inline std::string_view txAckErrorName(TxAckError e) {
   return kTxAckErrorNames[static_cast<std::size_t>(e)];
 }
@@ -65,25 +65,24 @@ std::optional<TxAckError> parseTxAck(std::string_view body, json::Document& doc)
 
 // ---- why a downlink was not sent ----
 enum class DropReason : std::uint8_t {
-  NoPullAddress,     // the gateway has sent no PULL_DATA: there is nowhere to send the PULL_RESP
-  NoTmst,            // the uplink carried no concentrator timestamp
-  NotEu868,          // the window's frequency is in no EU868 sub-band
-  TooLate,           // neither RX1 nor RX2 can be met any more
-  DutyCycle,         // neither window's sub-band has the airtime left on that gateway
-  FcntDownUnsaved,   // the FCntDown reservation is used up and its renewal not written yet
-  RetryTooLate,      // TX_ACK TOO_LATE / COLLISION_PACKET on RX1, and RX2 cannot be met
-  RetryDutyCycle,    // ... and RX2's sub-band has no airtime left
-  TxAckError,        // the forwarder refused the transmission (any other error, or in RX2)
-  InflightFull,      // more transmissions awaiting their TX_ACK than kMaxInflight (the oldest is forgotten)
-  SendFailed,        // the socket would not send the PULL_RESP
+  NoPullAddress,    // the gateway has sent no PULL_DATA: there is nowhere to send the PULL_RESP
+  NoTmst,           // the uplink carried no concentrator timestamp
+  NotEu868,         // the window's frequency is in no EU868 sub-band
+  TooLate,          // neither RX1 nor RX2 can be met any more
+  DutyCycle,        // neither window's sub-band has the airtime left on that gateway
+  FcntDownUnsaved,  // the FCntDown reservation is used up and its renewal not written yet
+  RetryTooLate,     // TX_ACK TOO_LATE / COLLISION_PACKET on RX1, and RX2 cannot be met
+  RetryDutyCycle,   // ... and RX2's sub-band has no airtime left
+  TxAckError,       // the forwarder refused the transmission (any other error, or in RX2)
+  InflightFull,     // more transmissions awaiting their TX_ACK than kMaxInflight (the oldest is forgotten)
+  SendFailed,       // the socket would not send the PULL_RESP
   CryptoError,
   kCount
 };
 inline constexpr std::size_t kDropReasonCount = static_cast<std::size_t>(DropReason::kCount);
 inline constexpr std::array<std::string_view, kDropReasonCount> kDropReasonNames{
-    "no_pull_address", "no_tmst",          "not_eu868",  "too_late",  "duty_cycle",    "fcnt_down_unsaved",
-    "retry_too_late",  "retry_duty_cycle", "tx_ack_error", "inflight_full", "send_failed",
-    "crypto_error"};
+    "no_pull_address", "no_tmst",          "not_eu868",    "too_late",      "duty_cycle",  "fcnt_down_unsaved",
+    "retry_too_late",  "retry_duty_cycle", "tx_ack_error", "inflight_full", "send_failed", "crypto_error"};
 inline std::string_view dropReasonName(DropReason r) {
   return kDropReasonNames[static_cast<std::size_t>(r)];
 }
@@ -206,9 +205,9 @@ inline constexpr std::uint32_t kFcntDownReserve = 256;
 
 // ---- the scheduler ----
 struct DownlinkOptions {
-  int txPower = 14;                            // dBm
-  std::size_t queueDepth = 8;                  // application downlinks waiting per device
-  std::chrono::milliseconds lead{50};          // a PULL_RESP must reach the forwarder this early
+  int txPower = 14;                    // dBm
+  std::size_t queueDepth = 8;          // application downlinks waiting per device
+  std::chrono::milliseconds lead{50};  // a PULL_RESP must reach the forwarder this early
   std::chrono::milliseconds txAckTimeout{3000};
 };
 

@@ -203,13 +203,13 @@ TEST_CASE("airtime, sub-bands and the duty cycle over a sliding hour") {
 
 TEST_CASE("LinkCheckReq in FOpts: parsed past other MAC answers, the margin from the SNR") {
   CHECK(parseUplinkMac(hex("02")).linkCheckReq);
-  CHECK(parseUplinkMac(hex("030702")).linkCheckReq);  // LinkADRAns (1 byte), then LinkCheckReq
+  CHECK(parseUplinkMac(hex("030702")).linkCheckReq);      // LinkADRAns (1 byte), then LinkCheckReq
   CHECK_FALSE(parseUplinkMac(hex("ff02")).linkCheckReq);  // unknown CID: the rest is unreadable
   const UplinkMac ds = parseUplinkMac(hex("06fe3f"));
   CHECK(ds.devStatusAns);
   CHECK(ds.battery == 254);
   CHECK(ds.devStatusMargin == -1);
-  CHECK(linkMargin(5.5, 9) == 18);   // 5.5 - (-12.5)
+  CHECK(linkMargin(5.5, 9) == 18);  // 5.5 - (-12.5)
   CHECK(linkMargin(-25.0, 12) == 0);
   CHECK(linkMargin(400.0, 7) == 254);
 }
