@@ -545,6 +545,19 @@ int cmdLoraDevices(const Ctx& ctx, const Args&) {
   std::string reasons;
   for (const auto& [k, v] : l.lora().rejected()) reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
   if (!reasons.empty()) out += ctx.out.paint("Rejected        ", Colour::Bold) + "  " + reasons + "\n";
+  if (l.lora().has_downlink()) {
+    const auto& d = l.lora().downlink();
+    std::uint64_t dropped = 0;
+    std::string why;
+    for (const auto& [k, v] : d.dropped()) {
+      dropped += v;
+      why += (why.empty() ? "" : ", ") + k + " " + std::to_string(v);
+    }
+    out += ctx.out.paint("Downlinks       ", Colour::Bold) + "  " + std::to_string(d.pull_resp_sent()) + " sent (RX1 " +
+           std::to_string(d.rx1()) + ", RX2 " + std::to_string(d.rx2()) + ", " + std::to_string(d.retried_rx2()) +
+           " retried in RX2) · " + std::to_string(d.acks()) + " ACKs · " + std::to_string(dropped) + " dropped" +
+           (why.empty() ? "" : " (" + why + ")") + "\n";
+  }
   if (l.lora().heard_dev_addrs() > 0) {
     out += ctx.out.paint("Not configured  ", Colour::Bold) + "  " + std::to_string(l.lora().heard_dev_addrs()) +
            " DevAddr(s) heard: citygatectl lora heard\n";

@@ -7,6 +7,11 @@
 //   node concentrator.js pull --port 1700 [--count N]                   (PULL_DATA keep-alives)
 //   node concentrator.js stat --port 1700                               (a PUSH_DATA with stat only)
 //   node concentrator.js flood --port 1700 --devices devices.json --rate 5000 --duration 3
+//   node concentrator.js downlink --port 1700 --devices devices.json [--tx-ack LIST] [--expect N]
+//       PULL_DATA first, then the devices' frames (set "confirmed": true for an ACK); every
+//       PULL_RESP is decoded by lora-packet (MIC with the NwkSKey, FRMPayload with the AppSKey) and
+//       answered with a TX_ACK carrying the next error of --tx-ack (NONE, TOO_LATE, ...; the last
+//       repeats; "-" sends no TX_ACK). Waits for --expect PULL_RESP (1) or --wait MS (3000).
 //
 // Devices: a JSON file holding an array of
 //   {"id": "parking-bay-0042", "dev_addr": "26011F42",
@@ -25,6 +30,7 @@
 //   --stat            add a stat object to each PUSH_DATA
 //   --ack-timeout MS  wait for each PUSH_ACK / PULL_ACK (1000)
 //   --rate N          flood: datagrams per second       --duration S   flood: seconds (3)
+//   --tx-ack LIST     downlink: TX_ACK errors, comma separated   --expect N / --wait MS  downlink
 //   --mix LIST        flood: kinds of junk, comma separated, from: junk, bad_json, bad_base64,
 //                     bad_mic, unknown_dev_addr, truncated, crc_failed, replay, oversize
 //                     (default: all); the devices' valid frames are sent every --interval ms
@@ -50,10 +56,11 @@ function parseArgs(argv) {
   const o = {
     command: 'send', host: '127.0.0.1', port: 1700, devices: [], count: 1, interval: 1000, fcnt: null, copies: 1,
     eui: 'AA555A0000000000', version: 2, stat: false, ackTimeout: 1000, rate: 0, duration: 3, mix: null,
+    txAck: ['NONE'], expect: 1, wait: 3000,
   };
   let i = 0;
   if (argv.length > 0 && !argv[0].startsWith('--')) o.command = argv[i++];
-  if (!['send', 'frames', 'pull', 'stat', 'flood'].includes(o.command)) usage(`unknown command '${o.command}'`);
+  if (!['send', 'frames', 'pull', 'stat', 'flood', 'downlink'].includes(o.command)) usage(`unknown command '${o.command}'`);
   const num = (v, name) => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n)) usage(`${name} needs a number`);
@@ -78,6 +85,9 @@ function parseArgs(argv) {
       case '--rate': o.rate = num(v, a); ++i; break;
       case '--duration': o.duration = num(v, a); ++i; break;
       case '--mix': o.mix = v.split(',').filter((s) => s); ++i; break;
+      case '--tx-ack': o.txAck = v.split(',').filter((s) => s); ++i; break;
+      case '--expect': o.expect = num(v, a); ++i; break;
+      case '--wait': o.wait = num(v, a); ++i; break;
       case '--help': case '-h': usage(); break;
       default: usage(`unknown option '${a}'`);
     }
@@ -323,6 +333,76 @@ async function cmdFlood(o) {
   return 0;
 }
 
+// PULL_DATA, the devices' uplinks, and every PULL_RESP decoded and answered with a TX_ACK.
+async function cmdDownlink(o) {
+  const sock = dgram.createSocket('udp4');
+  const byAddr = new Map(o.devices.map((d) => [d.dev_addr.toLowerCase(), d]));
+  const resps = [];
+  let pullAcked = 0;
+  let wake = null;
+  sock.on('message', (msg) => {
+    if (msg.length >= 4 && msg[3] === 0x04) { ++pullAcked; if (wake) wake(); return; }
+    if (msg.length < 5 || msg[3] !== 0x03) return;
+    const r = { token: msg.readUInt16BE(1), version: msg[0] };
+    try {
+      const txpk = JSON.parse(msg.subarray(4).toString()).txpk;
+      Object.assign(r, { tmst: txpk.tmst, freq: txpk.freq, datr: txpk.datr, powe: txpk.powe, modu: txpk.modu,
+                         codr: txpk.codr, ipol: txpk.ipol, imme: txpk.imme, size: txpk.size, rfch: txpk.rfch });
+      const phy = Buffer.from(txpk.data, 'base64');
+      r.phy = phy.toString('hex');
+      const pkt = lora.fromWire(phy);
+      r.mtype = pkt.getMType();
+      r.dev_addr = pkt.DevAddr ? pkt.DevAddr.toString('hex').toUpperCase() : null;
+      r.fcnt = pkt.getFCnt();
+      r.ack = pkt.getFCtrlACK();
+      r.fport = pkt.getFPort();
+      r.fopts = pkt.FOpts ? pkt.FOpts.toString('hex') : '';
+      const dev = r.dev_addr ? byAddr.get(r.dev_addr.toLowerCase()) : null;
+      if (dev) {
+        r.mic_ok = lora.verifyMIC(pkt, Buffer.from(dev.nwk_s_key, 'hex'));
+        if (r.fport !== null) {
+          r.payload = lora.decrypt(pkt, Buffer.from(dev.app_s_key, 'hex'), Buffer.from(dev.nwk_s_key, 'hex')).toString('hex');
+        }
+      }
+    } catch (e) {
+      r.error = String(e);
+    }
+    const err = o.txAck[Math.min(resps.length, o.txAck.length - 1)];
+    resps.push(r);
+    if (err !== '-') {
+      const h = header(o.version, 0x05, o.eui);
+      h.writeUInt16BE(r.token, 1);
+      r.tx_ack = err;
+      sock.send(Buffer.concat([h, Buffer.from(JSON.stringify({ txpk_ack: { error: err } }))]), o.port, o.host);
+    }
+    if (wake) wake();
+  });
+  const send = (buf) => new Promise((resolve) => sock.send(buf, o.port, o.host, () => resolve()));
+  const until = async (cond, ms) => {
+    const end = Date.now() + ms;
+    while (!cond() && Date.now() < end) {
+      await new Promise((resolve) => { wake = resolve; setTimeout(resolve, Math.max(1, Math.min(50, end - Date.now()))); });
+    }
+    return cond();
+  };
+  await send(header(o.version, 0x02, o.eui));
+  await until(() => pullAcked > 0, o.ackTimeout);
+  const uplinks = [];
+  for (let k = 0; k < o.count; ++k) {
+    for (const dev of o.devices) {
+      const fcnt = startFcnt(o, dev) + k;
+      const phy = buildFrame(dev, fcnt, payloadAt(dev, k));
+      const rx = rxpk(phy, dev, 0);
+      uplinks.push({ dev_addr: dev.dev_addr, fcnt, tmst: rx.tmst, freq: rx.freq, datr: rx.datr });
+      await send(pushData(o, o.eui, { rxpk: [rx] }));
+    }
+  }
+  await until(() => resps.length >= o.expect, o.wait);
+  sock.close();
+  console.log(JSON.stringify({ command: 'downlink', pull_acked: pullAcked, uplinks, pull_resp: resps }));
+  return 0;
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.command !== 'pull' && o.command !== 'stat' && o.devices.length === 0) usage('no devices (--devices FILE or --device ...)');
@@ -332,6 +412,7 @@ async function main() {
     case 'pull': return cmdPull(o);
     case 'stat': return cmdStat(o);
     case 'flood': return cmdFlood(o);
+    case 'downlink': return cmdDownlink(o);
   }
   return 2;
 }

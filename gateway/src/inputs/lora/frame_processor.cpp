@@ -39,6 +39,15 @@ Reason fromPhyError(PhyError e) {
   return Reason::TruncatedFrame;
 }
 
+void setReception(AcceptedUplink& u, const RxPacket& rx, std::uint64_t gatewayEui) {
+  u.gatewayEui = gatewayEui;
+  u.hasTmst = rx.hasTmst;
+  u.tmst = rx.tmst;
+  u.frequency = rx.freq;
+  u.datr = rx.lora ? std::string(rx.datr) : std::string();
+  u.snr = rx.lsnr;
+}
+
 }  // namespace
 
 FrameProcessor::FrameProcessor(std::vector<DeviceSpec> devices, ProcessorOptions options,
@@ -189,6 +198,7 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
       meta.frequency = rx.freq;
       meta.dataRate = rx.lora ? std::string(rx.datr) : "FSK" + std::to_string(rx.fskRate);
       meta.gatewayEui = formatEui(gatewayEui);
+      if (uplinkHook_) setReception(p->uplink, rx, gatewayEui);
     }
     return std::nullopt;
   }
@@ -288,6 +298,14 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
   meta.receptions = 1;
   p.sample.observedAt = wallNow;
   p.sample.periodStart = wallNow;
+  if (uplinkHook_) {
+    p.uplink.device = p.session;
+    p.uplink.receivedAt = now;
+    p.uplink.confirmed = f.mtype == MType::ConfirmedDataUp;
+    p.uplink.ackBit = f.ack();
+    p.uplink.mac = parseUplinkMac(f.fopts);
+    setReception(p.uplink, rx, gatewayEui);
+  }
 
   if (!f.hasPort || f.fport == 0) return std::nullopt;  // MAC commands only: nothing to publish
   const std::span<std::uint8_t> plain(scratch_.data(), f.frmPayload.size());
@@ -329,6 +347,7 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
 
 void FrameProcessor::publish(Pending& p) {
   p.flushed = true;
+  if (uplinkHook_) uplinkHook_(p.uplink);
   if (!p.hasReading) return;
   Session& s = sessions_[p.session];
   ++s.readings;

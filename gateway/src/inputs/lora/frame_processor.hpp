@@ -32,6 +32,7 @@
 #include "citygate/v1/status.pb.h"
 #include "core/normaliser.hpp"
 #include "inputs/lora/crypto.hpp"
+#include "inputs/lora/downlink.hpp"
 #include "inputs/lora/fcnt.hpp"
 #include "inputs/lora/heard.hpp"
 #include "inputs/lora/reasons.hpp"
@@ -105,6 +106,11 @@ class FrameProcessor {
   // that frame (or any later one) can be submitted. slotView(i) is what slot i holds.
   void setCounterHook(std::function<void(std::size_t)> hook) { counterHook_ = std::move(hook); }
   FcntSlotView slotView(std::size_t index) const;
+  // Downlinks: called once per accepted frame when its dedup window closes (before its reading
+  // is submitted), with the best reception; AcceptedUplink::device is the device's index in the config.
+  void setUplinkHook(std::function<void(const AcceptedUplink&)> hook) { uplinkHook_ = std::move(hook); }
+  const DeviceSpec& device(std::size_t index) const { return sessions_[index].spec; }
+  std::uint32_t keyCheck(std::size_t index) const { return sessions_[index].keyCheck; }
 
   const ProcessorCounters& counters() const { return counters_; }
   void fillHealth(google::protobuf::RepeatedPtrField<citygate::v1::DeviceHealth>& out) const;
@@ -145,6 +151,7 @@ class FrameProcessor {
     bool flushed = false;
     bool hasReading = false;
     core::RawSample sample;  // lora meta filled as receptions arrive
+    AcceptedUplink uplink;   // the best reception, for the downlink hook
   };
 
   enum class Verdict : std::uint8_t {
@@ -178,6 +185,7 @@ class FrameProcessor {
   bool dirty_ = false;
   bool urgent_ = false;
   std::function<void(std::size_t)> counterHook_;
+  std::function<void(const AcceptedUplink&)> uplinkHook_;
   std::array<std::uint8_t, kMaxPhyPayload> scratch_{};
   HeardTable heard_;
   WallTime lastWall_{};  // of the packet being processed

@@ -44,6 +44,7 @@ enum class Reason : std::uint8_t {
   UnknownPort,     // authentic, but the codec has no decoder for this FPort
   CodecError,      // authentic, but the payload does not decode
   CryptoError,
+  BadTxAck,  // TX_ACK whose JSON is not {"txpk_ack":{...}}
   kCount
 };
 
@@ -77,6 +78,7 @@ inline constexpr std::array<std::string_view, kReasonCount> kReasonNames{
     "unknown_port",
     "codec_error",
     "crypto_error",
+    "bad_tx_ack",
 };
 
 inline std::string_view reasonName(Reason r) {
@@ -112,6 +114,7 @@ inline constexpr std::array<std::string_view, kReasonCount> kReasonLabels{
     "no decoder for this FPort",
     "payload does not decode",
     "OpenSSL failed",
+    "TX_ACK whose JSON does not parse",
 };
 
 inline std::string_view reasonLabel(Reason r) {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <cerrno>
@@ -77,6 +78,19 @@ Status LoraSource::start() {
   po.maxFcntGap = spec_.maxFcntGap;
   po.resumeMargin = spec_.resumeMargin;
   const std::size_t devices = spec_.devices.size();
+  std::vector<DownlinkDevice> downDevices;
+  if (spec_.downlink) {
+    for (const auto& d : spec_.devices) {
+      DownlinkDevice dd;
+      dd.id = d.sensor->id;
+      dd.devAddr = d.devAddr;
+      dd.devEui = d.devEui;
+      dd.nwkSKey = d.nwkSKey;
+      dd.appSKey = d.appSKey;
+      dd.keyCheck = crypto->keyCheckValue(d.nwkSKey).value_or(0);
+      downDevices.push_back(std::move(dd));
+    }
+  }
   processor_ = std::make_unique<FrameProcessor>(std::move(spec_.devices), po, std::move(crypto), submit_, log_);
   spec_.devices.clear();
 
@@ -126,6 +140,10 @@ Status LoraSource::start() {
     processor_->setCounterHook(std::bind_front(&LoraSource::onCounter, this));
   }
 
+  if (spec_.downlink) {
+    if (auto st = startDownlinks(std::move(downDevices)); !st) return st;
+  }
+
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(spec_.bind, ec);
   if (ec) return Error{"lora: bad bind address '" + spec_.bind + "': " + ec.message()};
@@ -162,6 +180,7 @@ void LoraSource::stop() {
     if (stateWriter_ && persistNow(true)) log_->info("frame counters written to {}", spec_.statePath);
   }
   if (stateWriter_) stateWriter_->stop();
+  if (downWriter_) downWriter_->stop();
   if (ramFd_ >= 0) ::close(std::exchange(ramFd_, -1));
 }
 
@@ -242,9 +261,21 @@ void LoraSource::handleDatagram(std::size_t n) {
   switch (pkt.type) {
     case PacketType::PullData:
       if (h != nullptr) h->set_pull_data(h->pull_data() + 1);
+      if (downlinks_ && c != nullptr) {
+        // The address PULL_RESP goes to (NAT may move it: the newest wins).
+        auto it = std::find_if(pullAddrs_.begin(), pullAddrs_.end(),
+                               [&](const auto& p) { return p.first == pkt.gatewayEui; });
+        if (it == pullAddrs_.end()) {
+          pullAddrs_.emplace_back(pkt.gatewayEui, sender_);
+        } else {
+          it->second = sender_;
+        }
+        downlinks_->notePull(pkt.gatewayEui);
+      }
       return;
     case PacketType::TxAck:
       if (h != nullptr) h->set_tx_ack(h->tx_ack() + 1);
+      if (downlinks_) onTxAck(pkt);
       return;
     default:
       break;
@@ -292,6 +323,10 @@ void LoraSource::onPersistTimer() {
   // Nothing is written periodically: this only retries a failed urgent write.
   if (processor_->urgentPersist() && stateWriter_) persist();
   if (clock_.steadyNow() - lastSummary_ >= kSummaryEvery) logSummary();
+  if (downlinks_) {
+    downlinks_->expire(clock_.steadyNow());
+    if (downlinks_->persistWanted()) persistFcntDown();
+  }
   schedulePersist();
 }
 
@@ -461,6 +496,117 @@ void LoraSource::logSummary() {
   if (total > 0) log_->warn("{} datagram(s)/frame(s) rejected in the last minute: {}", total, text);
 }
 
+// ---- downlinks ----
+
+Status LoraSource::startDownlinks(std::vector<DownlinkDevice> devices) {
+  std::string why;
+  downCrypto_ = Crypto::create(&why);
+  if (!downCrypto_) return Error{"lora: " + why};
+  DownlinkOptions o;
+  o.txPower = spec_.txPower;
+  o.queueDepth = spec_.queueDepth;
+  downlinks_ = std::make_unique<Downlinks>(std::move(devices), o, *downCrypto_);
+  if (spec_.fcntDownPath.empty()) return Error{"lora: downlinks need state_dir (FCntDown must survive restarts)"};
+  // The reservations are written before any downlink can be built: a counter is never handed out
+  // twice, whatever stops this process.
+  config::SmallFile in = config::readSmallFile(spec_.fcntDownPath, config::kMaxStateBytes);
+  if (in.ok()) {
+    std::string error;
+    if (auto records = decodeFcntDown(in.bytes, &error)) {
+      downlinks_->restore(*records);
+    } else {
+      return Error{
+          "lora: " + spec_.fcntDownPath + ": " + error +
+          " (FCntDown cannot be resumed safely; move the file aside only if every device rejoins or is re-keyed)"};
+    }
+  } else if (in.fault != config::FileFault::Missing) {
+    return Error{"lora: cannot read " + spec_.fcntDownPath + ": " + in.error};
+  } else {
+    downlinks_->restore({});
+  }
+  downWriter_ = std::make_unique<core::FileWriter>(executor_, spec_.fcntDownPath, 0600, stateWrite_);
+  if (auto st = downWriter_->start(); !st) return Error{"lora: " + st.error()};
+  const auto reserved = downlinks_->reservations();
+  if (auto st = downWriter_->writeNow(encodeFcntDown(reserved)); !st) {
+    return Error{"lora: cannot write " + spec_.fcntDownPath + ": " + st.error()};
+  }
+  ++downWrites_;
+  downlinks_->markPersisted(reserved);
+  processor_->setUplinkHook(std::bind_front(&LoraSource::onUplink, this));
+  log_->info("downlinks on (class A, EU868): FCntDown reserved in {}", spec_.fcntDownPath);
+  return Ok{};
+}
+
+EnqueueResult LoraSource::enqueueDownlink(std::string_view device, std::uint8_t fport,
+                                          std::span<const std::uint8_t> bytes, bool confirmed) {
+  if (!downlinks_) return EnqueueResult::Disabled;
+  return downlinks_->enqueue(device, fport, bytes, confirmed);
+}
+
+void LoraSource::onUplink(const AcceptedUplink& upIn) {
+  if (stopped_) return;
+  AcceptedUplink up = upIn;
+  for (const auto& c : concentrators_) {
+    if (c.eui == up.gatewayEui) up.version = static_cast<std::uint8_t>(c.health.protocol_version());
+  }
+  std::string why;
+  const auto tx = downlinks_->onUplink(up, clock_.steadyNow(), &why);
+  if (tx) {
+    sendTx(*tx);
+  } else if (!why.empty()) {
+    log_->warn("[{}] downlink not sent: {}", processor_->device(up.device).sensor->id, why);
+  }
+  if (downlinks_->persistWanted()) persistFcntDown();
+}
+
+void LoraSource::onTxAck(const UdpPacket& pkt) {
+  const auto error = parseTxAck(pkt.body, *doc_);
+  if (!error) {
+    processor_->count(Reason::BadTxAck);
+    return;
+  }
+  const auto token = static_cast<std::uint16_t>((pkt.token[0] << 8) | pkt.token[1]);
+  std::string why;
+  const auto tx = downlinks_->onTxAck(pkt.gatewayEui, token, *error, clock_.steadyNow(), &why);
+  if (*error != TxAckError::None) {
+    log_->warn("TX_ACK {} from {}{}", txAckErrorName(*error), formatEui(pkt.gatewayEui),
+               tx ? ": retried in RX2" : (why.empty() ? "" : ": downlink dropped (" + why + ")"));
+  }
+  if (tx) sendTx(*tx);
+}
+
+void LoraSource::sendTx(const Tx& tx) {
+  const auto it =
+      std::find_if(pullAddrs_.begin(), pullAddrs_.end(), [&](const auto& p) { return p.first == tx.gatewayEui; });
+  boost::system::error_code ec;
+  if (it != pullAddrs_.end()) socket_.send_to(asio::buffer(tx.datagram), it->second, 0, ec);
+  if (it == pullAddrs_.end() || ec) {
+    downlinks_->sendFailed(tx);
+    log_->warn("PULL_RESP to {} not sent: {}", formatEui(tx.gatewayEui), ec ? ec.message() : "no address");
+  }
+}
+
+// A new FCntDown reservation, on the writer's thread; downlinks go on below the old one meanwhile.
+void LoraSource::persistFcntDown() {
+  if (!downWriter_ || downPersisting_) return;
+  downPersisting_ = true;
+  auto reserved = std::make_shared<std::vector<FcntDownRecord>>(downlinks_->reservations());
+  std::weak_ptr<LoraSource> weak = weak_from_this();
+  downWriter_->write(encodeFcntDown(*reserved), [weak, reserved](const Status& st) {
+    auto self = weak.lock();
+    if (!self) return;
+    self->downPersisting_ = false;
+    if (self->stopped_) return;
+    if (!st) {
+      ++self->downWriteErrors_;
+      self->log_->error("FCntDown reservation not saved: {}", st.error());
+      return;  // retried by the persist timer
+    }
+    ++self->downWrites_;
+    self->downlinks_->markPersisted(*reserved);
+  });
+}
+
 void LoraSource::fillHealth(pb::GatewayHealth& health) const {
   auto* l = health.mutable_lora();
   for (const auto& c : concentrators_) *l->add_concentrators() = c.health;
@@ -486,6 +632,28 @@ void LoraSource::fillHealth(pb::GatewayHealth& health) const {
   l->set_heard_evicted(processor_->heard().evicted());
   l->set_heard_dev_addrs(static_cast<std::uint32_t>(processor_->heard().size()));
   processor_->fillHealth(*health.mutable_devices());
+  if (!downlinks_) return;
+  const DownlinkCounters& dc = downlinks_->counters();
+  auto* d = l->mutable_downlink();
+  d->set_pull_resp_sent(dc.sent);
+  d->set_rx1(dc.rx1);
+  d->set_rx2(dc.rx2);
+  d->set_retried_rx2(dc.retriedRx2);
+  for (std::size_t i = 0; i < kTxAckErrorCount; ++i) {
+    if (dc.txAck[i] != 0) (*d->mutable_tx_ack())[std::string(kTxAckErrorNames[i])] = dc.txAck[i];
+  }
+  for (std::size_t i = 0; i < kDropReasonCount; ++i) {
+    if (dc.dropped[i] != 0) (*d->mutable_dropped())[std::string(kDropReasonNames[i])] = dc.dropped[i];
+  }
+  d->set_acks(dc.acks);
+  d->set_link_check_ans(dc.linkCheckAns);
+  d->set_app_queued(dc.appQueued);
+  d->set_app_sent(dc.appSent);
+  d->set_tx_ack_missing(dc.txAckMissing);
+  d->set_tx_ack_unknown_token(dc.txAckUnknownToken);
+  d->set_gateways_pulling(pullAddrs_.size());
+  d->set_fcnt_down_writes(downWrites_);
+  d->set_fcnt_down_write_errors(downWriteErrors_);
 }
 
 }  // namespace citygate::lora

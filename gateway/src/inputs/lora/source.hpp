@@ -31,6 +31,7 @@
 #include "core/clock.hpp"
 #include "core/file_writer.hpp"
 #include "core/result.hpp"
+#include "inputs/lora/downlink.hpp"
 #include "inputs/lora/frame_processor.hpp"
 #include "inputs/lora/spec.hpp"
 
@@ -75,6 +76,12 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   void fillHealth(citygate::v1::GatewayHealth& health) const;
   const SourceCounters& counters() const { return counters_; }
   const FrameProcessor* processor() const { return processor_.get(); }
+  // Downlinks (lora.downlink.enabled; null otherwise). On the executor.
+  const Downlinks* downlinks() const { return downlinks_.get(); }
+  // An application downlink for a device (DevAddr, DevEUI or id), sent after its next uplink.
+  // On the executor, after start().
+  EnqueueResult enqueueDownlink(std::string_view device, std::uint8_t fport, std::span<const std::uint8_t> bytes,
+                                bool confirmed);
   // Test seam: the state file's write (default core::writeFileAtomic); before start().
   void setStateWrite(core::FileWriter::WriteFn write) { stateWrite_ = std::move(write); }
   // Test seam: the kernel's boot id (default: /proc/sys/kernel/random/boot_id); before start().
@@ -105,6 +112,11 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   void onCounter(std::size_t index);
   void dropRam(const std::string& why);
   void logSummary();
+  Status startDownlinks(std::vector<DownlinkDevice> devices);
+  void onUplink(const AcceptedUplink& up);
+  void onTxAck(const UdpPacket& pkt);
+  void sendTx(const Tx& tx);
+  void persistFcntDown();
 
   boost::asio::any_io_executor executor_;
   core::Clock& clock_;
@@ -134,6 +146,13 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   RamSlot ramSlot_{};
   std::string lastRamError_;
   SteadyTime lastSummary_;  // set by start()
+  std::unique_ptr<Crypto> downCrypto_;
+  std::unique_ptr<Downlinks> downlinks_;
+  std::vector<std::pair<std::uint64_t, boost::asio::ip::udp::endpoint>> pullAddrs_;  // per gateway EUI
+  std::unique_ptr<core::FileWriter> downWriter_;
+  bool downPersisting_ = false;
+  std::uint64_t downWrites_ = 0;
+  std::uint64_t downWriteErrors_ = 0;
   ReasonCounters summarised_{};
 };
 

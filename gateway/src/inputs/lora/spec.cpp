@@ -156,6 +156,15 @@ std::optional<LoraSpec> compile(const config::LoadedConfig& cfg, Diagnostics& di
   } else {
     spec.statePath = c.state_dir() + "/lora-fcnt.state";
   }
+  if (l.has_downlink() && l.downlink().enabled()) {
+    const Location dl = ll.child("downlink");
+    spec.downlink = true;
+    if (!c.state_dir().empty()) spec.fcntDownPath = c.state_dir() + "/lora-fcntdown.state";
+    spec.txPower = l.downlink().tx_power_dbm() == 0 ? 14 : l.downlink().tx_power_dbm();
+    if (spec.txPower < 0 || spec.txPower > 27) dl.field("tx_power_dbm").error(diags, "tx_power_dbm must be 1..27");
+    spec.queueDepth = l.downlink().queue_depth() == 0 ? 8 : l.downlink().queue_depth();
+    if (spec.queueDepth > 64) dl.field("queue_depth").error(diags, "queue_depth must be 1..64");
+  }
   spec.runtimeDir = c.runtime_dir();
 
   struct Seen {

@@ -41,6 +41,10 @@ struct LoraSpec {
   // Only the retry period of a failed write of the storage copy (nothing is written periodically).
   std::chrono::milliseconds persistInterval{5000};
   std::uint32_t resumeMargin = 16;
+  bool downlink = false;  // lora.downlink.enabled
+  int txPower = 14;       // dBm
+  std::size_t queueDepth = 8;
+  std::string fcntDownPath;  // state_dir/lora-fcntdown.state (downlinks only)
   std::vector<DeviceSpec> devices;
 };
 
