@@ -55,8 +55,8 @@ Encoded encodeValue(const PointRead& read, const core::PointSpec& point, double 
   const double raw = ((canonical - point.conversion.offset) / factor - point.offset) / scale;
   const std::string typeName = pb::DataType_Name(read.type);
   auto notRepresentable = [&] {
-    return refuse(pb::NOT_REPRESENTABLE, number(canonical) + " is " + number(raw) + " in the device's register, which " +
-                                             typeName + " cannot hold");
+    return refuse(pb::NOT_REPRESENTABLE, number(canonical) + " is " + number(raw) +
+                                             " in the device's register, which " + typeName + " cannot hold");
   };
   Encoded e;
   e.registers.resize(registerCount(read.type));
@@ -66,14 +66,16 @@ Encoded encodeValue(const PointRead& read, const core::PointSpec& point, double 
       auto v = integral<std::int16_t>(raw);
       if (!v) return notRepresentable();
       out[0] = static_cast<std::uint16_t>(*v);
-      if (read.order == pb::BADC || read.order == pb::DCBA) out[0] = static_cast<std::uint16_t>((out[0] << 8) | (out[0] >> 8));
+      if (read.order == pb::BADC || read.order == pb::DCBA)
+        out[0] = static_cast<std::uint16_t>((out[0] << 8) | (out[0] >> 8));
       break;
     }
     case pb::UINT16: {
       auto v = integral<std::uint16_t>(raw);
       if (!v) return notRepresentable();
       out[0] = *v;
-      if (read.order == pb::BADC || read.order == pb::DCBA) out[0] = static_cast<std::uint16_t>((out[0] << 8) | (out[0] >> 8));
+      if (read.order == pb::BADC || read.order == pb::DCBA)
+        out[0] = static_cast<std::uint16_t>((out[0] << 8) | (out[0] >> 8));
       break;
     }
     case pb::INT32: {
@@ -207,14 +209,15 @@ std::optional<Refusal> checkWrite(const pb::CommandsConfig& commands, const Devi
   const PointRead& rd = device->reads[*pointIndex];
   const core::PointSpec& ps = device->sensor->points[*pointIndex];
   if (rd.table != pb::COIL && rd.table != pb::HOLDING_REGISTER) {
-    return Refusal{pb::READ_ONLY_TABLE, "point '" + ps.name + "' is in " + pb::RegisterTable_Name(rd.table) +
-                                            ", which cannot be written"};
+    return Refusal{pb::READ_ONLY_TABLE,
+                   "point '" + ps.name + "' is in " + pb::RegisterTable_Name(rd.table) + ", which cannot be written"};
   }
   if (!rd.writable) {
     return Refusal{pb::POINT_NOT_WRITABLE,
                    "profile '" + device->profile + "' does not mark point '" + ps.name + "' writable"};
   }
-  if (allow->point_size() != 0 && std::find(allow->point().begin(), allow->point().end(), ps.name) == allow->point().end()) {
+  if (allow->point_size() != 0 &&
+      std::find(allow->point().begin(), allow->point().end(), ps.name) == allow->point().end()) {
     return Refusal{pb::DEVICE_NOT_ALLOWED, "point '" + ps.name + "' of device '" + id + "' is not in commands.allow"};
   }
   if (!std::isfinite(canonical)) return Refusal{pb::NOT_REPRESENTABLE, "the value is not a finite number"};
@@ -257,7 +260,8 @@ void validateCommands(const config::LoadedConfig& cfg, const std::vector<BusSpec
       continue;
     }
     if (dev == nullptr) {
-      aat.field("device").error(diags, "commands.allow names '" + a.device() + "', which is no Modbus device of this configuration");
+      aat.field("device").error(
+          diags, "commands.allow names '" + a.device() + "', which is no Modbus device of this configuration");
       continue;
     }
     for (int k = 0; k < a.point_size(); ++k) {
@@ -269,11 +273,13 @@ void validateCommands(const config::LoadedConfig& cfg, const std::vector<BusSpec
         writable = writable || dev->reads[p].writable;
       }
       if (!found) {
-        aat.field("point", k).error(diags, "profile '" + dev->profile + "' of device '" + a.device() + "' has no point '" +
-                                               a.point(k) + "'");
+        aat.field("point", k)
+            .error(diags,
+                   "profile '" + dev->profile + "' of device '" + a.device() + "' has no point '" + a.point(k) + "'");
       } else if (!writable) {
-        aat.field("point", k).error(diags, "point '" + a.point(k) + "' of profile '" + dev->profile +
-                                               "' is not writable (the profile has no writable { min max } for it)");
+        aat.field("point", k)
+            .error(diags, "point '" + a.point(k) + "' of profile '" + dev->profile +
+                              "' is not writable (the profile has no writable { min max } for it)");
       }
     }
   }

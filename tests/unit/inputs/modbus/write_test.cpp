@@ -73,10 +73,14 @@ TEST_CASE("every numeric type in every word order round-trips through the decode
 TEST_CASE("the word orders put the words where the decoder's vectors have them") {
   const core::PointSpec plain = scaled(1.0, 0.0);
   // libmodbus unit-test vectors for 123456.0f (decode.hpp)
-  CHECK(encodeValue(reg(pb::FLOAT32, pb::ABCD), plain, 123456.0).registers == std::vector<std::uint16_t>{0x47F1, 0x2000});
-  CHECK(encodeValue(reg(pb::FLOAT32, pb::CDAB), plain, 123456.0).registers == std::vector<std::uint16_t>{0x2000, 0x47F1});
-  CHECK(encodeValue(reg(pb::FLOAT32, pb::BADC), plain, 123456.0).registers == std::vector<std::uint16_t>{0xF147, 0x0020});
-  CHECK(encodeValue(reg(pb::FLOAT32, pb::DCBA), plain, 123456.0).registers == std::vector<std::uint16_t>{0x0020, 0xF147});
+  CHECK(encodeValue(reg(pb::FLOAT32, pb::ABCD), plain, 123456.0).registers ==
+        std::vector<std::uint16_t>{0x47F1, 0x2000});
+  CHECK(encodeValue(reg(pb::FLOAT32, pb::CDAB), plain, 123456.0).registers ==
+        std::vector<std::uint16_t>{0x2000, 0x47F1});
+  CHECK(encodeValue(reg(pb::FLOAT32, pb::BADC), plain, 123456.0).registers ==
+        std::vector<std::uint16_t>{0xF147, 0x0020});
+  CHECK(encodeValue(reg(pb::FLOAT32, pb::DCBA), plain, 123456.0).registers ==
+        std::vector<std::uint16_t>{0x0020, 0xF147});
   CHECK(encodeValue(reg(pb::UINT16, pb::BADC), plain, 0x0102).registers == std::vector<std::uint16_t>{0x0201});
 }
 
@@ -107,18 +111,18 @@ TEST_CASE("a coil takes 0 or 1") {
 
 TEST_CASE("values a type cannot hold are refused as NOT_REPRESENTABLE") {
   const core::PointSpec plain = scaled(1.0, 0.0);
-  for (auto [type, value] : std::vector<std::pair<pb::DataType, double>>{
-           {pb::INT16, 32768},
-           {pb::INT16, -32769},
-           {pb::UINT16, -1},
-           {pb::UINT16, 65536},
-           {pb::INT32, 2147483648.0},
-           {pb::UINT32, -0.6},
-           {pb::UINT64, -1},
-           {pb::INT64, 9.3e18},
-           {pb::FLOAT32, 1e39},
-           {pb::FLOAT64, std::numeric_limits<double>::quiet_NaN()},
-           {pb::FLOAT32, std::numeric_limits<double>::infinity()}}) {
+  for (auto [type, value] :
+       std::vector<std::pair<pb::DataType, double>>{{pb::INT16, 32768},
+                                                    {pb::INT16, -32769},
+                                                    {pb::UINT16, -1},
+                                                    {pb::UINT16, 65536},
+                                                    {pb::INT32, 2147483648.0},
+                                                    {pb::UINT32, -0.6},
+                                                    {pb::UINT64, -1},
+                                                    {pb::INT64, 9.3e18},
+                                                    {pb::FLOAT32, 1e39},
+                                                    {pb::FLOAT64, std::numeric_limits<double>::quiet_NaN()},
+                                                    {pb::FLOAT32, std::numeric_limits<double>::infinity()}}) {
     CAPTURE(type);
     CAPTURE(value);
     auto e = encodeValue(reg(type, pb::ABCD), plain, value);
