@@ -39,7 +39,7 @@ case "$what" in
   test) pkgs+=("${test_pkgs[@]}" "${firmware_pkgs[@]}") ;;
   demo) pkgs+=("${test_pkgs[@]}") ;;
   firmware) pkgs=("${schema_pkgs[@]}" "${firmware_pkgs[@]}") ;;
-  fuzz) pkgs+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+  fuzz) pkgs+=("${test_pkgs[@]}" "${firmware_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   lint) pkgs=("${lint_pkgs[@]}") ;;
   tidy) pkgs=("${lint_pkgs[@]}" clang-tidy-14) ;;
   *) echo "usage: $0 [build|schema|test|demo|fuzz|lint|tidy|firmware]" >&2; exit 2 ;;
