@@ -45,6 +45,7 @@ COMPONENTS = [
     "spool",
     "outputs/mqtt",
     "control",
+    "commands",
     "platform",
     "app",
 ]
@@ -53,7 +54,7 @@ CLI = "cli"  # gateway/cli
 # against the layers (cycles still are): give it a layer here.
 LAYERS = [
     ("programs", ["app", CLI]),
-    ("components", ["control", "inputs/modbus", "inputs/lora", "outputs/mqtt", "spool"]),
+    ("components", ["control", "commands", "inputs/modbus", "inputs/lora", "outputs/mqtt", "spool"]),
     ("base", ["core", "config", "sources", "platform"]),
 ]
 LAYER_OF = {f: i for i, (_, folders) in enumerate(LAYERS) for f in folders}

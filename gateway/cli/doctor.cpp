@@ -224,6 +224,26 @@ std::optional<Check> loraCheck(const pb::GatewayHealth& h, Clock::time_point now
   return make("lora", CheckStatus::Ok, detail);
 }
 
+// Only when writes are on: what was written, and whether the audit trail keeps every record.
+std::optional<Check> commandsCheck(const pb::GatewayHealth& h) {
+  if (!h.has_commands() || !h.commands().enabled()) return std::nullopt;
+  const auto& c = h.commands();
+  std::string detail = std::string("writes on") + (c.platform() ? " (cabinet and platform)" : " (cabinet only)") +
+                       ": " + std::to_string(c.done()) + " done, " +
+                       std::to_string(c.refused() + c.duplicates() + c.expired() + c.malformed()) + " refused, " +
+                       std::to_string(c.failed()) + " failed; audit " + std::to_string(c.audit_pending()) + " pending";
+  if (!c.audit_durable()) {
+    return make("commands", CheckStatus::Warn, detail + ", kept in memory only",
+                "the audit spool (state_dir/audit) cannot be used: check its permissions and the disk");
+  }
+  if (c.audit_lost() > 0) {
+    return make("commands", CheckStatus::Warn, detail + ", " + std::to_string(c.audit_lost()) + " lost",
+                "audit records were dropped (the audit spool was full or failing): see `journalctl -u citygated`, "
+                "logger audit");
+  }
+  return make("commands", CheckStatus::Ok, detail);
+}
+
 Check uptimeCheck(const pb::StatusResponse& s, Clock::time_point now) {
   const auto up = std::chrono::seconds(s.health().process().uptime_s());
   const auto& started = s.gateway().started_at();
@@ -261,6 +281,7 @@ std::vector<Check> doctorChecks(const pb::StatusResponse& s, Clock::time_point n
   for (auto& c : busChecks(s)) out.push_back(std::move(c));
   for (auto& c : deviceChecks(s, now)) out.push_back(std::move(c));
   if (auto c = loraCheck(h, now)) out.push_back(std::move(*c));
+  if (auto c = commandsCheck(h)) out.push_back(std::move(*c));
   out.push_back(uptimeCheck(s, now));
   return out;
 }

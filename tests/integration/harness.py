@@ -34,7 +34,7 @@ os.environ["COLUMNS"] = "1000"
 PEERS = REPO / "tests" / "peers"
 sys.path.insert(0, str(BUILD / "python"))
 
-from citygate.v1 import reading_pb2, status_pb2  # noqa: E402  (generated)
+from citygate.v1 import commands_pb2, reading_pb2, status_pb2  # noqa: E402  (generated)
 import paho.mqtt.client as paho  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
@@ -290,6 +290,8 @@ class Subscriber:
         self.batches = []       # ReadingBatch
         self.status = []        # GatewayStatus (retained and live)
         self.health = []        # GatewayHealth
+        self.results = []       # CommandResult (.../cmd/result)
+        self.audits = []        # AuditRecord (.../audit)
         self.arrivals = []      # (monotonic time, seq)
         self.connected = False
         self.client = paho.Client(client_id=client_id or f"platform-{os.getpid()}-{id(self)}", clean_session=False)
@@ -341,7 +343,24 @@ class Subscriber:
                 h = status_pb2.GatewayHealth()
                 h.ParseFromString(msg.payload)
                 self.health.append(h)
+            elif msg.topic.endswith("/cmd/result"):
+                r = commands_pb2.CommandResult()
+                r.ParseFromString(msg.payload)
+                self.results.append(r)
+            elif leaf == "audit":
+                a = commands_pb2.AuditRecord()
+                a.ParseFromString(msg.payload)
+                self.audits.append(a)
             self.cond.notify_all()
+
+    def command(self, cmd):
+        """Publishes a citygate.v1.Command on <root>/cmd at QoS 1, as the platform does."""
+        info = self.client.publish(self.root + "/cmd", cmd.SerializeToString(), qos=1)
+        info.wait_for_publish(10)
+
+    def results_for(self, request_id):
+        with self.cond:
+            return [r for r in self.results if r.request_id == request_id]
 
     def wait_for(self, predicate, timeout, what="condition"):
         deadline = time.monotonic() + timeout

@@ -1,14 +1,18 @@
-"""Issue 17: safe writes to Modbus devices. `citygatectl modbus write` through the running daemon
-against a real pymodbus device: a writable holding register is written and read back (the device
-holds the value, and the platform's next reading shows it); a write the configuration or the
-profile does not allow is refused with its reason, and nothing reaches the device."""
+"""Issue 17: safe writes to Modbus devices. `citygatectl modbus write` and the platform's commands
+on <prefix>/<gateway>/cmd, through the running daemon against a real pymodbus device: a writable
+holding register is written and read back (the device holds the value, and the platform's next
+reading shows it); a write the configuration or the profile does not allow, an expired or a
+duplicated command is refused with its reason, and nothing reaches the device; every command and
+result is an audit record with its own seq, also across a broker outage."""
 import json
 import os
 import subprocess
+import time
 import unittest
 from pathlib import Path
 
-from harness import BIN, IntegrationTest, gateway_config
+from harness import BIN, IntegrationTest, commands_pb2, gateway_config
+from citygate.v1 import node_pb2  # noqa: E402  (generated; harness puts it on the path)
 
 CTL = BIN / "citygatectl"
 
@@ -22,7 +26,9 @@ point { field: "count" table: INPUT_REGISTER address: 0 type: UINT16 }
 """
 
 
-class ModbusWrite(IntegrationTest):
+class CommandsWorld(IntegrationTest):
+    """A broker, a pymodbus device with two units, the platform's subscriber and citygated."""
+
     def start(self, commands):
         env = self.env
         self.broker = env.broker()
@@ -58,6 +64,8 @@ class ModbusWrite(IntegrationTest):
         per_fc = self.sim.stats().get(str(unit), {}).get("by_fc", {})
         return sum(int(per_fc.get(fc, 0)) for fc in ("5", "6", "15", "16"))
 
+
+class ModbusWrite(CommandsWorld):
     def test_a_writable_holding_register_is_written_and_read_back(self):
         self.start('commands { enabled: true allow { device: "ctl-3" } }')
         out = self.ctl("modbus", "write", "b", 3, "holding", 10, 90.5, "--yes", check=0)
@@ -80,7 +88,14 @@ class ModbusWrite(IntegrationTest):
         # The platform's next reading carries the new value.
         self.sub.wait_for(lambda: any(r.generic.values["period"].value == 90.5 for r in self.sub.of("ctl-3")), 20,
                           "a reading with the written period")
-        self.gw.wait_log("modbus write of 90.5 to unit 3 HOLDING_REGISTER 10 on bus 'b' by cli:")
+        self.gw.wait_log("modbus write of period = 90.5 to unit 3 HOLDING_REGISTER 10 on bus 'b' (ctl-3")
+        # Each write is an audit record, with who asked.
+        audits = self.sub.wait_for(lambda: len(self.sub.audits) >= 3 and self.sub.audits, 20, "three audit records")
+        self.assertEqual([a.seq for a in audits[:3]], [1, 2, 3])
+        self.assertTrue(audits[0].origin.startswith("cli"), audits[0].origin)
+        self.assertEqual(audits[0].command.write.point, "period")
+        self.assertEqual(audits[0].result.status, commands_pb2.CommandResult.DONE)
+        self.assertTrue(audits[0].result.write.holds)
 
     def test_refusals_have_their_reason_and_touch_nothing(self):
         self.start('commands { enabled: true allow { device: "ctl-3" point: "period" point: "setpoint" } '
@@ -106,7 +121,7 @@ class ModbusWrite(IntegrationTest):
         out = self.ctl("modbus", "write", "b", 3, "holding", 10, 63, "--yes", check=1)
         self.assertIn("refused (RATE_LIMITED)", out.stderr)
         self.assertEqual(self.read(3, "holding", 10, 1), [620])
-        self.gw.wait_log("refused (rate limited)")
+        self.gw.wait_log("REFUSED (RATE_LIMITED)")
 
     def test_without_commands_every_write_is_refused(self):
         self.start("")
@@ -142,6 +157,112 @@ class ModbusWrite(IntegrationTest):
         out = self.ctl("modbus", "write", "r", 3, "holding", 10, 60, "--yes", check=1)
         self.assertIn("refused (UNSUPPORTED)", out.stderr)
         self.assertEqual(sim.stats().get("3", {}).get("by_fc", {}).get("6", 0), 0)
+
+
+class PlatformCommands(CommandsWorld):
+    """The platform's side: Command on .../cmd, CommandResult on .../cmd/result, AuditRecord on .../audit."""
+
+    CONFIG = ('commands { enabled: true platform: true allow { device: "ctl-3" point: "period" point: "sign" } '
+              'rate_limit { writes: 20 per_s: 60 } }')
+
+    def command(self, request_id, point="period", value=60.0, device="ctl-3", expires_in=60.0, table=None,
+                address=None):
+        c = commands_pb2.Command(request_id=request_id, device=device, origin="integration")
+        c.expires_at.FromNanoseconds(int((time.time() + expires_in) * 1e9))
+        if table is None:
+            c.write.point = point
+        else:
+            c.write.table = table
+            c.write.address = address
+        c.write.value = value
+        return c
+
+    def final(self, request_id, timeout=20):
+        """The last answer to a request once it is final (not ACCEPTED)."""
+        done = (commands_pb2.CommandResult.DONE, commands_pb2.CommandResult.FAILED,
+                commands_pb2.CommandResult.REFUSED, commands_pb2.CommandResult.EXPIRED)
+        return self.sub.wait_for(
+            lambda: next((r for r in self.sub.results_for(request_id) if r.status in done), None), timeout,
+            f"the result of {request_id}")
+
+    def test_a_platform_write_is_done_and_read_back(self):
+        self.start(self.CONFIG)
+        self.gw.wait_log("subscribed to citygate/v1/gw-cmd/cmd")
+        self.sub.command(self.command("w-1", value=90.5))
+        r = self.final("w-1")
+        self.assertEqual(r.status, commands_pb2.CommandResult.DONE, r)
+        self.assertTrue(r.write.written)
+        self.assertTrue(r.write.holds)
+        self.assertEqual(r.write.read_back, 90.5)
+        self.assertEqual(r.gateway_id, "gw-cmd")
+        accepted = [x for x in self.sub.results_for("w-1") if x.status == commands_pb2.CommandResult.ACCEPTED]
+        self.assertEqual(len(accepted), 1)
+        self.assertEqual(self.read(3, "holding", 10, 1), [905])
+        # By table and address: the coil.
+        self.sub.command(self.command("w-2", value=1, table=node_pb2.COIL, address=4))
+        self.assertEqual(self.final("w-2").status, commands_pb2.CommandResult.DONE)
+        self.assertEqual(self.read(3, "coil", 4, 1), [1])
+
+    def test_platform_refusals_have_their_reason_and_touch_nothing(self):
+        self.start(self.CONFIG)
+        self.gw.wait_log("subscribed to citygate/v1/gw-cmd/cmd")
+        writes_before = self.writes(3) + self.writes(4)
+        cases = [
+            (self.command("r-ro", point="serial", value=5), commands_pb2.POINT_NOT_WRITABLE),
+            (self.command("r-low", value=9), commands_pb2.OUT_OF_RANGE),
+            (self.command("r-ctl4", device="ctl-4"), commands_pb2.DEVICE_NOT_ALLOWED),
+            (self.command("r-setpoint", point="setpoint", value=1), commands_pb2.DEVICE_NOT_ALLOWED),
+            (self.command("r-nopoint", point="nothing"), commands_pb2.UNKNOWN_POINT),
+            (self.command("r-nodev", device="ctl-9"), commands_pb2.UNKNOWN_DEVICE),
+            (self.command("r-late", expires_in=-5), commands_pb2.EXPIRED),
+            (self.command("r-far", expires_in=7200), commands_pb2.BAD_COMMAND),
+        ]
+        for c, _ in cases:
+            self.sub.command(c)
+        for c, reason in cases:
+            r = self.final(c.request_id)
+            self.assertEqual(r.refusal, reason, f"{c.request_id}: {r}")
+            self.assertTrue(r.detail, r)
+        self.assertEqual(self.final("r-late").status, commands_pb2.CommandResult.EXPIRED)
+        self.assertEqual(self.writes(3) + self.writes(4), writes_before)
+        # A duplicate request id: carried out once, the second refused.
+        self.sub.command(self.command("d-1", value=61))
+        self.assertEqual(self.final("d-1").status, commands_pb2.CommandResult.DONE)
+        n = len(self.sub.results_for("d-1"))
+        self.sub.command(self.command("d-1", value=62))
+        self.sub.wait_for(lambda: len(self.sub.results_for("d-1")) > n, 20, "the duplicate's answer")
+        dup = self.sub.results_for("d-1")[-1]
+        self.assertEqual(dup.status, commands_pb2.CommandResult.REFUSED)
+        self.assertEqual(dup.refusal, commands_pb2.DUPLICATE_REQUEST)
+        self.assertEqual(self.read(3, "holding", 10, 1), [610])
+        # Not a Command at all: counted, and the gateway goes on.
+        self.sub.client.publish(self.sub.root + "/cmd", b"\xff\xff not protobuf", qos=1).wait_for_publish(10)
+        self.sub.wait_for(lambda: any(h.commands.malformed >= 1 for h in self.sub.health), 30,
+                          "the malformed command counted in the health report")
+        # Every answer is audited, numbered without a gap.
+        n_results = len(self.sub.results)
+        audits = self.sub.wait_for(lambda: len(self.sub.audits) >= n_results and self.sub.audits, 20,
+                                   "an audit record for every answer")
+        self.assertEqual([a.seq for a in audits], list(range(1, len(audits) + 1)))
+
+    def test_audit_records_survive_a_broker_outage(self):
+        self.start(self.CONFIG)
+        self.gw.wait_log("subscribed to citygate/v1/gw-cmd/cmd")
+        self.sub.command(self.command("o-1", value=70))
+        self.final("o-1")
+        before = self.sub.wait_for(lambda: len(self.sub.audits) >= 2 and list(self.sub.audits), 20,
+                                   "the audit of o-1 (ACCEPTED, DONE)")
+        last = before[-1].seq
+        self.broker.stop()
+        # At the cabinet while the broker is away: written, and audited into the spool.
+        self.ctl("modbus", "write", "b", 3, "holding", 10, 80, "--yes", check=0)
+        self.broker.start()
+        after = self.sub.wait_for(lambda: [a for a in self.sub.audits if a.seq > last], 60,
+                                  "the cabinet write's audit record after the outage")
+        self.assertEqual(after[0].seq, last + 1)
+        self.assertTrue(after[0].origin.startswith("cli"))
+        self.assertEqual(after[0].result.status, commands_pb2.CommandResult.DONE)
+        self.assertEqual(after[0].command.write.value, 80)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "app/gateway.hpp"
+#include "commands/service.hpp"
 #include "config/config_file.hpp"
 #include "platform/logging.hpp"
 
@@ -315,6 +316,7 @@ void Gateway::finishSwap(const std::shared_ptr<Swap>& swap) {
   sources_ = std::move(swap->sources);
   applyLiveSettings(*swap->next, p);
   config_ = std::move(swap->next);
+  if (commands_) commands_->configure();  // platform commands on or off, the request ids remembered
   ++generation_;
   configLoadedAt_ = clock_.wallNow();
   swap->out.kind = ApplyOutcome::Kind::Applied;

@@ -261,6 +261,16 @@ Status Gateway::start() {
   mqtt_ = std::make_shared<mqtt::Session>(ioc_.get_executor(), clock_, mqtt::makePahoClient(ioc_.get_executor(), co),
                                           oo, mqttLog);
   readings_ = mqtt::ReadingsSink::create(mqtt_);
+  // Writes and platform commands; their audit trail has a spool of its own (state_dir/audit).
+  commands::AuditOptions ao;
+  ao.dir = c.state_dir().empty() ? std::string() : c.state_dir() + "/audit";
+  ao.gatewayId = c.gateway_id();
+  ao.bootId = bootId_;
+  auto auditLog = logging_.get("audit");
+  commands_ = std::make_shared<commands::Service>(
+      ioc_.get_executor(), *this, clock_,
+      std::make_unique<commands::AuditTrail>(ioc_.get_executor(), clock_, ao, mqtt_, auditLog), mqtt_,
+      logging_.get("commands"));
 
   // One sink today (the native readings); a second output (Sparkplug B) is one more entry.
   core::PipelineOptions po;
@@ -280,6 +290,7 @@ Status Gateway::start() {
         if (auto self = weakSelf.lock()) self->onClockSync(now, before);
       });
   pipeline_->start();
+  commands_->start();  // subscribes before the first connect
   mqtt_->start();
 
   // Every source's resources that can be refused (bus worker threads) first, then they start: a
@@ -366,6 +377,7 @@ void Gateway::stop(std::function<void()> done) {
   // then the session gets up to 2 s to deliver.
   stopSources(std::move(sources_), [self, finish = std::move(finish)]() mutable {
     if (self->pipeline_) self->pipeline_->stop();
+    if (self->commands_) self->commands_->stop();  // audit records not yet delivered stay in its spool
     if (self->mqtt_) {
       self->mqtt_->stop(std::chrono::milliseconds(2000), std::move(finish));
     } else {
@@ -380,6 +392,7 @@ void Gateway::release() {
   // queued may hold the last reference to this object, and would otherwise destroy it (and its
   // timers) inside the io_context's own destructor.
   pipeline_.reset();
+  commands_.reset();
   readings_.reset();
   spool_.reset();
   clockSync_.reset();

@@ -18,6 +18,7 @@
 
 #include "app/validate.hpp"
 #include "citygate/v1/status.pb.h"
+#include "commands/service.hpp"
 #include "control/control_target.hpp"
 #include "core/clock.hpp"
 #include "core/result.hpp"
@@ -50,7 +51,7 @@ class FileSpool;
 
 namespace citygate::app {
 
-class Gateway : public control::ControlTarget, public std::enable_shared_from_this<Gateway> {
+class Gateway : public control::ControlTarget, public commands::Daemon, public std::enable_shared_from_this<Gateway> {
  public:
   // `registry`: the kinds of source (sourceRegistry(), or a test's); it must outlive the Gateway
   // and be the one `config` was validated with.
@@ -95,7 +96,8 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   void setReadingTap(ReadingTap tap) override;
   // `mqtt reconnect` (app/health.cpp).
   std::optional<citygate::v1::MqttReconnectResponse> reconnectMqtt() override;
-  SteadyTime steadyNow() const override { return clock_.steadyNow(); }
+  // Writes, platform commands and their audit (commands/service.hpp).
+  commands::Service* commands() override { return commands_.get(); }
   // Where the clock's synchronisation comes from (core/clock_sync.hpp): the kernel's
   // (KernelClockSync) unless a test sets another before start().
   void setClockSyncSource(std::unique_ptr<core::ClockSyncSource> source);
@@ -157,6 +159,7 @@ class Gateway : public control::ControlTarget, public std::enable_shared_from_th
   bool sameBoot_ = false;                // runtime_dir was written on this boot: an unclean stop lost nothing
   std::shared_ptr<mqtt::Session> mqtt_;  // the broker link; its clients below
   std::shared_ptr<mqtt::ReadingsSink> readings_;
+  std::shared_ptr<commands::Service> commands_;  // after the session: it subscribes to .../cmd
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<sources::Source>> sources_;  // in the order of config_->sources
   std::unique_ptr<core::Timer> healthTimer_;

@@ -149,6 +149,27 @@ void addPipelineCounters(const core::Pipeline& pipeline, pb::GatewayHealth& h) {
   ctr["batches_rejected"] = ps.rejectedBatches;
 }
 
+void fillCommandsHealth(const commands::Service& service, const pb::CommandsConfig& config, pb::CommandsHealth& ch) {
+  const auto& s = service.stats();
+  const auto a = service.auditStats();
+  ch.set_enabled(config.enabled());
+  ch.set_platform(s.subscribed);
+  ch.set_received(s.received);
+  ch.set_malformed(s.malformed);
+  ch.set_duplicates(s.duplicates);
+  ch.set_expired(s.expired);
+  ch.set_refused(s.refused);
+  ch.set_accepted(s.accepted);
+  ch.set_done(s.done);
+  ch.set_failed(s.failed);
+  ch.set_results_not_published(s.resultsNotPublished);
+  ch.set_audit_recorded(a.recorded);
+  ch.set_audit_pending(a.pending);
+  ch.set_audit_lost(a.lost + a.dropped);
+  ch.set_audit_next_seq(a.nextSeq);
+  ch.set_audit_durable(a.durable);
+}
+
 pb::GatewayHealth Gateway::health() const {
   pb::GatewayHealth h;
   h.set_gateway_id(config_->loaded.config.gateway_id());
@@ -163,6 +184,7 @@ pb::GatewayHealth Gateway::health() const {
   }
   if (clockSync_) fillClockHealth(*clockSync_, clock_, *h.mutable_clock());
   if (mqtt_) fillMqttHealth(*mqtt_, *readings_, *h.mutable_mqtt());
+  if (commands_) fillCommandsHealth(*commands_, config_->loaded.config.commands(), *h.mutable_commands());
   fillProcessHealth(clock_.steadyNow() - startedSteady_, *h.mutable_process());
   if (pipeline_) addPipelineCounters(*pipeline_, h);
   (*h.mutable_counters())["seq_file_recovered"] = seqRecovered_;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "citygate/v1/config.pb.h"
 #include "citygate/v1/status.pb.h"
 #include "core/time.hpp"
 
@@ -22,6 +23,10 @@ class Session;
 class ReadingsSink;
 }  // namespace citygate::mqtt
 
+namespace citygate::commands {
+class Service;
+}
+
 namespace citygate::app {
 
 // The spool's section, in the health report and in the birth message.
@@ -32,6 +37,8 @@ void fillSpoolDisk(const std::string& dir, citygate::v1::SpoolHealth& sp);
 void fillClockHealth(const core::ClockSyncMonitor& monitor, const core::Clock& clock, citygate::v1::ClockHealth& c);
 void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, citygate::v1::MqttHealth& mq);
 void fillProcessHealth(SteadyClock::duration uptime, citygate::v1::ProcessHealth& p);
+void fillCommandsHealth(const commands::Service& service, const citygate::v1::CommandsConfig& config,
+                        citygate::v1::CommandsHealth& ch);
 void addPipelineCounters(const core::Pipeline& pipeline, citygate::v1::GatewayHealth& h);
 
 std::uint64_t currentRssBytes();

@@ -97,6 +97,7 @@ ConfigPlan planChange(const ValidatedConfig& running, const ValidatedConfig& nex
   if (a.health_interval_s() != b.health_interval_s()) plan.live.push_back("health_interval_s");
   if (config::canonicalBytes(a.location()) != config::canonicalBytes(b.location())) plan.live.push_back("location");
   if (a.profile_dir() != b.profile_dir()) plan.live.push_back("profile_dir");
+  if (config::canonicalBytes(a.commands()) != config::canonicalBytes(b.commands())) plan.live.push_back("commands");
 
   registry.plan(running.sources, next.sources, plan);
   return plan;

@@ -14,7 +14,7 @@ struct ConfigPlan {
   std::vector<std::string> removed;
   std::vector<std::string> changed;
   std::vector<std::string> unchanged;
-  std::vector<std::string> live;     // log_level, health_interval_s, location, profile_dir
+  std::vector<std::string> live;     // log_level, health_interval_s, location, profile_dir, commands
   std::vector<std::string> refused;  // "mqtt.uri: needs a restart" ...
 
   // Added or changed.

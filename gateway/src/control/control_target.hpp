@@ -25,6 +25,9 @@
 namespace citygate::platform {
 class Logging;
 }
+namespace citygate::commands {
+class Service;
+}
 
 namespace citygate::control {
 
@@ -88,9 +91,9 @@ class ControlTarget {
   // daemon has no MQTT session (a test's fake).
   virtual std::optional<citygate::v1::MqttReconnectResponse> reconnectMqtt() { return std::nullopt; }
 
-  // The steady time the write rate limit counts on (the daemon's injected clock; tests' fakes
-  // may override it).
-  virtual SteadyTime steadyNow() const { return SteadyClock::now(); }
+  // Writes and their audit (`modbus write`): the daemon's command service; nullptr when the
+  // daemon has none (a test's fake).
+  virtual commands::Service* commands() { return nullptr; }
 
   // The running sources, every kind (devices, health; a kind's own handler casts them).
   virtual const std::vector<std::shared_ptr<sources::Source>>& sources() const = 0;

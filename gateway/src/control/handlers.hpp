@@ -21,7 +21,6 @@
 
 #include "control/control_target.hpp"
 #include "control/server.hpp"
-#include "inputs/modbus/write.hpp"
 
 namespace spdlog {
 class logger;
@@ -62,7 +61,6 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   };
   struct AdhocRead;
   struct Scan;
-  struct AdhocWrite;
   // A `config diff` or `config apply` in progress.
   struct ConfigRequest {
     enum class Mode : std::uint8_t {
@@ -92,9 +90,6 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   void deviceRetry(const std::string& id, Reply reply);  // modbus_handlers.cpp
   void mqttReconnect(Reply reply);
   void modbusWrite(const citygate::v1::ModbusWriteRequest& request, Reply reply);  // modbus_handlers.cpp
-  void onWriteDone(const std::shared_ptr<AdhocWrite>& write, modbus::JobResult&& result);
-  void onWriteTimeout(const std::shared_ptr<AdhocWrite>& write, const boost::system::error_code& ec);
-  void finishWrite(const std::shared_ptr<AdhocWrite>& write, citygate::v1::WriteOutcome outcome);
 
   void onReading(const citygate::v1::Reading& reading, std::string_view bytes);
   void onReadDone(const std::shared_ptr<AdhocRead>& read, modbus::JobResult&& result);
@@ -119,10 +114,6 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   std::map<std::string, Latest> latest_;
   std::set<std::string> known_;  // device ids of the running configuration
   std::uint64_t knownGeneration_ = 0;
-  // Writes per device (GatewayConfig.commands.rate_limit), made when the first write comes; made
-  // again when the configured limit changes.
-  std::unique_ptr<modbus::RateLimiter> writeLimiter_;
-  std::pair<std::uint32_t, std::uint32_t> writeLimit_{0, 0};
 };
 
 }  // namespace citygate::control

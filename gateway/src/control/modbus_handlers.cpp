@@ -1,4 +1,5 @@
-// The Modbus commands of the control socket (`modbus read`, `probe`, `scan`): the one place of
+// The Modbus commands of the control socket (`modbus read`, `probe`, `scan`, `write`: the last through
+// the command service, commands/service.hpp): the one place of
 // control/ that knows a kind of source. The source is found by kind and name among the running
 // sources and cast to modbus::ModbusSource for its BusSource.
 #include <spdlog/spdlog.h>
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "commands/service.hpp"
 #include "control/handlers.hpp"
 #include "core/suggest.hpp"
 #include "inputs/modbus/bus_source.hpp"
@@ -23,29 +25,6 @@ namespace {
 constexpr std::chrono::seconds kQueueAllowance{15};
 
 using modbus::describeBus;
-
-std::string readError(const modbus::ReadError& e, std::uint32_t unit, const std::string& bus,
-                      std::chrono::milliseconds timeout) {
-  std::string what;
-  switch (e.kind) {
-    case modbus::ErrorKind::Timeout:
-      what = "no answer within " + std::to_string(timeout.count()) + " ms";
-      break;
-    case modbus::ErrorKind::Exception:
-      what = "exception " + e.message;
-      break;
-    case modbus::ErrorKind::BadFrame:
-      what = "bad answer: " + e.message;
-      break;
-    case modbus::ErrorKind::Connection:
-      what = "link failed: " + e.message;
-      break;
-    case modbus::ErrorKind::None:
-      what = "ok";
-      break;
-  }
-  return "unit " + std::to_string(unit) + " on bus '" + bus + "': " + what;
-}
 
 }  // namespace
 
@@ -142,7 +121,7 @@ void Handlers::onReadDone(const std::shared_ptr<AdhocRead>& read, modbus::JobRes
   if (result.errors.empty() || !result.errors.front().ok()) {
     const modbus::ReadError e =
         result.errors.empty() ? modbus::ReadError{modbus::ErrorKind::Timeout, 0, "not tried"} : result.errors.front();
-    read->reply.error(pb::ControlError::DEVICE_ERROR, readError(e, q.unit_id(), q.bus(), read->timeout));
+    read->reply.error(pb::ControlError::DEVICE_ERROR, modbus::describeError(e, q.unit_id(), q.bus(), read->timeout));
     return;
   }
   pb::ControlResponse r;
@@ -308,187 +287,21 @@ void Handlers::scanStep(const std::shared_ptr<Scan>& scan, bool answered, std::s
 
 // ---- modbus write -----------------------------------------------------------------------------
 
-struct Handlers::AdhocWrite {
-  Reply reply;
-  pb::ModbusWriteRequest request;
-  std::string who;  // for the log: origin, uid, pid
-  std::chrono::milliseconds timeout{500};
-  const modbus::DeviceSpec* device = nullptr;  // valid while `bus` is held
-  std::shared_ptr<modbus::ModbusSource> bus;
-  std::size_t point = 0;
-  std::vector<std::uint16_t> registers;
-  boost::asio::steady_timer guard;
-  bool finished = false;
-
-  explicit AdhocWrite(boost::asio::any_io_executor ex) : guard(ex) {}
-};
-
-namespace {
-
-std::string describeWrite(const pb::ModbusWriteRequest& q) {
-  return "unit " + std::to_string(q.unit_id()) + " " + pb::RegisterTable_Name(q.table()) + " " +
-         std::to_string(q.address()) + " on bus '" + q.bus() + "'";
-}
-
-}  // namespace
-
 void Handlers::modbusWrite(const pb::ModbusWriteRequest& request, Reply reply) {
-  auto write = std::make_shared<AdhocWrite>(executor_);
-  write->reply = std::move(reply);
-  write->request = request;
-  if (write->request.table() == pb::REGISTER_TABLE_UNSPECIFIED) write->request.set_table(pb::HOLDING_REGISTER);
-  const auto& q = write->request;
-  write->who = (q.origin().empty() ? std::string("cli") : q.origin()) + " uid " +
-               std::to_string(write->reply.peer().uid) + " pid " + std::to_string(write->reply.peer().pid);
-  pb::WriteOutcome refused;
-  refused.set_requested(q.value());
-  auto refuse = [&](pb::WriteRefusal reason, std::string detail) {
-    refused.set_refusal(reason);
-    refused.set_detail(std::move(detail));
-    finishWrite(write, refused);
-  };
-  const auto& commands = gateway_->loadedConfig().config.commands();
-  if (!commands.enabled()) {
-    return refuse(pb::COMMANDS_DISABLED, "writes are off: the configuration has no commands { enabled: true }");
-  }
-  write->bus = std::dynamic_pointer_cast<modbus::ModbusSource>(gateway_->findSource(modbus::kKindName, q.bus()));
-  if (!write->bus) return refuse(pb::UNKNOWN_DEVICE, "no Modbus bus '" + q.bus() + "' in the running configuration");
-  const auto& spec = write->bus->busSpec();
-  for (const auto& d : spec.devices) {
-    if (d.unitId == q.unit_id()) write->device = &d;
-  }
-  if (write->device == nullptr) {
-    return refuse(pb::UNKNOWN_DEVICE, "no device with unit id " + std::to_string(q.unit_id()) + " on bus '" + q.bus() +
-                                          "' in the running configuration");
-  }
-  const auto& dev = *write->device;
-  refused.set_device_id(dev.sensor->id);
-  const auto point = modbus::findPoint(dev, q.table(), q.address());
-  if (point) refused.set_point(dev.sensor->points[*point].name);
-  if (auto no = modbus::checkWrite(commands, &dev, point, q.value())) {
-    std::string detail = no->detail;
-    if (no->reason == pb::UNKNOWN_POINT) {
-      detail = "profile '" + dev.profile + "' has no point at " + pb::RegisterTable_Name(q.table()) + " " +
-               std::to_string(q.address());
-    }
-    return refuse(no->reason, detail);
-  }
-  write->point = *point;
-  const auto& rd = dev.reads[*point];
-  if ((q.type() != pb::DATA_TYPE_UNSPECIFIED && q.type() != rd.type) ||
-      (q.order() != pb::WORD_ORDER_UNSPECIFIED && q.order() != rd.order)) {
-    return refuse(pb::TYPE_MISMATCH, "point '" + refused.point() + "' is " + pb::DataType_Name(rd.type) + " " +
-                                         modbus::orderName(rd.order) + " in profile '" + dev.profile + "'");
-  }
-  auto enc = modbus::encodeValue(rd, dev.sensor->points[*point], q.value());
-  if (enc.refusal) return refuse(enc.refusal->reason, enc.refusal->detail);
-  write->registers = enc.registers;
-  if (spec.kind != modbus::BusSpec::Kind::Tcp) {
-    return refuse(pb::UNSUPPORTED, "writes are supported on Modbus TCP buses only so far; bus '" + q.bus() + "' is " +
-                                       describeBus(spec.config));
-  }
-  if (q.dry_run()) {
-    pb::ControlResponse r;
-    auto* o = r.mutable_modbus_write();
-    *o = refused;
-    for (auto v : enc.registers) o->add_registers(v);
-    o->set_detail("dry run: point '" + refused.point() + "' of device '" + dev.sensor->id + "' (profile '" +
-                  dev.profile + "', " + pb::DataType_Name(rd.type) + " " + modbus::orderName(rd.order) + ", writable " +
-                  fmt::format("{}..{}", rd.writeMin, rd.writeMax) + ")");
-    write->finished = true;
-    write->reply.send(std::move(r));
+  auto* service = gateway_->commands();
+  if (service == nullptr) {
+    reply.error(pb::ControlError::BAD_REQUEST, "this daemon carries out no writes");
     return;
   }
-  const std::uint32_t writes =
-      commands.rate_limit().writes() != 0 ? commands.rate_limit().writes() : modbus::kDefaultRateWrites;
-  const std::uint32_t perS =
-      commands.rate_limit().per_s() != 0 ? commands.rate_limit().per_s() : modbus::kDefaultRatePerS;
-  if (!writeLimiter_ || writeLimit_ != std::pair{writes, perS}) {
-    writeLimiter_ = std::make_unique<modbus::RateLimiter>(writes, std::chrono::seconds(perS));
-    writeLimit_ = {writes, perS};
-  }
-  std::chrono::milliseconds retryIn{0};
-  if (!writeLimiter_->take(dev.sensor->id, gateway_->steadyNow(), &retryIn)) {
-    return refuse(pb::RATE_LIMITED, "device '" + dev.sensor->id + "' had its " + std::to_string(writes) +
-                                        " writes in " + std::to_string(perS) + " s; the next one in " +
-                                        std::to_string((retryIn.count() + 999) / 1000) + " s");
-  }
-  write->timeout = dev.timeout;
-  modbus::WriteRequest wr{rd.table, static_cast<std::uint16_t>(rd.address), enc.registers};
-  modbus::ReadRequest back{rd.table, static_cast<std::uint16_t>(rd.address), static_cast<std::uint16_t>(rd.count), {}};
-  const std::size_t capacity = commands.queue_capacity() != 0 ? commands.queue_capacity() : modbus::kDefaultWriteQueue;
-  if (!write->bus->bus().adhocWrite(dev.unitId, std::move(wr), std::move(back), write->timeout, capacity,
-                                    std::bind_front(&Handlers::onWriteDone, shared_from_this(), write))) {
-    return refuse(pb::QUEUE_FULL, "bus '" + q.bus() + "' has " + std::to_string(capacity) +
-                                      " writes waiting (or a full queue); try again in a moment");
-  }
-  log_->info("modbus write of {} = {} to {} ({} '{}') queued, by {}", refused.point(), q.value(), describeWrite(q),
-             dev.sensor->id, dev.profile, write->who);
-  write->reply.onClose([write] { write->finished = true; });  // the write goes on: it is on the bus
-  write->guard.expires_after(write->timeout * 2 + kQueueAllowance);
-  write->guard.async_wait(std::bind_front(&Handlers::onWriteTimeout, shared_from_this(), write));
-}
-
-void Handlers::onWriteDone(const std::shared_ptr<AdhocWrite>& write, modbus::JobResult&& result) {
-  write->guard.cancel();
-  const auto& q = write->request;
-  const auto& dev = *write->device;
-  pb::WriteOutcome o;
-  o.set_requested(q.value());
-  o.set_device_id(dev.sensor->id);
-  o.set_point(dev.sensor->points[write->point].name);
-  for (auto r : write->registers) o.add_registers(r);
-  const modbus::ReadError we =
-      result.writeError ? *result.writeError : modbus::ReadError{modbus::ErrorKind::Timeout, 0, "not tried"};
-  if (!we.ok()) {
-    o.set_detail("the write failed: " + readError(we, q.unit_id(), q.bus(), write->timeout));
-  } else {
-    o.set_written(true);
-    if (result.errors.empty() || !result.errors.front().ok()) {
-      const modbus::ReadError e =
-          result.errors.empty() ? modbus::ReadError{modbus::ErrorKind::Timeout, 0, "not tried"} : result.errors.front();
-      o.set_detail("written, but the read-back failed: " + readError(e, q.unit_id(), q.bus(), write->timeout));
-    } else {
-      const auto& rd = dev.reads[write->point];
-      const std::span<const std::uint16_t> back(result.data.data(),
-                                                std::min<std::size_t>(rd.count, result.data.size()));
-      for (auto r : back) o.add_read_back_registers(r);
-      if (auto v = modbus::decodeValue(rd, dev.sensor->points[write->point], back)) o.set_read_back(*v);
-      const bool holds = std::equal(
-          back.begin(), back.end(), write->registers.begin(), write->registers.end(),
-          [&rd](std::uint16_t a, std::uint16_t b) { return rd.table == pb::COIL ? ((a != 0) == (b != 0)) : a == b; });
-      o.set_holds(holds);
-      o.set_detail(holds ? "written and read back: the device holds the value"
-                         : "written, but the device reads back another value");
-    }
-  }
-  finishWrite(write, std::move(o));
-}
-
-void Handlers::onWriteTimeout(const std::shared_ptr<AdhocWrite>& write, const boost::system::error_code& ec) {
-  if (ec) return;
-  pb::WriteOutcome o;
-  o.set_requested(write->request.value());
-  o.set_refusal(pb::BUS_STOPPED);
-  o.set_detail("bus '" + write->request.bus() + "' did not run the write (it was stopped or is overloaded)");
-  finishWrite(write, std::move(o));
-}
-
-void Handlers::finishWrite(const std::shared_ptr<AdhocWrite>& write, pb::WriteOutcome outcome) {
-  const auto& q = write->request;
-  // The audit trail: every write asked for, and what became of it.
-  if (outcome.refusal() != pb::WRITE_REFUSAL_UNSPECIFIED) {
-    log_->warn("modbus write of {} to {} by {} refused ({}): {}", q.value(), describeWrite(q), write->who,
-               modbus::refusalName(outcome.refusal()), outcome.detail());
-  } else {
-    log_->info("modbus write of {} to {} by {}: written {}, holds {}, read back {}: {}", q.value(), describeWrite(q),
-               write->who, outcome.written(), outcome.holds(), outcome.read_back(), outcome.detail());
-  }
-  if (write->finished) return;
-  write->finished = true;
-  pb::ControlResponse r;
-  *r.mutable_modbus_write() = std::move(outcome);
-  write->reply.send(std::move(r));
+  const std::string who = (request.origin().empty() ? std::string("cli") : request.origin()) + " uid " +
+                          std::to_string(reply.peer().uid) + " pid " + std::to_string(reply.peer().pid);
+  // The write goes on when the client leaves (it is on the bus); its result is in the audit.
+  auto answer = std::make_shared<Reply>(std::move(reply));
+  service->modbusWrite(request, who, [answer](pb::WriteOutcome outcome) {
+    pb::ControlResponse r;
+    *r.mutable_modbus_write() = std::move(outcome);
+    answer->send(std::move(r));
+  });
 }
 
 }  // namespace citygate::control

@@ -97,6 +97,29 @@ TEST_CASE("doctor: a healthy gateway is all OK, in the stated order, and exits 0
   CHECK(find(checks, "uptime").detail.find("up 10 min") != std::string::npos);
 }
 
+TEST_CASE("doctor: commands only when writes are on, WARN when the audit trail is in memory or lost records") {
+  auto s = healthy();
+  CHECK_FALSE(has(doctorChecks(s, kNow), "commands"));
+  auto& c = *s.mutable_health()->mutable_commands();
+  c.set_enabled(true);
+  c.set_platform(true);
+  c.set_done(3);
+  c.set_refused(2);
+  c.set_audit_durable(true);
+  auto check = find(doctorChecks(s, kNow), "commands");
+  CHECK(check.status == CheckStatus::Ok);
+  CHECK(check.detail == "writes on (cabinet and platform): 3 done, 2 refused, 0 failed; audit 0 pending");
+  c.set_audit_lost(4);
+  check = find(doctorChecks(s, kNow), "commands");
+  CHECK(check.status == CheckStatus::Warn);
+  CHECK(check.detail.find("4 lost") != std::string::npos);
+  c.set_audit_durable(false);
+  check = find(doctorChecks(s, kNow), "commands");
+  CHECK(check.status == CheckStatus::Warn);
+  CHECK(check.nextStep.find("state_dir/audit") != std::string::npos);
+  CHECK(statusCheckExit(s) == 0);
+}
+
 TEST_CASE("doctor: a DOWN Modbus device is FAIL with the repair step, and the exit rule follows it") {
   auto s = healthy();
   auto* d = s.mutable_devices(1);

@@ -68,13 +68,9 @@ std::string MbapTransport::describe() const {
   return link_->describe();
 }
 
-ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
-                              std::chrono::milliseconds timeout, std::span<std::uint16_t> out) {
-  const auto start = link_->now();
-  if (auto e = open(start + timeout); !e.ok()) return e;
-  const RtuRequest req{unit, functionFor(table), address, count};
-  const std::uint16_t tid = ++transactionId_;
-  const auto frame = encodeMbapRequest(tid, unit, req.function, address, count);
+template <typename Check>
+ReadError MbapTransport::transact(std::uint8_t unit, std::uint16_t tid, std::span<const std::uint8_t> frame,
+                                  std::chrono::milliseconds timeout, Check&& check) {
   if (auto e = link_->send(frame); !e.ok()) {
     close();
     return e;
@@ -96,43 +92,16 @@ ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::u
       }
       const std::size_t total = 6 + static_cast<std::size_t>(length);
       if (rx_.size() < total) break;
-      const std::span<const std::uint8_t> f(rx_.data(), total);
-      auto consume = [this, total] { rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total)); };
       if (frameTid != tid) {
-        addDiscarded(discarded_, f[6]);  // a late answer to an earlier request: skipped
-        consume();
+        addDiscarded(discarded_, rx_[6]);  // a late answer to an earlier request: skipped
+        rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total));
         continue;
       }
-      const std::uint8_t fc = f[7];
-      ReadError bad{ErrorKind::BadFrame, 0, {}};
-      if (f[6] != unit) {
-        bad.message = "answer from unit " + std::to_string(f[6]) + " (asked unit " + std::to_string(unit) + ")";
-      } else if (fc == (req.function | 0x80U)) {
-        if (length == 3) {
-          const int code = f[8];
-          consume();
-          return ReadError{ErrorKind::Exception, code, exceptionName(code)};
-        }
-        bad.message = "exception frame of length " + std::to_string(length);
-      } else if (fc != req.function) {
-        bad.message = "function code " + hex2(fc) + " (asked " + hex2(req.function) + ")";
-      } else if (length < 3 || f[8] != answerDataBytes(req)) {
-        bad.message = length < 3
-                          ? "answer without data"
-                          : "byte count " + std::to_string(f[8]) + ", expected " + std::to_string(answerDataBytes(req));
-      } else if (length != 3 + answerDataBytes(req)) {
-        bad.message = "length " + std::to_string(length) + " does not match byte count " + std::to_string(f[8]);
-      } else if (out.size() < count) {
-        bad.message = "output too small";
-      } else {
-        // decodeRtuAnswer reads data from offset 3 of an RTU frame: unit, function, byte count.
-        decodeRtuAnswer(f.subspan(6), req, out);
-        consume();
-        return {};
-      }
-      addDiscarded(discarded_, unit);  // it answered this request's id: this device's
-      consume();
-      return bad;
+      ReadError verdict = check(std::span<const std::uint8_t>(rx_.data(), total));
+      // A bad answer to this request's id came from this device.
+      if (verdict.kind == ErrorKind::BadFrame) addDiscarded(discarded_, unit);
+      rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total));
+      return verdict;
     }
     if (link_->now() >= deadline) return ReadError{ErrorKind::Timeout, 0, "timeout"};
     if (auto e = link_->receive(rx_, deadline); !e.ok()) {
@@ -140,6 +109,41 @@ ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::u
       return e;
     }
   }
+}
+
+ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
+                              std::chrono::milliseconds timeout, std::span<std::uint16_t> out) {
+  const auto start = link_->now();
+  if (auto e = open(start + timeout); !e.ok()) return e;
+  const RtuRequest req{unit, functionFor(table), address, count};
+  const std::uint16_t tid = ++transactionId_;
+  const auto frame = encodeMbapRequest(tid, unit, req.function, address, count);
+  return transact(unit, tid, frame, timeout, [&](std::span<const std::uint8_t> f) -> ReadError {
+    const std::uint16_t length = be16(&f[4]);
+    const std::uint8_t fc = f[7];
+    ReadError bad{ErrorKind::BadFrame, 0, {}};
+    if (f[6] != unit) {
+      bad.message = "answer from unit " + std::to_string(f[6]) + " (asked unit " + std::to_string(unit) + ")";
+    } else if (fc == (req.function | 0x80U)) {
+      if (length == 3) return ReadError{ErrorKind::Exception, f[8], exceptionName(f[8])};
+      bad.message = "exception frame of length " + std::to_string(length);
+    } else if (fc != req.function) {
+      bad.message = "function code " + hex2(fc) + " (asked " + hex2(req.function) + ")";
+    } else if (length < 3 || f[8] != answerDataBytes(req)) {
+      bad.message = length < 3
+                        ? "answer without data"
+                        : "byte count " + std::to_string(f[8]) + ", expected " + std::to_string(answerDataBytes(req));
+    } else if (length != 3 + answerDataBytes(req)) {
+      bad.message = "length " + std::to_string(length) + " does not match byte count " + std::to_string(f[8]);
+    } else if (out.size() < count) {
+      bad.message = "output too small";
+    } else {
+      // decodeRtuAnswer reads data from offset 3 of an RTU frame: unit, function, byte count.
+      decodeRtuAnswer(f.subspan(6), req, out);
+      return {};
+    }
+    return bad;
+  });
 }
 
 ReadError MbapTransport::write(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address,
@@ -181,44 +185,16 @@ ReadError MbapTransport::write(std::uint8_t unit, pb::RegisterTable table, std::
   frame.push_back(unit);
   frame.push_back(function);
   frame.insert(frame.end(), pdu.begin(), pdu.end());
-  if (auto e = link_->send(frame); !e.ok()) {
-    close();
-    return e;
-  }
-  const auto deadline = link_->now() + timeout;
-  for (;;) {
-    while (rx_.size() >= kMbapHeaderBytes) {
-      const std::uint16_t frameTid = be16(&rx_[0]);
-      const std::uint16_t protocol = be16(&rx_[2]);
-      const std::uint16_t len = be16(&rx_[4]);
-      if (protocol != 0 || len < 2 || len > 254) {
-        addDiscarded(discarded_, unit);
-        close();
-        return ReadError{ErrorKind::BadFrame, 0, "MBAP header out of step, reconnecting"};
-      }
-      const std::size_t total = 6 + static_cast<std::size_t>(len);
-      if (rx_.size() < total) break;
-      const std::vector<std::uint8_t> f(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total));
-      rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(total));
-      if (frameTid != tid) {
-        addDiscarded(discarded_, f[6]);
-        continue;
-      }
-      if (f[6] == unit && f[7] == (function | 0x80U) && len == 3) {
-        return ReadError{ErrorKind::Exception, f[8], exceptionName(f[8])};
-      }
-      if (f[6] == unit && f[7] == function && len == 6 && std::equal(echo.begin(), echo.end(), f.begin() + 8)) {
-        return {};
-      }
-      addDiscarded(discarded_, unit);
-      return ReadError{ErrorKind::BadFrame, 0, "the answer does not echo the write (function " + hex2(f[7]) + ")"};
+  return transact(unit, tid, frame, timeout, [&](std::span<const std::uint8_t> f) -> ReadError {
+    const std::uint16_t len = be16(&f[4]);
+    if (f[6] == unit && f[7] == (function | 0x80U) && len == 3) {
+      return ReadError{ErrorKind::Exception, f[8], exceptionName(f[8])};
     }
-    if (link_->now() >= deadline) return ReadError{ErrorKind::Timeout, 0, "timeout"};
-    if (auto e = link_->receive(rx_, deadline); !e.ok()) {
-      close();
-      return e;
+    if (f[6] == unit && f[7] == function && len == 6 && std::equal(echo.begin(), echo.end(), f.begin() + 8)) {
+      return {};
     }
-  }
+    return ReadError{ErrorKind::BadFrame, 0, "the answer does not echo the write (function " + hex2(f[7]) + ")"};
+  });
 }
 
 }  // namespace citygate::modbus

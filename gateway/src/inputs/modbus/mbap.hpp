@@ -55,6 +55,13 @@ class MbapTransport final : public Transport {
   std::string describe() const override;
 
  private:
+  // Sends `frame` (transaction id `tid`) and receives until the frame with that id: frames of other
+  // ids (late answers) are skipped and counted, a header out of step closes the link. `check`
+  // judges the answer (the whole MBAP frame); its verdict is the transaction's. Defined in mbap.cpp,
+  // its only user.
+  template <typename Check>
+  ReadError transact(std::uint8_t unit, std::uint16_t tid, std::span<const std::uint8_t> frame,
+                     std::chrono::milliseconds timeout, Check&& check);
   ReadError open(ByteLink::Clock::time_point until);
 
   std::unique_ptr<ByteLink> link_;

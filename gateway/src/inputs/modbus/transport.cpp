@@ -91,4 +91,27 @@ std::unique_ptr<Transport> makeTransport(const pb::ModbusBus& bus) {
                                         serialRtuTiming(bus.rtu().baud(), bitsPerCharacter(bus.rtu())));
 }
 
+std::string describeError(const ReadError& e, std::uint32_t unit, const std::string& bus,
+                          std::chrono::milliseconds timeout) {
+  std::string what;
+  switch (e.kind) {
+    case ErrorKind::Timeout:
+      what = "no answer within " + std::to_string(timeout.count()) + " ms";
+      break;
+    case ErrorKind::Exception:
+      what = "exception " + e.message;
+      break;
+    case ErrorKind::BadFrame:
+      what = "bad answer: " + e.message;
+      break;
+    case ErrorKind::Connection:
+      what = "link failed: " + e.message;
+      break;
+    case ErrorKind::None:
+      what = "ok";
+      break;
+  }
+  return "unit " + std::to_string(unit) + " on bus '" + bus + "': " + what;
+}
+
 }  // namespace citygate::modbus

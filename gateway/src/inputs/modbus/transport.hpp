@@ -34,6 +34,9 @@ struct ReadError {
 
 const char* errorKindName(ErrorKind k);
 std::string exceptionName(int code);
+// "unit 3 on bus 'b': no answer within 500 ms" (exception, bad answer, link failed), for people.
+std::string describeError(const ReadError& e, std::uint32_t unit, const std::string& bus,
+                          std::chrono::milliseconds timeout);
 
 // Frames received on a link and not taken as an answer: late answers drained before a request,
 // stale transaction ids, frames from another unit or with another function or quantity, damaged

@@ -127,41 +127,6 @@ std::optional<double> decodeValue(const PointRead& read, const core::PointSpec& 
   return point.canonical(*raw);
 }
 
-const char* refusalName(pb::WriteRefusal r) {
-  switch (r) {
-    case pb::WRITE_REFUSAL_UNSPECIFIED:
-      return "none";
-    case pb::COMMANDS_DISABLED:
-      return "commands disabled";
-    case pb::UNKNOWN_DEVICE:
-      return "unknown device";
-    case pb::DEVICE_NOT_ALLOWED:
-      return "device not allowed";
-    case pb::UNKNOWN_POINT:
-      return "unknown point";
-    case pb::POINT_NOT_WRITABLE:
-      return "point not writable";
-    case pb::READ_ONLY_TABLE:
-      return "read-only table";
-    case pb::OUT_OF_RANGE:
-      return "out of range";
-    case pb::NOT_REPRESENTABLE:
-      return "not representable";
-    case pb::TYPE_MISMATCH:
-      return "type mismatch";
-    case pb::RATE_LIMITED:
-      return "rate limited";
-    case pb::QUEUE_FULL:
-      return "queue full";
-    case pb::UNSUPPORTED:
-      return "unsupported";
-    case pb::BUS_STOPPED:
-      return "bus stopped";
-    default:
-      return "refused";
-  }
-}
-
 bool RateLimiter::take(const std::string& device, SteadyTime now, std::chrono::milliseconds* retryIn) {
   auto& q = recent_[device];
   while (!q.empty() && now - q.front() >= per_) q.pop_front();
@@ -244,6 +209,32 @@ void validateCommands(const config::LoadedConfig& cfg, const std::vector<BusSpec
   }
   if (cmd.queue_capacity() > kMaxWriteQueue) {
     at.field("queue_capacity").error(diags, "queue_capacity must be 1.." + std::to_string(kMaxWriteQueue));
+  }
+  if (cmd.platform() && !cmd.enabled()) {
+    at.field("platform").error(diags, "platform: true needs enabled: true (platform commands are writes too)");
+  }
+  if (cmd.dedupe_window() != 0 && (cmd.dedupe_window() < 16 || cmd.dedupe_window() > 65536)) {
+    at.field("dedupe_window").error(diags, "dedupe_window must be 16..65536 (request ids remembered)");
+  }
+  if (cmd.max_expiry_s() > 86400) {
+    at.field("max_expiry_s").error(diags, "max_expiry_s must be 1..86400: a command must not wait days to run");
+  }
+  std::set<std::string> downlinkSeen;
+  for (int i = 0; i < cmd.allow_downlink_size(); ++i) {
+    const auto& id = cmd.allow_downlink(i);
+    const auto dat = at.field("allow_downlink", i);
+    if (!downlinkSeen.insert(id).second) {
+      dat.error(diags, "device '" + id + "' is in allow_downlink twice");
+      continue;
+    }
+    bool found = false;
+    for (const auto& d : c.lora().device()) found = found || d.id() == id;
+    if (!found) {
+      dat.error(diags, "commands.allow_downlink names '" + id + "', which is no LoRa device of this configuration");
+    } else if (!c.lora().downlink().enabled()) {
+      dat.error(diags,
+                "commands.allow_downlink needs lora { downlink { enabled: true } }: no downlink is sent without it");
+    }
   }
   std::set<std::string> seen;
   for (int i = 0; i < cmd.allow_size(); ++i) {

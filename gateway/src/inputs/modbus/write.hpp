@@ -44,9 +44,6 @@ Encoded encodeValue(const PointRead& read, const core::PointSpec& point, double 
 std::optional<double> decodeValue(const PointRead& read, const core::PointSpec& point,
                                   std::span<const std::uint16_t> regs);
 
-// A refusal reason for logs ("out of range").
-const char* refusalName(pb::WriteRefusal r);
-
 // Defaults of CommandsConfig.
 inline constexpr std::uint32_t kDefaultRateWrites = 6;
 inline constexpr std::uint32_t kDefaultRatePerS = 60;

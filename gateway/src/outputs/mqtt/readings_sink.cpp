@@ -7,8 +7,9 @@
 
 namespace citygate::mqtt {
 
-ReadingsSink::ReadingsSink(std::shared_ptr<Session> session)
-    : session_(std::move(session)), topic_(session_->topic("readings")) {
+ReadingsSink::ReadingsSink(std::shared_ptr<Session> session, std::string leaf, Framing framing)
+    : session_(std::move(session)), leaf_(std::move(leaf)), framing_(framing), topic_(session_->topic(leaf_.c_str())) {
+  if (framing_ == Framing::EachRecord) return;
   // Fields in number order, as protobuf writes them; the readings (3) follow.
   core::wire::appendString(header_, citygate::v1::ReadingBatch::kGatewayIdFieldNumber, session_->options().gatewayId);
   core::wire::appendString(header_, citygate::v1::ReadingBatch::kBootIdFieldNumber, session_->options().bootId);
@@ -19,11 +20,16 @@ void ReadingsSink::beginBatch(std::string& payload) {
 }
 
 void ReadingsSink::addRecord(std::string& payload, std::uint64_t /*seq*/, std::string_view record) {
+  if (framing_ == Framing::EachRecord) {
+    payload.append(record);
+    return;
+  }
   core::wire::appendLengthDelimited(payload, citygate::v1::ReadingBatch::kReadingsFieldNumber, record);
 }
 
-std::shared_ptr<ReadingsSink> ReadingsSink::create(std::shared_ptr<Session> session) {
-  auto sink = std::make_shared<ReadingsSink>(std::move(session));
+std::shared_ptr<ReadingsSink> ReadingsSink::create(std::shared_ptr<Session> session, std::string leaf,
+                                                   Framing framing) {
+  auto sink = std::make_shared<ReadingsSink>(std::move(session), std::move(leaf), framing);
   std::weak_ptr<ReadingsSink> weak = sink;
   sink->session_->addStateListener([weak](bool connected) {
     if (auto self = weak.lock()) self->onSessionState(connected);

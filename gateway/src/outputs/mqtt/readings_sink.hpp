@@ -8,6 +8,10 @@
 //   Retry      any other failure (the link dropped, not connected, a timeout).
 // Ready while the session is connected; the ready callback follows the session's state listener.
 //
+// The audit trail (commands/audit.hpp) uses the same sink with Framing::EachRecord on
+// <prefix>/<gateway_id>/audit: each record is already a whole message (an AuditRecord with its
+// seq) and is published as it is, one per batch (the audit's fan-out sends batches of one).
+//
 // Threading: executor only.
 #pragma once
 
@@ -34,10 +38,17 @@ struct ReadingsStats {
 
 class ReadingsSink final : public core::Sink, public std::enable_shared_from_this<ReadingsSink> {
  public:
-  // Registers its state listener with the session; build it before session->start().
-  static std::shared_ptr<ReadingsSink> create(std::shared_ptr<Session> session);
+  enum class Framing : std::uint8_t {
+    ReadingBatch,  // the records are Readings, framed as one ReadingBatch per batch
+    EachRecord,    // the records are whole messages: a batch (of one) is its record as it is
+  };
 
-  std::string_view name() const override { return "readings"; }
+  // Registers its state listener with the session; build it before session->start(). `leaf`: the
+  // topic's last level, also the sink's name.
+  static std::shared_ptr<ReadingsSink> create(std::shared_ptr<Session> session, std::string leaf = "readings",
+                                              Framing framing = Framing::ReadingBatch);
+
+  std::string_view name() const override { return leaf_; }
   bool ready() const override { return session_->connected(); }
   void beginBatch(std::string& payload) override;
   void addRecord(std::string& payload, std::uint64_t seq, std::string_view record) override;
@@ -47,13 +58,15 @@ class ReadingsSink final : public core::Sink, public std::enable_shared_from_thi
   const ReadingsStats& stats() const { return stats_; }
   const std::string& topic() const { return topic_; }
 
-  explicit ReadingsSink(std::shared_ptr<Session> session);  // use create()
+  ReadingsSink(std::shared_ptr<Session> session, std::string leaf, Framing framing);  // use create()
 
  private:
   void onSessionState(bool connected);
   void onPublished(std::uint32_t count, const std::function<void(core::Outcome)>& done, const Status& result);
 
   std::shared_ptr<Session> session_;
+  std::string leaf_;
+  Framing framing_;
   std::string topic_;
   std::string header_;  // gateway_id and boot_id, framed once
   std::function<void(bool)> readyCb_;

@@ -164,9 +164,12 @@ void Session::makeSubscription(SubscriptionId id, const Subscription& sub) {
 }
 
 void Session::onSubscribed(SubscriptionId id, const Status& result) {
-  if (result) return;
   const auto it = subscriptions_.find(id);
-  if (it == subscriptions_.end()) return;                  // unsubscribed meanwhile
+  if (it == subscriptions_.end()) return;  // unsubscribed meanwhile
+  if (result) {
+    log_->info("subscribed to {}", it->second.filter);
+    return;
+  }
   if (result.cause() == ErrorCause::NotConnected) return;  // made again on the next connect
   ++stats_.subscribeFailures;
   log_->warn("subscription to {} failed ({}): {}", it->second.filter, errorCauseName(result.cause()), result.error());
