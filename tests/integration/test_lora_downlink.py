@@ -10,7 +10,7 @@ import socket
 import stat
 import time
 
-from harness import IntegrationTest, free_port, gateway_config
+from harness import IntegrationTest, commands_pb2, free_port, gateway_config
 from test_lora import DEVICES, concentrator, device_block
 
 DEVICE = dict(DEVICES["parking-bay-0042"], confirmed=True)
@@ -18,13 +18,13 @@ RX1_DELAY_US = 1_000_000
 
 
 class LoraDownlink(IntegrationTest):
-    def start_world(self, downlink=True):
+    def start_world(self, downlink=True, commands=""):
         env = self.env
         self.broker = env.broker()
         self.port = free_port(socket.SOCK_DGRAM)
         lora = (f'lora {{\n  packet_forwarder {{ bind: "127.0.0.1" port: {self.port} }}\n  dedup_window_ms: 150\n'
                 + ('  downlink { enabled: true }\n' if downlink else "") + device_block(DEVICE) + "}\n")
-        self.cfg = gateway_config("gw-dl", self.broker.uri, env, extra=lora)
+        self.cfg = gateway_config("gw-dl", self.broker.uri, env, extra=lora + commands)
         self.sub = env.subscriber(self.broker, "gw-dl")
         self.gw = env.gateway(self.cfg)
         self.gw.wait_log("packet forwarder on 127.0.0.1:")
@@ -113,6 +113,34 @@ class LoraDownlink(IntegrationTest):
         self.assertEqual(h.lora.downlink.tx_ack["COLLISION_PACKET"], 2)
         self.gw.wait_log("TX_ACK COLLISION_PACKET from AA555A0000000000: downlink dropped (tx_ack_error: "
                          "COLLISION_PACKET in RX2)")
+
+    def test_a_platform_downlink_command_goes_out_after_the_next_uplink(self):
+        self.start_world(commands='commands { enabled: true platform: true allow_downlink: "parking-bay-0042" }\n')
+        self.gw.wait_log("subscribed to citygate/v1/gw-dl/cmd")
+        cmd = commands_pb2.Command(request_id="dl-1", device="parking-bay-0042", origin="integration")
+        cmd.expires_at.FromNanoseconds(int((time.time() + 60) * 1e9))
+        cmd.downlink.f_port = 10
+        cmd.downlink.payload = bytes([0x01, 0xA5])
+        self.sub.command(cmd)
+        r = self.sub.wait_for(lambda: self.sub.results_for("dl-1"), 20, "the downlink's answer")[0]
+        self.assertEqual(r.status, commands_pb2.CommandResult.ACCEPTED, r)
+        # Sent after the device's next (confirmed) uplink, with the ACK: lora-packet decrypts the
+        # FRMPayload with the AppSKey and verifies the MIC.
+        out = self.downlink(5)
+        resp = out["pull_resp"][0]
+        self.assertTrue(resp["mic_ok"])
+        self.assertTrue(resp["ack"])
+        self.assertEqual(resp["fport"], 10)
+        self.assertEqual(resp["payload"], "01a5")
+        # A device that is not allowed is refused; the audit has both.
+        cmd2 = commands_pb2.Command(request_id="dl-2", device="someone-else", origin="integration")
+        cmd2.expires_at.CopyFrom(cmd.expires_at)
+        cmd2.downlink.f_port = 10
+        self.sub.command(cmd2)
+        r2 = self.sub.wait_for(lambda: self.sub.results_for("dl-2"), 20, "the refusal")[0]
+        self.assertEqual(r2.refusal, commands_pb2.DEVICE_NOT_ALLOWED)
+        audits = self.sub.wait_for(lambda: len(self.sub.audits) >= 2 and self.sub.audits, 20, "two audit records")
+        self.assertEqual([a.result.request_id for a in audits[:2]], ["dl-1", "dl-2"])
 
     def test_without_downlink_config_nothing_sent(self):
         self.start_world(downlink=False)
