@@ -146,7 +146,7 @@ class Process:
 class Broker:
     """A real mosquitto on 127.0.0.1, optionally with a TLS listener."""
 
-    def __init__(self, env, port=None, tls=None):
+    def __init__(self, env, port=None, tls=None, conf=()):
         self.env = env
         self.port = port or free_port()
         self.tls = tls  # dict(ca=, cert=, key=, require_certificate=bool)
@@ -167,6 +167,9 @@ class Broker:
         if tls:
             lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}", f"keyfile {tls['key']}",
                       f"require_certificate {'true' if tls.get('require_certificate') else 'false'}"]
+        for line in conf:  # later lines win: e.g. allow_anonymous false, password_file, acl_file
+            key = line.split()[0]
+            lines = [x for x in lines if x.split()[0] != key] + [line]
         Path(self.conf).write_text("\n".join(lines) + "\n")
         self.process = None
 
@@ -282,7 +285,8 @@ class Subscriber:
     """The platform: subscribes to <prefix>/<gateway>/# at QoS 1 with a persistent session and
     decodes every payload. Thread-safe; wait_for() blocks on a condition variable."""
 
-    def __init__(self, broker, gateway_id, prefix="citygate/v1", client_id=None, tls=None):
+    def __init__(self, broker, gateway_id, prefix="citygate/v1", client_id=None, tls=None, username=None,
+                 password=None):
         self.broker = broker
         self.root = f"{prefix}/{gateway_id}"
         self.cond = threading.Condition()
@@ -297,6 +301,8 @@ class Subscriber:
         self.client = paho.Client(client_id=client_id or f"platform-{os.getpid()}-{id(self)}", clean_session=False)
         if tls:
             self.client.tls_set(ca_certs=tls["ca"], certfile=tls.get("cert"), keyfile=tls.get("key"))
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -405,8 +411,8 @@ class Env:
         self.processes.append(p)
         return p
 
-    def broker(self, tls=None, port=None):
-        b = Broker(self, port=port, tls=tls)
+    def broker(self, tls=None, port=None, conf=()):
+        b = Broker(self, port=port, tls=tls, conf=conf)
         self._track(b)
         return b.start()
 

@@ -265,5 +265,72 @@ class PlatformCommands(CommandsWorld):
         self.assertEqual(after[0].command.write.value, 80)
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_acl():
+    """The mosquitto ACL the README gives platform operators, verbatim."""
+    text = README.read_text()
+    start = text.index("# /etc/mosquitto/acl")
+    return text[start:text.index("```", start)]
+
+
+class BrokerAcl(IntegrationTest):
+    """The README's mosquitto ACL: only the platform's account may publish commands; each gateway
+    reads only its own .../cmd and publishes only its own topics."""
+
+    def test_only_the_platform_may_command_and_the_gateway_still_works(self):
+        env = self.env
+        pw = env.path("mosquitto.passwd")
+        users = {"platform": "platform-secret", "gw-cmd": "gateway-secret", "gw-other": "other-secret"}
+        for i, (user, password) in enumerate(users.items()):
+            subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [pw, user, password],
+                           check=True, capture_output=True)
+        acl = env.path("mosquitto.acl")
+        Path(acl).write_text(readme_acl())
+        broker = env.broker(conf=["allow_anonymous false", f"password_file {pw}", f"acl_file {acl}"])
+        sim = env.modbus({"3": {"hr": {"10": 600}}})
+        prof = env.path("profiles")
+        os.makedirs(prof)
+        Path(prof, "test-controller.textproto").write_text(PROFILE)
+        secret = env.path("mqtt.password")
+        Path(secret).write_text(users["gw-cmd"] + "\n")
+        os.chmod(secret, 0o600)
+        cfg = gateway_config("gw-cmd", broker.uri, env,
+                             f'modbus_bus {{ name: "b" tcp {{ host: "127.0.0.1" port: {sim.port} }} '
+                             '  device { id: "ctl-3" unit_id: 3 profile: "test-controller" poll_interval_ms: 300 }\n}',
+                             mqtt_extra=f'username: "gw-cmd" password_file: "{secret}"',
+                             extra=f'profile_dir: "{prof}"\ncommands {{ enabled: true platform: true '
+                                   'allow { device: "ctl-3" point: "period" } }')
+        platform = env.subscriber(broker, "gw-cmd", username="platform", password=users["platform"])
+        gw = env.gateway(cfg)
+        gw.wait_log("subscribed to citygate/v1/gw-cmd/cmd")
+        platform.wait_for(lambda: platform.of("ctl-3"), 20, "readings under the ACL")
+
+        def command(request_id, value):
+            c = commands_pb2.Command(request_id=request_id, device="ctl-3")
+            c.expires_at.FromNanoseconds(int((time.time() + 60) * 1e9))
+            c.write.point = "period"
+            c.write.value = value
+            return c
+
+        # Another gateway's account publishes a command to this gateway: the broker drops it.
+        intruder = env.subscriber(broker, "gw-other", username="gw-other", password=users["gw-other"])
+        intruder.client.publish("citygate/v1/gw-cmd/cmd", command("intruder-1", 99).SerializeToString(),
+                                qos=1).wait_for_publish(10)
+        # The platform's command, sent after it, is carried out.
+        platform.command(command("platform-1", 70))
+        done = platform.wait_for(lambda: [r for r in platform.results_for("platform-1")
+                                          if r.status == commands_pb2.CommandResult.DONE], 20, "the platform's write")
+        self.assertTrue(done[0].write.holds)
+        self.assertEqual(platform.results_for("intruder-1"), [])
+        self.assertNotIn("intruder-1", gw.log())
+        self.assertEqual(sim.stats().get("3", {}).get("by_fc", {}).get("6", 0), 1, "one write reached the device")
+        # Nor may the other gateway read this gateway's topics.
+        self.assertEqual(intruder.readings, [])
+        audits = platform.wait_for(lambda: len(platform.audits) >= 2 and platform.audits, 20, "the audit records")
+        self.assertEqual({a.result.request_id for a in audits}, {"platform-1"})
+
+
 if __name__ == "__main__":
     unittest.main()
