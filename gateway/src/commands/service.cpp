@@ -179,11 +179,6 @@ void Service::startWrite(const std::shared_ptr<Write>& w) {
   auto enc = modbus::encodeValue(rd, dev.sensor->points[w->point], q.value());
   if (enc.refusal) return finishWrite(w, refusal(enc.refusal->reason, enc.refusal->detail));
   w->registers = enc.registers;
-  const auto& spec = w->bus->busSpec();
-  if (spec.kind != modbus::BusSpec::Kind::Tcp) {
-    return finishWrite(w, refusal(pb::UNSUPPORTED, "writes are supported on Modbus TCP buses only so far; bus '" +
-                                                       q.bus() + "' is " + modbus::describeBus(spec.config)));
-  }
   if (q.dry_run()) {
     pb::WriteOutcome o;
     o.set_requested(q.value());

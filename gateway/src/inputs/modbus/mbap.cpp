@@ -148,43 +148,20 @@ ReadError MbapTransport::read(std::uint8_t unit, pb::RegisterTable table, std::u
 
 ReadError MbapTransport::write(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address,
                                std::span<const std::uint16_t> values, std::chrono::milliseconds timeout) {
-  if (values.empty() || values.size() > 123 || (table == pb::COIL && values.size() != 1) ||
-      (table != pb::COIL && table != pb::HOLDING_REGISTER)) {
-    return ReadError{ErrorKind::BadFrame, 0, "not a writable request"};
-  }
+  const auto pdu = encodeWritePdu(table, address, values);
+  if (!pdu) return ReadError{ErrorKind::BadFrame, 0, "not a writable request"};
   const auto start = link_->now();
   if (auto e = open(start + timeout); !e.ok()) return e;
   const std::uint16_t tid = ++transactionId_;
-  std::uint8_t function = 0;
-  std::vector<std::uint8_t> pdu;
-  auto put16 = [&pdu](std::uint16_t v) {
-    pdu.push_back(static_cast<std::uint8_t>(v >> 8));
-    pdu.push_back(static_cast<std::uint8_t>(v));
-  };
-  if (table == pb::COIL) {
-    function = 0x05;
-    put16(address);
-    put16(values[0] != 0 ? 0xFF00 : 0x0000);
-  } else if (values.size() == 1) {
-    function = 0x06;
-    put16(address);
-    put16(values[0]);
-  } else {
-    function = 0x10;
-    put16(address);
-    put16(static_cast<std::uint16_t>(values.size()));
-    pdu.push_back(static_cast<std::uint8_t>(values.size() * 2));
-    for (std::uint16_t v : values) put16(v);
-  }
-  // The answer of all three is the request's first four PDU bytes after the function code.
-  const std::array<std::uint8_t, 4> echo{pdu[0], pdu[1], pdu[2], pdu[3]};
+  const std::uint8_t function = pdu->function;
+  const auto echo = pdu->echo();
   std::vector<std::uint8_t> frame{static_cast<std::uint8_t>(tid >> 8), static_cast<std::uint8_t>(tid), 0, 0};
-  const std::size_t length = 2 + pdu.size();
+  const std::size_t length = 2 + pdu->data.size();
   frame.push_back(static_cast<std::uint8_t>(length >> 8));
   frame.push_back(static_cast<std::uint8_t>(length));
   frame.push_back(unit);
   frame.push_back(function);
-  frame.insert(frame.end(), pdu.begin(), pdu.end());
+  frame.insert(frame.end(), pdu->data.begin(), pdu->data.end());
   return transact(unit, tid, frame, timeout, [&](std::span<const std::uint8_t> f) -> ReadError {
     const std::uint16_t len = be16(&f[4]);
     if (f[6] == unit && f[7] == (function | 0x80U) && len == 3) {

@@ -73,6 +73,22 @@ std::array<std::uint8_t, 8> encodeRtuRequest(const RtuRequest& r) {
   return req;
 }
 
+std::size_t answerBytes(const RtuRequest& r) {
+  return r.write ? 8 : 5 + answerDataBytes(r);
+}
+
+std::vector<std::uint8_t> encodeRtuWrite(std::uint8_t unit, const WritePdu& pdu) {
+  std::vector<std::uint8_t> f;
+  f.reserve(4 + pdu.data.size());
+  f.push_back(unit);
+  f.push_back(pdu.function);
+  f.insert(f.end(), pdu.data.begin(), pdu.data.end());
+  const std::uint16_t crc = crc16(f);
+  f.push_back(static_cast<std::uint8_t>(crc));
+  f.push_back(static_cast<std::uint8_t>(crc >> 8));
+  return f;
+}
+
 std::size_t answerDataBytes(const RtuRequest& r) {
   return isBitFunction(r.function) ? (r.count + 7U) / 8U : 2U * r.count;
 }
@@ -91,7 +107,8 @@ FrameCheck checkRtuFrame(std::span<const std::uint8_t> in, const RtuRequest& req
   if (*implied == 0 || in.size() < *implied) return c;  // NeedMore
   const std::size_t len = *implied;
   const bool exceptionForm = fc == (req.function | 0x80U);
-  const bool oursHeader = unit == req.unit && (exceptionForm || (fc == req.function && in[2] == answerDataBytes(req)));
+  const bool oursHeader =
+      unit == req.unit && (exceptionForm || (fc == req.function && (req.write || in[2] == answerDataBytes(req))));
   if (crc16(in.first(len)) != 0) {
     c.verdict = FrameVerdict::Damaged;
     c.ours = oursHeader;
@@ -114,7 +131,14 @@ FrameCheck checkRtuFrame(std::span<const std::uint8_t> in, const RtuRequest& req
     c.why = "function code " + hex2(fc) + " (asked " + hex2(req.function) + ")";
     return c;
   }
-  if (in[2] != answerDataBytes(req)) {
+  if (req.write) {
+    // An echo of another write (a late answer to an earlier one) is not this write's answer.
+    if (!std::equal(req.echo.begin(), req.echo.end(), in.begin() + 2)) {
+      c.verdict = FrameVerdict::Foreign;
+      c.why = "the answer does not echo the write";
+      return c;
+    }
+  } else if (in[2] != answerDataBytes(req)) {
     c.verdict = FrameVerdict::Foreign;
     c.why = "byte count " + std::to_string(in[2]) + ", expected " + std::to_string(answerDataBytes(req));
     return c;
@@ -274,14 +298,32 @@ ReadError RtuTransport::skipToSilence(Clock::time_point hardDeadline) {
 
 ReadError RtuTransport::read(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
                              std::chrono::milliseconds timeout, std::span<std::uint16_t> out) {
-  if (auto e = connect(); !e.ok()) return e;
   const RtuRequest req{unit, functionFor(table), address, count};
+  const auto frame = encodeRtuRequest(req);
+  return transact(req, frame, timeout, out);
+}
+
+ReadError RtuTransport::write(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address,
+                              std::span<const std::uint16_t> values, std::chrono::milliseconds timeout) {
+  const auto pdu = encodeWritePdu(table, address, values);
+  if (!pdu) return ReadError{ErrorKind::BadFrame, 0, "not a writable request"};
+  RtuRequest req{unit, pdu->function, address, static_cast<std::uint16_t>(values.size())};
+  req.write = true;
+  req.echo = pdu->echo();
+  const auto frame = encodeRtuWrite(unit, *pdu);
+  return transact(req, frame, timeout, {});
+}
+
+ReadError RtuTransport::transact(const RtuRequest& req, std::span<const std::uint8_t> frame,
+                                 std::chrono::milliseconds timeout, std::span<std::uint16_t> out) {
+  if (auto e = connect(); !e.ok()) return e;
+  const std::uint8_t unit = req.unit;
   const auto now = link_->now();
   std::erase_if(unsettled_, [&](const Unsettled& u) { return now - u.since >= timing_.forgetAfter; });
   auto entry = std::find_if(unsettled_.begin(), unsettled_.end(),
                             [&](const Unsettled& u) { return u.unit == unit && u.function == req.function; });
   careful_ = entry != unsettled_.end();
-  ReadError e = exchange(req, timeout, out);
+  ReadError e = exchange(req, frame, timeout, out);
   entry = std::find_if(unsettled_.begin(), unsettled_.end(),
                        [&](const Unsettled& u) { return u.unit == unit && u.function == req.function; });
   if (e.ok() || e.kind == ErrorKind::Exception) {
@@ -297,8 +339,8 @@ ReadError RtuTransport::read(std::uint8_t unit, pb::RegisterTable table, std::ui
   return e;
 }
 
-ReadError RtuTransport::exchange(const RtuRequest& req, std::chrono::milliseconds timeout,
-                                 std::span<std::uint16_t> out) {
+ReadError RtuTransport::exchange(const RtuRequest& req, std::span<const std::uint8_t> frame,
+                                 std::chrono::milliseconds timeout, std::span<std::uint16_t> out) {
   const std::uint8_t unit = req.unit;
   const std::uint16_t count = req.count;
   const Clock::duration settle = std::clamp<Clock::duration>(timeout, timing_.gap, timing_.maxSettle);
@@ -311,10 +353,9 @@ ReadError RtuTransport::exchange(const RtuRequest& req, std::chrono::millisecond
 
   // 2. The request. Its wire time and the answer's count on top of the timeout (a 125-register
   // answer takes 2.3 s at 1200 baud).
-  const auto frame = encodeRtuRequest(req);
   if (auto e = link_->send(frame); !e.ok()) return linkFailed(e);
   const auto sentAt = link_->now();
-  const auto wire = timing_.charTime * static_cast<std::int64_t>(frame.size() + 5 + answerDataBytes(req));
+  const auto wire = timing_.charTime * static_cast<std::int64_t>(frame.size() + answerBytes(req));
   lastActivity_ = sentAt + timing_.charTime * static_cast<std::int64_t>(frame.size());
   const auto deadline = sentAt + wire + timeout;
   // A frame that matches gets its window of silence even when it completes after the deadline,
@@ -386,6 +427,10 @@ ReadError RtuTransport::exchange(const RtuRequest& req, std::chrono::millisecond
     if (c.verdict == FrameVerdict::Exception) {
       rx_.clear();
       return ReadError{ErrorKind::Exception, c.exception, exceptionName(c.exception)};
+    }
+    if (req.write) {
+      rx_.clear();
+      return {};
     }
     if (out.size() < count) {
       rx_.clear();

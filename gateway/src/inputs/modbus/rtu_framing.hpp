@@ -58,12 +58,20 @@ struct RtuRequest {
   std::uint8_t function = 0x03;
   std::uint16_t address = 0;
   std::uint16_t count = 1;
+  // A write (05, 06, 16): its answer is the unit, the function and these four bytes of the
+  // request echoed (address, and value or quantity), then the CRC.
+  bool write = false;
+  std::array<std::uint8_t, 4> echo{};
 };
 
 std::uint8_t functionFor(pb::RegisterTable table);
 std::array<std::uint8_t, 8> encodeRtuRequest(const RtuRequest& request);
-// Data bytes of the answer to `request` (registers: 2 per register; bits: 8 per byte).
+// Data bytes of the answer to a read `request` (registers: 2 per register; bits: 8 per byte).
 std::size_t answerDataBytes(const RtuRequest& request);
+// The whole answer frame to `request`, CRC included (a write's echo: 8 bytes).
+std::size_t answerBytes(const RtuRequest& request);
+// The RTU frame of a write: unit, the PDU (transport.hpp), CRC.
+std::vector<std::uint8_t> encodeRtuWrite(std::uint8_t unit, const WritePdu& pdu);
 
 enum class FrameVerdict : std::uint8_t {
   NeedMore,   // not enough bytes to decide
@@ -109,6 +117,11 @@ class RtuTransport final : public Transport {
   bool isOpen() const override;
   ReadError read(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address, std::uint16_t count,
                  std::chrono::milliseconds timeout, std::span<std::uint16_t> out) override;
+  // A write is one more exchange: the same silence before it, the same rules for its answer (the
+  // echo must match, else it is a foreign frame), the same settle treatment after a failure.
+  ReadError write(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address,
+                  std::span<const std::uint16_t> values, std::chrono::milliseconds timeout) override;
+  bool canWrite() const override { return true; }
   std::vector<DiscardedFrames> takeDiscarded() override { return std::exchange(discarded_, {}); }
   std::string describe() const override;
 
@@ -124,7 +137,11 @@ class RtuTransport final : public Transport {
     Clock::time_point since;
   };
 
-  ReadError exchange(const RtuRequest& req, std::chrono::milliseconds timeout, std::span<std::uint16_t> out);
+  // One request and its answer, with the unsettled bookkeeping around exchange().
+  ReadError transact(const RtuRequest& req, std::span<const std::uint8_t> frame, std::chrono::milliseconds timeout,
+                     std::span<std::uint16_t> out);
+  ReadError exchange(const RtuRequest& req, std::span<const std::uint8_t> frame, std::chrono::milliseconds timeout,
+                     std::span<std::uint16_t> out);
   ReadError waitForQuiet(Clock::duration settle, std::uint8_t asked);
   ReadError skipToSilence(Clock::time_point hardDeadline);
   ReadError receiveOrSilence(std::vector<std::uint8_t>& into, Clock::time_point until);

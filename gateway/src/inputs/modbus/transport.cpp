@@ -91,6 +91,33 @@ std::unique_ptr<Transport> makeTransport(const pb::ModbusBus& bus) {
                                         serialRtuTiming(bus.rtu().baud(), bitsPerCharacter(bus.rtu())));
 }
 
+std::optional<WritePdu> encodeWritePdu(pb::RegisterTable table, std::uint16_t address,
+                                       std::span<const std::uint16_t> values) {
+  if (values.empty() || values.size() > 123 || (table == pb::COIL && values.size() != 1) ||
+      (table != pb::COIL && table != pb::HOLDING_REGISTER)) {
+    return std::nullopt;
+  }
+  WritePdu w;
+  auto put16 = [&w](std::uint16_t v) {
+    w.data.push_back(static_cast<std::uint8_t>(v >> 8));
+    w.data.push_back(static_cast<std::uint8_t>(v));
+  };
+  put16(address);
+  if (table == pb::COIL) {
+    w.function = 0x05;
+    put16(values[0] != 0 ? 0xFF00 : 0x0000);
+  } else if (values.size() == 1) {
+    w.function = 0x06;
+    put16(values[0]);
+  } else {
+    w.function = 0x10;
+    put16(static_cast<std::uint16_t>(values.size()));
+    w.data.push_back(static_cast<std::uint8_t>(values.size() * 2));
+    for (std::uint16_t v : values) put16(v);
+  }
+  return w;
+}
+
 std::string describeError(const ReadError& e, std::uint32_t unit, const std::string& bus,
                           std::chrono::milliseconds timeout) {
   std::string what;

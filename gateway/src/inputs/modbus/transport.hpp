@@ -3,9 +3,11 @@
 // fake ByteLink under the real framing engines).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,6 +36,17 @@ struct ReadError {
 
 const char* errorKindName(ErrorKind k);
 std::string exceptionName(int code);
+// The PDU of a write (function code, then the bytes after it): 05 for one coil (0/1), 06 for one
+// holding register, 16 for several (at most 123). The device's answer echoes the first four bytes
+// after the function code. nullopt for a request that cannot be written. Pure; MBAP and RTU frame it.
+struct WritePdu {
+  std::uint8_t function = 0;
+  std::vector<std::uint8_t> data;
+  std::array<std::uint8_t, 4> echo() const { return {data[0], data[1], data[2], data[3]}; }
+};
+std::optional<WritePdu> encodeWritePdu(pb::RegisterTable table, std::uint16_t address,
+                                       std::span<const std::uint16_t> values);
+
 // "unit 3 on bus 'b': no answer within 500 ms" (exception, bad answer, link failed), for people.
 std::string describeError(const ReadError& e, std::uint32_t unit, const std::string& bus,
                           std::chrono::milliseconds timeout);
@@ -69,8 +82,8 @@ class Transport {
                          std::chrono::milliseconds timeout, std::span<std::uint16_t> out) = 0;
 
   // Writes `values` at `address`: one coil (0/1, function 05), one holding register (06) or
-  // several (16). The device's echo must match the request; errors as for read(). Transports
-  // that cannot write (RTU so far) answer BadFrame "writes are not supported on ...".
+  // several (16). The device's echo must match the request; errors as for read(). A transport
+  // that cannot write answers BadFrame "writes are not supported on ...".
   virtual ReadError write(std::uint8_t unit, pb::RegisterTable table, std::uint16_t address,
                           std::span<const std::uint16_t> values, std::chrono::milliseconds timeout);
   // Whether write() is implemented.

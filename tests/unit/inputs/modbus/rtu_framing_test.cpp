@@ -412,3 +412,87 @@ TEST_CASE("RTU over TCP: the fixed guard replaces t3.5") {
   REQUIRE(e.read(7, 100, 2, out).ok());
   CHECK(e.script->sent[1].at - e.script->delivered[0].at >= 10ms);
 }
+
+// ---- writes ----
+
+namespace {
+
+// The device's echo of a write request: unit, function, address, value or quantity, CRC.
+std::vector<std::uint8_t> rtuEcho(const std::vector<std::uint8_t>& req) {
+  return withCrc(std::vector<std::uint8_t>(req.begin(), req.begin() + 6));
+}
+
+ReadError writeRegs(Engine& e, std::uint8_t unit, std::uint16_t address, std::vector<std::uint16_t> values,
+                    citygate::v1::RegisterTable table = citygate::v1::HOLDING_REGISTER) {
+  return e.transport->write(unit, table, address, values, 300ms);
+}
+
+}  // namespace
+
+TEST_CASE("RTU writes: 06, 16 and 05 frames as the spec lays them out, the echo taken after the gap") {
+  Engine e;
+  e.script->device = [](LinkScript& s, const std::vector<std::uint8_t>& req) { s.after(15ms, rtuEcho(req)); };
+  REQUIRE(writeRegs(e, 1, 10, {905}).ok());
+  REQUIRE(writeRegs(e, 1, 20, {0x0000, 0xC144}).ok());
+  REQUIRE(writeRegs(e, 1, 4, {1}, citygate::v1::COIL).ok());
+  REQUIRE(e.script->sent.size() == 3);
+  CHECK(e.script->sent[0].bytes == withCrc({0x01, 0x06, 0x00, 0x0A, 0x03, 0x89}));
+  CHECK(e.script->sent[1].bytes == withCrc({0x01, 0x10, 0x00, 0x14, 0x00, 0x02, 0x04, 0x00, 0x00, 0xC1, 0x44}));
+  CHECK(e.script->sent[2].bytes == withCrc({0x01, 0x05, 0x00, 0x04, 0xFF, 0x00}));
+  CHECK(e.script->sent[1].at - e.script->delivered[0].at >= e.timing.gap);
+  CHECK(e.discarded() == 0);
+  // Reads and writes share the line: a read right after a write waits its gap too.
+  e.script->device = [](LinkScript& s, const std::vector<std::uint8_t>&) { s.after(15ms, rtuAnswer(1, 0x03, {905})); };
+  std::vector<std::uint16_t> out;
+  REQUIRE(e.read(1, 10, 1, out).ok());
+  CHECK(out[0] == 905);
+}
+
+TEST_CASE("RTU writes: an echo of another value is foreign, an exception is the device's refusal") {
+  Engine e;
+  // A late echo of an earlier write (another value), then the real one.
+  e.script->device = [](LinkScript& s, const std::vector<std::uint8_t>& req) {
+    s.after(10ms, withCrc({0x01, 0x06, 0x00, 0x0A, 0x00, 0x01}));
+    s.after(60ms, rtuEcho(req));
+  };
+  REQUIRE(writeRegs(e, 1, 10, {905}).ok());
+  CHECK(e.discarded() == 1);
+  // Only echoes of other values: no matching answer, and the unit's writes are unsettled.
+  e.script->device = [](LinkScript& s, const std::vector<std::uint8_t>&) {
+    s.after(10ms, withCrc({0x01, 0x06, 0x00, 0x0A, 0x00, 0x01}));
+  };
+  auto err = writeRegs(e, 1, 10, {906});
+  CHECK(err.kind == ErrorKind::BadFrame);
+  CHECK(err.message.find("does not echo the write") != std::string::npos);
+  CHECK(e.transport->unsettled(1, 0x06));
+  // Exception 02 (illegal data address): the device refused.
+  e.script->device = [](LinkScript& s, const std::vector<std::uint8_t>&) {
+    s.after(10ms, withCrc({0x01, 0x86, 0x02}));
+  };
+  err = writeRegs(e, 1, 10, {907});
+  CHECK(err.kind == ErrorKind::Exception);
+  CHECK(err.exception == 2);
+  // Nothing that can be written: refused before anything is sent.
+  const auto sent = e.script->sent.size();
+  CHECK(writeRegs(e, 1, 10, {}).kind == ErrorKind::BadFrame);
+  CHECK(writeRegs(e, 1, 0, {1}, citygate::v1::INPUT_REGISTER).kind == ErrorKind::BadFrame);
+  CHECK(e.script->sent.size() == sent);
+}
+
+TEST_CASE("checkRtuFrame: a write's echo is 8 bytes and must repeat the request's four") {
+  RtuRequest w{1, 0x06, 10, 1};
+  w.write = true;
+  w.echo = {0x00, 0x0A, 0x03, 0x89};
+  const auto echo = withCrc({0x01, 0x06, 0x00, 0x0A, 0x03, 0x89});
+  CHECK(checkRtuFrame(echo, w).verdict == FrameVerdict::Answer);
+  CHECK(checkRtuFrame(echo, w).length == 8);
+  CHECK(checkRtuFrame(std::span(echo).first(7), w).verdict == FrameVerdict::NeedMore);
+  CHECK(checkRtuFrame(withCrc({0x01, 0x06, 0x00, 0x0A, 0x03, 0x88}), w).verdict == FrameVerdict::Foreign);
+  auto damaged = echo;
+  damaged[5] ^= 1;
+  const auto d = checkRtuFrame(damaged, w);
+  CHECK(d.verdict == FrameVerdict::Damaged);
+  CHECK(d.ours);
+  CHECK(answerBytes(w) == 8);
+  CHECK(answerBytes(kReadOne) == 7);
+}
