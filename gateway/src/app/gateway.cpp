@@ -27,18 +27,6 @@ namespace citygate::app {
 
 namespace pb = citygate::v1;
 
-std::string randomHex(std::size_t bytes) {
-  std::random_device rd;
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (std::size_t i = 0; i < bytes; ++i) {
-    const auto b = static_cast<unsigned>(rd() & 0xFF);
-    s.push_back(kHex[b >> 4]);
-    s.push_back(kHex[b & 0xF]);
-  }
-  return s;
-}
-
 namespace {
 
 Status makeDirs(const std::string& path, mode_t mode) {
@@ -97,7 +85,7 @@ Gateway::Gateway(boost::asio::io_context& ioc, platform::Logging& logging, std::
       config_(std::move(config)),
       configFile_(config_->loaded.path),
       version_(std::move(version)),
-      bootId_(randomHex(16)),
+      bootId_(core::randomHex(16)),
       startedAt_(clock_.wallNow()),
       startedSteady_(clock_.steadyNow()),
       log_(logging.get("main")),
@@ -203,6 +191,10 @@ Status Gateway::start() {
                                           "repeat (their readings carry another boot_id)"),
                d->tmp > 0 ? fmt::format(" (an interrupted write had left {} in {}.tmp)", d->tmp, seqPath) : "");
   }
+  if (!seq_->epochRenewed().empty()) {
+    log_->warn("a new seq epoch {}: {}; the platform tells these readings from earlier ones by it", seq_->epoch(),
+               seq_->epochRenewed());
+  }
   if (!seq_->writeError().empty()) log_->error("cannot save the seq: {}", seq_->numberingError());
   if (auto st = seq_->writeOn(ioc_.get_executor()); !st) return st;
   log_->info("gateway '{}' boot {} starting at seq {}", c.gateway_id(), bootId_, seq_->peek());
@@ -238,6 +230,7 @@ Status Gateway::start() {
   mqtt::SessionOptions oo;
   oo.gatewayId = c.gateway_id();
   oo.bootId = bootId_;
+  oo.epoch = seq_->epoch();
   oo.version = version_;
   oo.topicPrefix = m.topic_prefix();
   oo.startedAt = startedAt_;

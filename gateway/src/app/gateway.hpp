@@ -177,6 +177,4 @@ class Gateway : public control::ControlTarget, public commands::Daemon, public s
   std::string lastStatusText_;
 };
 
-std::string randomHex(std::size_t bytes);
-
 }  // namespace citygate::app

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <random>
 #include <string_view>
 
 namespace citygate::core {
@@ -204,6 +205,8 @@ Status SeqStore::open(std::uint64_t floor, bool floorExact) {
     d.chosen = next_;
     damage_ = std::move(d);
   }
+  // The numbering goes on when the seq file was read whole, or the spool says where it stood.
+  openEpoch(!path_.empty() && ((!damaged && (stored != 0 || reservedFrom.has_value())) || floor > 0));
   reservedUpTo_ = next_;
   if (reserving()) {
     reserve();  // before anything is numbered: on this thread (writeOn() comes later)
@@ -211,6 +214,40 @@ Status SeqStore::open(std::uint64_t floor, bool floorExact) {
     (void)write(std::to_string(next_) + "\n");  // replace the damaged file: the next start finds it whole
   }
   return Ok{};
+}
+
+void SeqStore::openEpoch(bool continues) {
+  if (path_.empty()) {
+    epoch_ = randomHex(8);
+    epochRenewed_ = "nothing is persisted";
+    return;
+  }
+  const std::string file = path_ + ".epoch";
+  bool missing = false;
+  std::string why;
+  const auto bytes = readSmallFile(file, missing, why);
+  std::string kept;
+  if (bytes && !missing) {
+    std::string_view v(*bytes);
+    if (!v.empty() && v.back() == '\n') v.remove_suffix(1);
+    if (v.size() == 16 &&
+        std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
+      kept = std::string(v);
+    }
+  }
+  if (!kept.empty() && continues) {
+    epoch_ = std::move(kept);
+    epochRenewed_.clear();
+    return;
+  }
+  epoch_ = randomHex(8);
+  epochRenewed_ = !bytes         ? "the epoch file is unreadable: " + why
+                  : missing      ? std::string("there was no epoch file")
+                  : kept.empty() ? std::string("the epoch file was damaged")
+                                 : std::string(
+                                       "the seq file was missing or damaged and the spool empty: the seq "
+                                       "starts again");
+  if (auto st = writeFileAtomic(file, epoch_ + "\n"); !st) writeError_ = st.error();
 }
 
 std::optional<std::uint64_t> SeqStore::next() {
@@ -284,6 +321,18 @@ Status SeqStore::write(const std::string& text) {
   auto st = writeFileAtomic(path_, text);
   writeError_ = st ? std::string() : st.error();
   return st;
+}
+
+std::string randomHex(std::size_t bytes) {
+  std::random_device rd;
+  static const char* kHex = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    const auto b = static_cast<unsigned>(rd() & 0xFF);
+    s.push_back(kHex[b >> 4]);
+    s.push_back(kHex[b & 0xF]);
+  }
+  return s;
 }
 
 }  // namespace citygate::core

@@ -22,6 +22,12 @@
 // numberingError() says why, and every later next() or ready() asks again; numbering resumes
 // by itself once a write succeeds. A seq is never handed out twice, even after a crash.
 //
+// The epoch: a random id (16 hex digits) kept beside the file (`<path>.epoch`) and carried in every
+// ReadingBatch and GatewayStatus. open() makes a new one whenever the seq could start again: the
+// seq file missing or damaged with an empty spool (a wiped state_dir, a new SD card), or the epoch
+// file missing or damaged. A platform dedupes on (gateway_id, epoch, seq): readings of a new epoch are never taken
+// for duplicates of an earlier one.
+//
 // Threading: executor only (the writes run on the writer's thread, their results come back on
 // the executor). The file writes are small, atomic (write + fsync + rename) and rare.
 #pragma once
@@ -80,6 +86,9 @@ class SeqStore {
   void setReserveBlocks(bool on);
 
   const std::optional<Damage>& damage() const { return damage_; }
+  // This run's epoch (after open()), and why it is new ("": the stored one goes on).
+  const std::string& epoch() const { return epoch_; }
+  const std::string& epochRenewed() const { return epochRenewed_; }
   // open() went on at the end of a reservation above the spool's tail: seqs from..to-1 are a gap.
   struct Skip {
     std::uint64_t from = 0;
@@ -98,6 +107,7 @@ class SeqStore {
   void reserve();  // the next block, unless a reservation is in flight
   void onReserved(std::uint64_t value, const Status& st);
   Status write(const std::string& text);
+  void openEpoch(bool continues);
 
   std::string path_;
   bool reserveBlocks_;
@@ -105,6 +115,8 @@ class SeqStore {
   std::uint64_t reservedUpTo_ = 0;  // durable
   bool reservationInFlight_ = false;
   std::optional<Damage> damage_;
+  std::string epoch_;
+  std::string epochRenewed_;
   std::optional<Skip> skipped_;
   std::string writeError_;
   std::unique_ptr<FileWriter> writer_;
@@ -114,5 +126,8 @@ class SeqStore {
 // Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename,
 // fsync of the directory. `mode` is applied to the new file.
 Status writeFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
+
+// `bytes` random bytes (std::random_device) as lowercase hex: boot ids, epochs.
+std::string randomHex(std::size_t bytes);
 
 }  // namespace citygate::core

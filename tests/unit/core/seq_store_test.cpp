@@ -261,3 +261,52 @@ TEST_CASE("a seq file of the previous format (a bare number) still loads") {
   CHECK_FALSE(s.skipped());
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("the epoch is kept while the seq goes on, and new whenever the seq could start again") {
+  const std::string dir = tempDir();
+  std::string first;
+  {
+    SeqStore s(dir + "/seq", true);
+    REQUIRE(s.open(0));
+    first = s.epoch();
+    CHECK(first.size() == 16);
+    CHECK(s.epochRenewed() == "there was no epoch file");
+    (void)s.next();
+    REQUIRE(s.close());
+  }
+  struct stat st {};
+  REQUIRE(::stat((dir + "/seq.epoch").c_str(), &st) == 0);
+  {
+    SeqStore s(dir + "/seq", true);  // a restart (or a crash: the reservation is on disk)
+    REQUIRE(s.open(0));
+    CHECK(s.epoch() == first);
+    CHECK(s.epochRenewed().empty());
+  }
+  std::string second;
+  {
+    std::filesystem::remove(dir + "/seq");  // the seq file gone, nothing in the spool: seq 1 again
+    SeqStore s(dir + "/seq", true);
+    REQUIRE(s.open(0));
+    CHECK(s.next() == 1);
+    second = s.epoch();
+    CHECK(second != first);
+    CHECK(s.epochRenewed().find("starts again") != std::string::npos);
+  }
+  {
+    std::filesystem::remove(dir + "/seq");  // gone again, but the spool holds seqs up to 41: seq goes on
+    SeqStore s(dir + "/seq", true);
+    REQUIRE(s.open(42));
+    CHECK(s.epoch() == second);
+  }
+  {
+    std::ofstream(dir + "/seq.epoch") << "not an epoch\n";  // damaged
+    SeqStore s(dir + "/seq", true);
+    REQUIRE(s.open(42));
+    CHECK(s.epoch() != second);
+    CHECK(s.epochRenewed() == "the epoch file was damaged");
+  }
+  SeqStore unsaved("", false);
+  REQUIRE(unsaved.open(0));
+  CHECK(unsaved.epoch().size() == 16);
+  std::filesystem::remove_all(dir);
+}

@@ -13,6 +13,10 @@ ReadingsSink::ReadingsSink(std::shared_ptr<Session> session, std::string leaf, F
   // Fields in number order, as protobuf writes them; the readings (3) follow.
   core::wire::appendString(header_, citygate::v1::ReadingBatch::kGatewayIdFieldNumber, session_->options().gatewayId);
   core::wire::appendString(header_, citygate::v1::ReadingBatch::kBootIdFieldNumber, session_->options().bootId);
+  // The epoch (4) follows the readings (3), as protobuf writes it.
+  if (!session_->options().epoch.empty()) {
+    core::wire::appendString(trailer_, citygate::v1::ReadingBatch::kEpochFieldNumber, session_->options().epoch);
+  }
 }
 
 void ReadingsSink::beginBatch(std::string& payload) {
@@ -42,6 +46,7 @@ void ReadingsSink::onSessionState(bool connected) {
 }
 
 void ReadingsSink::asyncDeliver(std::string payload, std::uint32_t count, std::function<void(core::Outcome)> done) {
+  payload.append(trailer_);  // within the capacity the fan-out reserved
   ++stats_.batchesPublished;
   stats_.published += count;
   stats_.lastPublishAt = session_->wallNow();

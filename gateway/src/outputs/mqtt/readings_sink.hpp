@@ -1,6 +1,6 @@
 // ReadingsSink: the pipeline's native sink on MQTT, a client of the Session. Frames each batch as a
 // ReadingBatch (gateway_id and boot_id from the session's options, then the spool's records as its
-// `readings`, each appended once through core/wire.hpp with the generated field numbers: the
+// `readings`, then the seq's `epoch`, each appended once through core/wire.hpp with the generated field numbers: the
 // bytes protobuf would write for the same message) and publishes it on
 // <prefix>/<gateway_id>/readings at QoS 1, not retained, and reports:
 //   Delivered  the broker acknowledged it (PUBACK);
@@ -68,7 +68,8 @@ class ReadingsSink final : public core::Sink, public std::enable_shared_from_thi
   std::string leaf_;
   Framing framing_;
   std::string topic_;
-  std::string header_;  // gateway_id and boot_id, framed once
+  std::string header_;   // gateway_id and boot_id, framed once
+  std::string trailer_;  // the epoch, after the readings
   std::function<void(bool)> readyCb_;
   ReadingsStats stats_;
 };

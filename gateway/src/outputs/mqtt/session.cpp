@@ -76,6 +76,7 @@ std::string statusPayload(const SessionOptions& o, pb::GatewayState state) {
   s.set_state(state);
   s.set_boot_id(o.bootId);
   s.set_version(o.version);
+  s.set_epoch(o.epoch);
   toTimestamp(o.startedAt, s.mutable_started_at());
   if (state == pb::ONLINE && o.birthSpool) o.birthSpool(*s.mutable_spool());
   if (state == pb::ONLINE && o.birthClockUnsynchronised) s.set_clock_unsynchronised(o.birthClockUnsynchronised());

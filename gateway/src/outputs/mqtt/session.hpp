@@ -55,6 +55,7 @@ const char* connStateName(ConnState state);
 struct SessionOptions {
   std::string gatewayId;
   std::string bootId;
+  std::string epoch;  // the seq's epoch (core::SeqStore::epoch), in ReadingBatch and GatewayStatus
   std::string version;
   std::string topicPrefix = "citygate/v1";
   WallTime startedAt;

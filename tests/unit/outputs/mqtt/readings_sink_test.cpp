@@ -22,11 +22,12 @@ struct Fixture {
   std::shared_ptr<ReadingsSink> sink;
   std::vector<bool> ready;
 
-  Fixture() {
+  explicit Fixture(std::string epoch = {}) {
     broker->ioc = &ioc;
     SessionOptions o;
     o.gatewayId = "gw-1";
     o.bootId = "boot-7";
+    o.epoch = std::move(epoch);
     o.topicPrefix = "city/";
     o.reconnectMin = std::chrono::milliseconds(0);
     o.reconnectMax = std::chrono::milliseconds(0);
@@ -112,10 +113,12 @@ TEST_CASE("after stop, a batch is not lost silently: it completes with Retry") {
 
 }  // namespace
 TEST_CASE("the readings sink frames a ReadingBatch byte for byte as protobuf would, from the spool's records") {
-  Fixture f;
+  Fixture f("0123456789abcdef");
+  f.connect();
   v1::ReadingBatch expected;
   expected.set_gateway_id("gw-1");
   expected.set_boot_id("boot-7");
+  expected.set_epoch("0123456789abcdef");
   std::string payload;
   f.sink->beginBatch(payload);
   for (std::uint64_t seq : {1ULL, 2ULL, 300ULL}) {
@@ -125,7 +128,10 @@ TEST_CASE("the readings sink frames a ReadingBatch byte for byte as protobuf wou
     *expected.add_readings() = r;
     f.sink->addRecord(payload, seq, r.SerializeAsString());
   }
-  CHECK(payload == expected.SerializeAsString());
+  // The epoch follows the readings, as protobuf writes it: added when the batch is sent.
+  f.sink->asyncDeliver(std::move(payload), 3, [](core::Outcome) {});
+  REQUIRE_FALSE(f.broker->published.empty());
+  CHECK(f.broker->published.back().payload == expected.SerializeAsString());
 }
 
 }  // namespace citygate::mqtt
