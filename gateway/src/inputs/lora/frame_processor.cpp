@@ -692,6 +692,7 @@ void FrameProcessor::fillHealth(google::protobuf::RepeatedPtrField<pb::DeviceHea
     }
     h.set_polls_ok(s.accepted);
     h.set_polls_failed(rejected);
+    if (hasSession(s)) h.set_dev_addr(s.spec.devAddrHex);
     if (s.spec.otaa) {
       h.set_joined(s.joined);
       h.set_joins_accepted(s.joins);

@@ -33,6 +33,7 @@ class LoraSourceHandle final : public sources::Source {
   void fillHealth(citygate::v1::GatewayHealth& health) const override;
 
   const LoraSource& source() const { return *source_; }
+  LoraSource& source() { return *source_; }
 
  private:
   std::shared_ptr<const LoraSourceSpec> spec_;
