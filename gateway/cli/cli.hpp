@@ -82,6 +82,7 @@ int cmdModbusScan(const Ctx& ctx, const Args& a);
 int cmdModbusWrite(const Ctx& ctx, const Args& a);
 int cmdLoraDevices(const Ctx& ctx, const Args& a);
 int cmdLoraHeard(const Ctx& ctx, const Args& a);
+int cmdLoraDevStatus(const Ctx& ctx, const Args& a);
 int cmdSpool(const Ctx& ctx, const Args& a);
 int cmdProfiles(const Ctx& ctx, const Args& a);
 int cmdProfileShow(const Ctx& ctx, const Args& a);

@@ -594,6 +594,23 @@ int cmdLoraHeard(const Ctx& ctx, const Args&) {
   return 0;
 }
 
+int cmdLoraDevStatus(const Ctx& ctx, const Args& a) {
+  if (a.positional.size() != 3) return usageError(ctx, "lora devstatus", "lora devstatus wants one DEVICE");
+  pb::ControlRequest req;
+  req.mutable_lora_dev_status()->set_device(a.positional[2]);
+  pb::ControlResponse resp;
+  if (int rc = roundTrip(ctx, req, resp, kReplyTimeout); rc != 0) return rc;
+  if (ctx.json) {
+    printJson(resp.lora_dev_status());
+    return 0;
+  }
+  std::printf(
+      "DevStatusReq queued for %s: it goes out after the device's next uplink.\n"
+      "Its answer (battery, margin): citygatectl device %s\n",
+      a.positional[2].c_str(), a.positional[2].c_str());
+  return 0;
+}
+
 int cmdSpool(const Ctx& ctx, const Args&) {
   pb::ControlRequest req;
   req.mutable_spool();

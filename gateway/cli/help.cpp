@@ -204,6 +204,17 @@ const std::vector<CommandInfo>& commands() {
        cmdLoraHeard,
        0,
        0},
+      {"lora devstatus",
+       "DEVICE",
+       "ask a LoRaWAN device for its battery and link margin (DevStatusReq)",
+       "Queues a DevStatusReq MAC command for DEVICE (its id, DevEUI or DevAddr): it goes\n"
+       "out with the downlink after the device's next uplink (class A), and its answer\n"
+       "(battery 0 = external power, 1..254 level, 255 unknown; margin in dB) shows in\n"
+       "`citygatectl device DEVICE`. Needs lora { downlink { enabled: true } }.\n",
+       {},
+       cmdLoraDevStatus,
+       1,
+       1},
       {"profiles",
        "[--config FILE]",
        "the device profiles a configuration can name",

@@ -48,7 +48,21 @@ std::string explanation(const std::string& reason, const pb::DeviceHealth& h) {
            "counter (ABP: see relax_fcnt)";
   }
   if (reason == "retransmission") {
-    return "the node sends its last frame again (a confirmed uplink: the gateway sends no ACK)";
+    return "the node sends its last frame again (a confirmed uplink that missed its ACK; without "
+           "lora.downlink the gateway sends none)";
+  }
+  if (reason == "join_mic_failed") {
+    return "join-requests fail the MIC check: the AppKey in the config does not match the device";
+  }
+  if (reason == "join_eui_mismatch") {
+    return "the device joins with another JoinEUI than the config's join_eui";
+  }
+  if (reason == "join_dev_nonce_replay") {
+    return "a join-request repeats a DevNonce already used: a replayed join-request, or a node that "
+           "lost its DevNonce counter";
+  }
+  if (reason == "join_no_dev_addr") {
+    return "every DevAddr of lora.join's range is taken: widen the range";
   }
   if (reason == "fcnt_gap") {
     return "the frame counter jumped more than max_fcnt_gap ahead of the last accepted one";

@@ -71,6 +71,7 @@ class Width(CliWorld):
             "modbus write": [["b", 1, "holding", 0, 5, "--yes"]],
             "lora devices": [[]],
             "lora heard": [[]],
+            "lora devstatus": [["air-node-01"], ["nope"]],
             "spool": [[]],
             "log-level": [[]],
             "profiles": [[]],

@@ -88,6 +88,23 @@ class LoraDownlink(IntegrationTest):
         self.assertEqual(stat.S_IMODE(os.stat(state).st_mode), 0o600)
         self.assertNotIn(DEVICE["nwk_s_key"].lower(), self.gw.log().lower())
 
+    def test_confirmed_retransmission_acked_again_not_published_twice(self):
+        self.start_world()
+        out = self.downlink(5)
+        self.assert_ack(out["pull_resp"][0], out["uplinks"][0], 0)
+        self.sub.wait_for(lambda: self.sub.of("parking-bay-0042"), 10, "the confirmed uplink's reading")
+        self.health(lambda h: h.lora.frames_accepted == 1 and h.lora.pending_frames == 0, "the dedup entry expired")
+        # The node missed the ACK and sends the same frame again (lora-packet builds the same bytes),
+        # after the dedup TTL: it is ACKed again with the next FCntDown, and not published again.
+        out = self.downlink(5)
+        self.assertEqual(len(out["pull_resp"]), 1, out)
+        self.assert_ack(out["pull_resp"][0], out["uplinks"][0], 1)
+        h = self.health(lambda h: h.lora.retransmissions_acked == 1 and h.lora.downlink.acks == 2,
+                        "the retransmission ACKed")
+        self.assertEqual(h.lora.rejected["retransmission"], 1)
+        self.assertEqual(h.lora.readings, 1)
+        self.assertEqual(len(self.sub.of("parking-bay-0042")), 1)
+
     def test_tx_ack_too_late_retried_in_rx2_rx2_errors_dropped(self):
         self.start_world()
         out = self.downlink(3, tx_ack="TOO_LATE,NONE", expect=2)

@@ -12,6 +12,11 @@
 //       PULL_RESP is decoded by lora-packet (MIC with the NwkSKey, FRMPayload with the AppSKey) and
 //       answered with a TX_ACK carrying the next error of --tx-ack (NONE, TOO_LATE, ...; the last
 //       repeats; "-" sends no TX_ACK). Waits for --expect PULL_RESP (1) or --wait MS (3000).
+//   node concentrator.js join --port 1700 --dev-eui HEX --join-eui HEX --app-key HEX --dev-nonce HEX
+//       PULL_DATA, then an OTAA join-request built by lora-packet (fromFields, MIC with the AppKey);
+//       every PULL_RESP is decrypted (decryptJoinAccept) and verified (verifyMIC) by lora-packet and
+//       answered like `downlink`; the summary has the join-accept's fields and the session keys
+//       lora-packet derives from them (generateSessionKeys).
 //
 // Devices: a JSON file holding an array of
 //   {"id": "parking-bay-0042", "dev_addr": "26011F42",
@@ -56,11 +61,11 @@ function parseArgs(argv) {
   const o = {
     command: 'send', host: '127.0.0.1', port: 1700, devices: [], count: 1, interval: 1000, fcnt: null, copies: 1,
     eui: 'AA555A0000000000', version: 2, stat: false, ackTimeout: 1000, rate: 0, duration: 3, mix: null,
-    txAck: ['NONE'], expect: 1, wait: 3000,
+    txAck: ['NONE'], expect: 1, wait: 3000, devEui: null, joinEui: '0000000000000000', appKey: null, devNonce: null,
   };
   let i = 0;
   if (argv.length > 0 && !argv[0].startsWith('--')) o.command = argv[i++];
-  if (!['send', 'frames', 'pull', 'stat', 'flood', 'downlink'].includes(o.command)) usage(`unknown command '${o.command}'`);
+  if (!['send', 'frames', 'pull', 'stat', 'flood', 'downlink', 'join'].includes(o.command)) usage(`unknown command '${o.command}'`);
   const num = (v, name) => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n)) usage(`${name} needs a number`);
@@ -88,6 +93,10 @@ function parseArgs(argv) {
       case '--tx-ack': o.txAck = v.split(',').filter((s) => s); ++i; break;
       case '--expect': o.expect = num(v, a); ++i; break;
       case '--wait': o.wait = num(v, a); ++i; break;
+      case '--dev-eui': o.devEui = v; ++i; break;
+      case '--join-eui': o.joinEui = v; ++i; break;
+      case '--app-key': o.appKey = v; ++i; break;
+      case '--dev-nonce': o.devNonce = v; ++i; break;
       case '--help': case '-h': usage(); break;
       default: usage(`unknown option '${a}'`);
     }
@@ -403,8 +412,81 @@ async function cmdDownlink(o) {
   return 0;
 }
 
+// PULL_DATA, one join-request, and every PULL_RESP decrypted and verified as a join-accept.
+async function cmdJoin(o) {
+  if (!/^[0-9a-fA-F]{16}$/.test(o.devEui || '') || !/^[0-9a-fA-F]{16}$/.test(o.joinEui) ||
+      !/^[0-9a-fA-F]{32}$/.test(o.appKey || '') || !/^[0-9a-fA-F]{4}$/.test(o.devNonce || '')) {
+    usage('join needs --dev-eui (16 hex), --app-key (32 hex), --dev-nonce (4 hex) [--join-eui (16 hex)]');
+  }
+  const appKey = Buffer.from(o.appKey, 'hex');
+  const devNonce = Buffer.from(o.devNonce, 'hex');
+  const sock = dgram.createSocket('udp4');
+  const resps = [];
+  let pullAcked = 0;
+  let wake = null;
+  sock.on('message', (msg) => {
+    if (msg.length >= 4 && msg[3] === 0x04) { ++pullAcked; if (wake) wake(); return; }
+    if (msg.length < 5 || msg[3] !== 0x03) return;
+    const r = { token: msg.readUInt16BE(1), version: msg[0] };
+    try {
+      const txpk = JSON.parse(msg.subarray(4).toString()).txpk;
+      Object.assign(r, { tmst: txpk.tmst, freq: txpk.freq, datr: txpk.datr, powe: txpk.powe, modu: txpk.modu,
+                         codr: txpk.codr, ipol: txpk.ipol, imme: txpk.imme, size: txpk.size });
+      const phy = Buffer.from(txpk.data, 'base64');
+      r.phy = phy.toString('hex');
+      const wire = lora.fromWire(phy);
+      r.mtype = wire.getMType();
+      const pkt = lora.fromWire(lora.decryptJoinAccept(wire, appKey));
+      const b = pkt.getBuffers();
+      r.mic_ok = lora.verifyMIC(pkt, null, appKey);
+      r.app_nonce = b.AppNonce.toString('hex');
+      r.net_id = b.NetID.toString('hex');
+      r.dev_addr = b.DevAddr.toString('hex').toUpperCase();
+      r.dl_settings = b.DLSettings[0];
+      r.rx_delay = b.RxDelay[0];
+      r.cflist = b.CFList ? b.CFList.toString('hex') : '';
+      const keys = lora.generateSessionKeys(appKey, b.NetID, b.AppNonce, devNonce);
+      r.nwk_s_key = keys.NwkSKey.toString('hex');
+      r.app_s_key = keys.AppSKey.toString('hex');
+    } catch (e) {
+      r.error = String(e);
+    }
+    const err = o.txAck[Math.min(resps.length, o.txAck.length - 1)];
+    resps.push(r);
+    if (err !== '-') {
+      const h = header(o.version, 0x05, o.eui);
+      h.writeUInt16BE(r.token, 1);
+      r.tx_ack = err;
+      sock.send(Buffer.concat([h, Buffer.from(JSON.stringify({ txpk_ack: { error: err } }))]), o.port, o.host);
+    }
+    if (wake) wake();
+  });
+  const send = (buf) => new Promise((resolve) => sock.send(buf, o.port, o.host, () => resolve()));
+  const until = async (cond, ms) => {
+    const end = Date.now() + ms;
+    while (!cond() && Date.now() < end) {
+      await new Promise((resolve) => { wake = resolve; setTimeout(resolve, Math.max(1, Math.min(50, end - Date.now()))); });
+    }
+    return cond();
+  };
+  await send(header(o.version, 0x02, o.eui));
+  await until(() => pullAcked > 0, o.ackTimeout);
+  const request = lora.fromFields({
+    MType: 'Join Request', AppEUI: Buffer.from(o.joinEui, 'hex'), DevEUI: Buffer.from(o.devEui, 'hex'), DevNonce: devNonce,
+  }, null, null, appKey);
+  const phy = request.getPHYPayload();
+  const rx = rxpk(phy, {}, 0);
+  await send(pushData(o, o.eui, { rxpk: [rx] }));
+  await until(() => resps.length >= o.expect, o.wait);
+  sock.close();
+  console.log(JSON.stringify({ command: 'join', pull_acked: pullAcked, join_request: phy.toString('hex'),
+                               uplink: { tmst: rx.tmst, freq: rx.freq, datr: rx.datr }, pull_resp: resps }));
+  return 0;
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  if (o.command === 'join') return cmdJoin(o);
   if (o.command !== 'pull' && o.command !== 'stat' && o.devices.length === 0) usage('no devices (--devices FILE or --device ...)');
   switch (o.command) {
     case 'frames': return cmdFrames(o);

@@ -187,6 +187,9 @@ std::string checkRequest(const pb::ControlRequest& r) {
       return checkId(r.device_retry().device_id(), "device id");
     case pb::ControlRequest::kMqttReconnect:
       return {};
+    case pb::ControlRequest::kLoraDevStatus:
+      if (r.lora_dev_status().device().empty()) return "lora devstatus: the device is empty";
+      return checkId(r.lora_dev_status().device(), "device");
     case pb::ControlRequest::kModbusRead: {
       const auto& m = r.modbus_read();
       if (m.bus().empty()) return "modbus read: the bus name is empty";

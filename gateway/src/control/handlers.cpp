@@ -112,6 +112,8 @@ void Handlers::handle(const pb::ControlRequest& request, Reply reply) {
       return loraDevices(std::move(reply));
     case pb::ControlRequest::kLoraHeard:
       return loraHeard(std::move(reply));
+    case pb::ControlRequest::kLoraDevStatus:
+      return loraDevStatus(request.lora_dev_status().device(), std::move(reply));
     case pb::ControlRequest::kSpool:
       return spool(std::move(reply));
     case pb::ControlRequest::kLogLevel:
@@ -193,7 +195,10 @@ void Handlers::loraDevices(Reply reply) {
   auto* out = r.mutable_lora_devices();
   const auto health = gateway_->health();
   for (auto& d : deviceInfos(false, health)) {
-    if (d.kind() == "lorawan") *out->add_devices() = std::move(d);
+    if (d.kind() != "lorawan") continue;
+    // An OTAA device has no DevAddr in the config: the session's, once it joined.
+    if (d.dev_addr().empty()) d.set_dev_addr(d.health().dev_addr());
+    *out->add_devices() = std::move(d);
   }
   const auto& c = gateway_->loadedConfig().config;
   if (c.has_lora()) {

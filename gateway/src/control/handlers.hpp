@@ -84,7 +84,8 @@ class Handlers : public RequestHandler, public std::enable_shared_from_this<Hand
   void modbusRead(const citygate::v1::ModbusReadRequest& request, Reply reply);
   void modbusScan(const citygate::v1::ModbusScanRequest& request, Reply reply);
   void loraDevices(Reply reply);
-  void loraHeard(Reply reply);  // lora_handlers.cpp
+  void loraHeard(Reply reply);                                 // lora_handlers.cpp
+  void loraDevStatus(const std::string& device, Reply reply);  // lora_handlers.cpp
   void spool(Reply reply);
   void logLevel(const citygate::v1::LogLevelRequest& request, Reply reply);
   void deviceRetry(const std::string& id, Reply reply);  // modbus_handlers.cpp

@@ -47,4 +47,28 @@ void Handlers::loraHeard(Reply reply) {
   reply.send(std::move(r));
 }
 
+void Handlers::loraDevStatus(const std::string& device, Reply reply) {
+  const auto source = gateway_->findSource(lora::kKindName, lora::kSourceName);
+  if (!source) {
+    reply.error(pb::ControlError::NOT_FOUND, "no LoRa source is running");
+    return;
+  }
+  auto& handle = static_cast<lora::LoraSourceHandle&>(*source);
+  switch (const lora::EnqueueResult r = handle.source().requestDevStatus(device)) {
+    case lora::EnqueueResult::Queued: {
+      pb::ControlResponse resp;
+      resp.mutable_lora_dev_status()->set_device(device);
+      resp.mutable_lora_dev_status()->set_result(std::string(lora::enqueueResultName(r)));
+      reply.send(std::move(resp));
+      return;
+    }
+    case lora::EnqueueResult::Disabled:
+      reply.error(pb::ControlError::UNAVAILABLE, "LoRa downlinks are off (lora { downlink { enabled: true } })");
+      return;
+    default:
+      reply.error(pb::ControlError::NOT_FOUND, "no LoRa device '" + device + "' (an id, DevEUI or DevAddr)");
+      return;
+  }
+}
+
 }  // namespace citygate::control

@@ -85,12 +85,12 @@ std::optional<std::uint32_t> Crypto::cmac4(const Key& key, std::span<const std::
   return (std::uint32_t{out[0]} << 24) | (std::uint32_t{out[1]} << 16) | (std::uint32_t{out[2]} << 8) | out[3];
 }
 
-bool Crypto::aesBlocks(const Key& key, const std::uint8_t* in, std::uint8_t* out, int len) {
+bool Crypto::aesBlocks(const Key& key, const std::uint8_t* in, std::uint8_t* out, int len, bool decrypt) {
   EVP_CIPHER_CTX* ctx = impl_->cipherCtx;
-  if (EVP_EncryptInit_ex2(ctx, impl_->aes, key.data(), nullptr, nullptr) != 1) return false;
+  if (EVP_CipherInit_ex2(ctx, impl_->aes, key.data(), nullptr, decrypt ? 0 : 1, nullptr) != 1) return false;
   EVP_CIPHER_CTX_set_padding(ctx, 0);
   int outLen = 0;
-  if (EVP_EncryptUpdate(ctx, out, &outLen, in, len) != 1 || outLen != len) return false;
+  if (EVP_CipherUpdate(ctx, out, &outLen, in, len) != 1 || outLen != len) return false;
   return true;
 }
 
@@ -140,6 +140,22 @@ bool Crypto::cryptPayload(const Key& key, Dir dir, std::uint32_t devAddr, std::u
 
 std::optional<std::uint32_t> Crypto::joinRequestMic(const Key& appKey, std::span<const std::uint8_t> msg) {
   return cmac4(appKey, msg, {});
+}
+
+std::optional<std::uint32_t> Crypto::joinAcceptMic(const Key& appKey, std::span<const std::uint8_t> msg) {
+  return cmac4(appKey, msg, {});
+}
+
+bool Crypto::aesEncrypt(const Key& key, std::span<const std::uint8_t> in, std::span<std::uint8_t> out) {
+  if (in.size() % 16 != 0 || out.size() < in.size() || in.size() > 256) return false;
+  if (in.empty()) return true;
+  return aesBlocks(key, in.data(), out.data(), static_cast<int>(in.size()));
+}
+
+bool Crypto::aesDecrypt(const Key& key, std::span<const std::uint8_t> in, std::span<std::uint8_t> out) {
+  if (in.size() % 16 != 0 || out.size() < in.size() || in.size() > 256) return false;
+  if (in.empty()) return true;
+  return aesBlocks(key, in.data(), out.data(), static_cast<int>(in.size()), true);
 }
 
 std::optional<std::uint32_t> Crypto::keyCheckValue(const Key& key) {

@@ -1,5 +1,6 @@
 // The LoRaWAN 1.0.x cryptography, through OpenSSL (EVP AES-128-ECB and EVP_MAC CMAC): frame MIC,
-// FRMPayload encryption (the same operation both ways), join-request MIC, and a key check value.
+// FRMPayload encryption (the same operation both ways), join-request and join-accept MICs, AES-ECB
+// blocks both ways (join-accept encryption, session-key derivation), and a key check value.
 // Nothing here is home-made crypto: it only builds the B0 / A_i blocks of the specification.
 //
 // A Crypto object keeps its OpenSSL contexts and re-keys them per call: one per thread (the
@@ -58,6 +59,15 @@ class Crypto {
   // Join-request MIC: CMAC(AppKey, MHDR | AppEUI | DevEUI | DevNonce)[0..3].
   std::optional<std::uint32_t> joinRequestMic(const Key& appKey, std::span<const std::uint8_t> msg);
 
+  // Join-accept MIC (1.0.x): CMAC(AppKey, MHDR | AppNonce | NetID | DevAddr | DLSettings | RxDelay
+  // | CFList)[0..3], first byte most significant.
+  std::optional<std::uint32_t> joinAcceptMic(const Key& appKey, std::span<const std::uint8_t> msg);
+
+  // AES-128-ECB over whole blocks (`in` a multiple of 16 bytes, `out` as long): encryption derives
+  // the session keys, decryption "encrypts" a join-accept (the device recovers it by encrypting).
+  bool aesEncrypt(const Key& key, std::span<const std::uint8_t> in, std::span<std::uint8_t> out);
+  bool aesDecrypt(const Key& key, std::span<const std::uint8_t> in, std::span<std::uint8_t> out);
+
   // Key check value: the first 4 bytes of AES(K, 0^16). Identifies a key without revealing it
   // (the frame-counter state file uses it to notice re-keyed devices).
   std::optional<std::uint32_t> keyCheckValue(const Key& key);
@@ -65,7 +75,7 @@ class Crypto {
  private:
   Crypto() = default;
   std::optional<std::uint32_t> cmac4(const Key& key, std::span<const std::uint8_t> a, std::span<const std::uint8_t> b);
-  bool aesBlocks(const Key& key, const std::uint8_t* in, std::uint8_t* out, int len);
+  bool aesBlocks(const Key& key, const std::uint8_t* in, std::uint8_t* out, int len, bool decrypt = false);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

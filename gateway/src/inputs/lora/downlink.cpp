@@ -129,10 +129,30 @@ Window rx1Window(std::uint32_t tmst, SteadyTime receivedAt, double frequency, st
   return w;
 }
 
-Window rx2Window(std::uint32_t tmst, SteadyTime receivedAt, std::chrono::seconds delay) {
-  Window w = rx1Window(tmst, receivedAt, kRx2FrequencyMhz, kRx2Datr, delay + std::chrono::seconds(1));
+Window rx2Window(std::uint32_t tmst, SteadyTime receivedAt, std::chrono::seconds delay, std::string_view datr) {
+  Window w = rx1Window(tmst, receivedAt, kRx2FrequencyMhz, datr, delay + std::chrono::seconds(1));
   w.rx2 = true;
   return w;
+}
+
+std::optional<int> eu868DataRate(std::string_view datr) {
+  const auto r = parseDatr(datr);
+  if (!r) return std::nullopt;
+  if (r->second == 125 && r->first >= 7 && r->first <= 12) return 12 - r->first;
+  if (r->second == 250 && r->first == 7) return 6;
+  return std::nullopt;
+}
+
+std::string eu868Datr(int dr) {
+  if (dr == 6) return "SF7BW250";
+  return "SF" + std::to_string(12 - std::clamp(dr, 0, 5)) + "BW125";
+}
+
+std::string rx1Datr(std::string_view uplinkDatr, int offset) {
+  if (offset == 0) return std::string(uplinkDatr);
+  const auto dr = eu868DataRate(uplinkDatr);
+  if (!dr) return std::string(uplinkDatr);
+  return eu868Datr(std::max(std::min(*dr, 5) - offset, 0));
 }
 
 UplinkMac parseUplinkMac(std::span<const std::uint8_t> f) {
@@ -310,15 +330,79 @@ std::optional<Tx> Downlinks::drop(DropReason r, std::string* why, std::string de
   return std::nullopt;
 }
 
+Downlinks::Choice Downlinks::choose(const AcceptedUplink& up, const std::array<Window, 2>& windows, std::size_t length,
+                                    SteadyTime now) {
+  Choice c;
+  bool any = false;
+  for (const Window& w : windows) {
+    const auto rate = parseDatr(w.datr);
+    const auto sb = subBandOf(w.frequency);
+    if (!rate || !sb) {
+      if (!any) c.refused = DropReason::NotEu868;
+      any = true;
+      c.detail = "no EU868 window for " + w.datr;
+      continue;
+    }
+    if (!canMeet(w, now, options_.lead)) {
+      if (c.refused != DropReason::DutyCycle) c.refused = DropReason::TooLate;
+      any = true;
+      c.detail = w.rx2 ? "RX2 has passed" : "RX1 has passed";
+      continue;
+    }
+    const auto air = loraAirtime(rate->first, rate->second, length);
+    if (!duty_.allows(up.gatewayEui, *sb, air, now)) {
+      c.refused = DropReason::DutyCycle;
+      any = true;
+      c.detail = "sub-band " + std::string(kSubBandNames[static_cast<std::size_t>(*sb)]) + " has no airtime left";
+      continue;
+    }
+    c.window = &w;
+    c.band = *sb;
+    c.airtime = air;
+    break;
+  }
+  return c;
+}
+
+std::optional<Tx> Downlinks::launch(const AcceptedUplink& up, const Choice& c, const Window& rx2,
+                                    std::vector<std::uint8_t> phy, SteadyTime now) {
+  Inflight in;
+  in.token = ++token_;
+  in.gatewayEui = up.gatewayEui;
+  in.version = up.version;
+  in.sentAt = now;
+  in.window = *c.window;
+  in.rx2 = rx2;
+  in.phy = std::move(phy);
+  in.band = c.band;
+  in.airtime = c.airtime;
+  duty_.record(up.gatewayEui, c.band, c.airtime, now);
+  return send(in, now);
+}
+
+// The join-accept: RX1 at tmst + 5 s on the uplink's channel and data rate, RX2 at tmst + 6 s on
+// 869.525 MHz SF12 (the device has no other settings before it is accepted). No FCntDown.
+std::optional<Tx> Downlinks::joinAccept(const AcceptedUplink& up, SteadyTime now, std::string* why) {
+  if (!hasPull(up.gatewayEui)) return drop(DropReason::NoPullAddress, why, "gateway sent no PULL_DATA yet");
+  if (!up.hasTmst) return drop(DropReason::NoTmst, why, "");
+  const std::array<Window, 2> windows{rx1Window(up.tmst, up.receivedAt, up.frequency, up.datr, kJoinAcceptDelay1),
+                                      rx2Window(up.tmst, up.receivedAt, kJoinAcceptDelay1)};
+  const Choice c = choose(up, windows, up.joinAccept.size(), now);
+  if (c.window == nullptr) return drop(c.refused, why, "join-accept: " + c.detail);
+  ++counters_.joinAccepts;
+  return launch(up, c, windows[1], up.joinAccept, now);
+}
+
 std::optional<Tx> Downlinks::onUplink(const AcceptedUplink& up, SteadyTime now, std::string* why) {
   if (up.device >= devices_.size()) return std::nullopt;
+  if (up.join) return joinAccept(up, now, why);
   Device& d = devices_[up.device];
   if (up.ackBit && d.awaitingAck) {
     d.awaitingAck = false;
     ++counters_.confirmedAcked;
   }
   const bool app = !d.queue.empty();
-  if (!up.confirmed && !up.mac.linkCheckReq && !app) return std::nullopt;
+  if (!up.confirmed && !up.mac.linkCheckReq && !app && !d.devStatusReq) return std::nullopt;
   if (!hasPull(up.gatewayEui)) return drop(DropReason::NoPullAddress, why, "gateway sent no PULL_DATA yet");
   if (!up.hasTmst) return drop(DropReason::NoTmst, why, "");
 
@@ -327,6 +411,7 @@ std::optional<Tx> Downlinks::onUplink(const AcceptedUplink& up, SteadyTime now, 
   f.ack = up.confirmed;
   const auto sfbw = parseDatr(up.datr);
   if (up.mac.linkCheckReq) f.fopts = {0x02, linkMargin(up.snr, sfbw ? sfbw->first : 12), 1};
+  if (d.devStatusReq) f.fopts.push_back(0x06);
   if (app) {
     f.hasPort = true;
     f.fport = d.queue.front().fport;
@@ -335,38 +420,11 @@ std::optional<Tx> Downlinks::onUplink(const AcceptedUplink& up, SteadyTime now, 
   }
   const std::size_t length = 12 + f.fopts.size() + (f.hasPort ? 1 + f.payload.size() : 0);
 
-  std::array<Window, 2> windows{rx1Window(up.tmst, up.receivedAt, up.frequency, up.datr),
-                                rx2Window(up.tmst, up.receivedAt)};
-  std::optional<DropReason> refused;
-  std::string detail;
-  const Window* chosen = nullptr;
-  SubBand band = SubBand::G;
-  std::chrono::microseconds airtime{0};
-  for (const Window& w : windows) {
-    const auto rate = parseDatr(w.datr);
-    const auto sb = subBandOf(w.frequency);
-    if (!rate || !sb) {
-      if (!refused) refused = DropReason::NotEu868;
-      detail = "no EU868 window for " + w.datr;
-      continue;
-    }
-    if (!canMeet(w, now, options_.lead)) {
-      if (refused != DropReason::DutyCycle) refused = DropReason::TooLate;
-      detail = w.rx2 ? "RX2 has passed" : "RX1 has passed";
-      continue;
-    }
-    const auto air = loraAirtime(rate->first, rate->second, length);
-    if (!duty_.allows(up.gatewayEui, *sb, air, now)) {
-      refused = DropReason::DutyCycle;
-      detail = "sub-band " + std::string(kSubBandNames[static_cast<std::size_t>(*sb)]) + " has no airtime left";
-      continue;
-    }
-    chosen = &w;
-    band = *sb;
-    airtime = air;
-    break;
-  }
-  if (chosen == nullptr) return drop(refused.value_or(DropReason::TooLate), why, detail);
+  const std::array<Window, 2> windows{
+      rx1Window(up.tmst, up.receivedAt, up.frequency, rx1Datr(up.datr, d.spec.rx1DrOffset), d.spec.rx1Delay),
+      rx2Window(up.tmst, up.receivedAt, d.spec.rx1Delay, d.spec.rx2Datr)};
+  const Choice c = choose(up, windows, length, now);
+  if (c.window == nullptr) return drop(c.refused, why, c.detail);
   if (d.next >= d.reserved) {
     persistWanted_ = true;
     return drop(DropReason::FcntDownUnsaved, why, "");
@@ -382,19 +440,37 @@ std::optional<Tx> Downlinks::onUplink(const AcceptedUplink& up, SteadyTime now, 
   }
   if (f.ack) ++counters_.acks;
   if (up.mac.linkCheckReq) ++counters_.linkCheckAns;
+  if (d.devStatusReq) {
+    d.devStatusReq = false;
+    ++counters_.devStatusReq;
+  }
+  return launch(up, c, windows[1], std::move(*phy), now);
+}
 
-  Inflight in;
-  in.token = ++token_;
-  in.gatewayEui = up.gatewayEui;
-  in.version = up.version;
-  in.sentAt = now;
-  in.window = *chosen;
-  in.rx2 = windows[1];
-  in.phy = std::move(*phy);
-  in.band = band;
-  in.airtime = airtime;
-  duty_.record(up.gatewayEui, band, airtime, now);
-  return send(in, now);
+void Downlinks::setSession(std::size_t device, std::uint32_t devAddr, const Key& nwkSKey, const Key& appSKey,
+                           std::uint32_t keyCheck, std::chrono::seconds rx1Delay, std::uint8_t rx1DrOffset,
+                           std::string rx2Datr) {
+  if (device >= devices_.size()) return;
+  Device& d = devices_[device];
+  if (d.spec.devAddr == devAddr && d.spec.keyCheck == keyCheck) return;  // the same session
+  d.spec.devAddr = devAddr;
+  d.spec.nwkSKey = nwkSKey;
+  d.spec.appSKey = appSKey;
+  d.spec.keyCheck = keyCheck;
+  d.spec.rx1Delay = rx1Delay;
+  d.spec.rx1DrOffset = rx1DrOffset;
+  d.spec.rx2Datr = std::move(rx2Datr);
+  d.next = 0;
+  d.reserved = 0;  // nothing is handed out before the new session's reservation is written
+  d.awaitingAck = false;
+  persistWanted_ = true;
+}
+
+EnqueueResult Downlinks::requestDevStatus(std::string_view device) {
+  const auto i = findDevice(device);
+  if (!i) return EnqueueResult::UnknownDevice;
+  devices_[*i].devStatusReq = true;
+  return EnqueueResult::Queued;
 }
 
 std::optional<Tx> Downlinks::send(const Inflight& f, SteadyTime now) {
@@ -431,7 +507,8 @@ std::optional<Tx> Downlinks::onTxAck(std::uint64_t eui, std::uint16_t token, TxA
     return drop(DropReason::TxAckError, why, name + (f.window.rx2 ? " in RX2" : " in RX1"));
   }
   if (!canMeet(f.rx2, now, options_.lead)) return drop(DropReason::RetryTooLate, why, name + " in RX1, RX2 has passed");
-  const auto air = loraAirtime(12, 125, f.phy.size());
+  const auto rx2Rate = parseDatr(f.rx2.datr);
+  const auto air = loraAirtime(rx2Rate ? rx2Rate->first : 12, rx2Rate ? rx2Rate->second : 125, f.phy.size());
   if (!duty_.allows(eui, SubBand::G3, air, now)) {
     return drop(DropReason::RetryDutyCycle, why, name + " in RX1, sub-band g3 has no airtime left");
   }

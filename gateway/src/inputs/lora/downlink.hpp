@@ -77,12 +77,14 @@ enum class DropReason : std::uint8_t {
   InflightFull,     // more transmissions awaiting their TX_ACK than kMaxInflight (the oldest is forgotten)
   SendFailed,       // the socket would not send the PULL_RESP
   CryptoError,
+  JoinStateUnsaved,  // a join-accept whose DevNonce / JoinNonce could not be written before RX2
   kCount
 };
 inline constexpr std::size_t kDropReasonCount = static_cast<std::size_t>(DropReason::kCount);
 inline constexpr std::array<std::string_view, kDropReasonCount> kDropReasonNames{
-    "no_pull_address", "no_tmst",          "not_eu868",    "too_late",      "duty_cycle",  "fcnt_down_unsaved",
-    "retry_too_late",  "retry_duty_cycle", "tx_ack_error", "inflight_full", "send_failed", "crypto_error"};
+    "no_pull_address",   "no_tmst",        "not_eu868",         "too_late",     "duty_cycle",
+    "fcnt_down_unsaved", "retry_too_late", "retry_duty_cycle",  "tx_ack_error", "inflight_full",
+    "send_failed",       "crypto_error",   "join_state_unsaved"};
 inline std::string_view dropReasonName(DropReason r) {
   return kDropReasonNames[static_cast<std::size_t>(r)];
 }
@@ -145,7 +147,13 @@ struct Window {
 // later on 869.525 MHz SF12BW125. `receivedAt` is when the uplink's datagram arrived (its tmst).
 Window rx1Window(std::uint32_t tmst, SteadyTime receivedAt, double frequency, std::string_view datr,
                  std::chrono::seconds delay = kReceiveDelay1);
-Window rx2Window(std::uint32_t tmst, SteadyTime receivedAt, std::chrono::seconds delay = kReceiveDelay1);
+Window rx2Window(std::uint32_t tmst, SteadyTime receivedAt, std::chrono::seconds delay = kReceiveDelay1,
+                 std::string_view datr = kRx2Datr);
+// EU868 data rates: DR0..DR5 = SF12..SF7 BW125, DR6 = SF7BW250. nullopt for anything else.
+std::optional<int> eu868DataRate(std::string_view datr);
+std::string eu868Datr(int dr);
+// RX1's data rate: the uplink's lowered by RX1DROffset (EU868: not below DR0).
+std::string rx1Datr(std::string_view uplinkDatr, int offset);
 // Whether a PULL_RESP sent now reaches the forwarder `lead` before the window.
 inline bool canMeet(const Window& w, SteadyTime now, std::chrono::milliseconds lead) {
   return now + lead <= w.at;
@@ -218,6 +226,10 @@ struct DownlinkDevice {
   Key nwkSKey;
   Key appSKey;
   std::uint32_t keyCheck = 0;
+  // Receive windows of data downlinks: the defaults, or what an OTAA device was told in its join-accept.
+  std::chrono::seconds rx1Delay{1};
+  std::uint8_t rx1DrOffset = 0;
+  std::string rx2Datr{kRx2Datr};
 };
 
 // An accepted uplink, with its best reception (after the dedup window).
@@ -234,6 +246,11 @@ struct AcceptedUplink {
   bool confirmed = false;
   bool ackBit = false;  // the uplink acknowledges our last confirmed downlink
   UplinkMac mac;
+  // A join-request: the join-accept to send (JOIN_ACCEPT_DELAY1/2), and the generation of the
+  // joins' state that must be durable first (FrameProcessor::joinGeneration).
+  bool join = false;
+  std::vector<std::uint8_t> joinAccept;
+  std::uint64_t joinGeneration = 0;
 };
 
 struct Tx {
@@ -253,6 +270,8 @@ struct DownlinkCounters {
   std::uint64_t confirmedAcked = 0;  // confirmed application downlinks the device acknowledged
   std::uint64_t txAckUnknownToken = 0;
   std::uint64_t txAckMissing = 0;  // no TX_ACK within txAckTimeout (protocol v1 sends none): fate unknown
+  std::uint64_t joinAccepts = 0;   // join-accepts sent
+  std::uint64_t devStatusReq = 0;  // DevStatusReq sent in FOpts
   std::array<std::uint64_t, kTxAckErrorCount> txAck{};
   std::array<std::uint64_t, kDropReasonCount> dropped{};
 };
@@ -263,16 +282,26 @@ class Downlinks {
 
   Downlinks(std::vector<DownlinkDevice> devices, DownlinkOptions options, Crypto& crypto);
 
+  // An OTAA device joined: its new session (FCntDown starts at 0; persistWanted() asks for the
+  // reservation to be written before a data downlink uses it) and receive windows.
+  void setSession(std::size_t device, std::uint32_t devAddr, const Key& nwkSKey, const Key& appSKey,
+                  std::uint32_t keyCheck, std::chrono::seconds rx1Delay, std::uint8_t rx1DrOffset, std::string rx2Datr);
+  // DevStatusReq in the FOpts of the device's next downlink (one is sent after its next uplink).
+  EnqueueResult requestDevStatus(std::string_view device);
+
   // A PULL_DATA: the gateway can be sent downlinks (the caller keeps its address).
   void notePull(std::uint64_t gatewayEui);
   bool hasPull(std::uint64_t gatewayEui) const;
 
-  // What to send for an accepted uplink, if anything. A refusal is counted; `why` says it.
+  // What to send for an accepted uplink, if anything: for a join-request (up.join) its join-accept,
+  // at JOIN_ACCEPT_DELAY1 (5 s, RX1) or 2 (6 s, RX2). A refusal is counted; `why` says it.
   std::optional<Tx> onUplink(const AcceptedUplink& up, SteadyTime now, std::string* why = nullptr);
   // A TX_ACK: counted by error; an RX1 transmission refused TOO_LATE / COLLISION_PACKET gives the
   // RX2 retry, when it can be met.
   std::optional<Tx> onTxAck(std::uint64_t gatewayEui, std::uint16_t token, TxAckError error, SteadyTime now,
                             std::string* why = nullptr);
+  // A downlink the caller gave up (counted by reason).
+  void countDrop(DropReason r) { ++counters_.dropped[static_cast<std::size_t>(r)]; }
   // A PULL_RESP the caller could not send.
   void sendFailed(const Tx& tx);
   // Forgets transmissions whose TX_ACK never came (counted as txAckMissing).
@@ -305,8 +334,21 @@ class Downlinks {
     std::uint32_t next = 0;      // the next FCntDown
     std::uint32_t reserved = 0;  // durable: counters below it may be handed out
     std::deque<AppDownlink> queue;
-    bool awaitingAck = false;  // a confirmed application downlink was sent
+    bool awaitingAck = false;   // a confirmed application downlink was sent
+    bool devStatusReq = false;  // a DevStatusReq is to go with the next downlink
   };
+  // The first window of `windows` that can be met and whose sub-band allows the airtime.
+  struct Choice {
+    const Window* window = nullptr;
+    SubBand band = SubBand::G;
+    std::chrono::microseconds airtime{0};
+    DropReason refused = DropReason::TooLate;
+    std::string detail;
+  };
+  Choice choose(const AcceptedUplink& up, const std::array<Window, 2>& windows, std::size_t length, SteadyTime now);
+  std::optional<Tx> launch(const AcceptedUplink& up, const Choice& c, const Window& rx2, std::vector<std::uint8_t> phy,
+                           SteadyTime now);
+  std::optional<Tx> joinAccept(const AcceptedUplink& up, SteadyTime now, std::string* why);
   struct Inflight {
     std::uint16_t token = 0;
     std::uint64_t gatewayEui = 0;

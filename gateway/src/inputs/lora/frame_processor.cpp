@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 #include "inputs/lora/phy_payload.hpp"
@@ -58,15 +59,46 @@ FrameProcessor::FrameProcessor(std::vector<DeviceSpec> devices, ProcessorOptions
     Session s;
     s.spec = std::move(d);
     s.keyCheck = crypto_->keyCheckValue(s.spec.nwkSKey).value_or(0);
-    s.lastError = "no frame received yet";
+    if (s.spec.otaa) s.appKeyCheck = crypto_->keyCheckValue(s.spec.appKey).value_or(0);
+    s.lastError = s.spec.otaa ? "not joined yet" : "no frame received yet";
     sessions_.push_back(std::move(s));
   }
-  for (std::size_t i = 0; i < sessions_.size(); ++i) byAddr_.emplace_back(sessions_[i].spec.devAddr, i);
-  std::sort(byAddr_.begin(), byAddr_.end());
+  rebuildAddrIndex();
   pendingIndex_.reserve(std::min<std::size_t>(options_.maxPending, 1024));
 }
 
 FrameProcessor::~FrameProcessor() = default;
+
+// DevAddr -> sessions, of the devices that have a session (every ABP device, OTAA once joined).
+void FrameProcessor::rebuildAddrIndex() {
+  byAddr_.clear();
+  for (std::size_t i = 0; i < sessions_.size(); ++i) {
+    if (hasSession(sessions_[i])) byAddr_.emplace_back(sessions_[i].spec.devAddr, i);
+  }
+  std::sort(byAddr_.begin(), byAddr_.end());
+}
+
+// An OTAA device's session: its DevAddr and keys; its counters start afresh (FCnt 0 after a join).
+void FrameProcessor::setSession(Session& s, std::uint32_t devAddr, const SessionKeys& keys) {
+  s.joined = true;
+  s.spec.devAddr = devAddr;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08X", static_cast<unsigned>(devAddr));
+  s.spec.devAddrHex = hex;
+  s.spec.nwkSKey = keys.nwkSKey;
+  s.spec.appSKey = keys.appSKey;
+  s.keyCheck = crypto_->keyCheckValue(keys.nwkSKey).value_or(0);
+  s.seen = false;
+  s.lastFcnt = 0;
+  s.lastAccepted = 0;
+  s.persistedSeen = false;
+  s.persistedFcnt = 0;
+  s.lastFrameHash = 0;
+  // Readings carry the DevAddr of the session they came in.
+  auto sensor = std::make_shared<core::SensorSpec>(*s.spec.sensor);
+  sensor->source.mutable_lorawan()->set_dev_addr(s.spec.devAddrHex);
+  s.spec.sensor = std::move(sensor);
+}
 
 void FrameProcessor::reject(Reason r, Session* s) {
   ++counters_.rejected[static_cast<std::size_t>(r)];
@@ -168,10 +200,155 @@ FrameProcessor::Verdict FrameProcessor::verify(Session& s, const DataFrame& f, s
   return Verdict::MicFailed;
 }
 
+// Another reception of a frame (or join-request) already accepted: keep the best signal, count it.
+void FrameProcessor::mergeDuplicate(Pending& p, const RxPacket& rx, std::uint64_t gatewayEui) {
+  ++counters_.duplicates;
+  auto& meta = *p.sample.lora;
+  ++meta.receptions;
+  if (!p.flushed && (rx.rssi > meta.rssi || (rx.rssi == meta.rssi && rx.lsnr > meta.snr))) {
+    meta.rssi = rx.rssi;
+    meta.snr = rx.lsnr;
+    meta.frequency = rx.freq;
+    meta.dataRate = rx.lora ? std::string(rx.datr) : "FSK" + std::to_string(rx.fskRate);
+    meta.gatewayEui = formatEui(gatewayEui);
+    if (uplinkHook_) setReception(p.uplink, rx, gatewayEui);
+  }
+}
+
+// The dedup entry of an authentic frame: later copies merge into it until its TTL.
+FrameProcessor::Pending& FrameProcessor::addPending(std::uint64_t hash, std::span<const std::uint8_t> phy,
+                                                    std::size_t session, const RxPacket& rx, std::uint64_t gatewayEui,
+                                                    SteadyTime now, WallTime wallNow) {
+  makeRoom();
+  Pending& p = pending_.emplace_back();
+  const std::uint64_t seq = pendingBase_ + pending_.size() - 1;
+  pendingIndex_[hash] = seq;
+  p.hash = hash;
+  p.len = static_cast<std::uint8_t>(phy.size());
+  std::memcpy(p.phy.data(), phy.data(), phy.size());
+  const auto ttl = std::max<SteadyClock::duration>(2 * options_.dedupWindow, std::chrono::milliseconds(200));
+  p.flushAt = now + options_.dedupWindow;
+  p.expiresAt = now + ttl;
+  p.session = session;
+  auto& meta = p.sample.lora.emplace();
+  meta.rssi = rx.rssi;
+  meta.snr = rx.lsnr;
+  meta.frequency = rx.freq;
+  meta.dataRate = rx.lora ? std::string(rx.datr) : "FSK" + std::to_string(rx.fskRate);
+  meta.gatewayEui = formatEui(gatewayEui);
+  meta.receptions = 1;
+  p.sample.observedAt = wallNow;
+  p.sample.periodStart = wallNow;
+  if (uplinkHook_) {
+    p.uplink.device = session;
+    p.uplink.receivedAt = now;
+    setReception(p.uplink, rx, gatewayEui);
+  }
+  return p;
+}
+
+std::optional<Reason> FrameProcessor::onJoinRequest(const RxPacket& rx, std::span<const std::uint8_t> phy,
+                                                    std::uint64_t gatewayEui, SteadyTime now, WallTime wallNow) {
+  JoinRequest jr;
+  switch (parseJoinRequest(phy, jr)) {
+    case JoinParseError::None:
+      break;
+    case JoinParseError::BadMajor:
+      reject(Reason::BadMajor, nullptr);
+      return Reason::BadMajor;
+    case JoinParseError::BadLength:
+    case JoinParseError::NotJoinRequest:
+      reject(Reason::TruncatedFrame, nullptr);
+      return Reason::TruncatedFrame;
+  }
+  const std::uint64_t hash = frameHash(phy);
+  if (Pending* p = findPending(hash, phy)) {
+    mergeDuplicate(*p, rx, gatewayEui);  // the same join-request heard again within the dedup TTL
+    return std::nullopt;
+  }
+  const auto it = std::find_if(sessions_.begin(), sessions_.end(),
+                               [&](const Session& c) { return c.spec.otaa && c.spec.devEuiValue == jr.devEui; });
+  if (it == sessions_.end() || !options_.join) {
+    reject(Reason::JoinUnknownDevEui, nullptr);
+    return Reason::JoinUnknownDevEui;
+  }
+  Session& s = *it;
+  if (s.spec.joinEui && *s.spec.joinEui != jr.joinEui) {
+    reject(Reason::JoinEuiMismatch, &s);
+    return Reason::JoinEuiMismatch;
+  }
+  const auto mic = crypto_->joinRequestMic(s.spec.appKey, jr.micInput);
+  if (!mic) {
+    reject(Reason::CryptoError, &s);
+    return Reason::CryptoError;
+  }
+  if (*mic != jr.mic) {
+    reject(Reason::JoinMicFailed, &s);
+    return Reason::JoinMicFailed;
+  }
+  if (std::find(s.usedNonces.begin(), s.usedNonces.end(), jr.devNonce) != s.usedNonces.end()) {
+    reject(Reason::JoinDevNonceReplay, &s);
+    return Reason::JoinDevNonceReplay;
+  }
+  const JoinSpec& js = *options_.join;
+  std::vector<std::uint32_t> taken;
+  taken.reserve(byAddr_.size());
+  for (const auto& [addr, index] : byAddr_) {
+    if (&sessions_[index] != &s) taken.push_back(addr);
+  }
+  const auto addr = allocateDevAddr(js.devAddrFirst, js.devAddrLast,
+                                    s.joined ? std::optional<std::uint32_t>(s.spec.devAddr) : std::nullopt, taken);
+  if (!addr) {
+    reject(Reason::JoinNoDevAddr, &s);
+    return Reason::JoinNoDevAddr;
+  }
+  const std::uint32_t joinNonce = nextJoinNonce_;
+  const auto keys = deriveSessionKeys(*crypto_, s.spec.appKey, joinNonce, js.netId, jr.devNonce);
+  JoinAcceptFields fields;
+  fields.joinNonce = joinNonce;
+  fields.netId = js.netId;
+  fields.devAddr = *addr;
+  fields.rx1DrOffset = js.rx1DrOffset;
+  fields.rx2DataRate = js.rx2DataRate;
+  fields.rxDelay = js.rxDelay;
+  fields.cflist = js.cflist;
+  auto accept = keys ? buildJoinAccept(*crypto_, s.spec.appKey, fields) : std::nullopt;
+  if (!accept) {
+    reject(Reason::CryptoError, &s);
+    return Reason::CryptoError;
+  }
+  nextJoinNonce_ = (joinNonce + 1) & 0xFFFFFFU;  // 16.7 million joins before a JoinNonce comes back
+  setSession(s, *addr, *keys);
+  s.joinNonce = joinNonce;
+  s.netId = js.netId;
+  s.devNonce = jr.devNonce;
+  s.usedNonces.push_back(jr.devNonce);
+  if (s.usedNonces.size() > kMaxDevNonces) s.usedNonces.erase(s.usedNonces.begin());
+  ++s.joins;
+  s.lastJoinAt = wallNow;
+  if (s.accepted == 0) s.lastError = "joined, no frame received yet";
+  ++counters_.joinsAccepted;
+  ++joinGen_;
+  dirty_ = true;  // the frame counters' storage copy forgets the old session
+  rebuildAddrIndex();
+  const auto index = static_cast<std::size_t>(&s - sessions_.data());
+  if (counterHook_) counterHook_(index);  // the RAM slot of the old session is emptied
+  log_->info("[{}] joined (OTAA): DevAddr {}, JoinNonce {}, DevNonce {:04X}", s.spec.sensor->id, s.spec.devAddrHex,
+             joinNonce, jr.devNonce);
+  Pending& p = addPending(hash, phy, index, rx, gatewayEui, now, wallNow);
+  if (uplinkHook_) {
+    p.uplink.join = true;
+    p.uplink.joinAccept = std::move(*accept);
+    p.uplink.joinGeneration = joinGen_;
+  }
+  return std::nullopt;
+}
+
 std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t gatewayEui, SteadyTime now,
                                              WallTime wallNow) {
   lastWall_ = wallNow;
   const auto phy = rx.phy();
+  if (!phy.empty() && mtypeOf(phy[0]) == MType::JoinRequest) return onJoinRequest(rx, phy, gatewayEui, now, wallNow);
   DataFrame f;
   if (const PhyError e = parseDataFrame(phy, f); e != PhyError::None) {
     const Reason r = fromPhyError(e);
@@ -188,18 +365,7 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
 
   const std::uint64_t hash = frameHash(phy);
   if (Pending* p = findPending(hash, phy)) {
-    // Another reception of a frame already accepted: keep the best signal, count it.
-    ++counters_.duplicates;
-    auto& meta = *p->sample.lora;
-    ++meta.receptions;
-    if (!p->flushed && (rx.rssi > meta.rssi || (rx.rssi == meta.rssi && rx.lsnr > meta.snr))) {
-      meta.rssi = rx.rssi;
-      meta.snr = rx.lsnr;
-      meta.frequency = rx.freq;
-      meta.dataRate = rx.lora ? std::string(rx.datr) : "FSK" + std::to_string(rx.fskRate);
-      meta.gatewayEui = formatEui(gatewayEui);
-      if (uplinkHook_) setReception(p->uplink, rx, gatewayEui);
-    }
+    mergeDuplicate(*p, rx, gatewayEui);
     return std::nullopt;
   }
 
@@ -249,6 +415,16 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
   if (accepted == nullptr) {
     if (blamed == nullptr && candidates == 1) blamed = &sessions_[range.first->second];
     reject(blame, blamed);
+    if (blame == Reason::Retransmission && blamed != nullptr && f.mtype == MType::ConfirmedDataUp && uplinkHook_) {
+      // The node did not hear our ACK and sent the frame again: ACK it again (never a second
+      // reading). Its copies merge into this entry like a frame's.
+      const auto index = static_cast<std::size_t>(blamed - sessions_.data());
+      Pending& p = addPending(hash, phy, index, rx, gatewayEui, now, wallNow);
+      p.sample.lora->fCnt = blamed->lastAccepted;
+      p.uplink.confirmed = true;
+      p.uplink.ackBit = f.ack();
+      ++counters_.retransmissionsAcked;
+    }
     return blame;
   }
 
@@ -276,35 +452,22 @@ std::optional<Reason> FrameProcessor::onRxpk(const RxPacket& rx, std::uint64_t g
 
   // The dedup entry exists for every authentic frame, with or without a reading, so that late
   // copies are merged rather than rejected as retransmissions.
-  makeRoom();
-  Pending& p = pending_.emplace_back();
-  const std::uint64_t seq = pendingBase_ + pending_.size() - 1;
-  pendingIndex_[hash] = seq;
-  p.hash = hash;
-  p.len = static_cast<std::uint8_t>(phy.size());
-  std::memcpy(p.phy.data(), phy.data(), phy.size());
-  const auto ttl = std::max<SteadyClock::duration>(2 * options_.dedupWindow, std::chrono::milliseconds(200));
-  p.flushAt = now + options_.dedupWindow;
-  p.expiresAt = now + ttl;
-  p.session = static_cast<std::size_t>(accepted - sessions_.data());
-  auto& meta = p.sample.lora.emplace();
+  Pending& p =
+      addPending(hash, phy, static_cast<std::size_t>(accepted - sessions_.data()), rx, gatewayEui, now, wallNow);
+  auto& meta = *p.sample.lora;
   meta.fCnt = fcnt;
   meta.fPort = f.hasPort ? f.fport : 0;
-  meta.rssi = rx.rssi;
-  meta.snr = rx.lsnr;
-  meta.frequency = rx.freq;
-  meta.dataRate = rx.lora ? std::string(rx.datr) : "FSK" + std::to_string(rx.fskRate);
-  meta.gatewayEui = formatEui(gatewayEui);
-  meta.receptions = 1;
-  p.sample.observedAt = wallNow;
-  p.sample.periodStart = wallNow;
+  const UplinkMac mac = parseUplinkMac(f.fopts);
+  if (mac.devStatusAns) {
+    s.devStatus = true;
+    s.devStatusAt = wallNow;
+    s.battery = mac.battery;
+    s.margin = mac.devStatusMargin;
+  }
   if (uplinkHook_) {
-    p.uplink.device = p.session;
-    p.uplink.receivedAt = now;
     p.uplink.confirmed = f.mtype == MType::ConfirmedDataUp;
     p.uplink.ackBit = f.ack();
-    p.uplink.mac = parseUplinkMac(f.fopts);
-    setReception(p.uplink, rx, gatewayEui);
+    p.uplink.mac = mac;
   }
 
   if (!f.hasPort || f.fport == 0) return std::nullopt;  // MAC commands only: nothing to publish
@@ -529,7 +692,59 @@ void FrameProcessor::fillHealth(google::protobuf::RepeatedPtrField<pb::DeviceHea
     }
     h.set_polls_ok(s.accepted);
     h.set_polls_failed(rejected);
+    if (hasSession(s)) h.set_dev_addr(s.spec.devAddrHex);
+    if (s.spec.otaa) {
+      h.set_joined(s.joined);
+      h.set_joins_accepted(s.joins);
+      if (s.joins > 0) toTimestamp(s.lastJoinAt, h.mutable_last_join_at());
+    }
+    if (s.devStatus) {
+      toTimestamp(s.devStatusAt, h.mutable_dev_status_at());
+      h.set_battery(s.battery);
+      h.set_margin(s.margin);
+    }
   }
+}
+
+FrameProcessor::JoinsRestored FrameProcessor::restoreJoins(const OtaaState& state) {
+  JoinsRestored out;
+  nextJoinNonce_ = state.nextJoinNonce & 0xFFFFFFU;
+  for (const auto& r : state.records) {
+    const auto it = std::find_if(sessions_.begin(), sessions_.end(),
+                                 [&](const Session& c) { return c.spec.otaa && c.spec.sensor->id == r.id; });
+    if (it == sessions_.end() || it->spec.devEuiValue != r.devEui || it->appKeyCheck != r.appKeyCheck) {
+      ++out.void_;
+      log_->info("[{}] OTAA session not resumed (the device is gone, or its DevEUI or AppKey changed): it joins again",
+                 r.id);
+      continue;
+    }
+    Session& s = *it;
+    const auto keys = deriveSessionKeys(*crypto_, s.spec.appKey, r.joinNonce, r.netId, r.devNonce);
+    if (!keys) {
+      ++out.void_;
+      continue;
+    }
+    setSession(s, r.devAddr, *keys);
+    s.joinNonce = r.joinNonce;
+    s.netId = r.netId;
+    s.devNonce = r.devNonce;
+    s.usedNonces = r.usedNonces;
+    if (s.accepted == 0) s.lastError = "joined, no frame received yet";
+    ++out.sessions;
+  }
+  rebuildAddrIndex();
+  return out;
+}
+
+OtaaState FrameProcessor::joinSnapshot() const {
+  OtaaState st;
+  st.nextJoinNonce = nextJoinNonce_;
+  for (const auto& s : sessions_) {
+    if (!s.spec.otaa || !s.joined) continue;
+    st.records.push_back(OtaaRecord{s.spec.sensor->id, s.spec.devEuiValue, s.appKeyCheck, s.spec.devAddr, s.joinNonce,
+                                    s.netId, s.devNonce, s.usedNonces});
+  }
+  return st;
 }
 
 }  // namespace citygate::lora

@@ -35,6 +35,7 @@
 #include "inputs/lora/downlink.hpp"
 #include "inputs/lora/fcnt.hpp"
 #include "inputs/lora/heard.hpp"
+#include "inputs/lora/join.hpp"
 #include "inputs/lora/reasons.hpp"
 #include "inputs/lora/semtech_udp.hpp"
 #include "inputs/lora/spec.hpp"
@@ -50,15 +51,18 @@ struct ProcessorOptions {
   std::uint32_t maxFcntGap = 16384;
   std::uint32_t resumeMargin = 16;
   std::size_t maxPending = 2048;
+  std::optional<JoinSpec> join;  // lora.join: OTAA devices join with it
 };
 
 struct ProcessorCounters {
   ReasonCounters rejected{};
-  std::uint64_t framesAccepted = 0;  // authentic frames (MIC and counter OK), duplicates not counted
-  std::uint64_t duplicates = 0;      // extra receptions merged into a frame
-  std::uint64_t readings = 0;        // samples submitted
-  std::uint64_t evicted = 0;         // dedup entries published early because the cache was full
-  std::uint64_t fcntResets = 0;      // relax_fcnt devices that restarted their counter
+  std::uint64_t framesAccepted = 0;        // authentic frames (MIC and counter OK), duplicates not counted
+  std::uint64_t duplicates = 0;            // extra receptions merged into a frame
+  std::uint64_t readings = 0;              // samples submitted
+  std::uint64_t evicted = 0;               // dedup entries published early because the cache was full
+  std::uint64_t fcntResets = 0;            // relax_fcnt devices that restarted their counter
+  std::uint64_t joinsAccepted = 0;         // join-requests answered (a join-accept built, the session switched)
+  std::uint64_t retransmissionsAcked = 0;  // confirmed retransmissions handed to the downlinks for an ACK
 };
 
 class FrameProcessor {
@@ -109,7 +113,25 @@ class FrameProcessor {
   // Downlinks: called once per accepted frame when its dedup window closes (before its reading
   // is submitted), with the best reception; AcceptedUplink::device is the device's index in the config.
   void setUplinkHook(std::function<void(const AcceptedUplink&)> hook) { uplinkHook_ = std::move(hook); }
+  // The device's spec; for an OTAA device, its current session (DevAddr, keys; zero before a join).
   const DeviceSpec& device(std::size_t index) const { return sessions_[index].spec; }
+  bool hasSession(std::size_t index) const { return hasSession(sessions_[index]); }
+
+  // ---- OTAA joins (join.hpp) ----
+  // A join-request accepted switches the device to the derived session at once (its counters
+  // start afresh, FCnt 0) and bumps the join generation; the join-accept waits in the dedup
+  // window like a frame, then goes to the uplink hook (AcceptedUplink::join) with the generation
+  // that must be durable (joinSnapshot() written) before it is sent.
+  struct JoinsRestored {
+    std::size_t sessions = 0;  // devices that resume their session
+    std::size_t void_ = 0;     // records of devices whose AppKey or DevEUI changed, or that are gone
+  };
+  JoinsRestored restoreJoins(const OtaaState& state);
+  OtaaState joinSnapshot() const;
+  std::uint64_t joinGeneration() const { return joinGen_; }
+  bool joinsDirty() const { return joinGen_ != joinSaved_; }
+  std::uint64_t joinsPersistedGeneration() const { return joinSaved_; }
+  void markJoinsPersisted(std::uint64_t generation) { joinSaved_ = std::max(joinSaved_, generation); }
   std::uint32_t keyCheck(std::size_t index) const { return sessions_[index].keyCheck; }
 
   const ProcessorCounters& counters() const { return counters_; }
@@ -139,7 +161,22 @@ class FrameProcessor {
     std::string_view lastError;
     std::optional<Reason> lastRejectReason;  // none until a frame of it is rejected
     WallTime lastRejectedAt{};
+    // OTAA
+    std::uint32_t appKeyCheck = 0;
+    bool joined = false;
+    std::uint32_t joinNonce = 0;
+    std::uint32_t netId = 0;
+    std::uint16_t devNonce = 0;
+    std::vector<std::uint16_t> usedNonces;  // oldest first, at most kMaxDevNonces
+    std::uint64_t joins = 0;
+    WallTime lastJoinAt{};
+    // the last DevStatusAns
+    bool devStatus = false;
+    WallTime devStatusAt{};
+    std::uint8_t battery = 0;
+    std::int8_t margin = 0;
   };
+  static bool hasSession(const Session& s) { return !s.spec.otaa || s.joined; }
 
   struct Pending {
     std::uint64_t hash = 0;
@@ -165,6 +202,13 @@ class FrameProcessor {
     CryptoError
   };
   Verdict verify(Session& s, const DataFrame& f, std::uint64_t hash, std::uint32_t& fcntOut);
+  std::optional<Reason> onJoinRequest(const RxPacket& rx, std::span<const std::uint8_t> phy, std::uint64_t gatewayEui,
+                                      SteadyTime now, WallTime wallNow);
+  void mergeDuplicate(Pending& p, const RxPacket& rx, std::uint64_t gatewayEui);
+  Pending& addPending(std::uint64_t hash, std::span<const std::uint8_t> phy, std::size_t session, const RxPacket& rx,
+                      std::uint64_t gatewayEui, SteadyTime now, WallTime wallNow);
+  void rebuildAddrIndex();
+  void setSession(Session& s, std::uint32_t devAddr, const SessionKeys& keys);
   void reject(Reason r, Session* s);
   void noteHeard(const DataFrame& f, const RxPacket& rx, std::uint64_t gatewayEui, WallTime wallNow);
   void publish(Pending& p);
@@ -189,6 +233,9 @@ class FrameProcessor {
   std::array<std::uint8_t, kMaxPhyPayload> scratch_{};
   HeardTable heard_;
   WallTime lastWall_{};  // of the packet being processed
+  std::uint32_t nextJoinNonce_ = 1;
+  std::uint64_t joinGen_ = 0;
+  std::uint64_t joinSaved_ = 0;
 };
 
 // 64-bit FNV-1a of a frame's bytes (the dedup key; equality is confirmed on the bytes).

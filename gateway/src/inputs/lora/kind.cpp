@@ -48,7 +48,7 @@ class LoraKind final : public sources::SourceKind {
     for (std::size_t i = 0; i < a.lora.devices.size(); ++i) {
       const auto& da = a.lora.devices[i];
       const auto& db = b.lora.devices[i];
-      if (!(da.nwkSKey == db.nwkSKey) || !(da.appSKey == db.appSKey)) return false;
+      if (!(da.nwkSKey == db.nwkSKey) || !(da.appSKey == db.appSKey) || !(da.appKey == db.appKey)) return false;
     }
     return true;
   }
@@ -58,6 +58,7 @@ class LoraKind final : public sources::SourceKind {
     for (const auto& d : cfg.config.lora().device()) {
       out.push_back(d.nwk_s_key_file());
       out.push_back(d.app_s_key_file());
+      out.push_back(d.app_key_file());
     }
   }
 

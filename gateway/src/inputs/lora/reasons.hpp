@@ -30,7 +30,7 @@ enum class Reason : std::uint8_t {
   // frame
   TruncatedFrame,
   BadMajor,
-  NotDataUplink,  // join request, downlink, proprietary: not for a gateway-local decoder
+  NotDataUplink,  // downlink, join-accept, proprietary: not for a gateway-local decoder
   FOptsWithPort0,
   UnknownDevAddr,
   MicFailed,
@@ -45,6 +45,12 @@ enum class Reason : std::uint8_t {
   CodecError,      // authentic, but the payload does not decode
   CryptoError,
   BadTxAck,  // TX_ACK whose JSON is not {"txpk_ack":{...}}
+  // join-requests (OTAA)
+  JoinUnknownDevEui,   // no OTAA device has this DevEUI
+  JoinEuiMismatch,     // the device's configured join_eui differs from the one sent
+  JoinMicFailed,       // the MIC does not verify with the device's AppKey
+  JoinDevNonceReplay,  // a DevNonce this device has used before
+  JoinNoDevAddr,       // the configured DevAddr range is full
   kCount
 };
 
@@ -79,6 +85,11 @@ inline constexpr std::array<std::string_view, kReasonCount> kReasonNames{
     "codec_error",
     "crypto_error",
     "bad_tx_ack",
+    "join_unknown_dev_eui",
+    "join_eui_mismatch",
+    "join_mic_failed",
+    "join_dev_nonce_replay",
+    "join_no_dev_addr",
 };
 
 inline std::string_view reasonName(Reason r) {
@@ -103,7 +114,7 @@ inline constexpr std::array<std::string_view, kReasonCount> kReasonLabels{
     "too many rxpk in one datagram",
     "truncated LoRaWAN frame",
     "not LoRaWAN major R1",
-    "not a data uplink (join, downlink, proprietary)",
+    "not an uplink (downlink, join-accept, proprietary)",
     "FOpts with FPort 0",
     "DevAddr of no configured device",
     "frames fail the MIC check (wrong NwkSKey?)",
@@ -115,6 +126,11 @@ inline constexpr std::array<std::string_view, kReasonCount> kReasonLabels{
     "payload does not decode",
     "OpenSSL failed",
     "TX_ACK whose JSON does not parse",
+    "join-request from a DevEUI of no OTAA device",
+    "join-request with another JoinEUI than join_eui",
+    "join-requests fail the MIC check (wrong AppKey?)",
+    "join-request reusing a DevNonce (replay)",
+    "no free DevAddr in lora.join's range",
 };
 
 inline std::string_view reasonLabel(Reason r) {

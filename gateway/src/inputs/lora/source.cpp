@@ -77,22 +77,33 @@ Status LoraSource::start() {
   po.dedupWindow = spec_.dedupWindow;
   po.maxFcntGap = spec_.maxFcntGap;
   po.resumeMargin = spec_.resumeMargin;
+  po.join = spec_.join;
   const std::size_t devices = spec_.devices.size();
+  processor_ = std::make_unique<FrameProcessor>(std::move(spec_.devices), po, std::move(crypto), submit_, log_);
+  spec_.devices.clear();
+  // OTAA sessions first: the frame counters are matched to the session's DevAddr and keys.
+  if (!spec_.otaaPath.empty()) {
+    if (auto st = startJoins(); !st) return st;
+  }
   std::vector<DownlinkDevice> downDevices;
   if (spec_.downlink) {
-    for (const auto& d : spec_.devices) {
+    for (std::size_t i = 0; i < devices; ++i) {
+      const DeviceSpec& d = processor_->device(i);
       DownlinkDevice dd;
       dd.id = d.sensor->id;
       dd.devAddr = d.devAddr;
       dd.devEui = d.devEui;
       dd.nwkSKey = d.nwkSKey;
       dd.appSKey = d.appSKey;
-      dd.keyCheck = crypto->keyCheckValue(d.nwkSKey).value_or(0);
+      dd.keyCheck = processor_->keyCheck(i);
+      if (d.otaa && spec_.join) {
+        dd.rx1Delay = std::chrono::seconds(spec_.join->rxDelay);
+        dd.rx1DrOffset = spec_.join->rx1DrOffset;
+        dd.rx2Datr = eu868Datr(spec_.join->rx2DataRate);
+      }
       downDevices.push_back(std::move(dd));
     }
   }
-  processor_ = std::make_unique<FrameProcessor>(std::move(spec_.devices), po, std::move(crypto), submit_, log_);
-  spec_.devices.clear();
 
   std::optional<FcntState> storage;
   std::string storageText;
@@ -178,8 +189,14 @@ void LoraSource::stop() {
     // The clean stop's write, after any write in progress: a source started next (a config
     // apply) reads it at once.
     if (stateWriter_ && persistNow(true)) log_->info("frame counters written to {}", spec_.statePath);
+    if (otaaWriter_ && processor_->joinsDirty()) {
+      if (auto st = otaaWriter_->writeNow(encodeOtaaState(processor_->joinSnapshot())); !st) {
+        log_->error("OTAA sessions not saved at stop: {}", st.error());
+      }
+    }
   }
   if (stateWriter_) stateWriter_->stop();
+  if (otaaWriter_) otaaWriter_->stop();
   if (downWriter_) downWriter_->stop();
   if (ramFd_ >= 0) ::close(std::exchange(ramFd_, -1));
 }
@@ -216,6 +233,7 @@ void LoraSource::onReceive(const boost::system::error_code& ec, std::size_t n) {
   if (processor_->urgentPersist() &&
       (!lastPersistFailure_ || clock_.steadyNow() - *lastPersistFailure_ >= kPersistRetry))
     persist();
+  if (processor_->joinsDirty()) persistJoins();
   armFlushTimer();
   receive();
 }
@@ -327,6 +345,8 @@ void LoraSource::onPersistTimer() {
     downlinks_->expire(clock_.steadyNow());
     if (downlinks_->persistWanted()) persistFcntDown();
   }
+  if (processor_->joinsDirty()) persistJoins();  // retries a failed write
+  releaseJoins();                                // and gives up on join-accepts whose RX2 has passed
   schedulePersist();
 }
 
@@ -543,20 +563,125 @@ EnqueueResult LoraSource::enqueueDownlink(std::string_view device, std::uint8_t 
   return downlinks_->enqueue(device, fport, bytes, confirmed);
 }
 
+EnqueueResult LoraSource::requestDevStatus(std::string_view device) {
+  if (!downlinks_) return EnqueueResult::Disabled;
+  return downlinks_->requestDevStatus(device);
+}
+
 void LoraSource::onUplink(const AcceptedUplink& upIn) {
   if (stopped_) return;
   AcceptedUplink up = upIn;
   for (const auto& c : concentrators_) {
     if (c.eui == up.gatewayEui) up.version = static_cast<std::uint8_t>(c.health.protocol_version());
   }
+  if (up.join) {
+    // The downlinks follow the session the processor switched to at the join-request.
+    const DeviceSpec& d = processor_->device(up.device);
+    const JoinSpec js = spec_.join.value_or(JoinSpec{});
+    downlinks_->setSession(up.device, d.devAddr, d.nwkSKey, d.appSKey, processor_->keyCheck(up.device),
+                           std::chrono::seconds(js.rxDelay), js.rx1DrOffset, eu868Datr(js.rx2DataRate));
+    if (processor_->joinsPersistedGeneration() < up.joinGeneration) {
+      // Its DevNonce and JoinNonce are not durable yet: the accept waits for the write (5 s away).
+      std::erase_if(heldJoins_, [&](const AcceptedUplink& h) { return h.device == up.device; });
+      heldJoins_.push_back(std::move(up));
+      persistJoins();
+      return;
+    }
+  }
+  sendUplinkAnswer(up);
+}
+
+void LoraSource::sendUplinkAnswer(const AcceptedUplink& up) {
   std::string why;
   const auto tx = downlinks_->onUplink(up, clock_.steadyNow(), &why);
   if (tx) {
     sendTx(*tx);
   } else if (!why.empty()) {
-    log_->warn("[{}] downlink not sent: {}", processor_->device(up.device).sensor->id, why);
+    log_->warn("[{}] {} not sent: {}", processor_->device(up.device).sensor->id, up.join ? "join-accept" : "downlink",
+               why);
   }
   if (downlinks_->persistWanted()) persistFcntDown();
+}
+
+// Join-accepts whose state is now durable go out; those whose RX2 has passed are dropped (counted).
+void LoraSource::releaseJoins() {
+  if (heldJoins_.empty()) return;
+  const SteadyTime now = clock_.steadyNow();
+  std::vector<AcceptedUplink> held;
+  held.swap(heldJoins_);
+  for (auto& up : held) {
+    if (processor_->joinsPersistedGeneration() >= up.joinGeneration) {
+      sendUplinkAnswer(up);
+    } else if (now >= up.receivedAt + kJoinAcceptDelay1 + std::chrono::seconds(1)) {
+      downlinks_->countDrop(DropReason::JoinStateUnsaved);
+      log_->warn("[{}] join-accept not sent: {} could not be written in time", processor_->device(up.device).sensor->id,
+                 spec_.otaaPath);
+    } else {
+      heldJoins_.push_back(std::move(up));
+    }
+  }
+}
+
+Status LoraSource::startJoins() {
+  std::string text;
+  config::SmallFile in = config::readSmallFile(spec_.otaaPath, config::kMaxStateBytes);
+  auto aside = [&](const std::string& why) {
+    otaaCorrupt_ = true;
+    const std::string to = spec_.otaaPath + ".corrupt";
+    std::rename(spec_.otaaPath.c_str(), to.c_str());
+    log_->error("{}: {}; moved to {}; OTAA devices join again", spec_.otaaPath, why, to);
+  };
+  if (in.ok()) {
+    std::string error;
+    if (auto st = decodeOtaaState(in.bytes, &error)) {
+      const auto r = processor_->restoreJoins(*st);
+      log_->info("OTAA sessions restored from {}: {} resumed, {} void", spec_.otaaPath, r.sessions, r.void_);
+      text = std::move(in.bytes);
+    } else {
+      aside(error);
+    }
+  } else if (in.fault == config::FileFault::NotRegular || in.fault == config::FileFault::TooLarge) {
+    aside(in.error);
+  } else if (in.fault != config::FileFault::Missing) {
+    return Error{"lora: cannot read " + spec_.otaaPath + ": " + in.error};
+  }
+  otaaWriter_ = std::make_unique<core::FileWriter>(executor_, spec_.otaaPath, 0600, stateWrite_);
+  if (auto st = otaaWriter_->start(); !st) return Error{"lora: " + st.error()};
+  const std::string now = encodeOtaaState(processor_->joinSnapshot());
+  if (now != text) {
+    // Written before any join can be accepted: the JoinNonce must never go back.
+    if (auto st = otaaWriter_->writeNow(now); !st) {
+      return Error{"lora: cannot write " + spec_.otaaPath + ": " + st.error()};
+    }
+    ++otaaWrites_;
+  }
+  processor_->markJoinsPersisted(processor_->joinGeneration());
+  return Ok{};
+}
+
+// The joins' state, on its writer's thread; join-accepts waiting for it are released when done.
+void LoraSource::persistJoins() {
+  if (!otaaWriter_ || otaaPersisting_ || !processor_->joinsDirty()) return;
+  otaaPersisting_ = true;
+  const std::uint64_t generation = processor_->joinGeneration();
+  std::weak_ptr<LoraSource> weak = weak_from_this();
+  otaaWriter_->write(encodeOtaaState(processor_->joinSnapshot()), [weak, generation](const Status& st) {
+    auto self = weak.lock();
+    if (!self) return;
+    self->otaaPersisting_ = false;
+    if (self->stopped_) return;
+    if (!st) {
+      ++self->otaaWriteErrors_;
+      if (st.error() != self->lastOtaaError_) self->log_->error("OTAA sessions not saved: {}", st.error());
+      self->lastOtaaError_ = st.error();
+      return;  // retried by the persist timer
+    }
+    self->lastOtaaError_.clear();
+    ++self->otaaWrites_;
+    self->processor_->markJoinsPersisted(generation);
+    self->releaseJoins();
+    if (self->processor_->joinsDirty()) self->persistJoins();
+  });
 }
 
 void LoraSource::onTxAck(const UdpPacket& pkt) {
@@ -631,6 +756,11 @@ void LoraSource::fillHealth(pb::GatewayHealth& health) const {
   l->set_pending_frames(processor_->pendingFrames());
   l->set_heard_evicted(processor_->heard().evicted());
   l->set_heard_dev_addrs(static_cast<std::uint32_t>(processor_->heard().size()));
+  l->set_joins_accepted(pc.joinsAccepted);
+  l->set_retransmissions_acked(pc.retransmissionsAcked);
+  l->set_otaa_state_writes(otaaWrites_);
+  l->set_otaa_state_write_errors(otaaWriteErrors_);
+  l->set_otaa_state_corrupt(otaaCorrupt_);
   processor_->fillHealth(*health.mutable_devices());
   if (!downlinks_) return;
   const DownlinkCounters& dc = downlinks_->counters();
@@ -654,6 +784,8 @@ void LoraSource::fillHealth(pb::GatewayHealth& health) const {
   d->set_gateways_pulling(pullAddrs_.size());
   d->set_fcnt_down_writes(downWrites_);
   d->set_fcnt_down_write_errors(downWriteErrors_);
+  d->set_join_accepts(dc.joinAccepts);
+  d->set_dev_status_req(dc.devStatusReq);
 }
 
 }  // namespace citygate::lora

@@ -17,6 +17,12 @@
 // must never look exact; the storage rule still holds) and is retried at the next frame. A corrupt
 // state file is set aside (renamed *.corrupt), logged, and visible in health; start() fails only
 // when the storage copy cannot be written at all or the port cannot be bound.
+//
+// OTAA (join.hpp): the joins' state (state_dir/lora-otaa.state: JoinNonce, per device its session's
+// derivation values and used DevNonces) is read at start before the frame counters (a device
+// resumes its session without a rejoin), written on its own core::FileWriter thread after every
+// accepted join-request, and a join-accept is sent only once the state naming its DevNonce and
+// JoinNonce is durable. A damaged file is set aside like the counters' (devices join again).
 #pragma once
 
 #include <array>
@@ -82,6 +88,9 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   // On the executor, after start().
   EnqueueResult enqueueDownlink(std::string_view device, std::uint8_t fport, std::span<const std::uint8_t> bytes,
                                 bool confirmed);
+  // A DevStatusReq for a device (DevAddr, DevEUI or id), sent with the downlink after its next
+  // uplink; the DevStatusAns (battery, margin) shows in its DeviceHealth. On the executor.
+  EnqueueResult requestDevStatus(std::string_view device);
   // Test seam: the state file's write (default core::writeFileAtomic); before start().
   void setStateWrite(core::FileWriter::WriteFn write) { stateWrite_ = std::move(write); }
   // Test seam: the kernel's boot id (default: /proc/sys/kernel/random/boot_id); before start().
@@ -117,6 +126,10 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   void onTxAck(const UdpPacket& pkt);
   void sendTx(const Tx& tx);
   void persistFcntDown();
+  Status startJoins();
+  void persistJoins();
+  void releaseJoins();
+  void sendUplinkAnswer(const AcceptedUplink& up);
 
   boost::asio::any_io_executor executor_;
   core::Clock& clock_;
@@ -154,6 +167,15 @@ class LoraSource : public std::enable_shared_from_this<LoraSource> {
   std::uint64_t downWrites_ = 0;
   std::uint64_t downWriteErrors_ = 0;
   ReasonCounters summarised_{};
+  // OTAA: the joins' state (state_dir/lora-otaa.state), and the join-accepts that wait for it to
+  // be durable (at most one per device: a newer join of the device replaces its older one).
+  std::unique_ptr<core::FileWriter> otaaWriter_;
+  bool otaaPersisting_ = false;
+  std::uint64_t otaaWrites_ = 0;
+  std::uint64_t otaaWriteErrors_ = 0;
+  bool otaaCorrupt_ = false;
+  std::string lastOtaaError_;
+  std::vector<AcceptedUplink> heldJoins_;
 };
 
 }  // namespace citygate::lora

@@ -29,6 +29,22 @@ struct DeviceSpec {
   Key nwkSKey;
   Key appSKey;
   bool relaxFcnt = false;
+  // OTAA: no session until the device joins (devAddr 0, session keys zero); the join sets them.
+  bool otaa = false;
+  std::uint64_t devEuiValue = 0;         // OTAA: the DevEUI it joins with
+  std::optional<std::uint64_t> joinEui;  // OTAA: the JoinEUI it must send; none: any
+  Key appKey;
+};
+
+// lora.join: what a join-accept gives a device.
+struct JoinSpec {
+  std::uint32_t netId = 0;
+  std::uint32_t devAddrFirst = 0;
+  std::uint32_t devAddrLast = 0;
+  std::uint8_t rxDelay = 1;  // s
+  std::uint8_t rx1DrOffset = 0;
+  std::uint8_t rx2DataRate = 0;
+  std::vector<std::uint32_t> cflist;  // 100 Hz units; empty: none
 };
 
 struct LoraSpec {
@@ -44,7 +60,9 @@ struct LoraSpec {
   bool downlink = false;  // lora.downlink.enabled
   int txPower = 14;       // dBm
   std::size_t queueDepth = 8;
-  std::string fcntDownPath;  // state_dir/lora-fcntdown.state (downlinks only)
+  std::string fcntDownPath;      // state_dir/lora-fcntdown.state (downlinks only)
+  std::optional<JoinSpec> join;  // lora.join
+  std::string otaaPath;          // state_dir/lora-otaa.state (when a device is OTAA)
   std::vector<DeviceSpec> devices;
 };
 

@@ -202,7 +202,7 @@ TEST_CASE("tampered MIC, wrong key, unknown DevAddr, truncated frames, join requ
   CHECK(r.rx(r.frame(1, "95", 1, "2b7e151628aed2a6abf7158809cf4f3c")) == Reason::MicFailed);  // wrong NwkSKey
   CHECK(r.rx(r.frame(1, "95", 1, kNwkHex, kAppHex, 0x26011F99)) == Reason::UnknownDevAddr);
   CHECK(r.rx(hex("40421F0126000100")) == Reason::TruncatedFrame);
-  CHECK(r.rx(hex("0039363463336913AA05693574323831330489C65B1304")) == Reason::NotDataUplink);
+  CHECK(r.rx(hex("0039363463336913AA05693574323831330489C65B1304")) == Reason::JoinUnknownDevEui);  // no OTAA device
   CHECK(r.rx({}) == Reason::TruncatedFrame);
   r.advance(1s);
   CHECK(r.out.empty());

@@ -5,12 +5,14 @@
 #include <doctest/doctest.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -75,11 +77,14 @@ struct TempDir {
 // The gateway side on its own io_context; the test plays the concentrator with a plain socket.
 struct Rig {
   explicit Rig(const std::string& stateDir, core::FileWriter::WriteFn stateWrite = {},
-               const std::string& runtimeDir = "", const std::string& bootId = "")
+               const std::string& runtimeDir = "", const std::string& bootId = "",
+               const std::function<void(LoraSpec&)>& tweak = {})
       : client(ioc) {
     auto log = std::make_shared<spdlog::logger>("lora", std::make_shared<spdlog::sinks::null_sink_mt>());
+    LoraSpec sp = spec(stateDir, runtimeDir);
+    if (tweak) tweak(sp);
     source = std::make_shared<LoraSource>(
-        ioc.get_executor(), clock, spec(stateDir, runtimeDir),
+        ioc.get_executor(), clock, std::move(sp),
         [this](const core::SensorSpec&, core::SensorMemory&, core::RawSample&& s) { samples.push_back(std::move(s)); },
         log);
     if (!bootId.empty()) source->setBootId(bootId);
@@ -120,7 +125,7 @@ struct Rig {
   std::vector<std::vector<std::uint8_t>> replies() {
     std::vector<std::vector<std::uint8_t>> out;
     for (;;) {
-      std::array<std::uint8_t, 64> buf{};
+      std::array<std::uint8_t, 1024> buf{};
       udp::endpoint from;
       boost::system::error_code ec;
       const auto n = client.receive_from(asio::buffer(buf), from, 0, ec);
@@ -544,4 +549,100 @@ TEST_CASE("the counters are written on the writer's thread: the executor serves 
   REQUIRE(r.runUntil([&] { return r.source->counters().stateWrites == 2 && r.samples.size() == 1; }));
   CHECK(slurp(t.path + "/lora-fcnt.state").find(" 7\ncrc32 ") != std::string::npos);
   CHECK_FALSE(r.source->processor()->urgentPersist());
+}
+
+namespace {
+// One OTAA device beside the ABP one, with joins and downlinks on.
+void withOtaa(LoraSpec& s, const std::string& stateDir) {
+  s.downlink = true;
+  s.fcntDownPath = stateDir + "/lora-fcntdown.state";
+  s.otaaPath = stateDir + "/lora-otaa.state";
+  JoinSpec j;
+  j.netId = 0x13;
+  j.devAddrFirst = 0x26012000;
+  j.devAddrLast = 0x260120FF;
+  s.join = j;
+  DeviceSpec d = s.devices[0];
+  auto sensor = std::make_shared<core::SensorSpec>(*d.sensor);
+  sensor->id = "bay-otaa";
+  d.sensor = sensor;
+  d.otaa = true;
+  d.devAddr = 0;
+  d.nwkSKey = Key{};
+  d.appSKey = Key{};
+  d.devEuiValue = 0x3331383274356905ULL;
+  d.appKey = key("98929b92c49edba9676d646d3b612456");
+  s.devices.push_back(d);
+}
+}  // namespace
+
+TEST_CASE("a corrupt or foreign OTAA state file is set aside, flagged, and the source still starts") {
+  TempDir t;
+  auto tweak = [&](LoraSpec& s) { withOtaa(s, t.path); };
+  for (const std::string& text : {std::string("citygate-lora-otaa 1\njoin_nonce 4\ndevice bay-otaa 33"),
+                                  std::string("citygate-lora-fcnt 2\nclean 1\ncrc32 00000000\n"),
+                                  std::string("garbage \x01\x02 not a state file\n")}) {
+    { std::ofstream(t.path + "/lora-otaa.state") << text; }
+    Rig r(t.path, {}, "", "", tweak);
+    REQUIRE(r.started.ok());
+    CHECK(r.health().lora().otaa_state_corrupt());
+    CHECK(std::filesystem::exists(t.path + "/lora-otaa.state.corrupt"));
+    // A fresh file, mode 0600, that says nothing yet.
+    const std::string now = slurp(t.path + "/lora-otaa.state");
+    CHECK(now.starts_with("citygate-lora-otaa 1\njoin_nonce 1\ncrc32 "));
+    struct stat st {};
+    REQUIRE(::stat((t.path + "/lora-otaa.state").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    r.source->stop();
+    std::filesystem::remove(t.path + "/lora-otaa.state.corrupt");
+  }
+}
+
+TEST_CASE("a join through the source: the join-accept waits for the state file, then goes to the gateway") {
+  TempDir t;
+  auto tweak = [&](LoraSpec& s) { withOtaa(s, t.path); };
+  std::string nwkAfter;
+  {
+    Rig r(t.path, {}, "", "", tweak);
+    REQUIRE(r.started.ok());
+    // PULL_DATA first: the gateway's address for the PULL_RESP.
+    std::vector<std::uint8_t> pull{2, 0x12, 0x34, 2, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0};
+    r.send(pull);
+    auto c = Crypto::create(nullptr);
+    std::vector<std::uint8_t> jr = hex("0039363463336913AA05693574323831338EF1C1D5EC6C");  // L6, DevNonce f18e
+    r.send(pushData(7, jr));
+    // The joins' state is written on its thread (the clock stands still meanwhile: the join-accept
+    // waits for the write, whose completion is the event), then the dedup window closes.
+    const auto end = std::chrono::steady_clock::now() + 3s;
+    while (r.health().lora().otaa_state_writes() < 2 && std::chrono::steady_clock::now() < end) {
+      r.ioc.restart();
+      r.ioc.run_one_for(5ms);
+    }
+    REQUIRE(r.health().lora().otaa_state_writes() == 2);
+    std::vector<std::vector<std::uint8_t>> got;
+    const bool sent = r.runUntil([&] {
+      for (auto& d : r.replies()) {
+        if (d.size() > 4 && d[3] == 0x03) got.push_back(d);
+      }
+      return !got.empty();
+    });
+    INFO(r.health().DebugString());
+    REQUIRE(sent);
+    const std::string json(got[0].begin() + 4, got[0].end());
+    CHECK(json.find("\"tmst\":5000001,") != std::string::npos);  // the rxpk's tmst 1 + 5 s
+    const auto h = r.health();
+    CHECK(h.lora().joins_accepted() == 1);
+    CHECK(h.lora().otaa_state_writes() >= 1);
+    CHECK(h.lora().downlink().join_accepts() == 1);
+    const std::string state = slurp(t.path + "/lora-otaa.state");
+    CHECK(state.find("device bay-otaa 3331383274356905 ") != std::string::npos);
+    CHECK(state.find("F18E") != std::string::npos);
+  }
+  // Restarted: the same join-request is a replay; the session is there.
+  Rig r(t.path, {}, "", "", tweak);
+  REQUIRE(r.started.ok());
+  r.send(pushData(8, hex("0039363463336913AA05693574323831338EF1C1D5EC6C")));
+  REQUIRE(r.runUntil([&] { return r.rejected("join_dev_nonce_replay") == 1; }));
+  CHECK(r.source->processor()->hasSession(1));
+  CHECK(r.source->processor()->device(1).devAddr == 0x26012000U);
 }

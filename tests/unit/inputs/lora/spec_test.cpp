@@ -235,3 +235,64 @@ TEST_CASE("deadband: an unknown field, a second entry or no threshold is an erro
   CHECK(text.find("deadband of 'battery_voltage' needs absolute or percent > 0") != std::string::npos);
   CHECK(text.find("deadband of 'status' needs") != std::string::npos);
 }
+
+TEST_CASE("OTAA: an app_key device with lora.join compiles without a session, with the join block's defaults") {
+  TempDir t;
+  const std::string keyFile = t.file("bay.appkey", "98929b92c49edba9676d646d3b612456\n", 0600);
+  config::Diagnostics d;
+  auto spec = compile(configText("  device { id: \"bay\" dev_eui: \"3331383274356905\" join_eui: \"aa13693363343639\" "
+                                 "app_key_file: \"" +
+                                     keyFile + "\" codec: \"nwave-nps405\" }\n",
+                                 "  downlink { enabled: true }\n  join { net_id: \"000013\" dev_addr_prefix: "
+                                 "\"26011000/24\" }\n"),
+                      d);
+  INFO(d.str());
+  REQUIRE(d.empty());
+  REQUIRE(spec);
+  REQUIRE(spec->join);
+  CHECK(spec->join->netId == 0x13);
+  CHECK(spec->join->devAddrFirst == 0x26011000U);
+  CHECK(spec->join->devAddrLast == 0x260110FFU);
+  CHECK(spec->join->rxDelay == 1);
+  CHECK(spec->join->cflist.size() == 5);
+  CHECK(spec->otaaPath == "/tmp/lora-otaa.state");
+  REQUIRE(spec->devices.size() == 1);
+  const auto& dev = spec->devices[0];
+  CHECK(dev.otaa);
+  CHECK(dev.devEuiValue == 0x3331383274356905ULL);
+  CHECK(dev.joinEui == 0xAA13693363343639ULL);
+  CHECK(dev.appKey == *lora::Key::fromHex("98929b92c49edba9676d646d3b612456"));
+  CHECK(dev.sensor->source.lorawan().dev_addr().empty());
+
+  // The AppKey file is a secret like the session keys': 0600, never echoed.
+  const std::string open = t.file("open.appkey", "98929b92c49edba9676d646d3b612456\n", 0644);
+  config::Diagnostics d2;
+  compile(configText("  device { id: \"bay\" dev_eui: \"3331383274356905\" app_key_file: \"" + open +
+                         "\" codec: \"nwave-nps405\" }\n",
+                     "  downlink { enabled: true }\n  join { net_id: \"000013\" dev_addr_prefix: \"26011000/24\" }\n"),
+          d2);
+  CHECK(d2.str().find("app_key_file") != std::string::npos);
+  CHECK(d2.str().find("98929b92") == std::string::npos);
+}
+
+TEST_CASE("OTAA needs lora.join and downlinks, and join's ranges and prefixes are checked") {
+  config::Diagnostics d;
+  compile(configText("  device { id: \"bay\" dev_eui: \"3331383274356905\" app_key: "
+                     "\"98929b92c49edba9676d646d3b612456\" codec: \"nwave-nps405\" }\n"),
+          d);
+  CHECK(d.str().find("it needs a join { } block") != std::string::npos);
+  CHECK(d.str().find("joins need downlink { enabled: true }") != std::string::npos);
+  CHECK(d.str().find("98929b92") == std::string::npos);
+
+  config::Diagnostics p;
+  compile(configText("", "  join { net_id: \"000013\" dev_addr_prefix: \"26011000/33\" }\n"), p);
+  CHECK(p.str().find("dev_addr_prefix '26011000/33' must be 8 hex digits, '/', and 1..31 bits") != std::string::npos);
+  config::Diagnostics b;
+  compile(
+      configText("", "  join { net_id: \"000013\" dev_addr_prefix: \"26011000/8\" dev_addr_first: \"26011000\" }\n"),
+      b);
+  CHECK(b.str().find("exclusive") != std::string::npos);
+  config::Diagnostics n;
+  compile(configText("", "  join { net_id: \"000013\" }\n"), n);
+  CHECK(n.str().find("needs dev_addr_first and dev_addr_last, or dev_addr_prefix") != std::string::npos);
+}
