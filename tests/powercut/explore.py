@@ -178,6 +178,7 @@ class State:
         self.dns = {}           # name -> obj id (durable)
         self.npend = []         # entry ops since the last fsync of the directory
         self.fds = {}           # fd -> obj id, or "." for the directory
+        self.subdirs = set()    # made by MKDIR: their contents are not recorded (record.c)
         self.next_id = 0
 
     def _new(self):
@@ -190,6 +191,10 @@ class State:
             fd, existed, name = int(args[0]), args[2] == "1", args[3]
             if name == ".":
                 self.fds[fd] = "."
+                return
+            if name in self.subdirs or int(args[1]) & os.O_DIRECTORY:
+                self.subdirs.add(name)
+                self.fds.pop(fd, None)  # a subdirectory's fd: its syncs are outside the model
                 return
             if name not in self.ns:
                 if existed:
@@ -242,7 +247,9 @@ class State:
         elif op == "UNLINK":
             self.ns.pop(args[0], None)
             self.npend.append(("UNLINK", args[0]))
-        # SFR (sync_file_range) makes nothing durable; MKDIR/RMDIR: the daemon makes no subdirectories
+        elif op == "MKDIR":
+            self.subdirs.add(args[0])  # the audit spool's directory; what is in it is not recorded
+        # SFR (sync_file_range) makes nothing durable
 
     def snapshot(self):
         """What a crash now could leave: enough to rebuild any of its possible directories."""

@@ -119,6 +119,9 @@ static const char* relPath(int dirfd, const char* path, char* out) {
   if (strncmp(full, watch, watchLen) != 0) return NULL;
   if (full[watchLen] == 0) return strcpy(out, ".");
   if (full[watchLen] != '/') return NULL;
+  // Only the directory's own files: a subdirectory (the audit trail's spool, the same FileSpool
+  // code as the one modelled here) is left out of the model.
+  if (strchr(full + watchLen + 1, '/') != NULL) return NULL;
   snprintf(out, PATH_MAX, "%s", full + watchLen + 1);
   return out;
 }
