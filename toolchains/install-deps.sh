@@ -68,8 +68,19 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # A machine whose last dpkg run was cut short (a power cut, a killed CI job) refuses every
+  # install until the interrupted one is finished: finish it first, then repair what it left.
+  if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then
+    echo "install-deps: an earlier dpkg run was interrupted; finishing it (dpkg --configure -a)"
+    "${sudo_cmd[@]}" dpkg --configure -a
+  fi
   "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if ! "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    echo "install-deps: apt-get install failed; repairing (dpkg --configure -a, apt-get -f install) and trying once more"
+    "${sudo_cmd[@]}" dpkg --configure -a
+    "${sudo_cmd[@]}" apt-get install -y -qq -f >/dev/null
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
 fi
 
 # mosquitto's package starts a broker on :1883 where systemd runs; the tests start their own on
