@@ -212,7 +212,7 @@ Status Gateway::start() {
 
   const auto& m = c.mqtt();
   mqtt::ClientOptions co;
-  co.uri = m.uri();
+  co.uris.assign(m.uri().begin(), m.uri().end());
   co.clientId = m.client_id();
   co.keepalive = std::chrono::seconds(m.keepalive_s());
   co.connectTimeout = std::chrono::seconds(m.connect_timeout_s());
@@ -222,7 +222,8 @@ Status Gateway::start() {
     if (!password) return Error{"mqtt.password_file " + password.error()};
     co.password = std::move(password).value();
   }
-  co.tls = m.uri().rfind("ssl://", 0) == 0 || m.uri().rfind("mqtts://", 0) == 0;
+  co.tls = m.uri(0).rfind("ssl://", 0) == 0 || m.uri(0).rfind("mqtts://", 0) == 0;  // one scheme for all (validated)
+  co.mqtt5 = m.protocol_version() == pb::MqttConfig::MQTT_5;
   co.caFile = m.tls().ca_file();
   co.certFile = m.tls().cert_file();
   co.keyFile = m.tls().key_file();
@@ -254,6 +255,7 @@ Status Gateway::start() {
   mqtt_ = std::make_shared<mqtt::Session>(ioc_.get_executor(), clock_, mqtt::makePahoClient(ioc_.get_executor(), co),
                                           oo, mqttLog);
   readings_ = mqtt::ReadingsSink::create(mqtt_);
+  readings_->setRetention(c.spool().retain_bytes(), std::chrono::seconds(c.spool().retain_s()));
   // Writes and platform commands; their audit trail has a spool of its own (state_dir/audit).
   commands::AuditOptions ao;
   ao.dir = c.state_dir().empty() ? std::string() : c.state_dir() + "/audit";
@@ -421,6 +423,18 @@ void Gateway::notifyState() {
 
 std::uint64_t Gateway::nextSeq() const {
   return seq_ ? seq_->peek() : 0;
+}
+
+void Gateway::refill(const pb::Refill& refill, std::function<void(pb::CommandResult)> done) {
+  if (!readings_) {
+    pb::CommandResult r;
+    r.set_status(pb::CommandResult::REFUSED);
+    r.set_refusal(pb::REFILL_UNAVAILABLE);
+    r.set_detail("the gateway is not publishing readings");
+    done(std::move(r));
+    return;
+  }
+  readings_->refill(refill, std::move(done));
 }
 
 }  // namespace citygate::app

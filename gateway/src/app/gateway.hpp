@@ -106,6 +106,7 @@ class Gateway : public control::ControlTarget, public commands::Daemon, public s
   void setHealthExtension(std::function<void(citygate::v1::GatewayHealth&)> extension);
 
   const std::vector<std::shared_ptr<sources::Source>>& sources() const override { return sources_; }
+  void refill(const citygate::v1::Refill& refill, std::function<void(citygate::v1::CommandResult)> done) override;
   platform::Logging& logging() override { return logging_; }
   const std::string& version() const override { return version_; }
   WallTime startedAt() const override { return startedAt_; }

@@ -119,6 +119,8 @@ void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& read
   mq.set_acked(r.acked);
   mq.set_connected(session.connected());
   mq.set_last_error(s.lastError);
+  mq.set_broker(s.serverUri);
+  mq.set_connect_failures(s.connectFailures);
   mq.set_batches_published(r.batchesPublished);
   mq.set_batches_acked(r.batchesAcked);
   if (session.connected() && s.connectedSince) toTimestamp(*s.connectedSince, mq.mutable_connected_since());

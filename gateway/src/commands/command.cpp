@@ -39,7 +39,9 @@ Decoded decodeCommand(std::string_view payload) {
                empty ? std::string("the command has no request_id")
                      : "the request_id must be 1.." + std::to_string(kMaxRequestId) + " printable ASCII characters");
   }
-  if (c.device().empty() || c.device().size() > kMaxDeviceId || !printableAscii(c.device())) {
+  const bool needsDevice = c.action_case() != pb::Command::kRefill;
+  if ((needsDevice || !c.device().empty()) &&
+      (c.device().empty() || c.device().size() > kMaxDeviceId || !printableAscii(c.device()))) {
     return bad(std::move(d), "the command names no device (device: 1.." + std::to_string(kMaxDeviceId) +
                                  " printable ASCII characters)");
   }
@@ -74,10 +76,24 @@ Decoded decodeCommand(std::string_view payload) {
       }
       return d;
     }
+    case pb::Command::kRefill: {
+      const auto& r = c.refill();
+      if (r.epoch().empty() || r.epoch().size() > 64 || !printableAscii(r.epoch())) {
+        return bad(std::move(d), "the refill names no epoch (the ReadingBatch's epoch)");
+      }
+      if (r.from_seq() == 0 || r.to_seq() < r.from_seq()) {
+        return bad(std::move(d), "the refill's range must be 1 <= from_seq <= to_seq");
+      }
+      if (r.to_seq() - r.from_seq() >= kMaxRefillReadings) {
+        return bad(std::move(d),
+                   "the refill asks for more than " + std::to_string(kMaxRefillReadings) + " readings: split it");
+      }
+      return d;
+    }
     case pb::Command::ACTION_NOT_SET:
       break;
   }
-  return bad(std::move(d), "the command has no action (write or downlink)");
+  return bad(std::move(d), "the command has no action (write, downlink or refill)");
 }
 
 std::optional<Decoded> checkExpiry(const pb::Command& command, WallTime now, std::chrono::seconds maxAhead) {

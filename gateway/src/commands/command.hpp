@@ -21,7 +21,8 @@ namespace pb = citygate::v1;
 inline constexpr std::size_t kMaxCommandBytes = 4096;  // a Command is a few dozen bytes
 inline constexpr std::size_t kMaxRequestId = 64;
 inline constexpr std::size_t kMaxDeviceId = 64;
-inline constexpr std::size_t kMaxDownlinkPayload = 222;  // the EU868 maximum at the fastest data rate
+inline constexpr std::size_t kMaxDownlinkPayload = 222;      // the EU868 maximum at the fastest data rate
+inline constexpr std::uint64_t kMaxRefillReadings = 100000;  // one Refill: at most this many seqs
 inline constexpr std::uint32_t kDefaultDedupeWindow = 1024;
 inline constexpr std::uint32_t kDefaultMaxExpiryS = 3600;
 
@@ -33,9 +34,10 @@ struct Decoded {
 };
 
 // Parses `payload` as a Command and checks its shape: at most kMaxCommandBytes; a request id of
-// 1..kMaxRequestId printable ASCII characters; a device id; exactly one action; an expiry; a write
+// 1..kMaxRequestId printable ASCII characters; a device id (not for a refill); exactly one action; an expiry; a write
 // names its point by field or by table (COIL / HOLDING_REGISTER) and address, with a finite value;
-// a downlink has an FPort of 1..223 and at most kMaxDownlinkPayload bytes. A payload that is not a
+// a downlink has an FPort of 1..223 and at most kMaxDownlinkPayload bytes; a refill an epoch and
+// 1 <= from_seq <= to_seq, at most kMaxRefillReadings seqs. A payload that is not a
 // Command at all keeps no request id (nothing can be answered).
 Decoded decodeCommand(std::string_view payload);
 

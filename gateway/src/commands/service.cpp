@@ -363,7 +363,21 @@ void Service::onCommand(std::string_view payload) {
     return;
   }
   if (d.command.has_write()) return commandWrite(d.command);
+  if (d.command.has_refill()) return commandRefill(d.command);
   commandDownlink(d.command);
+}
+
+void Service::commandRefill(const pb::Command& command) {
+  std::weak_ptr<Service> weak = weak_from_this();
+  daemon_.refill(command.refill(), [weak, command](pb::CommandResult r) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (r.status() == pb::CommandResult::REFUSED) ++self->stats_.refused;
+    if (r.status() == pb::CommandResult::DONE) ++self->stats_.done;
+    if (r.status() == pb::CommandResult::FAILED) ++self->stats_.failed;
+    if (r.status() == pb::CommandResult::ACCEPTED) ++self->stats_.accepted;
+    self->answer(command, std::move(r), true, platformOrigin(command));
+  });
 }
 
 void Service::commandWrite(const pb::Command& command) {

@@ -56,6 +56,9 @@ class Daemon {
  public:
   virtual const config::LoadedConfig& loadedConfig() const = 0;
   virtual const std::vector<std::shared_ptr<sources::Source>>& sources() const = 0;
+  // A platform's Refill: `done` gets ACCEPTED (with what will be resent) and then DONE or FAILED,
+  // or REFUSED (REFILL_UNAVAILABLE) at once; on the executor.
+  virtual void refill(const pb::Refill& refill, std::function<void(pb::CommandResult)> done) = 0;
 
  protected:
   ~Daemon() = default;
@@ -110,6 +113,7 @@ class Service : public std::enable_shared_from_this<Service> {
   void finishWrite(const std::shared_ptr<Write>& w, pb::WriteOutcome outcome);
   void commandWrite(const pb::Command& command);
   void commandDownlink(const pb::Command& command);
+  void commandRefill(const pb::Command& command);
   // Publishes `result` for `command` on .../cmd/result (`platform`) and audits it.
   void answer(const pb::Command& command, pb::CommandResult result, bool platform, const std::string& origin,
               const std::string& bus = {}, std::uint32_t unit = 0);

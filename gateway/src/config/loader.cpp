@@ -49,7 +49,8 @@ void applyDefaults(pb::GatewayConfig& c) {
   if (m->max_batch_delay_ms() == 0) m->set_max_batch_delay_ms(100);
   if (m->keepalive_s() == 0) m->set_keepalive_s(30);
   if (m->reconnect_min_ms() == 0) m->set_reconnect_min_ms(1000);
-  if (m->reconnect_max_ms() == 0) m->set_reconnect_max_ms(300000);
+  // A fleet's rule (README "Brokers and failover"): every gateway tries at least once per 20 s.
+  if (m->reconnect_max_ms() == 0) m->set_reconnect_max_ms(20000);
   if (m->max_inflight_batches() == 0) m->set_max_inflight_batches(8);
   if (m->connect_timeout_s() == 0) m->set_connect_timeout_s(10);
   if (c.control().socket().empty()) c.mutable_control()->set_socket(kDefaultControlSocket);
@@ -61,6 +62,7 @@ void applyDefaults(pb::GatewayConfig& c) {
   if (s->durability_ms() == 0) s->set_durability_ms(100);
   if (s->durability() == pb::SpoolConfig::DURABILITY_UNSPECIFIED) s->set_durability(pb::SpoolConfig::ACK_DRIVEN);
   if (s->sync_after_ms() == 0) s->set_sync_after_ms(1000);
+  if (s->retain_s() == 0) s->set_retain_s(3600);
   if (c.state_dir().empty()) c.set_state_dir(s->dir());
   if (c.runtime_dir().empty()) c.set_runtime_dir(defaultRuntimeDir(c.state_dir()));
   for (auto& bus : *c.mutable_modbus_bus()) {
@@ -208,15 +210,42 @@ void checkMqtt(const pb::GatewayConfig& c, const Location& root, const ReadPolic
     (c.has_mqtt() ? at : root).error(d, "mqtt.uri is required (tcp://host:port or ssl://host:port)");
     return;
   }
-  const std::string& uri = m.uri();
-  const bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
-  const bool plain = uri.rfind("tcp://", 0) == 0 || uri.rfind("mqtt://", 0) == 0;
-  if (!tls && !plain) {
-    at.field("uri").error(d, "mqtt.uri '" + uri + "' must start with tcp:// or ssl://");
-  } else {
-    const auto hostStart = uri.find("://") + 3;
-    if (hostStart >= uri.size()) at.field("uri").error(d, "mqtt.uri '" + uri + "' has no host");
+  // Each uri one broker (a list is written as repeated `uri:` or `uri: [...]`, never one string
+  // with commas or spaces), all with the same scheme (one TLS setting serves them all).
+  bool tls = false;
+  for (int i = 0; i < m.uri_size(); ++i) {
+    const std::string& uri = m.uri(i);
+    const Location u = at.field("uri");
+    const bool isTls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
+    const bool plain = uri.rfind("tcp://", 0) == 0 || uri.rfind("mqtt://", 0) == 0;
+    if (i == 0) tls = isTls;
+    if (!isTls && !plain) {
+      u.error(d, "mqtt.uri '" + uri + "' must start with tcp:// or ssl://");
+      continue;
+    }
+    if (isTls != tls) u.error(d, "mqtt.uri '" + uri + "': every uri must use the same scheme as the first");
+    const std::string rest = uri.substr(uri.find("://") + 3);
+    if (rest.empty()) {
+      u.error(d, "mqtt.uri '" + uri + "' has no host");
+    } else if (rest.find_first_of(", ;\t") != std::string::npos) {
+      u.error(d, "mqtt.uri '" + uri +
+                     "' holds more than one address: give each broker its own `uri:` (uri: [\"tcp://a:1883\", "
+                     "\"tcp://b:1883\"])");
+    } else if (rest.find('/') != std::string::npos) {
+      u.error(d, "mqtt.uri '" + uri + "' has a path: only scheme://host:port");
+    } else if (const auto colon = rest.rfind(':'); colon != std::string::npos && rest.back() != ']') {
+      const std::string port = rest.substr(colon + 1);
+      const bool digits =
+          !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits || std::stoul(port) == 0 || std::stoul(port) > 65535) {
+        u.error(d, "mqtt.uri '" + uri + "' has no valid port (1..65535)");
+      }
+    }
+    for (int j = 0; j < i; ++j) {
+      if (m.uri(j) == uri) u.error(d, "mqtt.uri '" + uri + "' is listed twice");
+    }
   }
+  if (m.uri_size() > 16) at.field("uri").error(d, "mqtt.uri lists more than 16 brokers");
   if (m.has_tls()) {
     const Location t = at.child("tls");
     if (!tls) at.field("tls").error(d, "tls settings need an ssl:// uri");
@@ -235,6 +264,7 @@ void checkMqtt(const pb::GatewayConfig& c, const Location& root, const ReadPolic
     }
     if (m.username().empty()) at.field("password_file").error(d, "password_file needs a username");
   }
+  if (m.protocol_version() > 2) at.field("protocol_version").error(d, "protocol_version must be MQTT_3_1_1 or MQTT_5");
   if (m.max_batch_readings() > 10000) at.field("max_batch_readings").error(d, "max_batch_readings must be 1..10000");
   if (m.max_batch_delay_ms() > 60000) at.field("max_batch_delay_ms").error(d, "max_batch_delay_ms must be 0..60000");
   if (m.reconnect_min_ms() > m.reconnect_max_ms()) {
@@ -261,6 +291,12 @@ void checkSpool(const pb::GatewayConfig& c, const Location& root, Diagnostics& d
   if (s.segment_bytes() < 4096) at.field("segment_bytes").error(d, "spool.segment_bytes must be at least 4096");
   if (s.durability_ms() > 10000) at.field("durability_ms").error(d, "spool.durability_ms must be 1..10000");
   if (s.sync_after_ms() > 60000) at.field("sync_after_ms").error(d, "spool.sync_after_ms must be 1..60000");
+  if (s.retain_bytes() > s.max_bytes() / 2) {
+    at.field("retain_bytes")
+        .error(d, "spool.retain_bytes must be at most half of max_bytes (" + std::to_string(s.max_bytes() / 2) +
+                      "): the rest is for readings not yet delivered");
+  }
+  if (s.retain_s() > 7 * 86400) at.field("retain_s").error(d, "spool.retain_s must be 1..604800 (7 days)");
   if (!c.runtime_dir().empty() && c.runtime_dir()[0] != '/') {
     root.field("runtime_dir").error(d, "runtime_dir must be an absolute path (a tmpfs directory)");
   }
@@ -280,10 +316,14 @@ bool loadConfigText(const std::string& path, const std::string& text, LoadedConf
   const Location& root = out.parsed.root;
   applyDefaults(c);
 
-  if (!isValidId(c.gateway_id())) {
+  // The gateway id is a topic level: only what every common broker keeps intact there (RabbitMQ
+  // maps '.' to its own separator, and `citygate/v1/+/readings` would miss the gateway).
+  if (!isValidId(c.gateway_id()) || c.gateway_id().find('.') != std::string::npos) {
     root.field("gateway_id")
-        .error(diags, c.gateway_id().empty() ? "gateway_id is required"
-                                             : "gateway_id '" + c.gateway_id() + "' must be 1-64 of [A-Za-z0-9._-]");
+        .error(diags, c.gateway_id().empty()
+                          ? "gateway_id is required"
+                          : "gateway_id '" + c.gateway_id() +
+                                "' must be 1-64 of [A-Za-z0-9_-] (no '.': a topic level some brokers rewrite)");
   }
   if (c.has_location()) {
     const auto& l = c.location();

@@ -171,7 +171,9 @@ void Handlers::status(Reply reply) {
   toTimestamp(gateway_->configLoadedAt(), s->mutable_config_loaded_at());
   s->set_config_generation(gateway_->configGeneration());
   fillConfigFile(*gateway_, *s->mutable_config_file());
-  s->set_mqtt_uri(c.mqtt().uri());
+  std::string uris;
+  for (const auto& u : c.mqtt().uri()) uris += (uris.empty() ? "" : " ") + u;
+  s->set_mqtt_uri(uris);
   for (auto& d : deviceInfos(false, s->health())) *s->add_devices() = std::move(d);
   reply.send(std::move(r));
 }

@@ -74,6 +74,14 @@ inline void appendLengthDelimited(std::string& out, int field, std::string_view 
   out.append(bytes);
 }
 
+// Appends field `field` (< 16) as a varint (integers, enums, bools).
+inline void appendVarintField(std::string& out, int field, std::uint64_t v) {
+  char buf[1 + 10];
+  buf[0] = tag(field, WireType::Varint);
+  const char* end = putVarint(buf + 1, v);
+  out.append(buf, static_cast<std::size_t>(end - buf));
+}
+
 // A proto3 string field: omitted when empty, as protobuf's serializer does.
 inline void appendString(std::string& out, int field, std::string_view s) {
   if (!s.empty()) appendLengthDelimited(out, field, s);

@@ -26,6 +26,13 @@ class FakeDaemon final : public Daemon {
  public:
   const config::LoadedConfig& loadedConfig() const override { return loaded; }
   const std::vector<std::shared_ptr<sources::Source>>& sources() const override { return none; }
+  void refill(const pb::Refill& r, std::function<void(pb::CommandResult)> done) override {
+    refills.push_back(r);
+    pb::CommandResult res;
+    res.set_status(pb::CommandResult::ACCEPTED);
+    done(res);
+  }
+  std::vector<pb::Refill> refills;
   config::LoadedConfig loaded;
   std::vector<std::shared_ptr<sources::Source>> none;
 };

@@ -14,13 +14,17 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/result.hpp"
 
 namespace citygate::mqtt {
 
 struct ClientOptions {
-  std::string uri;
+  // Brokers in failover order (a cluster's nodes): each connect tries them in turn, from the first,
+  // and stops at the first that accepts (Paho's server list).
+  std::vector<std::string> uris;
+  bool mqtt5 = false;  // MQTT 5 (clean start, session expiry 0) instead of 3.1.1
   std::string clientId;
   std::chrono::seconds keepalive{30};
   std::chrono::seconds connectTimeout{10};
@@ -49,6 +53,8 @@ class MqttClient {
   virtual ~MqttClient() = default;
 
   virtual void connect(Done done) = 0;
+  // The broker the current (or last) link is to, as its uri; empty before the first connect.
+  virtual std::string serverUri() const = 0;
   virtual void disconnect(std::chrono::milliseconds timeout, std::function<void()> done) = 0;
   virtual void publish(const std::string& topic, std::string payload, int qos, bool retain, Done done) = 0;
   // Completes when the broker has answered SUBACK/UNSUBACK; a filter the broker refuses fails with

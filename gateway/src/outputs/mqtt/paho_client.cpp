@@ -25,7 +25,15 @@ struct Shared {
   std::function<void(const std::string&)> lost;
   std::function<void(InboundMessage)> message;
   bool closing = false;
+  std::string serverUri;  // of the last successful connect
 };
+
+// Paho knows tcp:// and ssl://; the config also allows mqtt:// and mqtts://.
+std::string pahoUri(std::string uri) {
+  if (uri.rfind("mqtt://", 0) == 0) return "tcp://" + uri.substr(7);
+  if (uri.rfind("mqtts://", 0) == 0) return "ssl://" + uri.substr(8);
+  return uri;
+}
 
 // Paho C's return codes, as the cause a caller acts on.
 ErrorCause causeOf(int rc) {
@@ -45,7 +53,8 @@ ErrorCause causeOf(int rc) {
     default:
       break;
   }
-  if (rc >= 1 && rc <= 5) return ErrorCause::Refused;  // CONNACK return codes
+  if (rc >= 1 && rc <= 5) return ErrorCause::Refused;        // MQTT 3.1.1 CONNACK return codes
+  if (rc >= 0x80 && rc <= 0xA2) return ErrorCause::Refused;  // MQTT 5 reason codes
   return ErrorCause::Unspecified;
 }
 
@@ -57,7 +66,14 @@ class Listener final : public ::mqtt::iaction_listener {
   // For connects: explains a TLS failure (runs on Paho's thread, bounded).
   std::function<std::string()> probe_;
 
-  void on_success(const ::mqtt::token&) override { finish(Ok{}); }
+  void on_success(const ::mqtt::token& tok) override {
+    if (tok.get_type() == ::mqtt::token::Type::CONNECT) {
+      const std::string uri = tok.get_connect_response().get_server_uri();
+      std::lock_guard lock(shared_->mutex);
+      shared_->serverUri = uri;
+    }
+    finish(Ok{});
+  }
   void fail(std::string why, ErrorCause cause) { finish(Error{std::move(why), cause}); }
 
   void on_failure(const ::mqtt::token& tok) override {
@@ -105,8 +121,9 @@ class Listener final : public ::mqtt::iaction_listener {
 };
 
 std::string probeTlsFor(const ClientOptions& o) {
-  // uri is ssl://host:port (or mqtts://)
-  std::string rest = o.uri.substr(o.uri.find("://") + 3);
+  // the first uri is ssl://host:port (or mqtts://); the TLS settings are the same for every one
+  const std::string& uri = o.uris.front();
+  std::string rest = uri.substr(uri.find("://") + 3);
   std::string host = rest;
   std::string port = "8883";
   if (!rest.empty() && rest.front() == '[') {
@@ -126,10 +143,8 @@ class PahoClient final : public MqttClient {
   PahoClient(boost::asio::any_io_executor executor, ClientOptions options)
       : shared_(std::make_shared<Shared>()), options_(std::move(options)) {
     shared_->executor = std::move(executor);
-    std::string uri = options_.uri;
-    if (uri.rfind("mqtt://", 0) == 0) uri = "tcp://" + uri.substr(7);
-    if (uri.rfind("mqtts://", 0) == 0) uri = "ssl://" + uri.substr(8);
-    client_ = std::make_unique<::mqtt::async_client>(uri, options_.clientId, nullptr);
+    ::mqtt::create_options create(options_.mqtt5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    client_ = std::make_unique<::mqtt::async_client>(pahoUri(options_.uris.at(0)), options_.clientId, create);
     auto shared = shared_;
     client_->set_connection_lost_handler([shared](const std::string& cause) {
       std::lock_guard lock(shared->mutex);
@@ -169,12 +184,22 @@ class PahoClient final : public MqttClient {
   }
 
   void connect(Done done) override {
-    auto opts = ::mqtt::connect_options_builder()
-                    .keep_alive_interval(options_.keepalive)
-                    .connect_timeout(options_.connectTimeout)
-                    .clean_session(true)
-                    .automatic_reconnect(false)
-                    .finalize();
+    auto builder = ::mqtt::connect_options_builder();
+    builder.keep_alive_interval(options_.keepalive).connect_timeout(options_.connectTimeout).automatic_reconnect(false);
+    if (options_.mqtt5) {
+      // A new session each time, gone when the link goes: the spool is the durable queue.
+      builder.mqtt_version(MQTTVERSION_5)
+          .clean_start(true)
+          .properties(::mqtt::properties{::mqtt::property(::mqtt::property::SESSION_EXPIRY_INTERVAL, 0)});
+    } else {
+      builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(true);
+    }
+    if (options_.uris.size() > 1) {
+      auto servers = std::make_shared<::mqtt::string_collection>();
+      for (const auto& u : options_.uris) servers->push_back(pahoUri(u));
+      builder.servers(servers);
+    }
+    auto opts = builder.finalize();
     if (!options_.willTopic.empty()) {
       opts.set_will_message(::mqtt::make_message(options_.willTopic, options_.willPayload, 1, true));
     }
@@ -206,6 +231,11 @@ class PahoClient final : public MqttClient {
     } catch (const ::mqtt::exception& e) {
       listener->fail(e.what(), causeOf(e.get_return_code()));
     }
+  }
+
+  std::string serverUri() const override {
+    std::lock_guard lock(shared_->mutex);
+    return shared_->serverUri;
   }
 
   void disconnect(std::chrono::milliseconds timeout, std::function<void()> done) override {

@@ -8,6 +8,10 @@
 //   Retry      any other failure (the link dropped, not connected, a timeout).
 // Ready while the session is connected; the ready callback follows the session's state listener.
 //
+// Refills (Command.refill, issue 18): with retention on (setRetention), each acknowledged batch's
+// payload is kept in a Retention (retention.hpp); refill() publishes the kept batches that hold a
+// range again, each with `resent` set (field 5 appended: protobuf merges it into the message).
+//
 // The audit trail (commands/audit.hpp) uses the same sink with Framing::EachRecord on
 // <prefix>/<gateway_id>/audit: each record is already a whole message (an AuditRecord with its
 // seq) and is published as it is, one per batch (the audit's fan-out sends batches of one).
@@ -21,7 +25,9 @@
 #include <optional>
 #include <string>
 
+#include "citygate/v1/commands.pb.h"
 #include "core/sink.hpp"
+#include "outputs/mqtt/retention.hpp"
 #include "outputs/mqtt/session.hpp"
 
 namespace citygate::mqtt {
@@ -32,6 +38,9 @@ struct ReadingsStats {
   std::uint64_t batchesPublished = 0;
   std::uint64_t batchesAcked = 0;
   std::uint64_t batchesRejected = 0;
+  std::uint64_t refills = 0;         // refill commands served (some readings resent)
+  std::uint64_t resentReadings = 0;  // readings published again for refills
+  std::uint64_t retainedBytes = 0;
   std::optional<WallTime> lastPublishAt;  // a batch handed to the session
   std::optional<WallTime> lastAckAt;      // a batch the broker acknowledged
 };
@@ -55,6 +64,13 @@ class ReadingsSink final : public core::Sink, public std::enable_shared_from_thi
   void asyncDeliver(std::string payload, std::uint32_t count, std::function<void(core::Outcome)> done) override;
   void setReadyCallback(std::function<void(bool)> cb) override { readyCb_ = std::move(cb); }
 
+  // Keeps acknowledged batches for refills: up to maxBytes (0: none) for maxAge.
+  void setRetention(std::uint64_t maxBytes, std::chrono::seconds maxAge);
+  // The platform's Refill (commands::Daemon::refill): `done` gets ACCEPTED with what will be
+  // resent, then DONE once the broker acknowledged every resent batch (FAILED if one was not);
+  // or REFUSED (REFILL_UNAVAILABLE) at once: another epoch, no retention, nothing of it kept.
+  void refill(const citygate::v1::Refill& refill, std::function<void(citygate::v1::CommandResult)> done);
+
   const ReadingsStats& stats() const { return stats_; }
   const std::string& topic() const { return topic_; }
 
@@ -62,7 +78,10 @@ class ReadingsSink final : public core::Sink, public std::enable_shared_from_thi
 
  private:
   void onSessionState(bool connected);
-  void onPublished(std::uint32_t count, const std::function<void(core::Outcome)>& done, const Status& result);
+  void onPublished(std::uint32_t count, std::uint64_t firstSeq, std::uint64_t lastSeq, std::string kept,
+                   const std::function<void(core::Outcome)>& done, const Status& result);
+  struct Resend;
+  void resendNext(const std::shared_ptr<Resend>& r);
 
   std::shared_ptr<Session> session_;
   std::string leaf_;
@@ -72,6 +91,10 @@ class ReadingsSink final : public core::Sink, public std::enable_shared_from_thi
   std::string trailer_;  // the epoch, after the readings
   std::function<void(bool)> readyCb_;
   ReadingsStats stats_;
+  Retention retention_{0, std::chrono::seconds(0)};
+  std::uint64_t batchFirst_ = 0;  // of the batch being framed
+  std::uint64_t batchLast_ = 0;
+  std::uint64_t ackedSeq_ = 0;  // the highest seq of an acknowledged batch
 };
 
 }  // namespace citygate::mqtt

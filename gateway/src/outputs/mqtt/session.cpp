@@ -149,7 +149,8 @@ void Session::onConnect(const Status& result) {
   stats_.disconnectedSince.reset();
   connectedAt_ = clock_.steadyNow();
   lastLoggedError_.clear();
-  log_->info("connected to the broker; birth on {}", statusTopic_);
+  stats_.serverUri = client_->serverUri();
+  log_->info("connected to the broker at {}; birth on {}", stats_.serverUri, statusTopic_);
   client_->publish(statusTopic_, statusPayload(options_, pb::ONLINE), 1, true,
                    std::bind_front(&Session::onBirth, shared_from_this()));
   for (const auto& [id, sub] : subscriptions_) makeSubscription(id, sub);

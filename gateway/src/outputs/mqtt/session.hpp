@@ -78,6 +78,7 @@ struct SessionStats {
   std::uint64_t inbound = 0;           // messages handed to a handler
   std::uint64_t inboundUnmatched = 0;  // messages no registered filter matched (discarded, counted)
   std::string lastError;
+  std::string serverUri;  // the broker of the current (or last) link
   ErrorCause lastCause = ErrorCause::Unspecified;
   std::optional<WallTime> connectedSince;     // of the current link
   std::optional<WallTime> disconnectedSince;  // while not connected: since the link went (or start)

@@ -57,6 +57,7 @@ struct FakeBroker {
     boost::asio::post(*ioc, [cb = message, m = InboundMessage{std::move(topic), std::move(payload), 1,
                                                               false}]() mutable { cb(std::move(m)); });
   }
+  std::string serverUri = "tcp://fake:1883";
   std::vector<std::string> subscribedFilters() const {
     std::vector<std::string> out;
     for (const auto& s : subscribed) out.push_back(s.filter);
@@ -69,6 +70,7 @@ class FakeClient final : public MqttClient {
   explicit FakeClient(std::shared_ptr<FakeBroker> broker) : broker_(std::move(broker)) {}
 
   void connect(Done done) override { broker_->connects.push_back(std::move(done)); }
+  std::string serverUri() const override { return broker_->serverUri; }
   void disconnect(std::chrono::milliseconds, std::function<void()> done) override {
     ++broker_->disconnects;
     boost::asio::post(*broker_->ioc, std::move(done));
