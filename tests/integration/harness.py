@@ -463,17 +463,19 @@ class Env:
 
 
 def gateway_config(gateway_id, broker_uri, env, buses="", extra="", mqtt_extra="", spool_extra=""):
-    """A minimal config text; `buses` and `extra` are appended verbatim."""
+    """A minimal config text; `buses` and `extra` are appended verbatim. `broker_uri` may be a
+    list: brokers in failover order."""
+    uris = ", ".join(f'"{u}"' for u in ([broker_uri] if isinstance(broker_uri, str) else broker_uri))
+    # Defaults for tests; a setting in `mqtt_extra` replaces its default.
+    mqtt_defaults = "".join(f"  {k}: {v}\n" for k, v in (("max_batch_readings", 50), ("max_batch_delay_ms", 100),
+                                                         ("reconnect_min_ms", 200), ("reconnect_max_ms", 2000))
+                            if f"{k}:" not in mqtt_extra)
     return f"""
 gateway_id: "{gateway_id}"
 location {{ lat: 47.05 lon: 8.31 }}
 mqtt {{
-  uri: "{broker_uri}"
-  max_batch_readings: 50
-  max_batch_delay_ms: 100
-  reconnect_min_ms: 200
-  reconnect_max_ms: 2000
-  {mqtt_extra}
+  uri: [{uris}]
+{mqtt_defaults}  {mqtt_extra}
 }}
 control {{ socket: "{env.path('control.sock')}" }}
 runtime_dir: "{env.path('run')}"

@@ -229,6 +229,7 @@ Status Gateway::start() {
   co.keyFile = m.tls().key_file();
   co.insecureSkipVerify = m.tls().insecure_skip_verify();
   mqtt::SessionOptions oo;
+  oo.brokers = co.uris;
   oo.gatewayId = c.gateway_id();
   oo.bootId = bootId_;
   oo.epoch = seq_->epoch();

@@ -21,8 +21,7 @@
 namespace citygate::mqtt {
 
 struct ClientOptions {
-  // Brokers in failover order (a cluster's nodes): each connect tries them in turn, from the first,
-  // and stops at the first that accepts (Paho's server list).
+  // Brokers in failover order (a cluster's nodes); the Session picks the one for each connect.
   std::vector<std::string> uris;
   bool mqtt5 = false;  // MQTT 5 (clean start, session expiry 0) instead of 3.1.1
   std::string clientId;
@@ -52,9 +51,10 @@ class MqttClient {
 
   virtual ~MqttClient() = default;
 
-  virtual void connect(Done done) = 0;
-  // The broker the current (or last) link is to, as its uri; empty before the first connect.
-  virtual std::string serverUri() const = 0;
+  // The number of brokers in ClientOptions::uris (at least 1).
+  virtual std::size_t servers() const = 0;
+  // Connects to broker `server` (an index into ClientOptions::uris).
+  virtual void connect(std::size_t server, Done done) = 0;
   virtual void disconnect(std::chrono::milliseconds timeout, std::function<void()> done) = 0;
   virtual void publish(const std::string& topic, std::string payload, int qos, bool retain, Done done) = 0;
   // Completes when the broker has answered SUBACK/UNSUBACK; a filter the broker refuses fails with

@@ -25,7 +25,6 @@ struct Shared {
   std::function<void(const std::string&)> lost;
   std::function<void(InboundMessage)> message;
   bool closing = false;
-  std::string serverUri;  // of the last successful connect
 };
 
 // Paho knows tcp:// and ssl://; the config also allows mqtt:// and mqtts://.
@@ -66,15 +65,13 @@ class Listener final : public ::mqtt::iaction_listener {
   // For connects: explains a TLS failure (runs on Paho's thread, bounded).
   std::function<std::string()> probe_;
 
-  void on_success(const ::mqtt::token& tok) override {
-    if (tok.get_type() == ::mqtt::token::Type::CONNECT) {
-      const std::string uri = tok.get_connect_response().get_server_uri();
-      std::lock_guard lock(shared_->mutex);
-      shared_->serverUri = uri;
-    }
-    finish(Ok{});
-  }
+  void on_success(const ::mqtt::token&) override { finish(Ok{}); }
   void fail(std::string why, ErrorCause cause) { finish(Error{std::move(why), cause}); }
+  // For a listener already taken out of Shared::pending whose client is gone: Paho never calls it.
+  void abandon(std::string why, ErrorCause cause) {
+    boost::asio::post(shared_->executor,
+                      [done = std::move(done_), status = Status(Error{std::move(why), cause})]() { done(status); });
+  }
 
   void on_failure(const ::mqtt::token& tok) override {
     std::string why = "error " + std::to_string(tok.get_return_code());
@@ -120,9 +117,8 @@ class Listener final : public ::mqtt::iaction_listener {
   MqttClient::Done done_;
 };
 
-std::string probeTlsFor(const ClientOptions& o) {
-  // the first uri is ssl://host:port (or mqtts://); the TLS settings are the same for every one
-  const std::string& uri = o.uris.front();
+std::string probeTlsFor(const ClientOptions& o, const std::string& uri) {
+  // uri is ssl://host:port (or mqtts://); the TLS settings are the same for every server
   std::string rest = uri.substr(uri.find("://") + 3);
   std::string host = rest;
   std::string port = "8883";
@@ -143,22 +139,7 @@ class PahoClient final : public MqttClient {
   PahoClient(boost::asio::any_io_executor executor, ClientOptions options)
       : shared_(std::make_shared<Shared>()), options_(std::move(options)) {
     shared_->executor = std::move(executor);
-    ::mqtt::create_options create(options_.mqtt5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
-    client_ = std::make_unique<::mqtt::async_client>(pahoUri(options_.uris.at(0)), options_.clientId, create);
-    auto shared = shared_;
-    client_->set_connection_lost_handler([shared](const std::string& cause) {
-      std::lock_guard lock(shared->mutex);
-      if (shared->closing || !shared->lost) return;
-      boost::asio::post(shared->executor, [cb = shared->lost, cause = cause.empty() ? std::string("connection lost")
-                                                                                    : cause]() { cb(cause); });
-    });
-    client_->set_message_callback([shared](const ::mqtt::const_message_ptr& msg) {
-      if (!msg) return;
-      std::lock_guard lock(shared->mutex);
-      if (shared->closing || !shared->message) return;
-      InboundMessage in{msg->get_topic(), msg->get_payload_str(), msg->get_qos(), msg->is_retained()};
-      boost::asio::post(shared->executor, [cb = shared->message, in = std::move(in)]() mutable { cb(std::move(in)); });
-    });
+    makeClient(0);
   }
 
   ~PahoClient() override {
@@ -178,12 +159,54 @@ class PahoClient final : public MqttClient {
     }
   }
 
+  // A Paho client for server `index`. Paho C's connect is asynchronous: its send thread starts a
+  // non-blocking TCP connect and wakes the receive thread, which polls for writability once (at
+  // once: the handshake is not done yet) and then waits in a read poll of one second before it
+  // looks again; every connect after the first took about 1.05 s that way, even on loopback. A
+  // fresh client, the process's only one, starts Paho's threads again after the socket exists,
+  // and the connect takes the broker's answer time. So every connect after the first gets one.
+  void makeClient(std::size_t index) {
+    if (client_) {
+      {
+        std::lock_guard lock(shared_->mutex);
+        shared_->closing = true;
+      }
+      client_.reset();  // waits for Paho's threads: none of its callbacks runs after this
+      abandonPending();
+    }
+    ::mqtt::create_options create(options_.mqtt5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    client_ = std::make_unique<::mqtt::async_client>(pahoUri(options_.uris.at(index)), options_.clientId, create);
+    auto shared = shared_;
+    client_->set_connection_lost_handler([shared](const std::string& cause) {
+      std::lock_guard lock(shared->mutex);
+      if (shared->closing || !shared->lost) return;
+      boost::asio::post(shared->executor, [cb = shared->lost, cause = cause.empty() ? std::string("connection lost")
+                                                                                    : cause]() { cb(cause); });
+    });
+    client_->set_message_callback([shared](const ::mqtt::const_message_ptr& msg) {
+      if (!msg) return;
+      std::lock_guard lock(shared->mutex);
+      if (shared->closing || !shared->message) return;
+      InboundMessage in{msg->get_topic(), msg->get_payload_str(), msg->get_qos(), msg->is_retained()};
+      boost::asio::post(shared->executor, [cb = shared->message, in = std::move(in)]() mutable { cb(std::move(in)); });
+    });
+  }
+
+  // The requests of a client that is gone complete as not connected (a batch in flight is sent
+  // again from the spool, as after any lost link).
+  void abandonPending();
+
   void hold(const std::shared_ptr<Listener>& listener) {
     std::lock_guard lock(shared_->mutex);
     shared_->pending.push_back(listener);
   }
 
-  void connect(Done done) override {
+  std::size_t servers() const override { return options_.uris.size(); }
+
+  void connect(std::size_t server, Done done) override {
+    if (used_ || server != current_) makeClient(server);
+    used_ = true;
+    current_ = server;
     auto builder = ::mqtt::connect_options_builder();
     builder.keep_alive_interval(options_.keepalive).connect_timeout(options_.connectTimeout).automatic_reconnect(false);
     if (options_.mqtt5) {
@@ -193,11 +216,6 @@ class PahoClient final : public MqttClient {
           .properties(::mqtt::properties{::mqtt::property(::mqtt::property::SESSION_EXPIRY_INTERVAL, 0)});
     } else {
       builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(true);
-    }
-    if (options_.uris.size() > 1) {
-      auto servers = std::make_shared<::mqtt::string_collection>();
-      for (const auto& u : options_.uris) servers->push_back(pahoUri(u));
-      builder.servers(servers);
     }
     auto opts = builder.finalize();
     if (!options_.willTopic.empty()) {
@@ -220,7 +238,8 @@ class PahoClient final : public MqttClient {
     }
     auto listener = std::make_shared<Listener>(shared_, std::move(done));
     hold(listener);
-    if (options_.tls) listener->probe_ = [o = options_]() { return probeTlsFor(o); };
+    if (options_.tls)
+      listener->probe_ = [o = options_, uri = options_.uris.at(server)]() { return probeTlsFor(o, uri); };
     try {
       {
         // A session after disconnect(): its callbacks are wanted again.
@@ -231,11 +250,6 @@ class PahoClient final : public MqttClient {
     } catch (const ::mqtt::exception& e) {
       listener->fail(e.what(), causeOf(e.get_return_code()));
     }
-  }
-
-  std::string serverUri() const override {
-    std::lock_guard lock(shared_->mutex);
-    return shared_->serverUri;
   }
 
   void disconnect(std::chrono::milliseconds timeout, std::function<void()> done) override {
@@ -297,7 +311,18 @@ class PahoClient final : public MqttClient {
   std::shared_ptr<Shared> shared_;
   ClientOptions options_;
   std::unique_ptr<::mqtt::async_client> client_;
+  std::size_t current_ = 0;
+  bool used_ = false;
 };
+
+void PahoClient::abandonPending() {
+  std::vector<std::shared_ptr<Listener>> dropped;
+  {
+    std::lock_guard lock(shared_->mutex);
+    dropped.swap(shared_->pending);
+  }
+  for (const auto& l : dropped) l->abandon("the link was replaced", ErrorCause::NotConnected);
+}
 
 }  // namespace
 

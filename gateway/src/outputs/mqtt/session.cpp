@@ -126,7 +126,12 @@ void Session::connect() {
   if ((state_ != ConnState::Idle && state_ != ConnState::Backoff) || !client_) return;
   state_ = ConnState::Connecting;
   stats_.nextAttemptAt.reset();
-  client_->connect(std::bind_front(&Session::onConnect, shared_from_this()));
+  ++tried_;
+  client_->connect(server_, std::bind_front(&Session::onConnect, shared_from_this()));
+}
+
+std::string Session::brokerName(std::size_t index) const {
+  return index < options_.brokers.size() ? options_.brokers[index] : "broker " + std::to_string(index + 1);
 }
 
 void Session::onConnect(const Status& result) {
@@ -135,13 +140,24 @@ void Session::onConnect(const Status& result) {
     ++stats_.connectFailures;
     stats_.lastError = result.error();
     stats_.lastCause = result.cause();
-    if (result.error() != lastLoggedError_) {
-      log_->warn("cannot connect to the broker: {}", result.error());
-      lastLoggedError_ = result.error();
+    const std::string what = brokerName(server_) + ": " + result.error();
+    if (what != lastLoggedError_) {
+      log_->warn("cannot connect to the broker at {}", what);
+      lastLoggedError_ = what;
     }
+    const std::size_t n = client_->servers();
+    if (tried_ < n) {  // the next broker of the round, at once
+      server_ = (server_ + 1) % n;
+      state_ = ConnState::Backoff;
+      connect();
+      return;
+    }
+    server_ = 0;  // a new round, after the wait, from the first broker
+    tried_ = 0;
     scheduleReconnect();
     return;
   }
+  tried_ = 0;
   if (everConnected_) ++stats_.reconnects;
   everConnected_ = true;
   state_ = ConnState::Connected;
@@ -149,7 +165,7 @@ void Session::onConnect(const Status& result) {
   stats_.disconnectedSince.reset();
   connectedAt_ = clock_.steadyNow();
   lastLoggedError_.clear();
-  stats_.serverUri = client_->serverUri();
+  stats_.serverUri = brokerName(server_);
   log_->info("connected to the broker at {}; birth on {}", stats_.serverUri, statusTopic_);
   client_->publish(statusTopic_, statusPayload(options_, pb::ONLINE), 1, true,
                    std::bind_front(&Session::onBirth, shared_from_this()));
@@ -199,9 +215,12 @@ void Session::onLost(const std::string& cause) {
   stats_.lastCause = ErrorCause::NotConnected;
   stats_.connectedSince.reset();
   stats_.disconnectedSince = clock_.wallNow();
-  log_->warn("lost the broker: {}", cause);
+  log_->warn("lost the broker at {}: {}", brokerName(server_), cause);
   if (connectedAt_ && clock_.steadyNow() - *connectedAt_ >= options_.stableAfter) attempt_ = 0;
   connectedAt_.reset();
+  // The next round starts at the next broker; the lost one comes last.
+  server_ = (server_ + 1) % client_->servers();
+  tried_ = 0;
   scheduleReconnect();  // state: Backoff before the listeners hear of it
   notify(false);
 }
@@ -232,6 +251,7 @@ Session::Reconnect Session::reconnectNow() {
       log_->info("reconnect asked: connecting now");
       reconnectTimer_->cancel();
       attempt_ = 0;
+      tried_ = 0;
       connect();
       return Reconnect::Connecting;
     case ConnState::Connecting:
@@ -245,6 +265,7 @@ Session::Reconnect Session::reconnectNow() {
       stats_.disconnectedSince = clock_.wallNow();
       connectedAt_.reset();
       attempt_ = 0;
+      tried_ = 0;
       notify(false);
       client_->disconnect(kReconnectCloseTimeout, std::bind_front(&Session::onClosedForReconnect, shared_from_this()));
       return Reconnect::Reconnecting;

@@ -3,7 +3,11 @@
 //
 // - Connects with the OFFLINE GatewayStatus as the will and publishes the retained ONLINE status
 //   (birth) on every connect; on stop() publishes OFFLINE itself and disconnects.
-// - After a failed connect or a lost link, reconnects after a wait drawn with full jitter, uniform
+// - Brokers in failover order (options.brokers, the client's servers): a connect that fails goes
+//   on to the next broker at once; only when every broker failed in a round does the session wait.
+//   A round starts at the first broker, except after a lost link: then at the next one, the lost
+//   broker last (it is the likeliest to be down, and a dead host costs a connect timeout).
+// - After a failed round or a lost link, reconnects after a wait drawn with full jitter, uniform
 //   in [0, min(reconnectMax, reconnectMin * 2^attempt)] (a fleet must not reconnect in step); the
 //   attempt count resets only once a link has held for stableAfter.
 // - Subscriptions: a client registers a topic filter and a handler; the session subscribes on every
@@ -53,6 +57,7 @@ enum class ConnState : std::uint8_t {
 const char* connStateName(ConnState state);
 
 struct SessionOptions {
+  std::vector<std::string> brokers;  // the client's servers, for logs and status (uris)
   std::string gatewayId;
   std::string bootId;
   std::string epoch;  // the seq's epoch (core::SeqStore::epoch), in ReadingBatch and GatewayStatus
@@ -160,6 +165,7 @@ class Session final : public std::enable_shared_from_this<Session> {
   void onReconnectTimer();
   void makeSubscription(SubscriptionId id, const Subscription& sub);
   void scheduleReconnect();
+  std::string brokerName(std::size_t index) const;
   void onClosedForReconnect();
   void notify(bool up);
 
@@ -176,6 +182,8 @@ class Session final : public std::enable_shared_from_this<Session> {
   std::string healthTopic_;
   ConnState state_ = ConnState::Idle;
   std::uint32_t attempt_ = 0;
+  std::size_t server_ = 0;  // the broker of the connect in flight (or of the link)
+  std::size_t tried_ = 0;   // brokers tried in this round
   std::optional<SteadyTime> connectedAt_;
   bool everConnected_ = false;
   bool closingForReconnect_ = false;  // reconnectNow() closes the link: state Backoff, no timer

@@ -57,7 +57,8 @@ struct FakeBroker {
     boost::asio::post(*ioc, [cb = message, m = InboundMessage{std::move(topic), std::move(payload), 1,
                                                               false}]() mutable { cb(std::move(m)); });
   }
-  std::string serverUri = "tcp://fake:1883";
+  std::size_t servers = 1;
+  std::vector<std::size_t> connectedTo;  // the server of each connect
   std::vector<std::string> subscribedFilters() const {
     std::vector<std::string> out;
     for (const auto& s : subscribed) out.push_back(s.filter);
@@ -69,8 +70,11 @@ class FakeClient final : public MqttClient {
  public:
   explicit FakeClient(std::shared_ptr<FakeBroker> broker) : broker_(std::move(broker)) {}
 
-  void connect(Done done) override { broker_->connects.push_back(std::move(done)); }
-  std::string serverUri() const override { return broker_->serverUri; }
+  std::size_t servers() const override { return broker_->servers; }
+  void connect(std::size_t server, Done done) override {
+    broker_->connectedTo.push_back(server);
+    broker_->connects.push_back(std::move(done));
+  }
   void disconnect(std::chrono::milliseconds, std::function<void()> done) override {
     ++broker_->disconnects;
     boost::asio::post(*broker_->ioc, std::move(done));

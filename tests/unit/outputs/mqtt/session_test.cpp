@@ -21,9 +21,11 @@ struct Fixture {
   std::shared_ptr<Session> session;
 
   explicit Fixture(std::chrono::milliseconds reconnectMin = std::chrono::milliseconds(0),
-                   std::optional<std::chrono::milliseconds> reconnectMax = std::nullopt) {
+                   std::optional<std::chrono::milliseconds> reconnectMax = std::nullopt, std::size_t servers = 1) {
     broker->ioc = &ioc;
+    broker->servers = servers;
     SessionOptions o;
+    for (std::size_t i = 0; i < servers; ++i) o.brokers.push_back("tcp://node" + std::to_string(i + 1) + ":1883");
     o.gatewayId = "gw-1";
     o.bootId = "boot-1";
     o.version = "1.2.3";
@@ -140,6 +142,52 @@ TEST_CASE("a refused connect is counted with its cause and tried again") {
   f.connect();
   CHECK(f.session->state() == ConnState::Connected);
   CHECK(f.session->stats().reconnects == 0);  // the first link, not a reconnect
+}
+
+TEST_CASE("brokers in failover order: a failed connect goes on to the next at once, a round waits") {
+  Fixture f(std::chrono::milliseconds(60000), std::nullopt, 3);
+  f.session->start();
+  CHECK(f.broker->connectedTo == std::vector<std::size_t>{0});
+  f.broker->answerConnect(Error{"connection refused", ErrorCause::Unreachable});
+  settle(f.ioc, f.clock);
+  CHECK(f.broker->connectedTo == std::vector<std::size_t>{0, 1});  // no wait
+  CHECK(f.session->state() == ConnState::Connecting);
+  f.broker->answerConnect(Error{"connection refused", ErrorCause::Unreachable});
+  settle(f.ioc, f.clock);
+  CHECK(f.broker->connectedTo == std::vector<std::size_t>{0, 1, 2});
+  f.broker->answerConnect(Error{"connection refused", ErrorCause::Unreachable});
+  settle(f.ioc, f.clock);
+  // Every broker failed: the round is over, the session waits (a wait in [0, 60 s], not 0 here).
+  CHECK(f.session->state() == ConnState::Backoff);
+  CHECK(f.broker->connects.empty());
+  CHECK(f.session->stats().connectFailures == 3);
+  f.clock.advance(std::chrono::milliseconds(60000));
+  settle(f.ioc, f.clock);
+  CHECK(f.broker->connectedTo == std::vector<std::size_t>{0, 1, 2, 0});  // the next round from the first
+  f.broker->answerConnect(Error{"connection refused", ErrorCause::Unreachable});
+  settle(f.ioc, f.clock);
+  f.connect();
+  CHECK(f.session->state() == ConnState::Connected);
+  CHECK(f.session->stats().serverUri == "tcp://node2:1883");
+}
+
+TEST_CASE("after a lost link the next broker is tried first, the lost one last") {
+  Fixture f(std::chrono::milliseconds(0), std::nullopt, 3);
+  f.session->start();
+  f.connect();
+  CHECK(f.session->stats().serverUri == "tcp://node1:1883");
+  f.broker->dropLink("connection lost");
+  settle(f.ioc, f.clock);  // wait 0
+  CHECK(f.broker->connectedTo == std::vector<std::size_t>{0, 1});
+  f.broker->answerConnect(Error{"connection refused", ErrorCause::Unreachable});
+  settle(f.ioc, f.clock);
+  CHECK(f.broker->connectedTo == std::vector<std::size_t>{0, 1, 2});
+  f.connect();
+  CHECK(f.session->stats().serverUri == "tcp://node3:1883");
+  CHECK(f.session->stats().reconnects == 1);
+  f.broker->dropLink("connection lost");
+  settle(f.ioc, f.clock);
+  CHECK(f.broker->connectedTo.back() == 0);  // after node3: node1 (wraps)
 }
 
 TEST_CASE("the reconnect wait is drawn from a growing ceiling, the session waits in Backoff") {
