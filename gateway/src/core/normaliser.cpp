@@ -251,3 +251,25 @@ void buildGroups(SensorSpec& spec) {
 }
 
 }  // namespace citygate::core
+
+namespace citygate::core {
+
+int decimalsOf(double x) {
+  x = std::fabs(x);
+  if (!std::isfinite(x)) return 0;
+  double p = 1;
+  for (int d = 0; d < 12; ++d, p *= 10) {
+    const double scaled = x * p;
+    if (std::fabs(scaled - std::round(scaled)) <= 1e-6) return d;  // float error stays far below this
+  }
+  return 12;
+}
+
+double PointSpec::decimalScale() const {
+  const int d = std::max(
+      {decimalsOf(scale * conversion.factor), decimalsOf(offset * conversion.factor), decimalsOf(conversion.offset)});
+  static constexpr double kPow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
+  return kPow10[d];
+}
+
+}  // namespace citygate::core

@@ -6,6 +6,7 @@
 // RawSample into Readings.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -40,9 +41,23 @@ struct PointSpec {
 
   bool hasDeadband() const { return deadbandAbsolute > 0 || deadbandPercent > 0; }
   // The one scaling of a raw value into the field's canonical unit (the normaliser's value, and
-  // what report by exception compares).
-  double canonical(double raw) const { return (raw * scale + offset) * conversion.factor + conversion.offset; }
+  // what report by exception compares). An integer raw value (every register type but the
+  // floats) scaled by decimal factors is a decimal number: it is rounded to the decimals the scale,
+  // offset and conversion have (decimalsOf), so that 284 * 0.1 is 28.4 and not 28.400000000000002
+  // (the float noise a platform's JSON would show); nothing the scaling meant is rounded away.
+  double canonical(double raw) const {
+    const double v = (raw * scale + offset) * conversion.factor + conversion.offset;
+    if (raw != std::floor(raw) || !std::isfinite(v)) return v;
+    const double p = decimalScale();
+    return std::round(v * p) / p;
+  }
+  // 10^decimals for the scaling above, from scale, offset and conversion (a few multiplications).
+  double decimalScale() const;
 };
+
+// The decimals (0..12) a decimal constant has: 0.1 -> 1, 1.9125 -> 4, 273.15 -> 2; 12 for one with
+// no short decimal form (1/3).
+int decimalsOf(double x);
 
 // One output group: the points that make one Reading (a traffic lane, a parking bay, or all the
 // points of an air-quality or generic sensor).

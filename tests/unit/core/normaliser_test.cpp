@@ -140,3 +140,20 @@ TEST_CASE("skipped points (report by exception) produce no reading when nothing 
   REQUIRE(out.size() == 1);
   CHECK(out[0].generic().values().at("level").unit_code() == "MTR");
 }
+
+TEST_CASE("a decimally scaled integer is the decimal it means, without float noise") {
+  CHECK(decimalsOf(0.1) == 1);
+  CHECK(decimalsOf(1.9125) == 4);
+  CHECK(decimalsOf(273.15) == 2);
+  CHECK(decimalsOf(1.0 / 3.0) == 12);
+  auto p = point(pb::AIR_QUALITY, "temperature", "CEL", 0.1);
+  CHECK(284 * 0.1 != 28.4);  // what plain arithmetic gives
+  CHECK(p.canonical(284) == 28.4);
+  CHECK(p.canonical(-3) == -0.3);
+  // Kelvin with a scale: the conversion's offset has decimals of its own, all kept.
+  auto k = point(pb::AIR_QUALITY, "temperature", "K", 0.01);
+  CHECK(k.canonical(29315) == 20.0);
+  CHECK(k.canonical(29316) == 20.01);
+  // A value that is not an integer (a float register) is left as it is.
+  CHECK(p.canonical(284.5) == 284.5 * 0.1);
+}

@@ -3,9 +3,24 @@
 #include "core/utf8.hpp"
 
 #include <bit>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 
 namespace citygate::modbus {
+
+namespace {
+// A FLOAT32 register pair holds a float: its value as a double is the shortest decimal that reads
+// back as the same float (28.4f -> 28.4, not 28.399999618530273: float noise in a platform's JSON).
+double floatAsDecimal(float f) {
+  if (!std::isfinite(f)) return static_cast<double>(f);
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, f).ptr;
+  double d = 0;
+  std::from_chars(buf, end, d);
+  return d;
+}
+}  // namespace
 
 std::uint32_t registerCount(pb::DataType type, std::uint32_t stringRegisters) {
   switch (type) {
@@ -97,7 +112,7 @@ std::optional<double> decodeNumber(pb::DataType type, pb::WordOrder order, std::
       return static_cast<double>(static_cast<std::uint32_t>(assembleN<2>(r, order)));
     case pb::FLOAT32:
       if (have < 2) return std::nullopt;
-      return static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(assembleN<2>(r, order))));
+      return floatAsDecimal(std::bit_cast<float>(static_cast<std::uint32_t>(assembleN<2>(r, order))));
     case pb::INT64:
       if (have < 4) return std::nullopt;
       return static_cast<double>(static_cast<std::int64_t>(assembleN<4>(r, order)));
