@@ -4,7 +4,7 @@
 # package is missing.
 #
 #   toolchains/install-deps.sh build     compilers and -dev packages
-#   toolchains/install-deps.sh schema    what a CITYGATE_GATEWAY=OFF build needs: compiler, cmake, protoc
+#   toolchains/install-deps.sh schema    what a CITYGATE_GATEWAY=OFF build needs: compiler, cmake, protoc, python3-protobuf
 #   toolchains/install-deps.sh test      build + the test peers (mosquitto, pymodbus, socat, ...) + firmware
 #   toolchains/install-deps.sh firmware  the node firmware for Cortex-M: arm-none-eabi, newlib, qemu, nanopb
 #   toolchains/install-deps.sh demo      build + the test peers (the nodes run as host programs: no Cortex-M)
@@ -26,7 +26,8 @@ test_pkgs=(mosquitto mosquitto-clients python3-pymodbus python3-serial python3-s
   python3-protobuf socat mbpoll openssl tmux procps valgrind)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 lint_pkgs=(clang-format-14)
-schema_pkgs=(g++ cmake ninja-build protobuf-compiler nanopb)
+# python3-protobuf: toolchains/check-schema.py and its test (nanopb's generator needs it too).
+schema_pkgs=(g++ cmake ninja-build protobuf-compiler nanopb python3-protobuf)
 # The node firmware (firmware/README.md): Debian's arm-none-eabi GCC and newlib-nano, qemu for its
 # tests, nanopb's generator (python3-protobuf runs it). Not libstdc++-arm-none-eabi-newlib: the
 # node core needs no C++ library (toolchains/arm-none-eabi.cmake).

@@ -342,10 +342,15 @@ async function cmdFlood(o) {
   return 0;
 }
 
-// PULL_DATA, the devices' uplinks, and every PULL_RESP decoded and answered with a TX_ACK.
-async function cmdDownlink(o) {
+// The packet forwarder's side of a downlink exchange (`downlink` and `join`): PULL_DATA, waiting
+// for its PULL_ACK (--ack-timeout), then sendUplinks(send); every PULL_RESP is recorded with its
+// txpk's fields (TXPK_FIELDS and `extraFields`), its PHYPayload in hex and what decode(phy, r)
+// adds (an exception becomes r.error), and answered with a TX_ACK carrying the next error of
+// --tx-ack (the last repeats; "-" sends none). Waits for --expect PULL_RESP or --wait ms.
+const TXPK_FIELDS = ['tmst', 'freq', 'datr', 'powe', 'modu', 'codr', 'ipol', 'imme', 'size'];
+
+async function pullRespSession(o, extraFields, decode, sendUplinks) {
   const sock = dgram.createSocket('udp4');
-  const byAddr = new Map(o.devices.map((d) => [d.dev_addr.toLowerCase(), d]));
   const resps = [];
   let pullAcked = 0;
   let wake = null;
@@ -355,24 +360,10 @@ async function cmdDownlink(o) {
     const r = { token: msg.readUInt16BE(1), version: msg[0] };
     try {
       const txpk = JSON.parse(msg.subarray(4).toString()).txpk;
-      Object.assign(r, { tmst: txpk.tmst, freq: txpk.freq, datr: txpk.datr, powe: txpk.powe, modu: txpk.modu,
-                         codr: txpk.codr, ipol: txpk.ipol, imme: txpk.imme, size: txpk.size, rfch: txpk.rfch });
+      for (const k of [...TXPK_FIELDS, ...extraFields]) r[k] = txpk[k];
       const phy = Buffer.from(txpk.data, 'base64');
       r.phy = phy.toString('hex');
-      const pkt = lora.fromWire(phy);
-      r.mtype = pkt.getMType();
-      r.dev_addr = pkt.DevAddr ? pkt.DevAddr.toString('hex').toUpperCase() : null;
-      r.fcnt = pkt.getFCnt();
-      r.ack = pkt.getFCtrlACK();
-      r.fport = pkt.getFPort();
-      r.fopts = pkt.FOpts ? pkt.FOpts.toString('hex') : '';
-      const dev = r.dev_addr ? byAddr.get(r.dev_addr.toLowerCase()) : null;
-      if (dev) {
-        r.mic_ok = lora.verifyMIC(pkt, Buffer.from(dev.nwk_s_key, 'hex'));
-        if (r.fport !== null) {
-          r.payload = lora.decrypt(pkt, Buffer.from(dev.app_s_key, 'hex'), Buffer.from(dev.nwk_s_key, 'hex')).toString('hex');
-        }
-      }
+      decode(phy, r);
     } catch (e) {
       r.error = String(e);
     }
@@ -396,18 +387,44 @@ async function cmdDownlink(o) {
   };
   await send(header(o.version, 0x02, o.eui));
   await until(() => pullAcked > 0, o.ackTimeout);
-  const uplinks = [];
-  for (let k = 0; k < o.count; ++k) {
-    for (const dev of o.devices) {
-      const fcnt = startFcnt(o, dev) + k;
-      const phy = buildFrame(dev, fcnt, payloadAt(dev, k));
-      const rx = rxpk(phy, dev, 0);
-      uplinks.push({ dev_addr: dev.dev_addr, fcnt, tmst: rx.tmst, freq: rx.freq, datr: rx.datr });
-      await send(pushData(o, o.eui, { rxpk: [rx] }));
-    }
-  }
+  await sendUplinks(send);
   await until(() => resps.length >= o.expect, o.wait);
   sock.close();
+  return { pullAcked, resps };
+}
+
+// PULL_DATA, the devices' uplinks, and every PULL_RESP decoded and answered with a TX_ACK.
+async function cmdDownlink(o) {
+  const byAddr = new Map(o.devices.map((d) => [d.dev_addr.toLowerCase(), d]));
+  const decode = (phy, r) => {
+    const pkt = lora.fromWire(phy);
+    r.mtype = pkt.getMType();
+    r.dev_addr = pkt.DevAddr ? pkt.DevAddr.toString('hex').toUpperCase() : null;
+    r.fcnt = pkt.getFCnt();
+    r.ack = pkt.getFCtrlACK();
+    r.fport = pkt.getFPort();
+    r.fopts = pkt.FOpts ? pkt.FOpts.toString('hex') : '';
+    const dev = r.dev_addr ? byAddr.get(r.dev_addr.toLowerCase()) : null;
+    if (dev) {
+      r.mic_ok = lora.verifyMIC(pkt, Buffer.from(dev.nwk_s_key, 'hex'));
+      if (r.fport !== null) {
+        r.payload = lora.decrypt(pkt, Buffer.from(dev.app_s_key, 'hex'), Buffer.from(dev.nwk_s_key, 'hex')).toString('hex');
+      }
+    }
+  };
+  const uplinks = [];
+  const sendUplinks = async (send) => {
+    for (let k = 0; k < o.count; ++k) {
+      for (const dev of o.devices) {
+        const fcnt = startFcnt(o, dev) + k;
+        const phy = buildFrame(dev, fcnt, payloadAt(dev, k));
+        const rx = rxpk(phy, dev, 0);
+        uplinks.push({ dev_addr: dev.dev_addr, fcnt, tmst: rx.tmst, freq: rx.freq, datr: rx.datr });
+        await send(pushData(o, o.eui, { rxpk: [rx] }));
+      }
+    }
+  };
+  const { pullAcked, resps } = await pullRespSession(o, ['rfch'], decode, sendUplinks);
   console.log(JSON.stringify({ command: 'downlink', pull_acked: pullAcked, uplinks, pull_resp: resps }));
   return 0;
 }
@@ -420,65 +437,33 @@ async function cmdJoin(o) {
   }
   const appKey = Buffer.from(o.appKey, 'hex');
   const devNonce = Buffer.from(o.devNonce, 'hex');
-  const sock = dgram.createSocket('udp4');
-  const resps = [];
-  let pullAcked = 0;
-  let wake = null;
-  sock.on('message', (msg) => {
-    if (msg.length >= 4 && msg[3] === 0x04) { ++pullAcked; if (wake) wake(); return; }
-    if (msg.length < 5 || msg[3] !== 0x03) return;
-    const r = { token: msg.readUInt16BE(1), version: msg[0] };
-    try {
-      const txpk = JSON.parse(msg.subarray(4).toString()).txpk;
-      Object.assign(r, { tmst: txpk.tmst, freq: txpk.freq, datr: txpk.datr, powe: txpk.powe, modu: txpk.modu,
-                         codr: txpk.codr, ipol: txpk.ipol, imme: txpk.imme, size: txpk.size });
-      const phy = Buffer.from(txpk.data, 'base64');
-      r.phy = phy.toString('hex');
-      const wire = lora.fromWire(phy);
-      r.mtype = wire.getMType();
-      const pkt = lora.fromWire(lora.decryptJoinAccept(wire, appKey));
-      const b = pkt.getBuffers();
-      r.mic_ok = lora.verifyMIC(pkt, null, appKey);
-      r.app_nonce = b.AppNonce.toString('hex');
-      r.net_id = b.NetID.toString('hex');
-      r.dev_addr = b.DevAddr.toString('hex').toUpperCase();
-      r.dl_settings = b.DLSettings[0];
-      r.rx_delay = b.RxDelay[0];
-      r.cflist = b.CFList ? b.CFList.toString('hex') : '';
-      const keys = lora.generateSessionKeys(appKey, b.NetID, b.AppNonce, devNonce);
-      r.nwk_s_key = keys.NwkSKey.toString('hex');
-      r.app_s_key = keys.AppSKey.toString('hex');
-    } catch (e) {
-      r.error = String(e);
-    }
-    const err = o.txAck[Math.min(resps.length, o.txAck.length - 1)];
-    resps.push(r);
-    if (err !== '-') {
-      const h = header(o.version, 0x05, o.eui);
-      h.writeUInt16BE(r.token, 1);
-      r.tx_ack = err;
-      sock.send(Buffer.concat([h, Buffer.from(JSON.stringify({ txpk_ack: { error: err } }))]), o.port, o.host);
-    }
-    if (wake) wake();
-  });
-  const send = (buf) => new Promise((resolve) => sock.send(buf, o.port, o.host, () => resolve()));
-  const until = async (cond, ms) => {
-    const end = Date.now() + ms;
-    while (!cond() && Date.now() < end) {
-      await new Promise((resolve) => { wake = resolve; setTimeout(resolve, Math.max(1, Math.min(50, end - Date.now()))); });
-    }
-    return cond();
+  const decode = (phy, r) => {
+    const wire = lora.fromWire(phy);
+    r.mtype = wire.getMType();
+    const pkt = lora.fromWire(lora.decryptJoinAccept(wire, appKey));
+    const b = pkt.getBuffers();
+    r.mic_ok = lora.verifyMIC(pkt, null, appKey);
+    r.app_nonce = b.AppNonce.toString('hex');
+    r.net_id = b.NetID.toString('hex');
+    r.dev_addr = b.DevAddr.toString('hex').toUpperCase();
+    r.dl_settings = b.DLSettings[0];
+    r.rx_delay = b.RxDelay[0];
+    r.cflist = b.CFList ? b.CFList.toString('hex') : '';
+    const keys = lora.generateSessionKeys(appKey, b.NetID, b.AppNonce, devNonce);
+    r.nwk_s_key = keys.NwkSKey.toString('hex');
+    r.app_s_key = keys.AppSKey.toString('hex');
   };
-  await send(header(o.version, 0x02, o.eui));
-  await until(() => pullAcked > 0, o.ackTimeout);
-  const request = lora.fromFields({
-    MType: 'Join Request', AppEUI: Buffer.from(o.joinEui, 'hex'), DevEUI: Buffer.from(o.devEui, 'hex'), DevNonce: devNonce,
-  }, null, null, appKey);
-  const phy = request.getPHYPayload();
-  const rx = rxpk(phy, {}, 0);
-  await send(pushData(o, o.eui, { rxpk: [rx] }));
-  await until(() => resps.length >= o.expect, o.wait);
-  sock.close();
+  let phy = null;
+  let rx = null;
+  const sendUplinks = async (send) => {
+    const request = lora.fromFields({
+      MType: 'Join Request', AppEUI: Buffer.from(o.joinEui, 'hex'), DevEUI: Buffer.from(o.devEui, 'hex'), DevNonce: devNonce,
+    }, null, null, appKey);
+    phy = request.getPHYPayload();
+    rx = rxpk(phy, {}, 0);
+    await send(pushData(o, o.eui, { rxpk: [rx] }));
+  };
+  const { pullAcked, resps } = await pullRespSession(o, [], decode, sendUplinks);
   console.log(JSON.stringify({ command: 'join', pull_acked: pullAcked, join_request: phy.toString('hex'),
                                uplink: { tmst: rx.tmst, freq: rx.freq, datr: rx.datr }, pull_resp: resps }));
   return 0;

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "inputs/lora/base64.hpp"
-#include "inputs/lora/fcnt.hpp"
+#include "inputs/lora/state_file.hpp"
 
 namespace citygate::lora {
 
@@ -242,7 +242,7 @@ std::vector<std::uint8_t> buildPullResp(std::uint8_t version, std::uint16_t toke
 
 // ---- FCntDown state file ----
 namespace {
-constexpr std::string_view kDownMagic = "citygate-lora-fcntdown 1";
+constexpr std::string_view kDownHead = "citygate-lora-fcntdown 1";
 
 std::string hex8(std::uint32_t v) {
   char buf[9];
@@ -259,12 +259,11 @@ bool parseNum(std::string_view s, T& out, int base) {
 }  // namespace
 
 std::string encodeFcntDown(const std::vector<FcntDownRecord>& records) {
-  std::string s = std::string(kDownMagic) + "\n";
+  std::string s;
   for (const auto& r : records) {
     s += "device " + r.id + " " + hex8(r.devAddr) + " " + hex8(r.keyCheck) + " " + std::to_string(r.reserved) + "\n";
   }
-  s += "crc32 " + hex8(crc32(s)) + "\n";
-  return s;
+  return frameTextState(kDownHead, s);
 }
 
 std::optional<std::vector<FcntDownRecord>> decodeFcntDown(std::string_view text, std::string* why) {
@@ -272,21 +271,15 @@ std::optional<std::vector<FcntDownRecord>> decodeFcntDown(std::string_view text,
     if (why) *why = std::move(msg);
     return std::nullopt;
   };
-  if (text.size() > (1U << 20)) return fail("larger than 1 MiB");
-  if (text.empty() || text.back() != '\n') return fail("truncated (no final newline)");
-  if (text.substr(0, kDownMagic.size() + 1) != std::string(kDownMagic) + "\n") {
-    return fail("not a version-1 citygate FCntDown file");
-  }
-  const std::size_t lastStart = text.rfind('\n', text.size() - 2);
-  const std::string_view body = text.substr(0, lastStart + 1);
-  const std::string_view last = text.substr(lastStart + 1, text.size() - lastStart - 2);
-  std::uint32_t crc = 0;
-  if (last.size() != 14 || last.substr(0, 6) != "crc32 " || !parseNum(last.substr(6), crc, 16)) {
-    return fail("truncated (no crc32 line)");
-  }
-  if (crc32(body) != crc) return fail("bad CRC");
+  auto checkHead = [](std::string_view head) -> std::optional<std::string> {
+    if (head != kDownHead) return "not a version-1 citygate FCntDown file";
+    return std::nullopt;
+  };
+  const auto frame = unframeTextState(text, checkHead, why);
+  if (!frame) return std::nullopt;
+  const std::string_view body = frame->lines;
   std::vector<FcntDownRecord> out;
-  std::size_t pos = kDownMagic.size() + 1;
+  std::size_t pos = 0;
   while (pos < body.size()) {
     const std::size_t end = body.find('\n', pos);
     std::string_view line = body.substr(pos, end - pos);

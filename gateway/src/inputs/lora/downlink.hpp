@@ -200,7 +200,7 @@ std::vector<std::uint8_t> buildPullResp(std::uint8_t version, std::uint16_t toke
 // ---- FCntDown state file ----
 //   citygate-lora-fcntdown 1
 //   device <id> <devaddr> <kcv> <reserved>   every counter from <reserved> on is unused
-//   crc32 <8 hex digits>
+//   crc32 <8 hex digits>                     (the frame: state_file.hpp)
 struct FcntDownRecord {
   std::string id;
   std::uint32_t devAddr = 0;

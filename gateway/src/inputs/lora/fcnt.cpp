@@ -17,17 +17,6 @@ std::uint32_t fullFcnt(std::uint32_t nextExpected, std::uint16_t truncated) {
 
 namespace {
 
-constexpr std::array<std::uint32_t, 256> makeCrcTable() {
-  std::array<std::uint32_t, 256> t{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) != 0 ? 0xEDB88320U ^ (c >> 1) : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
-constexpr auto kCrcTable = makeCrcTable();
-
 constexpr std::string_view kMagic = "citygate-lora-fcnt";
 
 std::string hex8(std::uint32_t v) {
@@ -64,22 +53,13 @@ std::vector<std::string_view> words(std::string_view line) {
 
 }  // namespace
 
-std::uint32_t crc32(std::string_view data) {
-  std::uint32_t c = 0xFFFFFFFFU;
-  for (char ch : data) c = kCrcTable[(c ^ static_cast<unsigned char>(ch)) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFU;
-}
-
 std::string encodeFcntState(const FcntState& state) {
-  std::string s;
-  s += std::string(kMagic) + " " + std::to_string(kFcntStateVersion) + "\n";
-  s += state.clean ? "clean 1\n" : "clean 0\n";
+  std::string s = state.clean ? "clean 1\n" : "clean 0\n";
   for (const auto& r : state.records) {
     s += "device " + r.id + " " + hex8(r.devAddr) + " " + hex8(r.keyCheck) + " " + std::to_string(r.lastFcnt) + " " +
          std::to_string(std::max(r.floorFcnt, r.lastFcnt)) + "\n";
   }
-  s += "crc32 " + hex8(crc32(s)) + "\n";
-  return s;
+  return frameTextState(std::string(kMagic) + " " + std::to_string(kFcntStateVersion), s);
 }
 
 std::optional<FcntState> decodeFcntState(std::string_view text, std::string* why) {
@@ -87,32 +67,24 @@ std::optional<FcntState> decodeFcntState(std::string_view text, std::string* why
     if (why) *why = std::move(msg);
     return std::nullopt;
   };
-  if (text.size() > (1U << 20)) return fail("larger than 1 MiB");
-  // The checksum line is last; everything before it is covered.
-  if (text.empty() || text.back() != '\n') return fail("truncated (no final newline)");
-  const std::size_t lastStart = text.rfind('\n', text.size() - 2);
-  const std::size_t crcLine = lastStart == std::string_view::npos ? 0 : lastStart + 1;
-  const std::string_view last = text.substr(crcLine, text.size() - crcLine - 1);
-  const std::string_view body = text.substr(0, crcLine);
   // The version is checked before the checksum so a future format says so instead of "bad CRC".
-  const std::size_t firstEnd = text.find('\n');
-  const auto head = words(text.substr(0, firstEnd));
-  if (head.size() != 2 || head[0] != kMagic) return fail("not a citygate frame-counter file");
   std::uint32_t version = 0;
-  if (!parseDec(head[1], version)) return fail("bad version '" + std::string(head[1]) + "'");
-  if (version != 1 && version != kFcntStateVersion) {
-    return fail("version " + std::to_string(version) + " is not supported (this build reads version " +
-                std::to_string(kFcntStateVersion) + ")");
-  }
-  const auto crcWords = words(last);
-  std::uint32_t crc = 0;
-  if (crcWords.size() != 2 || crcWords[0] != "crc32" || !parseHex8(crcWords[1], crc)) {
-    return fail("truncated (no crc32 line)");
-  }
-  if (crc32(body) != crc) return fail("bad CRC");
+  auto checkHead = [&version](std::string_view head) -> std::optional<std::string> {
+    const auto w = words(head);
+    if (w.size() != 2 || w[0] != kMagic) return "not a citygate frame-counter file";
+    if (!parseDec(w[1], version)) return "bad version '" + std::string(w[1]) + "'";
+    if (version != 1 && version != kFcntStateVersion) {
+      return "version " + std::to_string(version) + " is not supported (this build reads version " +
+             std::to_string(kFcntStateVersion) + ")";
+    }
+    return std::nullopt;
+  };
+  const auto frame = unframeTextState(text, checkHead, why);
+  if (!frame) return std::nullopt;
+  const std::string_view body = frame->lines;
 
   FcntState st;
-  std::size_t pos = firstEnd + 1;
+  std::size_t pos = 0;
   bool sawClean = false;
   while (pos < body.size()) {
     const std::size_t end = body.find('\n', pos);

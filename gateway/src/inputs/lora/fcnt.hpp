@@ -8,6 +8,7 @@
 //   clean 0|1                                         1 only when written by a clean stop
 //   device <id> <devaddr> <kcv> <last> <floor>        one line per device that has sent a frame
 //   crc32 <8 hex digits>                              CRC-32 (IEEE) of every byte before this line
+//                                                     (the frame: state_file.hpp)
 //
 // <last> is the last accepted counter, <floor> the counter at or below which every frame is
 // refused (above <last> only after a power cut: the margin added once). Version 1 has no <floor>
@@ -34,6 +35,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "inputs/lora/state_file.hpp"  // crc32, the text file's frame
 
 namespace citygate::lora {
 
@@ -93,7 +96,5 @@ struct FcntRam {
 // nullopt with `why` when the header is not a version-1 RAM copy of the boot `bootId` (another
 // boot, truncated, bad CRC, future version). A damaged slot is skipped and counted.
 std::optional<FcntRam> decodeFcntRam(std::string_view bytes, std::string_view bootId, std::string* why);
-
-std::uint32_t crc32(std::string_view data);
 
 }  // namespace citygate::lora

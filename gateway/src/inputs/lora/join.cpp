@@ -6,8 +6,8 @@
 #include <charconv>
 #include <cstdio>
 
-#include "inputs/lora/fcnt.hpp"
 #include "inputs/lora/phy_payload.hpp"
+#include "inputs/lora/state_file.hpp"
 
 namespace citygate::lora {
 
@@ -110,7 +110,7 @@ std::optional<std::uint32_t> allocateDevAddr(std::uint32_t first, std::uint32_t 
 // ---- state file ----
 namespace {
 
-constexpr std::string_view kOtaaMagic = "citygate-lora-otaa 1";
+constexpr std::string_view kOtaaHead = "citygate-lora-otaa 1";
 
 std::string hexN(std::uint64_t v, int digits) {
   char buf[17];
@@ -139,8 +139,7 @@ bool validId(std::string_view id) {
 }  // namespace
 
 std::string encodeOtaaState(const OtaaState& state) {
-  std::string s = std::string(kOtaaMagic) + "\n";
-  s += "join_nonce " + std::to_string(state.nextJoinNonce) + "\n";
+  std::string s = "join_nonce " + std::to_string(state.nextJoinNonce) + "\n";
   for (const auto& r : state.records) {
     std::string nonces;
     for (auto n : r.usedNonces) nonces += (nonces.empty() ? "" : ",") + hexN(n, 4);
@@ -148,8 +147,7 @@ std::string encodeOtaaState(const OtaaState& state) {
     s += "device " + r.id + " " + hexN(r.devEui, 16) + " " + hexN(r.appKeyCheck, 8) + " " + hexN(r.devAddr, 8) + " " +
          std::to_string(r.joinNonce) + " " + hexN(r.netId, 6) + " " + hexN(r.devNonce, 4) + " " + nonces + "\n";
   }
-  s += "crc32 " + hexN(crc32(s), 8) + "\n";
-  return s;
+  return frameTextState(kOtaaHead, s);
 }
 
 std::optional<OtaaState> decodeOtaaState(std::string_view text, std::string* why) {
@@ -157,22 +155,15 @@ std::optional<OtaaState> decodeOtaaState(std::string_view text, std::string* why
     if (why) *why = std::move(msg);
     return std::nullopt;
   };
-  if (text.size() > (1U << 20)) return fail("larger than 1 MiB");
-  if (text.empty() || text.back() != '\n') return fail("truncated (no final newline)");
-  if (text.substr(0, kOtaaMagic.size() + 1) != std::string(kOtaaMagic) + "\n") {
-    return fail("not a version-1 citygate OTAA state file");
-  }
-  if (text.size() < 16) return fail("truncated");
-  const std::size_t lastStart = text.rfind('\n', text.size() - 2);
-  const std::string_view body = text.substr(0, lastStart + 1);
-  const std::string_view last = text.substr(lastStart + 1, text.size() - lastStart - 2);
-  std::uint32_t crc = 0;
-  if (last.size() != 14 || last.substr(0, 6) != "crc32 " || !parseHex(last.substr(6), crc, 8)) {
-    return fail("truncated (no crc32 line)");
-  }
-  if (crc32(body) != crc) return fail("bad CRC");
+  auto checkHead = [](std::string_view head) -> std::optional<std::string> {
+    if (head != kOtaaHead) return "not a version-1 citygate OTAA state file";
+    return std::nullopt;
+  };
+  const auto frame = unframeTextState(text, checkHead, why);
+  if (!frame) return std::nullopt;
+  const std::string_view body = frame->lines;
   OtaaState st;
-  std::size_t pos = kOtaaMagic.size() + 1;
+  std::size_t pos = 0;
   bool haveNonce = false;
   std::size_t lineNo = 1;
   while (pos < body.size()) {

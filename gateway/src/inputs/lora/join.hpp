@@ -17,6 +17,7 @@
 //   join_nonce <next JoinNonce, decimal>                 JoinNonces are never reused (24-bit, increasing)
 //   device <id> <DevEUI> <AppKey check value> <DevAddr> <JoinNonce> <NetID> <DevNonce> <used DevNonces>
 //   crc32 <8 hex digits>                                 CRC-32 (IEEE) of every byte before this line
+//                                                        (the frame: state_file.hpp)
 //
 // <used DevNonces> is a comma-separated list of 4-hex-digit nonces, oldest first, at most
 // kMaxDevNonces (the session's own included): a join-request with one of them is refused as
