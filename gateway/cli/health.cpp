@@ -79,7 +79,7 @@ std::string mqttLines(const Style& o, const pb::StatusResponse& s, Clock::time_p
   const std::string pad(10, ' ');
   std::string out;
   if (m.connected()) {
-    out += o.paint("connected", Colour::Green) + " to " + s.mqtt_uri();
+    out += o.paint("connected", Colour::Green) + " to " + (m.broker().empty() ? s.mqtt_uri() : m.broker());
     if (isSet(m.connected_since())) out += " since " + stateSince(m.connected_since(), now);
   } else {
     out += o.paint("disconnected", Colour::Red) + " from " + s.mqtt_uri();

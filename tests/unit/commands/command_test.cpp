@@ -96,6 +96,31 @@ TEST_CASE("every malformed command is BAD_COMMAND with a reason") {
   refused(c, "bytes");
 }
 
+TEST_CASE("a refill names an epoch and a range, no device, at most 100000 seqs") {
+  pb::Command c;
+  c.set_request_id("rf-1");
+  c.mutable_expires_at()->set_seconds(kNow + 60);
+  c.mutable_refill()->set_epoch("0123456789abcdef");
+  c.mutable_refill()->set_from_seq(10);
+  c.mutable_refill()->set_to_seq(20);
+  CHECK(decode(c).ok());  // no device needed
+  c.mutable_refill()->set_to_seq(10 + kMaxRefillReadings - 1);
+  CHECK(decode(c).ok());
+  auto bad = [&](auto mutate, const char* why) {
+    pb::Command m = c;
+    mutate(m);
+    const auto d = decode(m);
+    CHECK(d.refusal == pb::BAD_COMMAND);
+    CHECK(d.detail.find(why) != std::string::npos);
+  };
+  bad([](pb::Command& m) { m.mutable_refill()->set_to_seq(10 + kMaxRefillReadings); }, "split it");
+  bad([](pb::Command& m) { m.mutable_refill()->set_from_seq(0); }, "from_seq");
+  bad([](pb::Command& m) { m.mutable_refill()->set_to_seq(9); }, "from_seq <= to_seq");
+  bad([](pb::Command& m) { m.mutable_refill()->clear_epoch(); }, "epoch");
+  bad([](pb::Command& m) { m.mutable_refill()->set_epoch("\x01"); }, "epoch");
+  bad([](pb::Command& m) { m.set_device(std::string(100, 'd')); }, "device");  // a device, if named, is checked
+}
+
 TEST_CASE("bytes that are no Command, or too many, are refused with nothing to answer") {
   auto d = decodeCommand("{\"request_id\":\"r1\"}");
   CHECK(d.refusal == pb::BAD_COMMAND);
