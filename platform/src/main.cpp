@@ -110,8 +110,9 @@ int main(int argc, char** argv) {
   mqtt::async_client client(pahoUri(opts->brokers.front()), opts->clientId, mqtt::create_options(MQTTVERSION_3_1_1));
   const std::string readings = opts->prefix + "/+/readings";
   const std::string results = opts->prefix + "/+/cmd/result";
-  client.set_connected_handler([&](const std::string&) {
-    log->info("mqtt: connected as '{}'; subscribing to {} and {}", opts->clientId, readings, results);
+  // Every connect subscribes again: a broker that lost its sessions has forgotten the subscription.
+  client.set_connected_handler([&client, log, readings, results, id = opts->clientId](const std::string&) {
+    log->info("mqtt: connected as '{}'; subscribing to {} and {}", id, readings, results);
     try {
       client.subscribe(mqtt::string_collection::create({readings, results}), mqtt::iasync_client::qos_collection{1, 1});
     } catch (const mqtt::exception& e) {
@@ -119,8 +120,14 @@ int main(int argc, char** argv) {
     }
   });
   client.set_connection_lost_handler(
-      [&](const std::string& cause) { log->warn("mqtt: connection lost ({}); reconnecting", cause); });
-  client.set_message_callback([&](mqtt::const_message_ptr m) { ingest.onMessage(m->get_topic(), m->to_string()); });
+      [log](const std::string& cause) { log->warn("mqtt: connection lost ({}); reconnecting", cause); });
+  client.set_message_callback([&ingest, log](const mqtt::const_message_ptr& m) {
+    try {
+      ingest.onMessage(m->get_topic(), m->to_string());
+    } catch (const std::exception& e) {  // the seam: nothing escapes into Paho's thread
+      log->error("a message on {} was not handled: {}", m->get_topic(), e.what());
+    }
+  });
 
   auto builder = mqtt::connect_options_builder();
   builder.mqtt_version(MQTTVERSION_3_1_1)
@@ -141,6 +148,10 @@ int main(int argc, char** argv) {
     ssl.set_trust_store(opts->caFile);
     connOpts.set_ssl(std::move(ssl));
   }
+  std::string brokers;
+  for (const auto& u : opts->brokers) brokers += (brokers.empty() ? "" : ", ") + u;
+  log->info("mqtt: connecting to {} as '{}'{}", brokers, opts->clientId,
+            opts->username.empty() ? std::string() : " (user '" + opts->username + "')");
   try {
     client.connect(connOpts);  // automatic reconnect from here on, also when this first try fails
   } catch (const mqtt::exception& e) {

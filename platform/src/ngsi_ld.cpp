@@ -220,7 +220,7 @@ std::string isoTime(const google::protobuf::Timestamp& t) {
   const std::time_t secs = static_cast<std::time_t>(t.seconds());
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[40];
+  char buf[96];  // room for any int the compiler can imagine in each field
   const int ms = t.nanos() / 1000000;
   if (ms != 0) {
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,

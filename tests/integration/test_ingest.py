@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import unittest
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from test_spool import LANES, traffic_bus
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DB_PASSWORD = "db-s3cret-never-logged"
+MQTT_PASSWORD = "mqtt-s3cret-never-logged"
 GATEWAY = "gw-ingest"
 
 
@@ -86,8 +88,11 @@ class Postgres:
 class Ingest:
     def __init__(self, env, broker_uri, db, name="ingest", extra=()):
         self.out = env.path("entities.jsonl")
+        password_file = env.path("mqtt.pass")
+        Path(password_file).write_text(MQTT_PASSWORD + "\n")
         self.process = Process(env, name, [
             BIN / "citygate-ingest", "--broker", broker_uri, "--database", db.conninfo,
+            "--username", "platform", "--password-file", password_file,
             "--client-id", "ingest-test", "--grace-ms", "1000", "--answer-timeout-ms", "3000",
             "--summary-interval-s", "1", "--ngsi-ld-out", self.out, "--log-level", "debug", *extra])
 
@@ -123,7 +128,7 @@ class IngestWorld(IntegrationTest):
                 print(f"\n----- {i.process.name} log -----\n{i.log()[-6000:]}", file=sys.stderr)
         super().tearDown()
 
-    def world(self):
+    def world(self, brokers=()):
         env = self.env
         self.broker = env.broker()
         self.sim = env.modbus({"1": {"values": LANES}})
@@ -131,11 +136,13 @@ class IngestWorld(IntegrationTest):
                                   extra="commands { enabled: true platform: true }",
                                   spool_extra="retain_bytes: 10000000")
         self.sub = env.subscriber(self.broker, GATEWAY)
-        self.ingest = self.start_ingest()
+        self.ingest = self.start_ingest(brokers=[u.replace("{live}", self.broker.uri) for u in brokers])
         self.gw = env.gateway(self.cfg)
 
-    def start_ingest(self, name="ingest"):
-        i = Ingest(self.env, self.broker.uri, self.db, name=name).start()
+    def start_ingest(self, name="ingest", brokers=()):
+        extra = [a for uri in brokers for a in ("--broker", uri)]
+        i = Ingest(self.env, self.broker.uri if not brokers else brokers[0], self.db, name=name,
+                   extra=extra[2:]).start()
         self.ingests.append(i)
         return i
 
@@ -210,6 +217,7 @@ class IngestTest(IngestWorld):
         self.assertIn("duplicates dropped", log)
         self.assertRegex(log, r"summary: gateway gw-ingest: \d+ readings stored")
         self.assertNotIn(DB_PASSWORD, log)
+        self.assertNotIn(MQTT_PASSWORD, log)
         print(f"\ningest: {len(stored)} rows in the first epoch from {delivered} readings delivered to the "
               f"subscriber ({delivered - len(stored)} duplicates)")
 
@@ -228,9 +236,11 @@ class IngestTest(IngestWorld):
         self.broker.start()
         self.sub.wait_for(lambda: self.sub.connected, 20, "the subscriber back")
         lost_up_to = max(self.sub_seqs(epoch))
+        started = time.monotonic()
         self.ingest = self.start_ingest("ingest-2")
         # The hole is seen, refilled from the gateway's retention, and nothing is missing.
         self.wait_complete(epoch, lost_up_to + 10, timeout=60)
+        took = time.monotonic() - started
         wait_for(lambda: self.db.query("SELECT state FROM gaps WHERE state = 'refilled'"), 20, interval=0.2,
                  what="a gap recorded as refilled")
         gaps = self.db.query("SELECT from_seq, to_seq, state, lost_seqs, requests FROM gaps ORDER BY from_seq")
@@ -242,7 +252,14 @@ class IngestTest(IngestWorld):
         self.assertRegex(self.ingest.log(), r"refill ingest-[0-9a-f]+-\d+ from gw-ingest: DONE")
         self.assertEqual(self.ingest.stop(), 0)
         self.assertRegex(self.ingest.log(), r"gaps 0 open \(0 seqs missing\), \d+ refilled, 0 lost")
-        print(f"\ningest: {gaps} refilled, {resent} rows from resent batches")
+        print(f"\ningest: gaps {gaps} refilled, {resent} rows from resent batches, none missing "
+              f"{took:.1f} s after the consumer's restart (grace 1 s)")
+
+    def test_brokers_in_failover_order(self):
+        dead = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+        self.world(brokers=[dead, "{live}"])
+        wait_for(lambda: self.rows() >= 10, 30, interval=0.2, what="10 rows through the second broker")
+        self.assertIn(f"mqtt: connecting to {dead}, {self.broker.uri}", self.ingest.log())
 
     def test_a_restarted_consumer_resumes_and_asks_only_for_what_is_missing(self):
         self.world()
@@ -257,6 +274,30 @@ class IngestTest(IngestWorld):
         self.wait_complete(epoch, top + 5)
         self.assertEqual(self.db.value("SELECT count(*) FROM readings WHERE seq BETWEEN 5 AND 9"), "5")
         self.assertIn("5 seqs missing", self.ingest.log())
+
+
+class IngestRefusals(IntegrationTest):
+    def run_ingest(self, *args):
+        return subprocess.run([str(BIN / "citygate-ingest"), *map(str, args)], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+
+    def test_bad_flags_and_an_unreachable_database_are_clear_errors(self):
+        out = self.run_ingest("--broker", "tcp://127.0.0.1:1", "--database", "host=127.0.0.1", "--grace-ms", "soon")
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--grace-ms: 'soon' is not a whole number", out.stderr)
+        out = self.run_ingest("--database", "host=127.0.0.1")
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--broker is required", out.stderr)
+        out = self.run_ingest("--broker", "tcp://127.0.0.1:1", "--password-file", self.env.path("nope"),
+                              "--database", "host=127.0.0.1")
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--password-file: cannot read", out.stderr)
+        port = free_port()  # nothing listens there
+        out = self.run_ingest("--broker", "tcp://127.0.0.1:1", "--database",
+                              f"host=127.0.0.1 port={port} user=x password={DB_PASSWORD} connect_timeout=5")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("database: cannot connect", out.stderr)
+        self.assertNotIn(DB_PASSWORD, out.stderr + out.stdout)
 
 
 if __name__ == "__main__":
