@@ -221,6 +221,18 @@ class IngestTest(IngestWorld):
         print(f"\ningest: {len(stored)} rows in the first epoch from {delivered} readings delivered to the "
               f"subscriber ({delivered - len(stored)} duplicates)")
 
+        # Rows of the old epoch gone (a restored backup): the gateway no longer has that epoch, so
+        # the hole is lost for good, recorded once and not asked for again.
+        self.db.query(f"DELETE FROM readings WHERE epoch = '{epoch}' AND seq BETWEEN 5 AND 9 RETURNING seq")
+        self.ingest = self.start_ingest("ingest-after-wipe")
+        lost = wait_for(lambda: self.db.query(f"SELECT from_seq, to_seq, lost_seqs, requests FROM gaps "
+                                              f"WHERE epoch = '{epoch}' AND state = 'lost'"), 20, interval=0.2,
+                        what="the old epoch's hole recorded as lost")
+        self.assertEqual(lost, [["5", "9", "5", "1"]])
+        self.assertRegex(self.ingest.log(), r"REFUSED \(REFILL_UNAVAILABLE, epoch")
+        self.assertEqual(self.ingest.stop(), 0)
+        self.assertRegex(self.ingest.log(), r"1 lost \(5 seqs\)")
+
     def test_readings_a_broker_lost_are_refilled(self):
         self.world()
         wait_for(lambda: self.rows() >= 20, 30, interval=0.2, what="20 rows")
