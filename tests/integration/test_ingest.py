@@ -20,7 +20,7 @@ import time
 import unittest
 from pathlib import Path
 
-from harness import BIN, Broker, IntegrationTest, Process, free_port, gateway_config, wait_for
+from harness import SANITIZER_MARKERS, BIN, Broker, IntegrationTest, Process, free_port, gateway_config, wait_for
 from test_spool import LANES, traffic_bus
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -126,7 +126,12 @@ class IngestWorld(IntegrationTest):
         if any(t is self for t, _ in getattr(result, "errors", []) + getattr(result, "failures", [])):
             for i in self.ingests:
                 print(f"\n----- {i.process.name} log -----\n{i.log()[-6000:]}", file=sys.stderr)
+        # Under the asan preset a sanitizer report in citygate-ingest's log fails the test too.
+        reports = [f"{i.process.name}: {i.log()[i.log().index(m):][:3000]}" for i in self.ingests
+                   for m in SANITIZER_MARKERS if m in i.log()]
         super().tearDown()
+        if reports:
+            self.fail("sanitizer report in citygate-ingest's log:\n" + "\n".join(reports))
 
     def world(self, brokers=()):
         env = self.env
