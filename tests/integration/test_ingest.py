@@ -10,6 +10,7 @@ pymodbus traffic counter, and the real citygate-ingest.
   with none missing (the gap recorded as refilled).
 - Bad payloads are counted and logged; the passwords are never logged.
 """
+import json
 import os
 import pwd
 import shutil
@@ -20,6 +21,8 @@ import time
 import unittest
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "platform" / "tests"))
+import fiware_schemas_test as fiware  # noqa: E402  (the FIWARE schemas, offline)
 from harness import SANITIZER_MARKERS, BIN, Broker, IntegrationTest, Process, free_port, gateway_config, wait_for
 from test_spool import LANES, traffic_bus
 
@@ -198,7 +201,12 @@ class IngestTest(IngestWorld):
             "FROM readings ORDER BY seq LIMIT 1")[0]
         self.assertEqual((kind, lane_type, value_type), ("TrafficFlowObserved", "Property", "number"))
         with open(self.ingest.out) as f:
-            self.assertEqual(sum(1 for _ in f), self.rows(), "one JSON line per new entity")
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(len(lines), self.rows(), "one JSON line per new entity")
+        # What the real gateway sent, as the FIWARE schema wants it (platform/tests/fiware_schemas_test.py).
+        check = fiware.validator("TrafficFlowObserved")
+        for e in lines:
+            self.assertEqual([x.message for x in check.iter_errors(fiware.key_values(e))], [], e)
 
         # A new SD card: the state wiped, the seq starts at 1 again under a new epoch; kept, not dropped.
         shutil.rmtree(self.env.path("spool"))
