@@ -22,8 +22,13 @@ build_pkgs=(g++ cmake ninja-build pkg-config libpaho-mqttpp-dev libpaho-mqtt-dev
   libprotobuf-dev protobuf-compiler libmodbus-dev libspdlog-dev doctest-dev libsystemd-dev)
 # The node firmware is built with the rest (CITYGATE_FIRMWARE) for the host: nanopb's generator (schema too).
 build_pkgs+=(nanopb)
+# citygate-ingest, the reference platform consumer (platform/): PostgreSQL's client library.
+build_pkgs+=(libpq-dev)
 test_pkgs=(mosquitto mosquitto-clients python3-pymodbus python3-serial python3-serial-asyncio python3-paho-mqtt
   python3-protobuf socat mbpoll openssl tmux procps valgrind)
+# citygate-ingest's tests: a PostgreSQL server they start themselves (initdb, pg_ctl), and the
+# FIWARE JSON schemas' validator.
+test_pkgs+=(postgresql python3-jsonschema)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 lint_pkgs=(clang-format-14)
 # python3-protobuf: toolchains/check-schema.py and its test (nanopb's generator needs it too).
