@@ -14,6 +14,7 @@
 
 #include "citygate/v1/reading.pb.h"
 #include "citygate/v1/status.pb.h"
+#include "core/json.hpp"
 
 namespace citygate::cli {
 
@@ -111,7 +112,6 @@ Colour stateColour(pb::DeviceState s);
 // scripts see a stable shape. `pretty`: indented; otherwise one line (streams: one object a line).
 std::string toJson(const google::protobuf::Message& m, bool pretty);
 
-// A string as a JSON string literal.
-std::string jsonString(std::string_view s);
+using core::jsonString;  // core/json.hpp
 
 }  // namespace citygate::cli

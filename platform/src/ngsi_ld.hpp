@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/json.hpp"
+
 #include "citygate/v1/reading.pb.h"
 
 namespace citygate::ingest {
@@ -30,8 +32,7 @@ std::string formatNumber(double value, int decimals);
 // RFC 3339 / ISO 8601 UTC: 2026-12-02T16:28:16Z, with milliseconds when they are not zero.
 std::string isoTime(const google::protobuf::Timestamp& t);
 
-// A JSON string literal, quotes included.
-std::string jsonString(std::string_view s);
+using core::jsonString;  // core/json.hpp
 
 struct Entity {
   std::string id;

@@ -24,10 +24,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (d.detail.empty() || d.refusal != pb::BAD_COMMAND) __builtin_trap();
     return 0;
   }
-  if (size > cc::kMaxCommandBytes || id.empty() || c.device().empty() || !c.has_expires_at()) __builtin_trap();
+  if (size > cc::kMaxCommandBytes || id.empty() || !c.has_expires_at()) __builtin_trap();
+  if (c.device().empty() && !c.has_refill()) __builtin_trap();  // a refill names no device
   if (c.has_write() && !std::isfinite(c.write().value())) __builtin_trap();
   if (c.has_downlink() && (c.downlink().f_port() < 1 || c.downlink().f_port() > 223)) __builtin_trap();
-  if (!c.has_write() && !c.has_downlink()) __builtin_trap();
+  if (c.has_refill()) {
+    const auto& r = c.refill();
+    if (r.epoch().empty() || r.from_seq() == 0 || r.to_seq() < r.from_seq() ||
+        r.to_seq() - r.from_seq() >= cc::kMaxRefillReadings) {
+      __builtin_trap();
+    }
+  }
+  if (!c.has_write() && !c.has_downlink() && !c.has_refill()) __builtin_trap();
   const citygate::WallTime now{std::chrono::seconds(1'800'000'000)};
   if (auto late = cc::checkExpiry(c, now, std::chrono::seconds(3600))) {
     if (late->refusal != pb::EXPIRED && late->refusal != pb::BAD_COMMAND) __builtin_trap();
