@@ -176,7 +176,8 @@ class Fleet:
         wait_for(lambda: all(self.connected_now(g) for g in self.clients()), 60 + a.ramp, interval=0.5,
                  what="every gateway to connect")
         self.mark("every gateway connected")
-        wait_for(lambda: self.publishing(self.clients(), time.time() - 5), 60, interval=0.5,
+        since = time.time()
+        wait_for(lambda: self.publishing(self.clients(), since), 60, interval=1,
                  what="readings of every gateway at the consumer")
         self.mark("the consumer receives every gateway's readings")
 
@@ -319,7 +320,7 @@ class Fleet:
         return int(find(j, "next_seq", "nextSeq") or 0), int(find(j, "delivered_seq", "deliveredSeq") or 0)
 
     def drain(self):
-        self.mark("drain: light sessions stop making readings and flush; daemons' seq taken now")
+        self.drain_started = self.mark("drain: light sessions stop making readings and flush; daemons' seq taken now")
         for p in self.light:
             p.signal(signal.SIGTERM)
         self.expected = {}
@@ -382,8 +383,13 @@ class Fleet:
                     uri = None
             return uri
 
-        for ev in self.events:
+        for k, ev in enumerate(self.events):
             e = {"name": ev["name"], "nodes": ev["nodes"]}
+            # This event's window: from its stop to 60 s after the nodes were back, or the next event.
+            window_end = ev["back"] + 60
+            if k + 1 < len(self.events):
+                window_end = min(window_end, self.events[k + 1]["stop_issued"])
+            window_end = min(window_end, self.drain_started)  # the drain's disconnects are not connects
             t0 = ev["stop_issued"]
             affected = [g for g in self.clients() if connected_at(g, t0) in ev["uris"]]
             losses = {g: first_after(g, t0, "lost") for g in affected}
@@ -452,11 +458,14 @@ class Fleet:
                 if late:
                     self.failures.append(f"{ev['name']}: {len(late)} gateways not publishing within "
                                          f"{TWO_NODE_LIMIT_S:.0f} s of the cluster being back: {', '.join(late[:10])}")
-            # Connect rates around the event (from its stop to 60 s after the nodes were back).
-            client_connects = [t for g in conn for (t, k, _) in conn[g] if k == "connected"]
+            # Connect rates around the event, and when the peak second was (relative to the stop).
+            client_connects = [t for g in conn for (t, kind, _) in conn[g] if kind == "connected"]
             rabbit = rabbit_connects(self.cluster.nodes)
-            e["connect_peak_per_s_clients"] = peak_per_second(client_connects, t0, ev["back"] + 60)[0]
-            e["connect_peak_per_s_rabbitmq"] = peak_per_second(rabbit, t0, ev["back"] + 60)[0]
+            n, sec = peak_per_second(client_connects, t0, window_end)
+            e["connect_peak_per_s_clients"] = n
+            e["connect_peak_second_after_stop_issued"] = round(sec - t0) if sec is not None else None
+            e["connect_peak_per_s_rabbitmq"] = peak_per_second(rabbit, t0, window_end)[0]
+            e["connects_in_window"] = sum(1 for t in client_connects if t0 <= t < window_end)
             fig["events"].append(e)
 
         client_connects = [t for g in conn for (t, k, _) in conn[g] if k == "connected"]
@@ -515,7 +524,8 @@ class Fleet:
                   f"{e['connected_at_back']} were connected at that moment")
                 p(f"  citygated publishing after back: {e['daemons_publishing_after_back_s']}")
                 p(f"  citygated connected after back:  {e['daemons_connected_after_back_s']}")
-            p(f"  connect peak: {e['connect_peak_per_s_clients']}/s (clients), "
+            p(f"  connects: {e['connects_in_window']} in the event's window; peak {e['connect_peak_per_s_clients']}/s "
+              f"(clients, {e['connect_peak_second_after_stop_issued']} s after the stop), "
               f"{e['connect_peak_per_s_rabbitmq']}/s (RabbitMQ's log)")
             p(f"  acceptance: {e['acceptance']}: {'met' if not e['late'] else 'NOT met: ' + ', '.join(e['late'][:10])}")
         p(f"\nconnect peak, whole run: {fig['connect_peak_per_s_clients_whole_run']}/s (clients), "
