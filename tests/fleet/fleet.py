@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,7 +37,7 @@ os.environ["TZ"] = "UTC"  # the daemons' log times are local time: make them UTC
 time.tzset()
 
 import harness  # noqa: E402
-from harness import PYTHON, Env, Process, free_port, port_open, wait_for  # noqa: E402
+from harness import PYTHON, Env, Process, free_port, wait_for  # noqa: E402
 from cluster import Cluster  # noqa: E402
 
 ONE_NODE_LIMIT_S = 5.0
