@@ -587,7 +587,7 @@ def main():
     if args.settle is None:
         args.settle = 10 if args.slice else 35
     if args.timeout is None:
-        args.timeout = 420 if args.slice else 1200
+        args.timeout = 540 if args.slice else 1200
     if args.light_procs > 1 and args.light < 100:
         args.light_procs = 1
     if not (Path("/usr/lib/rabbitmq/bin/rabbitmq-server")).exists():
