@@ -175,6 +175,7 @@ class Cluster:
         cookie.write_text(os.urandom(16).hex().upper())
         cookie.chmod(0o400)
         self.epmd_port = ports()
+        self.epmd = None
         self.names = [f"{self.prefix}n{i + 1}@localhost" for i in range(nodes)]
         self.nodes = [Node(self, i + 1, (ports(), ports(), ports())) for i in range(nodes)]
 
@@ -185,6 +186,16 @@ class Cluster:
     def start(self):
         """Starts every node, clusters nodes 2.. with node 1; returns the seconds it took."""
         t0 = time.monotonic()
+        # The cluster's own epmd, a child of ours (not a daemon a node would start and leave
+        # behind: `epmd -kill` refuses while a killed node is still registered).
+        self.epmd = subprocess.Popen(["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                                     env={**os.environ, **self.base_env()}, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while not port_open(self.epmd_port):
+            if self.epmd.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"epmd did not start on port {self.epmd_port}")
+            time.sleep(0.05)
         for n in self.nodes:
             n.start()
         for n in self.nodes:
@@ -225,8 +236,9 @@ class Cluster:
         then the cluster's epmd."""
         for n in self.nodes:
             n.kill()
-        subprocess.run(["epmd", "-port", str(self.epmd_port), "-kill"], env={**os.environ, **self.base_env()},
-                       capture_output=True, timeout=10)
+        if self.epmd is not None and self.epmd.poll() is None:
+            self.epmd.kill()
+            self.epmd.wait(10)
 
     @property
     def uris(self):
