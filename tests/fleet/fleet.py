@@ -102,6 +102,23 @@ def rabbit_connects(nodes):
     return times
 
 
+def rabbit_accepts(nodes):
+    """client id -> [(unix time, mqtt uri)] of every 'accepting MQTT connection' in the nodes' logs:
+    the broker's own word on which node a client reached."""
+    out = collections.defaultdict(list)
+    pat = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\+00:00 \[info\] <[^>]*> accepting MQTT connection "
+                     r"<[^>]*> \(\S+ -> 127\.0\.0\.1:(\d+), client id: ([^)]*)\)")
+    for n in nodes:
+        for f in n.log_files():
+            for line in f.read_text(errors="replace").splitlines():
+                m = pat.match(line)
+                if m:
+                    t = datetime.datetime.strptime(m.group(1)[:26], "%Y-%m-%d %H:%M:%S.%f").replace(
+                        tzinfo=datetime.timezone.utc).timestamp()
+                    out[m.group(3)].append((t, f"tcp://127.0.0.1:{m.group(2)}"))
+    return out
+
+
 def peak_per_second(times, start=None, end=None):
     buckets = collections.Counter(int(t) for t in times if (start is None or t >= start) and (end is None or t < end))
     if not buckets:
@@ -187,8 +204,22 @@ class Fleet:
     def connection_log(self):
         """gw -> [(t, 'connected'|'lost'|'failed', uri)], sorted."""
         out = collections.defaultdict(list)
+        # Which node a citygated reached: its log says "connected to the broker at <uri>" with the
+        # URI Paho reports, which can be wrong with a server list (seen: the first URI logged
+        # while RabbitMQ's log shows the client accepted on the second). RabbitMQ's own accept
+        # line (client id and port) is the truth; every disagreement is counted.
+        accepts = rabbit_accepts(self.cluster.nodes) if self.cluster else {}
+        self.uri_mismatches = []
         for gw_id, g in self.gateways.items():
-            out[gw_id] = parse_daemon_log(g.log())
+            evs = []
+            for (t, kind, uri) in parse_daemon_log(g.log()):
+                if kind == "connected":
+                    near = [u for (ta, u) in accepts.get(gw_id, []) if t - 5 <= ta <= t + 0.5]
+                    if near and near[-1] != uri:
+                        self.uri_mismatches.append((gw_id, t, uri, near[-1]))
+                        uri = near[-1]
+                evs.append((t, kind, uri))
+            out[gw_id] = evs
         for p in range(len(self.light)):
             path = self.dir / f"light-{p}.events"
             if path.exists():
@@ -472,6 +503,9 @@ class Fleet:
         fig["connect_peak_per_s_rabbitmq_whole_run"] = peak_per_second(rabbit_connects(self.cluster.nodes))[0]
         failed_attempts = sum(1 for g in conn for (_, k, _) in conn[g] if k == "failed")
         fig["light_failed_attempts"] = failed_attempts
+        fig["citygated_logged_wrong_broker"] = [
+            {"gateway": g, "t": round(t, 3), "logged": logged, "rabbitmq_accepted_on": actual}
+            for (g, t, logged, actual) in self.uri_mismatches]
 
         # Loss and duplicates, per gateway.
         per_gw = {}
@@ -529,6 +563,9 @@ class Fleet:
             p(f"  acceptance: {e['acceptance']}: {'met' if not e['late'] else 'NOT met: ' + ', '.join(e['late'][:10])}")
         p(f"\nconnect peak, whole run: {fig['connect_peak_per_s_clients_whole_run']}/s (clients), "
           f"{fig['connect_peak_per_s_rabbitmq_whole_run']}/s (RabbitMQ)")
+        for m in fig["citygated_logged_wrong_broker"]:
+            p(f"citygated logged the wrong broker: {m['gateway']} at {m['t']}: logged {m['logged']}, "
+              f"RabbitMQ accepted it on {m['rabbitmq_accepted_on']} (the figures use RabbitMQ's)")
         p(f"readings: {fig['readings_expected']} expected, {fig['readings_missing']} missing, "
           f"{fig['duplicates']} duplicates ({fig['duplicates_daemons']} from citygated)")
         for g, v in fig["per_gateway_loss"].items():
