@@ -8,6 +8,8 @@
 #   tests/run.sh --unit          unit tests only (with the fuzz targets' regression corpora and the
 #                                host firmware's tests, label firmware)
 #   tests/run.sh -R REGEX        only the CTest tests matching REGEX
+#   tests/run.sh --fleet         only the fleet test's CI slice (label fleet: a RabbitMQ cluster,
+#                                tests/fleet/README.md); not part of the default run
 #
 # The unit tests run on monotonic and boot clocks that read about 60 s (tests/fresh-boot.sh): a
 # gateway may have booted a minute ago.
@@ -21,15 +23,16 @@ while [ $# -gt 0 ]; do
     --asan) preset=asan; shift ;;
     --unit) labels=unit; shift ;;
     --integration) labels=integration; shift ;;
+    --fleet) labels=fleet; shift ;;
     -R) regex=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-toolchains/install-deps.sh test
+toolchains/install-deps.sh "$([ "$labels" = fleet ] && echo fleet || echo test)"
 start=$SECONDS
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset"
@@ -44,6 +47,9 @@ fi
 if [ -z "$labels" ] || [ "$labels" = integration ]; then
   # One at a time: they measure timing (poll rates, backoff windows) on a 2-core machine.
   ctest "${args[@]}" -L integration -j1 || status=1
+fi
+if [ "$labels" = fleet ]; then
+  ctest "${args[@]}" -L fleet -j1 || status=1
 fi
 echo "run: $([ $status = 0 ] && echo PASSED || echo FAILED) in $((SECONDS - start)) s"
 exit $status

@@ -9,6 +9,7 @@
 #   toolchains/install-deps.sh firmware  the node firmware for Cortex-M: arm-none-eabi, newlib, qemu, nanopb
 #   toolchains/install-deps.sh demo      build + the test peers (the nodes run as host programs: no Cortex-M)
 #   toolchains/install-deps.sh fuzz      test + clang's libFuzzer runtime
+#   toolchains/install-deps.sh fleet     test + a RabbitMQ cluster for tests/fleet (rabbitmq-server, pika)
 #   toolchains/install-deps.sh lint      clang-format (toolchains/check-style.sh)
 #   toolchains/install-deps.sh tidy      clang-format and clang-tidy (check-style.sh --tidy)
 #
@@ -30,6 +31,9 @@ test_pkgs=(mosquitto mosquitto-clients python3-pymodbus python3-serial python3-s
 # FIWARE JSON schemas' validator.
 test_pkgs+=(postgresql python3-jsonschema)
 fuzz_pkgs=(clang libclang-rt-14-dev)
+# tests/fleet: a three-node RabbitMQ 3.10 cluster with its MQTT plugin (Erlang comes with it), and an
+# AMQP client for the optional AMQP platform consumer.
+fleet_pkgs=(rabbitmq-server python3-pika)
 lint_pkgs=(clang-format-14)
 # python3-protobuf: toolchains/check-schema.py and its test (nanopb's generator needs it too).
 schema_pkgs=(g++ cmake ninja-build protobuf-compiler nanopb python3-protobuf)
@@ -46,9 +50,10 @@ case "$what" in
   demo) pkgs+=("${test_pkgs[@]}") ;;
   firmware) pkgs=("${schema_pkgs[@]}" "${firmware_pkgs[@]}") ;;
   fuzz) pkgs+=("${test_pkgs[@]}" "${firmware_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+  fleet) pkgs+=("${test_pkgs[@]}" "${firmware_pkgs[@]}" "${fleet_pkgs[@]}") ;;
   lint) pkgs=("${lint_pkgs[@]}") ;;
   tidy) pkgs=("${lint_pkgs[@]}" clang-tidy-14) ;;
-  *) echo "usage: $0 [build|schema|test|demo|fuzz|lint|tidy|firmware]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|schema|test|demo|fuzz|fleet|lint|tidy|firmware]" >&2; exit 2 ;;
 esac
 # Node.js for the LoRa encoder: Debian's packages unless a Node.js is already installed (a
 # Node.js from elsewhere conflicts with Debian's npm package).
