@@ -136,6 +136,8 @@ class Fleet:
         self.gateways = {}  # id -> harness.Gateway
         self.light = []     # Process
         self.consumer = None
+        self.db = None      # PostgreSQL of the reference consumer (--ingest)
+        self.ingest = None  # citygate-ingest
         self.timeline = []  # (unix time, text)
         self.events = []    # dict per outage event
         self.figures = {}
@@ -170,6 +172,8 @@ class Fleet:
         if not self.consumer.running():
             raise RuntimeError("the consumer exited:\n" + self.consumer.log())
         self.mark("consumer subscribed")
+        if a.ingest:
+            self.start_ingest(cons_uris)
 
         self.sim = self.env.modbus({"1": {"values": LANES}}, name="modbus")
         for i in range(a.gateways):
@@ -196,6 +200,47 @@ class Fleet:
         wait_for(lambda: self.publishing(self.clients(), since), 60, interval=1,
                  what="readings of every gateway at the consumer")
         self.mark("the consumer receives every gateway's readings")
+
+    def start_ingest(self, uris):
+        """The reference consumer as the platform: citygate-ingest into PostgreSQL, node 3 first,
+        a persistent session (a quorum queue), deduping on (gateway_id, epoch, seq)."""
+        import test_ingest  # tests/integration: the throwaway PostgreSQL of the ingest tests
+        self.db = self.env._track(test_ingest.Postgres(self.env))
+        self.db.start()
+        argv = [harness.BIN / "citygate-ingest", "--database", self.db.conninfo, "--client-id", "fleet-ingest",
+                "--grace-ms", "5000", "--summary-interval-s", "10"]
+        for u in uris:
+            argv += ["--broker", u]
+        self.ingest = self.env._track(Process(self.env, "citygate-ingest", argv).start())
+        wait_for(lambda: "mqtt: connected" in self.ingest.log() or not self.ingest.running(), 60,
+                 what="citygate-ingest to connect")
+        if not self.ingest.running():
+            raise RuntimeError("citygate-ingest exited:\n" + self.ingest.log())
+        self.mark("citygate-ingest subscribed (PostgreSQL on port %d)" % self.db.port)
+
+    def check_ingest(self):
+        """Every gateway's rows in PostgreSQL hold seq 1..last (the last seq taken at the drain;
+        the daemons go on reading after it), once each: the primary key (gateway_id, epoch, seq)
+        makes a duplicate impossible, a hole is a missing reading."""
+        def short():
+            have = {g: int(n) for g, n in self.db.query(
+                "SELECT gateway_id, count(*) FROM readings r JOIN (VALUES "
+                + ", ".join(f"('{g}', {n})" for g, n in self.expected.items())
+                + ") AS e(gw, last) ON r.gateway_id = e.gw AND r.seq <= e.last GROUP BY gateway_id")}
+            return {g: n - have.get(g, 0) for g, n in self.expected.items() if have.get(g, 0) != n}
+        try:
+            wait_for(lambda: not short(), self.args.drain_timeout, interval=1,
+                     what="every reading in citygate-ingest's table")
+        except AssertionError:
+            pass
+        missing = short()
+        rows = int(self.db.value("SELECT count(*) FROM readings"))
+        streams = int(self.db.value("SELECT count(DISTINCT (gateway_id, epoch)) FROM readings"))
+        self.figures["ingest"] = {"rows": rows, "streams": streams, "gateways_missing_rows": missing}
+        self.mark(f"citygate-ingest: {rows} rows in {streams} (gateway, epoch) streams, "
+                  f"{len(missing)} gateways with readings missing")
+        for g, n in missing.items():
+            self.failures.append(f"{g}: {n} readings missing in citygate-ingest's PostgreSQL table")
 
     # --- what the clients did ------------------------------------------------------------------
     def clients(self):
@@ -378,6 +423,8 @@ class Fleet:
         except AssertionError:
             self.mark("drain: timed out; readings are missing")
         time.sleep(2)  # late duplicates still in flight are counted too
+        if self.ingest:
+            self.check_ingest()
 
     def analyse(self):
         a = self.args
@@ -571,6 +618,10 @@ class Fleet:
         for g, v in fig["per_gateway_loss"].items():
             if g in self.gateways or v["missing"]:
                 p(f"  {g}: {v}")
+        if "ingest" in fig:
+            i = fig["ingest"]
+            p(f"citygate-ingest (PostgreSQL): {i['rows']} rows in {i['streams']} streams, "
+              f"{len(i['gateways_missing_rows'])} gateways with readings missing")
         p(f"figures: {out}")
         p(f"RESULT: {'PASSED' if not self.failures else 'FAILED'}")
         for f in self.failures:
@@ -582,6 +633,8 @@ class Fleet:
             p.stop()
         if self.consumer:
             self.consumer.stop()
+        if self.ingest:
+            self.ingest.stop()
         for g in self.gateways.values():
             g.stop()
         if self.sim:
@@ -605,6 +658,8 @@ def main():
     ap.add_argument("--slice", action="store_true", help="the CI slice: 3 + 30, one node stop")
     ap.add_argument("--classic", action="store_true", help="classic queues instead of quorum")
     ap.add_argument("--consumer", help="platform consumer command; {mqtt} {amqp} {out} {ready} are filled in")
+    ap.add_argument("--no-ingest", dest="ingest", action="store_false",
+                    help="without the reference consumer (citygate-ingest into PostgreSQL)")
     ap.add_argument("--outage", type=float, default=20.0, help="s a stopped node stays down")
     ap.add_argument("--kill", action="store_true", help="SIGKILL the nodes instead of rabbitmqctl stop")
     ap.add_argument("--warmup", type=float, default=None)
