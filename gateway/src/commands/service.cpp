@@ -192,21 +192,7 @@ void Service::startWrite(const std::shared_ptr<Write>& w) {
     if (w->done) w->done(std::move(o));
     return;
   }
-  const std::uint32_t writes =
-      commands.rate_limit().writes() != 0 ? commands.rate_limit().writes() : modbus::kDefaultRateWrites;
-  const std::uint32_t perS =
-      commands.rate_limit().per_s() != 0 ? commands.rate_limit().per_s() : modbus::kDefaultRatePerS;
-  if (!limiter_ || limit_ != std::pair{writes, perS}) {
-    limiter_ = std::make_unique<modbus::RateLimiter>(writes, std::chrono::seconds(perS));
-    limit_ = {writes, perS};
-  }
-  std::chrono::milliseconds retryIn{0};
-  if (!limiter_->take(dev.sensor->id, clock_.steadyNow(), &retryIn)) {
-    return finishWrite(w,
-                       refusal(pb::RATE_LIMITED, "device '" + dev.sensor->id + "' had its " + std::to_string(writes) +
-                                                     " writes in " + std::to_string(perS) + " s; the next one in " +
-                                                     std::to_string((retryIn.count() + 999) / 1000) + " s"));
-  }
+  if (auto limited = takeRate(dev.sensor->id, "writes")) return finishWrite(w, refusal(pb::RATE_LIMITED, *limited));
   w->timeout = dev.timeout;
   modbus::WriteRequest wr{rd.table, static_cast<std::uint16_t>(rd.address), enc.registers};
   modbus::ReadRequest back{rd.table, static_cast<std::uint16_t>(rd.address), static_cast<std::uint16_t>(rd.count), {}};
@@ -367,6 +353,20 @@ void Service::onCommand(std::string_view payload) {
   commandDownlink(d.command);
 }
 
+std::optional<std::string> Service::takeRate(const std::string& device, const char* what) {
+  const auto& rl = daemon_.loadedConfig().config.commands().rate_limit();
+  const std::uint32_t writes = rl.writes() != 0 ? rl.writes() : modbus::kDefaultRateWrites;
+  const std::uint32_t perS = rl.per_s() != 0 ? rl.per_s() : modbus::kDefaultRatePerS;
+  if (!limiter_ || limit_ != std::pair{writes, perS}) {  // the configuration changed: a new limit
+    limiter_ = std::make_unique<modbus::RateLimiter>(writes, std::chrono::seconds(perS));
+    limit_ = {writes, perS};
+  }
+  std::chrono::milliseconds retryIn{0};
+  if (limiter_->take(device, clock_.steadyNow(), &retryIn)) return std::nullopt;
+  return "device '" + device + "' had its " + std::to_string(writes) + " " + what + " in " + std::to_string(perS) +
+         " s; the next one in " + std::to_string((retryIn.count() + 999) / 1000) + " s";
+}
+
 void Service::commandRefill(const pb::Command& command) {
   std::weak_ptr<Service> weak = weak_from_this();
   daemon_.refill(command.refill(), [weak, command](pb::CommandResult r) {
@@ -446,18 +446,7 @@ void Service::commandDownlink(const pb::Command& command) {
     if (s->kind() == lora::kKindName) lora = std::dynamic_pointer_cast<lora::LoraSourceHandle>(s);
   }
   if (!lora) return refuse(pb::UNKNOWN_DEVICE, "the running configuration has no LoRa input");
-  const auto& rl = commands.rate_limit();
-  const std::uint32_t writes = rl.writes() != 0 ? rl.writes() : modbus::kDefaultRateWrites;
-  const std::uint32_t perS = rl.per_s() != 0 ? rl.per_s() : modbus::kDefaultRatePerS;
-  if (!limiter_ || limit_ != std::pair{writes, perS}) {
-    limiter_ = std::make_unique<modbus::RateLimiter>(writes, std::chrono::seconds(perS));
-    limit_ = {writes, perS};
-  }
-  std::chrono::milliseconds retryIn{0};
-  if (!limiter_->take(command.device(), clock_.steadyNow(), &retryIn)) {
-    return refuse(pb::RATE_LIMITED, "device '" + command.device() + "' had its " + std::to_string(writes) +
-                                        " commands in " + std::to_string(perS) + " s");
-  }
+  if (auto limited = takeRate(command.device(), "commands")) return refuse(pb::RATE_LIMITED, *limited);
   const auto& bytes = dl.payload();
   const auto res = lora->source().enqueueDownlink(
       command.device(), static_cast<std::uint8_t>(dl.f_port()),

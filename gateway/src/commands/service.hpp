@@ -114,6 +114,8 @@ class Service : public std::enable_shared_from_this<Service> {
   void commandWrite(const pb::Command& command);
   void commandDownlink(const pb::Command& command);
   void commandRefill(const pb::Command& command);
+  // The per-device rate limit (commands.rate_limit): nullopt when `device` may go on, else why not.
+  std::optional<std::string> takeRate(const std::string& device, const char* what);
   // Publishes `result` for `command` on .../cmd/result (`platform`) and audits it.
   void answer(const pb::Command& command, pb::CommandResult result, bool platform, const std::string& origin,
               const std::string& bus = {}, std::uint32_t unit = 0);
