@@ -14,22 +14,15 @@ the epmd, and is safe to call more than once.
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
+
+from harness import port_open  # tests/integration (fleet.py puts it on the path)
 from pathlib import Path
 
 RMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 # Idle Erlang schedulers must not spin on a 2-core machine.
 ERL_ARGS = "-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
-
-
-def port_open(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class Node:
