@@ -135,3 +135,89 @@ TEST_CASE("the readings sink frames a ReadingBatch byte for byte as protobuf wou
 }
 
 }  // namespace citygate::mqtt
+
+namespace citygate::mqtt::refill_test {
+
+namespace pb = citygate::v1;
+
+// Frames and delivers a batch of readings first..last; answers its publish with `result`.
+void sendBatch(Fixture& f, std::uint64_t first, std::uint64_t last, Status result) {
+  std::string payload;
+  f.sink->beginBatch(payload);
+  for (std::uint64_t seq = first; seq <= last; ++seq) {
+    pb::Reading r;
+    r.set_seq(seq);
+    f.sink->addRecord(payload, seq, r.SerializeAsString());
+  }
+  f.sink->asyncDeliver(std::move(payload), static_cast<std::uint32_t>(last - first + 1), [](core::Outcome) {});
+  f.broker->answer(f.broker->published.back().done, std::move(result));
+  settle(f.ioc);
+}
+
+pb::Refill refillOf(const std::string& epoch, std::uint64_t from, std::uint64_t to) {
+  pb::Refill r;
+  r.set_epoch(epoch);
+  r.set_from_seq(from);
+  r.set_to_seq(to);
+  return r;
+}
+
+TEST_CASE("a refill resends the kept batches of the range, marked resent, then says DONE") {
+  Fixture f("ep0123456789abcd");
+  f.sink->setRetention(1 << 20, std::chrono::seconds(3600));
+  f.connect();
+  sendBatch(f, 1, 10, Ok{});
+  sendBatch(f, 11, 20, Error{"link lost", ErrorCause::NotConnected});  // not acknowledged: not kept
+  sendBatch(f, 11, 20, Ok{});                                          // sent again, acknowledged
+  sendBatch(f, 21, 30, Ok{});
+  const std::size_t before = f.broker->published.size();
+  std::vector<pb::CommandResult> answers;
+  f.sink->refill(refillOf("ep0123456789abcd", 15, 22), [&](pb::CommandResult r) { answers.push_back(r); });
+  REQUIRE(answers.size() == 1);
+  CHECK(answers[0].status() == pb::CommandResult::ACCEPTED);
+  CHECK(answers[0].refill().resent() == 20);  // whole batches 11..20 and 21..30
+  CHECK(answers[0].refill().missing() == 0);
+  CHECK(answers[0].refill().retained_from_seq() == 1);
+  CHECK(answers[0].refill().retained_to_seq() == 30);
+  REQUIRE(f.broker->published.size() == before + 2);
+  for (std::size_t i = before; i < f.broker->published.size(); ++i) {
+    pb::ReadingBatch b;
+    REQUIRE(b.ParseFromString(f.broker->published[i].payload));
+    CHECK(b.resent());
+    CHECK(b.epoch() == "ep0123456789abcd");
+    CHECK(b.readings(0).seq() == (i == before ? 11U : 21U));
+    f.broker->answer(f.broker->published[i].done, Ok{});
+  }
+  settle(f.ioc);
+  REQUIRE(answers.size() == 2);
+  CHECK(answers[1].status() == pb::CommandResult::DONE);
+  CHECK(f.sink->stats().resentReadings == 20);
+}
+
+TEST_CASE("a refill is refused for another epoch, without retention, or beyond what is kept") {
+  Fixture f("ep0123456789abcd");
+  f.connect();
+  std::vector<pb::CommandResult> answers;
+  auto take = [&](pb::CommandResult r) { answers.push_back(r); };
+  f.sink->refill(refillOf("ep0123456789abcd", 1, 5), take);
+  REQUIRE(answers.size() == 1);
+  CHECK(answers.back().refusal() == pb::REFILL_UNAVAILABLE);
+  CHECK(answers.back().detail().find("retain_bytes") != std::string::npos);
+
+  f.sink->setRetention(1 << 20, std::chrono::seconds(3600));
+  sendBatch(f, 1, 10, Ok{});
+  f.sink->refill(refillOf("another-epoch", 1, 5), take);
+  CHECK(answers.back().refusal() == pb::REFILL_UNAVAILABLE);
+  CHECK(answers.back().detail().find("epoch") != std::string::npos);
+  f.sink->refill(refillOf("ep0123456789abcd", 50, 60), take);
+  CHECK(answers.back().status() == pb::CommandResult::REFUSED);
+  CHECK(answers.back().refill().retained_to_seq() == 10);
+  // A resend the broker does not acknowledge: FAILED, ask again.
+  f.sink->refill(refillOf("ep0123456789abcd", 1, 5), take);
+  CHECK(answers.back().status() == pb::CommandResult::ACCEPTED);
+  f.broker->answer(f.broker->published.back().done, Error{"link lost", ErrorCause::NotConnected});
+  settle(f.ioc);
+  CHECK(answers.back().status() == pb::CommandResult::FAILED);
+}
+
+}  // namespace citygate::mqtt::refill_test
