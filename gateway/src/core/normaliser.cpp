@@ -265,7 +265,7 @@ int decimalsOf(double x) {
   return 12;
 }
 
-double PointSpec::decimalScale() const {
+double PointSpec::computeDecimalScale() const {
   const int d = std::max(
       {decimalsOf(scale * conversion.factor), decimalsOf(offset * conversion.factor), decimalsOf(conversion.offset)});
   static constexpr double kPow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12};

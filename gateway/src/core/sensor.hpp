@@ -48,11 +48,17 @@ struct PointSpec {
   double canonical(double raw) const {
     const double v = (raw * scale + offset) * conversion.factor + conversion.offset;
     if (raw != std::floor(raw) || !std::isfinite(v)) return v;
-    const double p = decimalScale();
+    const double p = decimalScale_ != 0 ? decimalScale_ : computeDecimalScale();
     return std::round(v * p) / p;
   }
-  // 10^decimals for the scaling above, from scale, offset and conversion (a few multiplications).
-  double decimalScale() const;
+  // Fixes the scaling's decimals once scale, offset and conversion are set (the spec builders call
+  // it; without it canonical() works them out on every call).
+  void prepare() { decimalScale_ = computeDecimalScale(); }
+
+ private:
+  // 10^decimals for the scaling above, from scale, offset and conversion.
+  double computeDecimalScale() const;
+  double decimalScale_ = 0;
 };
 
 // The decimals (0..12) a decimal constant has: 0.1 -> 1, 1.9125 -> 4, 273.15 -> 2; 12 for one with

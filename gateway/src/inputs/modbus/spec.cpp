@@ -162,6 +162,7 @@ bool compileProfile(const config::ProfileEntry& entry, std::vector<core::PointSp
     ps.offset = pt.offset();
     ps.conversion = *conv;
     ps.unitCode = field->isGeneric() ? core::genericUnitCode(pt.unit()) : std::string(info.canonicalUnit);
+    ps.prepare();
     if (pt.has_plausible()) {
       ps.hasRange = true;
       ps.min = pt.plausible().min();

@@ -36,6 +36,7 @@ core::PointSpec makePoint(pb::ObservationKind kind, std::string_view field, std:
   p.scale = scale;
   p.conversion = core::conversionFor(p.field, unit, nullptr).value_or(core::Conversion{});
   p.unitCode = std::string(core::fieldInfo(p.field).canonicalUnit);
+  p.prepare();
   if (min != max) {
     p.hasRange = true;
     p.min = min;
@@ -120,6 +121,7 @@ bool buildLpp(const pb::LoraDevice& dev, const config::Location& at, pb::Observa
     p.scale = ch.scale() == 0 ? 1.0 : ch.scale();
     p.conversion = *conv;
     p.unitCode = field->isGeneric() ? core::genericUnitCode(ch.unit()) : std::string(info.canonicalUnit);
+    p.prepare();
     p.lane = ch.lane_id();
     map[ch.channel()] = static_cast<std::int16_t>(b.points.size());
     b.points.push_back(std::move(p));
