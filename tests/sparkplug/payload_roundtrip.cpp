@@ -49,7 +49,8 @@ namespace sp = org::eclipse::tahu::protobuf;
 using google::protobuf::Struct;
 using google::protobuf::Value;
 
-// Our functions report a bad case by throwing this; it never leaves main's line loop.
+// A bad case is thrown as this from deep in the JSON walk (a test tool, not the data path) and
+// caught in main's line loop, which answers it with an error line.
 struct CaseError {
   std::string what;
 };
