@@ -16,6 +16,7 @@
 #include "core/seq_store.hpp"
 #include "outputs/mqtt/readings_sink.hpp"
 #include "outputs/mqtt/session.hpp"
+#include "outputs/sparkplug/edge_node.hpp"
 #include "platform/logging.hpp"
 #include "platform/systemd.hpp"
 #include "spool/fallback_spool.hpp"
@@ -249,14 +250,25 @@ Status Gateway::start() {
     auto self = weakSelf.lock();
     return !self || !self->clockSync_ || self->clockSync_->unsynchronised();
   };
-  co.willTopic = mqtt::topicFor(oo.topicPrefix, oo.gatewayId, "status");
-  co.willPayload = mqtt::statusPayload(oo, pb::OFFLINE);
   auto mqttLog = logging_.get("mqtt");
   if (co.insecureSkipVerify) mqttLog->warn("tls.insecure_skip_verify is set: the broker's certificate is NOT checked");
+  const bool sparkplugMode = m.format() == pb::MqttConfig::SPARKPLUG_B;
+  if (sparkplugMode) {
+    // Sparkplug's will is NDEATH with a bdSeq per CONNECT (outputs/sparkplug/edge_node.hpp).
+    const sparkplug::Topics topics(m.sparkplug().group_id(), c.gateway_id(), m.sparkplug().host_id());
+    bdSeq_ = std::make_shared<sparkplug::BdSeq>(
+        ioc_.get_executor(), c.state_dir().empty() ? std::string() : c.state_dir() + "/sparkplug.bdseq", topics.ndeath,
+        clock_, logging_.get("sparkplug"));
+    oo.will = [bd = bdSeq_] { return bd->nextWill(); };
+  }
   mqtt_ = std::make_shared<mqtt::Session>(ioc_.get_executor(), clock_, mqtt::makePahoClient(ioc_.get_executor(), co),
                                           oo, mqttLog);
-  readings_ = mqtt::ReadingsSink::create(mqtt_);
-  readings_->setRetention(c.spool().retain_bytes(), std::chrono::seconds(c.spool().retain_s()));
+  if (sparkplugMode) {
+    startSparkplug();
+  } else {
+    readings_ = mqtt::ReadingsSink::create(mqtt_);
+    readings_->setRetention(c.spool().retain_bytes(), std::chrono::seconds(c.spool().retain_s()));
+  }
   // Writes and platform commands; their audit trail has a spool of its own (state_dir/audit).
   commands::AuditOptions ao;
   ao.dir = c.state_dir().empty() ? std::string() : c.state_dir() + "/audit";
@@ -268,13 +280,14 @@ Status Gateway::start() {
       std::make_unique<commands::AuditTrail>(ioc_.get_executor(), clock_, ao, mqtt_, auditLog), mqtt_,
       logging_.get("commands"));
 
-  // One sink today (the native readings); a second output (Sparkplug B) is one more entry.
+  // One sink: the native readings or the Sparkplug B edge node (mqtt.format).
+  core::Sink* sink = sparkplug_ ? static_cast<core::Sink*>(sparkplug_.get()) : readings_.get();
   core::PipelineOptions po;
   po.maxBatchReadings = m.max_batch_readings();
   po.maxBatchDelay = std::chrono::milliseconds(m.max_batch_delay_ms());
   po.maxInflightBatches = m.max_inflight_batches();
   po.dropOldestHeld = sc.when_full() != pb::SpoolConfig::BLOCK_SOURCES;
-  pipeline_ = std::make_shared<core::Pipeline>(clock_, po, *spool_, std::vector<core::Sink*>{readings_.get()}, *seq_,
+  pipeline_ = std::make_shared<core::Pipeline>(clock_, po, *spool_, std::vector<core::Sink*>{sink}, *seq_,
                                                logging_.get("spool"));
   pipeline_->setStateCallback([weakSelf = weak_from_this()](core::SpoolState, const std::string&) {
     if (auto self = weakSelf.lock()) self->notifyState();
@@ -310,6 +323,45 @@ Status Gateway::start() {
   }
   scheduleHealth();
   return Ok{};
+}
+
+// The edge node of mqtt { format: SPARKPLUG_B }: every configured device's sensor for its DBIRTH,
+// the devices' states for DDEATH, the node metrics, and DCMD writes through the commands service.
+void Gateway::startSparkplug() {
+  const auto& c = config_->loaded.config;
+  sparkplug::EdgeNodeOptions so;
+  so.groupId = c.mqtt().sparkplug().group_id();
+  so.edgeNodeId = c.gateway_id();
+  so.hostId = c.mqtt().sparkplug().host_id();
+  so.markTopic = mqtt::topicFor(c.mqtt().topic_prefix(), c.gateway_id(), "sparkplug/mark");
+  so.version = version_;
+  so.epoch = seq_->epoch();
+  std::vector<std::shared_ptr<const core::SensorSpec>> sensors;
+  for (const auto& spec : config_->sources) spec->sensors(sensors);
+  std::weak_ptr<Gateway> weak = weak_from_this();
+  auto deviceStates = [weak](std::vector<std::pair<std::string, bool>>& out) {
+    auto self = weak.lock();
+    if (!self) return;
+    pb::GatewayHealth h;
+    for (const auto& s : self->sources_) s->fillHealth(h);
+    for (const auto& d : h.devices()) out.emplace_back(d.sensor_id(), d.state() == pb::DOWN);
+  };
+  auto nodeMetrics = [weak] {
+    sparkplug::NodeMetrics nm;
+    auto self = weak.lock();
+    if (!self) return nm;
+    pb::SpoolHealth sp;
+    if (self->spool_) fillSpoolHealth(*self->spool_, self->pipeline_.get(), self->seq_.get(), sp);
+    nm.spoolReadings = sp.readings();
+    nm.spoolBytes = sp.bytes();
+    nm.reconnects = self->mqtt_ ? self->mqtt_->stats().reconnects : 0;
+    return nm;
+  };
+  auto write = [weak](pb::Command command) {
+    if (auto self = weak.lock(); self && self->commands_) self->commands_->submit(std::move(command));
+  };
+  sparkplug_ = sparkplug::EdgeNode::create(mqtt_, bdSeq_, std::move(so), sensors, std::move(deviceStates),
+                                           std::move(nodeMetrics), std::move(write));
 }
 
 // What every source gets, at start and from applyConfig().
@@ -373,7 +425,8 @@ void Gateway::stop(std::function<void()> done) {
   // then the session gets up to 2 s to deliver.
   stopSources(std::move(sources_), [self, finish = std::move(finish)]() mutable {
     if (self->pipeline_) self->pipeline_->stop();
-    if (self->commands_) self->commands_->stop();  // audit records not yet delivered stay in its spool
+    if (self->commands_) self->commands_->stop();    // audit records not yet delivered stay in its spool
+    if (self->sparkplug_) self->sparkplug_->stop();  // the session publishes NDEATH as it stops
     if (self->mqtt_) {
       self->mqtt_->stop(std::chrono::milliseconds(2000), std::move(finish));
     } else {
@@ -390,6 +443,8 @@ void Gateway::release() {
   pipeline_.reset();
   commands_.reset();
   readings_.reset();
+  sparkplug_.reset();
+  if (bdSeq_) bdSeq_->stop();  // its last store is written
   spool_.reset();
   clockSync_.reset();
   saveAnswer_ = nullptr;  // a save's answer never delivered holds a reference to this object
@@ -402,7 +457,11 @@ void Gateway::scheduleHealth() {
 
 void Gateway::onHealthTimer() {
   if (stopping_) return;
-  mqtt_->publishHealth(health());
+  if (sparkplug_) {
+    sparkplug_->publishNodeData();
+  } else {
+    mqtt_->publishHealth(health());
+  }
   scheduleHealth();
 }
 

@@ -42,6 +42,10 @@ namespace citygate::mqtt {
 class Session;
 class ReadingsSink;
 }  // namespace citygate::mqtt
+namespace citygate::sparkplug {
+class BdSeq;
+class EdgeNode;
+}  // namespace citygate::sparkplug
 namespace citygate::platform {
 class Logging;
 }
@@ -127,6 +131,7 @@ class Gateway : public control::ControlTarget, public commands::Daemon, public s
   std::unique_ptr<core::Spool> openTiered(std::unique_ptr<spool::FileSpool> durable,
                                           const std::shared_ptr<spdlog::logger>& log);
   std::shared_ptr<sources::Source> makeSource(const std::shared_ptr<const sources::SourceSpec>& spec);
+  void startSparkplug();
   void stopSources(std::vector<std::shared_ptr<sources::Source>> sources, std::function<void()> done);
   void change(std::string path, std::optional<std::string> text, bool dryRun, bool save, ApplyDone done);
   void onApplyChecked(bool dryRun, const ApplyDone& done, const std::shared_ptr<ApplyCheck>& check);
@@ -157,10 +162,12 @@ class Gateway : public control::ControlTarget, public commands::Daemon, public s
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<core::Spool> spool_;
   std::unique_ptr<core::SeqStore> seq_;
-  bool sameBoot_ = false;                // runtime_dir was written on this boot: an unclean stop lost nothing
-  std::shared_ptr<mqtt::Session> mqtt_;  // the broker link; its clients below
-  std::shared_ptr<mqtt::ReadingsSink> readings_;
-  std::shared_ptr<commands::Service> commands_;  // after the session: it subscribes to .../cmd
+  bool sameBoot_ = false;                         // runtime_dir was written on this boot: an unclean stop lost nothing
+  std::shared_ptr<mqtt::Session> mqtt_;           // the broker link; its clients below
+  std::shared_ptr<mqtt::ReadingsSink> readings_;  // mqtt.format NATIVE
+  std::shared_ptr<sparkplug::BdSeq> bdSeq_;       // mqtt.format SPARKPLUG_B: the will's bdSeq
+  std::shared_ptr<sparkplug::EdgeNode> sparkplug_;  //   and the edge node (the sink)
+  std::shared_ptr<commands::Service> commands_;     // after the session: it subscribes to .../cmd
   std::shared_ptr<core::Pipeline> pipeline_;
   std::vector<std::shared_ptr<sources::Source>> sources_;  // in the order of config_->sources
   std::unique_ptr<core::Timer> healthTimer_;

@@ -13,6 +13,7 @@
 #include "core/spool.hpp"
 #include "outputs/mqtt/readings_sink.hpp"
 #include "outputs/mqtt/session.hpp"
+#include "outputs/sparkplug/edge_node.hpp"
 
 namespace citygate::app {
 
@@ -72,14 +73,15 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
 
 namespace {
 // When the link went, when it is tried again, when readings last went out and were acknowledged.
-void fillMqttTimes(const mqtt::Session& session, const mqtt::ReadingsSink& readings, pb::MqttHealth& mq) {
+void fillMqttTimes(const mqtt::Session& session, const mqtt::ReadingsSink* readings, pb::MqttHealth& mq) {
   const auto& s = session.stats();
-  const auto& r = readings.stats();
   mq.set_link_state(mqtt::connStateName(session.state()));
   if (!session.connected() && s.disconnectedSince) toTimestamp(*s.disconnectedSince, mq.mutable_disconnected_since());
   if (session.state() == mqtt::ConnState::Backoff && s.nextAttemptAt) {
     toTimestamp(*s.nextAttemptAt, mq.mutable_next_attempt_at());
   }
+  if (readings == nullptr) return;
+  const auto& r = readings->stats();
   if (r.lastPublishAt) toTimestamp(*r.lastPublishAt, mq.mutable_last_publish_at());
   if (r.lastAckAt) toTimestamp(*r.lastAckAt, mq.mutable_last_ack_at());
 }
@@ -111,20 +113,40 @@ void fillClockHealth(const core::ClockSyncMonitor& monitor, const core::Clock& c
   c.set_error(s.error);
 }
 
-void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, pb::MqttHealth& mq) {
+void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink* readings, pb::MqttHealth& mq) {
   const auto& s = session.stats();
-  const auto& r = readings.stats();
   mq.set_reconnects(s.reconnects);
-  mq.set_published(r.published);
-  mq.set_acked(r.acked);
+  if (readings != nullptr) {
+    const auto& r = readings->stats();
+    mq.set_published(r.published);
+    mq.set_acked(r.acked);
+    mq.set_batches_published(r.batchesPublished);
+    mq.set_batches_acked(r.batchesAcked);
+  }
   mq.set_connected(session.connected());
   mq.set_last_error(s.lastError);
   mq.set_broker(s.serverUri);
   mq.set_connect_failures(s.connectFailures);
-  mq.set_batches_published(r.batchesPublished);
-  mq.set_batches_acked(r.batchesAcked);
   if (session.connected() && s.connectedSince) toTimestamp(*s.connectedSince, mq.mutable_connected_since());
   fillMqttTimes(session, readings, mq);
+}
+
+void fillSparkplugHealth(const sparkplug::EdgeNode& node, std::uint64_t bdSeq, const pb::SparkplugConfig& config,
+                         pb::SparkplugHealth& out) {
+  const auto& s = node.stats();
+  out.set_group_id(config.group_id());
+  out.set_born(s.born);
+  out.set_bd_seq(bdSeq);
+  out.set_host_online(s.hostOnline);
+  out.set_births(s.births);
+  out.set_rebirths(s.rebirths);
+  out.set_device_births(s.deviceBirths);
+  out.set_device_deaths(s.deviceDeaths);
+  out.set_ddata(s.ddata);
+  out.set_readings(s.readings);
+  out.set_commands_received(s.commandsReceived);
+  out.set_commands_refused(s.commandsRefused);
+  out.set_writes(s.writes);
 }
 
 void fillProcessHealth(SteadyClock::duration uptime, pb::ProcessHealth& p) {
@@ -185,7 +207,10 @@ pb::GatewayHealth Gateway::health() const {
       fillSpoolDisk(config_->loaded.config.spool().dir(), *h.mutable_spool());
   }
   if (clockSync_) fillClockHealth(*clockSync_, clock_, *h.mutable_clock());
-  if (mqtt_) fillMqttHealth(*mqtt_, *readings_, *h.mutable_mqtt());
+  if (mqtt_) fillMqttHealth(*mqtt_, readings_.get(), *h.mutable_mqtt());
+  if (sparkplug_)
+    fillSparkplugHealth(*sparkplug_, bdSeq_->current(), config_->loaded.config.mqtt().sparkplug(),
+                        *h.mutable_sparkplug());
   if (commands_) fillCommandsHealth(*commands_, config_->loaded.config.commands(), *h.mutable_commands());
   fillProcessHealth(clock_.steadyNow() - startedSteady_, *h.mutable_process());
   if (pipeline_) addPipelineCounters(*pipeline_, h);

@@ -23,6 +23,9 @@ class Session;
 class ReadingsSink;
 }  // namespace citygate::mqtt
 
+namespace citygate::sparkplug {
+class EdgeNode;
+}
 namespace citygate::commands {
 class Service;
 }
@@ -35,7 +38,10 @@ void fillSpoolHealth(const core::Spool& spool, const core::Pipeline* pipeline, c
 // The file system of the spool's directory (statvfs): free and total bytes.
 void fillSpoolDisk(const std::string& dir, citygate::v1::SpoolHealth& sp);
 void fillClockHealth(const core::ClockSyncMonitor& monitor, const core::Clock& clock, citygate::v1::ClockHealth& c);
-void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink& readings, citygate::v1::MqttHealth& mq);
+// `readings`: null in Sparkplug B mode (the edge node's figures are GatewayHealth.sparkplug).
+void fillMqttHealth(const mqtt::Session& session, const mqtt::ReadingsSink* readings, citygate::v1::MqttHealth& mq);
+void fillSparkplugHealth(const sparkplug::EdgeNode& node, std::uint64_t bdSeq,
+                         const citygate::v1::SparkplugConfig& config, citygate::v1::SparkplugHealth& out);
 void fillProcessHealth(SteadyClock::duration uptime, citygate::v1::ProcessHealth& p);
 void fillCommandsHealth(const commands::Service& service, const citygate::v1::CommandsConfig& config,
                         citygate::v1::CommandsHealth& ch);

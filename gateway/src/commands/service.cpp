@@ -218,7 +218,7 @@ void Service::startWrite(const std::shared_ptr<Write>& w) {
     pb::CommandResult accepted;
     accepted.set_status(pb::CommandResult::ACCEPTED);
     accepted.set_detail("queued on bus '" + q.bus() + "'");
-    answer(w->command, std::move(accepted), true, w->origin, q.bus(), q.unit_id());
+    answer(w->command, std::move(accepted), w->platform, w->origin, q.bus(), q.unit_id());
   }
 }
 
@@ -313,18 +313,28 @@ void Service::onCommand(std::string_view payload) {
     answer(d.command, std::move(r), true, platformOrigin(d.command));
     return;
   }
+  execute(d.command, true);
+}
+
+void Service::submit(pb::Command command) {
+  if (stopped_) return;
+  ++stats_.received;
+  execute(command, false);
+}
+
+void Service::execute(const pb::Command& command, bool reply) {
   const auto& commands = daemon_.loadedConfig().config.commands();
-  if (!recent_.insert(d.command.request_id())) {
+  if (!recent_.insert(command.request_id())) {
     ++stats_.duplicates;
     pb::CommandResult r;
     r.set_status(pb::CommandResult::REFUSED);
     r.set_refusal(pb::DUPLICATE_REQUEST);
-    r.set_detail("request id '" + d.command.request_id() + "' was received before; it is carried out once");
-    answer(d.command, std::move(r), true, platformOrigin(d.command));
+    r.set_detail("request id '" + command.request_id() + "' was received before; it is carried out once");
+    answer(command, std::move(r), reply, platformOrigin(command));
     return;
   }
   const std::chrono::seconds maxAhead(commands.max_expiry_s() != 0 ? commands.max_expiry_s() : kDefaultMaxExpiryS);
-  if (auto late = checkExpiry(d.command, clock_.wallNow(), maxAhead)) {
+  if (auto late = checkExpiry(command, clock_.wallNow(), maxAhead)) {
     pb::CommandResult r;
     if (late->refusal == pb::EXPIRED) {
       ++stats_.expired;
@@ -335,7 +345,7 @@ void Service::onCommand(std::string_view payload) {
     }
     r.set_refusal(late->refusal);
     r.set_detail(late->detail);
-    answer(d.command, std::move(r), true, platformOrigin(d.command));
+    answer(command, std::move(r), reply, platformOrigin(command));
     return;
   }
   if (!commands.enabled() || !commands.platform()) {
@@ -345,12 +355,12 @@ void Service::onCommand(std::string_view payload) {
     r.set_status(pb::CommandResult::REFUSED);
     r.set_refusal(pb::PLATFORM_COMMANDS_DISABLED);
     r.set_detail("platform commands are off (commands { enabled: true platform: true })");
-    answer(d.command, std::move(r), true, platformOrigin(d.command));
+    answer(command, std::move(r), reply, platformOrigin(command));
     return;
   }
-  if (d.command.has_write()) return commandWrite(d.command);
-  if (d.command.has_refill()) return commandRefill(d.command);
-  commandDownlink(d.command);
+  if (command.has_write()) return commandWrite(command, reply);
+  if (command.has_refill()) return commandRefill(command);
+  commandDownlink(command);
 }
 
 std::optional<std::string> Service::takeRate(const std::string& device, const char* what) {
@@ -380,10 +390,10 @@ void Service::commandRefill(const pb::Command& command) {
   });
 }
 
-void Service::commandWrite(const pb::Command& command) {
+void Service::commandWrite(const pb::Command& command, bool reply) {
   auto w = std::make_shared<Write>();
   w->command = command;
-  w->platform = true;
+  w->platform = reply;
   w->origin = platformOrigin(command);
   const auto& pw = command.write();
   for (const auto& s : daemon_.sources()) {

@@ -101,6 +101,10 @@ class Service : public std::enable_shared_from_this<Service> {
 
   // One message from .../cmd (the subscription's handler; tests call it directly).
   void onCommand(std::string_view payload);
+  // A command from another channel (a Sparkplug DCMD write): the checks and the audit of a
+  // platform command (dedupe, expiry, commands { enabled platform }, allow-list, rate limit), with
+  // no answer on .../cmd/result (the channel has its own: the read-back value in the next data).
+  void submit(pb::Command command);
 
   const CommandStats& stats() const { return stats_; }
   AuditStats auditStats() const { return audit_->stats(); }
@@ -111,7 +115,9 @@ class Service : public std::enable_shared_from_this<Service> {
   void startWrite(const std::shared_ptr<Write>& w);
   void onBusDone(const std::shared_ptr<Write>& w, modbus::JobResult&& result);
   void finishWrite(const std::shared_ptr<Write>& w, pb::WriteOutcome outcome);
-  void commandWrite(const pb::Command& command);
+  // A decoded command; `reply`: answer on .../cmd/result (else the audit only).
+  void execute(const pb::Command& command, bool reply);
+  void commandWrite(const pb::Command& command, bool reply);
   void commandDownlink(const pb::Command& command);
   void commandRefill(const pb::Command& command);
   // The per-device rate limit (commands.rate_limit): nullopt when `device` may go on, else why not.

@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
+#include <string_view>
 #include <vector>
 
 #include "core/hash.hpp"
@@ -203,6 +205,55 @@ std::optional<std::string> readSecretFile(const std::string& path, const Locatio
 
 namespace {
 
+// A Sparkplug id (group, host, device): one topic level, so no '/', and no wildcard.
+bool sparkplugId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_' || ch == '-';
+  });
+}
+
+void checkSparkplug(const pb::GatewayConfig& c, const Location& root, Diagnostics& d) {
+  const Location mqtt = root.child("mqtt");
+  const auto& m = c.mqtt();
+  if (m.format() > pb::MqttConfig::SPARKPLUG_B) {
+    mqtt.field("format").error(d, "format must be NATIVE or SPARKPLUG_B");
+    return;
+  }
+  if (m.format() != pb::MqttConfig::SPARKPLUG_B) {
+    if (m.has_sparkplug()) mqtt.field("sparkplug").error(d, "sparkplug settings need format: SPARKPLUG_B");
+    return;
+  }
+  const Location at = mqtt.child("sparkplug");
+  const auto& s = m.sparkplug();
+  if (s.group_id().empty()) {
+    (m.has_sparkplug() ? at : mqtt).error(d, "format SPARKPLUG_B needs sparkplug { group_id: \"...\" }");
+  } else if (!sparkplugId(s.group_id())) {
+    at.field("group_id")
+        .error(d,
+               "sparkplug.group_id '" + s.group_id() + "' must be 1..64 of A-Z a-z 0-9 _ - (a Sparkplug topic level)");
+  }
+  if (!s.host_id().empty() && !sparkplugId(s.host_id())) {
+    at.field("host_id").error(d, "sparkplug.host_id '" + s.host_id() + "' must be 1..64 of A-Z a-z 0-9 _ -");
+  }
+  // Every device is a Sparkplug device: its id is a topic level.
+  auto checkDevice = [&](const std::string& id, const Location& where) {
+    if (!id.empty() && !sparkplugId(id)) {
+      where.field("id").error(d, "device id '" + id +
+                                     "' cannot be a Sparkplug device_id: use 1..64 of A-Z a-z 0-9 _ - with "
+                                     "format SPARKPLUG_B");
+    }
+  };
+  for (int b = 0; b < c.modbus_bus_size(); ++b) {
+    for (int i = 0; i < c.modbus_bus(b).device_size(); ++i) {
+      checkDevice(c.modbus_bus(b).device(i).id(), root.child("modbus_bus", b).child("device", i));
+    }
+  }
+  for (int i = 0; i < c.lora().device_size(); ++i) {
+    checkDevice(c.lora().device(i).id(), root.child("lora").child("device", i));
+  }
+}
+
 void checkMqtt(const pb::GatewayConfig& c, const Location& root, const ReadPolicy& policy, Diagnostics& d) {
   const Location at = root.child("mqtt");
   const auto& m = c.mqtt();
@@ -279,6 +330,7 @@ void checkMqtt(const pb::GatewayConfig& c, const Location& root, const ReadPolic
       break;
     }
   }
+  checkSparkplug(c, root, d);
 }
 
 void checkSpool(const pb::GatewayConfig& c, const Location& root, Diagnostics& d) {

@@ -38,6 +38,8 @@ struct PointSpec {
   double deadbandPercent = 0.0;
   std::uint32_t maxSilentS = 0;
   std::uint32_t address = 0;  // Modbus PDU address, for the reading's source
+  bool text = false;          // a STRING point: its value is text (GenericObservation.text_values)
+  bool writable = false;      // commands may write it (the profile's writable range)
 
   bool hasDeadband() const { return deadbandAbsolute > 0 || deadbandPercent > 0; }
   // The one scaling of a raw value into the field's canonical unit (the normaliser's value, and

@@ -39,6 +39,8 @@ struct SourceSpec {
   // The static part of `citygatectl devices` for each of its devices (id, kind, profile,
   // transport, ...), in configuration order; the handlers add health and the latest readings.
   std::vector<citygate::v1::DeviceInfo> devices;
+  // Every device's compiled sensor (its points: what it can report), e.g. for Sparkplug's DBIRTH.
+  virtual void sensors(std::vector<std::shared_ptr<const core::SensorSpec>>& out) const { (void)out; }
 };
 
 // What the gateway hands every source it makes.

@@ -20,6 +20,9 @@ struct LoraSourceSpec : sources::SourceSpec {
   // The settings a running source depends on besides its keys: the lora block, state_dir and the
   // gateway location (serialised deterministically).
   std::string settings;
+  void sensors(std::vector<std::shared_ptr<const core::SensorSpec>>& out) const override {
+    for (const auto& d : lora.devices) out.push_back(d.sensor);
+  }
 };
 
 class LoraSourceHandle final : public sources::Source {

@@ -21,6 +21,9 @@ struct BusSourceSpec : sources::SourceSpec {
   // gateway location a device without its own inherits (equal: the bus can keep running).
   std::string fingerprint;
   std::size_t busesConfigured = 0;  // in its configuration (a refused worker thread says how many)
+  void sensors(std::vector<std::shared_ptr<const core::SensorSpec>>& out) const override {
+    for (const auto& d : bus.devices) out.push_back(d.sensor);
+  }
 };
 
 class ModbusSource final : public sources::Source {

@@ -178,6 +178,8 @@ bool compileProfile(const config::ProfileEntry& entry, std::vector<core::PointSp
       ps.maxSilentS = pt.deadband().max_silent_s() == 0 ? 900 : pt.deadband().max_silent_s();
     }
     ps.address = pt.address();
+    ps.text = pt.type() == pb::STRING;
+    ps.writable = rd.writable;
     points.push_back(std::move(ps));
     reads.push_back(rd);
   }

@@ -34,8 +34,15 @@ struct ClientOptions {
   std::string certFile;
   std::string keyFile;
   bool insecureSkipVerify = false;
-  std::string willTopic;
-  std::string willPayload;
+};
+
+// The message the broker publishes for the client when its link is lost (the Session sets it
+// before every connect: the native OFFLINE status, or Sparkplug's NDEATH with that connect's bdSeq).
+struct Will {
+  std::string topic;
+  std::string payload;
+  int qos = 1;
+  bool retain = true;
 };
 
 struct InboundMessage {
@@ -55,6 +62,8 @@ class MqttClient {
   virtual std::size_t servers() const = 0;
   // Connects to broker `server` (an index into ClientOptions::uris).
   virtual void connect(std::size_t server, Done done) = 0;
+  // The will of the connects from now on (none until set).
+  virtual void setWill(Will will) = 0;
   virtual void disconnect(std::chrono::milliseconds timeout, std::function<void()> done) = 0;
   virtual void publish(const std::string& topic, std::string payload, int qos, bool retain, Done done) = 0;
   // Completes when the broker has answered SUBACK/UNSUBACK; a filter the broker refuses fails with

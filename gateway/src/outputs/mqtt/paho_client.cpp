@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "outputs/mqtt/client.hpp"
@@ -205,6 +206,8 @@ class PahoClient final : public MqttClient {
 
   std::size_t servers() const override { return options_.uris.size(); }
 
+  void setWill(Will will) override { will_ = std::move(will); }
+
   void connect(std::size_t server, Done done) override {
     if (used_ || server != current_) makeClient(server);
     used_ = true;
@@ -220,9 +223,7 @@ class PahoClient final : public MqttClient {
       builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(true);
     }
     auto opts = builder.finalize();
-    if (!options_.willTopic.empty()) {
-      opts.set_will_message(::mqtt::make_message(options_.willTopic, options_.willPayload, 1, true));
-    }
+    if (will_) opts.set_will_message(::mqtt::make_message(will_->topic, will_->payload, will_->qos, will_->retain));
     if (!options_.username.empty()) {
       opts.set_user_name(options_.username);
       opts.set_password(options_.password);
@@ -312,6 +313,7 @@ class PahoClient final : public MqttClient {
  private:
   std::shared_ptr<Shared> shared_;
   ClientOptions options_;
+  std::optional<Will> will_;
   std::unique_ptr<::mqtt::async_client> client_;
   std::size_t current_ = 0;
   bool used_ = false;

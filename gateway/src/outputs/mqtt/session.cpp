@@ -127,6 +127,8 @@ void Session::connect() {
   state_ = ConnState::Connecting;
   stats_.nextAttemptAt.reset();
   ++tried_;
+  will_ = options_.will ? options_.will() : Will{statusTopic_, statusPayload(options_, pb::OFFLINE), 1, true};
+  client_->setWill(will_);
   client_->connect(server_, std::bind_front(&Session::onConnect, shared_from_this()));
 }
 
@@ -166,9 +168,13 @@ void Session::onConnect(const Status& result) {
   connectedAt_ = clock_.steadyNow();
   lastLoggedError_.clear();
   stats_.serverUri = brokerName(server_);
-  log_->info("connected to the broker at {}; birth on {}", stats_.serverUri, statusTopic_);
-  client_->publish(statusTopic_, statusPayload(options_, pb::ONLINE), 1, true,
-                   std::bind_front(&Session::onBirth, shared_from_this()));
+  if (options_.will) {
+    log_->info("connected to the broker at {}", stats_.serverUri);
+  } else {
+    log_->info("connected to the broker at {}; birth on {}", stats_.serverUri, statusTopic_);
+    client_->publish(statusTopic_, statusPayload(options_, pb::ONLINE), 1, true,
+                     std::bind_front(&Session::onBirth, shared_from_this()));
+  }
   for (const auto& [id, sub] : subscriptions_) makeSubscription(id, sub);
   notify(true);
 }
@@ -312,7 +318,7 @@ void Session::unsubscribe(SubscriptionId id) {
 }
 
 void Session::publishHealth(const pb::GatewayHealth& health) {
-  if (state_ != ConnState::Connected || !client_) return;
+  if (state_ != ConnState::Connected || !client_ || options_.will) return;
   ++stats_.healthPublished;
   client_->publish(healthTopic_, health.SerializeAsString(), options_.healthQos, false, [](const Status&) {});
 }
@@ -326,7 +332,7 @@ void Session::stop(std::chrono::milliseconds timeout, std::function<void()> done
   }
   state_ = ConnState::Stopping;
   auto self = shared_from_this();
-  client_->publish(statusTopic_, statusPayload(options_, pb::OFFLINE), 1, true,
+  client_->publish(will_.topic, will_.payload, will_.qos, will_.retain,
                    [self, timeout, done = std::move(done)](const Status&) mutable {
                      if (!self->client_) {  // released meanwhile
                        done();

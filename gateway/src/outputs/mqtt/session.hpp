@@ -73,6 +73,12 @@ struct SessionOptions {
   // GatewayStatus.clock_unsynchronised in the ONLINE birth.
   std::function<bool()> birthClockUnsynchronised;
   std::optional<std::uint32_t> jitterSeed;  // unset: random
+  // The presence messages. Unset: the native ones (the OFFLINE GatewayStatus on .../status as the
+  // will, retained; the ONLINE status published on every connect; health on .../health). Set
+  // (Sparkplug B, outputs/sparkplug/): called before every CONNECT for that connect's will; the
+  // session publishes no birth and no health of its own, and stop() publishes this will itself
+  // before it disconnects (a clean DISCONNECT makes the broker drop the will).
+  std::function<Will()> will;
 };
 
 struct SessionStats {
@@ -142,6 +148,7 @@ class Session final : public std::enable_shared_from_this<Session> {
   Reconnect reconnectNow();
 
   WallTime wallNow() const { return clock_.wallNow(); }
+  const boost::asio::any_io_executor& executor() const { return executor_; }
 
   const SessionStats& stats() const { return stats_; }
   const SessionOptions& options() const { return options_; }
@@ -178,6 +185,7 @@ class Session final : public std::enable_shared_from_this<Session> {
   std::vector<StateListener> listeners_;
   std::map<SubscriptionId, Subscription> subscriptions_;
   SubscriptionId nextSubscription_ = 1;
+  Will will_;  // of the connect in flight or of the link
   std::string statusTopic_;
   std::string healthTopic_;
   ConnState state_ = ConnState::Idle;

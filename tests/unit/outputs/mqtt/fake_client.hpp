@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,8 @@ struct FakeBroker {
   }
   std::size_t servers = 1;
   std::vector<std::size_t> connectedTo;  // the server of each connect
+  std::vector<Will> wills;               // the will of each connect
+  std::optional<Will> will;              // set by the client, taken by its next connect
   std::vector<std::string> subscribedFilters() const {
     std::vector<std::string> out;
     for (const auto& s : subscribed) out.push_back(s.filter);
@@ -73,8 +76,10 @@ class FakeClient final : public MqttClient {
   std::size_t servers() const override { return broker_->servers; }
   void connect(std::size_t server, Done done) override {
     broker_->connectedTo.push_back(server);
+    if (broker_->will) broker_->wills.push_back(*broker_->will);
     broker_->connects.push_back(std::move(done));
   }
+  void setWill(Will will) override { broker_->will = std::move(will); }
   void disconnect(std::chrono::milliseconds, std::function<void()> done) override {
     ++broker_->disconnects;
     boost::asio::post(*broker_->ioc, std::move(done));
