@@ -236,22 +236,7 @@ void checkSparkplug(const pb::GatewayConfig& c, const Location& root, Diagnostic
   if (!s.host_id().empty() && !sparkplugId(s.host_id())) {
     at.field("host_id").error(d, "sparkplug.host_id '" + s.host_id() + "' must be 1..64 of A-Z a-z 0-9 _ -");
   }
-  // Every device is a Sparkplug device: its id is a topic level.
-  auto checkDevice = [&](const std::string& id, const Location& where) {
-    if (!id.empty() && !sparkplugId(id)) {
-      where.field("id").error(d, "device id '" + id +
-                                     "' cannot be a Sparkplug device_id: use 1..64 of A-Z a-z 0-9 _ - with "
-                                     "format SPARKPLUG_B");
-    }
-  };
-  for (int b = 0; b < c.modbus_bus_size(); ++b) {
-    for (int i = 0; i < c.modbus_bus(b).device_size(); ++i) {
-      checkDevice(c.modbus_bus(b).device(i).id(), root.child("modbus_bus", b).child("device", i));
-    }
-  }
-  for (int i = 0; i < c.lora().device_size(); ++i) {
-    checkDevice(c.lora().device(i).id(), root.child("lora").child("device", i));
-  }
+  // Device ids ([A-Za-z0-9._-], checked with the devices) are valid Sparkplug device_ids as they are.
 }
 
 void checkMqtt(const pb::GatewayConfig& c, const Location& root, const ReadPolicy& policy, Diagnostics& d) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <cmath>
 #include <fstream>
 
 #include "core/time.hpp"
@@ -388,8 +389,8 @@ void EdgeNode::onDcmd(const std::string& topic, const std::string& payload) {
     }
     std::optional<double> value = m.number;
     if (!value && m.boolean) value = *m.boolean ? 1.0 : 0.0;
-    if (!value || m.isNull) {
-      refuse("a DCMD for " + deviceId + " '" + label + "'", "no numeric or Boolean value");
+    if (!value || m.isNull || !std::isfinite(*value)) {
+      refuse("a DCMD for " + deviceId + " '" + label + "'", "no finite numeric or Boolean value");
       continue;
     }
     if (!write_) {

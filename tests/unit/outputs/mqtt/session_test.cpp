@@ -88,7 +88,11 @@ TEST_CASE("birth on every connect, OFFLINE will payload, OFFLINE on stop") {
   CHECK(online.boot_id() == "boot-1");
   CHECK(online.version() == "1.2.3");
 
-  const auto will = decodeStatus(statusPayload(f.session->options(), pb::OFFLINE));
+  REQUIRE(f.broker->wills.size() == 1);  // the connect's will: the OFFLINE status, retained
+  CHECK(f.broker->wills[0].topic == "citygate/v1/gw-1/status");
+  CHECK(f.broker->wills[0].qos == 1);
+  CHECK(f.broker->wills[0].retain);
+  const auto will = decodeStatus(f.broker->wills[0].payload);
   CHECK(will.state() == pb::OFFLINE);
   CHECK(will.boot_id() == "boot-1");
   CHECK_FALSE(will.has_spool());
