@@ -204,11 +204,13 @@ class SparkplugWorld(IntegrationTest):
         return self.wait(lambda recs: len(of(recs, "DDATA", device, after)) >= count and of(recs, "DDATA", device, after),
                          timeout, f"{count} DDATA of {device} after #{after}")
 
-    def clients_connected(self, n, timeout=30):
+    def clients_connected(self, n, timeout=30, at_most=False, after=-1):
+        """Waits for mosquitto's $SYS count of connected clients to reach n (at_most: to fall to n)."""
         def seen(recs):
-            return any(r.topic == "$SYS/broker/clients/connected" and int(r.payload or b"0") >= n
-                       for r in recs[-50:] if r.kind == "message")
-        self.wait(seen, timeout, f"{n} clients at the broker")
+            return any(r.topic == "$SYS/broker/clients/connected"
+                       and (int(r.payload or b"0") <= n if at_most else int(r.payload or b"0") >= n)
+                       for r in recs[-50:] if r.kind == "message" and r.index > after)
+        self.wait(seen, timeout, f"{'at most' if at_most else 'at least'} {n} clients at the broker")
 
     def judge(self, **kw):
         report = checker.evaluate(self.rec.snapshot(), GROUP, GW, devices=self.devices, **kw)
@@ -252,6 +254,8 @@ class Conformance(SparkplugWorld):
         stop = self.rec.event("clean_stop")
         self.gw.stop()
         ndeath = self.wait(lambda recs: of(recs, "NDEATH", after=stop.index), 15, "the NDEATH of a clean stop")[0]
+        # Once the broker counts the daemon gone, a will it would publish (no DISCONNECT) is out too.
+        self.clients_connected(3, at_most=True, after=stop.index)
         self.assertEqual(bdseq(ndeath), bdseq(nbirth))
         report = self.judge(fresh=True)
         self.assertConformant(report, must_pass=(
@@ -408,6 +412,10 @@ class Durability(SparkplugWorld):
               f"sessions (bdSeq) {sessions}, wills {wills}, {len(marks)} delivery marks (last {marks[-1:]})",
               file=sys.stderr)
 
+        # The native seq is per epoch; the epoch survives kill -9 (test_epoch), so one run is one epoch.
+        epochs = {next(m.string_value for m in r.decoded.metrics if m.name == "Properties/Epoch")
+                  for r in of(records, "NBIRTH")}
+        self.assertEqual(len(epochs), 1, f"epochs {epochs}")
         # Each session's bdSeq is new (+1), and each will names the session it ended.
         self.assertEqual(sessions, [(sessions[0] + i) % 256 for i in range(len(sessions))])
         for session, will in wills:
