@@ -240,6 +240,20 @@ class Faults(unittest.TestCase):
         bad = n.nbirth()
         self.assertFails(n.evaluate(), "tck-id-topics-nbirth-bdseq-increment", bad.index)
 
+    def test_a_bdseq_that_jumps_across_a_broker_outage(self):
+        """Connection attempts that never reached a broker are no MQTT CONNECT: no new bdSeq."""
+        n = Node()
+        n.births()
+        n.event("recorder_disconnected")
+        n.event("recorder_connected", session_present=True)
+        n.bdseq += 22
+        bad = n.nbirth()
+        self.assertFails(n.evaluate(queued_while_away=True), "tck-id-topics-nbirth-bdseq-increment", bad.index)
+        # Without the broker queueing for the recorder, a whole session may have gone unseen.
+        report = n.evaluate()
+        self.assertEqual(report.status("tck-id-topics-nbirth-bdseq-increment"), "NOT EXERCISED")
+        self.assertIn("across a recorder gap", "\n".join(report.notes))
+
     def test_a_first_bdseq_not_zero_on_a_fresh_state_dir(self):
         n = Node(bdseq=4)
         n.births()
