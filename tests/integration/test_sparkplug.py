@@ -451,7 +451,7 @@ class Durability(SparkplugWorld):
         if missing:
             problems.append(f"native seqs never published in DDATA: {missing[:20]} (delivery marks seen: {marks[-5:]})")
         problems += [f"{v.id}: {v.detail}" for v in report.failures()]
-        self.assertEqual(problems, [])
+        self.assertFalse(problems, "\n".join(problems))
 
 
 class DeviceCommands(SparkplugWorld):
