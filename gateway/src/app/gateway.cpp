@@ -254,6 +254,9 @@ Status Gateway::start() {
   if (co.insecureSkipVerify) mqttLog->warn("tls.insecure_skip_verify is set: the broker's certificate is NOT checked");
   const bool sparkplugMode = m.format() == pb::MqttConfig::SPARKPLUG_B;
   if (sparkplugMode) {
+    // Every batch in flight may be a DDATA per reading and its mark, after the births (one per
+    // device and the node), with the commands' results and audit records beside them.
+    co.maxQueued = static_cast<int>(m.max_inflight_batches() * (m.max_batch_readings() + 1) + 1024);
     // Sparkplug's will is NDEATH with a bdSeq per CONNECT (outputs/sparkplug/edge_node.hpp).
     const sparkplug::Topics topics(m.sparkplug().group_id(), c.gateway_id(), m.sparkplug().host_id());
     bdSeq_ = std::make_shared<sparkplug::BdSeq>(

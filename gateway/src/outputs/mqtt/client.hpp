@@ -34,6 +34,10 @@ struct ClientOptions {
   std::string certFile;
   std::string keyFile;
   bool insecureSkipVerify = false;
+  // Publishes the client may hold queued, sent or not (Paho's maxBufferedMessages, which counts
+  // them while connected too: a publish beyond it fails at once). The native sink has one per
+  // batch in flight; Sparkplug up to one per reading of a batch, so the gateway sizes it.
+  int maxQueued = 100;
 };
 
 // The message the broker publishes for the client when its link is lost (the Session sets it

@@ -178,6 +178,7 @@ class PahoClient final : public MqttClient {
       abandonPending();
     }
     ::mqtt::create_options create(options_.mqtt5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    create.set_max_buffered_messages(options_.maxQueued);
     client_ = std::make_unique<::mqtt::async_client>(pahoUri(options_.uris.at(index)), options_.clientId, create);
     auto shared = shared_;
     client_->set_connection_lost_handler([shared](const std::string& cause) {

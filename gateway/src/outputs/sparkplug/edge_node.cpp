@@ -47,16 +47,18 @@ spb::Payload::Metric& nodeMetric(spb::Payload& p, std::string_view name, std::ui
 BdSeq::BdSeq(boost::asio::any_io_executor executor, std::string path, std::string ndeathTopic, core::Clock& clock,
              std::shared_ptr<spdlog::logger> log)
     : path_(std::move(path)), topic_(std::move(ndeathTopic)), clock_(clock), log_(std::move(log)) {
-  if (path_.empty()) return;
+  if (path_.empty()) {
+    stored_ = true;
+    return;
+  }
   std::ifstream in(path_);
   unsigned long long stored = 0;
   if (in >> stored && stored < kSeqModulus) {
-    next_ = (stored + 1) % kSeqModulus;
+    current_ = (stored + 1) % kSeqModulus;
   } else if (in.is_open()) {
     log_->warn("{} does not hold a bdSeq (0..255): starting again at 0", path_);
   }
   writer_ = std::make_unique<core::FileWriter>(std::move(executor), path_, 0644);
-  if (auto st = writer_->start(); !st) log_->warn("bdSeq will not be stored: {}", st.error());
 }
 
 BdSeq::~BdSeq() {
@@ -71,8 +73,17 @@ void BdSeq::stop() {
 }
 
 mqtt::Will BdSeq::nextWill() {
-  current_ = next_;
-  next_ = (next_ + 1) % kSeqModulus;
+  if (used_) {  // the previous CONNECT was accepted: this one is a new session
+    current_ = (current_ + 1) % kSeqModulus;
+    used_ = false;
+    stored_ = writer_ == nullptr;
+  }
+  if (!stored_ && writer_) {
+    if (auto st = writer_->writeNow(std::to_string(current_) + "\n"); !st) {
+      log_->warn("bdSeq {} not stored: {} (a restart may repeat it)", current_, st.error());
+    }
+  }
+  stored_ = true;
   // QoS 1, not retained ([tck-id-topics-ndeath-...]): the broker publishes it when the link dies.
   return mqtt::Will{topic_, ndeath(), 1, false};
 }
@@ -81,11 +92,8 @@ std::string BdSeq::ndeath() const {
   return ndeathPayload(current_, static_cast<std::uint64_t>(toMillis(clock_.wallNow())));
 }
 
-void BdSeq::store() {
-  if (!writer_) return;
-  writer_->write(std::to_string(current_) + "\n", [log = log_](const Status& st) {
-    if (!st) log->warn("bdSeq not stored: {}", st.error());
-  });
+void BdSeq::connected() {
+  used_ = true;
 }
 
 // ---- EdgeNode -------------------------------------------------------------------------------
@@ -168,7 +176,7 @@ void EdgeNode::onSession(bool connected) {
     return;
   }
   linkUp_ = true;
-  bdSeq_->store();
+  bdSeq_->connected();
   if (topics_.state.empty()) {
     birth();
   } else {
@@ -256,8 +264,9 @@ void EdgeNode::pollDevices() {
 
 void EdgeNode::publishNodeData() {
   if (!born_ || stopped_ || !nodeMetrics_) return;
-  const NodeMetrics nm = nodeMetrics_();
-  const NodeMetrics& was = sentNodeMetrics_ ? *sentNodeMetrics_ : NodeMetrics{};
+  NodeMetrics nm = nodeMetrics_();
+  nm.commandsRefused = stats_.commandsRefused;
+  const NodeMetrics was = sentNodeMetrics_.value_or(NodeMetrics{});
   const std::uint64_t at = nowMs();
   spb::Payload p;
   // Report by exception: only what changed, by alias.
@@ -265,6 +274,9 @@ void EdgeNode::publishNodeData() {
     nodeMetric(p, {}, kSpoolReadings, spb::UInt64, at).set_long_value(nm.spoolReadings);
   if (nm.spoolBytes != was.spoolBytes) nodeMetric(p, {}, kSpoolBytes, spb::UInt64, at).set_long_value(nm.spoolBytes);
   if (nm.reconnects != was.reconnects) nodeMetric(p, {}, kReconnects, spb::UInt64, at).set_long_value(nm.reconnects);
+  if (nm.commandsRefused != was.commandsRefused) {
+    nodeMetric(p, {}, kCommandsRefused, spb::UInt64, at).set_long_value(nm.commandsRefused);
+  }
   if (p.metrics_size() == 0) return;
   sentNodeMetrics_ = nm;
   publish(topics_.ndata, p);
@@ -306,16 +318,23 @@ void EdgeNode::asyncDeliver(std::string /*payload*/, std::uint32_t /*count*/, st
   // The batch's outcome: Retry if anything of it may not have reached the broker, Rejected if a
   // DDATA can never be published as it is, else Delivered (at the mark's PUBACK).
   auto outcome = std::make_shared<core::Outcome>(core::Outcome::Delivered);
-  auto note = [outcome](const Status& st) {
+  std::weak_ptr<EdgeNode> weakNode = weak_from_this();
+  auto note = [outcome, weakNode](const Status& st) {
     if (st) return;
+    if (auto self = weakNode.lock(); self && ++self->stats_.publishFailures % 100 == 1) {
+      self->session_->logger()->warn("sparkplug: a publish failed ({}): {} ({} so far)", errorCauseName(st.cause()),
+                                     st.error(), self->stats_.publishFailures);
+    }
     if (st.cause() != ErrorCause::Invalid) {
       *outcome = core::Outcome::Retry;
     } else if (*outcome == core::Outcome::Delivered) {
       *outcome = core::Outcome::Rejected;
     }
   };
+  std::uint64_t readings = 0;
   for (std::size_t i = 0; i < used_; ++i) {
     Chunk& c = chunks_[i];
+    readings += c.readings;
     const auto link = links_.find(c.device->id);
     if (link == links_.end() || !link->second.born || link->second.dead || c.device->changed) {
       deviceBirth(*c.device);
@@ -327,10 +346,11 @@ void EdgeNode::asyncDeliver(std::string /*payload*/, std::uint32_t /*count*/, st
   used_ = 0;
   std::weak_ptr<EdgeNode> weak = weak_from_this();
   session_->publish(options_.markTopic, std::to_string(batchLastSeq_), 1, false,
-                    [weak, outcome, note, done = std::move(done)](const Status& st) {
+                    [weak, outcome, note, readings, done = std::move(done)](const Status& st) {
                       note(st);
                       if (auto self = weak.lock(); self && *outcome == core::Outcome::Delivered) {
                         ++self->stats_.batchesAcked;
+                        self->stats_.readingsAcked += readings;
                       }
                       done(*outcome);
                     });

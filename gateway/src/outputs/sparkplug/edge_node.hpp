@@ -47,18 +47,25 @@
 namespace citygate::sparkplug {
 
 // The bdSeq of each CONNECT. Made before the session (its will callback is the session's).
+//
+// One bdSeq per CONNECT a broker accepted: a failed attempt reaches no host, so the next attempt
+// carries the same bdSeq, and each NBIRTH is its predecessor + 1 ([tck-id-topics-nbirth-bdseq-
+// increment]). The value is on disk before the first CONNECT that carries it: a daemon killed at
+// any moment starts again above every bdSeq a broker may still hold as a will (a will published
+// late, after the keepalive, must never name the new session).
 class BdSeq {
  public:
   // Reads `path` (empty: kept in memory only): the first CONNECT uses the stored value + 1, or 0.
   BdSeq(boost::asio::any_io_executor executor, std::string path, std::string ndeathTopic, core::Clock& clock,
         std::shared_ptr<spdlog::logger> log);
   ~BdSeq();
-  // The will of the next CONNECT: NDEATH with a new bdSeq (the session calls it per connect).
+  // The will of the next CONNECT: NDEATH with this session's bdSeq (the session calls it before
+  // every attempt), stored first when it is new (one small synchronous write per accepted CONNECT).
   mqtt::Will nextWill();
   // The bdSeq of the connect in flight or of the link.
   std::uint64_t current() const { return current_; }
-  // After a CONNACK: stores current() (its own thread; the executor never waits for the disk).
-  void store();
+  // After a CONNACK: the next CONNECT (after this link) takes the next bdSeq.
+  void connected();
   // The will as published by the node itself (STATE offline, stop): same bdSeq.
   std::string ndeath() const;
   void stop();
@@ -69,8 +76,9 @@ class BdSeq {
   core::Clock& clock_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<core::FileWriter> writer_;
-  std::uint64_t next_ = 0;
   std::uint64_t current_ = 0;
+  bool stored_ = false;  // current_ is on disk (or there is no disk)
+  bool used_ = false;    // a CONNECT with current_ was accepted
 };
 
 struct EdgeNodeOptions {
@@ -88,6 +96,7 @@ struct NodeMetrics {
   std::uint64_t spoolReadings = 0;
   std::uint64_t spoolBytes = 0;
   std::uint64_t reconnects = 0;
+  std::uint64_t commandsRefused = 0;  // the edge node's own count (filled by it)
 };
 
 struct EdgeNodeStats {
@@ -98,11 +107,13 @@ struct EdgeNodeStats {
   std::uint64_t ddata = 0;     // DDATA messages
   std::uint64_t readings = 0;  // readings in them
   std::uint64_t batchesAcked = 0;
+  std::uint64_t readingsAcked = 0;     // in batches whose mark the broker acknowledged
   std::uint64_t commandsReceived = 0;  // NCMD and DCMD messages
   std::uint64_t commandsRefused = 0;   // malformed, unknown device or metric, no value
   std::uint64_t writes = 0;            // DCMD writes handed to the commands service
   std::uint64_t stateMessages = 0;
-  std::uint64_t undecodable = 0;  // spool records that are no Reading (skipped)
+  std::uint64_t publishFailures = 0;  // DDATA or marks the client failed (the batch goes again)
+  std::uint64_t undecodable = 0;      // spool records that are no Reading (skipped)
   bool born = false;
   bool hostOnline = false;
 };

@@ -24,17 +24,6 @@ std::uint64_t millisOf(const google::protobuf::Timestamp& t) {
   return static_cast<std::uint64_t>(t.seconds()) * 1000U + static_cast<std::uint64_t>(t.nanos() / 1000000);
 }
 
-std::int32_t sparkplugQuality(pb::Quality q) {
-  switch (q) {
-    case pb::UNCERTAIN:
-      return kQualityUncertain;
-    case pb::BAD:
-      return kQualityBad;
-    default:
-      return kQualityGood;
-  }
-}
-
 // One reading's common part of every metric it makes.
 struct ReadingContext {
   MetricTable& table;
@@ -57,11 +46,17 @@ struct ReadingContext {
     s->set_type(spb::UInt64);
     s->set_long_value(seq);
     if (q == pb::QUALITY_UNSPECIFIED) q = quality;
-    if (const std::int32_t sq = sparkplugQuality(q); sq != kQualityGood) {
+    if (q == pb::BAD || q == pb::UNCERTAIN) {
       props->add_keys("Quality");
       auto* v = props->add_values();
       v->set_type(spb::Int32);
-      v->set_int_value(static_cast<std::uint32_t>(sq));
+      v->set_int_value(static_cast<std::uint32_t>(kQualityBad));
+    }
+    if (q == pb::UNCERTAIN) {
+      props->add_keys("Uncertain");
+      auto* v = props->add_values();
+      v->set_type(spb::Boolean);
+      v->set_boolean_value(true);
     }
     return *m;
   }

@@ -15,7 +15,7 @@
 //
 // MetricWriter turns one serialized citygate.v1.Reading into DDATA metrics: alias, the reading's
 // observed_at, the value, is_historical, and the properties "seq" (the native Reading.seq) and
-// "Quality" (only when not GOOD: 64 UNCERTAIN, 0 BAD).
+// "Quality" (only when not GOOD: 0, with "Uncertain" true for UNCERTAIN).
 //
 // Threading: executor only (owned by the EdgeNode).
 #pragma once
@@ -35,9 +35,11 @@ namespace citygate::sparkplug {
 
 namespace spb = org::eclipse::tahu::protobuf;
 
-// Sparkplug's Quality property values (spec ch. 6 convention; 64 is OPC's "uncertain").
+// Sparkplug's Quality property values: the specification allows 0 BAD, 192 GOOD and 500 STALE
+// only ([tck-id-payloads-propertyset-quality-value-value]). An UNCERTAIN value (read, outside its
+// plausible range) is sent as BAD with the property "Uncertain" (Boolean true): a host must not
+// take it as good, and one that looks can still tell it from a failed read.
 constexpr std::int32_t kQualityGood = 192;
-constexpr std::int32_t kQualityUncertain = 64;
 constexpr std::int32_t kQualityBad = 0;
 
 struct MetricDef {

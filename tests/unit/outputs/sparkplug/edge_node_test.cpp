@@ -270,6 +270,25 @@ TEST_CASE("a reconnect: a new bdSeq in the will and the NBIRTH, seq from 0, stor
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("failed connects keep the bdSeq: each NBIRTH is the previous + 1") {
+  Fixture f;
+  f.connect();
+  f.broker->dropLink("test");
+  settle(f.ioc, f.clock);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE_FALSE(f.broker->connects.empty());
+    f.broker->answerConnect(Error{"refused", ErrorCause::Unreachable});
+    settle(f.ioc, f.clock);
+  }
+  const std::size_t from = f.broker->published.size();
+  f.connect();
+  REQUIRE(f.broker->wills.size() == 5);
+  for (std::size_t i = 1; i < 5; ++i) CHECK(decode(f.broker->wills[i].payload).metrics(0).long_value() == 1);
+  const auto msgs = f.sparkplug(from);
+  REQUIRE_FALSE(msgs.empty());
+  CHECK(named(msgs[0].second, "bdSeq")->long_value() == 1);
+}
+
 TEST_CASE("bdSeq wraps from 255 to 0") {
   char dir[] = "/tmp/citygate-bdseq-XXXXXX";
   REQUIRE(::mkdtemp(dir) != nullptr);

@@ -95,12 +95,16 @@ TEST_CASE("a traffic counter's metrics: per lane, measurements Double with their
     aliases.insert(m.alias());
   }
   CHECK(aliases == std::set<std::uint64_t>{13, 14, 15});
-  // UNCERTAIN carries its Quality; GOOD carries none.
+  // UNCERTAIN is Quality 0 (the specification has no "uncertain") with Uncertain true; GOOD
+  // carries no Quality.
   const auto& speed = out.metrics(1);
   CHECK(speed.double_value() == 48.5);
-  REQUIRE(speed.properties().keys_size() == 2);
+  REQUIRE(speed.properties().keys_size() == 3);
   CHECK(speed.properties().keys(1) == "Quality");
-  CHECK(speed.properties().values(1).int_value() == static_cast<std::uint32_t>(kQualityUncertain));
+  CHECK(speed.properties().values(1).type() == spb::Int32);
+  CHECK(speed.properties().values(1).int_value() == static_cast<std::uint32_t>(kQualityBad));
+  CHECK(speed.properties().keys(2) == "Uncertain");
+  CHECK(speed.properties().values(2).boolean_value());
   CHECK(out.metrics(0).properties().keys_size() == 1);
   CHECK_FALSE(out.metrics(2).boolean_value());
 }
