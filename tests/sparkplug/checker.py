@@ -756,15 +756,16 @@ class _Evaluator:
             # Non-historical values of one metric in time order within the payload.
             aid = ("tck-id-operational-behavior-data-publish-nbirth-order" if typ in ("NBIRTH", "NDATA")
                    else "tck-id-operational-behavior-data-publish-dbirth-order")
-            last = {}
+            # Judged once per payload: one that carries each metric once holds it as well.
+            last, disorder = {}, None
             for m in p.metrics:
                 if m.is_historical or not m.HasField("timestamp"):
                     continue
                 key = m.alias if m.HasField("alias") else m.name
-                if key in last:
-                    r.check(aid, m.timestamp >= last[key], rec,
-                            f"metric {key} at {m.timestamp} after one at {last[key]}")
+                if key in last and m.timestamp < last[key] and disorder is None:
+                    disorder = f"metric {key} at {m.timestamp} after one at {last[key]}"
                 last[key] = m.timestamp
+            r.check(aid, disorder is None, rec, disorder or "")
 
     def birth_metric_checks(self, rec, typ, p, table, device):
         r = self.r
@@ -773,6 +774,7 @@ class _Evaluator:
                      else "tck-id-operational-behavior-data-publish-dbirth-values")
         metrics_id = "tck-id-topics-nbirth-metrics" if typ == "NBIRTH" else "tck-id-topics-dbirth-metrics"
         for m in p.metrics:
+            r.check("tck-id-payloads-name-requirement", bool(m.name), rec, f"birth metric alias {m.alias} without a name")
             vf = _metric_value_field(m)
             has_value = (vf is not None) != bool(m.is_null) and (vf is None or VALUE_FIELD.get(m.datatype) == vf)
             r.check(values_id, has_value, rec,

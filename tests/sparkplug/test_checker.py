@@ -305,6 +305,29 @@ class Faults(unittest.TestCase):
         bad = n.send("DDATA", p, "air-1")
         self.assertFails(n.evaluate(), "tck-id-topics-ddata-payload", bad.index)
 
+    def test_values_of_one_metric_out_of_time_order_in_a_ddata(self):
+        n = Node()
+        n.births()
+        p = n.payload()
+        for at in (p.timestamp, p.timestamp + 100):  # two readings, oldest first
+            p.metrics.add(alias=n.alias("air-1", 0), timestamp=at, double_value=1)
+        n.send("DDATA", p, "air-1")
+        report = n.evaluate()
+        self.assertEqual(report.status("tck-id-operational-behavior-data-publish-dbirth-order"), "PASS")
+        p = n.payload()
+        for at in (p.timestamp + 100, p.timestamp):
+            p.metrics.add(alias=n.alias("air-1", 0), timestamp=at, double_value=1)
+        bad = n.send("DDATA", p, "air-1")
+        self.assertFails(n.evaluate(), "tck-id-operational-behavior-data-publish-dbirth-order", bad.index)
+
+    def test_a_birth_metric_without_a_name(self):
+        n = Node()
+        n.nbirth()
+        p = n.payload()
+        p.metrics.add(alias=n.alias("air-1", 0), datatype=10, is_null=True, timestamp=p.timestamp)
+        bad = n.send("DBIRTH", p, "air-1")
+        self.assertFails(n.evaluate(), "tck-id-payloads-name-requirement", bad.index)
+
     def test_ddata_before_its_dbirth_and_after_its_ddeath(self):
         n = Node()
         n.nbirth()

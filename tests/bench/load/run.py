@@ -7,12 +7,19 @@
     tests/bench/load/run.py --soak 1800 --restart-every 300 --sizes 2000   the soak test
     tests/bench/load/run.py --profile 20 --sizes 1000    instructions per point (callgrind)
     tests/bench/load/run.py --wear --sizes 10,2000  device bytes written per reading (root: loop device)
+    tests/bench/load/run.py --sizes 100,2000 --peer none --formats NATIVE,SPARKPLUG_B   both output formats
 
 For each size (points per second = devices x points / interval) it prints: points/s delivered,
 CPU µs per point (user+sys from /proc), peak and steady RSS, end-to-end latency p50/p99 (a
 register's value is the simulator's clock when it was read; latency = arrival at the subscriber
-minus that value), Modbus requests per point, and seq continuity. Figures only: nothing here
-asserts on time.
+minus that value), Modbus requests per point, seq continuity, and the MQTT payload bytes per
+reading: every message citygated published in the window (readings, health, and in Sparkplug B mode
+DDATA, the delivery marks, NDATA and any births) over the readings delivered. Figures only: nothing
+here asserts on time.
+
+--formats: citygated runs once per output format (mqtt.format), one after another on the same
+simulator and broker; SPARKPLUG_B is subscribed on spBv1.0/bench/# and its DDATA metrics are counted
+(a reading's native seq is each metric's "seq" property).
 
 --wear: each size gets an ext4 file system of its own (default journal) on a loop device, made from
 a sparse file in the run's temp dir; citygated's spool and state_dir, the floor's file and
@@ -43,6 +50,7 @@ BUILD = Path(os.environ.get("CITYGATE_BUILD_DIR", REPO / "build" / "default")).r
 sys.path.insert(0, str(BUILD / "python"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from citygate.v1 import reading_pb2  # noqa: E402
+from sparkplug_b import sparkplug_b_pb2  # noqa: E402
 from harness import free_port  # noqa: E402  (ports outside the ephemeral range)
 import paho.mqtt.client as paho  # noqa: E402
 
@@ -132,19 +140,22 @@ class Subscriber:
     """Counts points, seq continuity and latency for citygate (protobuf) and the peer (JSON)."""
 
     def __init__(self, port, topic, persistent=False):
+        """topic: one filter or a list of them."""
         self.lock = threading.Lock()
         self.points = 0
         self.readings = 0
         self.reading_bytes = 0
+        self.wire_bytes = 0  # every payload received in the window
         self.latencies = []
         self.seqs = set()
         self.max_seq = 0
         self.measuring = False
         # persistent: a session the broker keeps (with its queued readings) across restarts
-        self.client = paho.Client(client_id=f"bench-{os.getpid()}-{topic.replace('/', '-')}",
-                                  clean_session=not persistent)
+        topics = [topic] if isinstance(topic, str) else list(topic)
+        name = topics[0].replace('/', '-').replace('#', 'all')
+        self.client = paho.Client(client_id=f"bench-{os.getpid()}-{name}", clean_session=not persistent)
         self.client.on_message = self.on_message
-        self.client.on_connect = lambda c, u, f, rc: c.subscribe(topic, qos=1)
+        self.client.on_connect = lambda c, u, f, rc: c.subscribe([(t, 1) for t in topics])
         self.client.connect("127.0.0.1", port, 30)
         self.client.loop_start()
 
@@ -171,13 +182,32 @@ class Subscriber:
             for i in range(0, len(regs) - 1, 2):
                 points += 1
                 lat.append((now - ((regs[i] << 16) | regs[i + 1])) & 0xFFFFFFFF)
-        else:
-            return
+        elif msg.topic.startswith("spBv1.0/") and "/DDATA/" in msg.topic:
+            p = sparkplug_b_pb2.Payload()
+            p.ParseFromString(msg.payload)
+            in_msg = set()
+            for m in p.metrics:
+                seq = None
+                for k, v in zip(m.properties.keys, m.properties.values):
+                    if k == "seq":
+                        seq = v.long_value
+                if seq is None:
+                    continue
+                in_msg.add(seq)
+                kind = m.WhichOneof("value")
+                if kind is None:
+                    continue
+                points += 1
+                lat.append((now - int(getattr(m, kind))) & 0xFFFFFFFF)
+            readings = len(in_msg)
+            reading_bytes = len(msg.payload)
+            seqs = list(in_msg)
         with self.lock:
             for s in seqs:
                 self.seqs.add(s)
                 self.max_seq = max(self.max_seq, s)
             if self.measuring:
+                self.wire_bytes += len(msg.payload)
                 self.points += points
                 self.readings += readings
                 self.reading_bytes += reading_bytes
@@ -185,14 +215,14 @@ class Subscriber:
 
     def start_window(self):
         with self.lock:
-            self.points = self.readings = self.reading_bytes = 0
+            self.points = self.readings = self.reading_bytes = self.wire_bytes = 0
             self.latencies = []
             self.measuring = True
 
     def stop_window(self):
         with self.lock:
             self.measuring = False
-            return self.points, self.readings, list(self.latencies)
+            return self.points, self.readings, list(self.latencies), self.wire_bytes
 
     def gaps(self):
         with self.lock:
@@ -337,7 +367,7 @@ class World:
 
 
 def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms, durability_ms=50, data=None,
-                    durability="ACK_DRIVEN", runtime_dir=None):
+                    durability="ACK_DRIVEN", runtime_dir=None, fmt="NATIVE"):
     """data: where the spool and state_dir go (tmp unless given: --wear's loop device);
     runtime_dir: citygated's tmpfs directory (young readings, ACK_DRIVEN)."""
     data = Path(data or tmp)
@@ -354,7 +384,8 @@ def citygate_config(tmp, gw, broker_port, sim_port, devices, points, interval_ms
     return f"""
 gateway_id: "{gw}"
 profile_dir: "{prof}"
-mqtt {{ uri: "tcp://127.0.0.1:{broker_port}" reconnect_min_ms: 200 reconnect_max_ms: 2000 }}
+mqtt {{ uri: "tcp://127.0.0.1:{broker_port}" reconnect_min_ms: 200 reconnect_max_ms: 2000 format: {fmt}
+        {'sparkplug { group_id: "bench" }' if fmt == "SPARKPLUG_B" else ""} }}
 control {{ socket: "{tmp}/control.sock" }}
 health_interval_s: 10
 state_dir: "{data}/state"
@@ -408,7 +439,7 @@ def measure(name, pids, sub, duration, sim_stats, points_expected, wear=None):
         samples.append(rss)
         peak_rss = max(peak_rss, hwm, rss)
     elapsed = time.monotonic() - t0
-    points, readings, lat = sub.stop_window()
+    points, readings, lat, wire = sub.stop_window()
     written = wear.written() - written0 if wear else None
     cpu = proc_cpu_seconds(pids) - cpu0
     req = sim_stats() - req0
@@ -428,6 +459,7 @@ def measure(name, pids, sub, duration, sim_stats, points_expected, wear=None):
         "p50_ms": percentile(lat, 50),
         "p99_ms": percentile(lat, 99),
         "requests_per_point": req / points if points else float("nan"),
+        "wire_bytes_per_reading": wire / readings if readings else float("nan"),
         "wear": None if written is None else {"bytes": written, "readings": readings, "seconds": elapsed},
     }
 
@@ -468,7 +500,7 @@ def floor(tmp, sim_port, devices, points, interval, record_bytes, args, wear=Non
     nan = float("nan")
     return {"name": "floor", "points_per_s": f["points"] / args.duration, "cpu_us_per_point": f["cpu_us_per_point"],
             "cpu_percent": 100 * f["cpu_s"] / args.duration, "rss_steady_mb": nan, "rss_peak_mb": nan,
-            "p50_ms": nan, "p99_ms": nan, "requests_per_point": nan, "seq_gaps": None,
+            "p50_ms": nan, "p99_ms": nan, "requests_per_point": nan, "seq_gaps": None, "wire_bytes_per_reading": nan,
             "wear": None if written is None else {"bytes": written, "readings": f["points"] // points,
                                                   "seconds": args.duration},
             "detail": f"floor: Modbus {f['modbus_us_per_point']:.2f} + durability {f['durability_us_per_point']:.2f} "
@@ -489,22 +521,28 @@ def run_size(size, args, node_red_dir):
         broker_port, _, _ = world.broker()
         sim_port, sim_requests = world.simulator()
         expected = devices * points * 1000 / interval
-        # citygate
-        sub = Subscriber(broker_port, "citygate/v1/bench-gw/readings")
-        cfg = tmp / "citygate.textproto"
-        runtime_dir = world.runtime_dir()
-        cfg.write_text(citygate_config(tmp, "bench-gw", broker_port, sim_port, devices, points, interval,
-                                       args.durability_ms, data=wear.mnt if wear else None,
-                                       durability=args.durability, runtime_dir=runtime_dir))
-        gw = world.start("citygated", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
-        time.sleep(args.warmup)  # warm-up before the measurement window (a duration, not an event)
-        results.append(measure("citygate", [gw.pid], sub, args.duration, sim_requests, expected, wear))
-        results[-1]["seq_gaps"] = sub.gaps()
-        encoded = sub.reading_bytes / max(sub.readings, 1)  # a Reading's encoded size at the subscriber
-        record = round(encoded) + 16  # + the spool's frame
-        gw.terminate()
-        gw.wait(20)
-        sub.close()
+        for fmt in args.formats:
+            sparkplug = fmt == "SPARKPLUG_B"
+            topics = ["citygate/v1/bench-gw/#"] + (["spBv1.0/bench/#"] if sparkplug else [])
+            sub = Subscriber(broker_port, topics)
+            cfg = tmp / f"citygate-{fmt}.textproto"
+            runtime_dir = world.runtime_dir()
+            data = (wear.mnt if wear else tmp) / fmt
+            data.mkdir()
+            cfg.write_text(citygate_config(tmp, "bench-gw", broker_port, sim_port, devices, points, interval,
+                                           args.durability_ms, data=data, durability=args.durability,
+                                           runtime_dir=runtime_dir, fmt=fmt))
+            gw = world.start(f"citygated-{fmt}", [BUILD / "bin" / "citygated", "--config", cfg, "--log-level", "warn"])
+            time.sleep(args.warmup)  # warm-up before the measurement window (a duration, not an event)
+            name = "citygate" if len(args.formats) == 1 else ("cg-spB" if sparkplug else "cg-native")
+            results.append(measure(name, [gw.pid], sub, args.duration, sim_requests, expected, wear))
+            results[-1]["seq_gaps"] = sub.gaps()
+            if not sparkplug:
+                encoded = sub.reading_bytes / max(sub.readings, 1)  # a Reading's encoded size at the subscriber
+            gw.terminate()
+            gw.wait(20)
+            sub.close()
+        record = round(encoded or 64) + 16  # + the spool's frame
         # the floor: the same polls and syncs, nothing else
         results.append(floor(tmp, sim_port, devices, points, interval, record, args, wear))
         # the peer on the identical workload
@@ -705,6 +743,8 @@ def main():
     ap.add_argument("--duration", type=float, default=30, help="measurement window per run, s")
     ap.add_argument("--warmup", type=float, default=8, help="s before the window opens")
     ap.add_argument("--peer", default="node-red", choices=["node-red", "none"])
+    ap.add_argument("--formats", default="NATIVE",
+                    help="citygated's output formats to run, comma-separated: NATIVE, SPARKPLUG_B")
     ap.add_argument("--durability", default="ACK_DRIVEN", choices=["ACK_DRIVEN", "STRICT"],
                     help="citygated's spool.durability (and what the floor does: tmpfs writes, or fdatasync)")
     ap.add_argument("--durability-ms", type=int, default=50,
@@ -723,6 +763,9 @@ def main():
         print(f"bench: --wear skipped: {why}", flush=True)
         args.wear = False
     args.sizes = [parse_size(s) for s in args.sizes.split(",")]
+    args.formats = [f.strip().upper() for f in args.formats.split(",") if f.strip()]
+    if not args.formats or any(f not in ("NATIVE", "SPARKPLUG_B") for f in args.formats):
+        ap.error("--formats: NATIVE and/or SPARKPLUG_B, comma-separated")
     if args.profile:
         return profile(args)
     if args.soak:
@@ -739,28 +782,31 @@ def main():
         rows.append(run_size(size, args, node_red_dir))
     print()
     print(f"{'size':>6} {'system':<9} {'pts/s':>8} {'CPU µs/pt':>10} {'CPU %':>6} {'RSS MB':>7} {'peak MB':>8} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'req/pt':>7} {'gaps':>5}")
+          f"{'p50 ms':>7} {'p99 ms':>7} {'req/pt':>7} {'gaps':>5} {'B/rdg':>6}")
     for size, (d, p, i), results, _ in rows:
         for r in results:
             gaps = "-" if r["seq_gaps"] is None else str(r["seq_gaps"])
             print(f"{size:>6} {r['name']:<9} {r['points_per_s']:>8.0f} {r['cpu_us_per_point']:>10.2f} "
                   f"{r['cpu_percent']:>6.1f} {r['rss_steady_mb']:>7.1f} {r['rss_peak_mb']:>8.1f} {r['p50_ms']:>7.0f} "
-                  f"{r['p99_ms']:>7.0f} {r['requests_per_point']:>7.3f} {gaps:>5}")
+                  f"{r['p99_ms']:>7.0f} {r['requests_per_point']:>7.3f} {gaps:>5} {r['wire_bytes_per_reading']:>6.0f}")
         by = {r["name"]: r for r in results}
-        if by.get("citygate", {}).get("threads"):
-            parts = ", ".join(f"{n} {v:.2f}" for n, v in sorted(by["citygate"]["threads"].items(), key=lambda kv: -kv[1]))
-            print(f"{'':>6} citygated by thread, CPU µs/pt: {parts}")
+        ours = [r for r in results if r["name"].startswith(("citygate", "cg-"))]
+        for r in ours:
+            if r.get("threads"):
+                parts = ", ".join(f"{n} {v:.2f}" for n, v in sorted(r["threads"].items(), key=lambda kv: -kv[1]))
+                print(f"{'':>6} {r['name']} by thread, CPU µs/pt: {parts}")
         if "floor" in by:
             print(f"{'':>6} {by['floor']['detail']}")
         if "node-red" in by:
-            a, b = by["citygate"], by["node-red"]
+            a, b = ours[0], by["node-red"]
             print(f"{size:>6} {'ratio':<9} {'':>8} {a['cpu_us_per_point'] / b['cpu_us_per_point']:>10.3f} {'':>6} "
                   f"{a['rss_steady_mb'] / b['rss_steady_mb']:>7.3f} {a['rss_peak_mb'] / b['rss_peak_mb']:>8.3f} "
                   f"{a['p50_ms'] / max(b['p50_ms'], 1e-9):>7.3f} {a['p99_ms'] / max(b['p99_ms'], 1e-9):>7.3f}")
     if args.wear:
         print_wear(rows)
-    print("\n(size = points/s offered: devices x points / interval; ratio = citygate / Node-RED; floor = the same\n"
-          " Modbus polls and spool syncs with nothing else, tests/bench/load/floor.cpp)")
+    print("\n(size = points/s offered: devices x points / interval; ratio = citygate (its first format) / Node-RED;\n"
+          " floor = the same Modbus polls and spool syncs with nothing else, tests/bench/load/floor.cpp;\n"
+          " B/rdg = MQTT payload bytes the system published per reading delivered, births and health included)")
 
 
 if __name__ == "__main__":
