@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <vector>
 
+#include "outputs/mqtt/broker_socket.hpp"
 #include "outputs/mqtt/client.hpp"
 #include "outputs/mqtt/tls_probe.hpp"
 
@@ -65,8 +67,13 @@ class Listener final : public ::mqtt::iaction_listener {
 
   // For connects: explains a TLS failure (runs on Paho's thread, bounded).
   std::function<std::string()> probe_;
+  // For connects: runs on Paho's thread when the broker accepted, before anything is published.
+  std::function<void()> connected_;
 
-  void on_success(const ::mqtt::token&) override { finish(Ok{}); }
+  void on_success(const ::mqtt::token&) override {
+    if (connected_) connected_();
+    finish(Ok{});
+  }
   void fail(std::string why, ErrorCause cause) { finish(Error{std::move(why), cause}); }
   // For a listener already taken out of Shared::pending whose client is gone: Paho never calls it.
   void abandon(std::string why, ErrorCause cause) {
@@ -120,18 +127,8 @@ class Listener final : public ::mqtt::iaction_listener {
 
 std::string probeTlsFor(const ClientOptions& o, const std::string& uri) {
   // uri is ssl://host:port (or mqtts://); the TLS settings are the same for every server
-  std::string rest = uri.substr(uri.find("://") + 3);
-  std::string host = rest;
-  std::string port = "8883";
-  if (!rest.empty() && rest.front() == '[') {
-    const auto close = rest.find(']');
-    host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
-  } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  return probeTls(host, port, o.insecureSkipVerify ? std::string() : o.caFile, o.certFile, o.keyFile,
+  const HostPort hp = hostPortOf(uri);
+  return probeTls(hp.host, hp.port, o.insecureSkipVerify ? std::string() : o.caFile, o.certFile, o.keyFile,
                   std::chrono::milliseconds(2000));
 }
 
@@ -244,6 +241,9 @@ class PahoClient final : public MqttClient {
     hold(listener);
     if (options_.tls)
       listener->probe_ = [o = options_, uri = options_.uris.at(server)]() { return probeTlsFor(o, uri); };
+    if (const int port = std::atoi(hostPortOf(options_.uris.at(server)).port.c_str()); port > 0 && port < 65536) {
+      listener->connected_ = [port] { disableNagleTowards(static_cast<std::uint16_t>(port)); };
+    }
     try {
       {
         // A session after disconnect(): its callbacks are wanted again.
