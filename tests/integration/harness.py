@@ -79,6 +79,21 @@ def wait_for(predicate, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def wait_on(cond, predicate, timeout, what="condition", said=lambda: ""):
+    """Like wait_for, for a predicate over state that a thread changes under `cond` (a
+    threading.Condition it notifies): waits on the condition, not on a sleep."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while True:
+            value = predicate()
+            if value:
+                return value
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}{said()}")
+            cond.wait(min(left, 0.2))
+
+
 def port_open(port, host="127.0.0.1"):
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -369,16 +384,7 @@ class Subscriber:
             return [r for r in self.results if r.request_id == request_id]
 
     def wait_for(self, predicate, timeout, what="condition"):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                value = predicate()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-                self.cond.wait(min(left, 0.2))
+        return wait_on(self.cond, predicate, timeout, what)
 
     def of(self, sensor_id):
         with self.cond:

@@ -21,7 +21,7 @@ import time
 import unittest
 from pathlib import Path
 
-from harness import PEERS, IntegrationTest, commands_pb2, gateway_config, wait_for
+from harness import PEERS, IntegrationTest, commands_pb2, gateway_config, wait_for, wait_on
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sparkplug"))
 import checker  # noqa: E402  (tests/sparkplug)
@@ -82,17 +82,7 @@ class Host:
                 self.cond.notify_all()
 
     def wait_for(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                value = predicate()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
-                                         f"host said: {self.lines[-5:]}")
-                self.cond.wait(min(left, 0.2))
+        return wait_on(self.cond, predicate, timeout, what, said=lambda: f"; host said: {self.lines[-5:]}")
 
     def command(self, text):
         """Sends one stdin command; returns once the host says it went out (or raises its error)."""
