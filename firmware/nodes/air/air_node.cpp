@@ -320,12 +320,12 @@ uint32_t AirNode::send(uint32_t now) {
       dueMs_ = now + duty_.waitMs(now);
       return duty_.waitMs(now);
     }
+    ++tries_;  // a refused transmission counts as a try: the retries stay bounded
     if (!radio_.transmit(frame_, frameSize_, frameParams_)) {
       ++stats_.radioRefused;
       dataDone(now, false);
       return until(now, dueMs_);
     }
-    ++tries_;
     ++stats_.retransmissions;
     duty_.onTransmit(now, frameToaUs_);
     if (observer_) observer_->onRetransmit(frameFcnt_, tries_);
