@@ -68,8 +68,10 @@ const char* AirNode::start(const AirConfig& config, Observer* observer) {
   if (!store_.start()) return "the flash cannot hold the frame counter (sectors 2..5 unreadable or too small)";
   if (config_.otaa) {
     if (!joins_.start()) return "the flash cannot hold the OTAA state (sectors 6, 7 unreadable or too small)";
+    if (!identityOf(config_.appKey, config_.devEui, config_.joinEui, identity_)) return "Mbed TLS failed (CMAC)";
     const OtaaSession& s = joins_.session();
-    if (s.valid) {  // the session of the last join: a reset does not join again
+    if (s.valid && s.identity != identity_) ++stats_.sessionsDropped;  // another device's session: join again
+    if (s.valid && s.identity == identity_) {  // the session of the last join: a reset does not join again
       if (!session_.init(s.nwkSKey, s.appSKey)) return "Mbed TLS could not set the session keys";
       devAddr_ = s.devAddr;
       rxDelayS_ = s.rxDelay;
@@ -201,6 +203,7 @@ void AirNode::onFrame(const uint8_t* frame, size_t size, uint32_t now) {
     s.valid = true;
     s.devAddr = a.devAddr;
     s.fcntBase = store_.next();  // FCntUp 0 for the new session
+    s.identity = identity_;
     s.dlSettings = a.dlSettings;
     s.rxDelay = a.rxDelay;
     memcpy(s.nwkSKey, a.nwkSKey, kKeyBytes);

@@ -59,6 +59,7 @@ class AirNode {
     uint32_t joinTimeouts = 0;      // RX2 closed without a valid join-accept
     uint32_t devNonceFailures = 0;  // no DevNonce could be reserved on the flash (or used up)
     uint32_t sessionSaveErrors = 0;
+    uint32_t sessionsDropped = 0;  // a stored session of another DevEUI / JoinEUI / AppKey (re-provisioned)
     uint32_t lastDevNonce = 0;
     // Confirmed uplinks and downlinks
     uint32_t confirmed = 0;        // confirmed uplinks (first transmissions)
@@ -166,6 +167,7 @@ class AirNode {
   uint8_t rxDelayS_ = 1;
   uint32_t cfChannels_[5] = {};
   uint16_t devNonce_ = 0;
+  uint32_t identity_ = 0;
   uint32_t joinTries_ = 0;
   Awaiting awaiting_ = Awaiting::Data;
   uint32_t rx1Ms_ = 0;

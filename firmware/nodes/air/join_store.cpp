@@ -21,7 +21,7 @@ uint32_t get32(const uint8_t* p) {
 }
 
 // 0 magic | 4 seq | 8 nonce limit u32 | 12 flags (bit 0: session) | 13 DLSettings | 14 RxDelay |
-// 15 0 | 16 DevAddr | 20 fcntBase | 24 NwkSKey | 40 AppSKey | 56 CFList | 72 0 | 76 CRC-32.
+// 15 0 | 16 DevAddr | 20 fcntBase | 24 NwkSKey | 40 AppSKey | 56 CFList | 72 identity | 76 CRC-32.
 void encode(uint32_t seq, uint32_t limit, const OtaaSession& s, uint8_t (&r)[JoinStore::kRecordBytes]) {
   memset(r, 0, sizeof r);
   memcpy(r, kMagic, 4);
@@ -36,6 +36,7 @@ void encode(uint32_t seq, uint32_t limit, const OtaaSession& s, uint8_t (&r)[Joi
     memcpy(r + 24, s.nwkSKey, kKeyBytes);
     memcpy(r + 40, s.appSKey, kKeyBytes);
     memcpy(r + 56, s.cfList, 16);
+    put32(r + 72, s.identity);
   }
   put32(r + kCrcAt, crc32(r, kCrcAt));
 }
@@ -55,6 +56,7 @@ bool decode(const uint8_t (&r)[JoinStore::kRecordBytes], uint32_t& seq, uint32_t
     memcpy(s.nwkSKey, r + 24, kKeyBytes);
     memcpy(s.appSKey, r + 40, kKeyBytes);
     memcpy(s.cfList, r + 56, 16);
+    s.identity = get32(r + 72);
   }
   return true;
 }

@@ -37,6 +37,8 @@ struct OtaaSession {
   uint8_t nwkSKey[kKeyBytes] = {};
   uint8_t appSKey[kKeyBytes] = {};
   uint8_t cfList[16] = {};  // all 0: none (the three default channels only)
+  uint32_t identity = 0;    // of the DevEUI, JoinEUI and AppKey that joined (identityOf()): another
+                            // provisioning does not run this session
 };
 
 class JoinStore {

@@ -195,6 +195,17 @@ bool buildJoinRequest(const uint8_t (&appKey)[kKeyBytes], const uint8_t (&joinEu
   return true;
 }
 
+bool identityOf(const uint8_t (&appKey)[kKeyBytes], const uint8_t (&devEui)[8], const uint8_t (&joinEui)[8],
+                uint32_t& out) {
+  uint8_t in[16];
+  memcpy(in, devEui, 8);
+  memcpy(in + 8, joinEui, 8);
+  uint8_t full[16];
+  if (!cmac(appKey, in, sizeof in, full)) return false;
+  out = get32le(full);
+  return true;
+}
+
 bool deriveSessionKeys(const uint8_t (&appKey)[kKeyBytes], uint32_t joinNonce, uint32_t netId, uint16_t devNonce,
                        uint8_t (&nwkSKey)[kKeyBytes], uint8_t (&appSKey)[kKeyBytes]) {
   uint8_t b[16] = {};

@@ -114,6 +114,10 @@ struct JoinAccept {
 RxError parseJoinAccept(const uint8_t (&appKey)[kKeyBytes], uint16_t devNonce, const uint8_t* frame, size_t size,
                         JoinAccept& out);
 
+// What an OTAA session is bound to: the first 4 bytes (LE) of AES-CMAC(AppKey, DevEUI | JoinEUI).
+bool identityOf(const uint8_t (&appKey)[kKeyBytes], const uint8_t (&devEui)[8], const uint8_t (&joinEui)[8],
+                uint32_t& out);
+
 // The session keys of a join (exposed for the vectors).
 bool deriveSessionKeys(const uint8_t (&appKey)[kKeyBytes], uint32_t joinNonce, uint32_t netId, uint16_t devNonce,
                        uint8_t (&nwkSKey)[kKeyBytes], uint8_t (&appSKey)[kKeyBytes]);

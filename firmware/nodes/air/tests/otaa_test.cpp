@@ -439,6 +439,18 @@ FW_TEST("otaa node: joins, sends confirmed uplinks the ACK answers, keeps the se
   FW_CHECK_EQ(b.radio.last[0], air::kMhdrConfirmedUp);
   const uint32_t fcnt = static_cast<uint32_t>(b.radio.last[6] | b.radio.last[7] << 8);
   FW_CHECK(fcnt > before);
+
+  // Provisioned anew (another DevEUI): the stored session is not this device's: it joins again,
+  // with a DevNonce it never sent.
+  air::AirConfig other = otaaConfig();
+  other.devEui[7] ^= 0x01;
+  static air::AirNode third(b.clock, b.radio, b.bus, b.flash);
+  FW_CHECK(third.start(other) == nullptr);
+  FW_CHECK(!third.joined());
+  FW_CHECK_EQ(third.stats().sessionsDropped, 1u);
+  b.run(third, 1, 70000);
+  FW_CHECK_EQ(b.radio.lastSize, air::kJoinRequestBytes);
+  FW_CHECK(b.radio.last[17] >= air::JoinStore::kNonceBlock);
 }
 
 FW_TEST("otaa node: no join-accept: retries back off with a new DevNonce each time") {
