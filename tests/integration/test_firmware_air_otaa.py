@@ -6,19 +6,23 @@ citygated (OTAA device, downlinks enabled) answers with PULL_RESPs, which the sh
 (TX_ACK) and hands to the node at their tmst: the join-accept in RX1 (5 s), the ACKs in RX1
 (rx_delay 1 s). The node derives its session from the join-accept, every uplink is confirmed and
 acknowledged at the first try (no retransmission), the readings reach the MQTT subscriber, and a
-restarted node keeps its session from its flash: no second join, the counter goes on.
+restarted node keeps its session from its flash: no second join, the counter goes on. npm
+lora-packet (independent of node and gateway) derives the session keys of the join and verifies
+and decrypts frames the node sent with them.
 """
+import json
 import os
 import re
 import secrets
 import socket
+import subprocess
 
-from harness import BIN, IntegrationTest, Process, free_port, gateway_config, reading_pb2
+from harness import BIN, PEERS, IntegrationTest, Process, free_port, gateway_config, reading_pb2
 
 NODE_BIN = BIN / "citygate-air-node"
 DEV_EUI = "70B3D57ED0000A17"
 JOIN_EUI = "70B3D57ED0000000"
-UPLINK = re.compile(r"^uplink fcnt=(\d+) .* frame=([0-9a-f]+)$", re.M)
+UPLINK = re.compile(r"^uplink fcnt=(\d+) .* payload=([0-9a-f]+) frame=([0-9a-f]+)$", re.M)
 JOINED = re.compile(r"^joined dev_addr=([0-9A-F]{8}) dev_nonce=([0-9a-f]{4}) rx_delay_s=1 cflist=1$", re.M)
 ACKED = re.compile(r"^acked fcnt=(\d+) tries=(\d+)$", re.M)
 
@@ -30,6 +34,24 @@ pm10 20.5
 temperature 21.37
 humidity 48.25
 """
+
+
+def lora_packet_session(app_key, net_id, join_nonce, dev_nonce, frame_hex):
+    """npm lora-packet derives the session keys of the join (generateSessionKeys: AppKey, NetID,
+    AppNonce, DevNonce as displayed) and with them verifies and decrypts a frame the node sent."""
+    script = """
+const path = require('path');
+const lora = require(path.join(process.argv[1], 'node_modules', 'lora-packet'));
+const [appKey, netId, joinNonce, devNonce, frame] = process.argv.slice(2).map((h) => Buffer.from(h, 'hex'));
+const keys = lora.generateSessionKeys(appKey, netId, joinNonce, devNonce);
+const p = lora.fromWire(frame);
+console.log(JSON.stringify({
+  mic_ok: lora.verifyMIC(p, keys.NwkSKey), mtype: p.getMType(), fcnt: p.getFCnt(), fport: p.getFPort(),
+  payload: lora.decrypt(p, keys.AppSKey, keys.NwkSKey).toString('hex')}));
+"""
+    out = subprocess.run(["node", "-e", script, str(PEERS), app_key, net_id, join_nonce, dev_nonce, frame_hex],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(out.stdout)
 
 
 class FirmwareAirOtaa(IntegrationTest):
@@ -92,9 +114,16 @@ class FirmwareAirOtaa(IntegrationTest):
         self.assertTrue(0x26012000 <= int(dev_addr, 16) <= 0x260120FF, dev_addr)
         ups = UPLINK.findall(log)
         self.assertEqual([int(u[0]) for u in ups], [0, 1, 2], "FCntUp starts at 0 in the new session")
-        for _, frame in ups:
+        for _, _, frame in ups:
             self.assertEqual(frame[:2], "80", "confirmed data up")
             self.assertEqual(frame[2:10].upper(), bytes.fromhex(dev_addr)[::-1].hex().upper())
+        # The independent decoder: lora-packet derives the session from the join (NetID 000013,
+        # the gateway's first JoinNonce 000001, DevNonce 0000) and verifies and decrypts the node's frame.
+        lp = lora_packet_session(self.app_key, "000013", "000001", "0000", ups[0][2])
+        self.assertTrue(lp["mic_ok"], lp)
+        self.assertEqual(lp["mtype"], "Confirmed Data Up")
+        self.assertEqual((lp["fcnt"], lp["fport"]), (0, 1))
+        self.assertEqual(lp["payload"], ups[0][1])
         self.assertEqual(ACKED.findall(log), [("0", "1"), ("1", "1"), ("2", "1")], "acked at the first try")
         self.assertNotIn("retransmit", log)
         self.assertNotIn("refused", log)
@@ -124,6 +153,7 @@ class FirmwareAirOtaa(IntegrationTest):
         self.assertNotIn("join-request", log2)
         ups2 = UPLINK.findall(log2)
         self.assertEqual([int(u[0]) for u in ups2], [16])
+        self.assertTrue(lora_packet_session(self.app_key, "000013", "000001", "0000", ups2[0][2])["mic_ok"])
         self.assertEqual(ACKED.findall(log2), [("16", "1")])
         self.assertIn("acked=1 unacked=0 retransmissions=0", log2)
         self.sub.wait_for(lambda: len(self.readings()) == 4, 15, "the reading after the restart")
