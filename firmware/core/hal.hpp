@@ -72,13 +72,16 @@ struct TxParams {
   uint8_t spreadingFactor;  // 7..12
   uint16_t bandwidthKhz;    // 125, 250
   int8_t powerDbm;
+  uint32_t airtimeUs = 0;  // the frame's time on air (the node computes it): the uplink ends then
 };
 
 class Radio {
  public:
-  // Starts a transmission; false when the radio is busy or the frame is too long.
+  // Starts a transmission; false when the radio is busy or the frame is too long. The frame ends
+  // on air `params.airtimeUs` after the call: the node's RX windows count from there.
   virtual bool transmit(const uint8_t* frame, size_t size, const TxParams& params) = 0;
-  // A frame received since the last call (0 when none).
+  // A frame received since the last call (0 when none, or when it does not fit `capacity`). The
+  // node calls it in its RX windows (and drops what comes outside them).
   virtual size_t receive(uint8_t* out, size_t capacity) = 0;
 
  protected:

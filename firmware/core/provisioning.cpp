@@ -115,12 +115,24 @@ Verdict checkTraffic(const citygate_v1_TrafficNodeSettings& t, Text& why) {
 
 Verdict checkAir(const citygate_v1_AirNodeSettings& a, Text& why) {
   if (a.dev_eui.size != 8) return invalid(why, "air.dev_eui: bytes", a.dev_eui.size, "8");
-  if (a.dev_addr == 0) {
-    why.add("air.dev_addr is 0 (the DevAddr the network server gave the node)");
-    return Verdict::Invalid;
+  const bool otaa = a.app_key.size != 0 || a.join_eui.size != 0;
+  if (otaa) {
+    // OTAA: the join-accept gives the DevAddr and the session keys.
+    if (a.app_key.size != 16) return invalid(why, "air.app_key: bytes", a.app_key.size, "16");
+    if (a.join_eui.size != 8) return invalid(why, "air.join_eui: bytes", a.join_eui.size, "8");
+    if (a.dev_addr != 0 || a.nwk_s_key.size != 0 || a.app_s_key.size != 0) {
+      why.add("air: OTAA (app_key, join_eui) takes no dev_addr, nwk_s_key or app_s_key");
+      return Verdict::Invalid;
+    }
+  } else {
+    if (a.dev_addr == 0) {
+      why.add("air.dev_addr is 0 (the DevAddr the network server gave the node)");
+      return Verdict::Invalid;
+    }
+    if (a.nwk_s_key.size != 16) return invalid(why, "air.nwk_s_key: bytes", a.nwk_s_key.size, "16");
+    if (a.app_s_key.size != 16) return invalid(why, "air.app_s_key: bytes", a.app_s_key.size, "16");
   }
-  if (a.nwk_s_key.size != 16) return invalid(why, "air.nwk_s_key: bytes", a.nwk_s_key.size, "16");
-  if (a.app_s_key.size != 16) return invalid(why, "air.app_s_key: bytes", a.app_s_key.size, "16");
+  if (a.confirmed_every > 100) return invalid(why, "air.confirmed_every", a.confirmed_every, "0 (none) or 1..100");
   if (!inRangeOrZero(a.interval_s, 10, 86400)) {
     return invalid(why, "air.interval_s", a.interval_s, "0 (300) or 10..86400");
   }
@@ -177,9 +189,11 @@ bool decode(const uint8_t* data, size_t size, NodeProvisioning& record) {
 }
 
 void withoutKeys(NodeProvisioning& record) {
-  record.keys_set = record.has_air && record.air.nwk_s_key.size == 16 && record.air.app_s_key.size == 16;
+  record.keys_set = record.has_air && ((record.air.nwk_s_key.size == 16 && record.air.app_s_key.size == 16) ||
+                                       record.air.app_key.size == 16);
   memset(&record.air.nwk_s_key, 0, sizeof record.air.nwk_s_key);
   memset(&record.air.app_s_key, 0, sizeof record.air.app_s_key);
+  memset(&record.air.app_key, 0, sizeof record.air.app_key);
 }
 
 bool loadProvisioning(RecordStore& store, NodeKind kind, NodeProvisioning& record) {

@@ -8,8 +8,9 @@
 // - traffic: unit_id 1..247; baud 0 (19200) or one of 1200 .. 115200; period_s 0 (60) or
 //   10..3600; 1..4 lanes, ids 1..4 each at most once, direction "forward" or "backward",
 //   detector_length_cm 0 (not measured) or 50..5000;
-// - air: dev_eui 8 bytes, dev_addr not 0, nwk_s_key and app_s_key 16 bytes each; interval_s 0
-//   (300) or 10..86400; fcnt_resume_margin 0 (16) or 1..10000.
+// - air: dev_eui 8 bytes; ABP: dev_addr not 0, nwk_s_key and app_s_key 16 bytes each; or OTAA:
+//   app_key 16 bytes, join_eui 8 bytes, and no dev_addr or session keys; interval_s 0 (300) or
+//   10..86400; fcnt_resume_margin 0 (16) or 1..10000; confirmed_every 0..100.
 #pragma once
 
 #include <stddef.h>
@@ -50,7 +51,8 @@ Verdict validate(const NodeProvisioning& record, NodeKind kind, Text& why);
 bool encode(const NodeProvisioning& record, uint8_t* out, size_t capacity, size_t& size);
 bool decode(const uint8_t* data, size_t size, NodeProvisioning& record);
 
-// The record as a read-back: keys removed, keys_set true when both were there.
+// The record as a read-back: keys removed (session keys and AppKey), keys_set true when the
+// mode's keys were there (ABP: both session keys; OTAA: the AppKey).
 void withoutKeys(NodeProvisioning& record);
 
 // For a node's start-up: the newest valid record in `store` that decodes and passes the rules for

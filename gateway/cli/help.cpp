@@ -241,8 +241,9 @@ const std::vector<CommandInfo>& commands() {
        "Asks the node on TTY (its service port: a USB serial adapter, 115200\n"
        "baud 8N1) for the provisioning record in its flash and prints it: node\n"
        "id, kind, and the Modbus unit, baud and lanes of a traffic counter, or\n"
-       "the DevEUI, DevAddr and interval of an air-quality node. Keys are never\n"
-       "shown, only whether they are set. No daemon involved.\n"
+       "the DevEUI, activation (ABP: DevAddr; OTAA: JoinEUI), confirmed uplinks\n"
+       "and interval of an air-quality node. Keys are never shown, only whether\n"
+       "they are set. No daemon involved.\n"
        "  --port TTY     the node's service port (e.g. /dev/ttyUSB0)\n"
        "  --baud N       the service port's baud rate (default 115200)\n"
        "  --timeout MS   how long to wait for the reply (default 2000)\n",
@@ -263,6 +264,9 @@ const std::vector<CommandInfo>& commands() {
        "otherwise, as citygated refuses its key files). Bytes are text-format\n"
        "strings:\n"
        "  dev_eui: \"\\x70\\xb3\\xd5\\x7e\\xd0\\x00\\x00\\x01\"\n"
+       "An air-quality node is ABP (dev_addr, nwk_s_key, app_s_key) or OTAA\n"
+       "(join_eui and app_key, no dev_addr or session keys: it joins the\n"
+       "gateway); confirmed_every N (0..100) makes every Nth uplink confirmed.\n"
        "  --port TTY     the node's service port (e.g. /dev/ttyUSB0)\n"
        "  --baud N       the service port's baud rate (default 115200)\n"
        "  --timeout MS   how long to wait for the reply (default 2000)\n",

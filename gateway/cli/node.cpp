@@ -156,8 +156,17 @@ std::string recordText(const Style& o, const pb::NodeProvisioning& r) {
   if (r.has_air()) {
     const auto& a = r.air();
     row("DevEUI", hex(a.dev_eui()));
-    row("DevAddr", hex32(a.dev_addr()));
+    if (!a.join_eui().empty()) {
+      row("Activation", "OTAA (joins the network; the DevAddr comes with the join-accept)");
+      row("JoinEUI", hex(a.join_eui()));
+    } else {
+      row("Activation", "ABP");
+      row("DevAddr", hex32(a.dev_addr()));
+    }
     row("Keys", r.keys_set() ? "set (never shown)" : o.paint("NOT SET", Colour::Red));
+    row("Confirmed", a.confirmed_every() == 0   ? std::string("no (unconfirmed uplinks)")
+                     : a.confirmed_every() == 1 ? std::string("every uplink")
+                                                : "every " + std::to_string(a.confirmed_every()) + "th uplink");
     row("Interval", a.interval_s() == 0 ? std::string("300 s (default)") : std::to_string(a.interval_s()) + " s");
     row("FCnt margin",
         a.fcnt_resume_margin() == 0 ? std::string("16 (default)") : std::to_string(a.fcnt_resume_margin()));
@@ -213,12 +222,25 @@ std::string boundsProblem(const pb::NodeProvisioning& r) {
   if (r.has_air()) {
     if (a.dev_eui().size() != 8)
       return "air.dev_eui must be 8 bytes (it has " + std::to_string(a.dev_eui().size()) + ")";
-    if (a.nwk_s_key().size() != 16) {
-      return "air.nwk_s_key must be 16 bytes (it has " + std::to_string(a.nwk_s_key().size()) + ")";
+    if (!a.app_key().empty() || !a.join_eui().empty()) {  // OTAA
+      if (a.app_key().size() != 16) {
+        return "air.app_key must be 16 bytes (it has " + std::to_string(a.app_key().size()) + ")";
+      }
+      if (a.join_eui().size() != 8) {
+        return "air.join_eui must be 8 bytes (it has " + std::to_string(a.join_eui().size()) + ")";
+      }
+      if (a.dev_addr() != 0 || !a.nwk_s_key().empty() || !a.app_s_key().empty()) {
+        return "air: OTAA (app_key, join_eui) takes no dev_addr, nwk_s_key or app_s_key";
+      }
+    } else {
+      if (a.nwk_s_key().size() != 16) {
+        return "air.nwk_s_key must be 16 bytes (it has " + std::to_string(a.nwk_s_key().size()) + ")";
+      }
+      if (a.app_s_key().size() != 16) {
+        return "air.app_s_key must be 16 bytes (it has " + std::to_string(a.app_s_key().size()) + ")";
+      }
     }
-    if (a.app_s_key().size() != 16) {
-      return "air.app_s_key must be 16 bytes (it has " + std::to_string(a.app_s_key().size()) + ")";
-    }
+    if (a.confirmed_every() > 100) return "air.confirmed_every must be 0..100";
   }
   return {};
 }

@@ -7,7 +7,8 @@ of the node's simulated sensors. A node restarted from its flash file, after a c
 kill -9 (a power cut for the node), goes on with a higher frame counter: the gateway rejects
 nothing and publishes no counter twice. And a frame of the node, decoded by npm lora-packet (an
 implementation independent of both the node and the gateway), verifies and gives the payload the
-node says it encrypted.
+node says it encrypted. A confirmed uplink this gateway never ACKs (no downlinks enabled) is sent
+again, the same frame, up to four times, and published once (issue 17).
 """
 import json
 import os
@@ -186,6 +187,26 @@ class FirmwareAir(IntegrationTest):
             self.assertEqual(lp["payload"], u["payload"])
         # citygate-air v1: version 1, mask 0x0C0F (PM1, PM2.5, PM4, PM10, T, RH), the six values.
         self.assertEqual(up1[0]["payload"], "010c0f" + "0034" + "007b" + "0096" + "00cd" + "0859" + "12d9")
+
+    def test_confirmed_uplink_without_ack_is_retransmitted_then_given_up(self):
+        # This gateway has no downlinks enabled: it never ACKs. The node sends its confirmed uplink
+        # 4 times (the same frame: same counter, same bytes), within the duty cycle, then gives up;
+        # the gateway publishes one reading and counts the copies as retransmissions.
+        node = self.node("--uplinks", 1, "--confirmed-every", 1)
+        self.assertEqual(node.wait(90), 0, node.log())
+        log = node.log()
+        ups = self.uplinks(node)
+        self.assertEqual(len(ups), 1)
+        self.assertEqual(ups[0]["frame"][:2], "80", "confirmed data up")
+        self.assertEqual(re.findall(r"^retransmit fcnt=0 try=(\d)$", log, re.M), ["2", "3", "4"])
+        self.assertIn("unacked fcnt=0 tries=4", log)
+        self.assertIn("confirmed=1 acked=0 unacked=1 retransmissions=3", log)
+        self.assertIn("push_data=4 push_acks=4", log)
+        self.sub.wait_for(lambda: len(self.readings()) == 1, 15, "one reading of the confirmed uplink")
+        h, d = self.device_health(lambda h, d: h.lora.rejected.get("retransmission", 0) == 3,
+                                  "the three copies counted as retransmissions")
+        self.assertEqual(d.frames_accepted, 1)
+        self.assertEqual(len(self.readings()), 1)
 
     def test_scenario_re_read_when_it_changes(self):
         # The demo drifts the values by renaming a new scenario over the file: the running node

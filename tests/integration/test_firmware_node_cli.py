@@ -52,6 +52,19 @@ air {{
 }}
 """
 
+APP_KEY = bytes.fromhex("98929b92c49edba9676d646d3b612456")
+AIR_OTAA = f"""
+node_id: "air-otaa"
+kind: NODE_AIR_QUALITY
+air {{
+  dev_eui: {text_bytes(bytes.fromhex("70b3d57ed0000a17"))}
+  join_eui: {text_bytes(bytes.fromhex("70b3d57ed0000000"))}
+  app_key: {text_bytes(APP_KEY)}
+  interval_s: 300
+  confirmed_every: 1
+}}
+"""
+
 
 def slip(t, seq, payload):
     body = bytes([t, seq]) + struct.pack("<H", len(payload)) + payload
@@ -188,6 +201,29 @@ class FirmwareNodeCliTest(IntegrationTest):
         # The keys are in the node's flash (it sends with them), not on its service port.
         with open(self.flash, "rb") as f:
             self.assertIn(APP, f.read(8192))
+
+    def test_air_otaa_app_key_goes_in_and_never_comes_back(self):
+        # An OTAA record (issue 17): join_eui and app_key instead of a DevAddr and session keys.
+        self.start_node("air")
+        self.ctl("node", "provision", "--port", self.link, self.record_file("otaa.textproto", AIR_OTAA))
+        self.wait_ready(2)
+        raw = self.ctl("node", "show", "--port", self.link, "--json").stdout
+        shown = json.loads(raw)
+        self.assertTrue(shown["record"]["keys_set"])
+        self.assertEqual(shown["record"]["air"].get("app_key", ""), "")
+        self.assertEqual(shown["record"]["air"]["confirmed_every"], 1)
+        human = self.ctl("node", "show", "--port", self.link).stdout
+        self.assertRegex(human, r"Activation +OTAA")
+        self.assertRegex(human, r"JoinEUI +70b3d57ed0000000")
+        self.assertRegex(human, r"Confirmed +every uplink")
+        self.assertRegex(human, r"Keys +set \(never shown\)")
+        self.assertNotIn(APP_KEY.hex(), raw + human)
+        with open(self.flash, "rb") as f:
+            self.assertIn(APP_KEY, f.read(8192))
+        # OTAA with a DevAddr, or a short AppKey: refused by citygatectl before anything is sent.
+        bad = AIR_OTAA.replace("interval_s: 300", "interval_s: 300\n  dev_addr: 0x26011234")
+        out = self.ctl("node", "provision", "--port", self.link, self.record_file("otaa-abp.textproto", bad), expect=78)
+        self.assertIn("OTAA (app_key, join_eui) takes no dev_addr, nwk_s_key or app_s_key", out.stderr)
 
     def test_refusals_change_nothing_on_the_node(self):
         self.start_node("traffic")

@@ -364,3 +364,41 @@ FW_TEST("service port: a flash that fails keeps the previous record and says so"
   FW_CHECK(loadProvisioning(b.store, citygate_v1_NodeKind_NODE_TRAFFIC_COUNTER, loaded));
   FW_CHECK_EQ(loaded.traffic.unit_id, 7u);
 }
+
+FW_TEST("provisioning: an OTAA air record, its rules, and its AppKey never read back") {
+  NodeProvisioning p = airRecord();
+  p.air.dev_addr = 0;
+  p.air.nwk_s_key.size = 0;
+  p.air.app_s_key.size = 0;
+  p.air.join_eui.size = 8;
+  p.air.app_key.size = 16;
+  for (uint8_t i = 0; i < 16; ++i) p.air.app_key.bytes[i] = static_cast<uint8_t>(0xC0 + i);
+  p.air.confirmed_every = 1;
+  Text why;
+  FW_CHECK(validate(p, citygate_v1_NodeKind_NODE_AIR_QUALITY, why) == Verdict::Ok);
+  // The largest record still fits the service frame (node.options' bounds: 256 bytes).
+  uint8_t out[service::kMaxPayload];
+  FW_CHECK(encoded(p, out) > 0);
+  NodeProvisioning q = p;
+  q.air.app_key.size = 15;
+  FW_CHECK(validate(q, citygate_v1_NodeKind_NODE_AIR_QUALITY, why) == Verdict::Invalid);
+  FW_CHECK(strstr(why.chars, "air.app_key") != nullptr);
+  q = p;
+  q.air.join_eui.size = 0;
+  FW_CHECK(validate(q, citygate_v1_NodeKind_NODE_AIR_QUALITY, why) == Verdict::Invalid);
+  FW_CHECK(strstr(why.chars, "air.join_eui") != nullptr);
+  q = p;
+  q.air.dev_addr = 0x26011234;  // OTAA and ABP at once
+  FW_CHECK(validate(q, citygate_v1_NodeKind_NODE_AIR_QUALITY, why) == Verdict::Invalid);
+  FW_CHECK(strstr(why.chars, "OTAA") != nullptr);
+  q = p;
+  q.air.confirmed_every = 101;
+  FW_CHECK(validate(q, citygate_v1_NodeKind_NODE_AIR_QUALITY, why) == Verdict::Invalid);
+  FW_CHECK(strstr(why.chars, "confirmed_every") != nullptr);
+  q = p;
+  withoutKeys(q);
+  FW_CHECK(q.keys_set);
+  FW_CHECK_EQ(q.air.app_key.size, 0u);
+  FW_CHECK_EQ(q.air.app_key.bytes[0], 0);
+  FW_CHECK_EQ(q.air.join_eui.size, 8u);  // an EUI is not a key
+}

@@ -11,15 +11,18 @@
 // The settings: the provisioning record in the state file's sectors 0 and 1 (what the service
 // UART's PROVISION writes), unless --provisioning or the key options are given. Provisioning
 // file: the fields of citygate.v1.AirNodeSettings, one "name value" a line
-// (dev_addr 26011A01, nwk_s_key <32 hex>, app_s_key <32 hex>, interval_s, fcnt_resume_margin);
-// '#' starts a comment. Scenario file: "name value" lines: pm1, pm25, pm4, pm10 (ug/m3, 0.1),
-// temperature (degC, 0.01), humidity (%RH, 0.01), sps30 / sht3x (ok, absent, bad_crc,
-// not_ready); re-read when it changes (a new file renamed over it: the values drift while the
-// node runs), a version that does not parse keeps the values before it. Keys are never printed.
+// (dev_addr 26011A01, nwk_s_key <32 hex>, app_s_key <32 hex>, interval_s, fcnt_resume_margin;
+// OTAA instead of ABP: dev_eui, join_eui <16 hex>, app_key <32 hex>; confirmed_every N);
+// '#' starts a comment. --confirmed-every N overrides the file's (0: unconfirmed uplinks). Scenario file: "name value"
+// lines: pm1, pm25, pm4, pm10 (ug/m3, 0.1), temperature (degC, 0.01), humidity (%RH, 0.01), sps30 / sht3x (ok, absent,
+// bad_crc, not_ready); re-read when it changes (a new file renamed over it: the values drift while the node runs), a
+// version that does not parse keeps the values before it. Keys are never printed.
 //
 // One line on stdout per uplink (FCnt, channel, data rate, time on air, the plaintext payload and
-// the frame, both hex). SIGINT / SIGTERM stop it (exit 0); --uplinks N stops after N uplinks.
-// Exit 64 for bad arguments or files, 69 when the gateway address or the flash file fails.
+// the frame, both hex), per join-request and join ("joined dev_addr=..."), per downlink, and per
+// confirmed uplink's outcome ("acked fcnt=N tries=K", "unacked ...", "retransmit ..."); never a key. SIGINT / SIGTERM
+// stop it (exit 0); --uplinks N stops after N uplinks. Exit 64 for bad arguments or files, 69 when the gateway address
+// or the flash file fails.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,19 +45,27 @@ namespace {
 
 constexpr int kUsage = 64;
 constexpr int kUnavailable = 69;
-constexpr uint32_t kFlashSectors = 8;  // 0, 1 provisioning; 2..5 the FCnt ring; 6, 7 spare
+constexpr uint32_t kFlashSectors = 8;  // 0, 1 provisioning; 2..5 the FCnt ring; 6, 7 the OTAA state
 
 // The shape nanopb gives citygate.v1.AirNodeSettings (air_settings.hpp).
 struct Bytes16 {
   uint32_t size = 0;
   uint8_t bytes[16] = {};
 };
+struct Bytes8 {
+  uint32_t size = 0;
+  uint8_t bytes[8] = {};
+};
 struct Settings {
+  Bytes8 dev_eui;
   uint32_t dev_addr = 0;
   Bytes16 nwk_s_key;
   Bytes16 app_s_key;
   uint32_t interval_s = 0;
   uint32_t fcnt_resume_margin = 0;
+  Bytes8 join_eui;
+  Bytes16 app_key;
+  uint32_t confirmed_every = 0;
 };
 
 void usage(FILE* out) {
@@ -62,8 +73,9 @@ void usage(FILE* out) {
       "usage: citygate-air-node --gateway HOST:PORT --state FILE\n"
       "                         [--provisioning FILE | --dev-addr HEX --nwk-s-key HEX --app-s-key HEX]\n"
       "                         [--gateway-eui HEX16] [--scenario FILE] [--interval-s N] [--fcnt-margin N]\n"
-      "                         [--sf 7..12] [--uplinks N] [--first-uplink-ms N]\n"
-      "The air-quality node on the host: LoRaWAN ABP uplinks (citygate-air v1) to a gateway's Semtech UDP\n"
+      "                         [--sf 7..12] [--uplinks N] [--first-uplink-ms N] [--confirmed-every N]\n"
+      "The air-quality node on the host: LoRaWAN uplinks (citygate-air v1; ABP, or OTAA when the provisioning\n"
+      "gives dev_eui, join_eui and app_key) to a gateway's Semtech UDP\n"
       "packet-forwarder port, simulated SPS30 and SHT3x sensors, the frame counter in the --state file\n"
       "(a flash image; its provisioning record is used when neither --provisioning nor the keys are given).\n",
       out);
@@ -269,8 +281,16 @@ bool loadProvisioning(const char* path, Settings& s) {
     } else if (strcmp(name, "fcnt_resume_margin") == 0) {
       ok = parseUnsigned(value, 10000, s.fcnt_resume_margin);
     } else if (strcmp(name, "dev_eui") == 0) {
-      uint8_t eui[8];
-      ok = parseHex(value, eui, 8);  // ABP: informative only
+      ok = parseHex(value, s.dev_eui.bytes, 8);  // ABP: informative only; OTAA: the join's
+      s.dev_eui.size = ok ? 8 : 0;
+    } else if (strcmp(name, "join_eui") == 0) {
+      ok = parseHex(value, s.join_eui.bytes, 8);
+      s.join_eui.size = ok ? 8 : 0;
+    } else if (strcmp(name, "app_key") == 0) {
+      ok = parseHex(value, s.app_key.bytes, 16);
+      s.app_key.size = ok ? 16 : 0;
+    } else if (strcmp(name, "confirmed_every") == 0) {
+      ok = parseUnsigned(value, 100, s.confirmed_every);
     } else {
       fprintf(stderr, "citygate-air-node: %s:%d: unknown name '%s'\n", path, line, name);
       return false;
@@ -304,6 +324,34 @@ class Log final : public air::AirNode::Observer {
     fflush(stdout);
     ++uplinks;
   }
+  void onJoinRequest(uint16_t devNonce, const citygate::fw::hal::TxParams& p) override {
+    printf("join-request dev_nonce=%04x freq=%u.%03u\n", devNonce, p.frequencyHz / 1000000u,
+           p.frequencyHz / 1000u % 1000u);
+    fflush(stdout);
+  }
+  void onJoined(uint32_t devAddr, uint16_t devNonce, uint8_t rxDelay, bool cfList) override {
+    printf("joined dev_addr=%08X dev_nonce=%04x rx_delay_s=%u cflist=%d\n", devAddr, devNonce, rxDelay, cfList ? 1 : 0);
+    fflush(stdout);
+  }
+  void onConfirmed(uint32_t fcnt, bool acked, uint8_t tries) override {
+    printf("%s fcnt=%u tries=%u\n", acked ? "acked" : "unacked", fcnt, tries);
+    fflush(stdout);
+  }
+  void onRetransmit(uint32_t fcnt, uint8_t attempt) override {
+    printf("retransmit fcnt=%u try=%u\n", fcnt, attempt);
+    fflush(stdout);
+  }
+  void onDownlink(const air::Downlink& d) override {
+    char fo[2 * 15 + 1];
+    hex(d.fopts, d.foptsLen, fo);
+    printf("downlink fcnt=%u ack=%d confirmed=%d fopts=%s port=%d size=%u\n", d.fcnt, d.ack ? 1 : 0,
+           d.confirmed ? 1 : 0, fo, d.hasPort ? d.fport : -1, static_cast<unsigned>(d.payloadSize));
+    fflush(stdout);
+  }
+  void onRefused(air::RxError why) override {
+    printf("downlink refused: %s\n", air::rxErrorName(why));
+    fflush(stdout);
+  }
   uint32_t uplinks = 0;
 };
 
@@ -323,6 +371,7 @@ int main(int argc, char** argv) {
   uint32_t sf = 7;
   uint32_t maxUplinks = 0;
   uint32_t firstMs = 1500;
+  int64_t confirmedEvery = -1;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -362,6 +411,10 @@ int main(int argc, char** argv) {
       ok = parseUnsigned(v, 0xFFFFFFFFu, maxUplinks);
     } else if (strcmp(a, "--first-uplink-ms") == 0) {
       ok = parseUnsigned(v, 3600000, firstMs);
+    } else if (strcmp(a, "--confirmed-every") == 0) {
+      uint32_t n = 0;
+      ok = parseUnsigned(v, 100, n);
+      confirmedEvery = n;
     } else {
       fprintf(stderr, "citygate-air-node: unknown option %s\n", a);
       usage(stderr);
@@ -434,9 +487,17 @@ int main(int argc, char** argv) {
     memcpy(settings.app_s_key.bytes, record.air.app_s_key.bytes, sizeof settings.app_s_key.bytes);
     settings.interval_s = record.air.interval_s;
     settings.fcnt_resume_margin = record.air.fcnt_resume_margin;
+    settings.dev_eui.size = record.air.dev_eui.size;
+    memcpy(settings.dev_eui.bytes, record.air.dev_eui.bytes, sizeof settings.dev_eui.bytes);
+    settings.join_eui.size = record.air.join_eui.size;
+    memcpy(settings.join_eui.bytes, record.air.join_eui.bytes, sizeof settings.join_eui.bytes);
+    settings.app_key.size = record.air.app_key.size;
+    memcpy(settings.app_key.bytes, record.air.app_key.bytes, sizeof settings.app_key.bytes);
+    settings.confirmed_every = record.air.confirmed_every;
   }
   if (intervalS != 0) settings.interval_s = intervalS;
   if (margin != 0) settings.fcnt_resume_margin = margin;
+  if (confirmedEvery >= 0) settings.confirmed_every = static_cast<uint32_t>(confirmedEvery);
   air::AirConfig config;
   if (const char* why = air::fromSettings(settings, config)) {
     fprintf(stderr, "citygate-air-node: %s\n", why);
@@ -470,13 +531,24 @@ int main(int argc, char** argv) {
     return kUnavailable;
   }
   const air::FcntStore::Stats& fs = node.fcnt().stats();
+  if (config.otaa) {
+    char devEui[17];
+    hex(config.devEui, 8, devEui);
+    const air::JoinStore::Stats& js = node.joinStore().stats();
+    printf("citygate-air-node: OTAA DevEUI %s, %s, next DevNonce %u (state %s: %u join records, %u torn)\n", devEui,
+           node.joined() ? "session kept from the flash" : "not joined", node.joinStore().nextDevNonce(), state,
+           js.records, js.badRecords);
+    if (node.joined()) printf("session dev_addr=%08X (restored, no rejoin)\n", node.devAddr());
+  }
   printf(
-      "citygate-air-node: DevAddr %08X, gateway %s, interval %u s, SF%u, next FCnt %u "
+      "citygate-air-node: DevAddr %08X, gateway %s, interval %u s, SF%u, next FCnt %u, confirmed every %u "
       "(state %s: %u records, %u torn)\n",
-      config.devAddr, gateway, config.intervalS, sf, node.fcnt().next(), state, fs.records, fs.badRecords);
+      node.devAddr(), gateway, config.intervalS, sf, node.fcnt().next(), config.confirmedEvery, state, fs.records,
+      fs.badRecords);
   fflush(stdout);
   radio.keepAlive();
-  while (!board.stopRequested() && (maxUplinks == 0 || log.uplinks < maxUplinks)) {
+  // --uplinks N: after the Nth uplink, until its RX windows have closed (and its ACK, if confirmed).
+  while (!board.stopRequested() && (maxUplinks == 0 || log.uplinks < maxUplinks || node.busy())) {
     if (scenario != nullptr) reloadScenario(scenario, bus, scenarioStamp);
     uint32_t wait = node.poll();
     radio.keepAlive();
@@ -484,7 +556,7 @@ int main(int argc, char** argv) {
     board.idle(wait);
   }
   // Let the last PUSH_ACK arrive (at most 200 ms).
-  for (int i = 0; i < 20 && radio.pushAckPending(); ++i) board.idle(10), radio.receive(nullptr, 0);
+  for (int i = 0; i < 20 && radio.pushAckPending(); ++i) board.idle(10), radio.service();
   const host::UdpForwarderRadio::Stats& rs = radio.stats();
   const air::AirNode::Stats& ns = node.stats();
   printf(
@@ -493,5 +565,16 @@ int main(int argc, char** argv) {
       ns.uplinks, node.fcnt().next(), rs.pushData, rs.pushAcks, rs.pullAcks, ns.fcntFailures, ns.dutyWaits,
       node.sps30().stats().crcErrors, node.sps30().stats().nacks, node.sht3x().stats().crcErrors,
       node.sht3x().stats().nacks, fs.writes);
+  printf(
+      "radio: pull_resp=%u tx_acks=%u too_late=%u queue_full=%u bad_txpk=%u delivered=%u too_long=%u\n"
+      "lorawan: join_requests=%u join_accepts=%u join_timeouts=%u dev_nonce_failures=%u confirmed=%u acked=%u "
+      "unacked=%u retransmissions=%u downlinks=%u downlinks_accepted=%u bad_downlinks=%u outside_window=%u "
+      "link_checks=%u dev_status_answers=%u\n",
+      rs.pullResp, rs.txAcks, rs.tooLate, rs.queueFull, rs.badTxpk, rs.delivered, rs.tooLong, ns.joinRequests,
+      ns.joinAccepts, ns.joinTimeouts, ns.devNonceFailures, ns.confirmed, ns.acked, ns.unacked, ns.retransmissions,
+      ns.downlinks, ns.downlinksAccepted, ns.badDownlinks(), ns.outsideWindow, ns.linkChecks, ns.devStatusAnswers);
+  for (size_t i = 1; i < static_cast<size_t>(air::RxError::Count); ++i) {
+    if (ns.refused[i] != 0) printf("refused %s=%u\n", air::rxErrorName(static_cast<air::RxError>(i)), ns.refused[i]);
+  }
   return 0;
 }

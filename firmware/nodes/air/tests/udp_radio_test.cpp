@@ -159,3 +159,100 @@ FW_TEST("udp radio: a gateway address that is not HOST:PORT, or does not resolve
   uint8_t frame[4] = {};
   FW_CHECK(!radio.transmit(frame, 4, hal::TxParams{868100000, 7, 125, 14}));  // not open
 }
+
+FW_TEST("udp radio: txpk JSON as the gateway writes it, and what is refused") {
+  host::Txpk t;
+  const char gw[] =
+      "{\"txpk\":{\"imme\":false,\"tmst\":6000000,\"freq\":868.300000,\"rfch\":0,\"powe\":14,\"modu\":\"LORA\","
+      "\"datr\":\"SF9BW125\",\"codr\":\"4/5\",\"ipol\":true,\"size\":17,\"data\":\"ILC2oL2F4XINvzqXfAZfiGA=\"}}";
+  FW_CHECK(host::parseTxpk(gw, sizeof gw - 1, t));
+  FW_CHECK(!t.immediate);
+  FW_CHECK(t.hasTmst);
+  FW_CHECK_EQ(t.tmst, 6000000u);
+  uint8_t want[17];
+  air::test::fromHex("20b0b6a0bd85e1720dbf3a977c065f8860", want, sizeof want);
+  FW_CHECK_EQ(t.size, 17u);
+  FW_CHECK(memcmp(t.data, want, 17) == 0);
+  const char imme[] = "{\"txpk\":{\"imme\":true,\"data\":\"YPF9vkkgAgAB+dZdJw\"}}";  // unpadded
+  FW_CHECK(host::parseTxpk(imme, sizeof imme - 1, t));
+  FW_CHECK(t.immediate);
+  FW_CHECK_EQ(t.size, 13u);
+  const char* bad[] = {
+      "{\"rxpk\":{\"tmst\":1,\"data\":\"AAE=\"}}",             // not a txpk
+      "{\"txpk\":{\"data\":\"AAE=\"}}",                        // neither tmst nor imme
+      "{\"txpk\":{\"tmst\":1,\"size\":3,\"data\":\"AAE=\"}}",  // size is not the data's
+      "{\"txpk\":{\"tmst\":1,\"data\":\"A*E=\"}}",             // not base64
+      "{\"txpk\":{\"tmst\":4294967296,\"data\":\"AAE=\"}}",    // over 32 bits
+      "{\"txpk\":{\"tmst\":1.5,\"data\":\"AAE=\"}}",           // not an integer
+      "{\"txpk\":{\"tmst\":1,\"data\":\"\"}}",                 // empty
+      "{\"txpk\":{\"tmst\":1,\"data\":\"AAE=",                 // cut
+  };
+  for (const char* b : bad) FW_CHECK(!host::parseTxpk(b, strlen(b), t));
+}
+
+FW_TEST("udp radio: a PULL_RESP is TX_ACKed and reaches the node at its tmst, a late one TOO_LATE") {
+  Gateway gw;
+  citygate::fw::test::ManualClock clock(1000);
+  host::UdpForwarderRadio radio;
+  char where[32];
+  char why[256];
+  snprintf(where, sizeof where, "127.0.0.1:%u", gw.port);
+  FW_CHECK(radio.open(where, kEui, clock, why, sizeof why));
+  uint8_t d[1024];
+  radio.keepAlive();
+  FW_CHECK_EQ(gw.receive(d, sizeof d), 12u);
+  // The uplink's rxpk tmst is the end of the frame: transmit time + its airtime.
+  uint8_t frame[17];
+  air::test::fromHex("40F17DBE4900020001954378762B11FF0D", frame, sizeof frame);
+  hal::TxParams params{868100000, 7, 125, 14};
+  params.airtimeUs = 51456;
+  FW_CHECK(radio.transmit(frame, sizeof frame, params));
+  size_t n = gw.receive(d, sizeof d);
+  FW_CHECK(contains(d, n, "\"tmst\":1051456,"));
+  // RX1, a second later: the L4 ACK.
+  char resp[256];
+  resp[0] = 2;
+  resp[1] = 0x12;
+  resp[2] = 0x34;
+  resp[3] = 0x03;
+  const int len =
+      snprintf(resp + 4, sizeof resp - 4,
+               "{\"txpk\":{\"imme\":false,\"tmst\":2051456,\"size\":13,\"data\":\"YPF9vkkgAgAB+dZdJw==\"}}");
+  auto offer = [&](const uint8_t* data, size_t size, uint32_t want) {  // until the shim has read it
+    gw.reply(data, size);
+    for (int i = 0; i < 200 && radio.stats().pullResp < want; ++i) {
+      radio.service();
+      usleep(10000);
+    }
+  };
+  offer(reinterpret_cast<uint8_t*>(resp), 4 + static_cast<size_t>(len), 1);
+  n = gw.receive(d, sizeof d);  // the TX_ACK
+  FW_CHECK(n > 12);
+  FW_CHECK_EQ(d[0], 2);
+  FW_CHECK_EQ(d[1], 0x12);
+  FW_CHECK_EQ(d[2], 0x34);
+  FW_CHECK_EQ(d[3], 0x05);
+  FW_CHECK(memcmp(d + 4, kEui, 8) == 0);
+  FW_CHECK(contains(d, n, "{\"txpk_ack\":{\"error\":\"NONE\"}}"));
+  uint8_t rx[64];
+  FW_CHECK_EQ(radio.receive(rx, sizeof rx), 0u);  // not before its time
+  clock.now = 2051;
+  FW_CHECK_EQ(radio.receive(rx, sizeof rx), 0u);  // 2051000 us < 2051456
+  clock.now = 2052;
+  FW_CHECK_EQ(radio.receive(rx, sizeof rx), 13u);
+  uint8_t l4[13];
+  air::test::fromHex("60f17dbe4920020001f9d65d27", l4, sizeof l4);
+  FW_CHECK(memcmp(rx, l4, 13) == 0);
+  FW_CHECK_EQ(radio.stats().delivered, 1u);
+  FW_CHECK_EQ(radio.receive(rx, sizeof rx), 0u);  // once
+  // A PULL_RESP whose time has passed: TOO_LATE, never delivered.
+  offer(reinterpret_cast<uint8_t*>(resp), 4 + static_cast<size_t>(len), 2);
+  n = gw.receive(d, sizeof d);
+  FW_CHECK(contains(d, n, "\"error\":\"TOO_LATE\""));
+  FW_CHECK_EQ(radio.stats().tooLate, 1u);
+  // Garbage: counted, no TX_ACK.
+  const char junk[] = "\x02\x00\x01\x03{\"txpk\":{}}";
+  offer(reinterpret_cast<const uint8_t*>(junk), sizeof junk - 1, 3);
+  FW_CHECK_EQ(radio.stats().badTxpk, 1u);
+  FW_CHECK_EQ(radio.stats().txAcks, 2u);
+}
