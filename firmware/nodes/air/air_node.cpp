@@ -73,14 +73,7 @@ const char* AirNode::start(const AirConfig& config, Observer* observer) {
     if (s.valid && s.identity != identity_) ++stats_.sessionsDropped;  // another device's session: join again
     if (s.valid && s.identity == identity_) {  // the session of the last join: a reset does not join again
       if (!session_.init(s.nwkSKey, s.appSKey)) return "Mbed TLS could not set the session keys";
-      devAddr_ = s.devAddr;
-      rxDelayS_ = s.rxDelay;
-      for (int i = 0; i < 5; ++i) {
-        const uint8_t* f = s.cfList + 3 * i;
-        cfChannels_[i] =
-            (static_cast<uint32_t>(f[0]) | static_cast<uint32_t>(f[1]) << 8 | static_cast<uint32_t>(f[2]) << 16) * 100u;
-      }
-      joined_ = true;
+      adopt(s);
     }
   } else {
     if (!session_.init(config_.nwkSKey, config_.appSKey)) return "Mbed TLS could not set the session keys";
@@ -112,6 +105,17 @@ uint32_t AirNode::channel(uint32_t index) const {
 void AirNode::refuse(RxError why) {
   ++stats_.refused[static_cast<size_t>(why)];
   if (observer_) observer_->onRefused(why);
+}
+
+void AirNode::adopt(const OtaaSession& s) {
+  devAddr_ = s.devAddr;
+  rxDelayS_ = s.rxDelay;
+  for (int i = 0; i < 5; ++i) {
+    const uint8_t* f = s.cfList + 3 * i;
+    cfChannels_[i] =
+        (static_cast<uint32_t>(f[0]) | static_cast<uint32_t>(f[1]) << 8 | static_cast<uint32_t>(f[2]) << 16) * 100u;
+  }
+  joined_ = true;
 }
 
 void AirNode::sendJoin(uint32_t now) {
@@ -213,16 +217,9 @@ void AirNode::onFrame(const uint8_t* frame, size_t size, uint32_t now) {
     if (!joins_.saveSession(s)) ++stats_.sessionSaveErrors;  // runs anyway; a reset joins again
     memset(a.nwkSKey, 0, kKeyBytes);
     memset(a.appSKey, 0, kKeyBytes);
-    devAddr_ = s.devAddr;
-    rxDelayS_ = s.rxDelay;
-    for (int i = 0; i < 5; ++i) {
-      const uint8_t* f = s.cfList + 3 * i;
-      cfChannels_[i] =
-          (static_cast<uint32_t>(f[0]) | static_cast<uint32_t>(f[1]) << 8 | static_cast<uint32_t>(f[2]) << 16) * 100u;
-    }
+    adopt(s);
     memset(s.nwkSKey, 0, kKeyBytes);
     memset(s.appSKey, 0, kKeyBytes);
-    joined_ = true;
     joinTries_ = 0;
     haveFcntDown_ = ackNext_ = devStatusNext_ = false;
     ++stats_.joinAccepts;

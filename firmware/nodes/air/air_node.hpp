@@ -136,6 +136,8 @@ class AirNode {
   uint8_t channelCount() const;
   uint32_t channel(uint32_t index) const;
   void refuse(RxError why);
+  // The session's DevAddr, RX1 delay and CFList channels (its keys are in session_ already).
+  void adopt(const OtaaSession& s);
 
   hal::Clock& clock_;
   hal::Radio& radio_;
